@@ -1,0 +1,172 @@
+// Package api serves Kluis's JSON API under /api/v1 and the tus upload
+// endpoint. Errors are JSON with a stable code and a message that is safe to
+// show; internal error text is logged, never sent.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/transfer"
+)
+
+// API holds the handlers' dependencies.
+type API struct {
+	svc *transfer.Service
+	log *slog.Logger
+	tus http.Handler
+}
+
+// New returns the API. basePath is where tus is mounted ("/api/v1/uploads/").
+func New(svc *transfer.Service, log *slog.Logger) (*API, error) {
+	a := &API{svc: svc, log: log}
+	tus, err := a.newTus("/api/v1/uploads/")
+	if err != nil {
+		return nil, err
+	}
+	a.tus = tus
+	return a, nil
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/transfers", a.createTransfer)
+	mux.HandleFunc("GET /api/v1/transfers/{id}", a.owner(a.getTransfer))
+	mux.HandleFunc("PUT /api/v1/transfers/{id}/files", a.owner(a.plainUpload))
+	mux.HandleFunc("POST /api/v1/transfers/{id}/finish", a.owner(a.finish))
+	mux.HandleFunc("POST /api/v1/transfers/{id}/revoke", a.owner(a.revoke))
+	mux.HandleFunc("POST /api/v1/transfers/{id}/extend", a.owner(a.extend))
+	mux.Handle("POST /api/v1/uploads/", a.tusAuth(a.tus))
+	mux.Handle("HEAD /api/v1/uploads/{fid}", a.tusAuth(a.tus))
+	mux.Handle("PATCH /api/v1/uploads/{fid}", a.tusAuth(a.tus))
+	mux.Handle("DELETE /api/v1/uploads/{fid}", a.tusAuth(a.tus))
+	mux.Handle("OPTIONS /api/v1/uploads/", a.tus)
+	mux.Handle("OPTIONS /api/v1/uploads/{fid}", a.tus)
+	mux.HandleFunc("GET /api/v1/links/{access}", a.lookup)
+	mux.HandleFunc("POST /api/v1/links/{access}/unlock", a.unlock)
+	mux.HandleFunc("GET /api/v1/session", a.session(a.contents))
+	mux.HandleFunc("GET /api/v1/session/files/{fid}", a.session(a.downloadFile))
+	mux.HandleFunc("GET /api/v1/session/zip", a.session(a.downloadZip))
+}
+
+// errorBody is every error response.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    kluis.Code `json:"code"`
+	Message string     `json:"message"`
+	At      *time.Time `json:"at,omitempty"`
+}
+
+// Status maps an application error code to its HTTP status. This is the
+// only place that does so.
+func Status(code kluis.Code) int {
+	switch code {
+	case kluis.EINVALID:
+		return http.StatusBadRequest
+	case kluis.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case kluis.EWRONGSECRET:
+		return http.StatusUnauthorized
+	case kluis.EFORBIDDEN:
+		return http.StatusForbidden
+	case kluis.ENOTFOUND:
+		return http.StatusNotFound
+	case kluis.ECONFLICT:
+		return http.StatusConflict
+	case kluis.EEXPIRED, kluis.EREVOKED:
+		return http.StatusGone
+	case kluis.ELOCKED:
+		return http.StatusLocked
+	case kluis.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case kluis.ETOOMANY:
+		return http.StatusBadRequest
+	case kluis.ENOSPACE:
+		return http.StatusInsufficientStorage
+	case kluis.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	case kluis.EINTEGRITY:
+		return http.StatusInternalServerError
+	}
+	return http.StatusInternalServerError
+}
+
+// Error writes err as JSON. Internal errors are logged with their detail and
+// answered with a generic message.
+func (a *API) Error(w http.ResponseWriter, r *http.Request, err error) {
+	code := kluis.ErrorCode(err)
+	if code == kluis.EINTERNAL || code == kluis.EINTEGRITY {
+		a.log.Error("request failed", "method", r.Method, "route", r.Pattern, "code", code, "err", err)
+	}
+	body := errorBody{Error: errorDetail{Code: code, Message: kluis.ErrorMessage(err)}}
+	var e *kluis.Error
+	if errors.As(err, &e) && e.At != nil {
+		at := e.At.UTC()
+		body.Error.At = &at
+	}
+	if code == kluis.EUNAVAILABLE {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeJSON(w, Status(code), body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	_ = enc.Encode(v)
+}
+
+// maxJSONBody bounds request bodies of the JSON endpoints.
+const maxJSONBody = 1 << 20
+
+// decode reads a JSON body into v, refusing unknown fields, trailing data
+// and bodies over maxJSONBody, with a message that says what to fix.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return kluis.Errorf(kluis.EINVALID, "Send the request body as JSON (Content-Type: application/json).")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &mbe):
+			return kluis.Errorf(kluis.ETOOLARGE, "The request body is too large (at most 1 MiB).")
+		case errors.Is(err, io.EOF):
+			return kluis.Errorf(kluis.EINVALID, "The request body is empty; send a JSON object.")
+		case errors.As(err, &se):
+			return kluis.Errorf(kluis.EINVALID, "The request body is not valid JSON (at byte %d).", se.Offset)
+		case errors.As(err, &te):
+			return kluis.Errorf(kluis.EINVALID, "The field %q has the wrong type: expected %s.", te.Field, te.Type)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return kluis.Errorf(kluis.EINVALID, "The field %s is unknown.", strings.TrimPrefix(err.Error(), "json: unknown field "))
+		}
+		return kluis.Errorf(kluis.EINVALID, "The request body could not be read as JSON.")
+	}
+	if dec.More() {
+		return kluis.Errorf(kluis.EINVALID, "The request body has data after the JSON object.")
+	}
+	return nil
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}

@@ -1,0 +1,373 @@
+package api
+
+import (
+	"archive/zip"
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/segment"
+	"github.com/kluis-nl/kluis/internal/transfer"
+)
+
+// plainUpload takes one file in a single request body, for simple scripts:
+// PUT /api/v1/transfers/{id}/files with the name in the Kluis-File-Name
+// header (percent-encoded UTF-8). Content-Length is optional; the transfer
+// size limit is enforced while streaming. A failed plain upload keeps
+// nothing (it cannot be resumed; use tus for that).
+func (a *API) plainUpload(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
+	name, err := url.PathUnescape(r.Header.Get("Kluis-File-Name"))
+	if err != nil || !utf8.ValidString(name) {
+		a.Error(w, r, kluis.Errorf(kluis.EINVALID, "The Kluis-File-Name header must be percent-encoded UTF-8."))
+		return
+	}
+	if strings.TrimSpace(name) == "" {
+		a.Error(w, r, kluis.Errorf(kluis.EINVALID, "Give the file name in the Kluis-File-Name header."))
+		return
+	}
+	ctype := r.Header.Get("Content-Type")
+	if _, _, err := mime.ParseMediaType(ctype); err != nil {
+		ctype = "application/octet-stream"
+	}
+	size := r.ContentLength // -1 when chunked
+	f, err := a.svc.NewFile(r.Context(), o, name, ctype, size)
+	if err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	fail := func(err error) {
+		// Nothing of a failed plain upload is kept.
+		if derr := a.svc.DeleteFile(context.WithoutCancel(r.Context()), o, f.ID); derr != nil {
+			a.log.Error("remove failed upload", "file", f.ID, "err", derr)
+		}
+		a.Error(w, r, err)
+	}
+	body := &readTracker{r: r.Body}
+	n, err := a.svc.WriteFile(r.Context(), o, f.ID, 0, body)
+	if err != nil {
+		if kluis.ErrorCode(err) == kluis.ETOOLARGE {
+			// Stop reading: the client gets the answer and the connection
+			// closes instead of draining gigabytes.
+			w.Header().Set("Connection", "close")
+		}
+		fail(err)
+		return
+	}
+	if body.err != nil {
+		fail(kluis.Errorf(kluis.EINVALID, "The upload broke off after %d bytes. Send the file again, or use tus to resume.", n))
+		return
+	}
+	if size >= 0 && n != size {
+		fail(kluis.Errorf(kluis.EINVALID, "The upload ended after %d of %d bytes. Send the file again.", n, size))
+		return
+	}
+	done, err := a.svc.CompleteFile(r.Context(), o, f.ID)
+	if err != nil {
+		fail(err)
+		return
+	}
+	f.Size, f.Complete = done.Size, true
+	writeJSON(w, http.StatusCreated, f)
+}
+
+type readTracker struct {
+	r   io.Reader
+	err error
+}
+
+func (t *readTracker) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return n, err
+}
+
+type linkResponse struct {
+	PasswordRequired bool      `json:"password_required"`
+	ExpiresAt        time.Time `json:"expires_at"`
+}
+
+func (a *API) lookup(w http.ResponseWriter, r *http.Request) {
+	l, err := a.svc.Lookup(r.Context(), r.PathValue("access"))
+	if err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, linkResponse{PasswordRequired: l.PasswordRequired, ExpiresAt: l.ExpiresAt})
+}
+
+type unlockRequest struct {
+	Secret string `json:"secret"`
+}
+
+type unlockResponse struct {
+	Session   string    `json:"session"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (a *API) unlock(w http.ResponseWriter, r *http.Request) {
+	var req unlockRequest
+	if err := decode(w, r, &req); err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	s, err := a.svc.Unlock(r.Context(), r.PathValue("access"), req.Secret)
+	if err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, unlockResponse{Session: s.Token, ExpiresAt: s.ExpiresAt})
+}
+
+// session checks the download session (Authorization: Bearer) before any
+// handler runs.
+func (a *API) session(next func(http.ResponseWriter, *http.Request, *transfer.Session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := bearer(r)
+		if tok == "" {
+			a.Error(w, r, kluis.Errorf(kluis.EUNAUTHORIZED, "This request needs a download session (Authorization: Bearer ...). Unlock the link first."))
+			return
+		}
+		s, err := a.svc.OpenSession(r.Context(), tok)
+		if err != nil {
+			a.Error(w, r, err)
+			return
+		}
+		next(w, r, s)
+	}
+}
+
+type contentsResponse struct {
+	Transfer transferJSON `json:"transfer"`
+	Message  string       `json:"message"`
+	Files    []kluis.File `json:"files"`
+}
+
+func (a *API) contents(w http.ResponseWriter, r *http.Request, s *transfer.Session) {
+	c, err := a.svc.Contents(r.Context(), s)
+	if err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	tv := transferView(c.Transfer, time.Now())
+	if c.Files == nil {
+		c.Files = []kluis.File{}
+	}
+	writeJSON(w, http.StatusOK, contentsResponse{Transfer: tv, Message: c.Message, Files: c.Files})
+}
+
+// abortOnError turns a read error of stored data into an aborted response:
+// a tampered file must never end as a clean 200. It is used as the body of
+// http.ServeContent, whose copy loop cannot report errors itself.
+type abortOnError struct {
+	r    *io.SectionReader
+	read int64
+}
+
+func (a *abortOnError) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	a.read += int64(n)
+	if err != nil && err != io.EOF {
+		panic(http.ErrAbortHandler)
+	}
+	return n, err
+}
+
+func (a *abortOnError) Seek(off int64, whence int) (int64, error) { return a.r.Seek(off, whence) }
+
+func (a *API) downloadFile(w http.ResponseWriter, r *http.Request, s *transfer.Session) {
+	f, fr, err := a.svc.OpenFile(r.Context(), s, r.PathValue("fid"))
+	if err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	defer fr.Close()
+	// Verify the first segment before the status line goes out, so a
+	// tampered file gets a clean error where that is still possible.
+	if f.Size > 0 {
+		var one [1]byte
+		if _, err := fr.ReadAt(one[:], 0); err != nil && err != io.EOF {
+			a.Error(w, r, integrityError(err))
+			return
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Disposition", ContentDisposition(f.Name))
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Kluis-SHA256", f.SHA256)
+	body := &abortOnError{r: io.NewSectionReader(bufferedReaderAt(fr), 0, f.Size)}
+	http.ServeContent(w, r, "", time.Time{}, body)
+	if r.Header.Get("Range") == "" && body.read == f.Size {
+		if err := a.svc.RecordDownload(r.Context(), s, f.Index); err != nil {
+			a.log.Error("record download", "err", err)
+		}
+	}
+}
+
+func integrityError(err error) error {
+	if errors.Is(err, segment.ErrIntegrity) {
+		return &kluis.Error{Code: kluis.EINTEGRITY, Message: "This file is damaged and cannot be downloaded. Please tell the sender.", Err: err}
+	}
+	return err
+}
+
+// bufferedReaderAt exists so ServeContent's 32 KiB reads become 256 KiB
+// reads of the segment reader (age decrypts in 64 KiB chunks).
+func bufferedReaderAt(r io.ReaderAt) io.ReaderAt { return &bigReads{r: r} }
+
+type bigReads struct {
+	r   io.ReaderAt
+	buf []byte
+	off int64 // file offset of buf[0]
+}
+
+func (b *bigReads) ReadAt(p []byte, off int64) (int, error) {
+	if off >= b.off && off+int64(len(p)) <= b.off+int64(len(b.buf)) {
+		return copy(p, b.buf[off-b.off:]), nil
+	}
+	if len(p) >= 256<<10 {
+		return b.r.ReadAt(p, off)
+	}
+	if cap(b.buf) == 0 {
+		b.buf = make([]byte, 256<<10)
+	}
+	b.buf = b.buf[:cap(b.buf)]
+	n, err := b.r.ReadAt(b.buf, off)
+	b.buf, b.off = b.buf[:n], off
+	if n == 0 {
+		return 0, err
+	}
+	c := copy(p, b.buf)
+	if c < len(p) {
+		return c, err
+	}
+	return c, nil
+}
+
+// downloadZip streams all files, and the message as a text file, as one
+// ZIP without compression and without temporary files. A tampered file
+// aborts the connection mid-stream.
+func (a *API) downloadZip(w http.ResponseWriter, r *http.Request, s *transfer.Session) {
+	c, err := a.svc.Contents(r.Context(), s)
+	if err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/zip")
+	h.Set("Content-Disposition", ContentDisposition("kluis-"+c.Transfer.ID[:8]+".zip"))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("Cache-Control", "no-store")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	zw := zip.NewWriter(bw)
+	used := map[string]int{}
+	unique := func(name string) string {
+		base := name
+		for {
+			used[strings.ToLower(base)]++
+			if used[strings.ToLower(base)] == 1 {
+				return base
+			}
+			ext := ""
+			if i := strings.LastIndexByte(name, '.'); i > 0 {
+				ext = name[i:]
+			}
+			base = strings.TrimSuffix(name, ext) + " (" + strconv.Itoa(used[strings.ToLower(name)]) + ")" + ext
+		}
+	}
+	if strings.TrimSpace(c.Message) != "" {
+		mw, err := zw.CreateHeader(&zip.FileHeader{Name: unique(messageFileName(c.Transfer.Lang)), Method: zip.Store, Modified: time.Now()})
+		if err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		io.WriteString(mw, c.Message)
+	}
+	buf := make([]byte, 256<<10)
+	for _, f := range c.Files {
+		kf, fr, err := a.svc.OpenFile(r.Context(), s, f.ID)
+		if err != nil {
+			a.log.Error("zip: open file", "file", f.ID, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		fh := &zip.FileHeader{Name: unique(kf.Name), Method: zip.Store, Modified: time.Now()}
+		fh.UncompressedSize64 = uint64(kf.Size)
+		zf, err := zw.CreateHeader(fh)
+		if err != nil {
+			fr.Close()
+			panic(http.ErrAbortHandler)
+		}
+		if _, err := io.CopyBuffer(zf, io.NewSectionReader(fr, 0, kf.Size), buf); err != nil {
+			fr.Close()
+			a.log.Error("zip: file failed verification or write; aborting", "file", f.ID, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		fr.Close()
+	}
+	if err := zw.Close(); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if err := bw.Flush(); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if err := a.svc.RecordDownload(r.Context(), s, -1); err != nil {
+		a.log.Error("record download", "err", err)
+	}
+}
+
+func messageFileName(lang string) string {
+	if lang == "en" {
+		return "confidential-message.txt"
+	}
+	return "vertrouwelijk-bericht.txt"
+}
+
+// ContentDisposition returns an attachment header for name per RFC 6266:
+// an ASCII fallback in filename= and the UTF-8 name in filename*=.
+func ContentDisposition(name string) string {
+	var ascii strings.Builder
+	for _, r := range name {
+		switch {
+		case r < 0x20 || r == 0x7f || r == '"' || r == '\\' || r == '%' || r == '/':
+			ascii.WriteByte('_')
+		case r < 0x80:
+			ascii.WriteRune(r)
+		default:
+			ascii.WriteByte('_')
+		}
+	}
+	fallback := ascii.String()
+	if strings.Trim(fallback, "_. ") == "" {
+		fallback = "download"
+	}
+	return fmt.Sprintf(`attachment; filename="%s"; filename*=UTF-8''%s`, fallback, rfc5987(name))
+}
+
+// rfc5987 percent-encodes everything but attr-char (RFC 8187 section 3.2.1).
+func rfc5987(s string) string {
+	const attr = "!#$&+-.^_`|~"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || strings.IndexByte(attr, c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,223 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/transfer"
+)
+
+type createRequest struct {
+	Sender struct {
+		Email string `json:"email"`
+		Name  string `json:"name"`
+		Phone string `json:"phone"`
+	} `json:"sender"`
+	To        []string       `json:"to"`
+	Cc        []string       `json:"cc"`
+	Bcc       []string       `json:"bcc"`
+	Message   string         `json:"message"`
+	Subject   string         `json:"subject"`
+	Body      string         `json:"body"`
+	ExpiresAt *time.Time     `json:"expires_at"`
+	Lang      string         `json:"lang"`
+	Password  passwordChoice `json:"password"`
+	Options   kluis.Options  `json:"options"`
+}
+
+type passwordChoice struct {
+	Mode  kluis.PasswordMode `json:"mode"`
+	Value string             `json:"value"`
+}
+
+type recipientJSON struct {
+	Address    string     `json:"address"`
+	Kind       string     `json:"kind"`
+	Status     string     `json:"status"`
+	NotifiedAt *time.Time `json:"notified_at,omitempty"`
+	OpenedAt   *time.Time `json:"opened_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	URL        string     `json:"url,omitempty"`
+}
+
+type transferJSON struct {
+	ID           string             `json:"id"`
+	State        kluis.State        `json:"state"`
+	CreatedAt    time.Time          `json:"created_at"`
+	ExpiresAt    time.Time          `json:"expires_at"`
+	FinishedAt   *time.Time         `json:"finished_at,omitempty"`
+	RevokedAt    *time.Time         `json:"revoked_at,omitempty"`
+	PasswordMode kluis.PasswordMode `json:"password_mode"`
+	Options      kluis.Options      `json:"options"`
+	Sender       senderJSON         `json:"sender"`
+	Recipients   []recipientJSON    `json:"recipients"`
+}
+
+type senderJSON struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+	Phone string `json:"phone"`
+}
+
+func recipientStatus(r kluis.Recipient) string {
+	switch {
+	case r.RevokedAt != nil:
+		return "revoked"
+	case r.OpenedAt != nil:
+		return "opened"
+	case r.NotifiedAt != nil:
+		return "notified"
+	}
+	return "pending"
+}
+
+func transferView(t *kluis.Transfer, now time.Time) transferJSON {
+	out := transferJSON{
+		ID: t.ID, State: t.EffectiveState(now), CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
+		FinishedAt: t.FinishedAt, RevokedAt: t.RevokedAt, PasswordMode: t.PasswordMode, Options: t.Options,
+		Sender:     senderJSON{Email: t.SenderEmail, Name: t.SenderName, Phone: t.SenderPhone},
+		Recipients: []recipientJSON{},
+	}
+	for _, r := range t.Recipients {
+		out.Recipients = append(out.Recipients, recipientJSON{
+			Address: r.Address, Kind: string(r.Kind), Status: recipientStatus(r),
+			NotifiedAt: r.NotifiedAt, OpenedAt: r.OpenedAt, RevokedAt: r.RevokedAt,
+		})
+	}
+	return out
+}
+
+type createResponse struct {
+	transferJSON
+	UploadToken string `json:"upload_token"`
+	UploadURL   string `json:"upload_url"`
+	MaxSize     int64  `json:"max_size"`
+	Password    string `json:"password,omitempty"`
+	LinkSecret  string `json:"link_secret,omitempty"`
+}
+
+func (a *API) createTransfer(w http.ResponseWriter, r *http.Request) {
+	var req createRequest
+	if err := decode(w, r, &req); err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	cr := transfer.CreateRequest{
+		SenderEmail: req.Sender.Email, SenderName: req.Sender.Name, SenderPhone: req.Sender.Phone,
+		To: req.To, Cc: req.Cc, Bcc: req.Bcc,
+		Message: req.Message, Subject: req.Subject, Body: req.Body,
+		Lang: req.Lang, PasswordMode: req.Password.Mode, Password: req.Password.Value, Options: req.Options,
+	}
+	if req.ExpiresAt != nil {
+		cr.ExpiresAt = *req.ExpiresAt
+	}
+	c, err := a.svc.Create(r.Context(), cr)
+	if err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, createResponse{
+		transferJSON: transferView(c.Transfer, time.Now()),
+		UploadToken:  c.UploadToken,
+		UploadURL:    "/api/v1/uploads/",
+		MaxSize:      a.svc.Config().MaxTransferSize,
+		Password:     c.Password,
+		LinkSecret:   c.LinkSecret,
+	})
+}
+
+type ownerKey struct{}
+
+// owner checks the upload token against the transfer in the path before
+// any handler runs.
+func (a *API) owner(next func(http.ResponseWriter, *http.Request, transfer.Owner)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		o, err := a.svc.AuthorizeUpload(r.Context(), bearer(r))
+		if err != nil {
+			a.Error(w, r, err)
+			return
+		}
+		if o.TransferID != r.PathValue("id") {
+			// Another transfer's token: say nothing about this one.
+			a.Error(w, r, kluis.Errorf(kluis.ENOTFOUND, "This transfer does not exist."))
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), ownerKey{}, o)), o)
+	}
+}
+
+func (a *API) getTransfer(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
+	t, err := a.svc.Transfer(r.Context(), o)
+	if err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, transferView(t, time.Now()))
+}
+
+type finishRequest struct {
+	LinkSecret string `json:"link_secret"`
+}
+
+type finishResponse struct {
+	transferJSON
+	Links []recipientJSON `json:"links"`
+}
+
+func (a *API) finish(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
+	var req finishRequest
+	if r.ContentLength != 0 {
+		if err := decode(w, r, &req); err != nil {
+			a.Error(w, r, err)
+			return
+		}
+	}
+	f, err := a.svc.Finish(r.Context(), o, req.LinkSecret)
+	if err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	out := finishResponse{transferJSON: transferView(f.Transfer, time.Now()), Links: []recipientJSON{}}
+	for _, l := range f.Links {
+		out.Links = append(out.Links, recipientJSON{Address: l.Recipient.Address, Kind: string(l.Recipient.Kind), URL: l.URL})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type revokeRequest struct {
+	Recipient string `json:"recipient"`
+}
+
+func (a *API) revoke(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
+	var req revokeRequest
+	if r.ContentLength != 0 {
+		if err := decode(w, r, &req); err != nil {
+			a.Error(w, r, err)
+			return
+		}
+	}
+	if err := a.svc.Revoke(r.Context(), o, req.Recipient); err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	a.getTransfer(w, r, o)
+}
+
+type extendRequest struct {
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (a *API) extend(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
+	var req extendRequest
+	if err := decode(w, r, &req); err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	if err := a.svc.Extend(r.Context(), o, req.ExpiresAt); err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	a.getTransfer(w, r, o)
+}

@@ -1,0 +1,277 @@
+// Package config reads Kluis's server configuration from flags and KLUIS_*
+// environment variables (flags win), with *_FILE variants for secrets, and
+// validates it once. The result is passed explicitly; there are no globals.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Serve is the configuration of `kluis serve`.
+type Serve struct {
+	Addr              string
+	DataDir           string
+	BaseURL           string
+	MasterKeyFile     string
+	MasterKey         string // base64, from KLUIS_MASTER_KEY(_FILE); empty: use MasterKeyFile
+	MaxTransferSize   int64
+	DefaultExpiry     time.Duration
+	MaxExpiry         time.Duration
+	MaxRecipients     int
+	Retention         time.Duration
+	SessionTTL        time.Duration
+	MaxFailures       int
+	Lockout           time.Duration
+	TempMaxAge        time.Duration
+	UnlockConcurrency int
+	ShutdownTimeout   time.Duration
+	LogLevel          string
+}
+
+// option describes one setting: its flag, its environment variable, and
+// whether it is a secret (then NAME_FILE is read too).
+type option struct {
+	name   string
+	usage  string
+	secret bool
+	set    func(string) error
+	def    string
+}
+
+// ParseServe parses args (without the subcommand) and the environment.
+// Output for -help goes to out. Returns flag.ErrHelp after printing help.
+func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serve, error) {
+	c := &Serve{}
+	opts := []option{
+		{name: "addr", def: "127.0.0.1:8080", usage: "address to listen on, HOST:PORT", set: str(&c.Addr)},
+		{name: "data", def: "./kluis-data", usage: "data folder: database, encrypted files and (by default) the master key", set: str(&c.DataDir)},
+		{name: "base-url", usage: "public address used in links and mails (default: http://ADDR)", set: str(&c.BaseURL)},
+		{name: "master-key-file", usage: "file holding the master key (default: DATA/master.key, created on first start with mode 0600)", set: str(&c.MasterKeyFile)},
+		{name: "master-key", secret: true, usage: "the master key itself, base64 (prefer KLUIS_MASTER_KEY_FILE)", set: str(&c.MasterKey)},
+		{name: "max-transfer-size", def: "2GB", usage: "largest transfer, all files together (e.g. 2GB, 500MB, 1GiB)", set: size(&c.MaxTransferSize)},
+		{name: "default-expiry", def: "7d", usage: "how long a transfer stays available unless the sender chooses (e.g. 7d, 36h)", set: dur(&c.DefaultExpiry)},
+		{name: "max-expiry", def: "30d", usage: "longest expiry a sender may choose", set: dur(&c.MaxExpiry)},
+		{name: "max-recipients", def: "50", usage: "most recipients (To, Cc and Bcc together) of one transfer", set: integer(&c.MaxRecipients)},
+		{name: "retention", def: "30d", usage: "how long the minimal record (no content) of an expired transfer is kept", set: dur(&c.Retention)},
+		{name: "session-ttl", def: "1h", usage: "how long a recipient's download session lasts after entering the password", set: dur(&c.SessionTTL)},
+		{name: "max-failures", def: "10", usage: "wrong passwords before a recipient's access is locked", set: integer(&c.MaxFailures)},
+		{name: "lockout", def: "1h", usage: "how long a locked access stays locked", set: dur(&c.Lockout)},
+		{name: "temp-max-age", def: "24h", usage: "unfinished upload pieces older than this are removed", set: dur(&c.TempMaxAge)},
+		{name: "unlock-concurrency", def: "4", usage: "most password checks at once (each uses 32 MiB of memory)", set: integer(&c.UnlockConcurrency)},
+		{name: "shutdown-timeout", def: "10s", usage: "how long to wait for requests to end on SIGTERM", set: dur(&c.ShutdownTimeout)},
+		{name: "log-level", def: "info", usage: "debug, info, warn or error", set: str(&c.LogLevel)},
+	}
+	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: kluis serve [flags]\n\nStarts the Kluis server. With no configuration it uses SQLite and encrypted files in ./kluis-data,\na master key generated there, a development mailbox instead of SMTP, and listens on 127.0.0.1:8080.\n\nEvery flag can also be set with an environment variable: --max-expiry is KLUIS_MAX_EXPIRY.\nFor secrets, KLUIS_NAME_FILE names a file holding the value. Flags win over the environment.\nSizes take B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB; durations take s, m, h and d (days).\n\nFlags:\n")
+		for _, o := range opts {
+			def := ""
+			if o.def != "" {
+				def = fmt.Sprintf(" (default %s)", o.def)
+			}
+			env := envName(o.name)
+			if o.secret {
+				env += ", " + env + "_FILE"
+			}
+			fmt.Fprintf(out, "  --%s\n        %s%s\n        [%s]\n", o.name, o.usage, def, env)
+		}
+	}
+	for _, o := range opts {
+		o := o
+		fs.Func(o.name, o.usage, func(v string) error {
+			if err := o.set(v); err != nil {
+				return fmt.Errorf("%w", err)
+			}
+			return nil
+		})
+	}
+	// Defaults first, then the environment, then flags.
+	for _, o := range opts {
+		if o.def != "" {
+			if err := o.set(o.def); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, o := range opts {
+		env := envName(o.name)
+		v := getenv(env)
+		if o.secret {
+			if fv := getenv(env + "_FILE"); fv != "" {
+				if v != "" {
+					return nil, fmt.Errorf("set either %s or %s_FILE, not both", env, env)
+				}
+				b, err := os.ReadFile(fv)
+				if err != nil {
+					return nil, fmt.Errorf("%s_FILE: %w", env, err)
+				}
+				v = strings.TrimRight(string(b), "\r\n")
+			}
+		}
+		if v != "" {
+			if err := o.set(v); err != nil {
+				return nil, fmt.Errorf("%s: %w", env, err)
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q; kluis serve takes only flags (see kluis serve --help)", fs.Arg(0))
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func envName(flagName string) string {
+	return "KLUIS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (c *Serve) validate() error {
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: give HOST:PORT, for example 127.0.0.1:8080", c.Addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("--addr %q: the port must be a number from 0 to 65535", c.Addr)
+	}
+	if c.BaseURL == "" {
+		h := host
+		if h == "" || h == "0.0.0.0" || h == "::" {
+			h = "localhost"
+		}
+		c.BaseURL = "http://" + net.JoinHostPort(h, port)
+	}
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("--base-url %q: give an absolute http(s) URL such as https://kluis.example.nl", c.BaseURL)
+	}
+	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if c.DataDir == "" {
+		return errors.New("--data must not be empty")
+	}
+	c.DataDir = filepath.Clean(c.DataDir)
+	if c.MasterKeyFile == "" {
+		c.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
+	}
+	if c.MaxTransferSize < 1 {
+		return fmt.Errorf("--max-transfer-size must be at least 1 byte")
+	}
+	if c.DefaultExpiry <= 0 || c.MaxExpiry <= 0 {
+		return fmt.Errorf("--default-expiry and --max-expiry must be positive")
+	}
+	if c.DefaultExpiry > c.MaxExpiry {
+		return fmt.Errorf("--default-expiry (%s) is longer than --max-expiry (%s)", FormatDuration(c.DefaultExpiry), FormatDuration(c.MaxExpiry))
+	}
+	if c.MaxRecipients < 1 || c.MaxFailures < 1 || c.UnlockConcurrency < 1 {
+		return fmt.Errorf("--max-recipients, --max-failures and --unlock-concurrency must be at least 1")
+	}
+	if c.Retention < 0 || c.Lockout <= 0 || c.SessionTTL <= 0 || c.TempMaxAge <= 0 || c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("--retention must not be negative; --lockout, --session-ttl, --temp-max-age and --shutdown-timeout must be positive")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: choose debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+func str(p *string) func(string) error {
+	return func(v string) error { *p = v; return nil }
+}
+
+func integer(p *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*p = n
+		return nil
+	}
+}
+
+func dur(p *time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		*p = d
+		return nil
+	}
+}
+
+func size(p *int64) func(string) error {
+	return func(v string) error {
+		n, err := ParseSize(v)
+		if err != nil {
+			return err
+		}
+		*p = n
+		return nil
+	}
+}
+
+// ParseDuration accepts Go durations plus a "d" suffix for days ("7d").
+func ParseDuration(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if strings.HasSuffix(v, "d") {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(v, "d"), 64)
+		if err != nil || n < 0 || n > 36500 {
+			return 0, fmt.Errorf("%q is not a duration; write for example 7d, 36h or 90m", v)
+		}
+		return time.Duration(n * float64(24*time.Hour)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration; write for example 7d, 36h or 90m", v)
+	}
+	return d, nil
+}
+
+// FormatDuration writes whole days as "7d", else Go's form.
+func FormatDuration(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
+}
+
+// ParseSize accepts a byte count with an optional unit: B, KB, MB, GB, TB
+// (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
+func ParseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(strings.ToUpper(s), strings.ToUpper(u.suffix)) && (len(u.suffix) == 3 || !strings.HasSuffix(strings.ToUpper(s), "IB")) {
+			s = strings.TrimSpace(s[:len(s)-len(u.suffix)])
+			mult = u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n < 0 || n*mult > 1<<62 {
+		return 0, fmt.Errorf("%q is not a size; write for example 2GB, 500MB or 1GiB", v)
+	}
+	return int64(n * mult), nil
+}

@@ -1,0 +1,499 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// TransferRow is a transfers row. Sealed fields are opaque bytes here.
+type TransferRow struct {
+	ID              string
+	State           string
+	CreatedAt       time.Time
+	ExpiresAt       time.Time
+	FinishedAt      *time.Time
+	RevokedAt       *time.Time
+	PurgedAt        *time.Time
+	SenderEmail     string
+	Lang            string
+	PasswordMode    string
+	Options         string
+	UploadTokenHash []byte
+	RecipientSealed []byte
+	IdentitySealed  []byte
+	DetailsSealed   []byte
+	PrivateSealed   []byte
+}
+
+const transferCols = `id, state, created_at, expires_at, finished_at, revoked_at, purged_at,
+	sender_email, lang, password_mode, options, upload_token_hash,
+	recipient_sealed, identity_sealed, details_sealed, private_sealed`
+
+func scanTransfer(row interface{ Scan(...any) error }) (*TransferRow, error) {
+	var t TransferRow
+	var created, expires int64
+	var finished, revoked, purged sql.NullInt64
+	err := row.Scan(&t.ID, &t.State, &created, &expires, &finished, &revoked, &purged,
+		&t.SenderEmail, &t.Lang, &t.PasswordMode, &t.Options, &t.UploadTokenHash,
+		&t.RecipientSealed, &t.IdentitySealed, &t.DetailsSealed, &t.PrivateSealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.CreatedAt, t.ExpiresAt = fromMS(created), fromMS(expires)
+	t.FinishedAt, t.RevokedAt, t.PurgedAt = fromNullMS(finished), fromNullMS(revoked), fromNullMS(purged)
+	return &t, nil
+}
+
+// InsertTransfer inserts a new transfer.
+func (q Q) InsertTransfer(ctx context.Context, t *TransferRow) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO transfers (`+transferCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		t.ID, t.State, ms(t.CreatedAt), ms(t.ExpiresAt), msPtr(t.FinishedAt), msPtr(t.RevokedAt), msPtr(t.PurgedAt),
+		t.SenderEmail, t.Lang, t.PasswordMode, t.Options, t.UploadTokenHash,
+		t.RecipientSealed, t.IdentitySealed, t.DetailsSealed, t.PrivateSealed)
+	if err != nil {
+		return fmt.Errorf("insert transfer: %w", err)
+	}
+	return nil
+}
+
+// Transfer returns a transfer. Returns ErrNotFound if there is none.
+func (q Q) Transfer(ctx context.Context, id string) (*TransferRow, error) {
+	return scanTransfer(q.q.QueryRowContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE id = ?`, id))
+}
+
+// TransfersBySender lists a sender's transfers, newest first.
+func (q Q) TransfersBySender(ctx context.Context, email string) ([]*TransferRow, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE sender_email = ? ORDER BY created_at DESC`, email)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*TransferRow
+	for rows.Next() {
+		t, err := scanTransfer(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// SetTransferState moves a transfer from one of the states in from to to.
+// Returns ErrConflict if the transfer is in none of them.
+func (q Q) SetTransferState(ctx context.Context, id string, to string, from ...string) error {
+	args := []any{to, id}
+	in := ""
+	for i, f := range from {
+		if i > 0 {
+			in += ", "
+		}
+		in += "?"
+		args = append(args, f)
+	}
+	res, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = ? WHERE id = ? AND state IN (`+in+`)`, args...)
+	return affected(res, err, ErrConflict)
+}
+
+// FinishTransfer marks an uploading (or draft) transfer ready.
+func (q Q) FinishTransfer(ctx context.Context, id string, now time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = 'ready', finished_at = ?
+		WHERE id = ? AND state IN ('draft', 'uploading')`, ms(now), id)
+	return affected(res, err, ErrConflict)
+}
+
+// RevokeTransfer marks a transfer revoked, unless it is already revoked or purged.
+func (q Q) RevokeTransfer(ctx context.Context, id string, now time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = 'revoked', revoked_at = ?
+		WHERE id = ? AND revoked_at IS NULL AND purged_at IS NULL`, ms(now), id)
+	return affected(res, err, ErrConflict)
+}
+
+// ExtendTransfer sets a new expiry on a transfer that is not over.
+func (q Q) ExtendTransfer(ctx context.Context, id string, expires time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE transfers SET expires_at = ?
+		WHERE id = ? AND revoked_at IS NULL AND purged_at IS NULL`, ms(expires), id)
+	return affected(res, err, ErrConflict)
+}
+
+// DueForPurge returns ids of transfers whose content must go: expired or
+// revoked, and not yet purged.
+func (q Q) DueForPurge(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT id FROM transfers
+		WHERE purged_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= ?)
+		ORDER BY expires_at LIMIT ?`, ms(now), limit)
+	return scanStrings(rows, err)
+}
+
+// PurgeTransfer erases every encrypted field of a transfer and its files
+// and sessions, keeping the minimal record (ids, dates, state, addresses).
+func (q Q) PurgeTransfer(ctx context.Context, id string, now time.Time) error {
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM sessions WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id = ?)`, id); err != nil {
+		return fmt.Errorf("purge sessions: %w", err)
+	}
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM files WHERE transfer_id = ?`, id); err != nil {
+		return fmt.Errorf("purge files: %w", err)
+	}
+	_, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = 'purged', purged_at = ?,
+		recipient_sealed = NULL, identity_sealed = NULL, details_sealed = NULL, private_sealed = NULL,
+		upload_token_hash = x''
+		WHERE id = ?`, ms(now), id)
+	if err != nil {
+		return fmt.Errorf("purge transfer: %w", err)
+	}
+	return nil
+}
+
+// DeleteRetired deletes the minimal records of transfers purged before the
+// given time, with their recipients and download records.
+func (q Q) DeleteRetired(ctx context.Context, purgedBefore time.Time) (int64, error) {
+	res, err := q.q.ExecContext(ctx, `DELETE FROM transfers WHERE purged_at IS NOT NULL AND purged_at < ?`, ms(purgedBefore))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// RecipientRow is a recipients row.
+type RecipientRow struct {
+	ID          int64
+	TransferID  string
+	Kind        string
+	Address     string
+	AccessHash  []byte
+	NotifiedAt  *time.Time
+	OpenedAt    *time.Time
+	RevokedAt   *time.Time
+	Failures    int
+	LockedUntil *time.Time
+}
+
+const recipientCols = `id, transfer_id, kind, address, access_hash, notified_at, opened_at, revoked_at, failures, locked_until`
+
+func scanRecipient(row interface{ Scan(...any) error }) (*RecipientRow, error) {
+	var r RecipientRow
+	var notified, opened, revoked, locked sql.NullInt64
+	err := row.Scan(&r.ID, &r.TransferID, &r.Kind, &r.Address, &r.AccessHash, &notified, &opened, &revoked, &r.Failures, &locked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.NotifiedAt, r.OpenedAt, r.RevokedAt, r.LockedUntil = fromNullMS(notified), fromNullMS(opened), fromNullMS(revoked), fromNullMS(locked)
+	return &r, nil
+}
+
+// InsertRecipient inserts a recipient and sets its ID.
+func (q Q) InsertRecipient(ctx context.Context, r *RecipientRow) error {
+	err := q.q.QueryRowContext(ctx, `INSERT INTO recipients (transfer_id, kind, address) VALUES (?, ?, ?) RETURNING id`,
+		r.TransferID, r.Kind, r.Address).Scan(&r.ID)
+	if err != nil {
+		return fmt.Errorf("insert recipient: %w", err)
+	}
+	return nil
+}
+
+// Recipients lists a transfer's recipients in the order they were added.
+func (q Q) Recipients(ctx context.Context, transferID string) ([]*RecipientRow, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT `+recipientCols+` FROM recipients WHERE transfer_id = ? ORDER BY id`, transferID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*RecipientRow
+	for rows.Next() {
+		r, err := scanRecipient(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// RecipientByAccess finds a recipient by the hash of its access id.
+// Returns ErrNotFound if there is none.
+func (q Q) RecipientByAccess(ctx context.Context, hash []byte) (*RecipientRow, error) {
+	return scanRecipient(q.q.QueryRowContext(ctx, `SELECT `+recipientCols+` FROM recipients WHERE access_hash = ?`, hash))
+}
+
+// Recipient returns one recipient by id.
+func (q Q) Recipient(ctx context.Context, id int64) (*RecipientRow, error) {
+	return scanRecipient(q.q.QueryRowContext(ctx, `SELECT `+recipientCols+` FROM recipients WHERE id = ?`, id))
+}
+
+// SetRecipientAccess stores the hash of a recipient's access id.
+func (q Q) SetRecipientAccess(ctx context.Context, id int64, hash []byte, notified *time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE recipients SET access_hash = ?, notified_at = ? WHERE id = ?`, hash, msPtr(notified), id)
+	return affected(res, err, ErrNotFound)
+}
+
+// MarkNotified records when a recipient's notification left.
+func (q Q) MarkNotified(ctx context.Context, id int64, at time.Time) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE recipients SET notified_at = ? WHERE id = ?`, ms(at), id)
+	return err
+}
+
+// RecordFailure stores a wrong-password count and an optional lock.
+func (q Q) RecordFailure(ctx context.Context, id int64, failures int, lockedUntil *time.Time) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE recipients SET failures = ?, locked_until = ? WHERE id = ?`, failures, msPtr(lockedUntil), id)
+	return err
+}
+
+// AddFailure increments a recipient's wrong-password count atomically and
+// returns the new count.
+func (q Q) AddFailure(ctx context.Context, id int64) (int, error) {
+	var n int
+	err := q.q.QueryRowContext(ctx, `UPDATE recipients SET failures = failures + 1 WHERE id = ? RETURNING failures`, id).Scan(&n)
+	return n, err
+}
+
+// MarkOpened clears the failure count and records the first opening.
+func (q Q) MarkOpened(ctx context.Context, id int64, at time.Time) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE recipients SET failures = 0, locked_until = NULL,
+		opened_at = COALESCE(opened_at, ?) WHERE id = ?`, ms(at), id)
+	return err
+}
+
+// RevokeRecipient revokes one recipient's access.
+func (q Q) RevokeRecipient(ctx context.Context, id int64, at time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE recipients SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(at), id)
+	if err := affected(res, err, ErrConflict); err != nil {
+		return err
+	}
+	_, err = q.q.ExecContext(ctx, `DELETE FROM sessions WHERE recipient_id = ?`, id)
+	return err
+}
+
+// FileRow is a files row.
+type FileRow struct {
+	ID             string
+	TransferID     string
+	Index          int
+	Complete       bool
+	Rev            int64
+	UpdatedAt      time.Time
+	MetaSealed     []byte
+	PrivateSealed  []byte
+	SumSealed      []byte
+	ManifestSealed []byte
+}
+
+const fileCols = `id, transfer_id, idx, complete, rev, updated_at, meta_sealed, private_sealed, sum_sealed, manifest_sealed`
+
+func scanFile(row interface{ Scan(...any) error }) (*FileRow, error) {
+	var f FileRow
+	var updated int64
+	err := row.Scan(&f.ID, &f.TransferID, &f.Index, &f.Complete, &f.Rev, &updated, &f.MetaSealed, &f.PrivateSealed, &f.SumSealed, &f.ManifestSealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.UpdatedAt = fromMS(updated)
+	return &f, nil
+}
+
+// InsertFile adds a file to a transfer; its index is the next free one.
+func (q Q) InsertFile(ctx context.Context, f *FileRow) error {
+	err := q.q.QueryRowContext(ctx, `INSERT INTO files (id, transfer_id, idx, complete, rev, updated_at, meta_sealed, private_sealed, manifest_sealed)
+		VALUES (?, ?, (SELECT COALESCE(MAX(idx), -1) + 1 FROM files WHERE transfer_id = ?), 0, 0, ?, ?, ?, ?) RETURNING idx`,
+		f.ID, f.TransferID, f.TransferID, ms(f.UpdatedAt), f.MetaSealed, f.PrivateSealed, f.ManifestSealed).Scan(&f.Index)
+	if err != nil {
+		return fmt.Errorf("insert file: %w", err)
+	}
+	return nil
+}
+
+// File returns one file. Returns ErrNotFound if there is none.
+func (q Q) File(ctx context.Context, id string) (*FileRow, error) {
+	return scanFile(q.q.QueryRowContext(ctx, `SELECT `+fileCols+` FROM files WHERE id = ?`, id))
+}
+
+// Files lists a transfer's files in upload order.
+func (q Q) Files(ctx context.Context, transferID string) ([]*FileRow, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT `+fileCols+` FROM files WHERE transfer_id = ? ORDER BY idx`, transferID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*FileRow
+	for rows.Next() {
+		f, err := scanFile(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// EachFile calls fn for every file row (for the orphan collector).
+func (q Q) EachFile(ctx context.Context, fn func(*FileRow) error) error {
+	rows, err := q.q.QueryContext(ctx, `SELECT `+fileCols+` FROM files`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var all []*FileRow
+	for rows.Next() {
+		f, err := scanFile(rows)
+		if err != nil {
+			return err
+		}
+		all = append(all, f)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, f := range all {
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UpdateManifest replaces a file's sealed manifest if its revision is still
+// rev (compare and swap: a stale writer can never add a segment). Returns
+// ErrConflict otherwise.
+func (q Q) UpdateManifest(ctx context.Context, id string, rev int64, manifest []byte, now time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE files SET manifest_sealed = ?, rev = rev + 1, updated_at = ?
+		WHERE id = ? AND rev = ? AND complete = 0`, manifest, ms(now), id, rev)
+	return affected(res, err, ErrConflict)
+}
+
+// CompleteFile marks a file complete with its final metadata.
+func (q Q) CompleteFile(ctx context.Context, id string, rev int64, meta, sum []byte, now time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE files SET complete = 1, meta_sealed = ?, sum_sealed = ?, rev = rev + 1, updated_at = ?
+		WHERE id = ? AND rev = ? AND complete = 0`, meta, sum, ms(now), id, rev)
+	return affected(res, err, ErrConflict)
+}
+
+// DeleteFile removes a file row.
+func (q Q) DeleteFile(ctx context.Context, id string) error {
+	_, err := q.q.ExecContext(ctx, `DELETE FROM files WHERE id = ?`, id)
+	return err
+}
+
+// InsertDownload records that a recipient downloaded a file (fileIdx -1:
+// all files as one archive).
+func (q Q) InsertDownload(ctx context.Context, recipientID int64, fileIdx int, at time.Time) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO downloads (recipient_id, file_idx, at) VALUES (?, ?, ?)`, recipientID, fileIdx, ms(at))
+	return err
+}
+
+// Download is one download record.
+type Download struct {
+	RecipientID int64
+	FileIndex   int
+	At          time.Time
+}
+
+// Downloads lists the downloads of a transfer's recipients.
+func (q Q) Downloads(ctx context.Context, transferID string) ([]Download, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT d.recipient_id, d.file_idx, d.at FROM downloads d
+		JOIN recipients r ON r.id = d.recipient_id WHERE r.transfer_id = ? ORDER BY d.at`, transferID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Download
+	for rows.Next() {
+		var d Download
+		var at int64
+		if err := rows.Scan(&d.RecipientID, &d.FileIndex, &at); err != nil {
+			return nil, err
+		}
+		d.At = fromMS(at)
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// SessionRow is a download session: the transfer identity sealed under a
+// key that only the client's token carries.
+type SessionRow struct {
+	IDHash         []byte
+	RecipientID    int64
+	IdentitySealed []byte
+	ExpiresAt      time.Time
+}
+
+// InsertSession stores a download session.
+func (q Q) InsertSession(ctx context.Context, s *SessionRow) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO sessions (id_hash, recipient_id, identity_sealed, expires_at) VALUES (?, ?, ?, ?)`,
+		s.IDHash, s.RecipientID, s.IdentitySealed, ms(s.ExpiresAt))
+	return err
+}
+
+// Session returns a session by the hash of its id. Returns ErrNotFound if
+// there is none.
+func (q Q) Session(ctx context.Context, idHash []byte) (*SessionRow, error) {
+	var s SessionRow
+	var exp int64
+	err := q.q.QueryRowContext(ctx, `SELECT id_hash, recipient_id, identity_sealed, expires_at FROM sessions WHERE id_hash = ?`, idHash).
+		Scan(&s.IDHash, &s.RecipientID, &s.IdentitySealed, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.ExpiresAt = fromMS(exp)
+	return &s, nil
+}
+
+// DeleteExpiredSessions removes sessions past their expiry.
+func (q Q) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error) {
+	res, err := q.q.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, ms(now))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func affected(res sql.Result, err error, none error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return none
+	}
+	return nil
+}
+
+func scanStrings(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// TransferByUploadToken finds the transfer whose upload token hashes to
+// hash. Returns ErrNotFound if there is none.
+func (q Q) TransferByUploadToken(ctx context.Context, hash []byte) (*TransferRow, error) {
+	return scanTransfer(q.q.QueryRowContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE upload_token_hash = ?`, hash))
+}

@@ -1,0 +1,355 @@
+package transfer
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/segment"
+	"github.com/kluis-nl/kluis/internal/store"
+)
+
+// live refuses a transfer that is over: revoked, expired (by the clock,
+// before the purge has run) or purged. The error carries the date.
+func (s *Service) live(t *store.TransferRow) error {
+	if t.RevokedAt != nil {
+		return &kluis.Error{Code: kluis.EREVOKED, Message: "The sender has revoked this transfer. Its files have been deleted.", At: t.RevokedAt}
+	}
+	if !s.now().Before(t.ExpiresAt) || t.PurgedAt != nil {
+		at := t.ExpiresAt
+		return &kluis.Error{Code: kluis.EEXPIRED, Message: "This transfer has expired. Its files have been deleted.", At: &at}
+	}
+	return nil
+}
+
+// openable adds the recipient's own state to live.
+func (s *Service) openable(t *store.TransferRow, r *store.RecipientRow) error {
+	if err := s.live(t); err != nil {
+		return err
+	}
+	if r.RevokedAt != nil {
+		return &kluis.Error{Code: kluis.EREVOKED, Message: "The sender has revoked your access to this transfer.", At: r.RevokedAt}
+	}
+	if t.State != string(kluis.StateReady) {
+		return notFound()
+	}
+	return nil
+}
+
+func notFound() error {
+	return kluis.Errorf(kluis.ENOTFOUND, "There is no transfer at this link. Check that you copied the whole link.")
+}
+
+func (s *Service) recipientByAccess(ctx context.Context, q store.Q, accessID string) (*store.RecipientRow, *store.TransferRow, error) {
+	id, ok := secret.NormalizeAccessID(accessID)
+	if !ok {
+		return nil, nil, notFound()
+	}
+	r, err := q.RecipientByAccess(ctx, secret.HashToken(id))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, notFound()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := q.Transfer(ctx, r.TransferID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, notFound()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, t, nil
+}
+
+// Link is what a recipient's link shows before the unlock.
+type Link struct {
+	TransferID       string
+	PasswordRequired bool
+	ExpiresAt        time.Time
+	LockedUntil      *time.Time
+}
+
+// Lookup checks a recipient's access id. Returns ENOTFOUND, EEXPIRED or
+// EREVOKED (with the date) or ELOCKED.
+func (s *Service) Lookup(ctx context.Context, accessID string) (*Link, error) {
+	r, t, err := s.recipientByAccess(ctx, s.db.Q, accessID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openable(t, r); err != nil {
+		return nil, err
+	}
+	l := &Link{TransferID: t.ID, PasswordRequired: t.PasswordMode != string(kluis.PasswordNone), ExpiresAt: t.ExpiresAt}
+	if r.LockedUntil != nil && s.now().Before(*r.LockedUntil) {
+		l.LockedUntil = r.LockedUntil
+		return l, s.lockedError(r)
+	}
+	return l, nil
+}
+
+func (s *Service) lockedError(r *store.RecipientRow) error {
+	return &kluis.Error{Code: kluis.ELOCKED, Message: "Too many wrong passwords. Access to this transfer is blocked for now; the sender has been told. Try again later or contact the sender.", At: r.LockedUntil}
+}
+
+// unwrap opens a transfer's identity with its secret. Wrong secret gives
+// EWRONGSECRET; nothing else about the transfer is revealed.
+func (s *Service) unwrap(t *store.TransferRow, transferSecret string) (*age.X25519Identity, error) {
+	if t.IdentitySealed == nil {
+		return nil, s.live(t)
+	}
+	wrapped, err := s.keys.Open(purposeIdentity, t.ID, t.IdentitySealed)
+	if err != nil {
+		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
+	}
+	maxLogN := s.cfg.PasswordLogN
+	if t.PasswordMode == string(kluis.PasswordNone) {
+		maxLogN = secret.LinkSecretLogN
+	}
+	id, err := secret.UnwrapIdentity(wrapped, transferSecret, maxLogN)
+	if errors.Is(err, secret.ErrWrongSecret) {
+		return nil, kluis.Errorf(kluis.EWRONGSECRET, "The password is not correct.")
+	}
+	if err != nil {
+		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
+	}
+	return id, nil
+}
+
+// Session is an unlocked recipient access.
+type Session struct {
+	Token     string // for the client only; never stored
+	ExpiresAt time.Time
+
+	transfer  *store.TransferRow
+	recipient *store.RecipientRow
+	identity  *age.X25519Identity
+}
+
+// TransferID returns the id of the unlocked transfer.
+func (a *Session) TransferID() string { return a.transfer.ID }
+
+// RecipientID returns the id of the recipient whose access this is.
+func (a *Session) RecipientID() int64 { return a.recipient.ID }
+
+// Unlock checks the transfer secret for a recipient's access id and opens a
+// download session. Wrong secrets count per recipient; MaxFailures of them
+// lock the access for LockoutDuration.
+func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (*Session, error) {
+	r, t, err := s.recipientByAccess(ctx, s.db.Q, accessID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openable(t, r); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if r.LockedUntil != nil && now.Before(*r.LockedUntil) {
+		return nil, s.lockedError(r)
+	}
+	if len(transferSecret) > 4*secret.MaxPasswordLength {
+		transferSecret = transferSecret[:4*secret.MaxPasswordLength] // wrong anyway; bounds the KDF input
+	}
+	if err := s.unlocks.Acquire(ctx); err != nil {
+		return nil, kluis.Errorf(kluis.EUNAVAILABLE, "The server is busy. Please try again in a moment.")
+	}
+	id, err := s.unwrap(t, transferSecret)
+	s.unlocks.Release()
+	if kluis.ErrorCode(err) == kluis.EWRONGSECRET {
+		return nil, s.failure(ctx, r, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.MarkOpened(ctx, r.ID, now); err != nil {
+		return nil, err
+	}
+	sess, err := s.newSession(ctx, t, r, id)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("transfer unlocked", "transfer", t.ID, "recipient", r.ID)
+	return sess, nil
+}
+
+func (s *Service) failure(ctx context.Context, r *store.RecipientRow, wrong error) error {
+	n, err := s.db.AddFailure(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	s.log.Warn("wrong transfer password", "transfer", r.TransferID, "recipient", r.ID, "failures", n)
+	if n >= s.cfg.MaxFailures {
+		until := s.now().Add(s.cfg.LockoutDuration)
+		if err := s.db.RecordFailure(ctx, r.ID, 0, &until); err != nil {
+			return err
+		}
+		r.LockedUntil = &until
+		s.log.Warn("recipient locked out", "transfer", r.TransferID, "recipient", r.ID, "until", until)
+		return s.lockedError(r)
+	}
+	return wrong
+}
+
+// sessionToken = base64url(16-byte id || 32-byte key). The database keeps
+// SHA-256(id) and the identity sealed under key, so a copy of the database
+// cannot use a session.
+func (s *Service) newSession(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, id *age.X25519Identity) (*Session, error) {
+	raw := make([]byte, 48)
+	if _, err := randRead(raw); err != nil {
+		return nil, err
+	}
+	sid, key := raw[:16], raw[16:]
+	idHash := secret.HashToken(string(sid))
+	expires := s.now().Add(s.cfg.SessionTTL)
+	if expires.After(t.ExpiresAt) {
+		expires = t.ExpiresAt
+	}
+	row := &store.SessionRow{
+		IDHash:         idHash,
+		RecipientID:    r.ID,
+		IdentitySealed: secret.SealWithKey(key, append([]byte(purposeSession), idHash...), []byte(id.String())),
+		ExpiresAt:      expires,
+	}
+	if err := s.db.InsertSession(ctx, row); err != nil {
+		return nil, err
+	}
+	return &Session{Token: base64.RawURLEncoding.EncodeToString(raw), ExpiresAt: expires, transfer: t, recipient: r, identity: id}, nil
+}
+
+// OpenSession checks a download session token. Every call checks the
+// transfer and the recipient again, so expiry and revocation apply at once.
+func (s *Service) OpenSession(ctx context.Context, token string) (*Session, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(raw) != 48 {
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your download session is not valid. Open the link from your mail again.")
+	}
+	sid, key := raw[:16], raw[16:]
+	idHash := secret.HashToken(string(sid))
+	row, err := s.db.Session(ctx, idHash)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your download session has ended. Open the link from your mail again.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !s.now().Before(row.ExpiresAt) {
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your download session has ended. Open the link from your mail again.")
+	}
+	r, err := s.db.Recipient(ctx, row.RecipientID)
+	if err != nil {
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your download session has ended. Open the link from your mail again.")
+	}
+	t, err := s.db.Transfer(ctx, r.TransferID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openable(t, r); err != nil {
+		return nil, err
+	}
+	plain, err := secret.OpenWithKey(key, append([]byte(purposeSession), idHash...), row.IdentitySealed)
+	if err != nil {
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your download session is not valid. Open the link from your mail again.")
+	}
+	id, err := age.ParseX25519Identity(string(plain))
+	if err != nil {
+		return nil, fmt.Errorf("session identity: %w", err)
+	}
+	return &Session{Token: token, ExpiresAt: row.ExpiresAt, transfer: t, recipient: r, identity: id}, nil
+}
+
+// Contents is what an unlocked recipient sees.
+type Contents struct {
+	Transfer *kluis.Transfer
+	Message  string
+	Files    []kluis.File
+}
+
+// Contents opens the message and the file list of an unlocked transfer. The
+// recipient list is trimmed to what this recipient may see: To and Cc, and
+// themselves.
+func (s *Service) Contents(ctx context.Context, a *Session) (*Contents, error) {
+	rs, err := s.db.Recipients(ctx, a.transfer.ID)
+	if err != nil {
+		return nil, err
+	}
+	var visible []*store.RecipientRow
+	for _, r := range rs {
+		if r.Kind != string(kluis.KindBcc) || r.ID == a.recipient.ID {
+			visible = append(visible, r)
+		}
+	}
+	out := &Contents{Transfer: s.view(a.transfer, visible)}
+	var p private
+	if err := s.openPrivate(a.identity, purposePrivate, a.transfer.ID, a.transfer.PrivateSealed, &p); err != nil {
+		return nil, err
+	}
+	out.Message = p.Message
+	files, err := s.db.Files(ctx, a.transfer.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		kf, err := s.fileView(a, f)
+		if err != nil {
+			return nil, err
+		}
+		out.Files = append(out.Files, *kf)
+	}
+	return out, nil
+}
+
+func (s *Service) fileView(a *Session, f *store.FileRow) (*kluis.File, error) {
+	var fp filePrivate
+	if err := s.openPrivate(a.identity, purposeFilePriv, f.ID, f.PrivateSealed, &fp); err != nil {
+		return nil, err
+	}
+	var sum string
+	if err := s.openPrivate(a.identity, purposeFileSum, f.ID, f.SumSealed, &sum); err != nil {
+		return nil, err
+	}
+	var m fileMeta
+	if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m); err != nil {
+		return nil, err
+	}
+	return &kluis.File{ID: f.ID, Index: f.Index, Name: fp.Name, ContentType: fp.ContentType, Size: m.Size, SHA256: sum, Complete: f.Complete}, nil
+}
+
+// OpenFile returns a file's metadata and a verifying reader of its
+// plaintext. Close the reader.
+func (s *Service) OpenFile(ctx context.Context, a *Session, fileID string) (*kluis.File, *segment.FileReader, error) {
+	f, err := s.db.File(ctx, fileID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && f.TransferID != a.transfer.ID) {
+		return nil, nil, kluis.Errorf(kluis.ENOTFOUND, "This file does not exist.")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	kf, err := s.fileView(a, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	man, err := s.manifest(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	if man.Size() != kf.Size {
+		return nil, nil, kluis.Errorf(kluis.EINTEGRITY, "Stored data failed verification.")
+	}
+	return kf, segment.NewFileReader(ctx, man, s.blobs.Open, a.identity), nil
+}
+
+// RecordDownload notes that the recipient downloaded a file (index -1: all
+// files as one archive).
+func (s *Service) RecordDownload(ctx context.Context, a *Session, fileIndex int) error {
+	if err := s.db.InsertDownload(context.WithoutCancel(ctx), a.recipient.ID, fileIndex, s.now()); err != nil {
+		return err
+	}
+	s.log.Info("download", "transfer", a.transfer.ID, "recipient", a.recipient.ID, "file_index", fileIndex)
+	return nil
+}

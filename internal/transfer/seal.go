@@ -1,0 +1,142 @@
+package transfer
+
+import (
+	"crypto/rand"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"filippo.io/age"
+
+	"github.com/kluis-nl/kluis"
+)
+
+// Seal purposes: a sealed value is bound to its purpose and row id, so it
+// cannot be moved to another column or row.
+const (
+	purposeRecipient = "transfer.recipient"
+	purposeIdentity  = "transfer.identity"
+	purposeDetails   = "transfer.details"
+	purposePrivate   = "transfer.private"
+	purposeFileMeta  = "file.meta"
+	purposeFilePriv  = "file.private"
+	purposeFileSum   = "file.sum"
+	purposeManifest  = "file.manifest"
+	purposeSession   = "session.identity"
+)
+
+// details are sealed under the master key only: the server needs them to
+// write mails.
+type details struct {
+	SenderName  string `json:"sender_name"`
+	SenderPhone string `json:"sender_phone"`
+	Subject     string `json:"subject"`
+	Body        string `json:"body"`
+}
+
+// private is what only the transfer secret opens.
+type private struct {
+	Message string `json:"message"`
+}
+
+// fileMeta is sealed under the master key only: tus needs the size and the
+// budget check needs all sizes without the transfer secret. Name is kept
+// here only when the sender chose to show file names in mails.
+type fileMeta struct {
+	Size int64  `json:"size"` // -1 while a plain upload of unknown length runs
+	Name string `json:"name,omitempty"`
+}
+
+// filePrivate is what only the transfer secret opens.
+type filePrivate struct {
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	SHA256      string `json:"sha256,omitempty"`
+}
+
+func (s *Service) sealJSON(purpose, id string, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return s.keys.Seal(purpose, id, b), nil
+}
+
+func (s *Service) openJSON(purpose, id string, sealed []byte, v any) error {
+	if sealed == nil {
+		return &kluis.Error{Code: kluis.EINTEGRITY, Message: "This data is no longer available."}
+	}
+	b, err := s.keys.Open(purpose, id, sealed)
+	if err != nil {
+		return &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: fmt.Errorf("open %s %s: %w", purpose, id, err)}
+	}
+	return json.Unmarshal(b, v)
+}
+
+// sealPrivate encrypts v to the transfer's age recipient, then seals the
+// age file under the master key.
+func (s *Service) sealPrivate(r age.Recipient, purpose, id string, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, r)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(b); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return s.keys.Seal(purpose, id, buf.Bytes()), nil
+}
+
+func (s *Service) openPrivate(id age.Identity, purpose, rowID string, sealed []byte, v any) error {
+	if sealed == nil {
+		return &kluis.Error{Code: kluis.EINTEGRITY, Message: "This data is no longer available."}
+	}
+	ct, err := s.keys.Open(purpose, rowID, sealed)
+	if err != nil {
+		return &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
+	}
+	r, err := age.Decrypt(bytes.NewReader(ct), id)
+	if err != nil {
+		return &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	if err != nil {
+		return &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
+	}
+	return json.Unmarshal(b, v)
+}
+
+// recipientOf opens the transfer's public age recipient.
+func (s *Service) recipientOf(id string, sealed []byte) (*age.X25519Recipient, error) {
+	if sealed == nil {
+		return nil, kluis.Errorf(kluis.ECONFLICT, "This transfer no longer accepts files.")
+	}
+	b, err := s.keys.Open(purposeRecipient, id, sealed)
+	if err != nil {
+		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
+	}
+	return age.ParseX25519Recipient(string(b))
+}
+
+// storedOptions is the options column: the sender's choices plus what the
+// server must know about the private content without opening it.
+type storedOptions struct {
+	kluis.Options
+	HasMessage bool `json:"has_message"`
+}
+
+func parseOptions(s string) storedOptions {
+	var o storedOptions
+	_ = json.Unmarshal([]byte(s), &o)
+	return o
+}
+
+var randRead = rand.Read

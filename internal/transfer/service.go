@@ -1,0 +1,144 @@
+// Package transfer is Kluis's engine: it creates transfers, takes their
+// files as encrypted segments, unlocks them for recipients, streams them
+// back decrypted, and erases them at expiry or revocation.
+//
+// # Keys
+//
+// Each transfer has its own age X25519 identity. Uploads are encrypted to
+// its public recipient, so uploading needs no secret. The identity is stored
+// only wrapped: by the transfer secret (a password through age's scrypt
+// recipient, or a random link secret) and then sealed under the master key.
+// Values only the recipients may read (file names, content types, checksums,
+// the confidential message) are age-encrypted to the transfer's recipient
+// and then sealed; values the server itself needs to do its work (sizes,
+// manifests, sender details and notification text for mails) are sealed
+// under the master key only.
+//
+// # Uploads
+//
+// WriteFile turns one request body into one or more segments (see package
+// segment) and commits each one (blob durable first, then the manifest in the
+// database under a compare-and-swap on the file's revision) before it
+// returns, whether the body ended cleanly or not. So an interrupted upload
+// resumes at the exact byte where the last committed segment ended.
+package transfer
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/kluis-nl/kluis/internal/blob"
+	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/store"
+)
+
+// Config holds the engine's limits and periods.
+type Config struct {
+	// BaseURL is the public address used in links, without a trailing slash.
+	BaseURL string
+	// MaxTransferSize bounds the sum of a transfer's file sizes.
+	MaxTransferSize int64
+	// DefaultExpiry and MaxExpiry bound how long a transfer lives.
+	DefaultExpiry time.Duration
+	MaxExpiry     time.Duration
+	// MaxRecipients bounds To + Cc + Bcc.
+	MaxRecipients int
+	// SessionTTL is how long a download session lasts after an unlock.
+	SessionTTL time.Duration
+	// MaxFailures wrong passwords lock a recipient's access for LockoutDuration.
+	MaxFailures     int
+	LockoutDuration time.Duration
+	// Retention keeps the minimal record this long after the purge.
+	Retention time.Duration
+	// PasswordLogN is the scrypt work factor for transfer passwords.
+	PasswordLogN int
+	// SegmentSize is where a segment is closed during a long request. A
+	// smaller bound loses less on a crash (kill -9 loses the open segment).
+	SegmentSize int64
+	// TempMaxAge: unfinished blob writes older than this are collected.
+	TempMaxAge time.Duration
+	// OrphanGrace: a blob no manifest lists is collected once older than
+	// this (a commit may be in flight between blob rename and database).
+	OrphanGrace time.Duration
+	// PurgeInterval is how often the purge looks for expired transfers.
+	PurgeInterval time.Duration
+	// UnlockConcurrency bounds parallel password checks (each costs up to
+	// 2^PasswordLogN KiB of memory).
+	UnlockConcurrency int
+}
+
+// DefaultConfig returns the embedded defaults.
+func DefaultConfig() Config {
+	return Config{
+		BaseURL:           "http://127.0.0.1:8080",
+		MaxTransferSize:   2_000_000_000,
+		DefaultExpiry:     7 * 24 * time.Hour,
+		MaxExpiry:         30 * 24 * time.Hour,
+		MaxRecipients:     50,
+		SessionTTL:        time.Hour,
+		MaxFailures:       10,
+		LockoutDuration:   time.Hour,
+		Retention:         30 * 24 * time.Hour,
+		PasswordLogN:      secret.PasswordLogN,
+		SegmentSize:       16 << 20,
+		TempMaxAge:        24 * time.Hour,
+		OrphanGrace:       time.Hour,
+		PurgeInterval:     15 * time.Second,
+		UnlockConcurrency: 4,
+	}
+}
+
+// Service is the transfer engine.
+type Service struct {
+	db      *store.DB
+	blobs   blob.Store
+	keys    *secret.Keyring
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
+	unlocks *secret.Limiter
+	wake    chan struct{}
+}
+
+// New returns the engine. now may be nil (time.Now).
+func New(db *store.DB, blobs blob.Store, keys *secret.Keyring, cfg Config, now func() time.Time, log *slog.Logger) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.UnlockConcurrency <= 0 {
+		cfg.UnlockConcurrency = 1
+	}
+	return &Service{
+		db:      db,
+		blobs:   blobs,
+		keys:    keys,
+		cfg:     cfg,
+		now:     func() time.Time { return now().UTC() },
+		log:     log,
+		unlocks: secret.NewLimiter(cfg.UnlockConcurrency),
+		wake:    make(chan struct{}, 1),
+	}
+}
+
+// Config returns the engine's configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Ready checks that the database and blob store answer.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.db.Ping(ctx); err != nil {
+		return err
+	}
+	return s.blobs.List(ctx, "readyz-none/", func(blob.Info) error { return nil })
+}
+
+// wakePurge asks the background purge to run now.
+func (s *Service) wakePurge() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}

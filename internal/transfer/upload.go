@@ -1,0 +1,666 @@
+package transfer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/blob"
+	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/segment"
+	"github.com/kluis-nl/kluis/internal/store"
+)
+
+// MaxFileNameLength is the longest file name kept (bytes of UTF-8).
+const MaxFileNameLength = 255
+
+// Owner is a sender's proof of a transfer: the upload token from Create.
+type Owner struct {
+	TransferID string
+}
+
+// AuthorizeUpload finds the transfer an upload token belongs to. Returns
+// EUNAUTHORIZED for an unknown token.
+func (s *Service) AuthorizeUpload(ctx context.Context, token string) (Owner, error) {
+	if token == "" {
+		return Owner{}, kluis.Errorf(kluis.EUNAUTHORIZED, "This request needs the transfer's upload token (Authorization: Bearer ...).")
+	}
+	row, err := s.db.TransferByUploadToken(ctx, secret.HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
+		return Owner{}, kluis.Errorf(kluis.EUNAUTHORIZED, "The upload token is not valid.")
+	}
+	if err != nil {
+		return Owner{}, err
+	}
+	return Owner{TransferID: row.ID}, nil
+}
+
+// Transfer returns the owner's view of their transfer.
+func (s *Service) Transfer(ctx context.Context, o Owner) (*kluis.Transfer, error) {
+	return s.transfer(ctx, s.db.Q, o.TransferID)
+}
+
+// writable checks that a transfer still takes files.
+func (s *Service) writable(t *store.TransferRow) error {
+	now := s.now()
+	switch {
+	case t.RevokedAt != nil:
+		return &kluis.Error{Code: kluis.EREVOKED, Message: "This transfer was revoked.", At: t.RevokedAt}
+	case t.PurgedAt != nil || !now.Before(t.ExpiresAt):
+		at := t.ExpiresAt
+		return &kluis.Error{Code: kluis.EEXPIRED, Message: "This transfer has expired.", At: &at}
+	case t.State != string(kluis.StateDraft) && t.State != string(kluis.StateUploading):
+		return kluis.Errorf(kluis.ECONFLICT, "This transfer is finished and takes no more files.")
+	}
+	return nil
+}
+
+// CleanFileName makes a client's file name safe to keep and to offer in a
+// download: the last path element, no control characters, at most
+// MaxFileNameLength bytes. The storage never uses it (blob keys are ids).
+func CleanFileName(name string) string {
+	name = strings.ToValidUTF8(name, "")
+	name = strings.ReplaceAll(name, "\\", "/")
+	name = path.Base("/" + name)
+	name = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '/' {
+			return -1
+		}
+		return r
+	}, name)
+	name = strings.TrimSpace(name)
+	if name == "." || name == ".." || name == "/" {
+		name = ""
+	}
+	for len(name) > MaxFileNameLength {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	if name == "" {
+		name = "file"
+	}
+	return name
+}
+
+// NewFile adds a file to a transfer. size is the declared length (tus
+// Upload-Length); -1 means unknown (a plain streaming upload), in which case
+// the remaining transfer budget is the limit while streaming.
+func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string, size int64) (*kluis.File, error) {
+	if size < -1 {
+		return nil, kluis.Errorf(kluis.EINVALID, "The file size must not be negative.")
+	}
+	name = CleanFileName(name)
+	if contentType == "" || len(contentType) > 200 || strings.ContainsAny(contentType, "\r\n") {
+		contentType = "application/octet-stream"
+	}
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	t, err := tx.Transfer(ctx, o.TransferID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.writable(t); err != nil {
+		return nil, err
+	}
+	used, err := s.used(ctx, tx.Q, o.TransferID)
+	if err != nil {
+		return nil, err
+	}
+	if size >= 0 && used+size > s.cfg.MaxTransferSize {
+		return nil, s.tooLarge()
+	}
+	files, err := tx.Files(ctx, o.TransferID)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) >= 1000 {
+		return nil, kluis.Errorf(kluis.EINVALID, "A transfer can hold at most 1000 files.")
+	}
+	r, err := s.recipientOf(t.ID, t.RecipientSealed)
+	if err != nil {
+		return nil, err
+	}
+	id := secret.NewID()
+	meta := fileMeta{Size: size}
+	if parseOptions(t.Options).ShowFilenames {
+		meta.Name = name
+	}
+	metaSealed, err := s.sealJSON(purposeFileMeta, id, meta)
+	if err != nil {
+		return nil, err
+	}
+	privSealed, err := s.sealPrivate(r, purposeFilePriv, id, filePrivate{Name: name, ContentType: contentType})
+	if err != nil {
+		return nil, err
+	}
+	row := &store.FileRow{
+		ID: id, TransferID: o.TransferID, UpdatedAt: s.now(),
+		MetaSealed: metaSealed, PrivateSealed: privSealed,
+		ManifestSealed: s.keys.Seal(purposeManifest, id, (&segment.Manifest{}).Marshal()),
+	}
+	if err := tx.InsertFile(ctx, row); err != nil {
+		return nil, err
+	}
+	if t.State == string(kluis.StateDraft) {
+		if err := tx.SetTransferState(ctx, t.ID, string(kluis.StateUploading), string(kluis.StateDraft)); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return &kluis.File{ID: id, Index: row.Index, Name: name, ContentType: contentType, Size: size}, nil
+}
+
+func (s *Service) tooLarge() error {
+	return kluis.Errorf(kluis.ETOOLARGE, "The files are too large together: a transfer can hold at most %s.", FormatSize(s.cfg.MaxTransferSize))
+}
+
+// FormatSize formats bytes in decimal units as users know them (2.00 GB).
+func FormatSize(n int64) string {
+	switch {
+	case n >= 1_000_000_000:
+		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	case n >= 1_000_000:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1_000:
+		return fmt.Sprintf("%.0f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// used sums the declared sizes (or, for unknown sizes, the bytes so far) of
+// a transfer's files.
+func (s *Service) used(ctx context.Context, q store.Q, transferID string) (int64, error) {
+	files, err := q.Files(ctx, transferID)
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, f := range files {
+		var m fileMeta
+		if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m); err != nil {
+			return 0, err
+		}
+		if m.Size >= 0 {
+			sum += m.Size
+			continue
+		}
+		man, err := s.manifest(f)
+		if err != nil {
+			return 0, err
+		}
+		sum += man.Size()
+	}
+	return sum, nil
+}
+
+func (s *Service) manifest(f *store.FileRow) (*segment.Manifest, error) {
+	if f.ManifestSealed == nil {
+		return nil, kluis.Errorf(kluis.EINTEGRITY, "This file is no longer available.")
+	}
+	b, err := s.keys.Open(purposeManifest, f.ID, f.ManifestSealed)
+	if err != nil {
+		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
+	}
+	m, err := segment.Unmarshal(b)
+	if err != nil {
+		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
+	}
+	return m, nil
+}
+
+// FileState is what tus needs to answer HEAD.
+type FileState struct {
+	ID         string
+	TransferID string
+	Size       int64 // -1 if unknown
+	Offset     int64
+	Complete   bool
+}
+
+// FileState returns a file's upload progress. Returns ENOTFOUND if the file
+// does not belong to the owner's transfer.
+func (s *Service) FileState(ctx context.Context, o Owner, fileID string) (*FileState, error) {
+	f, err := s.ownedFile(ctx, s.db.Q, o, fileID)
+	if err != nil {
+		return nil, err
+	}
+	var m fileMeta
+	if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m); err != nil {
+		return nil, err
+	}
+	man, err := s.manifest(f)
+	if err != nil {
+		return nil, err
+	}
+	return &FileState{ID: f.ID, TransferID: f.TransferID, Size: m.Size, Offset: man.Size(), Complete: f.Complete}, nil
+}
+
+func (s *Service) ownedFile(ctx context.Context, q store.Q, o Owner, fileID string) (*store.FileRow, error) {
+	f, err := q.File(ctx, fileID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && f.TransferID != o.TransferID) {
+		return nil, kluis.Errorf(kluis.ENOTFOUND, "This upload does not exist.")
+	}
+	return f, err
+}
+
+// errReader remembers the first read error of the request body, so that a
+// body that broke off is told apart from a storage failure.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+// WriteFile appends src to a file at offset, as one or more segments, each
+// committed (blob, then manifest) before WriteFile returns, also when src
+// ends with an error. It returns the number of bytes committed. limit, if
+// positive, is the most the file may reach (for uploads of unknown size);
+// more gives ETOOLARGE.
+func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset int64, src io.Reader) (int64, error) {
+	f, err := s.ownedFile(ctx, s.db.Q, o, fileID)
+	if err != nil {
+		return 0, err
+	}
+	if f.Complete {
+		return 0, kluis.Errorf(kluis.ECONFLICT, "This file is already complete.")
+	}
+	t, err := s.db.Transfer(ctx, f.TransferID)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.writable(t); err != nil {
+		return 0, err
+	}
+	var meta fileMeta
+	if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &meta); err != nil {
+		return 0, err
+	}
+	man, err := s.manifest(f)
+	if err != nil {
+		return 0, err
+	}
+	if offset != man.Size() {
+		return 0, kluis.Errorf(kluis.ECONFLICT, "The upload offset %d does not match the stored offset %d.", offset, man.Size())
+	}
+	limit := meta.Size
+	if limit < 0 {
+		used, err := s.used(ctx, s.db.Q, t.ID)
+		if err != nil {
+			return 0, err
+		}
+		limit = man.Size() + (s.cfg.MaxTransferSize - used)
+	}
+	rcpt, err := s.recipientOf(t.ID, t.RecipientSealed)
+	if err != nil {
+		return 0, err
+	}
+	body := &errReader{r: src}
+	// Commits must finish even when the request context ends (a client that
+	// went away): what arrived is kept, so the upload can resume there.
+	commitCtx := context.WithoutCancel(ctx)
+	rev := f.Rev
+	var total int64
+	buf := make([]byte, 256<<10)
+	for {
+		room := limit - man.Size()
+		if room <= 0 {
+			// Upload-Length reached (tus) or the budget is used up: one more
+			// byte means too large for a streaming upload.
+			if meta.Size < 0 {
+				var one [1]byte
+				if n, _ := io.ReadFull(body, one[:]); n > 0 {
+					return total, s.tooLarge()
+				}
+			}
+			return total, nil
+		}
+		if len(man.Entries) >= segment.MaxSegments {
+			return total, kluis.Errorf(kluis.ETOOMANY, "This file was sent in too many small pieces (at most %d). Send larger requests.", segment.MaxSegments)
+		}
+		segLimit := min(room, s.cfg.SegmentSize, segment.MaxSize)
+		key := fmt.Sprintf("t/%s/%s/%06d-%s", t.ID, f.ID, len(man.Entries), randHex(4))
+		bw, err := s.blobs.Create(commitCtx, key)
+		if err != nil {
+			return total, storageError(err)
+		}
+		sw, err := segment.NewWriter(bw, rcpt, man.Size(), man.HashState())
+		if err != nil {
+			bw.Abort()
+			return total, err
+		}
+		n, copyErr := io.CopyBuffer(sw, io.LimitReader(body, segLimit), buf)
+		if copyErr != nil && body.err == nil {
+			// The blob store failed (disk full, I/O error): this segment is
+			// lost, the committed ones stay, the client resumes later.
+			bw.Abort()
+			return total, storageError(copyErr)
+		}
+		if n == 0 {
+			bw.Abort()
+			return total, nil
+		}
+		entry, err := sw.Close()
+		if err != nil {
+			bw.Abort()
+			return total, storageError(err)
+		}
+		if err := bw.Commit(); err != nil {
+			bw.Abort()
+			return total, storageError(err)
+		}
+		entry.Key = key
+		if err := man.Append(entry); err != nil {
+			s.blobs.Delete(commitCtx, key)
+			return total, err
+		}
+		if err := s.db.UpdateManifest(commitCtx, f.ID, rev, s.keys.Seal(purposeManifest, f.ID, man.Marshal()), s.now()); err != nil {
+			// Another writer moved on (a stale request): this segment must
+			// not count. The blob is deleted (or collected).
+			s.blobs.Delete(commitCtx, key)
+			if errors.Is(err, store.ErrConflict) {
+				return total, kluis.Errorf(kluis.ECONFLICT, "This upload was changed by another request. Ask the server for the current offset and resume.")
+			}
+			return total, err
+		}
+		rev++
+		total += n
+		if n < segLimit {
+			// The body ended (cleanly or not) before the bound.
+			return total, nil
+		}
+	}
+}
+
+func storageError(err error) error {
+	if errors.Is(err, blob.ErrNoSpace) {
+		return &kluis.Error{Code: kluis.ENOSPACE, Message: "The server's storage is full. Your upload was saved up to this point; try again later to continue.", Err: err}
+	}
+	return fmt.Errorf("storage: %w", err)
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// CompleteFile marks a fully uploaded file complete, storing its size and
+// SHA-256 (from the running hash state: the file is not read again).
+func (s *Service) CompleteFile(ctx context.Context, o Owner, fileID string) (*kluis.File, error) {
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	f, err := s.ownedFile(ctx, tx.Q, o, fileID)
+	if err != nil {
+		return nil, err
+	}
+	if f.Complete {
+		return nil, kluis.Errorf(kluis.ECONFLICT, "This file is already complete.")
+	}
+	t, err := tx.Transfer(ctx, f.TransferID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.writable(t); err != nil {
+		return nil, err
+	}
+	var meta fileMeta
+	if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &meta); err != nil {
+		return nil, err
+	}
+	man, err := s.manifest(f)
+	if err != nil {
+		return nil, err
+	}
+	if meta.Size >= 0 && man.Size() != meta.Size {
+		return nil, kluis.Errorf(kluis.ECONFLICT, "The file is not complete: %d of %d bytes received.", man.Size(), meta.Size)
+	}
+	meta.Size = man.Size()
+	sum, err := man.Sum()
+	if err != nil {
+		return nil, err
+	}
+	rcpt, err := s.recipientOf(t.ID, t.RecipientSealed)
+	if err != nil {
+		return nil, err
+	}
+	// The name was encrypted at NewFile and only the identity opens it, so
+	// the checksum gets its own private value beside it.
+	metaSealed, err := s.sealJSON(purposeFileMeta, f.ID, meta)
+	if err != nil {
+		return nil, err
+	}
+	sumSealed, err := s.sealPrivate(rcpt, purposeFileSum, f.ID, hex.EncodeToString(sum))
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.CompleteFile(ctx, f.ID, f.Rev, metaSealed, sumSealed, s.now()); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil, kluis.Errorf(kluis.ECONFLICT, "This upload was changed by another request; try again.")
+		}
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return &kluis.File{ID: f.ID, Index: f.Index, Size: meta.Size, Complete: true}, nil
+}
+
+// DeleteFile removes an unfinished file and its segments (tus termination,
+// or a plain upload that failed).
+func (s *Service) DeleteFile(ctx context.Context, o Owner, fileID string) error {
+	f, err := s.ownedFile(ctx, s.db.Q, o, fileID)
+	if err != nil {
+		return err
+	}
+	t, err := s.db.Transfer(ctx, f.TransferID)
+	if err != nil {
+		return err
+	}
+	if t.State != string(kluis.StateDraft) && t.State != string(kluis.StateUploading) {
+		return kluis.Errorf(kluis.ECONFLICT, "Files of a finished transfer cannot be removed; revoke the transfer instead.")
+	}
+	if err := s.db.DeleteFile(ctx, f.ID); err != nil {
+		return err
+	}
+	return s.deletePrefix(context.WithoutCancel(ctx), fmt.Sprintf("t/%s/%s/", f.TransferID, f.ID))
+}
+
+func (s *Service) deletePrefix(ctx context.Context, prefix string) error {
+	var keys []string
+	if err := s.blobs.List(ctx, prefix, func(i blob.Info) error {
+		keys = append(keys, i.Key)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.blobs.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecipientLink is a recipient's own link, handed out once at Finish.
+type RecipientLink struct {
+	Recipient kluis.Recipient
+	AccessID  string
+	URL       string
+}
+
+// Finished is the result of Finish.
+type Finished struct {
+	Transfer *kluis.Transfer
+	Links    []RecipientLink
+}
+
+// Finish closes a transfer for uploads and makes it ready: every file must
+// be complete, and there must be a file or a message. Each recipient gets a
+// fresh access id now (only its hash is stored). For a no-password transfer
+// the client hands back the link secret from Create; it is checked and put
+// into the links, and not stored.
+func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Finished, error) {
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	t, err := tx.Transfer(ctx, o.TransferID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.writable(t); err != nil {
+		return nil, err
+	}
+	files, err := tx.Files(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if !f.Complete {
+			return nil, kluis.Errorf(kluis.ECONFLICT, "File %d of %d has not been uploaded completely yet.", f.Index+1, len(files))
+		}
+	}
+	if len(files) == 0 && !parseOptions(t.Options).HasMessage {
+		return nil, kluis.Errorf(kluis.EINVALID, "Add at least one file or a confidential message before you finish.")
+	}
+	fragment := ""
+	if t.PasswordMode == string(kluis.PasswordNone) {
+		if linkSecret == "" {
+			return nil, kluis.Errorf(kluis.EINVALID, "This transfer has no password: send the link_secret from the create response to finish it.")
+		}
+		if _, err := s.unwrap(t, linkSecret); err != nil {
+			return nil, err
+		}
+		fragment = "#" + linkSecret
+	}
+	rs, err := tx.Recipients(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	out := &Finished{}
+	for _, r := range rs {
+		access := secret.NewAccessID()
+		if err := tx.SetRecipientAccess(ctx, r.ID, secret.HashToken(access), nil); err != nil {
+			return nil, err
+		}
+		out.Links = append(out.Links, RecipientLink{
+			Recipient: kluis.Recipient{ID: r.ID, TransferID: t.ID, Kind: kluis.RecipientKind(r.Kind), Address: r.Address},
+			AccessID:  access,
+			URL:       s.cfg.BaseURL + "/r/" + access + fragment,
+		})
+	}
+	if err := tx.FinishTransfer(ctx, t.ID, now); err != nil {
+		return nil, kluis.Errorf(kluis.ECONFLICT, "This transfer is already finished.")
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	out.Transfer, err = s.transfer(ctx, s.db.Q, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("transfer ready", "transfer", t.ID, "files", len(files))
+	return out, nil
+}
+
+// Revoke ends a transfer for everyone, or for one recipient when address is
+// not empty.
+func (s *Service) Revoke(ctx context.Context, o Owner, address string) error {
+	now := s.now()
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	t, err := tx.Transfer(ctx, o.TransferID)
+	if err != nil {
+		return err
+	}
+	if t.RevokedAt != nil {
+		return kluis.Errorf(kluis.ECONFLICT, "This transfer was already revoked.")
+	}
+	if t.PurgedAt != nil || !now.Before(t.ExpiresAt) {
+		return kluis.Errorf(kluis.ECONFLICT, "This transfer has already expired.")
+	}
+	if address == "" {
+		if err := tx.RevokeTransfer(ctx, t.ID, now); err != nil {
+			return err
+		}
+	} else {
+		rs, err := tx.Recipients(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		found := false
+		for _, r := range rs {
+			if strings.EqualFold(r.Address, strings.TrimSpace(address)) {
+				found = true
+				if r.RevokedAt != nil {
+					return kluis.Errorf(kluis.ECONFLICT, "Access for %s was already revoked.", r.Address)
+				}
+				if err := tx.RevokeRecipient(ctx, r.ID, now); err != nil {
+					return err
+				}
+			}
+		}
+		if !found {
+			return kluis.Errorf(kluis.ENOTFOUND, "%s is not a recipient of this transfer.", address)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.log.Info("transfer revoked", "transfer", t.ID, "one_recipient", address != "")
+	if address == "" {
+		s.wakePurge()
+	}
+	return nil
+}
+
+// Extend moves the expiry of a live transfer, within MaxExpiry from now.
+func (s *Service) Extend(ctx context.Context, o Owner, expires time.Time) error {
+	now := s.now()
+	if !expires.After(now) {
+		return kluis.Errorf(kluis.EINVALID, "The new expiry date must be in the future.")
+	}
+	if expires.After(now.Add(s.cfg.MaxExpiry)) {
+		return kluis.Errorf(kluis.EINVALID, "The expiry date can be at most %d days from now.", int(s.cfg.MaxExpiry.Hours()/24))
+	}
+	t, err := s.db.Transfer(ctx, o.TransferID)
+	if err != nil {
+		return err
+	}
+	if err := s.live(t); err != nil {
+		return err
+	}
+	if err := s.db.ExtendTransfer(ctx, t.ID, expires); err != nil {
+		return kluis.Errorf(kluis.ECONFLICT, "This transfer can no longer be extended.")
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+// Package kluis holds the domain of Kluis: transfers, recipients, files and
+// the application error type that every layer speaks.
+//
+// The adapters live under internal/ and are named after what they do or the
+// technology they wrap (store, blob/local, upload for tus, api for HTTP).
+// Wiring happens in cmd/kluis.
+package kluis
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// State is the lifecycle state of a transfer.
+//
+//	draft ──upload──▶ uploading ──finish──▶ ready ──time──▶ expired ─┐
+//	  └─────────────────────┴──────revoke──────┴─────────▶ revoked ─┴─purge─▶ purged
+//
+// expired and revoked transfers are refused on every request at once, before
+// the purge has run; purged transfers keep only a minimal record until the
+// retention period ends.
+type State string
+
+const (
+	StateDraft     State = "draft"
+	StateUploading State = "uploading"
+	StateReady     State = "ready"
+	StateExpired   State = "expired"
+	StateRevoked   State = "revoked"
+	StatePurged    State = "purged"
+)
+
+// PasswordMode says how the transfer secret is chosen.
+type PasswordMode string
+
+const (
+	PasswordNone     PasswordMode = "none"
+	PasswordGenerate PasswordMode = "generate"
+	PasswordManual   PasswordMode = "manual"
+)
+
+// Valid reports whether m is one of the known modes.
+func (m PasswordMode) Valid() bool {
+	return m == PasswordNone || m == PasswordGenerate || m == PasswordManual
+}
+
+// RecipientKind is To, Cc or Bcc.
+type RecipientKind string
+
+const (
+	KindTo  RecipientKind = "to"
+	KindCc  RecipientKind = "cc"
+	KindBcc RecipientKind = "bcc"
+)
+
+// Transfer is the plaintext view of a transfer that the engine hands to
+// callers. Sensitive fields (file names, sizes, message, notification text)
+// are stored encrypted and only appear here after an unlock.
+type Transfer struct {
+	ID           string
+	State        State
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	FinishedAt   *time.Time
+	RevokedAt    *time.Time
+	PurgedAt     *time.Time
+	SenderEmail  string
+	SenderName   string
+	SenderPhone  string
+	Lang         string
+	PasswordMode PasswordMode
+	Options      Options
+	Recipients   []Recipient
+}
+
+// EffectiveState applies the clock: a ready or uploading transfer past its
+// expiry is expired, whatever the stored state says (the purge may not have
+// run yet).
+func (t *Transfer) EffectiveState(now time.Time) State {
+	switch t.State {
+	case StatePurged, StateRevoked, StateExpired:
+		return t.State
+	}
+	if !now.Before(t.ExpiresAt) {
+		return StateExpired
+	}
+	return t.State
+}
+
+// Options are the sender's choices for notifications.
+type Options struct {
+	Confirm        bool `json:"confirm"`
+	NotifyDownload bool `json:"notify_download"`
+	ShowFilenames  bool `json:"show_filenames"`
+}
+
+// Recipient is one addressee. Each has an own access id (only its hash is
+// stored), so opening, lock-out and revocation are per recipient.
+type Recipient struct {
+	ID          int64
+	TransferID  string
+	Kind        RecipientKind
+	Address     string
+	NotifiedAt  *time.Time
+	OpenedAt    *time.Time
+	RevokedAt   *time.Time
+	LockedUntil *time.Time
+	Failures    int
+}
+
+// File is the plaintext metadata of one file of a transfer.
+type File struct {
+	ID          string `json:"id"`
+	Index       int    `json:"index"`
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256,omitempty"`
+	Complete    bool   `json:"complete"`
+}
+
+// Code is a stable, machine-readable error code. The API maps each code to
+// an HTTP status in one place.
+type Code string
+
+const (
+	ECONFLICT     Code = "conflict"       // state does not allow this
+	EINTERNAL     Code = "internal"       // our fault; details are logged, not shown
+	EINVALID      Code = "invalid"        // bad input; Message says what to fix
+	ENOTFOUND     Code = "not_found"      // unknown id
+	EUNAUTHORIZED Code = "unauthorized"   // missing or bad credentials
+	EFORBIDDEN    Code = "forbidden"      // known caller, not allowed
+	EWRONGSECRET  Code = "wrong_password" // wrong password or link secret
+	ELOCKED       Code = "locked"         // too many wrong passwords
+	EEXPIRED      Code = "expired"        // transfer expired
+	EREVOKED      Code = "revoked"        // transfer or recipient revoked
+	ETOOLARGE     Code = "too_large"      // size limit exceeded
+	ENOSPACE      Code = "insufficient_storage"
+	EUNAVAILABLE  Code = "unavailable"       // shutting down or busy; retry
+	EINTEGRITY    Code = "integrity"         // stored data failed authentication
+	ETOOMANY      Code = "too_many_segments" // client sent too many tiny requests
+)
+
+// Error is the application error. Message is safe to show to users; the
+// wrapped error (if any) is for logs only.
+type Error struct {
+	Code    Code
+	Message string
+	// At carries a date for expired/revoked errors so clients can say when.
+	At  *time.Time
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an application error with a user-facing message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of err, EINTERNAL for any error that is not
+// an *Error.
+func ErrorCode(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the user-facing message of err; internal errors get
+// a generic text so their details never reach a client.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Code != EINTERNAL {
+		return e.Message
+	}
+	return "Something went wrong on our side. Please try again later."
+}
