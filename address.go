@@ -112,4 +112,3 @@ func printable(s string) string {
 	}
 	return s
 }
-

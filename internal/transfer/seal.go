@@ -1,8 +1,8 @@
 package transfer
 
 import (
-	"crypto/rand"
 	"bytes"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
