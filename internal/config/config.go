@@ -74,7 +74,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: kluis serve [flags]\n\nStarts the Kluis server. With no configuration it uses SQLite and encrypted files in ./kluis-data,\na master key generated there, a development mailbox instead of SMTP, and listens on 127.0.0.1:8080.\n\nEvery flag can also be set with an environment variable: --max-expiry is KLUIS_MAX_EXPIRY.\nFor secrets, KLUIS_NAME_FILE names a file holding the value. Flags win over the environment.\nSizes take B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB; durations take s, m, h and d (days).\n\nFlags:\n")
+		fmt.Fprintf(out, "Usage: kluis serve [flags]\n\nStarts the Kluis server. With no configuration it uses SQLite and encrypted files in ./kluis-data,\na master key generated there, and listens on 127.0.0.1:8080.\n\nEvery flag can also be set with an environment variable: --max-expiry is KLUIS_MAX_EXPIRY.\nFor secrets, KLUIS_NAME_FILE names a file holding the value. Flags win over the environment.\nSizes take B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB; durations take s, m, h and d (days).\n\nFlags:\n")
 		for _, o := range opts {
 			def := ""
 			if o.def != "" {

@@ -153,6 +153,13 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	if r.LockedUntil != nil && now.Before(*r.LockedUntil) {
 		return nil, s.lockedError(r)
 	}
+	if t.PasswordMode == string(kluis.PasswordGenerate) {
+		// Read out over the phone, a generated password may come back in
+		// capitals or without its dashes.
+		if norm, ok := secret.NormalizeGeneratedPassword(transferSecret); ok {
+			transferSecret = norm
+		}
+	}
 	if len(transferSecret) > 4*secret.MaxPasswordLength {
 		transferSecret = transferSecret[:4*secret.MaxPasswordLength] // wrong anyway; bounds the KDF input
 	}
