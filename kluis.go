@@ -2,7 +2,8 @@
 // the application error type that every layer speaks.
 //
 // The adapters live under internal/ and are named after what they do or the
-// technology they wrap (store, blob/local, upload for tus, api for HTTP).
+// technology they wrap (store, blob/local, segment, secret, api for HTTP
+// and tus).
 // Wiring happens in cmd/kluis.
 package kluis
 
@@ -125,21 +126,22 @@ type File struct {
 type Code string
 
 const (
-	ECONFLICT     Code = "conflict"       // state does not allow this
-	EINTERNAL     Code = "internal"       // our fault; details are logged, not shown
-	EINVALID      Code = "invalid"        // bad input; Message says what to fix
-	ENOTFOUND     Code = "not_found"      // unknown id
-	EUNAUTHORIZED Code = "unauthorized"   // missing or bad credentials
-	EFORBIDDEN    Code = "forbidden"      // known caller, not allowed
-	EWRONGSECRET  Code = "wrong_password" // wrong password or link secret
-	ELOCKED       Code = "locked"         // too many wrong passwords
-	EEXPIRED      Code = "expired"        // transfer expired
-	EREVOKED      Code = "revoked"        // transfer or recipient revoked
-	ETOOLARGE     Code = "too_large"      // size limit exceeded
-	ENOSPACE      Code = "insufficient_storage"
-	EUNAVAILABLE  Code = "unavailable"       // shutting down or busy; retry
-	EINTEGRITY    Code = "integrity"         // stored data failed authentication
-	ETOOMANY      Code = "too_many_segments" // client sent too many tiny requests
+	ECONFLICT        Code = "conflict"       // state does not allow this
+	EINTERNAL        Code = "internal"       // our fault; details are logged, not shown
+	EINVALID         Code = "invalid"        // bad input; Message says what to fix
+	ENOTFOUND        Code = "not_found"      // unknown id
+	EUNAUTHORIZED    Code = "unauthorized"   // missing or bad credentials
+	EFORBIDDEN       Code = "forbidden"      // known caller, not allowed
+	EWRONGSECRET     Code = "wrong_password" // wrong password or link secret
+	ELOCKED          Code = "locked"         // too many wrong passwords
+	EEXPIRED         Code = "expired"        // transfer expired
+	EREVOKED         Code = "revoked"        // transfer or recipient revoked
+	ETOOLARGE        Code = "too_large"      // size limit exceeded
+	ENOSPACE         Code = "insufficient_storage"
+	EUNAVAILABLE     Code = "unavailable"       // shutting down or busy; retry
+	EINTEGRITY       Code = "integrity"         // stored data failed authentication
+	ETOOMANY         Code = "too_many_segments" // client sent too many tiny requests
+	ETOOMANYREQUESTS Code = "rate_limited"      // slow down; RetryAfter says how long
 )
 
 // Error is the application error. Message is safe to show to users; the
@@ -148,8 +150,10 @@ type Error struct {
 	Code    Code
 	Message string
 	// At carries a date for expired/revoked errors so clients can say when.
-	At  *time.Time
-	Err error
+	At *time.Time
+	// RetryAfter, for rate_limited and unavailable, says when to try again.
+	RetryAfter time.Duration
+	Err        error
 }
 
 func (e *Error) Error() string {

@@ -25,10 +25,6 @@ func main() {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "kluis:", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(1)
-		}
 		os.Exit(1)
 	}
 }

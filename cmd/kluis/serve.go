@@ -30,11 +30,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if cfg.BaseURLDefaulted {
+		// With port 0 the real port is known only now.
+		cfg.BaseURL = "http://" + ln.Addr().String()
+	}
+	defer ln.Close()
 	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return err
 	}
-	db, err := store.OpenSQLite(ctx, filepath.Join(cfg.DataDir, "kluis.db"))
+	dbPath := filepath.Join(cfg.DataDir, "kluis.db")
+	// SQLite creates the WAL and shm files with the database's mode.
+	if f, err := os.OpenFile(dbPath, os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+		f.Close()
+	}
+	db, err := store.OpenSQLite(ctx, dbPath)
 	if err != nil {
 		return err
 	}
@@ -58,10 +72,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	h, err := server.New(server.Deps{Transfers: svc, Log: log})
 	if err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	bgCtx, stopBG := context.WithCancel(context.Background())
 	bgDone := make(chan struct{})

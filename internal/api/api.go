@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ type API struct {
 	tus http.Handler
 }
 
-// New returns the API. basePath is where tus is mounted ("/api/v1/uploads/").
+// New returns the API; tus is mounted at /api/v1/uploads/.
 func New(svc *transfer.Service, log *slog.Logger) (*API, error) {
 	a := &API{svc: svc, log: log}
 	tus, err := a.newTus("/api/v1/uploads/")
@@ -94,6 +95,8 @@ func Status(code kluis.Code) int {
 		return http.StatusInsufficientStorage
 	case kluis.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case kluis.ETOOMANYREQUESTS:
+		return http.StatusTooManyRequests
 	case kluis.EINTEGRITY:
 		return http.StatusInternalServerError
 	}
@@ -113,8 +116,12 @@ func (a *API) Error(w http.ResponseWriter, r *http.Request, err error) {
 		at := e.At.UTC()
 		body.Error.At = &at
 	}
-	if code == kluis.EUNAVAILABLE {
-		w.Header().Set("Retry-After", "5")
+	if code == kluis.EUNAVAILABLE || code == kluis.ETOOMANYREQUESTS {
+		secs := 5
+		if e != nil && e.RetryAfter > 0 {
+			secs = int((e.RetryAfter + time.Second - 1) / time.Second)
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	writeJSON(w, Status(code), body)
 }

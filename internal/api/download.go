@@ -160,7 +160,7 @@ func (a *API) contents(w http.ResponseWriter, r *http.Request, s *transfer.Sessi
 		a.Error(w, r, err)
 		return
 	}
-	tv := transferView(c.Transfer, time.Now())
+	tv := transferView(c.Transfer, a.svc.Now())
 	if c.Files == nil {
 		c.Files = []kluis.File{}
 	}

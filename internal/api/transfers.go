@@ -35,7 +35,7 @@ type passwordChoice struct {
 type recipientJSON struct {
 	Address    string     `json:"address"`
 	Kind       string     `json:"kind"`
-	Status     string     `json:"status"`
+	Status     string     `json:"status,omitempty"`
 	NotifiedAt *time.Time `json:"notified_at,omitempty"`
 	OpenedAt   *time.Time `json:"opened_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
@@ -119,7 +119,7 @@ func (a *API) createTransfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, createResponse{
-		transferJSON: transferView(c.Transfer, time.Now()),
+		transferJSON: transferView(c.Transfer, a.svc.Now()),
 		UploadToken:  c.UploadToken,
 		UploadURL:    "/api/v1/uploads/",
 		MaxSize:      a.svc.Config().MaxTransferSize,
@@ -154,7 +154,7 @@ func (a *API) getTransfer(w http.ResponseWriter, r *http.Request, o transfer.Own
 		a.Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, transferView(t, time.Now()))
+	writeJSON(w, http.StatusOK, transferView(t, a.svc.Now()))
 }
 
 type finishRequest struct {
@@ -179,7 +179,7 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
 		a.Error(w, r, err)
 		return
 	}
-	out := finishResponse{transferJSON: transferView(f.Transfer, time.Now()), Links: []recipientJSON{}}
+	out := finishResponse{transferJSON: transferView(f.Transfer, a.svc.Now()), Links: []recipientJSON{}}
 	for _, l := range f.Links {
 		out.Links = append(out.Links, recipientJSON{Address: l.Recipient.Address, Kind: string(l.Recipient.Kind), URL: l.URL})
 	}

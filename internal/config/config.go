@@ -23,7 +23,8 @@ type Serve struct {
 	DataDir           string
 	BaseURL           string
 	MasterKeyFile     string
-	MasterKey         string // base64, from KLUIS_MASTER_KEY(_FILE); empty: use MasterKeyFile
+	MasterKey         string // base64, from KLUIS_MASTER_KEY (environment only: a flag would show in ps); empty: use MasterKeyFile
+	BaseURLDefaulted  bool   // BaseURL was derived from Addr, so it follows the real port
 	MaxTransferSize   int64
 	DefaultExpiry     time.Duration
 	MaxExpiry         time.Duration
@@ -56,8 +57,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "addr", def: "127.0.0.1:8080", usage: "address to listen on, HOST:PORT", set: str(&c.Addr)},
 		{name: "data", def: "./kluis-data", usage: "data folder: database, encrypted files and (by default) the master key", set: str(&c.DataDir)},
 		{name: "base-url", usage: "public address used in links and mails (default: http://ADDR)", set: str(&c.BaseURL)},
-		{name: "master-key-file", usage: "file holding the master key (default: DATA/master.key, created on first start with mode 0600)", set: str(&c.MasterKeyFile)},
-		{name: "master-key", secret: true, usage: "the master key itself, base64 (prefer KLUIS_MASTER_KEY_FILE)", set: str(&c.MasterKey)},
+		{name: "master-key-file", usage: "file holding the master key, base64 (default: DATA/master.key, created on first start with mode 0600; KLUIS_MASTER_KEY may hold the key itself instead)", set: str(&c.MasterKeyFile)},
 		{name: "max-transfer-size", def: "2GB", usage: "largest transfer, all files together (e.g. 2GB, 500MB, 1GiB)", set: size(&c.MaxTransferSize)},
 		{name: "default-expiry", def: "7d", usage: "how long a transfer stays available unless the sender chooses (e.g. 7d, 36h)", set: dur(&c.DefaultExpiry)},
 		{name: "max-expiry", def: "30d", usage: "longest expiry a sender may choose", set: dur(&c.MaxExpiry)},
@@ -66,7 +66,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "session-ttl", def: "1h", usage: "how long a recipient's download session lasts after entering the password", set: dur(&c.SessionTTL)},
 		{name: "max-failures", def: "10", usage: "wrong passwords before a recipient's access is locked", set: integer(&c.MaxFailures)},
 		{name: "lockout", def: "1h", usage: "how long a locked access stays locked", set: dur(&c.Lockout)},
-		{name: "temp-max-age", def: "24h", usage: "unfinished upload pieces older than this are removed", set: dur(&c.TempMaxAge)},
+		{name: "temp-max-age", def: "24h", usage: "temporary files of interrupted writes (left by a crash) older than this are removed", set: dur(&c.TempMaxAge)},
 		{name: "unlock-concurrency", def: "4", usage: "most password checks at once (each uses 32 MiB of memory)", set: integer(&c.UnlockConcurrency)},
 		{name: "shutdown-timeout", def: "10s", usage: "how long to wait for requests to end on SIGTERM", set: dur(&c.ShutdownTimeout)},
 		{name: "log-level", def: "info", usage: "debug, info, warn or error", set: str(&c.LogLevel)},
@@ -125,6 +125,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 			}
 		}
 	}
+	c.MasterKey = getenv("KLUIS_MASTER_KEY")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -155,6 +156,7 @@ func (c *Serve) validate() error {
 			h = "localhost"
 		}
 		c.BaseURL = "http://" + net.JoinHostPort(h, port)
+		c.BaseURLDefaulted = true
 	}
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {

@@ -142,8 +142,7 @@ func (q Q) PurgeTransfer(ctx context.Context, id string, now time.Time) error {
 		return fmt.Errorf("purge files: %w", err)
 	}
 	_, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = 'purged', purged_at = ?,
-		recipient_sealed = NULL, identity_sealed = NULL, details_sealed = NULL, private_sealed = NULL,
-		upload_token_hash = x''
+		recipient_sealed = NULL, identity_sealed = NULL, details_sealed = NULL, private_sealed = NULL
 		WHERE id = ?`, ms(now), id)
 	if err != nil {
 		return fmt.Errorf("purge transfer: %w", err)

@@ -163,7 +163,12 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	if len(transferSecret) > 4*secret.MaxPasswordLength {
 		transferSecret = transferSecret[:4*secret.MaxPasswordLength] // wrong anyway; bounds the KDF input
 	}
-	if err := s.unlocks.Acquire(ctx); err != nil {
+	// Each unlock costs tens of MiB for scrypt; wait a little for a slot,
+	// then tell the client to come back rather than queueing without end.
+	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = s.unlocks.Acquire(waitCtx)
+	cancel()
+	if err != nil {
 		return nil, kluis.Errorf(kluis.EUNAVAILABLE, "The server is busy. Please try again in a moment.")
 	}
 	id, err := s.unwrap(t, transferSecret)
@@ -292,6 +297,11 @@ func (s *Service) Contents(ctx context.Context, a *Session) (*Contents, error) {
 		}
 	}
 	out := &Contents{Transfer: s.view(a.transfer, visible)}
+	// A recipient sees who else was addressed, not what they did.
+	for i := range out.Transfer.Recipients {
+		r := &out.Transfer.Recipients[i]
+		*r = kluis.Recipient{Kind: r.Kind, Address: r.Address}
+	}
 	var p private
 	if err := s.openPrivate(a.identity, purposePrivate, a.transfer.ID, a.transfer.PrivateSealed, &p); err != nil {
 		return nil, err

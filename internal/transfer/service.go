@@ -124,6 +124,10 @@ func New(db *store.DB, blobs blob.Store, keys *secret.Keyring, cfg Config, now f
 	}
 }
 
+// Now returns the engine's clock reading (UTC); handlers use it so that an
+// injected clock applies everywhere.
+func (s *Service) Now() time.Time { return s.now() }
+
 // Config returns the engine's configuration.
 func (s *Service) Config() Config { return s.cfg }
 

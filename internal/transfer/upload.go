@@ -44,6 +44,37 @@ func (s *Service) AuthorizeUpload(ctx context.Context, token string) (Owner, err
 	return Owner{TransferID: row.ID}, nil
 }
 
+// AuthorizeSender lets a verified sender act on their own transfer. Another
+// sender's transfer is "not found", so ids reveal nothing.
+func (s *Service) AuthorizeSender(ctx context.Context, transferID, email string) (Owner, error) {
+	row, err := s.db.Transfer(ctx, transferID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !strings.EqualFold(row.SenderEmail, email)) {
+		return Owner{}, kluis.Errorf(kluis.ENOTFOUND, "This transfer does not exist.")
+	}
+	if err != nil {
+		return Owner{}, err
+	}
+	return Owner{TransferID: row.ID}, nil
+}
+
+// SenderTransfers lists a sender's transfers, newest first, including the
+// minimal records of expired ones still in retention.
+func (s *Service) SenderTransfers(ctx context.Context, email string) ([]*kluis.Transfer, error) {
+	rows, err := s.db.TransfersBySender(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*kluis.Transfer, 0, len(rows))
+	for _, row := range rows {
+		rs, err := s.db.Recipients(ctx, row.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s.view(row, rs))
+	}
+	return out, nil
+}
+
 // Transfer returns the owner's view of their transfer.
 func (s *Service) Transfer(ctx context.Context, o Owner) (*kluis.Transfer, error) {
 	return s.transfer(ctx, s.db.Q, o.TransferID)
@@ -274,9 +305,9 @@ func (e *errReader) Read(p []byte) (int, error) {
 
 // WriteFile appends src to a file at offset, as one or more segments, each
 // committed (blob, then manifest) before WriteFile returns, also when src
-// ends with an error. It returns the number of bytes committed. limit, if
-// positive, is the most the file may reach (for uploads of unknown size);
-// more gives ETOOLARGE.
+// ends with an error. It returns the number of bytes committed. A file of
+// unknown size (plain streaming upload) may grow to the rest of the
+// transfer's budget; more gives ETOOLARGE.
 func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset int64, src io.Reader) (int64, error) {
 	f, err := s.ownedFile(ctx, s.db.Q, o, fileID)
 	if err != nil {

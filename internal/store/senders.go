@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// Verification is a pending sender verification.
+type Verification struct {
+	IDHash        []byte
+	Email         string
+	DetailsSealed []byte
+	CodeHash      []byte
+	CreatedAt     time.Time
+	SentAt        time.Time
+	ExpiresAt     time.Time
+	Attempts      int
+}
+
+// UpsertVerification stores a verification, replacing one with the same
+// id (a resend gives a new code and resets the attempts).
+func (q Q) UpsertVerification(ctx context.Context, v *Verification) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO verifications (id_hash, email, details_sealed, code_hash, created_at, sent_at, expires_at, attempts)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 0)
+		ON CONFLICT (id_hash) DO UPDATE SET email = excluded.email, details_sealed = excluded.details_sealed,
+			code_hash = excluded.code_hash, sent_at = excluded.sent_at, expires_at = excluded.expires_at, attempts = 0`,
+		v.IDHash, v.Email, v.DetailsSealed, v.CodeHash, ms(v.CreatedAt), ms(v.SentAt), ms(v.ExpiresAt))
+	return err
+}
+
+// Verification returns a pending verification. Returns ErrNotFound if
+// there is none.
+func (q Q) Verification(ctx context.Context, idHash []byte) (*Verification, error) {
+	var v Verification
+	var created, sent, expires int64
+	err := q.q.QueryRowContext(ctx, `SELECT id_hash, email, details_sealed, code_hash, created_at, sent_at, expires_at, attempts
+		FROM verifications WHERE id_hash = ?`, idHash).
+		Scan(&v.IDHash, &v.Email, &v.DetailsSealed, &v.CodeHash, &created, &sent, &expires, &v.Attempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.CreatedAt, v.SentAt, v.ExpiresAt = fromMS(created), fromMS(sent), fromMS(expires)
+	return &v, nil
+}
+
+// AddVerificationAttempt counts one code attempt and returns the new count.
+func (q Q) AddVerificationAttempt(ctx context.Context, idHash []byte) (int, error) {
+	var n int
+	err := q.q.QueryRowContext(ctx, `UPDATE verifications SET attempts = attempts + 1 WHERE id_hash = ? RETURNING attempts`, idHash).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return n, err
+}
+
+// DeleteVerification removes a verification (used, or replaced).
+func (q Q) DeleteVerification(ctx context.Context, idHash []byte) error {
+	_, err := q.q.ExecContext(ctx, `DELETE FROM verifications WHERE id_hash = ?`, idHash)
+	return err
+}
+
+// SenderSession is a verified sender's session.
+type SenderSession struct {
+	IDHash        []byte
+	Email         string
+	DetailsSealed []byte
+	Kind          string
+	CreatedAt     time.Time
+	LastSeenAt    time.Time
+	ExpiresAt     time.Time
+}
+
+// InsertSenderSession stores a new sender session.
+func (q Q) InsertSenderSession(ctx context.Context, s *SenderSession) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO sender_sessions (id_hash, email, details_sealed, kind, created_at, last_seen_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, s.IDHash, s.Email, s.DetailsSealed, s.Kind, ms(s.CreatedAt), ms(s.LastSeenAt), ms(s.ExpiresAt))
+	return err
+}
+
+// SenderSession returns a sender session. Returns ErrNotFound if there is
+// none.
+func (q Q) SenderSession(ctx context.Context, idHash []byte) (*SenderSession, error) {
+	var s SenderSession
+	var created, seen, expires int64
+	err := q.q.QueryRowContext(ctx, `SELECT id_hash, email, details_sealed, kind, created_at, last_seen_at, expires_at
+		FROM sender_sessions WHERE id_hash = ?`, idHash).
+		Scan(&s.IDHash, &s.Email, &s.DetailsSealed, &s.Kind, &created, &seen, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.CreatedAt, s.LastSeenAt, s.ExpiresAt = fromMS(created), fromMS(seen), fromMS(expires)
+	return &s, nil
+}
+
+// TouchSenderSession records use of a session (for the idle timeout).
+func (q Q) TouchSenderSession(ctx context.Context, idHash []byte, at time.Time) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE sender_sessions SET last_seen_at = ? WHERE id_hash = ?`, ms(at), idHash)
+	return err
+}
+
+// DeleteSenderSession ends a session on the server.
+func (q Q) DeleteSenderSession(ctx context.Context, idHash []byte) error {
+	_, err := q.q.ExecContext(ctx, `DELETE FROM sender_sessions WHERE id_hash = ?`, idHash)
+	return err
+}
+
+// DeleteExpiredSenderData removes verifications and sender sessions past
+// their end.
+func (q Q) DeleteExpiredSenderData(ctx context.Context, now time.Time, idleBefore time.Time) error {
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM verifications WHERE expires_at <= ?`, ms(now)); err != nil {
+		return err
+	}
+	_, err := q.q.ExecContext(ctx, `DELETE FROM sender_sessions WHERE expires_at <= ? OR last_seen_at < ?`, ms(now), ms(idleBefore))
+	return err
+}
+
+// APIKey is an administrator-issued key bound to one sender address.
+type APIKey struct {
+	ID        string
+	KeyHash   []byte
+	Email     string
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// InsertAPIKey stores a new API key.
+func (q Q) InsertAPIKey(ctx context.Context, k *APIKey) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO api_keys (id, key_hash, email, created_at) VALUES (?, ?, ?, ?)`,
+		k.ID, k.KeyHash, k.Email, ms(k.CreatedAt))
+	return err
+}
+
+// APIKeyByHash returns a key by the hash of its secret. Returns ErrNotFound
+// if there is none.
+func (q Q) APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error) {
+	var k APIKey
+	var created int64
+	var revoked sql.NullInt64
+	err := q.q.QueryRowContext(ctx, `SELECT id, key_hash, email, created_at, revoked_at FROM api_keys WHERE key_hash = ?`, hash).
+		Scan(&k.ID, &k.KeyHash, &k.Email, &created, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	k.CreatedAt, k.RevokedAt = fromMS(created), fromNullMS(revoked)
+	return &k, nil
+}
+
+// APIKeys lists all keys, newest first.
+func (q Q) APIKeys(ctx context.Context) ([]*APIKey, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT id, key_hash, email, created_at, revoked_at FROM api_keys ORDER BY created_at DESC`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*APIKey
+	for rows.Next() {
+		var k APIKey
+		var created int64
+		var revoked sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.KeyHash, &k.Email, &created, &revoked); err != nil {
+			return nil, err
+		}
+		k.CreatedAt, k.RevokedAt = fromMS(created), fromNullMS(revoked)
+		out = append(out, &k)
+	}
+	return out, rows.Err()
+}
+
+// RevokeAPIKey revokes a key. Returns ErrNotFound if no unrevoked key has
+// that id.
+func (q Q) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(at), id)
+	return affected(res, err, ErrNotFound)
+}
