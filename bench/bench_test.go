@@ -27,13 +27,17 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"filippo.io/age"
 
 	"github.com/kluis-nl/kluis/internal/blob/local"
+	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/segment"
+	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/server"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -113,6 +117,7 @@ type env struct {
 	client *http.Client
 	db     *store.DB
 	svc    *transfer.Service
+	apiKey string // a sender key for creating transfers
 }
 
 var (
@@ -159,7 +164,7 @@ func newEnv() (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := local.New(e.data)
+	blobs, err := local.NewWithOptions(e.data, local.Options{WrapTemp: blobTimes.wrap})
 	if err != nil {
 		return nil, err
 	}
@@ -169,16 +174,20 @@ func newEnv() (*env, error) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	e.svc = transfer.New(e.db, blobs, keys, transfer.DefaultConfig(), nil, log)
-	h, err := server.New(server.Deps{Transfers: e.svc, Log: log})
+	senders := sender.New(e.db, keys, nil, mail.Org{}, sender.DefaultConfig(), nil, log)
+	if _, e.apiKey, err = senders.CreateAPIKey(ctx, "bench@example.nl"); err != nil {
+		return nil, err
+	}
+	h, err := server.New(server.Deps{Transfers: e.svc, Senders: senders, Log: log})
 	if err != nil {
 		return nil, err
 	}
 	e.srv = httptest.NewServer(h)
 	e.client = &http.Client{Transport: &http.Transport{
-		DisableCompression: true,
+		DisableCompression:  true,
 		MaxIdleConnsPerHost: 32,
-		WriteBufferSize:    256 << 10,
-		ReadBufferSize:     256 << 10,
+		WriteBufferSize:     256 << 10,
+		ReadBufferSize:      256 << 10,
 	}}
 	return e, nil
 }
@@ -228,7 +237,7 @@ type created struct {
 func (e *env) createTransfer() (*created, error) {
 	body := `{"sender":{"email":"bench@example.nl"},"to":["r@example.nl"],"password":{"mode":"none"}}`
 	var c created
-	_, err := e.do("POST", "/api/v1/transfers", "", map[string]string{"Content-Type": "application/json"}, strings.NewReader(body), http.StatusCreated, &c)
+	_, err := e.do("POST", "/api/v1/transfers", e.apiKey, map[string]string{"Content-Type": "application/json"}, strings.NewReader(body), http.StatusCreated, &c)
 	return &c, err
 }
 
@@ -269,6 +278,40 @@ func (e *env) removeTransferBlobs(id string) error {
 // ---------------------------------------------------------------------------
 // Upload
 
+// ioTimes adds up the wall time the blob store spends in write(2) and
+// fsync(2) of blob files, through local.Options.WrapTemp (which is what
+// every blob write and commit fsync goes through). BenchmarkTusUpload
+// reports them, so the rest of an upload's time (reading the request,
+// SHA-256, age encryption, rename, folder fsync, SQLite) is the difference.
+type ioTimes struct {
+	write, sync atomic.Int64 // nanoseconds
+}
+
+var blobTimes ioTimes
+
+func (t *ioTimes) wrap(f local.TempFile) local.TempFile { return &timedFile{f: f, t: t} }
+
+func (t *ioTimes) reset() { t.write.Store(0); t.sync.Store(0) }
+
+type timedFile struct {
+	f local.TempFile
+	t *ioTimes
+}
+
+func (w *timedFile) Write(p []byte) (int, error) {
+	start := time.Now()
+	n, err := w.f.Write(p)
+	w.t.write.Add(int64(time.Since(start)))
+	return n, err
+}
+
+func (w *timedFile) Sync() error {
+	start := time.Now()
+	err := w.f.Sync()
+	w.t.sync.Add(int64(time.Since(start)))
+	return err
+}
+
 // BenchmarkRawWriteFsync is the floor for BenchmarkTusUpload: the same bytes
 // written in 1 MiB pieces to a file in the data folder's file system, with
 // an fsync every SegmentSize bytes (where the engine closes and fsyncs a
@@ -278,6 +321,7 @@ func BenchmarkRawWriteFsync(b *testing.B) {
 	n := benchSize(b)
 	seg := transfer.DefaultConfig().SegmentSize
 	b.SetBytes(n)
+	var write, sync time.Duration
 	for i := 0; i < b.N; i++ {
 		name := filepath.Join(e.dir, fmt.Sprintf("raw-%d.bin", i))
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -290,14 +334,18 @@ func BenchmarkRawWriteFsync(b *testing.B) {
 		for {
 			m, rerr := io.ReadFull(r, buf)
 			if m > 0 {
+				t0 := time.Now()
 				if _, err := f.Write(buf[:m]); err != nil {
 					b.Fatal(err)
 				}
+				write += time.Since(t0)
 				sinceSync += int64(m)
 				if sinceSync >= seg {
+					t0 = time.Now()
 					if err := f.Sync(); err != nil {
 						b.Fatal(err)
 					}
+					sync += time.Since(t0)
 					sinceSync = 0
 				}
 			}
@@ -305,9 +353,11 @@ func BenchmarkRawWriteFsync(b *testing.B) {
 				break
 			}
 		}
+		t0 := time.Now()
 		if err := f.Sync(); err != nil {
 			b.Fatal(err)
 		}
+		sync += time.Since(t0)
 		if err := f.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -315,6 +365,8 @@ func BenchmarkRawWriteFsync(b *testing.B) {
 		os.Remove(name)
 		b.StartTimer()
 	}
+	b.ReportMetric(write.Seconds()/float64(b.N), "write-s/op")
+	b.ReportMetric(sync.Seconds()/float64(b.N), "fsync-s/op")
 }
 
 // BenchmarkTusUpload is one tus upload of the whole size: POST (create the
@@ -326,19 +378,115 @@ func BenchmarkTusUpload(b *testing.B) {
 	n := benchSize(b)
 	b.SetBytes(n)
 	b.StopTimer()
+	var write, sync time.Duration
 	for i := 0; i < b.N; i++ {
 		c, err := e.createTransfer()
 		if err != nil {
 			b.Fatal(err)
 		}
+		blobTimes.reset()
 		b.StartTimer()
 		if _, err := e.tusUpload(c.UploadToken, n); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		write += time.Duration(blobTimes.write.Load())
+		sync += time.Duration(blobTimes.sync.Load())
 		if err := e.removeTransferBlobs(c.ID); err != nil {
 			b.Fatal(err)
 		}
+	}
+	b.ReportMetric(write.Seconds()/float64(b.N), "write-s/op")
+	b.ReportMetric(sync.Seconds()/float64(b.N), "fsync-s/op")
+}
+
+// BenchmarkSegmentCommit isolates the engine's write path from HTTP, tusd
+// and SQLite: the bench size from memory through segment.Writer (SHA-256 +
+// age) into local blobs of SegmentSize, each committed (fsync, rename,
+// folder fsync). It is a diagnostic for the upload ratio:
+//
+//   - encrypt-only: segment.Writer into io.Discard, the CPU cost alone;
+//   - serial: commit each segment before starting the next, as WriteFile
+//     does today;
+//   - overlapped: commit segment k in a goroutine while segment k+1 is
+//     encrypted and written (at most one commit in flight, commits in
+//     order), the change suggested in bench/README.md.
+func BenchmarkSegmentCommit(b *testing.B) {
+	e := getEnv(b)
+	n := benchSize(b)
+	segSize := transfer.DefaultConfig().SegmentSize
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := local.New(filepath.Join(e.dir, "segcommit"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, mode := range []string{"encrypt-only", "serial", "overlapped"} {
+		b.Run(mode, func(b *testing.B) {
+			b.SetBytes(n)
+			buf := make([]byte, 256<<10)
+			for i := 0; i < b.N; i++ {
+				src := newPatternReader(n)
+				var (
+					offset    int64
+					hashState []byte
+					pending   chan error
+				)
+				for seg := 0; offset < n; seg++ {
+					var dst io.Writer = io.Discard
+					var bw interface {
+						io.Writer
+						Commit() error
+					}
+					if mode != "encrypt-only" {
+						w, err := store.Create(ctx, fmt.Sprintf("b/%d/%06d", i, seg))
+						if err != nil {
+							b.Fatal(err)
+						}
+						bw, dst = w, w
+					}
+					sw, err := segment.NewWriter(dst, id.Recipient(), offset, hashState)
+					if err != nil {
+						b.Fatal(err)
+					}
+					m, err := io.CopyBuffer(sw, io.LimitReader(src, segSize), buf)
+					if err != nil {
+						b.Fatal(err)
+					}
+					entry, err := sw.Close()
+					if err != nil {
+						b.Fatal(err)
+					}
+					offset += m
+					hashState = entry.HashState
+					switch mode {
+					case "serial":
+						if err := bw.Commit(); err != nil {
+							b.Fatal(err)
+						}
+					case "overlapped":
+						if pending != nil {
+							if err := <-pending; err != nil {
+								b.Fatal(err)
+							}
+						}
+						pending = make(chan error, 1)
+						go func(c chan error) { c <- bw.Commit() }(pending)
+					}
+				}
+				if pending != nil {
+					if err := <-pending; err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				os.RemoveAll(filepath.Join(e.dir, "segcommit", "blobs", "b"))
+				b.StartTimer()
+			}
+		})
 	}
 }
 

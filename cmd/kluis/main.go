@@ -35,6 +35,7 @@ const usage = `Kluis sends confidential files and messages securely.
 
 Usage:
   kluis serve [flags]     start the server (kluis serve --help lists the flags)
+  kluis admin apikey ...  issue and revoke API keys for scripts
   kluis version           print the version
 
 `
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
+	case "admin":
+		return runAdmin(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "kluis %s\n", version)
 		return nil

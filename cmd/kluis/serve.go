@@ -9,10 +9,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/kluis-nl/kluis/internal/blob/local"
 	"github.com/kluis-nl/kluis/internal/config"
+	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/mail/devbox"
+	"github.com/kluis-nl/kluis/internal/mail/smtp"
+	"github.com/kluis-nl/kluis/internal/outbox"
 	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/server"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -69,17 +75,62 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	tc.UnlockConcurrency = cfg.UnlockConcurrency
 	svc := transfer.New(db, blobs, keys, tc, nil, log)
 
-	h, err := server.New(server.Deps{Transfers: svc, Log: log})
+	org := mail.Org{Name: cfg.OrgName, LogoURL: cfg.OrgLogoURL, BaseURL: cfg.BaseURL}
+	if err := org.Validate(); err != nil {
+		return fmt.Errorf("organisation settings: %w", err)
+	}
+	var mailSender outbox.Sender
+	var mailbox *devbox.Box
+	mailDomain := domainOf(cfg.MailFrom)
+	if cfg.SMTP != "" {
+		sc, err := smtp.ParseURL(cfg.SMTP)
+		if err != nil {
+			return fmt.Errorf("--smtp: %w", err)
+		}
+		ss, err := smtp.New(sc, cfg.MailFrom)
+		if err != nil {
+			return fmt.Errorf("--mail-from: %w", err)
+		}
+		mailSender, mailDomain = ss, ss.Domain()
+		log.Info("mail goes out through SMTP", "relay", sc.String())
+	} else {
+		if err := devbox.Allowed(ln.Addr().String(), false); err != nil {
+			return fmt.Errorf("no --smtp given, and %w", err)
+		}
+		mailbox = devbox.New()
+		mailSender = mailbox
+	}
+	ob := outbox.New(db, keys, mailSender, mailDomain, nil, log)
+	svc.SetMailer(ob, org)
+	sc := sender.DefaultConfig()
+	sc.SessionTTL, sc.IdleTTL = cfg.VerifyTTL, cfg.VerifyTTL
+	senders := sender.New(db, keys, ob, org, sc, nil, log)
+
+	deps := server.Deps{Transfers: svc, Senders: senders, Log: log}
+	if mailbox != nil {
+		deps.Mailbox = mailbox.Handler()
+	}
+	h, err := server.New(deps)
 	if err != nil {
 		return err
 	}
 	bgCtx, stopBG := context.WithCancel(context.Background())
 	bgDone := make(chan struct{})
-	go func() { defer close(bgDone); svc.Run(bgCtx) }()
+	go func() {
+		defer close(bgDone)
+		done := make(chan struct{})
+		go func() { defer close(done); ob.Run(bgCtx) }()
+		svc.Run(bgCtx)
+		<-done
+	}()
 
 	url := "http://" + ln.Addr().String()
 	log.Info("kluis started", "version", version, "listen", url, "base_url", cfg.BaseURL, "data", cfg.DataDir)
 	fmt.Fprintf(stdout, "Kluis is running at %s/ (public address %s)\n", url, cfg.BaseURL)
+	if mailbox != nil {
+		log.Warn("no SMTP configured: mail is NOT delivered; read it in the development mailbox", "mailbox", url+"/dev/mailbox")
+		fmt.Fprintf(stdout, "Mail is not delivered: read it at %s/dev/mailbox (configure --smtp to send mail)\n", url)
+	}
 
 	err = server.Serve(ctx, ln, h, cfg.ShutdownTimeout, log)
 	stopBG()
@@ -104,4 +155,11 @@ func loadKeys(cfg *config.Serve, log *slog.Logger) (*secret.Keyring, error) {
 		log.Warn("generated a new master key; back it up: without it no stored transfer can be opened", "file", cfg.MasterKeyFile)
 	}
 	return keys, nil
+}
+
+func domainOf(from string) string {
+	if i := strings.LastIndexByte(from, '@'); i >= 0 {
+		return strings.TrimRight(from[i+1:], "> ")
+	}
+	return "localhost"
 }

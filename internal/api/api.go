@@ -14,19 +14,21 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // API holds the handlers' dependencies.
 type API struct {
-	svc *transfer.Service
-	log *slog.Logger
-	tus http.Handler
+	svc     *transfer.Service
+	senders *sender.Service
+	log     *slog.Logger
+	tus     http.Handler
 }
 
 // New returns the API; tus is mounted at /api/v1/uploads/.
-func New(svc *transfer.Service, log *slog.Logger) (*API, error) {
-	a := &API{svc: svc, log: log}
+func New(svc *transfer.Service, senders *sender.Service, log *slog.Logger) (*API, error) {
+	a := &API{svc: svc, senders: senders, log: log}
 	tus, err := a.newTus("/api/v1/uploads/")
 	if err != nil {
 		return nil, err
@@ -37,7 +39,12 @@ func New(svc *transfer.Service, log *slog.Logger) (*API, error) {
 
 // Register adds the API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/transfers", a.createTransfer)
+	mux.HandleFunc("POST /api/v1/verify", a.startVerification)
+	mux.HandleFunc("POST /api/v1/verify/confirm", a.confirmVerification)
+	mux.HandleFunc("POST /api/v1/logout", a.logout)
+	mux.HandleFunc("GET /api/v1/me", a.me)
+	mux.HandleFunc("GET /api/v1/transfers", a.verified(a.listTransfers))
+	mux.HandleFunc("POST /api/v1/transfers", a.verified(a.createTransfer))
 	mux.HandleFunc("GET /api/v1/transfers/{id}", a.owner(a.getTransfer))
 	mux.HandleFunc("PUT /api/v1/transfers/{id}/files", a.owner(a.plainUpload))
 	mux.HandleFunc("POST /api/v1/transfers/{id}/finish", a.owner(a.finish))

@@ -209,7 +209,9 @@ func (a *API) downloadFile(w http.ResponseWriter, r *http.Request, s *transfer.S
 	h.Set("Content-Security-Policy", "sandbox")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Kluis-SHA256", f.SHA256)
-	body := &abortOnError{r: io.NewSectionReader(bufferedReaderAt(fr), 0, f.Size)}
+	pf := readAhead(fr, f.Size).(*prefetcher)
+	defer pf.wait()
+	body := &abortOnError{r: io.NewSectionReader(pf, 0, f.Size)}
 	http.ServeContent(w, r, "", time.Time{}, body)
 	if r.Header.Get("Range") == "" && body.read == f.Size {
 		if err := a.svc.RecordDownload(r.Context(), s, f.Index); err != nil {
@@ -225,37 +227,93 @@ func integrityError(err error) error {
 	return err
 }
 
-// bufferedReaderAt exists so ServeContent's 32 KiB reads become 256 KiB
-// reads of the segment reader (age decrypts in 64 KiB chunks).
-func bufferedReaderAt(r io.ReaderAt) io.ReaderAt { return &bigReads{r: r} }
-
-type bigReads struct {
-	r   io.ReaderAt
-	buf []byte
-	off int64 // file offset of buf[0]
+// readAhead makes ServeContent's small sequential reads into large reads of
+// the segment reader, and decrypts the next window in the background while
+// the current one goes out on the socket, so decryption and network I/O
+// overlap. Memory: two windows per download.
+func readAhead(r io.ReaderAt, size int64) io.ReaderAt {
+	return &prefetcher{r: r, size: size}
 }
 
-func (b *bigReads) ReadAt(p []byte, off int64) (int, error) {
-	if off >= b.off && off+int64(len(p)) <= b.off+int64(len(b.buf)) {
-		return copy(p, b.buf[off-b.off:]), nil
+const prefetchWindow = 512 << 10
+
+type window struct {
+	buf []byte
+	off int64
+	err error
+}
+
+type prefetcher struct {
+	r       io.ReaderAt
+	size    int64
+	cur     window
+	pending chan window // the next window, being read; nil if none
+	spare   []byte
+}
+
+func (p *prefetcher) fill(buf []byte, off int64) window {
+	n, err := p.r.ReadAt(buf[:cap(buf)], off)
+	if err == io.EOF && off+int64(n) >= p.size {
+		err = nil
 	}
-	if len(p) >= 256<<10 {
-		return b.r.ReadAt(p, off)
+	return window{buf: buf[:n], off: off, err: err}
+}
+
+func (p *prefetcher) ReadAt(b []byte, off int64) (int, error) {
+	if off >= p.size {
+		return 0, io.EOF
 	}
-	if cap(b.buf) == 0 {
-		b.buf = make([]byte, 256<<10)
+	if !(off >= p.cur.off && off < p.cur.off+int64(len(p.cur.buf))) {
+		var w window
+		if p.pending != nil {
+			w = <-p.pending
+			p.pending = nil
+			if !(off >= w.off && off < w.off+int64(len(w.buf))) {
+				// A seek elsewhere: the prefetched window is of no use.
+				p.spare = w.buf
+				w = window{}
+			}
+		}
+		if w.buf == nil && w.err == nil {
+			buf := p.spare
+			if buf == nil {
+				buf = make([]byte, prefetchWindow)
+			}
+			p.spare = nil
+			w = p.fill(buf, off)
+		}
+		if p.cur.buf != nil && p.spare == nil {
+			p.spare = p.cur.buf
+		}
+		p.cur = w
+		if w.err != nil {
+			return 0, w.err
+		}
+		if next := w.off + int64(len(w.buf)); next < p.size {
+			buf := p.spare
+			if buf == nil {
+				buf = make([]byte, prefetchWindow)
+			}
+			p.spare = nil
+			ch := make(chan window, 1)
+			p.pending = ch
+			go func() { ch <- p.fill(buf, next) }()
+		}
 	}
-	b.buf = b.buf[:cap(b.buf)]
-	n, err := b.r.ReadAt(b.buf, off)
-	b.buf, b.off = b.buf[:n], off
-	if n == 0 {
-		return 0, err
+	n := copy(b, p.cur.buf[off-p.cur.off:])
+	if n < len(b) {
+		m, err := p.ReadAt(b[n:], off+int64(n))
+		return n + m, err
 	}
-	c := copy(p, b.buf)
-	if c < len(p) {
-		return c, err
+	return n, nil
+}
+
+// wait lets a prefetch in flight end before the reader below is closed.
+func (p *prefetcher) wait() {
+	if p.pending != nil {
+		<-p.pending
+		p.pending = nil
 	}
-	return c, nil
 }
 
 // downloadZip streams all files, and the message as a text file, as one
@@ -311,7 +369,10 @@ func (a *API) downloadZip(w http.ResponseWriter, r *http.Request, s *transfer.Se
 			fr.Close()
 			panic(http.ErrAbortHandler)
 		}
-		if _, err := io.CopyBuffer(zf, io.NewSectionReader(fr, 0, kf.Size), buf); err != nil {
+		pf := readAhead(fr, kf.Size).(*prefetcher)
+		_, err = io.CopyBuffer(zf, io.NewSectionReader(pf, 0, kf.Size), buf)
+		pf.wait()
+		if err != nil {
 			fr.Close()
 			a.log.Error("zip: file failed verification or write; aborting", "file", f.ID, "err", err)
 			panic(http.ErrAbortHandler)

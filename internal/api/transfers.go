@@ -3,9 +3,11 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -98,17 +100,29 @@ type createResponse struct {
 	LinkSecret  string `json:"link_secret,omitempty"`
 }
 
-func (a *API) createTransfer(w http.ResponseWriter, r *http.Request) {
+func (a *API) createTransfer(w http.ResponseWriter, r *http.Request, s *sender.Sender) {
 	var req createRequest
 	if err := decode(w, r, &req); err != nil {
 		a.Error(w, r, err)
 		return
 	}
+	// The sender is who verified, not who the body says.
+	if req.Sender.Email != "" && !strings.EqualFold(strings.TrimSpace(req.Sender.Email), s.Email) {
+		a.Error(w, r, kluis.Errorf(kluis.EFORBIDDEN, "You verified %s; you cannot send as %s.", s.Email, req.Sender.Email))
+		return
+	}
+	name, phone := s.Name, s.Phone
+	if req.Sender.Name != "" {
+		name = req.Sender.Name
+	}
+	if req.Sender.Phone != "" {
+		phone = req.Sender.Phone
+	}
 	cr := transfer.CreateRequest{
-		SenderEmail: req.Sender.Email, SenderName: req.Sender.Name, SenderPhone: req.Sender.Phone,
+		SenderEmail: s.Email, SenderName: name, SenderPhone: phone,
 		To: req.To, Cc: req.Cc, Bcc: req.Bcc,
 		Message: req.Message, Subject: req.Subject, Body: req.Body,
-		Lang: req.Lang, PasswordMode: req.Password.Mode, Password: req.Password.Value, Options: req.Options,
+		Lang: req.Lang, SenderLang: s.Lang, PasswordMode: req.Password.Mode, Password: req.Password.Value, Options: req.Options,
 	}
 	if req.ExpiresAt != nil {
 		cr.ExpiresAt = *req.ExpiresAt
@@ -130,16 +144,25 @@ func (a *API) createTransfer(w http.ResponseWriter, r *http.Request) {
 
 type ownerKey struct{}
 
-// owner checks the upload token against the transfer in the path before
-// any handler runs.
+// owner checks, before any handler runs, that the caller owns the transfer
+// in the path: by its upload token, or as the verified sender who made it.
 func (a *API) owner(next func(http.ResponseWriter, *http.Request, transfer.Owner)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
 		o, err := a.svc.AuthorizeUpload(r.Context(), bearer(r))
 		if err != nil {
-			a.Error(w, r, err)
-			return
+			s, serr := a.senders.Authenticate(r.Context(), senderToken(r))
+			if serr != nil {
+				a.Error(w, r, kluis.Errorf(kluis.EUNAUTHORIZED, "Sign in as the sender (verify your e-mail address) or give the transfer's upload token."))
+				return
+			}
+			o, err = a.svc.AuthorizeSender(r.Context(), id, s.Email)
+			if err != nil {
+				a.Error(w, r, err)
+				return
+			}
 		}
-		if o.TransferID != r.PathValue("id") {
+		if o.TransferID != id {
 			// Another transfer's token: say nothing about this one.
 			a.Error(w, r, kluis.Errorf(kluis.ENOTFOUND, "This transfer does not exist."))
 			return

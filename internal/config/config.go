@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -37,6 +38,11 @@ type Serve struct {
 	UnlockConcurrency int
 	ShutdownTimeout   time.Duration
 	LogLevel          string
+	SMTP              string // smtp:// or smtps:// URL; empty: development mailbox
+	MailFrom          string
+	OrgName           string
+	OrgLogoURL        string
+	VerifyTTL         time.Duration
 }
 
 // option describes one setting: its flag, its environment variable, and
@@ -70,6 +76,11 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "unlock-concurrency", def: "4", usage: "most password checks at once (each uses 32 MiB of memory)", set: integer(&c.UnlockConcurrency)},
 		{name: "shutdown-timeout", def: "10s", usage: "how long to wait for requests to end on SIGTERM", set: dur(&c.ShutdownTimeout)},
 		{name: "log-level", def: "info", usage: "debug, info, warn or error", set: str(&c.LogLevel)},
+		{name: "smtp", secret: true, usage: "mail relay: smtp://USER:PASS@HOST:PORT (STARTTLS required; add ?tls=none only for a local test relay) or smtps://... (implicit TLS). Empty: mail is kept in the development mailbox at /dev/mailbox (loopback only)", set: str(&c.SMTP)},
+		{name: "mail-from", usage: "sender of Kluis's mails, \"Name <address>\" (default: Kluis <kluis@HOST of the base URL>)", set: str(&c.MailFrom)},
+		{name: "org-name", def: "Kluis", usage: "organisation name shown in mails and pages", set: str(&c.OrgName)},
+		{name: "org-logo-url", usage: "absolute https URL of the organisation's logo for mails", set: str(&c.OrgLogoURL)},
+		{name: "verify-ttl", def: "30d", usage: "how long a verified e-mail address stays verified in a browser or CLI", set: dur(&c.VerifyTTL)},
 	}
 	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -184,6 +195,19 @@ func (c *Serve) validate() error {
 	}
 	if c.Retention < 0 || c.Lockout <= 0 || c.SessionTTL <= 0 || c.TempMaxAge <= 0 || c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--retention must not be negative; --lockout, --session-ttl, --temp-max-age and --shutdown-timeout must be positive")
+	}
+	if c.MailFrom == "" {
+		host := u.Hostname()
+		if !strings.Contains(host, ".") {
+			host += ".localdomain"
+		}
+		c.MailFrom = "Kluis <kluis@" + host + ">"
+	}
+	if a, err := mail.ParseAddress(c.MailFrom); err != nil || !strings.Contains(a.Address, "@") {
+		return fmt.Errorf("--mail-from %q: write it as \"Name <address@example.nl>\"", c.MailFrom)
+	}
+	if c.VerifyTTL <= 0 {
+		return fmt.Errorf("--verify-ttl must be positive")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

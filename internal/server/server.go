@@ -14,19 +14,24 @@ import (
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/kluis-nl/kluis/internal/api"
+	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // Deps are what the handler needs.
 type Deps struct {
 	Transfers *transfer.Service
-	Log       *slog.Logger
+	Senders   *sender.Service
+	// Mailbox is the development mailbox's handler, or nil when mail goes
+	// out over SMTP.
+	Mailbox http.Handler
+	Log     *slog.Logger
 }
 
 // New returns the whole HTTP handler.
 func New(d Deps) (http.Handler, error) {
 	mux := http.NewServeMux()
-	a, err := api.New(d.Transfers, d.Log)
+	a, err := api.New(d.Transfers, d.Senders, d.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +52,15 @@ func New(d Deps) (http.Handler, error) {
 		}
 		w.Write([]byte("ready\n"))
 	})
+	if d.Mailbox != nil {
+		mux.Handle("GET /dev/mailbox", d.Mailbox)
+		mux.Handle("GET /dev/mailbox.json", d.Mailbox)
+		mux.Handle("GET /dev/mailbox/{file}", d.Mailbox)
+	}
 	var h http.Handler = mux
+	// Cookie-authenticated requests must come from our own pages: refuse
+	// cross-site state changes (Sec-Fetch-Site, else Origin vs Host).
+	h = http.NewCrossOriginProtection().Handler(h)
 	h = securityHeaders(h)
 	h = accessLog(d.Log, h)
 	return h, nil

@@ -174,7 +174,7 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	id, err := s.unwrap(t, transferSecret)
 	s.unlocks.Release()
 	if kluis.ErrorCode(err) == kluis.EWRONGSECRET {
-		return nil, s.failure(ctx, r, err)
+		return nil, s.failure(ctx, t, r, err)
 	}
 	if err != nil {
 		return nil, err
@@ -190,22 +190,37 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	return sess, nil
 }
 
-func (s *Service) failure(ctx context.Context, r *store.RecipientRow, wrong error) error {
-	n, err := s.db.AddFailure(ctx, r.ID)
+func (s *Service) failure(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, wrong error) error {
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	n, err := tx.AddFailure(ctx, r.ID)
 	if err != nil {
 		return err
 	}
 	s.log.Warn("wrong transfer password", "transfer", r.TransferID, "recipient", r.ID, "failures", n)
-	if n >= s.cfg.MaxFailures {
-		until := s.now().Add(s.cfg.LockoutDuration)
-		if err := s.db.RecordFailure(ctx, r.ID, 0, &until); err != nil {
+	if n < s.cfg.MaxFailures {
+		if err := tx.Commit(); err != nil {
 			return err
 		}
-		r.LockedUntil = &until
-		s.log.Warn("recipient locked out", "transfer", r.TransferID, "recipient", r.ID, "until", until)
-		return s.lockedError(r)
+		return wrong
 	}
-	return wrong
+	until := s.now().Add(s.cfg.LockoutDuration)
+	if err := tx.RecordFailure(ctx, r.ID, 0, &until); err != nil {
+		return err
+	}
+	if err := s.notifyLockout(ctx, tx, t, r, until); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.wakeMailer()
+	r.LockedUntil = &until
+	s.log.Warn("recipient locked out", "transfer", r.TransferID, "recipient", r.ID, "until", until)
+	return s.lockedError(r)
 }
 
 // sessionToken = base64url(16-byte id || 32-byte key). The database keeps
@@ -364,9 +379,23 @@ func (s *Service) OpenFile(ctx context.Context, a *Session, fileID string) (*klu
 // RecordDownload notes that the recipient downloaded a file (index -1: all
 // files as one archive).
 func (s *Service) RecordDownload(ctx context.Context, a *Session, fileIndex int) error {
-	if err := s.db.InsertDownload(context.WithoutCancel(ctx), a.recipient.ID, fileIndex, s.now()); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	now := s.now()
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
 		return err
 	}
+	defer tx.Rollback()
+	if err := tx.InsertDownload(ctx, a.recipient.ID, fileIndex, now); err != nil {
+		return err
+	}
+	if err := s.notifyDownload(ctx, tx, a.transfer, a.recipient, fileIndex, now); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.wakeMailer()
 	s.log.Info("download", "transfer", a.transfer.ID, "recipient", a.recipient.ID, "file_index", fileIndex)
 	return nil
 }

@@ -34,6 +34,7 @@ type CreateRequest struct {
 	Body         string
 	ExpiresAt    time.Time // zero: the default expiry
 	Lang         string    // recipients' language: "nl" or "en"
+	SenderLang   string    // language of the sender's own mails
 	PasswordMode kluis.PasswordMode
 	Password     string // manual mode only
 	Options      kluis.Options
@@ -153,7 +154,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	if err != nil {
 		return nil, fmt.Errorf("wrap identity: %w", err)
 	}
-	opts, _ := json.Marshal(storedOptions{Options: req.Options, HasMessage: strings.TrimSpace(req.Message) != ""})
+	opts, _ := json.Marshal(storedOptions{Options: req.Options, HasMessage: strings.TrimSpace(req.Message) != "", SenderLang: req.SenderLang})
 	det, err := s.sealJSON(purposeDetails, id, details{SenderName: req.SenderName, SenderPhone: req.SenderPhone, Subject: req.Subject, Body: req.Body})
 	if err != nil {
 		return nil, err

@@ -130,7 +130,8 @@ func (s *Service) recipientOf(id string, sealed []byte) (*age.X25519Recipient, e
 // server must know about the private content without opening it.
 type storedOptions struct {
 	kluis.Options
-	HasMessage bool `json:"has_message"`
+	HasMessage bool   `json:"has_message"`
+	SenderLang string `json:"sender_lang,omitempty"`
 }
 
 func parseOptions(s string) storedOptions {

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/blob"
+	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 )
@@ -99,6 +100,8 @@ type Service struct {
 	log     *slog.Logger
 	unlocks *secret.Limiter
 	wake    chan struct{}
+	mailer  Mailer
+	org     mail.Org
 }
 
 // New returns the engine. now may be nil (time.Now).

@@ -352,73 +352,106 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 	commitCtx := context.WithoutCancel(ctx)
 	rev := f.Rev
 	var total int64
+	// commit makes one closed segment durable (blob, then manifest). It
+	// runs in its own goroutine while the loop reads and encrypts the next
+	// segment; at most one commit is in flight, so they finish in order.
+	// Only commit touches man, rev and total until wait has returned.
+	commit := func(bw blob.Writer, entry segment.Entry, n int64) error {
+		if err := bw.Commit(); err != nil {
+			bw.Abort()
+			return storageError(err)
+		}
+		if err := man.Append(entry); err != nil {
+			s.blobs.Delete(commitCtx, entry.Key)
+			return err
+		}
+		if err := s.db.UpdateManifest(commitCtx, f.ID, rev, s.keys.Seal(purposeManifest, f.ID, man.Marshal()), s.now()); err != nil {
+			// Another writer moved on (a stale request): this segment must
+			// not count. The blob is deleted (or collected).
+			s.blobs.Delete(commitCtx, entry.Key)
+			if errors.Is(err, store.ErrConflict) {
+				return kluis.Errorf(kluis.ECONFLICT, "This upload was changed by another request. Ask the server for the current offset and resume.")
+			}
+			return err
+		}
+		rev++
+		total += n
+		return nil
+	}
+	var pending chan error
+	wait := func() error {
+		if pending == nil {
+			return nil
+		}
+		err := <-pending
+		pending = nil
+		return err
+	}
+	// done waits for the commit in flight and returns what is committed.
+	done := func(err error) (int64, error) {
+		if cerr := wait(); err == nil {
+			err = cerr
+		}
+		return total, err
+	}
+	// The loop's own view of the file: where the next segment starts.
+	next, hashState, count := man.Size(), man.HashState(), len(man.Entries)
 	buf := make([]byte, 256<<10)
 	for {
-		room := limit - man.Size()
+		room := limit - next
 		if room <= 0 {
 			// Upload-Length reached (tus) or the budget is used up: one more
 			// byte means too large for a streaming upload.
 			if meta.Size < 0 {
 				var one [1]byte
 				if n, _ := io.ReadFull(body, one[:]); n > 0 {
-					return total, s.tooLarge()
+					return done(s.tooLarge())
 				}
 			}
-			return total, nil
+			return done(nil)
 		}
-		if len(man.Entries) >= segment.MaxSegments {
-			return total, kluis.Errorf(kluis.ETOOMANY, "This file was sent in too many small pieces (at most %d). Send larger requests.", segment.MaxSegments)
+		if count >= segment.MaxSegments {
+			return done(kluis.Errorf(kluis.ETOOMANY, "This file was sent in too many small pieces (at most %d). Send larger requests.", segment.MaxSegments))
 		}
 		segLimit := min(room, s.cfg.SegmentSize, segment.MaxSize)
-		key := fmt.Sprintf("t/%s/%s/%06d-%s", t.ID, f.ID, len(man.Entries), randHex(4))
+		key := fmt.Sprintf("t/%s/%s/%06d-%s", t.ID, f.ID, count, randHex(4))
 		bw, err := s.blobs.Create(commitCtx, key)
 		if err != nil {
-			return total, storageError(err)
+			return done(storageError(err))
 		}
-		sw, err := segment.NewWriter(bw, rcpt, man.Size(), man.HashState())
+		sw, err := segment.NewWriter(bw, rcpt, next, hashState)
 		if err != nil {
 			bw.Abort()
-			return total, err
+			return done(err)
 		}
 		n, copyErr := io.CopyBuffer(sw, io.LimitReader(body, segLimit), buf)
 		if copyErr != nil && body.err == nil {
 			// The blob store failed (disk full, I/O error): this segment is
 			// lost, the committed ones stay, the client resumes later.
 			bw.Abort()
-			return total, storageError(copyErr)
+			return done(storageError(copyErr))
 		}
 		if n == 0 {
 			bw.Abort()
-			return total, nil
+			return done(nil)
 		}
 		entry, err := sw.Close()
 		if err != nil {
 			bw.Abort()
-			return total, storageError(err)
-		}
-		if err := bw.Commit(); err != nil {
-			bw.Abort()
-			return total, storageError(err)
+			return done(storageError(err))
 		}
 		entry.Key = key
-		if err := man.Append(entry); err != nil {
-			s.blobs.Delete(commitCtx, key)
+		if err := wait(); err != nil {
+			// The previous segment did not commit: this one cannot follow it.
+			bw.Abort()
 			return total, err
 		}
-		if err := s.db.UpdateManifest(commitCtx, f.ID, rev, s.keys.Seal(purposeManifest, f.ID, man.Marshal()), s.now()); err != nil {
-			// Another writer moved on (a stale request): this segment must
-			// not count. The blob is deleted (or collected).
-			s.blobs.Delete(commitCtx, key)
-			if errors.Is(err, store.ErrConflict) {
-				return total, kluis.Errorf(kluis.ECONFLICT, "This upload was changed by another request. Ask the server for the current offset and resume.")
-			}
-			return total, err
-		}
-		rev++
-		total += n
+		pending = make(chan error, 1)
+		go func(c chan<- error) { c <- commit(bw, entry, n) }(pending)
+		next, hashState, count = next+n, entry.HashState, count+1
 		if n < segLimit {
 			// The body ended (cleanly or not) before the bound.
-			return total, nil
+			return done(nil)
 		}
 	}
 }
@@ -595,9 +628,13 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	}
 	now := s.now()
 	out := &Finished{}
+	var notified *time.Time
+	if s.mailer != nil {
+		notified = &now
+	}
 	for _, r := range rs {
 		access := secret.NewAccessID()
-		if err := tx.SetRecipientAccess(ctx, r.ID, secret.HashToken(access), nil); err != nil {
+		if err := tx.SetRecipientAccess(ctx, r.ID, secret.HashToken(access), notified); err != nil {
 			return nil, err
 		}
 		out.Links = append(out.Links, RecipientLink{
@@ -609,9 +646,13 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	if err := tx.FinishTransfer(ctx, t.ID, now); err != nil {
 		return nil, kluis.Errorf(kluis.ECONFLICT, "This transfer is already finished.")
 	}
+	if err := s.notifyReady(ctx, tx, t, files, out.Links); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
+	s.wakeMailer()
 	out.Transfer, err = s.transfer(ctx, s.db.Q, t.ID)
 	if err != nil {
 		return nil, err
@@ -639,15 +680,24 @@ func (s *Service) Revoke(ctx context.Context, o Owner, address string) error {
 	if t.PurgedAt != nil || !now.Before(t.ExpiresAt) {
 		return kluis.Errorf(kluis.ECONFLICT, "This transfer has already expired.")
 	}
+	rs, err := tx.Recipients(ctx, t.ID)
+	if err != nil {
+		return err
+	}
 	if address == "" {
 		if err := tx.RevokeTransfer(ctx, t.ID, now); err != nil {
 			return err
 		}
-	} else {
-		rs, err := tx.Recipients(ctx, t.ID)
-		if err != nil {
+		var live []*store.RecipientRow
+		for _, r := range rs {
+			if r.RevokedAt == nil {
+				live = append(live, r)
+			}
+		}
+		if err := s.notifyRevoked(ctx, tx, t, live, now); err != nil {
 			return err
 		}
+	} else {
 		found := false
 		for _, r := range rs {
 			if strings.EqualFold(r.Address, strings.TrimSpace(address)) {
@@ -656,6 +706,9 @@ func (s *Service) Revoke(ctx context.Context, o Owner, address string) error {
 					return kluis.Errorf(kluis.ECONFLICT, "Access for %s was already revoked.", r.Address)
 				}
 				if err := tx.RevokeRecipient(ctx, r.ID, now); err != nil {
+					return err
+				}
+				if err := s.notifyRevoked(ctx, tx, t, []*store.RecipientRow{r}, now); err != nil {
 					return err
 				}
 			}
@@ -667,6 +720,7 @@ func (s *Service) Revoke(ctx context.Context, o Owner, address string) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	s.wakeMailer()
 	s.log.Info("transfer revoked", "transfer", t.ID, "one_recipient", address != "")
 	if address == "" {
 		s.wakePurge()

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/sender"
+	"github.com/kluis-nl/kluis/internal/store"
+)
+
+const adminUsage = `Usage:
+  kluis admin apikey create --sender ADDRESS [--data DIR]
+  kluis admin apikey revoke ID [--data DIR]
+  kluis admin apikey list [--data DIR]
+
+An API key lets a script send as one sender address without the e-mail code.
+The key is shown once; only its hash is stored. --data (or KLUIS_DATA) is the
+server's data folder (default ./kluis-data).
+`
+
+func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 || args[0] != "apikey" {
+		fmt.Fprint(stderr, adminUsage)
+		return usageError{errors.New("unknown admin command")}
+	}
+	cmd := args[1]
+	fs := flag.NewFlagSet("kluis admin apikey "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, adminUsage) }
+	data := fs.String("data", envOr(getenv, "KLUIS_DATA", "./kluis-data"), "data folder")
+	addr := fs.String("sender", "", "sender address the key is bound to")
+	// Allow the id before or after the flags.
+	rest := args[2:]
+	var positional []string
+	for len(rest) > 0 {
+		if err := fs.Parse(rest); err != nil {
+			return usageError{err}
+		}
+		rest = fs.Args()
+		if len(rest) > 0 {
+			positional = append(positional, rest[0])
+			rest = rest[1:]
+		}
+	}
+	svc, closeFn, err := openSenders(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	switch cmd {
+	case "create":
+		if *addr == "" || len(positional) > 0 {
+			return usageError{errors.New("give the sender address with --sender ADDRESS")}
+		}
+		id, key, err := svc.CreateAPIKey(ctx, *addr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "API key %s created for %s. It is shown only now; store it as a secret.\n", id, *addr)
+		fmt.Fprintln(stdout, key)
+	case "revoke":
+		if len(positional) != 1 {
+			return usageError{errors.New("give the id of the key to revoke (see kluis admin apikey list)")}
+		}
+		if err := svc.RevokeAPIKey(ctx, positional[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "API key %s revoked.\n", positional[0])
+	case "list":
+		keys, err := svc.APIKeys(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSENDER\tCREATED\tREVOKED")
+		for _, k := range keys {
+			revoked := "-"
+			if k.RevokedAt != nil {
+				revoked = k.RevokedAt.Format("2006-01-02 15:04")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Email, k.CreatedAt.Format("2006-01-02 15:04"), revoked)
+		}
+		tw.Flush()
+	default:
+		fmt.Fprint(stderr, adminUsage)
+		return usageError{fmt.Errorf("unknown apikey command %q", cmd)}
+	}
+	return nil
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// openSenders opens the data folder's database for administration. It
+// never creates a data folder: a typo must not start an empty one.
+func openSenders(ctx context.Context, data string) (*sender.Service, func(), error) {
+	if _, err := os.Stat(filepath.Join(data, "kluis.db")); err != nil {
+		return nil, nil, fmt.Errorf("no Kluis database in %s: give the server's data folder with --data", data)
+	}
+	db, err := store.OpenSQLite(ctx, filepath.Join(data, "kluis.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := secret.NewKeyring(secret.GenerateMasterKey()) // API keys need no master key
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return sender.New(db, keys, nil, mail.Org{}, sender.DefaultConfig(), nil, nil), func() { db.Close() }, nil
+}

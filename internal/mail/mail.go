@@ -1,0 +1,524 @@
+// Package mail renders Kluis's mails: the verification code, the notification
+// to each recipient, the sender's confirmation, the download and lock-out
+// notices, the revocation notice and the expiry reminder. Every mail exists in
+// Dutch and English, as HTML and plain text, with the organisation's name and
+// logo.
+//
+// The package only renders; sending (SMTP, the development mailbox, the
+// outbox) lives elsewhere. It is built so that a mail can only contain what
+// the caller passes: the data structs have no field for a transfer password
+// or the confidential message, and a file is named only when the caller sets
+// FileRef.Name (that is, when the sender chose to show file names).
+//
+// Header safety: Render accepts only one bare address as recipient and makes
+// the subject one line without control characters, whatever the sender typed.
+package mail
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Kind names a mail.
+type Kind string
+
+// The kinds of mail Kluis sends.
+const (
+	KindVerifyCode     Kind = "verify_code"     // to a sender: the one-time code
+	KindNotify         Kind = "notify"          // to each recipient: the link
+	KindConfirm        Kind = "confirm"         // to the sender: summary of the transfer
+	KindDownload       Kind = "download"        // to the sender: a recipient downloaded
+	KindLockout        Kind = "lockout"         // to the sender: too many wrong passwords
+	KindRevoked        Kind = "revoked"         // to a recipient: the transfer was revoked
+	KindExpiryReminder Kind = "expiry_reminder" // to the sender: the transfer expires soon
+)
+
+// Kinds lists every kind, in a fixed order.
+var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder}
+
+// Languages lists the languages mails are written in.
+var Languages = []string{"nl", "en"}
+
+// Org is the organisation that runs the service, from configuration.
+type Org struct {
+	Name    string // shown in every mail; "Kluis" when empty
+	LogoURL string // absolute http(s) URL of the logo, or empty; anything else is left out
+	BaseURL string // the service's address, e.g. https://kluis.example.nl
+}
+
+// Validate reports whether the configured organisation can be used in mails.
+// Call it at start-up; Render itself leaves out a logo it cannot use.
+func (o Org) Validate() error {
+	if o.LogoURL != "" && !isWebURL(o.LogoURL) {
+		return fmt.Errorf("mail: logo URL %q must be an absolute http or https address", o.LogoURL)
+	}
+	if o.BaseURL != "" && !isWebURL(o.BaseURL) {
+		return fmt.Errorf("mail: base URL %q must be an absolute http or https address", o.BaseURL)
+	}
+	return nil
+}
+
+// Message is one rendered mail for one recipient.
+type Message struct {
+	Kind    Kind
+	Lang    string // "nl" or "en": the language the mail is written in
+	To      string // one bare address
+	Subject string // one line, no control characters
+	Text    string // plain-text part
+	HTML    string // HTML part
+}
+
+// VerifyCode is the data for KindVerifyCode.
+type VerifyCode struct {
+	Code    string // 6 to 8 digits
+	Minutes int    // how long the code is valid; 0 leaves the sentence out
+}
+
+// FileRef points at one file of a transfer.
+type FileRef struct {
+	Index int    // 1-based position; -1 (in Download) means all files as a ZIP
+	Count int    // number of files in the transfer
+	Name  string // empty unless the sender chose to show file names
+	Size  int64  // bytes; negative when unknown
+}
+
+// Notify is the data for KindNotify: the mail to one recipient. Each
+// recipient gets an own mail with an own Link.
+type Notify struct {
+	SenderName  string
+	SenderPhone string
+	SenderEmail string
+	Subject     string // the sender's subject (untrusted); a default is used when empty
+	BodyHTML    string // the sender's formatted text (untrusted); sanitized with SanitizeBody
+	Link        string // this recipient's own link (absolute http or https)
+	AccessCode  string // the access id; shown in groups of five (see GroupCode)
+	ExpiresAt   time.Time
+	// PasswordRequired says whether a password is needed. The password itself
+	// is never passed to this package.
+	PasswordRequired bool
+	// VisibleRecipients are the To and Cc addresses only, never Bcc.
+	VisibleRecipients []string
+	Files             []FileRef
+	// HasMessage says whether the transfer holds a confidential message.
+	// The message itself never goes into a mail.
+	HasMessage bool
+}
+
+// RecipientLine is one recipient in the sender's confirmation.
+type RecipientLine struct {
+	Address string
+	Kind    string // "to", "cc" or "bcc" (only the sender sees Bcc)
+}
+
+// Confirm is the data for KindConfirm: the sender's summary.
+type Confirm struct {
+	TransferID     string // shown as reference; optional
+	Subject        string // the notification subject, to recognise the transfer; optional
+	Recipients     []RecipientLine
+	Files          []FileRef
+	HasMessage     bool
+	ExpiresAt      time.Time
+	PasswordMode   string // "none", "generate" or "manual"
+	NotifyDownload bool   // the sender gets a download notice
+	ShowFilenames  bool   // file names are shown in the recipients' mails
+	RecipientLang  string // "nl" or "en"
+	StatusURL      string // the sender's status page; optional
+}
+
+// Download is the data for KindDownload: a recipient downloaded a file.
+type Download struct {
+	Recipient string
+	File      FileRef // Index -1 means all files as a ZIP
+	At        time.Time
+	Subject   string // the notification subject, to recognise the transfer; optional
+	StatusURL string // optional
+}
+
+// Lockout is the data for KindLockout: too many wrong passwords.
+type Lockout struct {
+	Recipient string    // whose link was used; empty when unknown
+	Until     time.Time // zero: blocked until the sender acts
+	Subject   string    // the notification subject; optional
+	StatusURL string    // optional
+}
+
+// Revoked is the data for KindRevoked: the mail to a recipient after the
+// sender revoked the transfer.
+type Revoked struct {
+	SenderName  string
+	SenderEmail string
+	At          time.Time // zero leaves the date out
+	Subject     string    // the notification subject the recipient saw; optional
+}
+
+// ExpiryReminder is the data for KindExpiryReminder, to the sender.
+type ExpiryReminder struct {
+	ExpiresAt  time.Time
+	StatusURL  string // optional
+	Recipients int    // recipients who have not downloaded anything yet
+	Subject    string // the notification subject; optional
+}
+
+// ErrInvalid is wrapped by every validation error from Render.
+var ErrInvalid = errors.New("mail: invalid input")
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+// Lang returns the language a mail is written in for a requested language:
+// "en" (or "en-…") gives English, anything else Dutch.
+func Lang(lang string) string {
+	l := strings.ToLower(strings.TrimSpace(lang))
+	if l == "en" || strings.HasPrefix(l, "en-") || strings.HasPrefix(l, "en_") {
+		return "en"
+	}
+	return "nl"
+}
+
+// Render renders one mail of the given kind for one recipient address. data
+// must be the struct for kind (value or pointer). Recipient mails use the
+// transfer's recipient language, sender mails the sender's language.
+func Render(kind Kind, lang string, org Org, to string, data any) (*Message, error) {
+	lang = Lang(lang)
+	addr, err := bareAddress(to)
+	if err != nil {
+		return nil, err
+	}
+	v, err := prepare(kind, lang, data)
+	if err != nil {
+		return nil, err
+	}
+	v.Lang = lang
+	v.To = addr
+	v.Org = cleanOrg(org)
+	set := templates[lang][kind]
+	if set == nil {
+		return nil, invalid("unknown kind %q", kind)
+	}
+	var sb strings.Builder
+	if err := set.text.ExecuteTemplate(&sb, "subject", v); err != nil {
+		return nil, fmt.Errorf("mail: %s subject: %w", kind, err)
+	}
+	v.Subject = HeaderValue(sb.String())
+	if v.Subject == "" {
+		return nil, fmt.Errorf("mail: %s: empty subject", kind)
+	}
+	sb.Reset()
+	if err := set.text.ExecuteTemplate(&sb, "layout", v); err != nil {
+		return nil, fmt.Errorf("mail: %s text: %w", kind, err)
+	}
+	text := tidyText(sb.String())
+	sb.Reset()
+	if err := set.html.ExecuteTemplate(&sb, "layout", v); err != nil {
+		return nil, fmt.Errorf("mail: %s html: %w", kind, err)
+	}
+	return &Message{Kind: kind, Lang: lang, To: addr, Subject: v.Subject, Text: text, HTML: sb.String()}, nil
+}
+
+// bareAddress accepts exactly one address without display name.
+func bareAddress(to string) (string, error) {
+	if to == "" || strings.ContainsFunc(to, isControlOrSep) || strings.ContainsAny(to, " <>,;\"") {
+		return "", invalid("recipient %q is not one bare e-mail address", HeaderValue(to))
+	}
+	a, err := mail.ParseAddress(to)
+	if err != nil || a.Name != "" || a.Address != to {
+		return "", invalid("recipient %q is not one bare e-mail address", HeaderValue(to))
+	}
+	return to, nil
+}
+
+// view is what the templates see.
+type view struct {
+	Lang    string
+	Org     Org
+	To      string
+	Subject string // the final subject line
+	D       any    // the kind's data, cleaned
+
+	// Notify only.
+	Body       any    // sanitized sender text (template.HTML)
+	BodyText   string // plain-text version of Body
+	AccessCode string // grouped
+	ReceiveURL string
+}
+
+func prepare(kind Kind, lang string, data any) (*view, error) {
+	v := &view{}
+	switch kind {
+	case KindVerifyCode:
+		d, ok := as[VerifyCode](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		d.Code = strings.TrimSpace(d.Code)
+		if len(d.Code) < 6 || len(d.Code) > 8 || strings.ContainsFunc(d.Code, func(r rune) bool { return r < '0' || r > '9' }) {
+			return nil, invalid("verification code must be 6 to 8 digits")
+		}
+		if d.Minutes < 0 {
+			return nil, invalid("negative validity")
+		}
+		v.D = d
+	case KindNotify:
+		d, ok := as[Notify](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		if !isWebURL(d.Link) {
+			return nil, invalid("notification link must be an absolute http or https address")
+		}
+		if d.ExpiresAt.IsZero() {
+			return nil, invalid("notification without expiry date")
+		}
+		if len(d.Files) == 0 && !d.HasMessage {
+			return nil, invalid("notification without files or message")
+		}
+		d.SenderName, d.SenderPhone, d.SenderEmail = line(d.SenderName), line(d.SenderPhone), line(d.SenderEmail)
+		if d.SenderName == "" && d.SenderEmail == "" {
+			return nil, invalid("notification without sender")
+		}
+		if d.SenderName == "" {
+			d.SenderName = d.SenderEmail
+		}
+		d.Subject = HeaderValue(d.Subject)
+		vis := make([]string, 0, len(d.VisibleRecipients))
+		for _, r := range d.VisibleRecipients {
+			if r = line(r); r != "" {
+				vis = append(vis, r)
+			}
+		}
+		d.VisibleRecipients = vis
+		d.Files = cleanFiles(d.Files)
+		body := SanitizeBody(d.BodyHTML)
+		d.BodyHTML = ""
+		v.BodyText = BodyText(body)
+		if strings.TrimSpace(v.BodyText) != "" {
+			v.Body = trustedHTML(body)
+		}
+		v.AccessCode = GroupCode(d.AccessCode)
+		v.D = d
+	case KindConfirm:
+		d, ok := as[Confirm](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		if d.ExpiresAt.IsZero() {
+			return nil, invalid("confirmation without expiry date")
+		}
+		switch d.PasswordMode {
+		case "none", "generate", "manual":
+		default:
+			return nil, invalid("password mode %q must be none, generate or manual", d.PasswordMode)
+		}
+		if len(d.Recipients) == 0 {
+			return nil, invalid("confirmation without recipients")
+		}
+		rs := make([]RecipientLine, 0, len(d.Recipients))
+		for _, r := range d.Recipients {
+			r.Kind = strings.ToLower(r.Kind)
+			if r.Kind != "to" && r.Kind != "cc" && r.Kind != "bcc" {
+				return nil, invalid("recipient kind %q must be to, cc or bcc", r.Kind)
+			}
+			r.Address = line(r.Address)
+			rs = append(rs, r)
+		}
+		d.Recipients = rs
+		if d.StatusURL != "" && !isWebURL(d.StatusURL) {
+			return nil, invalid("status URL must be an absolute http or https address")
+		}
+		d.TransferID, d.Subject = line(d.TransferID), HeaderValue(d.Subject)
+		d.RecipientLang = Lang(d.RecipientLang)
+		d.Files = cleanFiles(d.Files)
+		v.D = d
+	case KindDownload:
+		d, ok := as[Download](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		d.Recipient = line(d.Recipient)
+		if d.Recipient == "" || d.At.IsZero() {
+			return nil, invalid("download notice needs recipient and time")
+		}
+		if d.File.Index < -1 || d.File.Index == 0 {
+			return nil, invalid("download notice: file index must be -1 (all) or 1 or more")
+		}
+		if d.StatusURL != "" && !isWebURL(d.StatusURL) {
+			return nil, invalid("status URL must be an absolute http or https address")
+		}
+		d.File.Name = line(d.File.Name)
+		d.Subject = HeaderValue(d.Subject)
+		v.D = d
+	case KindLockout:
+		d, ok := as[Lockout](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		if d.StatusURL != "" && !isWebURL(d.StatusURL) {
+			return nil, invalid("status URL must be an absolute http or https address")
+		}
+		d.Recipient, d.Subject = line(d.Recipient), HeaderValue(d.Subject)
+		v.D = d
+	case KindRevoked:
+		d, ok := as[Revoked](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		d.SenderName, d.SenderEmail, d.Subject = line(d.SenderName), line(d.SenderEmail), HeaderValue(d.Subject)
+		if d.SenderName == "" && d.SenderEmail == "" {
+			return nil, invalid("revocation notice without sender")
+		}
+		if d.SenderName == "" {
+			d.SenderName = d.SenderEmail
+		}
+		v.D = d
+	case KindExpiryReminder:
+		d, ok := as[ExpiryReminder](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		if d.ExpiresAt.IsZero() || d.Recipients < 0 {
+			return nil, invalid("expiry reminder needs expiry date")
+		}
+		if d.StatusURL != "" && !isWebURL(d.StatusURL) {
+			return nil, invalid("status URL must be an absolute http or https address")
+		}
+		d.Subject = HeaderValue(d.Subject)
+		v.D = d
+	default:
+		return nil, invalid("unknown kind %q", kind)
+	}
+	return v, nil
+}
+
+func as[T any](data any) (T, bool) {
+	switch d := data.(type) {
+	case T:
+		return d, true
+	case *T:
+		if d != nil {
+			return *d, true
+		}
+	}
+	var zero T
+	return zero, false
+}
+
+func typeErr(kind Kind, data any) error {
+	return invalid("kind %q does not take data of type %T", kind, data)
+}
+
+func cleanFiles(in []FileRef) []FileRef {
+	out := make([]FileRef, len(in))
+	for i, f := range in {
+		f.Name = line(f.Name)
+		out[i] = f
+	}
+	return out
+}
+
+func cleanOrg(o Org) Org {
+	o.Name = line(o.Name)
+	if o.Name == "" {
+		o.Name = "Kluis"
+	}
+	if !isWebURL(o.LogoURL) {
+		o.LogoURL = ""
+	}
+	if isWebURL(o.BaseURL) {
+		o.BaseURL = strings.TrimRight(o.BaseURL, "/")
+	} else {
+		o.BaseURL = ""
+	}
+	return o
+}
+
+func isWebURL(s string) bool {
+	if s == "" || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || isControlOrSep(r) }) {
+		return false
+	}
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func isControlOrSep(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == '\u0085' || unicode.Is(unicode.Cf, r) && r != '\u200d'
+}
+
+// line makes a value one line: control characters and line separators become
+// spaces, runs of white space collapse, and the ends are trimmed.
+func line(s string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if isControlOrSep(r) || unicode.IsSpace(r) {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// maxHeaderRunes bounds a subject; the rest is cut with an ellipsis.
+const maxHeaderRunes = 200
+
+// HeaderValue returns s as a safe header value: one line, no control
+// characters (CR, LF, NUL, …) or Unicode line separators, white space
+// collapsed and at most 200 characters.
+func HeaderValue(s string) string {
+	s = line(s)
+	if r := []rune(s); len(r) > maxHeaderRunes {
+		s = strings.TrimSpace(string(r[:maxHeaderRunes-1])) + "…"
+	}
+	return s
+}
+
+// GroupCode writes an access id as lower-case groups of five separated by
+// hyphens ("abcde-fghij-k"), so that it is easy to read aloud and type.
+// Characters other than letters and digits are dropped, so GroupCode is
+// idempotent and accepts what a user typed.
+func GroupCode(id string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range strings.ToLower(id) {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			continue
+		}
+		if n > 0 && n%5 == 0 {
+			b.WriteByte('-')
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
+}
+
+// tidyText trims trailing white space on each line, allows at most one
+// empty line in a row and ends the text with a single newline.
+func tidyText(s string) string {
+	lines := strings.Split(s, "\n")
+	out := make([]string, 0, len(lines))
+	empty := true // drop leading empty lines
+	for _, l := range lines {
+		l = strings.TrimRight(l, " \t\r")
+		if l == "" {
+			if empty {
+				continue
+			}
+			empty = true
+		} else {
+			empty = false
+		}
+		out = append(out, l)
+	}
+	return strings.TrimRight(strings.Join(out, "\n"), "\n") + "\n"
+}

@@ -1,0 +1,607 @@
+package mail
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// fixed is 5 December 2026, 13:30 UTC: 14:30 in Amsterdam.
+var fixed = time.Date(2026, 12, 5, 13, 30, 0, 0, time.UTC)
+
+var testOrg = Org{
+	Name:    "Gemeente Voorbeeld",
+	LogoURL: "https://www.voorbeeld.nl/logo.png",
+	BaseURL: "https://kluis.voorbeeld.nl/",
+}
+
+// fixtures holds the fixed data for each kind's golden files.
+func fixtures() map[Kind]any {
+	return map[Kind]any{
+		KindVerifyCode: VerifyCode{Code: "04821937", Minutes: 15},
+		KindNotify: Notify{
+			SenderName:  "Anna de Vries",
+			SenderPhone: "058 123 45 67",
+			SenderEmail: "a.devries@voorbeeld.nl",
+			Subject:     "Uw aanvraag bijzondere bijstand",
+			BodyHTML: `<p>Beste meneer Jansen,</p><p>Hierbij de <b>stukken</b> die u <i>vroeg</i>:</p>` +
+				`<ul><li>het besluit</li><li>de <u>berekening</u></li></ul>` +
+				`<p>Vragen? Zie <a href="https://www.voorbeeld.nl/bijstand" target="_blank">onze website</a>.<br>Met vriendelijke groet,<br>Anna</p>` +
+				`<script>alert(1)</script>`,
+			Link:              "https://kluis.voorbeeld.nl/t/abcdefghijklmnopqrstuvwxyz#k=secretkey",
+			AccessCode:        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+			ExpiresAt:         fixed,
+			PasswordRequired:  true,
+			VisibleRecipients: []string{"p.jansen@example.org", "team@voorbeeld.nl"},
+			Files:             []FileRef{{Index: 1, Count: 3, Size: 1_500_000}, {Index: 2, Count: 3, Size: 250_000}, {Index: 3, Count: 3, Size: 2_000}},
+			HasMessage:        true,
+		},
+		KindConfirm: Confirm{
+			TransferID: "T-2026-0042",
+			Subject:    "Uw aanvraag bijzondere bijstand",
+			Recipients: []RecipientLine{
+				{Address: "p.jansen@example.org", Kind: "to"},
+				{Address: "team@voorbeeld.nl", Kind: "cc"},
+				{Address: "archief@voorbeeld.nl", Kind: "bcc"},
+			},
+			Files:          []FileRef{{Index: 1, Count: 2, Name: "besluit.pdf", Size: 1_500_000}, {Index: 2, Count: 2, Name: "berekening.xlsx", Size: 48_000}},
+			HasMessage:     true,
+			ExpiresAt:      fixed,
+			PasswordMode:   "generate",
+			NotifyDownload: true,
+			ShowFilenames:  true,
+			RecipientLang:  "nl",
+			StatusURL:      "https://kluis.voorbeeld.nl/transfers/T-2026-0042",
+		},
+		KindDownload: Download{
+			Recipient: "p.jansen@example.org",
+			File:      FileRef{Index: 2, Count: 3, Size: 250_000},
+			At:        fixed.Add(-26 * time.Hour),
+			Subject:   "Uw aanvraag bijzondere bijstand",
+			StatusURL: "https://kluis.voorbeeld.nl/transfers/T-2026-0042",
+		},
+		KindLockout: Lockout{
+			Recipient: "p.jansen@example.org",
+			Until:     fixed.Add(time.Hour),
+			Subject:   "Uw aanvraag bijzondere bijstand",
+			StatusURL: "https://kluis.voorbeeld.nl/transfers/T-2026-0042",
+		},
+		KindRevoked: Revoked{
+			SenderName:  "Anna de Vries",
+			SenderEmail: "a.devries@voorbeeld.nl",
+			At:          fixed,
+			Subject:     "Uw aanvraag bijzondere bijstand",
+		},
+		KindExpiryReminder: ExpiryReminder{
+			ExpiresAt:  fixed.Add(48 * time.Hour),
+			StatusURL:  "https://kluis.voorbeeld.nl/transfers/T-2026-0042",
+			Recipients: 1,
+			Subject:    "Uw aanvraag bijzondere bijstand",
+		},
+	}
+}
+
+func render(t *testing.T, kind Kind, lang string, data any) *Message {
+	t.Helper()
+	m, err := Render(kind, lang, testOrg, "p.jansen@example.org", data)
+	if err != nil {
+		t.Fatalf("Render(%s, %s): %v", kind, lang, err)
+	}
+	return m
+}
+
+func TestGolden(t *testing.T) {
+	fx := fixtures()
+	dir := filepath.Join("testdata", "golden")
+	if *update {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, kind := range Kinds {
+		for _, lang := range Languages {
+			m := render(t, kind, lang, fx[kind])
+			if m.Lang != lang || m.Kind != kind {
+				t.Errorf("%s.%s: got kind %s lang %s", kind, lang, m.Kind, m.Lang)
+			}
+			for ext, got := range map[string]string{"subject": m.Subject + "\n", "txt": m.Text, "html": m.HTML} {
+				name := filepath.Join(dir, string(kind)+"."+lang+"."+ext)
+				if *update {
+					if err := os.WriteFile(name, []byte(got), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(name)
+				if err != nil {
+					t.Fatalf("%v (run go test ./internal/mail -update)", err)
+				}
+				if got != string(want) {
+					t.Errorf("%s differs from the golden file; review the change and run go test ./internal/mail -update\n--- got ---\n%s", name, got)
+				}
+			}
+		}
+	}
+}
+
+func TestHTMLIsWellFormed(t *testing.T) {
+	fx := fixtures()
+	for _, kind := range Kinds {
+		for _, lang := range Languages {
+			m := render(t, kind, lang, fx[kind])
+			doc, err := html.Parse(strings.NewReader(m.HTML))
+			if err != nil {
+				t.Fatalf("%s.%s: %v", kind, lang, err)
+			}
+			var htmlLang string
+			var imgs, buttons int
+			var walk func(*html.Node)
+			walk = func(n *html.Node) {
+				if n.Type == html.ElementNode {
+					switch n.Data {
+					case "html":
+						htmlLang = attr(n, "lang")
+					case "img":
+						imgs++
+						if attr(n, "alt") == "" {
+							t.Errorf("%s.%s: image without alt text", kind, lang)
+						}
+						if attr(n, "src") != testOrg.LogoURL {
+							t.Errorf("%s.%s: image %q other than the logo", kind, lang, attr(n, "src"))
+						}
+					case "script", "link", "iframe", "object", "embed", "form", "style":
+						t.Errorf("%s.%s: element <%s> not allowed in a mail", kind, lang, n.Data)
+					case "a":
+						href := attr(n, "href")
+						if !strings.HasPrefix(href, "https://") && !strings.HasPrefix(href, "mailto:") {
+							t.Errorf("%s.%s: link %q", kind, lang, href)
+						}
+						if strings.Contains(attr(n, "style"), "background") || strings.Contains(attr(n, "style"), "padding:12px") {
+							buttons++
+						}
+					}
+					for _, a := range n.Attr {
+						if strings.HasPrefix(a.Key, "on") || strings.Contains(a.Val, "url(") {
+							t.Errorf("%s.%s: attribute %s=%q", kind, lang, a.Key, a.Val)
+						}
+					}
+				}
+				for c := n.FirstChild; c != nil; c = c.NextSibling {
+					walk(c)
+				}
+			}
+			walk(doc)
+			if htmlLang != lang {
+				t.Errorf("%s.%s: <html lang=%q>", kind, lang, htmlLang)
+			}
+			if imgs != 1 {
+				t.Errorf("%s.%s: %d images, want the logo only", kind, lang, imgs)
+			}
+			if kind == KindNotify && buttons != 1 {
+				t.Errorf("notify.%s: %d buttons, want 1", lang, buttons)
+			}
+			if !strings.Contains(m.HTML, "<title>"+htmlEscape(m.Subject)+"</title>") {
+				t.Errorf("%s.%s: title is not the subject", kind, lang)
+			}
+		}
+	}
+}
+
+func htmlEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '&':
+			b.WriteString("&amp;")
+		case '<':
+			b.WriteString("&lt;")
+		case '>':
+			b.WriteString("&gt;")
+		case '"':
+			b.WriteString("&#34;")
+		case '\'':
+			b.WriteString("&#39;")
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+func TestNoLogoReadable(t *testing.T) {
+	org := testOrg
+	org.LogoURL = "javascript:alert(1)"
+	m, err := Render(KindVerifyCode, "nl", org, "a@example.org", VerifyCode{Code: "123456"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(m.HTML, "<img") || strings.Contains(m.HTML, "javascript") {
+		t.Error("unusable logo URL was rendered")
+	}
+	if !strings.Contains(m.HTML, "Gemeente Voorbeeld") {
+		t.Error("organisation name missing without logo")
+	}
+	if err := org.Validate(); err == nil {
+		t.Error("Validate accepted a javascript: logo")
+	}
+	if err := testOrg.Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestHeaderInjection(t *testing.T) {
+	evil := "Hallo\r\nBcc: evil@x.example\r\n\r\n<b>body</b>\u2028X\x00"
+	fx := fixtures()
+	n := fx[KindNotify].(Notify)
+	n.SenderName, n.Subject = evil, evil
+	c := fx[KindConfirm].(Confirm)
+	c.Subject = evil
+	d := fx[KindDownload].(Download)
+	d.Recipient = evil
+	r := fx[KindRevoked].(Revoked)
+	r.SenderName, r.Subject = evil, evil
+	l := fx[KindLockout].(Lockout)
+	l.Subject, l.Recipient = evil, evil
+	e := fx[KindExpiryReminder].(ExpiryReminder)
+	e.Subject = evil
+	org := testOrg
+	org.Name = evil
+	cases := map[Kind]any{KindNotify: n, KindConfirm: c, KindDownload: d, KindRevoked: r, KindLockout: l, KindExpiryReminder: e, KindVerifyCode: fx[KindVerifyCode]}
+	for kind, data := range cases {
+		for _, lang := range Languages {
+			m, err := Render(kind, lang, org, "p.jansen@example.org", data)
+			if err != nil {
+				t.Fatalf("%s: %v", kind, err)
+			}
+			if strings.ContainsAny(m.Subject, "\r\n\x00\u2028") {
+				t.Errorf("%s.%s: subject %q has a line break or control character", kind, lang, m.Subject)
+			}
+			if strings.Contains(m.HTML, "<b>body</b>") {
+				t.Errorf("%s.%s: HTML in a name was not escaped", kind, lang)
+			}
+		}
+	}
+	for _, to := range []string{
+		"a@example.org\r\nBcc: evil@x.example",
+		"a@example.org\nBcc: evil@x.example",
+		"Anna <a@example.org>",
+		"a@example.org, b@example.org",
+		"a@example.org; b@example.org",
+		"",
+		"not an address",
+	} {
+		if _, err := Render(KindVerifyCode, "nl", testOrg, to, VerifyCode{Code: "123456"}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("recipient %q accepted (err %v)", to, err)
+		}
+	}
+	if got := HeaderValue(strings.Repeat("a", 500)); len([]rune(got)) != maxHeaderRunes {
+		t.Errorf("long subject not cut: %d", len([]rune(got)))
+	}
+}
+
+func TestSanitizeBody(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`<b>vet</b> <strong>sterk</strong> <i>schuin</i> <em>nadruk</em> <u>onder</u> <s>door</s> <strike>oud</strike> <del>weg</del>`,
+			`<b>vet</b> <strong>sterk</strong> <i>schuin</i> <em>nadruk</em> <u>onder</u> <s>door</s> <strike>oud</strike> <del>weg</del>`},
+		{`<p>een<br>twee</p><ul><li>a</li></ul><ol><li>b</li></ol>`, `<p>een<br>twee</p><ul><li>a</li></ul><ol><li>b</li></ol>`},
+		{`<script>alert(1)</script>tekst`, `tekst`},
+		{`<p onclick="alert(1)" style="color:red" class="x">tekst</p>`, `<p>tekst</p>`},
+		{`<style>p{color:red}</style>tekst`, `tekst`},
+		{`<a href="javascript:alert(1)">klik</a>`, `klik`},
+		{`<a href="JaVaScRiPt:alert(1)">klik</a>`, `klik`},
+		{`<a href="data:text/html,x">klik</a>`, `klik`},
+		{`<a href="/relatief">klik</a>`, `klik`},
+		{`<a href="https://example.org/?a=1&b=2" target="_blank" rel="opener" onclick="x()">klik</a>`,
+			`<a href="https://example.org/?a=1&amp;b=2" rel="noopener noreferrer">klik</a>`},
+		{`<a href="mailto:a@example.org">mail</a>`, `<a href="mailto:a@example.org" rel="noopener noreferrer">mail</a>`},
+		{`<img src="https://evil.example/track.png" alt="x">foto`, `foto`},
+		{`<iframe src="https://evil.example"></iframe>x`, `x`},
+		{`<h1>kop</h1><div><span>tekst</span></div>`, `koptekst`},
+		{`<form><input value="x"></form>`, ``},
+		{`a < b & c`, `a &lt; b &amp; c`},
+	}
+	for _, tt := range tests {
+		if got := SanitizeBody(tt.in); got != tt.want {
+			t.Errorf("SanitizeBody(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestBodyText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`<p>Beste lezer,</p><p>Regel een<br>regel twee</p>`, "Beste lezer,\n\nRegel een\nregel twee"},
+		{`<p>Lijst:</p><ul><li>een</li><li><b>twee</b></li></ul><p>Einde</p>`, "Lijst:\n\n- een\n- twee\n\nEinde"},
+		{`<ol><li>eerst</li><li>dan</li></ol>`, "1. eerst\n2. dan"},
+		{`Zie <a href="https://example.org/x">de website</a>.`, "Zie de website (https://example.org/x)."},
+		{`<a href="https://example.org/">https://example.org/</a>`, "https://example.org/"},
+		{`<a href="mailto:a@example.org">a@example.org</a>`, "a@example.org"},
+		{`<script>x</script>a &amp; b`, "a & b"},
+		{``, ""},
+	}
+	for _, tt := range tests {
+		if got := BodyText(tt.in); got != tt.want {
+			t.Errorf("BodyText(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// The caller passes only To and Cc addresses; a Bcc recipient's own mail and
+// everybody else's mail contain exactly those, and never the Bcc address.
+func TestNotifyBccNotListed(t *testing.T) {
+	n := fixtures()[KindNotify].(Notify)
+	n.VisibleRecipients = []string{"to@example.org", "cc@example.org"}
+	for _, to := range []string{"to@example.org", "cc@example.org", "bcc@example.org"} {
+		for _, lang := range Languages {
+			m, err := Render(KindNotify, lang, testOrg, to, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			label := map[string]string{"nl": "Verstuurd aan: ", "en": "Sent to: "}[lang]
+			if !strings.Contains(m.Text, "\n"+label+"to@example.org, cc@example.org\n") {
+				t.Errorf("%s/%s: visible recipients line missing:\n%s", to, lang, m.Text)
+			}
+			for _, part := range []string{m.Subject, m.Text, m.HTML} {
+				if strings.Contains(part, "bcc@example.org") {
+					t.Errorf("%s/%s: the Bcc address appears in the mail", to, lang)
+				}
+			}
+			if m.To != to {
+				t.Errorf("To = %q", m.To)
+			}
+		}
+	}
+}
+
+func TestNoFileNamesUnlessSet(t *testing.T) {
+	n := fixtures()[KindNotify].(Notify)
+	for _, lang := range Languages {
+		m := render(t, KindNotify, lang, n)
+		want := map[string]string{"nl": "- 3 bestanden (1,8 MB)", "en": "- 3 files (1.8 MB)"}[lang]
+		if !strings.Contains(m.Text, want) {
+			t.Errorf("%s: %q missing:\n%s", lang, want, m.Text)
+		}
+	}
+	// A single unnamed file among named ones: no names at all.
+	n.Files = []FileRef{{Index: 1, Count: 2, Name: "geheim-dossier.pdf", Size: 10}, {Index: 2, Count: 2, Size: 10}}
+	m := render(t, KindNotify, "nl", n)
+	if strings.Contains(m.Text+m.HTML, "geheim-dossier") {
+		t.Error("file name shown while not every file has a name")
+	}
+	// With names: the names are listed.
+	n.Files[1].Name = "bijlage.docx"
+	m = render(t, KindNotify, "en", n)
+	for _, want := range []string{"- geheim-dossier.pdf (10 bytes)", "- bijlage.docx (10 bytes)"} {
+		if !strings.Contains(m.Text, want) {
+			t.Errorf("%q missing:\n%s", want, m.Text)
+		}
+	}
+	// Download notice: position unless named, ZIP for all.
+	d := fixtures()[KindDownload].(Download)
+	for lang, want := range map[string]string{"nl": "- bestand 2 van 3 (250 kB)", "en": "- file 2 of 3 (250 kB)"} {
+		if m := render(t, KindDownload, lang, d); !strings.Contains(m.Text, want) {
+			t.Errorf("%s: %q missing:\n%s", lang, want, m.Text)
+		}
+	}
+	d.File = FileRef{Index: -1, Count: 3, Size: -1}
+	if m := render(t, KindDownload, "en", d); !strings.Contains(m.Text, "- all files (as a ZIP file)\n") || !strings.Contains(m.Subject, "all files") {
+		t.Errorf("ZIP download:\n%s\n%s", m.Subject, m.Text)
+	}
+	d.File = FileRef{Index: 1, Count: 1, Name: "besluit.pdf", Size: 1_500_000}
+	if m := render(t, KindDownload, "nl", d); !strings.Contains(m.Text, "- besluit.pdf (1,5 MB)") {
+		t.Errorf("named download:\n%s", m.Text)
+	}
+}
+
+func TestPasswordNotes(t *testing.T) {
+	n := fixtures()[KindNotify].(Notify)
+	m := render(t, KindNotify, "en", n)
+	want := "You need a password to open the files. The sender gives it to you in another way, for example by phone or text message. It is not in this e-mail."
+	if !strings.Contains(m.Text, want) || !strings.Contains(m.HTML, want) {
+		t.Errorf("password note missing:\n%s", m.Text)
+	}
+	n.PasswordRequired = false
+	m = render(t, KindNotify, "nl", n)
+	if !strings.Contains(m.Text, "U heeft geen wachtwoord nodig. Iedereen die deze e-mail heeft, kan de bestanden openen.") {
+		t.Errorf("no-password note missing:\n%s", m.Text)
+	}
+}
+
+// Canary: no data struct has a field that could carry a transfer password or
+// the confidential message. Every string field is listed here; a new one
+// must be added on purpose, after checking it is not secret.
+func TestCanaryNoSecretFields(t *testing.T) {
+	allowed := map[string][]string{
+		"VerifyCode":     {"Code"},
+		"FileRef":        {"Name"},
+		"Notify":         {"SenderName", "SenderPhone", "SenderEmail", "Subject", "BodyHTML", "Link", "AccessCode"},
+		"RecipientLine":  {"Address", "Kind"},
+		"Confirm":        {"TransferID", "Subject", "PasswordMode", "RecipientLang", "StatusURL"},
+		"Download":       {"Recipient", "Subject", "StatusURL"},
+		"Lockout":        {"Recipient", "Subject", "StatusURL"},
+		"Revoked":        {"SenderName", "SenderEmail", "Subject"},
+		"ExpiryReminder": {"StatusURL", "Subject"},
+	}
+	for _, v := range []any{VerifyCode{}, FileRef{}, Notify{}, RecipientLine{}, Confirm{}, Download{}, Lockout{}, Revoked{}, ExpiryReminder{}} {
+		typ := reflect.TypeOf(v)
+		var got []string
+		for f := range typ.Fields() {
+			if f.Type.Kind() == reflect.String || f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String {
+				if f.Name != "VisibleRecipients" {
+					got = append(got, f.Name)
+				}
+			}
+			if f.Type.Kind() == reflect.String && regexp.MustCompile(`(?i)passw(or)?d$|secret|^message$|confidential`).MatchString(f.Name) {
+				t.Errorf("%s.%s looks like a field for a secret", typ.Name(), f.Name)
+			}
+		}
+		if !slices.Equal(got, allowed[typ.Name()]) {
+			t.Errorf("%s string fields = %v, reviewed list %v", typ.Name(), got, allowed[typ.Name()])
+		}
+	}
+
+	// The rendered notification contains only what was passed in: a
+	// password and message that exist in the transfer never show up.
+	const password = "Zx9-Canary-Wachtwoord-7Q" // and a message "CANARY … BSN 123456782"
+	n := fixtures()[KindNotify].(Notify)
+	for _, lang := range Languages {
+		m := render(t, KindNotify, lang, n)
+		for _, part := range []string{m.Subject, m.Text, m.HTML} {
+			if strings.Contains(part, password) || strings.Contains(part, "CANARY") || strings.Contains(part, "123456782") {
+				t.Errorf("%s: secret leaked into the notification", lang)
+			}
+		}
+	}
+}
+
+func TestAccessCodeGrouped(t *testing.T) {
+	if got := GroupCode("ABCDEFGHIJKLMNOPQRSTUVWXYZ"); got != "abcde-fghij-klmno-pqrst-uvwxy-z" {
+		t.Errorf("GroupCode = %q", got)
+	}
+	if got := GroupCode("abcde-FGHIJ-klmno-pqrst-uvwxy-z"); got != "abcde-fghij-klmno-pqrst-uvwxy-z" {
+		t.Errorf("GroupCode not idempotent: %q", got)
+	}
+	m := render(t, KindNotify, "en", fixtures()[KindNotify])
+	if !strings.Contains(m.Text, "https://kluis.voorbeeld.nl/receive and enter this code:\nabcde-fghij-klmno-pqrst-uvwxy-z\n") {
+		t.Errorf("access code missing:\n%s", m.Text)
+	}
+}
+
+func TestFormats(t *testing.T) {
+	summer := time.Date(2026, 7, 1, 8, 5, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		t          time.Time
+		lang, want string
+	}{
+		{fixed, "nl", "5 december 2026, 14:30"},
+		{fixed, "en", "5 December 2026, 14:30"},
+		{summer, "nl", "1 juli 2026, 10:05"},
+		{summer, "xx", "1 juli 2026, 10:05"},
+	} {
+		if got := FormatDate(tt.t, tt.lang); got != tt.want {
+			t.Errorf("FormatDate(%v, %s) = %q, want %q", tt.t, tt.lang, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		n          int64
+		lang, want string
+	}{
+		{1_500_000, "nl", "1,5 MB"}, {1_500_000, "en", "1.5 MB"}, {2_000_000_000, "nl", "2,00 GB"},
+		{999, "en", "999 bytes"}, {1, "nl", "1 byte"}, {48_000, "nl", "48 kB"}, {-1, "nl", ""},
+	} {
+		if got := FormatSize(tt.n, tt.lang); got != tt.want {
+			t.Errorf("FormatSize(%d, %s) = %q, want %q", tt.n, tt.lang, got, tt.want)
+		}
+	}
+}
+
+func TestRenderValidates(t *testing.T) {
+	fx := fixtures()
+	// Data of the wrong type for the kind.
+	if _, err := Render(KindNotify, "nl", testOrg, "a@example.org", fx[KindConfirm]); !errors.Is(err, ErrInvalid) {
+		t.Errorf("wrong data type: %v", err)
+	}
+	if _, err := Render("nonsense", "nl", testOrg, "a@example.org", fx[KindConfirm]); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown kind: %v", err)
+	}
+	// Pointers work too.
+	n := fx[KindNotify].(Notify)
+	if _, err := Render(KindNotify, "en", testOrg, "a@example.org", &n); err != nil {
+		t.Errorf("pointer data: %v", err)
+	}
+	for _, code := range []string{"12345", "123456789", "12 3456", "abcdef", ""} {
+		if _, err := Render(KindVerifyCode, "nl", testOrg, "a@example.org", VerifyCode{Code: code}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("code %q accepted", code)
+		}
+	}
+	bad := n
+	bad.Link = "javascript:alert(1)"
+	if _, err := Render(KindNotify, "nl", testOrg, "a@example.org", bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("javascript link accepted: %v", err)
+	}
+	c := fx[KindConfirm].(Confirm)
+	c.PasswordMode = "plain"
+	if _, err := Render(KindConfirm, "nl", testOrg, "a@example.org", c); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad password mode accepted: %v", err)
+	}
+	// Unknown language: Dutch.
+	m, err := Render(KindVerifyCode, "de", testOrg, "a@example.org", fx[KindVerifyCode])
+	if err != nil || m.Lang != "nl" || !strings.Contains(m.Text, "Uw verificatiecode is") {
+		t.Errorf("fallback language: %v %+v", err, m)
+	}
+	if Lang("EN") != "en" || Lang("en-GB") != "en" || Lang("") != "nl" {
+		t.Error("Lang")
+	}
+}
+
+func TestVerifyCodeOneGroup(t *testing.T) {
+	for _, lang := range Languages {
+		m := render(t, KindVerifyCode, lang, VerifyCode{Code: "04821937", Minutes: 1})
+		if !strings.Contains(m.Text, "\n    04821937\n") {
+			t.Errorf("%s: code not on its own line:\n%s", lang, m.Text)
+		}
+		if !strings.Contains(m.HTML, "white-space:nowrap;color:#1f2937;\">04821937</span>") {
+			t.Errorf("%s: code not one unbroken group", lang)
+		}
+		if strings.Contains(m.Subject, "04821937") {
+			t.Errorf("%s: code in subject", lang)
+		}
+	}
+}
+
+func TestMessageOnlyAndVariants(t *testing.T) {
+	n := fixtures()[KindNotify].(Notify)
+	n.Files, n.BodyHTML, n.Subject, n.VisibleRecipients, n.SenderPhone = nil, "", "", nil, ""
+	for _, lang := range Languages {
+		m := render(t, KindNotify, lang, n)
+		want := map[string]string{"nl": "Vertrouwelijk bericht van Anna de Vries", "en": "Confidential message from Anna de Vries"}[lang]
+		if m.Subject != want {
+			t.Errorf("default subject %q", m.Subject)
+		}
+		if strings.Contains(m.Text, "Verstuurd aan") || strings.Contains(m.Text, "Sent to") {
+			t.Error("empty recipients line")
+		}
+	}
+	// Every kind renders in both languages with minimal data too.
+	minimal := map[Kind]any{
+		KindVerifyCode:     VerifyCode{Code: "123456"},
+		KindConfirm:        Confirm{Recipients: []RecipientLine{{Address: "a@example.org", Kind: "TO"}}, Files: []FileRef{{Index: 1, Count: 1, Size: -1}}, ExpiresAt: fixed, PasswordMode: "none"},
+		KindDownload:       Download{Recipient: "a@example.org", File: FileRef{Index: 1}, At: fixed},
+		KindLockout:        Lockout{},
+		KindRevoked:        Revoked{SenderEmail: "a@example.org"},
+		KindExpiryReminder: ExpiryReminder{ExpiresAt: fixed},
+	}
+	for kind, data := range minimal {
+		for _, lang := range Languages {
+			m, err := Render(kind, lang, Org{}, "a@example.org", data)
+			if err != nil {
+				t.Fatalf("%s.%s: %v", kind, lang, err)
+			}
+			if strings.Contains(m.Text+m.HTML, "<no value>") || strings.Contains(m.Text, "0001") {
+				t.Errorf("%s.%s: placeholder in output:\n%s", kind, lang, m.Text)
+			}
+			if !strings.Contains(m.Text, "Kluis") {
+				t.Errorf("%s.%s: default organisation name missing", kind, lang)
+			}
+		}
+	}
+}

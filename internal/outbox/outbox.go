@@ -1,0 +1,318 @@
+// Package outbox is a persistent outbox: each mail is written in the same
+// database transaction as the change that causes it, sealed with the master
+// key, and sent by a worker with retries.
+//
+// # Delivery
+//
+// The worker claims due rows with a lease, so several instances can run on
+// one database; it sends each, and deletes the row once the relay accepted
+// it. A crash between the relay's acceptance and the delete sends the mail
+// again after the lease, with the same Message-ID (<id@domain>), so the
+// receiving side can drop the copy. Temporary failures back off
+// exponentially from InitialBackoff, doubling up to MaxBackoff, until the
+// mail is older than GiveUpAfter; then, or at once on a permanent failure,
+// the row is marked failed, its content erased, and an error is logged with
+// the mail's kind and id (never its content or recipient).
+//
+// # Erasure
+//
+// Rows are deleted under secure_delete, and the worker truncates the WAL
+// (store.DB.Checkpoint) at most every CheckpointEvery after deliveries, so a
+// delivered mail (which may hold a no-password link secret) survives
+// neither in the database file nor in the WAL.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/store"
+)
+
+// Sender delivers one mail to m.To. An error that has a method
+// Permanent() bool returning true (as the smtp package's errors do) marks a
+// mail that will never be accepted; any other error is retried.
+type Sender interface {
+	Send(ctx context.Context, m *mail.Message, messageID string) error
+}
+
+// Defaults for the worker.
+const (
+	Lease           = 3 * time.Minute  // how long a claim lasts
+	SendTimeout     = 45 * time.Second // bound on one delivery
+	Batch           = 3                // rows per claim; Batch*SendTimeout < Lease
+	PollEvery       = 5 * time.Second  // how often the worker looks without a Wake
+	InitialBackoff  = 10 * time.Second // delay after the first failure
+	MaxBackoff      = time.Hour        // longest delay between tries
+	GiveUpAfter     = 24 * time.Hour   // age after which a mail failing temporarily is given up
+	CheckpointEvery = 5 * time.Second  // least time between WAL truncations
+)
+
+// sealPurpose binds the sealed mail to the outbox and its row id.
+const sealPurpose = "outbox.mail"
+
+// Outbox queues and delivers mail.
+type Outbox struct {
+	db     *store.DB
+	keys   *secret.Keyring
+	sender Sender
+	domain string
+	now    func() time.Time
+	log    *slog.Logger
+	wake   chan struct{}
+
+	// Tunables; tests shorten them.
+	lease, sendTimeout, pollEvery, checkpointEvery time.Duration
+	batch                                          int
+
+	lastCheckpoint   time.Time // real time
+	checkpointNeeded bool
+}
+
+// New returns an outbox. domain is the right-hand side of Message-IDs (the
+// domain of the from address); now is the clock for queue times.
+func New(db *store.DB, keys *secret.Keyring, sender Sender, domain string, now func() time.Time, log *slog.Logger) *Outbox {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Outbox{
+		db: db, keys: keys, sender: sender, domain: domain, now: now, log: log,
+		wake:            make(chan struct{}, 1),
+		lease:           Lease,
+		sendTimeout:     SendTimeout,
+		pollEvery:       PollEvery,
+		checkpointEvery: CheckpointEvery,
+		batch:           Batch,
+	}
+}
+
+// MessageID is the Message-ID header value of the mail with outbox id id.
+func (o *Outbox) MessageID(id string) string { return "<" + id + "@" + o.domain + ">" }
+
+// Enqueue queues m in tx: it is sent only if tx commits. Call Wake after
+// the commit to send it at once (otherwise the worker finds it within
+// PollEvery). It returns the outbox id, which is also the local part of the
+// Message-ID.
+func (o *Outbox) Enqueue(ctx context.Context, tx *store.Tx, m *mail.Message) (id string, err error) {
+	if tx == nil {
+		return "", errors.New("outbox: enqueue needs the transaction of the change that causes the mail")
+	}
+	if m == nil || m.To == "" {
+		return "", errors.New("outbox: a mail needs a recipient")
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("outbox: %w", err)
+	}
+	id = secret.NewID()
+	now := o.now()
+	row := &store.OutboxRow{
+		ID:        id,
+		Kind:      string(m.Kind),
+		CreatedAt: now,
+		NotBefore: now,
+		Sealed:    o.keys.Seal(sealPurpose, id, body),
+	}
+	clear(body)
+	if err := tx.InsertOutbox(ctx, row); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// Wake makes the worker look for due mail now. It never blocks.
+func (o *Outbox) Wake() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers mail until ctx ends: at once after Wake, and every
+// PollEvery.
+func (o *Outbox) Run(ctx context.Context) {
+	tick := time.NewTicker(o.pollEvery)
+	defer tick.Stop()
+	var cpTimer *time.Timer
+	var cpC <-chan time.Time
+	for {
+		if err := o.drain(ctx); err != nil && ctx.Err() == nil {
+			o.log.Error("outbox: delivery round failed; will retry", "err", err)
+		}
+		if wait := o.maybeCheckpoint(ctx); wait > 0 && cpC == nil {
+			cpTimer = time.NewTimer(wait)
+			cpC = cpTimer.C
+		}
+		select {
+		case <-ctx.Done():
+			if cpTimer != nil {
+				cpTimer.Stop()
+			}
+			// Last erasure on the way out, if one is owed.
+			if o.checkpointNeeded {
+				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				o.lastCheckpoint = time.Time{}
+				o.maybeCheckpoint(cctx)
+				cancel()
+			}
+			return
+		case <-tick.C:
+		case <-o.wake:
+		case <-cpC:
+			cpC, cpTimer = nil, nil
+		}
+	}
+}
+
+// maybeCheckpoint truncates the WAL if a delivery erased a row since the
+// last truncation and CheckpointEvery has passed; otherwise it returns how
+// long to wait before trying again (0 if nothing is owed).
+func (o *Outbox) maybeCheckpoint(ctx context.Context) time.Duration {
+	if !o.checkpointNeeded {
+		return 0
+	}
+	if since := time.Since(o.lastCheckpoint); since < o.checkpointEvery {
+		return o.checkpointEvery - since
+	}
+	if err := o.db.Checkpoint(ctx); err != nil {
+		if ctx.Err() == nil {
+			o.log.Error("outbox: WAL checkpoint after delivery failed; will retry", "err", err)
+		}
+		o.lastCheckpoint = time.Now()
+		return o.checkpointEvery
+	}
+	o.lastCheckpoint = time.Now()
+	o.checkpointNeeded = false
+	return 0
+}
+
+// drain claims and handles due mail until none is left.
+func (o *Outbox) drain(ctx context.Context) error {
+	for ctx.Err() == nil {
+		rows, err := o.db.ClaimOutbox(ctx, o.now(), o.lease, o.batch)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		for _, row := range rows {
+			if err := o.deliver(ctx, row); err != nil {
+				return err
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// deliver sends one claimed row and records the outcome. It returns an
+// error only for database failures.
+func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
+	if row.ClaimedUntil != nil && o.now().Add(o.sendTimeout).After(*row.ClaimedUntil) {
+		// The lease would run out while sending; leave the row to the
+		// next claim rather than risk two instances sending it.
+		return nil
+	}
+	body, err := o.keys.Open(sealPurpose, row.ID, row.Sealed)
+	if err != nil {
+		o.log.Error("outbox: queued mail cannot be opened (wrong master key or damaged); giving up",
+			"mail_id", row.ID, "kind", row.Kind, "err", err)
+		return o.fail(ctx, row, "sealed mail cannot be opened")
+	}
+	var m mail.Message
+	err = json.Unmarshal(body, &m)
+	clear(body)
+	if err != nil {
+		o.log.Error("outbox: queued mail cannot be decoded; giving up", "mail_id", row.ID, "kind", row.Kind)
+		return o.fail(ctx, row, "sealed mail cannot be decoded")
+	}
+	sctx, cancel := context.WithTimeout(ctx, o.sendTimeout)
+	err = o.sender.Send(sctx, &m, o.MessageID(row.ID))
+	cancel()
+	m = mail.Message{}
+	if err == nil {
+		// A background context: the relay has the mail, so the row must
+		// go even if we are shutting down.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := o.db.DeleteOutbox(dctx, row.ID); err != nil {
+			return fmt.Errorf("delete delivered mail %s: %w", row.ID, err)
+		}
+		o.checkpointNeeded = true
+		o.log.Info("mail sent", "mail_id", row.ID, "kind", row.Kind, "attempts", row.Attempts+1)
+		return nil
+	}
+	if ctx.Err() != nil {
+		// Shutting down: not the mail's fault. The lease runs out and the
+		// next run takes it up.
+		return ctx.Err()
+	}
+	msg := errText(err)
+	if isPermanent(err) {
+		o.log.Error("mail rejected; giving up", "mail_id", row.ID, "kind", row.Kind,
+			"attempts", row.Attempts+1, "err", msg)
+		return o.fail(ctx, row, msg)
+	}
+	now := o.now()
+	attempts := row.Attempts + 1
+	next := now.Add(Backoff(attempts))
+	if next.Sub(row.CreatedAt) > GiveUpAfter {
+		o.log.Error("mail not delivered after retrying for a day; giving up", "mail_id", row.ID, "kind", row.Kind,
+			"attempts", attempts, "err", msg)
+		return o.fail(ctx, row, msg)
+	}
+	o.log.Warn("mail not sent; will retry", "mail_id", row.ID, "kind", row.Kind,
+		"attempts", attempts, "retry_at", next.UTC().Format(time.RFC3339), "err", msg)
+	if err := o.db.RetryOutbox(ctx, row.ID, next, attempts, msg); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("record retry of %s: %w", row.ID, err)
+	}
+	return nil
+}
+
+func (o *Outbox) fail(ctx context.Context, row *store.OutboxRow, msg string) error {
+	if err := o.db.FailOutbox(ctx, row.ID, o.now(), msg); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("record failure of %s: %w", row.ID, err)
+	}
+	o.checkpointNeeded = true // the sealed content was erased
+	return nil
+}
+
+// Backoff is the delay after the given number of failed attempts (1 or
+// more): InitialBackoff, doubling, at most MaxBackoff. With the defaults a
+// mail is tried about 30 times over GiveUpAfter.
+func Backoff(attempts int) time.Duration {
+	d := InitialBackoff
+	for i := 1; i < attempts && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxBackoff)
+}
+
+func isPermanent(err error) bool {
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}
+
+// errText makes an error fit for last_error and logs: one line, bounded.
+func errText(err error) string {
+	s := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, err.Error())
+	if len(s) > 500 {
+		s = s[:500] + "…"
+	}
+	return s
+}

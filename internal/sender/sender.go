@@ -1,0 +1,387 @@
+// Package sender verifies senders: a sender proves control of an e-mail
+// address with a one-time code mailed there, and gets a session (a browser
+// cookie or a token for scripts) that keeps the address verified for a
+// while. Administrators can also issue API keys bound to one address.
+//
+// Senders are not accounts. What is stored: the address in plain (to find
+// the sender's transfers), name and phone sealed under the master key, and
+// only hashes of codes, session tokens and API keys.
+//
+// # Codes
+//
+// A code is 8 digits from crypto/rand, valid for CodeTTL (10 minutes), good
+// for one use, only together with the pre-session token of the browser or
+// client that asked for it, and for at most MaxAttempts tries; then a new
+// code is needed, which can be asked for after Cooldown. The stored hash is
+// SHA-256(pre-session token || code): a copy of the database, which holds
+// only the token's hash, cannot be used to test codes offline.
+package sender
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/store"
+)
+
+// CodeDigits is the length of a verification code.
+const CodeDigits = 8
+
+// Config holds the verification periods and limits.
+type Config struct {
+	CodeTTL     time.Duration // how long a code works
+	MaxAttempts int           // wrong codes before a new one is needed
+	Cooldown    time.Duration // between two codes for one pre-session
+	SessionTTL  time.Duration // absolute lifetime of a verified session
+	IdleTTL     time.Duration // a session unused this long ends
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		CodeTTL:     10 * time.Minute,
+		MaxAttempts: 5,
+		Cooldown:    time.Minute,
+		SessionTTL:  30 * 24 * time.Hour,
+		IdleTTL:     30 * 24 * time.Hour,
+	}
+}
+
+// Mailer queues a mail in the caller's transaction.
+type Mailer interface {
+	Enqueue(ctx context.Context, tx *store.Tx, m *mail.Message) (string, error)
+	// Wake tells the worker that new mail was committed.
+	Wake()
+}
+
+// Service verifies senders.
+type Service struct {
+	db     *store.DB
+	keys   *secret.Keyring
+	mailer Mailer
+	org    mail.Org
+	cfg    Config
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// New returns the service. now may be nil.
+func New(db *store.DB, keys *secret.Keyring, mailer Mailer, org mail.Org, cfg Config, now func() time.Time, log *slog.Logger) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{db: db, keys: keys, mailer: mailer, org: org, cfg: cfg, now: func() time.Time { return now().UTC() }, log: log}
+}
+
+// Config returns the service's configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Sender is a verified sender.
+type Sender struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+	Phone string `json:"phone"`
+	Lang  string `json:"lang"`
+	// Via says how the sender proved the address: "session" or "apikey".
+	Via string `json:"-"`
+}
+
+type details struct {
+	Name  string `json:"name"`
+	Phone string `json:"phone"`
+	Lang  string `json:"lang"`
+}
+
+const (
+	purposeVerify  = "verify.details"
+	purposeSession = "sender.details"
+)
+
+// Start begins (or repeats) a verification: it mails a new code to email and
+// returns the pre-session token the code is tied to. Pass the token of an
+// earlier Start for the same browser to resend (after Cooldown); pass "" to
+// begin anew. lang is the language of the mail.
+func (s *Service) Start(ctx context.Context, preToken, email, name, phone, lang string) (string, error) {
+	addr, err := kluis.ParseAddress(email)
+	if err != nil {
+		return "", err
+	}
+	if err := checkLine("name", name, 200); err != nil {
+		return "", err
+	}
+	if err := checkLine("phone number", phone, 40); err != nil {
+		return "", err
+	}
+	if lang != "en" {
+		lang = "nl"
+	}
+	now := s.now()
+	if preToken != "" {
+		old, err := s.db.Verification(ctx, secret.HashToken(preToken))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			preToken = ""
+		case err != nil:
+			return "", err
+		case strings.EqualFold(old.Email, addr) && now.Sub(old.SentAt) < s.cfg.Cooldown:
+			wait := s.cfg.Cooldown - now.Sub(old.SentAt)
+			return "", &kluis.Error{Code: kluis.ETOOMANYREQUESTS, Message: fmt.Sprintf("A code was sent a moment ago. You can ask for a new one in %d seconds.", int(wait.Seconds())+1), RetryAfter: wait}
+		}
+	}
+	if preToken == "" {
+		preToken = secret.NewToken()
+	}
+	code, err := newCode()
+	if err != nil {
+		return "", err
+	}
+	idHash := secret.HashToken(preToken)
+	det, _ := json.Marshal(details{Name: name, Phone: phone, Lang: lang})
+	v := &store.Verification{
+		IDHash:        idHash,
+		Email:         addr,
+		DetailsSealed: s.keys.Seal(purposeVerify, fmt.Sprintf("%x", idHash), det),
+		CodeHash:      codeHash(preToken, code),
+		CreatedAt:     now,
+		SentAt:        now,
+		ExpiresAt:     now.Add(s.cfg.CodeTTL),
+	}
+	m, err := mail.Render(mail.KindVerifyCode, lang, s.org, addr, mail.VerifyCode{Code: code, Minutes: int(s.cfg.CodeTTL.Minutes())})
+	if err != nil {
+		return "", err
+	}
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer tx.Rollback()
+	if err := tx.UpsertVerification(ctx, v); err != nil {
+		return "", err
+	}
+	if _, err := s.mailer.Enqueue(ctx, tx, m); err != nil {
+		return "", err
+	}
+	if err := tx.Commit(); err != nil {
+		return "", err
+	}
+	s.mailer.Wake()
+	s.log.Info("verification code sent", "action", "verify.start")
+	return preToken, nil
+}
+
+// Session is the result of a successful verification.
+type Session struct {
+	Token     string
+	Sender    Sender
+	ExpiresAt time.Time
+}
+
+// Confirm checks a code for the pre-session token. Success ends the
+// verification (the code works once) and opens a sender session; kind is
+// "browser" or "cli".
+func (s *Service) Confirm(ctx context.Context, preToken, code, kind string) (*Session, error) {
+	code = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(code))
+	if preToken == "" {
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "This code was asked for in another browser or session. Ask for a new code here.")
+	}
+	if len(code) != CodeDigits || strings.Trim(code, "0123456789") != "" {
+		return nil, kluis.Errorf(kluis.EINVALID, "The code has %d digits. Check the code in the e-mail and try again.", CodeDigits)
+	}
+	idHash := secret.HashToken(preToken)
+	now := s.now()
+	v, err := s.db.Verification(ctx, idHash)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "There is no code waiting for this browser. It may have been used already, or it was asked for elsewhere. Ask for a new code.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !now.Before(v.ExpiresAt) {
+		return nil, kluis.Errorf(kluis.EEXPIRED, "This code has expired (a code works for %d minutes). Ask for a new code.", int(s.cfg.CodeTTL.Minutes()))
+	}
+	if v.Attempts >= s.cfg.MaxAttempts || v.CodeHash == nil {
+		return nil, kluis.Errorf(kluis.ELOCKED, "Too many wrong codes. Ask for a new code.")
+	}
+	n, err := s.db.AddVerificationAttempt(ctx, idHash)
+	if err != nil {
+		return nil, err
+	}
+	if !secret.Equal(codeHash(preToken, code), v.CodeHash) {
+		s.log.Warn("wrong verification code", "action", "verify.confirm", "result", "wrong_code", "attempt", n)
+		if n >= s.cfg.MaxAttempts {
+			return nil, kluis.Errorf(kluis.ELOCKED, "Too many wrong codes. Ask for a new code.")
+		}
+		return nil, kluis.Errorf(kluis.EWRONGSECRET, "The code is not correct. You can try %d more times.", s.cfg.MaxAttempts-n)
+	}
+	var d details
+	if b, err := s.keys.Open(purposeVerify, fmt.Sprintf("%x", idHash), v.DetailsSealed); err == nil {
+		_ = json.Unmarshal(b, &d)
+	}
+	token := secret.NewToken()
+	sessHash := secret.HashToken(token)
+	det, _ := json.Marshal(d)
+	row := &store.SenderSession{
+		IDHash:        sessHash,
+		Email:         v.Email,
+		DetailsSealed: s.keys.Seal(purposeSession, fmt.Sprintf("%x", sessHash), det),
+		Kind:          kind,
+		CreatedAt:     now,
+		LastSeenAt:    now,
+		ExpiresAt:     now.Add(s.cfg.SessionTTL),
+	}
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	// The code works once: the verification goes in the same transaction
+	// that opens the session.
+	if err := tx.DeleteVerification(ctx, idHash); err != nil {
+		return nil, err
+	}
+	if err := tx.InsertSenderSession(ctx, row); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	s.log.Info("sender verified", "action", "verify.confirm", "result", "ok", "kind", kind)
+	return &Session{Token: token, Sender: Sender{Email: v.Email, Name: d.Name, Phone: d.Phone, Lang: d.Lang, Via: "session"}, ExpiresAt: row.ExpiresAt}, nil
+}
+
+// APIKeyPrefix starts every API key, so a key is recognised (and found by
+// secret scanners) at a glance.
+const APIKeyPrefix = "kluis_ak_"
+
+// Authenticate returns the sender of a session token or API key. Returns
+// EUNAUTHORIZED for anything unknown, expired, idle too long or revoked.
+func (s *Service) Authenticate(ctx context.Context, token string) (*Sender, error) {
+	if token == "" {
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Verify your e-mail address first.")
+	}
+	now := s.now()
+	if strings.HasPrefix(token, APIKeyPrefix) {
+		k, err := s.db.APIKeyByHash(ctx, secret.HashToken(token))
+		if errors.Is(err, store.ErrNotFound) || (err == nil && k.RevokedAt != nil) {
+			return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "This API key is not valid. Ask your administrator for a new one.")
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &Sender{Email: k.Email, Via: "apikey"}, nil
+	}
+	h := secret.HashToken(token)
+	sess, err := s.db.SenderSession(ctx, h)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your verification has ended. Verify your e-mail address again.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) >= s.cfg.IdleTTL {
+		_ = s.db.DeleteSenderSession(ctx, h)
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your verification has ended. Verify your e-mail address again.")
+	}
+	var d details
+	if b, err := s.keys.Open(purposeSession, fmt.Sprintf("%x", h), sess.DetailsSealed); err == nil {
+		_ = json.Unmarshal(b, &d)
+	}
+	if now.Sub(sess.LastSeenAt) > time.Minute {
+		_ = s.db.TouchSenderSession(ctx, h, now)
+	}
+	return &Sender{Email: sess.Email, Name: d.Name, Phone: d.Phone, Lang: d.Lang, Via: "session"}, nil
+}
+
+// Logout ends a session on the server. Unknown tokens are not an error.
+func (s *Service) Logout(ctx context.Context, token string) error {
+	if token == "" || strings.HasPrefix(token, APIKeyPrefix) {
+		return nil
+	}
+	return s.db.DeleteSenderSession(ctx, secret.HashToken(token))
+}
+
+// Cleanup removes verifications and sessions past their end.
+func (s *Service) Cleanup(ctx context.Context) error {
+	now := s.now()
+	return s.db.DeleteExpiredSenderData(ctx, now, now.Add(-s.cfg.IdleTTL))
+}
+
+// CreateAPIKey issues a key bound to one sender address. The key is
+// returned once; only its hash is stored.
+func (s *Service) CreateAPIKey(ctx context.Context, email string) (id, key string, err error) {
+	addr, err := kluis.ParseAddress(email)
+	if err != nil {
+		return "", "", err
+	}
+	id = secret.NewID()[:10]
+	key = APIKeyPrefix + secret.NewToken()
+	if err := s.db.InsertAPIKey(ctx, &store.APIKey{ID: id, KeyHash: secret.HashToken(key), Email: addr, CreatedAt: s.now()}); err != nil {
+		return "", "", err
+	}
+	s.log.Info("api key created", "action", "apikey.create", "key_id", id)
+	return id, key, nil
+}
+
+// RevokeAPIKey revokes a key by its id.
+func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {
+	err := s.db.RevokeAPIKey(ctx, id, s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return kluis.Errorf(kluis.ENOTFOUND, "There is no active API key with id %q.", id)
+	}
+	if err == nil {
+		s.log.Info("api key revoked", "action", "apikey.revoke", "key_id", id)
+	}
+	return err
+}
+
+// APIKeys lists the issued keys (without their secrets).
+func (s *Service) APIKeys(ctx context.Context) ([]*store.APIKey, error) { return s.db.APIKeys(ctx) }
+
+func newCode() (string, error) {
+	max := big.NewInt(1)
+	for range CodeDigits {
+		max.Mul(max, big.NewInt(10))
+	}
+	n, err := rand.Int(rand.Reader, max)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%0*d", CodeDigits, n), nil
+}
+
+func codeHash(preToken, code string) []byte {
+	h := sha256.New()
+	h.Write([]byte(preToken))
+	h.Write([]byte{0})
+	h.Write([]byte(code))
+	return h.Sum(nil)
+}
+
+func checkLine(what, v string, max int) error {
+	if len(v) > max {
+		return kluis.Errorf(kluis.EINVALID, "The %s is too long: at most %d characters.", what, max)
+	}
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return kluis.Errorf(kluis.EINVALID, "The %s must be one line.", what)
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// OutboxRow is an outbox row: one mail waiting for delivery. Sealed is the
+// rendered mail, opaque here; it is nil once the mail failed for good.
+type OutboxRow struct {
+	ID           string
+	Kind         string
+	CreatedAt    time.Time
+	NotBefore    time.Time
+	Attempts     int
+	ClaimedUntil *time.Time
+	FailedAt     *time.Time
+	LastError    string
+	Sealed       []byte
+}
+
+const outboxCols = `id, kind, created_at, not_before, attempts, claimed_until, failed_at, last_error, sealed`
+
+func scanOutbox(row interface{ Scan(...any) error }) (*OutboxRow, error) {
+	var o OutboxRow
+	var created, notBefore int64
+	var claimed, failed sql.NullInt64
+	var lastErr sql.NullString
+	err := row.Scan(&o.ID, &o.Kind, &created, &notBefore, &o.Attempts, &claimed, &failed, &lastErr, &o.Sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	o.CreatedAt, o.NotBefore = fromMS(created), fromMS(notBefore)
+	o.ClaimedUntil, o.FailedAt = fromNullMS(claimed), fromNullMS(failed)
+	o.LastError = lastErr.String
+	return &o, nil
+}
+
+// InsertOutbox queues a mail. Call it in the transaction of the change
+// that causes the mail.
+func (q Q) InsertOutbox(ctx context.Context, o *OutboxRow) error {
+	var lastErr any
+	if o.LastError != "" {
+		lastErr = o.LastError
+	}
+	_, err := q.q.ExecContext(ctx, `INSERT INTO outbox (`+outboxCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		o.ID, o.Kind, ms(o.CreatedAt), ms(o.NotBefore), o.Attempts,
+		msPtr(o.ClaimedUntil), msPtr(o.FailedAt), lastErr, o.Sealed)
+	if err != nil {
+		return fmt.Errorf("insert outbox: %w", err)
+	}
+	return nil
+}
+
+// Outbox returns one outbox row. Returns ErrNotFound if there is none.
+func (q Q) Outbox(ctx context.Context, id string) (*OutboxRow, error) {
+	return scanOutbox(q.q.QueryRowContext(ctx, `SELECT `+outboxCols+` FROM outbox WHERE id = ?`, id))
+}
+
+// ClaimOutbox claims up to limit mails that are due (not failed, not_before
+// reached, not claimed by a live lease) until now+lease, and returns them.
+// The claim is one statement, so several instances never claim the same
+// row while its lease lasts.
+func (q Q) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*OutboxRow, error) {
+	rows, err := q.q.QueryContext(ctx, `UPDATE outbox SET claimed_until = ?
+		WHERE id IN (SELECT id FROM outbox
+			WHERE failed_at IS NULL AND not_before <= ? AND (claimed_until IS NULL OR claimed_until < ?)
+			ORDER BY not_before LIMIT ?)
+		RETURNING `+outboxCols, ms(now.Add(lease)), ms(now), ms(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []*OutboxRow
+	for rows.Next() {
+		o, err := scanOutbox(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim outbox: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteOutbox deletes a delivered mail. With secure_delete its bytes are
+// overwritten; call DB.Checkpoint afterwards to clear the WAL too. A row
+// that is already gone is not an error.
+func (q Q) DeleteOutbox(ctx context.Context, id string) error {
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete outbox: %w", err)
+	}
+	return nil
+}
+
+// RetryOutbox records a failed attempt and releases the claim until
+// notBefore. Returns ErrNotFound if the row is gone or failed.
+func (q Q) RetryOutbox(ctx context.Context, id string, notBefore time.Time, attempts int, lastError string) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE outbox SET not_before = ?, attempts = ?, last_error = ?, claimed_until = NULL
+		WHERE id = ? AND failed_at IS NULL`, ms(notBefore), attempts, lastError, id)
+	return affected(res, err, ErrNotFound)
+}
+
+// FailOutbox gives up on a mail: it is marked failed and its sealed content
+// is erased; id, kind, dates and the error stay for the operator. Returns
+// ErrNotFound if the row is gone.
+func (q Q) FailOutbox(ctx context.Context, id string, at time.Time, lastError string) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE outbox SET failed_at = ?, last_error = ?, claimed_until = NULL, sealed = NULL
+		WHERE id = ?`, ms(at), lastError, id)
+	return affected(res, err, ErrNotFound)
+}
+
+// OutboxDepth counts the mails waiting (including those being sent) and
+// those that failed for good.
+func (q Q) OutboxDepth(ctx context.Context) (pending, failed int, err error) {
+	err = q.q.QueryRowContext(ctx, `SELECT
+		coalesce(sum(failed_at IS NULL), 0), coalesce(sum(failed_at IS NOT NULL), 0) FROM outbox`).Scan(&pending, &failed)
+	if err != nil {
+		return 0, 0, fmt.Errorf("outbox depth: %w", err)
+	}
+	return pending, failed, nil
+}
+
+// DeleteFailedOutbox deletes the records of mails that failed before the
+// given time. Returns how many it deleted.
+func (q Q) DeleteFailedOutbox(ctx context.Context, before time.Time) (int64, error) {
+	res, err := q.q.ExecContext(ctx, `DELETE FROM outbox WHERE failed_at IS NOT NULL AND failed_at < ?`, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("delete failed outbox: %w", err)
+	}
+	return res.RowsAffected()
+}

@@ -1,0 +1,181 @@
+package transfer
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/store"
+)
+
+// Mailer queues mail in the caller's transaction (the outbox), so a mail
+// exists exactly when the change that causes it was committed.
+type Mailer interface {
+	Enqueue(ctx context.Context, tx *store.Tx, m *mail.Message) (string, error)
+	// Wake tells the worker that new mail was committed.
+	Wake()
+}
+
+// SetMailer makes the engine send its notifications through m. Without a
+// mailer (in some tests) no mail is written.
+func (s *Service) SetMailer(m Mailer, org mail.Org) {
+	s.mailer, s.org = m, org
+}
+
+func (s *Service) enqueue(ctx context.Context, tx *store.Tx, kind mail.Kind, lang, to string, data any) error {
+	if s.mailer == nil {
+		return nil
+	}
+	m, err := mail.Render(kind, lang, s.org, to, data)
+	if err != nil {
+		return err
+	}
+	_, err = s.mailer.Enqueue(ctx, tx, m)
+	return err
+}
+
+func (s *Service) wakeMailer() {
+	if s.mailer != nil {
+		s.mailer.Wake()
+	}
+}
+
+// fileRefs lists a transfer's files for mails: names only when the sender
+// chose to show them (their names are then kept sealed for this purpose).
+func (s *Service) fileRefs(files []*store.FileRow, show bool) ([]mail.FileRef, error) {
+	refs := make([]mail.FileRef, 0, len(files))
+	for _, f := range files {
+		var m fileMeta
+		if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m); err != nil {
+			return nil, err
+		}
+		ref := mail.FileRef{Index: f.Index + 1, Count: len(files), Size: m.Size}
+		if show {
+			ref.Name = m.Name
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
+// notifyReady queues one notification per recipient (each with only its
+// own address and its own link) and the sender's confirmation.
+func (s *Service) notifyReady(ctx context.Context, tx *store.Tx, t *store.TransferRow, files []*store.FileRow, links []RecipientLink) error {
+	if s.mailer == nil {
+		return nil
+	}
+	opts := parseOptions(t.Options)
+	var d details
+	if err := s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d); err != nil {
+		return err
+	}
+	refs, err := s.fileRefs(files, opts.ShowFilenames)
+	if err != nil {
+		return err
+	}
+	var visible []string
+	var lines []mail.RecipientLine
+	for _, l := range links {
+		if l.Recipient.Kind != kluis.KindBcc {
+			visible = append(visible, l.Recipient.Address)
+		}
+		lines = append(lines, mail.RecipientLine{Address: l.Recipient.Address, Kind: string(l.Recipient.Kind)})
+	}
+	senderName := d.SenderName
+	if senderName == "" {
+		senderName = t.SenderEmail
+	}
+	for _, l := range links {
+		n := mail.Notify{
+			SenderName: senderName, SenderPhone: d.SenderPhone, SenderEmail: t.SenderEmail,
+			Subject: d.Subject, BodyHTML: d.Body,
+			Link: l.URL, AccessCode: mail.GroupCode(l.AccessID),
+			ExpiresAt: t.ExpiresAt, PasswordRequired: t.PasswordMode != string(kluis.PasswordNone),
+			VisibleRecipients: visible, Files: refs, HasMessage: opts.HasMessage,
+		}
+		if err := s.enqueue(ctx, tx, mail.KindNotify, t.Lang, l.Recipient.Address, n); err != nil {
+			return err
+		}
+	}
+	if opts.Confirm {
+		c := mail.Confirm{
+			TransferID: t.ID, Subject: d.Subject, Recipients: lines, Files: refs, HasMessage: opts.HasMessage,
+			ExpiresAt: t.ExpiresAt, PasswordMode: t.PasswordMode, NotifyDownload: opts.NotifyDownload,
+			ShowFilenames: opts.ShowFilenames, RecipientLang: t.Lang, StatusURL: s.statusURL(t.ID),
+		}
+		if err := s.enqueue(ctx, tx, mail.KindConfirm, opts.senderLang(), t.SenderEmail, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) statusURL(transferID string) string {
+	return s.cfg.BaseURL + "/transfers/" + transferID
+}
+
+// notifyDownload tells the sender who downloaded what, when asked for.
+func (s *Service) notifyDownload(ctx context.Context, tx *store.Tx, t *store.TransferRow, r *store.RecipientRow, fileIndex int, at time.Time) error {
+	opts := parseOptions(t.Options)
+	if s.mailer == nil || !opts.NotifyDownload {
+		return nil
+	}
+	files, err := tx.Files(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	ref := mail.FileRef{Index: -1, Count: len(files)}
+	if fileIndex >= 0 {
+		refs, err := s.fileRefs(files, opts.ShowFilenames)
+		if err != nil {
+			return err
+		}
+		for _, f := range refs {
+			if f.Index == fileIndex+1 {
+				ref = f
+			}
+		}
+	}
+	var d details
+	_ = s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d)
+	return s.enqueue(ctx, tx, mail.KindDownload, opts.senderLang(), t.SenderEmail,
+		mail.Download{Recipient: r.Address, File: ref, At: at, Subject: d.Subject, StatusURL: s.statusURL(t.ID)})
+}
+
+// notifyLockout tells the sender that a recipient's access was locked.
+func (s *Service) notifyLockout(ctx context.Context, tx *store.Tx, t *store.TransferRow, r *store.RecipientRow, until time.Time) error {
+	var d details
+	_ = s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d)
+	return s.enqueue(ctx, tx, mail.KindLockout, parseOptions(t.Options).senderLang(), t.SenderEmail,
+		mail.Lockout{Recipient: r.Address, Until: until, Subject: d.Subject, StatusURL: s.statusURL(t.ID)})
+}
+
+// notifyRevoked tells recipients who were notified that the transfer is
+// withdrawn.
+func (s *Service) notifyRevoked(ctx context.Context, tx *store.Tx, t *store.TransferRow, rs []*store.RecipientRow, at time.Time) error {
+	var d details
+	_ = s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d)
+	name := d.SenderName
+	if name == "" {
+		name = t.SenderEmail
+	}
+	for _, r := range rs {
+		if r.NotifiedAt == nil {
+			continue
+		}
+		if err := s.enqueue(ctx, tx, mail.KindRevoked, t.Lang, r.Address,
+			mail.Revoked{SenderName: name, SenderEmail: t.SenderEmail, At: at, Subject: d.Subject}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o storedOptions) senderLang() string {
+	if strings.HasPrefix(o.SenderLang, "en") {
+		return "en"
+	}
+	return "nl"
+}
