@@ -94,6 +94,9 @@ type Options struct {
 	Confirm        bool `json:"confirm"`
 	NotifyDownload bool `json:"notify_download"`
 	ShowFilenames  bool `json:"show_filenames"`
+	// RemindExpiry mails the sender a day before expiry while recipients
+	// have not downloaded anything yet.
+	RemindExpiry bool `json:"remind_expiry"`
 }
 
 // Recipient is one addressee. Each has an own access id (only its hash is

@@ -496,3 +496,19 @@ func scanStrings(rows *sql.Rows, err error) ([]string, error) {
 func (q Q) TransferByUploadToken(ctx context.Context, hash []byte) (*TransferRow, error) {
 	return scanTransfer(q.q.QueryRowContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE upload_token_hash = ?`, hash))
 }
+
+// DueForReminder returns ids of ready transfers that expire before soon,
+// are not revoked, and had no reminder yet. The caller checks the option.
+func (q Q) DueForReminder(ctx context.Context, now, soon time.Time, limit int) ([]string, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT id FROM transfers
+		WHERE state = 'ready' AND reminded_at IS NULL AND revoked_at IS NULL AND purged_at IS NULL
+		AND expires_at > ? AND expires_at <= ? ORDER BY expires_at LIMIT ?`, ms(now), ms(soon), limit)
+	return scanStrings(rows, err)
+}
+
+// MarkReminded records that the reminder was queued (or is not wanted), so
+// it is considered once.
+func (q Q) MarkReminded(ctx context.Context, id string, at time.Time) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE transfers SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL`, ms(at), id)
+	return err
+}

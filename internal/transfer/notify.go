@@ -179,3 +179,73 @@ func (o storedOptions) senderLang() string {
 	}
 	return "nl"
 }
+
+// ReminderLead is how long before expiry the optional reminder goes out.
+const ReminderLead = 24 * time.Hour
+
+// remind queues the expiry reminders that are due: once per transfer, to a
+// sender who asked for it, a day before expiry.
+func (s *Service) remind(ctx context.Context) error {
+	if s.mailer == nil {
+		return nil
+	}
+	now := s.now()
+	ids, err := s.db.DueForReminder(ctx, now, now.Add(ReminderLead), 100)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.remindOne(ctx, id, now); err != nil {
+			return err
+		}
+	}
+	if len(ids) > 0 {
+		s.wakeMailer()
+	}
+	return nil
+}
+
+func (s *Service) remindOne(ctx context.Context, id string, now time.Time) error {
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	t, err := tx.Transfer(ctx, id)
+	if err != nil {
+		return err
+	}
+	opts := parseOptions(t.Options)
+	if opts.RemindExpiry {
+		rs, err := tx.Recipients(ctx, id)
+		if err != nil {
+			return err
+		}
+		downloads, err := tx.Downloads(ctx, id)
+		if err != nil {
+			return err
+		}
+		got := map[int64]bool{}
+		for _, d := range downloads {
+			got[d.RecipientID] = true
+		}
+		waiting := 0
+		for _, r := range rs {
+			if r.RevokedAt == nil && !got[r.ID] {
+				waiting++
+			}
+		}
+		if waiting > 0 {
+			var d details
+			_ = s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d)
+			if err := s.enqueue(ctx, tx, mail.KindExpiryReminder, opts.senderLang(), t.SenderEmail,
+				mail.ExpiryReminder{ExpiresAt: t.ExpiresAt, StatusURL: s.statusURL(t.ID), Recipients: waiting, Subject: d.Subject}); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tx.MarkReminded(ctx, id, now); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

@@ -24,6 +24,9 @@ func (s *Service) Run(ctx context.Context) {
 		if _, err := s.Purge(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("purge failed; will retry", "err", err)
 		}
+		if err := s.remind(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("expiry reminders failed; will retry", "err", err)
+		}
 		if time.Since(lastCollect) > time.Hour {
 			if _, err := s.Collect(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("collector failed; will retry", "err", err)

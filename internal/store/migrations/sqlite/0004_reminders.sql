@@ -1,0 +1,2 @@
+-- When the optional expiry reminder went to the sender (once per transfer).
+ALTER TABLE transfers ADD COLUMN reminded_at INTEGER;
