@@ -162,6 +162,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 			return kluis.Errorf(kluis.ETOOLARGE, "The request body is too large (at most 1 MiB).")
 		case errors.Is(err, io.EOF):
 			return kluis.Errorf(kluis.EINVALID, "The request body is empty; send a JSON object.")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return kluis.Errorf(kluis.EINVALID, "The request body ends in the middle of the JSON; send a complete JSON object.")
 		case errors.As(err, &se):
 			return kluis.Errorf(kluis.EINVALID, "The request body is not valid JSON (at byte %d).", se.Offset)
 		case errors.As(err, &te):

@@ -287,7 +287,17 @@ func (p *prefetcher) ReadAt(b []byte, off int64) (int, error) {
 		}
 		p.cur = w
 		if w.err != nil {
-			return 0, w.err
+			// Bytes before the failure were verified and may be served; the
+			// failure itself comes when the reader gets to it.
+			if len(w.buf) == 0 || off >= w.off+int64(len(w.buf)) {
+				p.cur = window{buf: w.buf[:0]}
+				return 0, w.err
+			}
+			n := copy(b, w.buf[off-w.off:])
+			if n < len(b) {
+				return n, w.err
+			}
+			return n, nil
 		}
 		if next := w.off + int64(len(w.buf)); next < p.size {
 			buf := p.spare

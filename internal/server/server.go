@@ -30,6 +30,9 @@ type Deps struct {
 
 // New returns the whole HTTP handler.
 func New(d Deps) (http.Handler, error) {
+	if d.Transfers == nil || d.Senders == nil || d.Log == nil {
+		return nil, errors.New("server: Transfers, Senders and Log are required")
+	}
 	mux := http.NewServeMux()
 	a, err := api.New(d.Transfers, d.Senders, d.Log)
 	if err != nil {

@@ -241,18 +241,31 @@ func (q Q) MarkNotified(ctx context.Context, id int64, at time.Time) error {
 	return err
 }
 
-// RecordFailure stores a wrong-password count and an optional lock.
-func (q Q) RecordFailure(ctx context.Context, id int64, failures int, lockedUntil *time.Time) error {
-	_, err := q.q.ExecContext(ctx, `UPDATE recipients SET failures = ?, locked_until = ? WHERE id = ?`, failures, msPtr(lockedUntil), id)
-	return err
+// ReserveAttempt counts one password attempt for a recipient before it is
+// checked, unless the access is locked or max attempts are already
+// counted; then it returns ErrNotFound. It returns the attempt's number.
+// One statement, so parallel attempts cannot pass the limit.
+func (q Q) ReserveAttempt(ctx context.Context, id int64, max int, now time.Time) (int, error) {
+	var n int
+	err := q.q.QueryRowContext(ctx, `UPDATE recipients SET failures = failures + 1
+		WHERE id = ? AND failures < ? AND (locked_until IS NULL OR locked_until <= ?)
+		RETURNING failures`, id, max, ms(now)).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return n, err
 }
 
-// AddFailure increments a recipient's wrong-password count atomically and
-// returns the new count.
-func (q Q) AddFailure(ctx context.Context, id int64) (int, error) {
-	var n int
-	err := q.q.QueryRowContext(ctx, `UPDATE recipients SET failures = failures + 1 WHERE id = ? RETURNING failures`, id).Scan(&n)
-	return n, err
+// Lock locks a recipient's access until the given time and starts a fresh
+// count, if the count is still n (so only one of parallel attempts locks).
+// It reports whether it locked.
+func (q Q) Lock(ctx context.Context, id int64, n int, until time.Time) (bool, error) {
+	res, err := q.q.ExecContext(ctx, `UPDATE recipients SET failures = 0, locked_until = ? WHERE id = ? AND failures = ?`, ms(until), id, n)
+	if err != nil {
+		return false, err
+	}
+	k, err := res.RowsAffected()
+	return k == 1, err
 }
 
 // MarkOpened clears the failure count and records the first opening.

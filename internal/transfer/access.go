@@ -150,9 +150,6 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 		return nil, err
 	}
 	now := s.now()
-	if r.LockedUntil != nil && now.Before(*r.LockedUntil) {
-		return nil, s.lockedError(r)
-	}
 	if t.PasswordMode == string(kluis.PasswordGenerate) {
 		// Read out over the phone, a generated password may come back in
 		// capitals or without its dashes.
@@ -171,10 +168,24 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	if err != nil {
 		return nil, kluis.Errorf(kluis.EUNAVAILABLE, "The server is busy. Please try again in a moment.")
 	}
+	// Reserve the attempt before checking, in one statement, so parallel
+	// guesses cannot get more than MaxFailures checks past the lock.
+	n, err := s.db.ReserveAttempt(ctx, r.ID, s.cfg.MaxFailures, now)
+	if errors.Is(err, store.ErrNotFound) {
+		s.unlocks.Release()
+		if fresh, ferr := s.db.Recipient(ctx, r.ID); ferr == nil {
+			r = fresh
+		}
+		return nil, s.lockedError(r)
+	}
+	if err != nil {
+		s.unlocks.Release()
+		return nil, err
+	}
 	id, err := s.unwrap(t, transferSecret)
 	s.unlocks.Release()
 	if kluis.ErrorCode(err) == kluis.EWRONGSECRET {
-		return nil, s.failure(ctx, t, r, err)
+		return nil, s.failure(ctx, t, r, n, err)
 	}
 	if err != nil {
 		return nil, err
@@ -190,36 +201,37 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	return sess, nil
 }
 
-func (s *Service) failure(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, wrong error) error {
+// failure handles a wrong secret whose attempt was the n-th reserved one.
+// The attempt that reaches MaxFailures locks the access and tells the
+// sender, once.
+func (s *Service) failure(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, n int, wrong error) error {
+	s.log.Warn("wrong transfer password", "transfer", r.TransferID, "recipient", r.ID, "failures", n)
+	if n < s.cfg.MaxFailures {
+		return wrong
+	}
+	until := s.now().Add(s.cfg.LockoutDuration)
 	tx, err := s.db.BeginTx(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	n, err := tx.AddFailure(ctx, r.ID)
+	locked, err := tx.Lock(ctx, r.ID, n, until)
 	if err != nil {
 		return err
 	}
-	s.log.Warn("wrong transfer password", "transfer", r.TransferID, "recipient", r.ID, "failures", n)
-	if n < s.cfg.MaxFailures {
-		if err := tx.Commit(); err != nil {
+	if locked {
+		if err := s.notifyLockout(ctx, tx, t, r, until); err != nil {
 			return err
 		}
-		return wrong
-	}
-	until := s.now().Add(s.cfg.LockoutDuration)
-	if err := tx.RecordFailure(ctx, r.ID, 0, &until); err != nil {
-		return err
-	}
-	if err := s.notifyLockout(ctx, tx, t, r, until); err != nil {
-		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	s.wakeMailer()
+	if locked {
+		s.wakeMailer()
+		s.log.Warn("recipient locked out", "transfer", r.TransferID, "recipient", r.ID, "until", until)
+	}
 	r.LockedUntil = &until
-	s.log.Warn("recipient locked out", "transfer", r.TransferID, "recipient", r.ID, "until", until)
 	return s.lockedError(r)
 }
 

@@ -1,0 +1,344 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/blob/local"
+	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/sender"
+	"github.com/kluis-nl/kluis/internal/server"
+	"github.com/kluis-nl/kluis/internal/store"
+	"github.com/kluis-nl/kluis/internal/transfer"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// noMail is the sender service's mailer; these tests send no mail.
+type noMail struct{}
+
+func (noMail) Enqueue(context.Context, *store.Tx, *mail.Message) (string, error) { return "", nil }
+func (noMail) Wake()                                                             {}
+
+// apiEnv is a real engine behind the real handler on a loopback server.
+type apiEnv struct {
+	t      testing.TB
+	ctx    context.Context
+	dir    string
+	cfg    transfer.Config
+	clock  *fakeClock
+	logs   *syncBuffer
+	svc    *transfer.Service
+	srv    *httptest.Server
+	client *http.Client
+}
+
+func newAPIEnv(t testing.TB, tune ...func(*transfer.Config)) *apiEnv {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	cfg := transfer.DefaultConfig()
+	cfg.PasswordLogN = 10
+	cfg.SegmentSize = 100_000
+	for _, f := range tune {
+		f(&cfg)
+	}
+	db, err := store.OpenSQLite(ctx, filepath.Join(dir, "kluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	blobs, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	svc := transfer.New(db, blobs, keys, cfg, clock.Now, log)
+	senders := sender.New(db, keys, noMail{}, mail.Org{BaseURL: cfg.BaseURL}, sender.DefaultConfig(), clock.Now, log)
+	h, err := server.New(server.Deps{Transfers: svc, Senders: senders, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &apiEnv{t: t, ctx: ctx, dir: dir, cfg: cfg, clock: clock, logs: logs, svc: svc, srv: srv,
+		client: &http.Client{Transport: &http.Transport{DisableCompression: true}}}
+}
+
+// req sends a request; body may be nil, []byte, string, io.Reader or a
+// value to send as JSON.
+func (e *apiEnv) req(method, path, token string, header map[string]string, body any) *http.Response {
+	e.t.Helper()
+	resp, err := e.try(method, path, token, header, body)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp
+}
+
+// try is req for requests that may fail at the connection level.
+func (e *apiEnv) try(method, path, token string, header map[string]string, body any) (*http.Response, error) {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = strings.NewReader(b)
+	case io.Reader:
+		rd = b
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+		if header == nil {
+			header = map[string]string{}
+		}
+		if _, ok := header["Content-Type"]; !ok {
+			header["Content-Type"] = "application/json"
+		}
+	}
+	r, err := http.NewRequestWithContext(e.ctx, method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		r.Header.Set(k, v)
+	}
+	return e.client.Do(r)
+}
+
+// jsonOK reads a successful JSON response into v.
+func (e *apiEnv) jsonOK(resp *http.Response, status int, v any) {
+	e.t.Helper()
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, status, b)
+	}
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			e.t.Fatalf("decode %s: %v", b, err)
+		}
+	}
+}
+
+// apiError checks the error shape {"error":{"code","message"[,"at"]}}
+// exactly and returns code and message.
+func apiError(t testing.TB, resp *http.Response, status int) (code, message string, at *time.Time) {
+	t.Helper()
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("%s %s: status %d, want %d: %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, status, b)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("error Content-Type %q, want application/json", ct)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil || len(top) != 1 || top["error"] == nil {
+		t.Fatalf("error body is not {\"error\":{...}}: %s", b)
+	}
+	var detail map[string]any
+	if err := json.Unmarshal(top["error"], &detail); err != nil {
+		t.Fatalf("error detail: %s", b)
+	}
+	for k := range detail {
+		if k != "code" && k != "message" && k != "at" {
+			t.Errorf("unexpected error field %q in %s", k, b)
+		}
+	}
+	c, ok1 := detail["code"].(string)
+	m, ok2 := detail["message"].(string)
+	if !ok1 || !ok2 || c == "" || m == "" {
+		t.Fatalf("error code or message missing: %s", b)
+	}
+	if s, ok := detail["at"].(string); ok {
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Errorf("at %q: %v", s, err)
+		}
+		at = &tm
+	}
+	return c, m, at
+}
+
+// created is the part of the create response the tests use.
+type created struct {
+	ID          string `json:"id"`
+	UploadToken string `json:"upload_token"`
+	Password    string `json:"password"`
+	LinkSecret  string `json:"link_secret"`
+	ExpiresAt   time.Time
+}
+
+// create makes a transfer through the engine: creating over HTTP needs a
+// verified sender (cookie session), which is not what these tests are
+// about. Everything after creation goes over HTTP.
+func (e *apiEnv) create(message string) created {
+	e.t.Helper()
+	const pw = "Vrolijk-Paarse-Olifant-42"
+	c, err := e.svc.Create(e.ctx, transfer.CreateRequest{
+		SenderEmail: "afzender@example.nl", SenderName: "Afzender", To: []string{"ontvanger@example.nl"},
+		Message: message, PasswordMode: kluis.PasswordManual, Password: pw,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return created{ID: c.Transfer.ID, UploadToken: c.UploadToken, Password: pw, ExpiresAt: c.Transfer.ExpiresAt}
+}
+
+type fileJSON struct {
+	ID     string `json:"id"`
+	Index  int    `json:"index"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// put uploads one file in a single plain request.
+func (e *apiEnv) put(c created, name string, data []byte) fileJSON {
+	e.t.Helper()
+	var f fileJSON
+	e.jsonOK(e.req("PUT", "/api/v1/transfers/"+c.ID+"/files", c.UploadToken,
+		map[string]string{"Kluis-File-Name": url.PathEscape(name), "Content-Type": "application/octet-stream"}, data),
+		http.StatusCreated, &f)
+	return f
+}
+
+// finish returns the recipients' access ids, in order.
+func (e *apiEnv) finish(c created) []string {
+	e.t.Helper()
+	var out struct {
+		Links []struct {
+			URL string `json:"url"`
+		} `json:"links"`
+	}
+	body := any(nil)
+	if c.LinkSecret != "" {
+		body = map[string]string{"link_secret": c.LinkSecret}
+	}
+	e.jsonOK(e.req("POST", "/api/v1/transfers/"+c.ID+"/finish", c.UploadToken, nil, body), http.StatusOK, &out)
+	var ids []string
+	for _, l := range out.Links {
+		u, err := url.Parse(l.URL)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		ids = append(ids, strings.TrimPrefix(u.Path, "/r/"))
+	}
+	return ids
+}
+
+func (e *apiEnv) unlock(access, sec string) string {
+	e.t.Helper()
+	var out struct {
+		Session string `json:"session"`
+	}
+	e.jsonOK(e.req("POST", "/api/v1/links/"+access+"/unlock", "", nil, map[string]string{"secret": sec}), http.StatusOK, &out)
+	return out.Session
+}
+
+// shared is a ready transfer with files, over HTTP.
+type shared struct {
+	c       created
+	access  []string
+	session string
+	files   []fileJSON
+	data    [][]byte
+}
+
+func (e *apiEnv) shared(names []string, sizes []int) *shared {
+	e.t.Helper()
+	s := &shared{c: e.create("bericht")}
+	for i, n := range names {
+		d := randomBytes(uint64(i*31+sizes[i]), sizes[i])
+		s.data = append(s.data, d)
+		s.files = append(s.files, e.put(s.c, n, d))
+	}
+	s.access = e.finish(s.c)
+	s.session = e.unlock(s.access[0], s.c.Password)
+	return s
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	var s [32]byte
+	s[0], s[1], s[2] = byte(seed), byte(seed>>8), byte(seed>>16)
+	rand.NewChaCha8(s).Read(b)
+	return b
+}
+
+// segmentPaths lists the segment files of one file, in order.
+func (e *apiEnv) segmentPaths(transferID, fileID string) []string {
+	e.t.Helper()
+	root := filepath.Join(e.dir, "blobs", "t", transferID, fileID)
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, en := range entries {
+		out = append(out, filepath.Join(root, en.Name()))
+	}
+	return out
+}

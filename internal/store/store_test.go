@@ -1,0 +1,285 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTemp(t *testing.T) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kluis.db")
+	db, err := OpenSQLite(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, path
+}
+
+// TestMigrationsIdempotent: opening the same database again (also while
+// it is open) applies nothing twice and fails on nothing.
+func TestMigrationsIdempotent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, path := openTemp(t)
+	names, err := fs.Glob(migrations, "migrations/sqlite/*.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no migrations found: %v", err)
+	}
+	count := func(db *DB) int {
+		var n int
+		if err := db.db.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(db); n != len(names) {
+		t.Fatalf("%d migrations recorded, want %d", n, len(names))
+	}
+	// Some data, which must survive.
+	if err := db.InsertTransfer(ctx, &TransferRow{ID: "t1", State: "draft", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour),
+		SenderEmail: "a@example.nl", Lang: "nl", PasswordMode: "manual", Options: "{}", UploadTokenHash: []byte("h")}); err != nil {
+		t.Fatal(err)
+	}
+	// Open again while open, three times at once.
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for range 3 {
+		wg.Go(func() {
+			db2, err := OpenSQLite(ctx, path)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer db2.Close()
+			if n := count(db2); n != len(names) {
+				errs <- errors.New("migrations recorded twice")
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("reopen: %v", err)
+	}
+	db.Close()
+	db3, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db3.Close()
+	if n := count(db3); n != len(names) {
+		t.Errorf("%d migrations after reopening, want %d", n, len(names))
+	}
+	if _, err := db3.Transfer(ctx, "t1"); err != nil {
+		t.Errorf("data lost across reopen: %v", err)
+	}
+}
+
+// TestPragmasOnEveryConnection: secure_delete and the others are
+// per-connection pragmas, so they must be in effect on every connection of
+// the pool, not only the first.
+func TestPragmasOnEveryConnection(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	const conns = 8 // SetMaxOpenConns in OpenSQLite
+	var held []*sql.Conn
+	for range conns {
+		c, err := db.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	var wg sync.WaitGroup
+	for i, c := range held {
+		wg.Go(func() {
+			check := func(pragma string, want any) {
+				var got any
+				if err := c.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
+					t.Errorf("conn %d: PRAGMA %s: %v", i, pragma, err)
+					return
+				}
+				if s, ok := got.([]byte); ok {
+					got = string(s)
+				}
+				if got != want {
+					t.Errorf("conn %d: PRAGMA %s = %v (%T), want %v", i, pragma, got, got, want)
+				}
+			}
+			check("secure_delete", int64(1))
+			check("journal_mode", "wal")
+			check("foreign_keys", int64(1))
+			check("synchronous", int64(2)) // FULL
+			check("busy_timeout", int64(15000))
+		})
+	}
+	wg.Wait()
+}
+
+// TestPurgeAndRetention at the store: PurgeTransfer clears every sealed
+// column and the content rows; DeleteRetired cascades to recipients,
+// downloads and sessions (foreign keys on every connection).
+func TestPurgeAndRetention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for _, id := range []string{"gone", "kept"} {
+		err := db.InsertTransfer(ctx, &TransferRow{ID: id, State: "ready", CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+			SenderEmail: "a@example.nl", Lang: "nl", PasswordMode: "manual", Options: "{}", UploadTokenHash: []byte(id),
+			RecipientSealed: []byte("r"), IdentitySealed: []byte("i"), DetailsSealed: []byte("d"), PrivateSealed: []byte("p")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &RecipientRow{TransferID: id, Kind: "to", Address: id + "@example.nl"}
+		if err := db.InsertRecipient(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.InsertFile(ctx, &FileRow{ID: "f-" + id, TransferID: id, UpdatedAt: now, MetaSealed: []byte("m"), PrivateSealed: []byte("p"), ManifestSealed: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.InsertSession(ctx, &SessionRow{IDHash: []byte("s-" + id), RecipientID: r.ID, IdentitySealed: []byte("s"), ExpiresAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.InsertDownload(ctx, r.ID, 0, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Compare and swap on the manifest.
+	if err := db.UpdateManifest(ctx, "f-gone", 0, []byte("y"), now); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.UpdateManifest(ctx, "f-gone", 0, []byte("z"), now); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale manifest update: %v, want ErrConflict", err)
+	}
+
+	ids, err := db.DueForPurge(ctx, now.Add(2*time.Hour), 10)
+	if err != nil || len(ids) != 2 {
+		t.Fatalf("due: %v %v", ids, err)
+	}
+	if err := db.RevokeTransfer(ctx, "gone", now); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := db.DueForPurge(ctx, now, 10); len(ids) != 1 || ids[0] != "gone" {
+		t.Fatalf("due after revoke: %v", ids)
+	}
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.PurgeTransfer(ctx, "gone", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	row, err := db.Transfer(ctx, "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row.State != "purged" || row.PurgedAt == nil || row.RecipientSealed != nil || row.IdentitySealed != nil || row.DetailsSealed != nil || row.PrivateSealed != nil {
+		t.Errorf("purged row: %+v", row)
+	}
+	if fs, _ := db.Files(ctx, "gone"); len(fs) != 0 {
+		t.Error("files survived the purge")
+	}
+	if rs, _ := db.Recipients(ctx, "gone"); len(rs) != 1 {
+		t.Error("the minimal record lost its recipient")
+	}
+	if ids, _ := db.DueForPurge(ctx, now.Add(2*time.Hour), 10); len(ids) != 1 || ids[0] != "kept" {
+		t.Errorf("due after purge: %v", ids)
+	}
+	n, err := db.DeleteRetired(ctx, now.Add(time.Millisecond))
+	if err != nil || n != 1 {
+		t.Fatalf("retired: %d %v", n, err)
+	}
+	for table, want := range map[string]int{"transfers": 1, "recipients": 1, "files": 1, "sessions": 1, "downloads": 1} {
+		var got int
+		db.db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&got)
+		if got != want {
+			t.Errorf("%s: %d rows after retention, want %d (the kept transfer's)", table, got, want)
+		}
+	}
+}
+
+// TestOneWriterAtATime: _txlock=immediate makes BeginTx take the write
+// lock, so two writers queue instead of failing with SQLITE_BUSY at commit.
+func TestOneWriterAtATime(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := openTemp(t)
+	tx1, err := db.BeginTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		close(started)
+		tx2, err := db.BeginTx(ctx)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer tx2.Rollback()
+		done <- tx2.Commit()
+	}()
+	<-started
+	select {
+	case err := <-done:
+		t.Fatalf("second writer did not wait for the first: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := tx1.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("second writer: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("second writer never got the lock")
+	}
+}
+
+// TestConcurrentFirstOpen: several processes (here: handles) opening a
+// fresh database at once migrate it exactly once.
+func TestConcurrentFirstOpen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "kluis.db")
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			db, err := OpenSQLite(ctx, path)
+			if err != nil {
+				errs <- err
+				return
+			}
+			db.Close()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent first open: %v", err)
+	}
+}
