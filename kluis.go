@@ -145,6 +145,7 @@ const (
 	EINTEGRITY       Code = "integrity"         // stored data failed authentication
 	ETOOMANY         Code = "too_many_segments" // client sent too many tiny requests
 	ETOOMANYREQUESTS Code = "rate_limited"      // slow down; RetryAfter says how long
+	EPOLICY          Code = "policy"            // refused by the organisation's policy; Message names address and rule
 )
 
 // Error is the application error. Message is safe to show to users; the

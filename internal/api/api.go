@@ -84,7 +84,7 @@ func Status(code kluis.Code) int {
 		return http.StatusUnauthorized
 	case kluis.EWRONGSECRET:
 		return http.StatusUnauthorized
-	case kluis.EFORBIDDEN:
+	case kluis.EFORBIDDEN, kluis.EPOLICY:
 		return http.StatusForbidden
 	case kluis.ENOTFOUND:
 		return http.StatusNotFound
