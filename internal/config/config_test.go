@@ -1,0 +1,122 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := ParseServe(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.DataDir != "kluis-data" || c.BaseURL != "http://127.0.0.1:8080" || !c.BaseURLDefaulted {
+		t.Fatalf("got %+v", c)
+	}
+	if c.MaxTransferSize != 2_000_000_000 || c.DefaultExpiry != 7*24*time.Hour || c.MaxExpiry != 30*24*time.Hour {
+		t.Fatalf("limits: %+v", c)
+	}
+	if c.MasterKeyFile != filepath.Join("kluis-data", "master.key") {
+		t.Fatalf("master key file %q", c.MasterKeyFile)
+	}
+	if !strings.Contains(c.MailFrom, "<kluis@") {
+		t.Fatalf("mail from %q", c.MailFrom)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	t.Parallel()
+	e := env(map[string]string{"KLUIS_ADDR": "127.0.0.1:9000", "KLUIS_MAX_EXPIRY": "60d"})
+	c, err := ParseServe([]string{"--addr", "127.0.0.1:9001"}, e, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:9001" {
+		t.Fatalf("flag should win over environment: %q", c.Addr)
+	}
+	if c.MaxExpiry != 60*24*time.Hour {
+		t.Fatalf("environment should win over default: %v", c.MaxExpiry)
+	}
+}
+
+func TestSecretFromFile(t *testing.T) {
+	t.Parallel()
+	f := filepath.Join(t.TempDir(), "smtp")
+	if err := os.WriteFile(f, []byte("smtp://u:p@mail.example.nl:587\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseServe(nil, env(map[string]string{"KLUIS_SMTP_FILE": f}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTP != "smtp://u:p@mail.example.nl:587" {
+		t.Fatalf("SMTP from file = %q (one trailing newline dropped)", c.SMTP)
+	}
+	if _, err := ParseServe(nil, env(map[string]string{"KLUIS_SMTP_FILE": f, "KLUIS_SMTP": "x"}), io.Discard); err == nil {
+		t.Fatal("both KLUIS_SMTP and KLUIS_SMTP_FILE accepted")
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--addr", "localhost"}, "HOST:PORT"},
+		{[]string{"--addr", "127.0.0.1:99999"}, "port"},
+		{[]string{"--base-url", "ftp://x"}, "http(s)"},
+		{[]string{"--max-transfer-size", "lots"}, "not a size"},
+		{[]string{"--default-expiry", "40d"}, "longer than --max-expiry"},
+		{[]string{"--max-expiry", "-1d"}, "not a duration"},
+		{[]string{"--log-level", "loud"}, "debug, info, warn or error"},
+		{[]string{"--mail-from", "nobody"}, "Name <address"},
+		{[]string{"extra"}, "unexpected argument"},
+	} {
+		_, err := ParseServe(tc.args, env(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseServe(%q) = %v, want an error mentioning %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	_, err := ParseServe([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, want := range []string{"--addr", "KLUIS_ADDR", "--smtp", "KLUIS_SMTP_FILE", "--max-transfer-size"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+}
+
+func TestParseSizeAndDuration(t *testing.T) {
+	t.Parallel()
+	sizes := map[string]int64{"2GB": 2e9, "500MB": 5e8, "1GiB": 1 << 30, "10": 10, "1.5 KB": 1500}
+	for in, want := range sizes {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	durs := map[string]time.Duration{"7d": 7 * 24 * time.Hour, "36h": 36 * time.Hour, "90m": 90 * time.Minute, "0.5d": 12 * time.Hour}
+	for in, want := range durs {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
