@@ -42,6 +42,13 @@ func ParseAddress(s string) (string, error) {
 		}
 	}
 	addr := local + "@" + ascii
+	// net/mail unquotes a quoted local part ("a,b"@x.nl gives a,b@x.nl),
+	// which is no longer one valid address in a header or a pasted list.
+	// Keep only addresses that stand on their own (found by
+	// FuzzParseAddressList).
+	if p, err := mail.ParseAddress(addr); err != nil || p.Address != addr || p.Name != "" {
+		return "", Errorf(EINVALID, "%q is not supported: write the address without quotes or special characters before the @.", printable(in))
+	}
 	if len(addr) > MaxAddressLength {
 		return "", Errorf(EINVALID, "%q is too long for an e-mail address.", printable(in))
 	}

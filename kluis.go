@@ -111,6 +111,14 @@ type Recipient struct {
 	RevokedAt   *time.Time
 	LockedUntil *time.Time
 	Failures    int
+	Downloads   []Download
+}
+
+// Download is one completed download by a recipient.
+type Download struct {
+	FileIndex int    // 0-based; -1 for all files as one archive
+	Name      string // only when the sender chose to show file names
+	At        time.Time
 }
 
 // File is the plaintext metadata of one file of a transfer.

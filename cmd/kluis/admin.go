@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
@@ -20,6 +21,7 @@ const adminUsage = `Usage:
   kluis admin apikey create --sender ADDRESS [--data DIR]
   kluis admin apikey revoke ID [--data DIR]
   kluis admin apikey list [--data DIR]
+  kluis admin policy check FILE
 
 An API key lets a script send as one sender address without the e-mail code.
 The key is shown once; only its hash is stored. --data (or KLUIS_DATA) is the
@@ -27,6 +29,12 @@ server's data folder (default ./kluis-data).
 `
 
 func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "policy" {
+		return runAdminPolicy(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "audit" {
+		return runAdminAudit(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) < 2 || args[0] != "apikey" {
 		fmt.Fprint(stderr, adminUsage)
 		return usageError{errors.New("unknown admin command")}
@@ -118,5 +126,7 @@ func openSenders(ctx context.Context, data string) (*sender.Service, func(), err
 		db.Close()
 		return nil, nil, err
 	}
-	return sender.New(db, keys, nil, mail.Org{}, sender.DefaultConfig(), nil, nil), func() { db.Close() }, nil
+	svc := sender.New(db, keys, nil, mail.Org{}, sender.DefaultConfig(), nil, nil)
+	svc.SetAudit(audit.New(db, 0, nil, nil)) // actor "admin"
+	return svc, func() { db.Close() }, nil
 }

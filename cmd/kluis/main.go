@@ -25,7 +25,7 @@ func main() {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "kluis:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -37,6 +37,19 @@ Usage:
   kluis serve [flags]     start the server (kluis serve --help lists the flags)
   kluis admin apikey ...  issue and revoke API keys for scripts
   kluis version           print the version
+
+Client commands (each takes --server URL, else KLUIS_SERVER, else http://127.0.0.1:8080;
+kluis COMMAND --help lists the flags):
+  kluis login --email ADDRESS       verify your address as a sender (a code is mailed)
+  kluis logout                      end the login
+  kluis send --to LIST ... FILE...  send files; resumes an interrupted upload when run again
+  kluis receive LINK [-o DIR]       download a link's files and read its message
+  kluis status [TRANSFER]           your transfers, or per recipient what happened
+  kluis revoke TRANSFER             revoke a transfer (or one --recipient)
+
+Exit codes: 0 success, 1 usage, 2 refused by the server's rules (policy,
+expired, revoked, ...), 3 authentication or wrong password, 4 network,
+5 integrity (tampered or corrupt data).
 
 `
 
@@ -51,6 +64,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
 	case "admin":
 		return runAdmin(ctx, args[1:], getenv, stdout, stderr)
+	case "login":
+		return runLogin(ctx, args[1:], getenv, stdout, stderr)
+	case "logout":
+		return runLogout(ctx, args[1:], getenv, stdout, stderr)
+	case "send":
+		return runSend(ctx, args[1:], getenv, stdout, stderr)
+	case "receive":
+		return runReceive(ctx, args[1:], getenv, stdout, stderr)
+	case "status":
+		return runStatus(ctx, args[1:], getenv, stdout, stderr)
+	case "revoke":
+		return runRevoke(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "kluis %s\n", version)
 		return nil

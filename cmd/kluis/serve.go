@@ -10,18 +10,22 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/blob/local"
 	"github.com/kluis-nl/kluis/internal/config"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/mail/devbox"
 	"github.com/kluis-nl/kluis/internal/mail/smtp"
 	"github.com/kluis-nl/kluis/internal/outbox"
+	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/server"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
+	"github.com/kluis-nl/kluis/internal/web"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -40,11 +44,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	scheme := "http://"
+	if cfg.TLSCert != "" {
+		scheme = "https://"
+	}
 	if cfg.BaseURLDefaulted {
 		// With port 0 the real port is known only now.
-		cfg.BaseURL = "http://" + ln.Addr().String()
+		cfg.BaseURL = scheme + ln.Addr().String()
 	}
 	defer ln.Close()
+	if cfg.TLSCert != "" {
+		// TLS 1.2+ with the NCSC-NL settings; HSTS is sent on every answer.
+		if ln, err = server.TLSListener(ln, cfg.TLSCert, cfg.TLSKey, log); err != nil {
+			return err
+		}
+	}
 	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return err
@@ -74,6 +88,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	tc.TempMaxAge = cfg.TempMaxAge
 	tc.UnlockConcurrency = cfg.UnlockConcurrency
 	svc := transfer.New(db, blobs, keys, tc, nil, log)
+	pol, err := loadPolicy(cfg.Policy, log)
+	if err != nil {
+		return err
+	}
+	svc.SetPolicy(pol.Get)
+	hup, stopHup := notifyHangup()
+	defer stopHup()
 
 	org := mail.Org{Name: cfg.OrgName, LogoURL: cfg.OrgLogoURL, BaseURL: cfg.BaseURL}
 	if err := org.Validate(); err != nil {
@@ -105,8 +126,29 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	sc := sender.DefaultConfig()
 	sc.SessionTTL, sc.IdleTTL = cfg.VerifyTTL, cfg.VerifyTTL
 	senders := sender.New(db, keys, ob, org, sc, nil, log)
+	auditLog := audit.New(db, cfg.AuditRetention, nil, log)
+	svc.SetAudit(auditLog)
+	senders.SetAudit(auditLog)
 
-	deps := server.Deps{Transfers: svc, Senders: senders, Log: log}
+	pages, err := web.New(web.Deps{
+		Transfers: svc, OrgName: cfg.OrgName, BaseURL: cfg.BaseURL, Mailbox: mailbox != nil,
+		Retention: cfg.Retention, DefaultExpiry: cfg.DefaultExpiry, MaxExpiry: cfg.MaxExpiry, SessionTTL: cfg.SessionTTL,
+		Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	deps := server.Deps{Transfers: svc, Senders: senders, Web: pages, Log: log,
+		Limiter:        newLimiter(cfg),
+		TrustedProxies: cfg.TrustedProxies,
+		SecurityTxt:    server.SecurityTxt{Contact: cfg.SecurityContact, Policy: cfg.SecurityPolicyURL},
+	}
+	if cfg.SecurityContact == "" {
+		log.Warn("no --security-contact configured: /.well-known/security.txt names "+server.DefaultSecurityContact(cfg.BaseURL)+"; make sure it is read, or set --security-contact", "contact", server.DefaultSecurityContact(cfg.BaseURL))
+	}
+	if deps.Limiter == nil {
+		log.Warn("rate limits are off (--rate-limit 0 --rate-limit-global 0): only the per-link lock-out slows down password guessing")
+	}
 	if mailbox != nil {
 		deps.Mailbox = mailbox.Handler()
 	}
@@ -120,11 +162,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		defer close(bgDone)
 		done := make(chan struct{})
 		go func() { defer close(done); ob.Run(bgCtx) }()
+		go watchPolicy(bgCtx, hup, pol, cfg.Policy, log)
+		cleaned := make(chan struct{})
+		go func() { defer close(cleaned); runSenderCleanup(bgCtx, senders, log) }()
 		svc.Run(bgCtx)
 		<-done
+		<-cleaned
 	}()
 
-	url := "http://" + ln.Addr().String()
+	url := scheme + ln.Addr().String()
 	log.Info("kluis started", "version", version, "listen", url, "base_url", cfg.BaseURL, "data", cfg.DataDir)
 	fmt.Fprintf(stdout, "Kluis is running at %s/ (public address %s)\n", url, cfg.BaseURL)
 	if mailbox != nil {
@@ -137,6 +183,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	<-bgDone
 	log.Info("kluis stopped")
 	return err
+}
+
+// newLimiter builds the rate limiter from --rate-limit and
+// --rate-limit-global (0 turns one off); nil when both are off.
+func newLimiter(cfg *config.Serve) *ratelimit.Limiter {
+	if cfg.RateLimit == 0 && cfg.RateLimitGlobal == 0 {
+		return nil
+	}
+	rc := ratelimit.Config{PerMinute: cfg.RateLimit, GlobalPerMinute: cfg.RateLimitGlobal, Trusted: cfg.TrustedProxies}
+	const off = 1 << 30
+	if rc.PerMinute == 0 {
+		rc.PerMinute, rc.Burst = off, off
+	}
+	if rc.GlobalPerMinute == 0 {
+		rc.GlobalPerMinute, rc.GlobalBurst = off, off
+	}
+	return ratelimit.New(rc)
 }
 
 func loadKeys(cfg *config.Serve, log *slog.Logger) (*secret.Keyring, error) {
@@ -162,4 +225,21 @@ func domainOf(from string) string {
 		return strings.TrimRight(from[i+1:], "> ")
 	}
 	return "localhost"
+}
+
+// runSenderCleanup deletes verifications and sender sessions past their
+// end (they hold the sender's address), every minute until ctx ends.
+func runSenderCleanup(ctx context.Context, senders *sender.Service, log *slog.Logger) {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		if err := senders.Cleanup(ctx); err != nil && ctx.Err() == nil {
+			log.Error("sender cleanup failed; will retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -38,11 +38,12 @@ func New(svc *transfer.Service, senders *sender.Service, log *slog.Logger) (*API
 }
 
 // Register adds the API's routes to mux.
-func (a *API) Register(mux *http.ServeMux) {
+func (a *API) Register(mux Mux) {
 	mux.HandleFunc("POST /api/v1/verify", a.startVerification)
 	mux.HandleFunc("POST /api/v1/verify/confirm", a.confirmVerification)
 	mux.HandleFunc("POST /api/v1/logout", a.logout)
 	mux.HandleFunc("GET /api/v1/me", a.me)
+	mux.HandleFunc("GET /api/v1/config", a.config)
 	mux.HandleFunc("GET /api/v1/transfers", a.verified(a.listTransfers))
 	mux.HandleFunc("POST /api/v1/transfers", a.verified(a.createTransfer))
 	mux.HandleFunc("GET /api/v1/transfers/{id}", a.owner(a.getTransfer))
@@ -50,6 +51,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/transfers/{id}/finish", a.owner(a.finish))
 	mux.HandleFunc("POST /api/v1/transfers/{id}/revoke", a.owner(a.revoke))
 	mux.HandleFunc("POST /api/v1/transfers/{id}/extend", a.owner(a.extend))
+	mux.HandleFunc("DELETE /api/v1/transfers/{id}", a.owner(a.erase))
 	mux.Handle("POST /api/v1/uploads/", a.tusAuth(a.tus))
 	mux.Handle("HEAD /api/v1/uploads/{fid}", a.tusAuth(a.tus))
 	mux.Handle("PATCH /api/v1/uploads/{fid}", a.tusAuth(a.tus))
@@ -61,6 +63,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/session", a.session(a.contents))
 	mux.HandleFunc("GET /api/v1/session/files/{fid}", a.session(a.downloadFile))
 	mux.HandleFunc("GET /api/v1/session/zip", a.session(a.downloadZip))
+	mux.HandleFunc("GET /api/v1/openapi.json", a.openapi)
 }
 
 // errorBody is every error response.

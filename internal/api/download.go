@@ -1,8 +1,6 @@
 package api
 
 import (
-	"archive/zip"
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -187,36 +184,8 @@ func (a *abortOnError) Read(p []byte) (int, error) {
 func (a *abortOnError) Seek(off int64, whence int) (int64, error) { return a.r.Seek(off, whence) }
 
 func (a *API) downloadFile(w http.ResponseWriter, r *http.Request, s *transfer.Session) {
-	f, fr, err := a.svc.OpenFile(r.Context(), s, r.PathValue("fid"))
-	if err != nil {
+	if err := ServeFile(w, r, a.svc, s, r.PathValue("fid"), a.log); err != nil {
 		a.Error(w, r, err)
-		return
-	}
-	defer fr.Close()
-	// Verify the first segment before the status line goes out, so a
-	// tampered file gets a clean error where that is still possible.
-	if f.Size > 0 {
-		var one [1]byte
-		if _, err := fr.ReadAt(one[:], 0); err != nil && err != io.EOF {
-			a.Error(w, r, integrityError(err))
-			return
-		}
-	}
-	h := w.Header()
-	h.Set("Content-Disposition", ContentDisposition(f.Name))
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "sandbox")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Kluis-SHA256", f.SHA256)
-	pf := readAhead(fr, f.Size).(*prefetcher)
-	defer pf.wait()
-	body := &abortOnError{r: io.NewSectionReader(pf, 0, f.Size)}
-	http.ServeContent(w, r, "", time.Time{}, body)
-	if r.Header.Get("Range") == "" && body.read == f.Size {
-		if err := a.svc.RecordDownload(r.Context(), s, f.Index); err != nil {
-			a.log.Error("record download", "err", err)
-		}
 	}
 }
 
@@ -326,77 +295,9 @@ func (p *prefetcher) wait() {
 	}
 }
 
-// downloadZip streams all files, and the message as a text file, as one
-// ZIP without compression and without temporary files. A tampered file
-// aborts the connection mid-stream.
 func (a *API) downloadZip(w http.ResponseWriter, r *http.Request, s *transfer.Session) {
-	c, err := a.svc.Contents(r.Context(), s)
-	if err != nil {
+	if err := ServeZip(w, r, a.svc, s, a.log); err != nil {
 		a.Error(w, r, err)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/zip")
-	h.Set("Content-Disposition", ContentDisposition("kluis-"+c.Transfer.ID[:8]+".zip"))
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Security-Policy", "sandbox")
-	h.Set("Cache-Control", "no-store")
-	bw := bufio.NewWriterSize(w, 64<<10)
-	zw := zip.NewWriter(bw)
-	used := map[string]int{}
-	unique := func(name string) string {
-		base := name
-		for {
-			used[strings.ToLower(base)]++
-			if used[strings.ToLower(base)] == 1 {
-				return base
-			}
-			ext := ""
-			if i := strings.LastIndexByte(name, '.'); i > 0 {
-				ext = name[i:]
-			}
-			base = strings.TrimSuffix(name, ext) + " (" + strconv.Itoa(used[strings.ToLower(name)]) + ")" + ext
-		}
-	}
-	if strings.TrimSpace(c.Message) != "" {
-		mw, err := zw.CreateHeader(&zip.FileHeader{Name: unique(messageFileName(c.Transfer.Lang)), Method: zip.Store, Modified: time.Now()})
-		if err != nil {
-			panic(http.ErrAbortHandler)
-		}
-		io.WriteString(mw, c.Message)
-	}
-	buf := make([]byte, 256<<10)
-	for _, f := range c.Files {
-		kf, fr, err := a.svc.OpenFile(r.Context(), s, f.ID)
-		if err != nil {
-			a.log.Error("zip: open file", "file", f.ID, "err", err)
-			panic(http.ErrAbortHandler)
-		}
-		fh := &zip.FileHeader{Name: unique(kf.Name), Method: zip.Store, Modified: time.Now()}
-		fh.UncompressedSize64 = uint64(kf.Size)
-		zf, err := zw.CreateHeader(fh)
-		if err != nil {
-			fr.Close()
-			panic(http.ErrAbortHandler)
-		}
-		pf := readAhead(fr, kf.Size).(*prefetcher)
-		_, err = io.CopyBuffer(zf, io.NewSectionReader(pf, 0, kf.Size), buf)
-		pf.wait()
-		if err != nil {
-			fr.Close()
-			a.log.Error("zip: file failed verification or write; aborting", "file", f.ID, "err", err)
-			panic(http.ErrAbortHandler)
-		}
-		fr.Close()
-	}
-	if err := zw.Close(); err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	if err := bw.Flush(); err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	if err := a.svc.RecordDownload(r.Context(), s, -1); err != nil {
-		a.log.Error("record download", "err", err)
 	}
 }
 

@@ -69,15 +69,16 @@ func (noMail) Wake()                                                            
 
 // apiEnv is a real engine behind the real handler on a loopback server.
 type apiEnv struct {
-	t      testing.TB
-	ctx    context.Context
-	dir    string
-	cfg    transfer.Config
-	clock  *fakeClock
-	logs   *syncBuffer
-	svc    *transfer.Service
-	srv    *httptest.Server
-	client *http.Client
+	t       testing.TB
+	ctx     context.Context
+	dir     string
+	cfg     transfer.Config
+	clock   *fakeClock
+	logs    *syncBuffer
+	svc     *transfer.Service
+	senders *sender.Service
+	srv     *httptest.Server
+	client  *http.Client
 }
 
 func newAPIEnv(t testing.TB, tune ...func(*transfer.Config)) *apiEnv {
@@ -114,8 +115,11 @@ func newAPIEnv(t testing.TB, tune ...func(*transfer.Config)) *apiEnv {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &apiEnv{t: t, ctx: ctx, dir: dir, cfg: cfg, clock: clock, logs: logs, svc: svc, srv: srv,
-		client: &http.Client{Transport: &http.Transport{DisableCompression: true}}}
+	// Every request of the suite is validated against the OpenAPI
+	// document (openapi_test.go).
+	e := &apiEnv{t: t, ctx: ctx, dir: dir, cfg: cfg, clock: clock, logs: logs, svc: svc, senders: senders, srv: srv}
+	e.client = &http.Client{Transport: newSpecTransport(func() testing.TB { return e.t }, &http.Transport{DisableCompression: true})}
+	return e
 }
 
 // req sends a request; body may be nil, []byte, string, io.Reader or a

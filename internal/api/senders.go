@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/sender"
 )
 
@@ -138,7 +139,8 @@ func (a *API) verified(next func(http.ResponseWriter, *http.Request, *sender.Sen
 			a.Error(w, r, err)
 			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), senderKey{}, s)), s)
+		ctx := audit.WithActor(context.WithValue(r.Context(), senderKey{}, s), s.AuditActor())
+		next(w, r.WithContext(ctx), s)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -42,6 +43,14 @@ type recipientJSON struct {
 	OpenedAt   *time.Time `json:"opened_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 	URL        string     `json:"url,omitempty"`
+	// Downloads is for the sender's view only.
+	Downloads []downloadJSON `json:"downloads,omitempty"`
+}
+
+type downloadJSON struct {
+	FileIndex int       `json:"file_index"` // 0-based; -1: all files as ZIP
+	Name      string    `json:"name,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 type transferJSON struct {
@@ -63,10 +72,20 @@ type senderJSON struct {
 	Phone string `json:"phone"`
 }
 
+func downloadsJSON(ds []kluis.Download) []downloadJSON {
+	var out []downloadJSON
+	for _, d := range ds {
+		out = append(out, downloadJSON{FileIndex: d.FileIndex, Name: d.Name, At: d.At})
+	}
+	return out
+}
+
 func recipientStatus(r kluis.Recipient) string {
 	switch {
 	case r.RevokedAt != nil:
 		return "revoked"
+	case len(r.Downloads) > 0:
+		return "downloaded"
 	case r.OpenedAt != nil:
 		return "opened"
 	case r.NotifiedAt != nil:
@@ -86,6 +105,7 @@ func transferView(t *kluis.Transfer, now time.Time) transferJSON {
 		out.Recipients = append(out.Recipients, recipientJSON{
 			Address: r.Address, Kind: string(r.Kind), Status: recipientStatus(r),
 			NotifiedAt: r.NotifiedAt, OpenedAt: r.OpenedAt, RevokedAt: r.RevokedAt,
+			Downloads: downloadsJSON(r.Downloads),
 		})
 	}
 	return out
@@ -149,6 +169,7 @@ type ownerKey struct{}
 func (a *API) owner(next func(http.ResponseWriter, *http.Request, transfer.Owner)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
+		actor := audit.UploadToken
 		o, err := a.svc.AuthorizeUpload(r.Context(), bearer(r))
 		if err != nil {
 			s, serr := a.senders.Authenticate(r.Context(), senderToken(r))
@@ -161,13 +182,15 @@ func (a *API) owner(next func(http.ResponseWriter, *http.Request, transfer.Owner
 				a.Error(w, r, err)
 				return
 			}
+			actor = s.AuditActor()
 		}
 		if o.TransferID != id {
 			// Another transfer's token: say nothing about this one.
 			a.Error(w, r, kluis.Errorf(kluis.ENOTFOUND, "This transfer does not exist."))
 			return
 		}
-		next(w, r.WithContext(context.WithValue(r.Context(), ownerKey{}, o)), o)
+		ctx := audit.WithActor(context.WithValue(r.Context(), ownerKey{}, o), actor)
+		next(w, r.WithContext(ctx), o)
 	}
 }
 
@@ -243,4 +266,14 @@ func (a *API) extend(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
 		return
 	}
 	a.getTransfer(w, r, o)
+}
+
+// erase deletes the minimal record of a finished (expired, revoked or
+// purged) transfer at once: the sender's right to erasure.
+func (a *API) erase(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
+	if err := a.svc.Erase(r.Context(), o); err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

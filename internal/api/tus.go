@@ -13,6 +13,7 @@ import (
 	expslog "golang.org/x/exp/slog"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -76,7 +77,8 @@ func (a *API) tusAuth(next http.Handler) http.Handler {
 			a.Error(w, r, kluis.Errorf(kluis.EINVALID, "Send the file size in the Upload-Length header; uploads of unknown length are not accepted here (use PUT /api/v1/transfers/{id}/files)."))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ownerKey{}, o)))
+		ctx := audit.WithActor(context.WithValue(r.Context(), ownerKey{}, o), audit.UploadToken)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

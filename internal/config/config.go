@@ -4,18 +4,22 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kluis-nl/kluis/internal/ratelimit"
 )
 
 // Serve is the configuration of `kluis serve`.
@@ -31,6 +35,7 @@ type Serve struct {
 	MaxExpiry         time.Duration
 	MaxRecipients     int
 	Retention         time.Duration
+	AuditRetention    time.Duration
 	SessionTTL        time.Duration
 	MaxFailures       int
 	Lockout           time.Duration
@@ -43,6 +48,20 @@ type Serve struct {
 	OrgName           string
 	OrgLogoURL        string
 	VerifyTTL         time.Duration
+	Policy            string // policy file (JSON); empty: the built-in demo policy (every address allowed)
+
+	// Guessing limits and the client IP.
+	TrustedProxies  []netip.Prefix // reverse proxies whose X-Forwarded-For is believed
+	RateLimit       int            // requests a minute per client IP on the guessable endpoints; 0: off
+	RateLimitGlobal int            // the same over all clients together; 0: off
+
+	// TLS in kluis serve itself (both or neither).
+	TLSCert string
+	TLSKey  string
+
+	// security.txt (RFC 9116).
+	SecurityContact   string // mailto:, https: or tel: URI; empty: mailto:security@HOST (warned at start)
+	SecurityPolicyURL string
 }
 
 // option describes one setting: its flag, its environment variable, and
@@ -59,6 +78,20 @@ type option struct {
 // Output for -help goes to out. Returns flag.ErrHelp after printing help.
 func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serve, error) {
 	c := &Serve{}
+	// --trusted-proxy may be repeated; given as flags it replaces
+	// KLUIS_TRUSTED_PROXY (flags win), so the first flag clears the list.
+	var parsingFlags, proxiesFromFlags bool
+	addProxies := func(v string) error {
+		if parsingFlags && !proxiesFromFlags {
+			c.TrustedProxies, proxiesFromFlags = nil, true
+		}
+		p, err := ratelimit.ParsePrefixes(v)
+		if err != nil {
+			return fmt.Errorf("%q: give addresses or CIDR ranges such as 10.0.0.0/8 or 192.0.2.7", v)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p...)
+		return nil
+	}
 	opts := []option{
 		{name: "addr", def: "127.0.0.1:8080", usage: "address to listen on, HOST:PORT", set: str(&c.Addr)},
 		{name: "data", def: "./kluis-data", usage: "data folder: database, encrypted files and (by default) the master key", set: str(&c.DataDir)},
@@ -69,6 +102,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "max-expiry", def: "30d", usage: "longest expiry a sender may choose", set: dur(&c.MaxExpiry)},
 		{name: "max-recipients", def: "50", usage: "most recipients (To, Cc and Bcc together) of one transfer", set: integer(&c.MaxRecipients)},
 		{name: "retention", def: "30d", usage: "how long the minimal record (no content) of an expired transfer is kept", set: dur(&c.Retention)},
+		{name: "audit-retention", def: "365d", usage: "how long audit log entries (actor, action, object, result, IP address, time) are kept", set: dur(&c.AuditRetention)},
 		{name: "session-ttl", def: "1h", usage: "how long a recipient's download session lasts after entering the password", set: dur(&c.SessionTTL)},
 		{name: "max-failures", def: "10", usage: "wrong passwords before a recipient's access is locked", set: integer(&c.MaxFailures)},
 		{name: "lockout", def: "1h", usage: "how long a locked access stays locked", set: dur(&c.Lockout)},
@@ -81,6 +115,14 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "org-name", def: "Kluis", usage: "organisation name shown in mails and pages", set: str(&c.OrgName)},
 		{name: "org-logo-url", usage: "absolute https URL of the organisation's logo for mails", set: str(&c.OrgLogoURL)},
 		{name: "verify-ttl", def: "30d", usage: "how long a verified e-mail address stays verified in a browser or CLI", set: dur(&c.VerifyTTL)},
+		{name: "policy", usage: "organisation policy file (JSON; see docs/policy.example.json): organisation domains, allow and deny rules, limits. Checked at start, reloaded on SIGHUP; check it first with kluis admin policy check FILE. Without it every address is allowed (a demo installation)", set: str(&c.Policy)},
+		{name: "trusted-proxy", usage: "reverse proxy (address or CIDR range) whose X-Forwarded-For header gives the client's IP address; repeat the flag or separate with commas. Without it the connecting address is the client", set: addProxies},
+		{name: "rate-limit", def: "60", usage: "requests a minute one IP address may make to the endpoints open to anyone (verification, links, password checks); 0 turns the limit off", set: integer(&c.RateLimit)},
+		{name: "rate-limit-global", def: "600", usage: "requests a minute to those endpoints from all addresses together; 0 turns the limit off", set: integer(&c.RateLimitGlobal)},
+		{name: "tls-cert", usage: "PEM certificate chain: serve HTTPS directly (TLS 1.2 and 1.3, NCSC-NL settings) instead of behind a reverse proxy; needs --tls-key. Reloaded when the file changes", set: str(&c.TLSCert)},
+		{name: "tls-key", usage: "PEM private key for --tls-cert", set: str(&c.TLSKey)},
+		{name: "security-contact", usage: "Contact of /.well-known/security.txt: mailto:ADDRESS or an https URL (default: mailto:security@HOST of the base URL)", set: str(&c.SecurityContact)},
+		{name: "security-policy-url", usage: "https URL of the vulnerability disclosure policy, for /.well-known/security.txt", set: str(&c.SecurityPolicyURL)},
 	}
 	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -137,6 +179,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		}
 	}
 	c.MasterKey = getenv("KLUIS_MASTER_KEY")
+	parsingFlags = true
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -166,7 +209,11 @@ func (c *Serve) validate() error {
 		if h == "" || h == "0.0.0.0" || h == "::" {
 			h = "localhost"
 		}
-		c.BaseURL = "http://" + net.JoinHostPort(h, port)
+		scheme := "http://"
+		if c.TLSCert != "" {
+			scheme = "https://"
+		}
+		c.BaseURL = scheme + net.JoinHostPort(h, port)
 		c.BaseURLDefaulted = true
 	}
 	u, err := url.Parse(c.BaseURL)
@@ -196,6 +243,9 @@ func (c *Serve) validate() error {
 	if c.Retention < 0 || c.Lockout <= 0 || c.SessionTTL <= 0 || c.TempMaxAge <= 0 || c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--retention must not be negative; --lockout, --session-ttl, --temp-max-age and --shutdown-timeout must be positive")
 	}
+	if c.AuditRetention <= 0 {
+		return fmt.Errorf("--audit-retention must be positive")
+	}
 	if c.MailFrom == "" {
 		host := u.Hostname()
 		if !strings.Contains(host, ".") {
@@ -209,10 +259,60 @@ func (c *Serve) validate() error {
 	if c.VerifyTTL <= 0 {
 		return fmt.Errorf("--verify-ttl must be positive")
 	}
+	if c.RateLimit < 0 || c.RateLimitGlobal < 0 {
+		return fmt.Errorf("--rate-limit and --rate-limit-global must not be negative (0 turns a limit off)")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("give both --tls-cert and --tls-key, or neither")
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("--tls-cert %s / --tls-key %s: %w", c.TLSCert, c.TLSKey, err)
+		}
+	}
+	if c.SecurityContact != "" {
+		if err := checkContact(c.SecurityContact); err != nil {
+			return fmt.Errorf("--security-contact %q: %w", c.SecurityContact, err)
+		}
+	}
+	if c.SecurityPolicyURL != "" {
+		if u, err := url.Parse(c.SecurityPolicyURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("--security-policy-url %q: give an absolute https URL", c.SecurityPolicyURL)
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("--log-level %q: choose debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// checkContact accepts the Contact forms of RFC 9116: mailto:, https: or
+// tel: URIs, on one line.
+func checkContact(v string) error {
+	if strings.ContainsAny(v, "\r\n") {
+		return errors.New("must be one line")
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return errors.New("give mailto:ADDRESS or an https URL")
+	}
+	switch u.Scheme {
+	case "mailto":
+		if a, err := mail.ParseAddress(u.Opaque); err != nil || a.Address != u.Opaque {
+			return errors.New("write it as mailto:security@example.nl")
+		}
+	case "https":
+		if u.Host == "" {
+			return errors.New("give an absolute https URL")
+		}
+	case "tel":
+		if u.Opaque == "" {
+			return errors.New("write it as tel:+31...")
+		}
+	default:
+		return errors.New("give mailto:ADDRESS or an https URL")
 	}
 	return nil
 }

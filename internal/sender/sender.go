@@ -26,10 +26,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
@@ -74,7 +76,12 @@ type Service struct {
 	cfg    Config
 	now    func() time.Time
 	log    *slog.Logger
+	audit  *audit.Recorder // nil: no audit log
 }
+
+// SetAudit makes the service record verifications, logouts and API keys
+// in the audit log; nil (the default) records nothing.
+func (s *Service) SetAudit(r *audit.Recorder) { s.audit = r }
 
 // New returns the service. now may be nil.
 func New(db *store.DB, keys *secret.Keyring, mailer Mailer, org mail.Org, cfg Config, now func() time.Time, log *slog.Logger) *Service {
@@ -98,6 +105,17 @@ type Sender struct {
 	Lang  string `json:"lang"`
 	// Via says how the sender proved the address: "session" or "apikey".
 	Via string `json:"-"`
+	// KeyID is the API key's id when Via is "apikey" (for the audit log).
+	KeyID string `json:"-"`
+}
+
+// AuditActor is the sender as an audit log actor: "apikey:<id>" for a
+// script, else "sender:<address>".
+func (s *Sender) AuditActor() string {
+	if s.Via == "apikey" && s.KeyID != "" {
+		return audit.APIKey(s.KeyID)
+	}
+	return audit.Sender(s.Email)
 }
 
 type details struct {
@@ -172,6 +190,9 @@ func (s *Service) Start(ctx context.Context, preToken, email, name, phone, lang 
 	if err := tx.UpsertVerification(ctx, v); err != nil {
 		return "", err
 	}
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.Sender(addr), Action: audit.VerifyStart}); err != nil {
+		return "", err
+	}
 	if _, err := s.mailer.Enqueue(ctx, tx, m); err != nil {
 		return "", err
 	}
@@ -227,6 +248,7 @@ func (s *Service) Confirm(ctx context.Context, preToken, code, kind string) (*Se
 	}
 	if !secret.Equal(codeHash(preToken, code), v.CodeHash) {
 		s.log.Warn("wrong verification code", "action", "verify.confirm", "result", "wrong_code", "attempt", n)
+		s.audit.Log(ctx, audit.Event{Actor: audit.Sender(v.Email), Action: audit.VerifyFailed, Result: audit.WrongCode, Detail: "attempt=" + strconv.Itoa(n)})
 		if n >= s.cfg.MaxAttempts {
 			return nil, kluis.Errorf(kluis.ELOCKED, "Too many wrong codes. Ask for a new code.")
 		}
@@ -261,6 +283,9 @@ func (s *Service) Confirm(ctx context.Context, preToken, code, kind string) (*Se
 	if err := tx.InsertSenderSession(ctx, row); err != nil {
 		return nil, err
 	}
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.Sender(v.Email), Action: audit.VerifyOK, Detail: "kind=" + kind}); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
@@ -287,7 +312,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Sender, erro
 		if err != nil {
 			return nil, err
 		}
-		return &Sender{Email: k.Email, Via: "apikey"}, nil
+		return &Sender{Email: k.Email, Via: "apikey", KeyID: k.ID}, nil
 	}
 	h := secret.HashToken(token)
 	sess, err := s.db.SenderSession(ctx, h)
@@ -316,7 +341,19 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 	if token == "" || strings.HasPrefix(token, APIKeyPrefix) {
 		return nil
 	}
-	return s.db.DeleteSenderSession(ctx, secret.HashToken(token))
+	h := secret.HashToken(token)
+	sess, err := s.db.SenderSession(ctx, h)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.db.DeleteSenderSession(ctx, h); err != nil {
+		return err
+	}
+	s.audit.Log(ctx, audit.Event{Actor: audit.Sender(sess.Email), Action: audit.SenderLogout})
+	return nil
 }
 
 // Cleanup removes verifications and sessions past their end.
@@ -334,7 +371,18 @@ func (s *Service) CreateAPIKey(ctx context.Context, email string) (id, key strin
 	}
 	id = secret.NewID()[:10]
 	key = APIKeyPrefix + secret.NewToken()
-	if err := s.db.InsertAPIKey(ctx, &store.APIKey{ID: id, KeyHash: secret.HashToken(key), Email: addr, CreatedAt: s.now()}); err != nil {
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	defer tx.Rollback()
+	if err := tx.InsertAPIKey(ctx, &store.APIKey{ID: id, KeyHash: secret.HashToken(key), Email: addr, CreatedAt: s.now()}); err != nil {
+		return "", "", err
+	}
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.Admin), Action: audit.APIKeyCreate, Object: id, Detail: "sender=" + addr}); err != nil {
+		return "", "", err
+	}
+	if err := tx.Commit(); err != nil {
 		return "", "", err
 	}
 	s.log.Info("api key created", "action", "apikey.create", "key_id", id)
@@ -349,6 +397,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {
 	}
 	if err == nil {
 		s.log.Info("api key revoked", "action", "apikey.revoke", "key_id", id)
+		s.audit.Log(ctx, audit.Event{Actor: actorOr(ctx, audit.Admin), Action: audit.APIKeyRevoke, Object: id})
 	}
 	return err
 }
@@ -384,4 +433,12 @@ func checkLine(what, v string, max int) error {
 		return kluis.Errorf(kluis.EINVALID, "The %s must be one line.", what)
 	}
 	return nil
+}
+
+// actorOr is the request's actor, else fallback.
+func actorOr(ctx context.Context, fallback string) string {
+	if a := audit.Actor(ctx); a != "" {
+		return a
+	}
+	return fallback
 }

@@ -9,13 +9,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/kluis-nl/kluis/internal/api"
+	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
+	"github.com/kluis-nl/kluis/internal/web"
 )
 
 // Deps are what the handler needs.
@@ -25,7 +29,33 @@ type Deps struct {
 	// Mailbox is the development mailbox's handler, or nil when mail goes
 	// out over SMTP.
 	Mailbox http.Handler
-	Log     *slog.Logger
+	// Web is the pages for people (start page, receive flow), or nil.
+	Web *web.Web
+	Log *slog.Logger
+	// Limiter limits, per client IP and globally, the routes in
+	// rateLimited (those open to anyone that can be used for guessing).
+	// Nil: no limit (tests only; kluis serve always sets one).
+	Limiter *ratelimit.Limiter
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client. Empty: the peer address is the client.
+	TrustedProxies []netip.Prefix
+	// SecurityTxt fills /.well-known/security.txt; see SecurityTxt.
+	SecurityTxt SecurityTxt
+}
+
+// rateLimited are the routes that anyone may call and that can be used to
+// guess (verification codes, access ids, transfer passwords). Only these
+// count against the rate limit: sender requests with a valid session or
+// key and recipients inside a download session are never limited. A route
+// listed here that is not registered fails TestRateLimitedRoutesExist.
+var rateLimited = map[string]bool{
+	"POST /api/v1/verify":                true,
+	"POST /api/v1/verify/confirm":        true,
+	"GET /api/v1/links/{access}":         true,
+	"POST /api/v1/links/{access}/unlock": true,
+	"POST /receive":                      true,
+	"GET /r/{access}":                    true,
+	"POST /r/{access}/unlock":            true,
 }
 
 // New returns the whole HTTP handler.
@@ -33,12 +63,17 @@ func New(d Deps) (http.Handler, error) {
 	if d.Transfers == nil || d.Senders == nil || d.Log == nil {
 		return nil, errors.New("server: Transfers, Senders and Log are required")
 	}
-	mux := http.NewServeMux()
+	// mux records every pattern (for the route table test) and wraps the
+	// rate-limited routes in the limiter.
+	mux := &routeMux{ServeMux: http.NewServeMux(), limiter: d.Limiter}
 	a, err := api.New(d.Transfers, d.Senders, d.Log)
 	if err != nil {
 		return nil, err
 	}
 	a.Register(mux)
+	if d.Web != nil {
+		d.Web.Register(mux)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
@@ -60,13 +95,57 @@ func New(d Deps) (http.Handler, error) {
 		mux.Handle("GET /dev/mailbox.json", d.Mailbox)
 		mux.Handle("GET /dev/mailbox/{file}", d.Mailbox)
 	}
+	mux.Handle("GET /.well-known/security.txt", d.SecurityTxt.handler(d.Transfers.Config().BaseURL))
 	var h http.Handler = mux
 	// Cookie-authenticated requests must come from our own pages: refuse
 	// cross-site state changes (Sec-Fetch-Site, else Origin vs Host).
-	h = http.NewCrossOriginProtection().Handler(h)
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(crossOriginDenied))
+	h = cop.Handler(h)
 	h = securityHeaders(h)
 	h = accessLog(d.Log, h)
-	return h, nil
+	// Outermost: the client IP (trusted proxies only) for the limiter and
+	// the audit log.
+	h = ratelimit.ClientIPMiddleware(d.TrustedProxies, h)
+	return &routed{Handler: h, patterns: mux.patterns}, nil
+}
+
+// routeMux is a ServeMux that remembers its patterns and puts the limiter
+// in front of the rate-limited routes.
+type routeMux struct {
+	*http.ServeMux
+	limiter  *ratelimit.Limiter
+	patterns []string
+}
+
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	if m.limiter != nil && rateLimited[pattern] {
+		h = m.limiter.Middleware(h)
+	}
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
+}
+
+// routed is the handler New returns; Routes lists every registered pattern.
+type routed struct {
+	http.Handler
+	patterns []string
+}
+
+// Routes returns the patterns registered on the mux, in order.
+func (r *routed) Routes() []string { return append([]string(nil), r.patterns...) }
+
+// crossOriginDenied answers a refused cross-origin request in the API's
+// error format.
+func crossOriginDenied(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusForbidden)
+	w.Write([]byte(`{"error":{"code":"forbidden","message":"This request came from another website and was refused."}}` + "\n"))
 }
 
 // securityHeaders sets the headers every response carries. Downloads set
@@ -75,6 +154,10 @@ func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
+		// Nothing is cached unless a handler says otherwise (static
+		// assets may): API answers, transfer pages and downloads hold
+		// personal data.
+		h.Set("Cache-Control", "no-store")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
@@ -120,6 +203,13 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		// The client's address for the audit log: from X-Forwarded-For
+		// only through trusted proxies (ratelimit.ClientIPMiddleware).
+		if ip, ok := ratelimit.IPFromContext(r.Context()); ok {
+			r = r.WithContext(audit.WithIP(r.Context(), ip.String()))
+		} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			r = r.WithContext(audit.WithIP(r.Context(), host))
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v != http.ErrAbortHandler {
@@ -142,7 +232,10 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Du
 	base, cancelBase := context.WithCancelCause(context.Background())
 	defer cancelBase(nil)
 	srv := &http.Server{
-		Handler:           h,
+		Handler: h,
+		// No ReadTimeout or WriteTimeout: they bound the whole request,
+		// and multi-GB uploads and downloads take long. tusd sets a
+		// deadline per read; slow headers are bounded above.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

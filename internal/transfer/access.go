@@ -5,11 +5,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"filippo.io/age"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/segment"
 	"github.com/kluis-nl/kluis/internal/store"
@@ -176,6 +178,7 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 		if fresh, ferr := s.db.Recipient(ctx, r.ID); ferr == nil {
 			r = fresh
 		}
+		s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlock, Object: t.ID, Result: audit.Locked})
 		return nil, s.lockedError(r)
 	}
 	if err != nil {
@@ -197,6 +200,7 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	if err != nil {
 		return nil, err
 	}
+	s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlock, Object: t.ID})
 	s.log.Info("transfer unlocked", "transfer", t.ID, "recipient", r.ID)
 	return sess, nil
 }
@@ -206,6 +210,8 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 // sender, once.
 func (s *Service) failure(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, n int, wrong error) error {
 	s.log.Warn("wrong transfer password", "transfer", r.TransferID, "recipient", r.ID, "failures", n)
+	s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlockFail, Object: r.TransferID,
+		Result: audit.WrongPassword, Detail: "failures=" + strconv.Itoa(n)})
 	if n < s.cfg.MaxFailures {
 		return wrong
 	}
@@ -221,6 +227,10 @@ func (s *Service) failure(ctx context.Context, t *store.TransferRow, r *store.Re
 	}
 	if locked {
 		if err := s.notifyLockout(ctx, tx, t, r, until); err != nil {
+			return err
+		}
+		if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.System, Action: audit.RecipientLocked, Object: r.TransferID,
+			Result: audit.Locked, Detail: "recipient=" + strconv.FormatInt(r.ID, 10) + " until=" + until.Format(time.RFC3339)}); err != nil {
 			return err
 		}
 	}
@@ -402,6 +412,13 @@ func (s *Service) RecordDownload(ctx context.Context, a *Session, fileIndex int)
 		return err
 	}
 	if err := s.notifyDownload(ctx, tx, a.transfer, a.recipient, fileIndex, now); err != nil {
+		return err
+	}
+	ev := audit.Event{Actor: audit.Recipient(a.recipient.ID), Action: audit.FileDownload, Object: a.transfer.ID, Detail: "file_index=" + strconv.Itoa(fileIndex)}
+	if fileIndex < 0 {
+		ev.Action, ev.Detail = audit.ZipDownload, ""
+	}
+	if err := s.audit.Record(ctx, tx.Q, ev); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 )
@@ -50,6 +52,8 @@ type Created struct {
 	// LinkSecret is set for PasswordNone: the #fragment of every link. The
 	// client hands it back to Finish; the server keeps it nowhere.
 	LinkSecret string
+	// MaxSize is the size budget of all files together (policy and server).
+	MaxSize int64
 }
 
 // Create validates the request and stores a new draft transfer with its own
@@ -82,16 +86,6 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	if lang != "nl" && lang != "en" {
 		return nil, kluis.Errorf(kluis.EINVALID, "Language %q is not supported. Choose nl or en.", req.Lang)
 	}
-	expires := req.ExpiresAt
-	if expires.IsZero() {
-		expires = now.Add(s.cfg.DefaultExpiry)
-	}
-	if !expires.After(now) {
-		return nil, kluis.Errorf(kluis.EINVALID, "The expiry date must be in the future.")
-	}
-	if max := now.Add(s.cfg.MaxExpiry); expires.After(max) {
-		return nil, kluis.Errorf(kluis.EINVALID, "The expiry date can be at most %d days from now.", int(s.cfg.MaxExpiry.Hours()/24))
-	}
 	type rcpt struct {
 		kind kluis.RecipientKind
 		addr string
@@ -117,8 +111,52 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	if len(rcpts) == 0 {
 		return nil, kluis.Errorf(kluis.EINVALID, "Add at least one recipient.")
 	}
-	if len(rcpts) > s.cfg.MaxRecipients {
-		return nil, kluis.Errorf(kluis.EINVALID, "A transfer can have at most %d recipients; this one has %d.", s.cfg.MaxRecipients, len(rcpts))
+	// The organisation's policy: may this sender send to these recipients,
+	// and with which limits (never above the Config's).
+	addrs := make([]string, len(rcpts))
+	for i, r := range rcpts {
+		addrs[i] = r.addr
+	}
+	dec, err := s.decide(sender, addrs)
+	if err != nil {
+		return nil, err
+	}
+	lim := dec.Limits
+	if len(rcpts) > lim.MaxRecipients {
+		return nil, limitError(dec, policy.FieldMaxRecipients, "A transfer can have at most %d recipients; this one has %d", lim.MaxRecipients, len(rcpts))
+	}
+	expires := req.ExpiresAt
+	if expires.IsZero() {
+		expires = now.Add(lim.DefaultExpiry)
+	}
+	if !expires.After(now) {
+		return nil, kluis.Errorf(kluis.EINVALID, "The expiry date must be in the future.")
+	}
+	if max := now.Add(lim.MaxExpiry); expires.After(max) {
+		return nil, limitError(dec, policy.FieldMaxExpiry, "The expiry date can be at most %d days from now", int(lim.MaxExpiry.Hours()/24))
+	}
+	if strings.TrimSpace(req.Message) != "" && !lim.AllowMessage {
+		return nil, limitError(dec, policy.FieldAllowMessage, "A confidential message is not allowed for this transfer; send files only")
+	}
+	if (strings.TrimSpace(req.Subject) != "" || strings.TrimSpace(req.Body) != "") && !lim.AllowCustomText {
+		return nil, limitError(dec, policy.FieldAllowCustomText, "An edited subject or text of the notification mail is not allowed for this transfer; leave them empty")
+	}
+	if req.Options.ShowFilenames && !lim.AllowShowFilenames {
+		return nil, limitError(dec, policy.FieldAllowShowFilenames, "Showing file names in the recipients' mails is not allowed for this transfer; turn show_filenames off")
+	}
+	if req.PasswordMode == "" {
+		req.PasswordMode = kluis.PasswordGenerate
+	}
+	if req.PasswordMode.Valid() && !lim.AllowsPassword(req.PasswordMode) {
+		allowed := "none"
+		if len(lim.PasswordModes) > 0 {
+			var ms []string
+			for _, m := range lim.PasswordModes {
+				ms = append(ms, string(m))
+			}
+			allowed = strings.Join(ms, ", ")
+		}
+		return nil, limitError(dec, policy.FieldPasswordModes, "Password mode %q is not allowed for this transfer; allowed: %s", req.PasswordMode, allowed)
 	}
 
 	out := &Created{}
@@ -154,7 +192,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	if err != nil {
 		return nil, fmt.Errorf("wrap identity: %w", err)
 	}
-	opts, _ := json.Marshal(storedOptions{Options: req.Options, HasMessage: strings.TrimSpace(req.Message) != "", SenderLang: req.SenderLang})
+	opts, _ := json.Marshal(storedOptions{Options: req.Options, HasMessage: strings.TrimSpace(req.Message) != "", SenderLang: req.SenderLang,
+		MaxSize: lim.MaxTransferSize, MaxExpiry: lim.MaxExpiry})
 	det, err := s.sealJSON(purposeDetails, id, details{SenderName: req.SenderName, SenderPhone: req.SenderPhone, Subject: req.Subject, Body: req.Body})
 	if err != nil {
 		return nil, err
@@ -192,6 +231,10 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 			return nil, err
 		}
 	}
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.Sender(sender)), Action: audit.TransferCreate, Object: id,
+		Detail: fmt.Sprintf("recipients=%d password_mode=%s", len(rcpts), req.PasswordMode)}); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
@@ -200,6 +243,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 		return nil, err
 	}
 	out.Transfer = t
+	out.MaxSize = lim.MaxTransferSize
 	s.log.Info("transfer created", "transfer", id, "recipients", len(rcpts), "password_mode", req.PasswordMode)
 	return out, nil
 }
@@ -229,11 +273,43 @@ func (s *Service) transfer(ctx context.Context, q store.Q, id string) (*kluis.Tr
 	if err != nil {
 		return nil, err
 	}
-	rs, err := q.Recipients(ctx, id)
+	return s.ownerView(ctx, q, row)
+}
+
+// ownerView is the sender's view: the transfer with every recipient and
+// what each downloaded when.
+func (s *Service) ownerView(ctx context.Context, q store.Q, row *store.TransferRow) (*kluis.Transfer, error) {
+	rs, err := q.Recipients(ctx, row.ID)
 	if err != nil {
 		return nil, err
 	}
-	return s.view(row, rs), nil
+	t := s.view(row, rs)
+	downloads, err := q.Downloads(ctx, row.ID)
+	if err != nil || len(downloads) == 0 {
+		return t, err
+	}
+	names := map[int]string{}
+	if parseOptions(row.Options).ShowFilenames {
+		files, err := q.Files(ctx, row.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			var m fileMeta
+			if s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m) == nil {
+				names[f.Index] = m.Name
+			}
+		}
+	}
+	for i := range t.Recipients {
+		r := &t.Recipients[i]
+		for _, d := range downloads {
+			if d.RecipientID == r.ID {
+				r.Downloads = append(r.Downloads, kluis.Download{FileIndex: d.FileIndex, Name: names[d.FileIndex], At: d.At})
+			}
+		}
+	}
+	return t, nil
 }
 
 func (s *Service) view(row *store.TransferRow, rs []*store.RecipientRow) *kluis.Transfer {

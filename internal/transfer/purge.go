@@ -3,9 +3,11 @@ package transfer
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/blob"
 	"github.com/kluis-nl/kluis/internal/store"
 )
@@ -66,6 +68,10 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 			tx.Rollback()
 			return n, err
 		}
+		if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.System, Action: audit.TransferPurge, Object: id}); err != nil {
+			tx.Rollback()
+			return n, err
+		}
 		if err := tx.Commit(); err != nil {
 			return n, err
 		}
@@ -83,11 +89,19 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 	}
 	if retired > 0 {
 		s.log.Info("minimal records deleted after retention", "count", retired)
+		s.audit.Log(ctx, audit.Event{Actor: audit.System, Action: audit.TransferRetire, Detail: "count=" + strconv.FormatInt(retired, 10)})
 	}
 	if _, err := s.db.DeleteExpiredSessions(ctx, now); err != nil {
 		return n, err
 	}
-	if n > 0 || retired > 0 {
+	pruned, err := s.audit.Prune(ctx, now)
+	if err != nil {
+		return n, err
+	}
+	if pruned > 0 {
+		s.log.Info("audit entries deleted after retention", "count", pruned)
+	}
+	if n > 0 || retired > 0 || pruned > 0 {
 		if err := s.db.Checkpoint(ctx); err != nil {
 			return n, fmt.Errorf("checkpoint: %w", err)
 		}

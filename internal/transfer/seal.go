@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"filippo.io/age"
 
@@ -132,6 +133,10 @@ type storedOptions struct {
 	kluis.Options
 	HasMessage bool   `json:"has_message"`
 	SenderLang string `json:"sender_lang,omitempty"`
+	// MaxSize and MaxExpiry are the policy's limits for this transfer,
+	// decided at Create (0: the Config's).
+	MaxSize   int64         `json:"max_size,omitempty"`
+	MaxExpiry time.Duration `json:"max_expiry,omitempty"`
 }
 
 func parseOptions(s string) storedOptions {

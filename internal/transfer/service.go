@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/blob"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
@@ -102,6 +103,8 @@ type Service struct {
 	wake    chan struct{}
 	mailer  Mailer
 	org     mail.Org
+	policy  policySource    // nil: policy.Default() (SetPolicy)
+	audit   *audit.Recorder // nil: no audit log (SetAudit)
 }
 
 // New returns the engine. now may be nil (time.Now).

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/blob"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/segment"
@@ -66,11 +68,11 @@ func (s *Service) SenderTransfers(ctx context.Context, email string) ([]*kluis.T
 	}
 	out := make([]*kluis.Transfer, 0, len(rows))
 	for _, row := range rows {
-		rs, err := s.db.Recipients(ctx, row.ID)
+		t, err := s.ownerView(ctx, s.db.Q, row)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, s.view(row, rs))
+		out = append(out, t)
 	}
 	return out, nil
 }
@@ -149,8 +151,8 @@ func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string
 	if err != nil {
 		return nil, err
 	}
-	if size >= 0 && used+size > s.cfg.MaxTransferSize {
-		return nil, s.tooLarge()
+	if max := s.maxSize(t); size >= 0 && used+size > max {
+		return nil, s.tooLarge(max)
 	}
 	files, err := tx.Files(ctx, o.TransferID)
 	if err != nil {
@@ -195,8 +197,8 @@ func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string
 	return &kluis.File{ID: id, Index: row.Index, Name: name, ContentType: contentType, Size: size}, nil
 }
 
-func (s *Service) tooLarge() error {
-	return kluis.Errorf(kluis.ETOOLARGE, "The files are too large together: a transfer can hold at most %s.", FormatSize(s.cfg.MaxTransferSize))
+func (s *Service) tooLarge(max int64) error {
+	return kluis.Errorf(kluis.ETOOLARGE, "The files are too large together: a transfer can hold at most %s.", FormatSize(max))
 }
 
 // FormatSize formats bytes in decimal units as users know them (2.00 GB).
@@ -340,7 +342,7 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 		if err != nil {
 			return 0, err
 		}
-		limit = man.Size() + (s.cfg.MaxTransferSize - used)
+		limit = man.Size() + (s.maxSize(t) - used)
 	}
 	rcpt, err := s.recipientOf(t.ID, t.RecipientSealed)
 	if err != nil {
@@ -405,7 +407,7 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 			if meta.Size < 0 {
 				var one [1]byte
 				if n, _ := io.ReadFull(body, one[:]); n > 0 {
-					return done(s.tooLarge())
+					return done(s.tooLarge(s.maxSize(t)))
 				}
 			}
 			return done(nil)
@@ -525,6 +527,10 @@ func (s *Service) CompleteFile(ctx context.Context, o Owner, fileID string) (*kl
 		if errors.Is(err, store.ErrConflict) {
 			return nil, kluis.Errorf(kluis.ECONFLICT, "This upload was changed by another request; try again.")
 		}
+		return nil, err
+	}
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.UploadToken), Action: audit.FileComplete, Object: t.ID,
+		Detail: fmt.Sprintf("file=%s size=%d", f.ID, meta.Size)}); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -649,6 +655,10 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	if err := s.notifyReady(ctx, tx, t, files, out.Links); err != nil {
 		return nil, err
 	}
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.UploadToken), Action: audit.TransferFinish, Object: t.ID,
+		Detail: fmt.Sprintf("files=%d recipients=%d", len(files), len(rs))}); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
@@ -717,6 +727,17 @@ func (s *Service) Revoke(ctx context.Context, o Owner, address string) error {
 			return kluis.Errorf(kluis.ENOTFOUND, "%s is not a recipient of this transfer.", address)
 		}
 	}
+	ev := audit.Event{Actor: actorOr(ctx, audit.UploadToken), Action: audit.TransferRevoke, Object: t.ID}
+	if address != "" {
+		for _, r := range rs {
+			if strings.EqualFold(r.Address, strings.TrimSpace(address)) {
+				ev.Detail = "recipient=" + strconv.FormatInt(r.ID, 10)
+			}
+		}
+	}
+	if err := s.audit.Record(ctx, tx.Q, ev); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
@@ -728,18 +749,22 @@ func (s *Service) Revoke(ctx context.Context, o Owner, address string) error {
 	return nil
 }
 
-// Extend moves the expiry of a live transfer, within MaxExpiry from now.
+// Extend moves the expiry of a live transfer, within MaxExpiry (or the
+// policy's maximum decided at Create) from now.
 func (s *Service) Extend(ctx context.Context, o Owner, expires time.Time) error {
 	now := s.now()
 	if !expires.After(now) {
 		return kluis.Errorf(kluis.EINVALID, "The new expiry date must be in the future.")
 	}
-	if expires.After(now.Add(s.cfg.MaxExpiry)) {
-		return kluis.Errorf(kluis.EINVALID, "The expiry date can be at most %d days from now.", int(s.cfg.MaxExpiry.Hours()/24))
-	}
 	t, err := s.db.Transfer(ctx, o.TransferID)
 	if err != nil {
 		return err
+	}
+	if m := parseOptions(t.Options).MaxExpiry; m > 0 && m < s.cfg.MaxExpiry && expires.After(now.Add(m)) {
+		return kluis.Errorf(kluis.EPOLICY, "The expiry date can be at most %d days from now (organisation policy).", int(m.Hours()/24))
+	}
+	if expires.After(now.Add(s.cfg.MaxExpiry)) {
+		return kluis.Errorf(kluis.EINVALID, "The expiry date can be at most %d days from now.", int(s.cfg.MaxExpiry.Hours()/24))
 	}
 	if err := s.live(t); err != nil {
 		return err
@@ -747,5 +772,7 @@ func (s *Service) Extend(ctx context.Context, o Owner, expires time.Time) error 
 	if err := s.db.ExtendTransfer(ctx, t.ID, expires); err != nil {
 		return kluis.Errorf(kluis.ECONFLICT, "This transfer can no longer be extended.")
 	}
+	s.audit.Log(ctx, audit.Event{Actor: actorOr(ctx, audit.UploadToken), Action: audit.TransferExtend, Object: t.ID,
+		Detail: "expires_at=" + expires.UTC().Format(time.RFC3339)})
 	return nil
 }

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kluis-nl/kluis/internal/client"
+)
+
+func TestExitCodes(t *testing.T) {
+	cases := []struct {
+		err  error
+		want int
+	}{
+		{usageError{errors.New("x")}, exitUsage},
+		{&client.APIError{Status: 401, Code: "unauthorized"}, exitAuth},
+		{&client.APIError{Status: 401, Code: "wrong_password"}, exitAuth},
+		{&client.APIError{Status: 423, Code: "locked"}, exitAuth},
+		{&client.APIError{Status: 403, Code: "forbidden"}, exitRefused},
+		{&client.APIError{Status: 500, Code: "policy"}, exitRefused},
+		{&client.APIError{Status: 403, Code: "policy"}, exitRefused},
+		{&client.APIError{Status: 410, Code: "expired"}, exitRefused},
+		{&client.APIError{Status: 410, Code: "revoked"}, exitRefused},
+		{&client.APIError{Status: 500, Code: "integrity"}, exitIntegrity},
+		{&client.APIError{Status: 503, Code: "unavailable"}, exitNetwork},
+		{&client.NetError{Op: "GET", Err: errors.New("refused")}, exitNetwork},
+		{&client.IntegrityError{Msg: "bad"}, exitIntegrity},
+		{errors.New("other"), exitUsage},
+	}
+	for _, c := range cases {
+		if got := exitCode(explain(c.err, "sender")); got != c.want {
+			t.Errorf("%#v: exit %d, want %d", c.err, got, c.want)
+		}
+		if got := exitCode(c.err); got != c.want {
+			t.Errorf("%#v (unexplained): exit %d, want %d", c.err, got, c.want)
+		}
+	}
+}
+
+func TestParseLink(t *testing.T) {
+	cases := []struct {
+		in, server, base, access, frag string
+		bad                            bool
+	}{
+		{in: "https://kluis.example.nl/r/abcdefghijklmnopqrstuvwxyz#sec_ret", base: "https://kluis.example.nl", access: "abcdefghijklmnopqrstuvwxyz", frag: "sec_ret"},
+		{in: "http://127.0.0.1:8080/sub/r/abc", base: "http://127.0.0.1:8080/sub", access: "abc"},
+		{in: "abcde-fghij klmno", server: "http://s", base: "http://s", access: "abcdefghijklmno"},
+		{in: "https://kluis.example.nl/x/abc", bad: true},
+		{in: "https://kluis.example.nl/r/", bad: true},
+		{in: "../etc", server: "http://s", bad: true},
+	}
+	for _, c := range cases {
+		base, access, frag, err := parseLink(c.in, c.server)
+		if (err != nil) != c.bad {
+			t.Errorf("%q: err %v", c.in, err)
+			continue
+		}
+		if !c.bad && (base != c.base || access != c.access || frag != c.frag) {
+			t.Errorf("%q: %q %q %q", c.in, base, access, frag)
+		}
+	}
+}
+
+func TestSafeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"rapport.pdf":       "rapport.pdf",
+		"../../etc/passwd":  "passwd",
+		`..\..\boot.ini`:    "boot.ini",
+		".bashrc":           "bashrc",
+		"...":               "file-1",
+		"a\x00b\nc.txt":     "abc.txt",
+		"con:tent?.txt":     "con_tent_.txt",
+		"":                  "file-1",
+		"/":                 "file-1",
+		" spaced name.txt ": "spaced name.txt",
+	} {
+		if got := safeName(in, 0); got != want {
+			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	used := map[string]bool{}
+	if a, b := uniqueName("A.txt", used), uniqueName("a.txt", used); a != "A.txt" || b != "a (2).txt" {
+		t.Errorf("uniqueName: %q %q", a, b)
+	}
+}
+
+func TestParseExpiry(t *testing.T) {
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.Local)
+	if got, _ := parseExpiry("14d", now); !got.Equal(now.Add(14 * 24 * time.Hour)) {
+		t.Errorf("14d: %v", got)
+	}
+	if got, _ := parseExpiry("36h", now); !got.Equal(now.Add(36 * time.Hour)) {
+		t.Errorf("36h: %v", got)
+	}
+	if got, _ := parseExpiry("2026-03-10", now); got.Format("2006-01-02 15:04:05") != "2026-03-10 23:59:59" {
+		t.Errorf("date: %v", got)
+	}
+	for _, bad := range []string{"2026-02-01", "soon", "-3d", "0d"} {
+		if _, err := parseExpiry(bad, now); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestListFlag(t *testing.T) {
+	var l listFlag
+	l.Set("a@x.nl; b@x.nl,c@x.nl")
+	l.Set(" d@x.nl ;")
+	if strings.Join(l, " ") != "a@x.nl b@x.nl c@x.nl d@x.nl" {
+		t.Errorf("%q", l)
+	}
+}
+
+func TestProgressOnlyOnTerminal(t *testing.T) {
+	var off, on bytes.Buffer
+	for _, c := range []struct {
+		w  *bytes.Buffer
+		on bool
+	}{{&off, false}, {&on, true}} {
+		p := newProgress(c.w, c.on, 2000)
+		p.file("a.bin", 1000, 0)
+		p.add(1000)
+		p.file("b.bin", 1000, 500)
+		p.add(500)
+		p.finish()
+	}
+	if off.Len() != 0 {
+		t.Errorf("progress drawn without a terminal: %q", off.String())
+	}
+	s := on.String()
+	if !strings.Contains(s, "b.bin") || !strings.Contains(s, "100%") || !strings.Contains(s, "left") || !strings.Contains(s, "/s") {
+		t.Errorf("progress line: %q", s)
+	}
+}

@@ -1,0 +1,602 @@
+// Package client is a small HTTP client for Kluis's JSON API under /api/v1
+// and its tus upload endpoint. It is used by the command-line client; it
+// talks HTTP only.
+//
+// Errors are typed: *APIError for an error answer of the server (with its
+// code and message), *NetError when the server could not be reached or a
+// transfer of bytes broke off, and *IntegrityError when data did not verify.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client talks to one Kluis server.
+type Client struct {
+	base *url.URL
+	http *http.Client
+	// UserAgent is sent with every request.
+	UserAgent string
+}
+
+// New returns a client for the server at base (http or https URL; a path
+// prefix is kept). hc may be nil.
+func New(base string, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(base, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("the server address %q is not an http:// or https:// URL", base)
+	}
+	u.RawQuery, u.Fragment = "", ""
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DisableCompression:    true,
+			ResponseHeaderTimeout: 2 * time.Minute,
+			IdleConnTimeout:       30 * time.Second,
+			TLSHandshakeTimeout:   15 * time.Second,
+		}}
+	}
+	return &Client{base: u, http: hc, UserAgent: "kluis-cli"}, nil
+}
+
+// Base returns the server URL without a trailing slash.
+func (c *Client) Base() string { return c.base.String() }
+
+// URL resolves a path (or an absolute URL's path) against the server.
+func (c *Client) URL(p string) string {
+	if u, err := url.Parse(p); err == nil && u.IsAbs() {
+		p = u.EscapedPath()
+	}
+	return strings.TrimRight(c.base.String(), "/") + "/" + strings.TrimLeft(p, "/")
+}
+
+// APIError is an error answer of the server.
+type APIError struct {
+	Status  int
+	Code    string // "unauthorized", "wrong_password", ...; tus errors: the ERR_ code lower-cased without ERR_
+	Message string // safe to show
+	At      *time.Time
+}
+
+func (e *APIError) Error() string {
+	if e.Message != "" {
+		return e.Message
+	}
+	return fmt.Sprintf("the server answered %d %s", e.Status, http.StatusText(e.Status))
+}
+
+// NetError is a failure to reach the server or to complete a transfer of
+// bytes. Running the operation again may succeed.
+type NetError struct {
+	Op  string
+	Err error
+}
+
+func (e *NetError) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *NetError) Unwrap() error { return e.Err }
+
+// IntegrityError means downloaded data did not verify.
+type IntegrityError struct{ Msg string }
+
+func (e *IntegrityError) Error() string { return e.Msg }
+
+// Code returns the server error code of err, or "".
+func Code(err error) string {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Code
+	}
+	return ""
+}
+
+// do sends a request. A non-2xx answer is returned as *APIError (the body
+// is consumed); the caller closes the body of a 2xx answer.
+func (c *Client) do(ctx context.Context, method, p, token string, hdr http.Header, body io.Reader, size int64) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.URL(p), body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil && size >= 0 {
+		req.ContentLength = size
+		if size == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("User-Agent", c.UserAgent)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &NetError{Op: method + " " + redact(p), Err: ctx.Err()}
+		}
+		return nil, &NetError{Op: method + " " + redact(p), Err: unwrapURL(err)}
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	return nil, readError(resp)
+}
+
+// redact keeps access ids and upload ids out of error messages' paths.
+func redact(p string) string {
+	for _, pre := range []string{"/api/v1/links/", "/api/v1/uploads/"} {
+		if i := strings.Index(p, pre); i >= 0 {
+			return p[:i+len(pre)] + "…"
+		}
+	}
+	return p
+}
+
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func readError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	e := &APIError{Status: resp.StatusCode}
+	var body struct {
+		Error struct {
+			Code    string     `json:"code"`
+			Message string     `json:"message"`
+			At      *time.Time `json:"at"`
+		} `json:"error"`
+	}
+	s := strings.TrimSpace(string(b))
+	switch {
+	case json.Unmarshal(b, &body) == nil && body.Error.Code != "":
+		e.Code, e.Message, e.At = body.Error.Code, body.Error.Message, body.Error.At
+	case strings.HasPrefix(s, "ERR_"):
+		// tus errors: "ERR_CODE: message"
+		code, msg, _ := strings.Cut(s, ":")
+		e.Code = strings.ToLower(strings.TrimPrefix(code, "ERR_"))
+		e.Message = strings.TrimSpace(msg)
+	default:
+		e.Code = statusCode(resp.StatusCode)
+		if len(s) > 200 {
+			s = s[:200]
+		}
+		if s != "" && !strings.Contains(s, "<") {
+			e.Message = s
+		}
+	}
+	return e
+}
+
+func statusCode(st int) string {
+	switch st {
+	case 400:
+		return "invalid"
+	case 401:
+		return "unauthorized"
+	case 403:
+		return "forbidden"
+	case 404:
+		return "not_found"
+	case 409:
+		return "conflict"
+	case 410:
+		return "expired"
+	case 413:
+		return "too_large"
+	case 423:
+		return "locked"
+	case 429:
+		return "rate_limited"
+	case 503, 502, 504:
+		return "unavailable"
+	}
+	return "internal"
+}
+
+func (c *Client) jsonCall(ctx context.Context, method, p, token string, in, out any) error {
+	var body io.Reader
+	var size int64 = 0
+	hdr := http.Header{}
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, size = bytes.NewReader(b), int64(len(b))
+		hdr.Set("Content-Type", "application/json")
+	}
+	hdr.Set("Accept", "application/json")
+	resp, err := c.do(ctx, method, p, token, hdr, body, size)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return &NetError{Op: method + " " + redact(p), Err: err}
+		}
+		return fmt.Errorf("%s %s: unexpected answer from the server: %w", method, redact(p), err)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Sender verification
+
+// Sender is a verified sender.
+type Sender struct {
+	Email string `json:"email"`
+	Name  string `json:"name,omitempty"`
+	Phone string `json:"phone,omitempty"`
+	Lang  string `json:"lang,omitempty"`
+	Via   string `json:"via,omitempty"`
+}
+
+// Verification is the answer to StartVerification.
+type Verification struct {
+	Verification string    `json:"verification"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	CodeDigits   int       `json:"code_digits"`
+}
+
+// StartVerification asks the server to mail a code to email.
+func (c *Client) StartVerification(ctx context.Context, email, name, phone, lang string) (*Verification, error) {
+	var out Verification
+	in := map[string]string{"email": email, "name": name, "phone": phone, "lang": lang}
+	return &out, c.jsonCall(ctx, "POST", "/api/v1/verify", "", in, &out)
+}
+
+// Login is the answer to Confirm: a sender token for scripts.
+type Login struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Sender    *Sender   `json:"sender"`
+}
+
+// Confirm checks the mailed code and returns a sender token.
+func (c *Client) Confirm(ctx context.Context, verification, code string) (*Login, error) {
+	var out Login
+	in := map[string]string{"verification": verification, "code": code, "client": "cli"}
+	if err := c.jsonCall(ctx, "POST", "/api/v1/verify/confirm", "", in, &out); err != nil {
+		return nil, err
+	}
+	if out.Token == "" {
+		return nil, errors.New("the server returned no token; it may be too old for this client")
+	}
+	return &out, nil
+}
+
+// Logout ends the sender session of token on the server.
+func (c *Client) Logout(ctx context.Context, token string) error {
+	return c.jsonCall(ctx, "POST", "/api/v1/logout", token, nil, nil)
+}
+
+// Me returns the sender of token.
+func (c *Client) Me(ctx context.Context, token string) (*Sender, error) {
+	var out Sender
+	return &out, c.jsonCall(ctx, "GET", "/api/v1/me", token, nil, &out)
+}
+
+// ---------------------------------------------------------------------------
+// Transfers
+
+// Options are the notification choices of a transfer.
+type Options struct {
+	Confirm        bool `json:"confirm"`
+	NotifyDownload bool `json:"notify_download"`
+	ShowFilenames  bool `json:"show_filenames"`
+}
+
+// Password is the password choice of a new transfer.
+type Password struct {
+	Mode  string `json:"mode"` // generate, manual, none
+	Value string `json:"value,omitempty"`
+}
+
+// CreateRequest is the body of POST /api/v1/transfers.
+type CreateRequest struct {
+	Sender    *SenderDetails `json:"sender,omitempty"`
+	To        []string       `json:"to"`
+	Cc        []string       `json:"cc,omitempty"`
+	Bcc       []string       `json:"bcc,omitempty"`
+	Message   string         `json:"message,omitempty"`
+	Subject   string         `json:"subject,omitempty"`
+	Body      string         `json:"body,omitempty"`
+	ExpiresAt *time.Time     `json:"expires_at,omitempty"`
+	Lang      string         `json:"lang,omitempty"`
+	Password  Password       `json:"password"`
+	Options   Options        `json:"options"`
+}
+
+// SenderDetails are the sender's name and phone for one transfer.
+type SenderDetails struct {
+	Email string `json:"email,omitempty"`
+	Name  string `json:"name,omitempty"`
+	Phone string `json:"phone,omitempty"`
+}
+
+// Download is one recorded download of a file by a recipient (if the
+// server reports it).
+type Download struct {
+	FileIndex int       `json:"file_index"`
+	Name      string    `json:"name,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// Recipient is one addressee of a transfer.
+type Recipient struct {
+	Address    string     `json:"address"`
+	Kind       string     `json:"kind"`
+	Status     string     `json:"status,omitempty"`
+	NotifiedAt *time.Time `json:"notified_at,omitempty"`
+	OpenedAt   *time.Time `json:"opened_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	Downloads  []Download `json:"downloads,omitempty"`
+	URL        string     `json:"url,omitempty"`
+}
+
+// Transfer is the sender's view of a transfer.
+type Transfer struct {
+	ID           string        `json:"id"`
+	State        string        `json:"state"`
+	CreatedAt    time.Time     `json:"created_at"`
+	ExpiresAt    time.Time     `json:"expires_at"`
+	FinishedAt   *time.Time    `json:"finished_at,omitempty"`
+	RevokedAt    *time.Time    `json:"revoked_at,omitempty"`
+	PasswordMode string        `json:"password_mode"`
+	Options      Options       `json:"options"`
+	Sender       SenderDetails `json:"sender"`
+	Recipients   []Recipient   `json:"recipients"`
+}
+
+// Created is the answer to CreateTransfer.
+type Created struct {
+	Transfer
+	UploadToken string `json:"upload_token"`
+	UploadURL   string `json:"upload_url"`
+	MaxSize     int64  `json:"max_size"`
+	Password    string `json:"password,omitempty"`
+	LinkSecret  string `json:"link_secret,omitempty"`
+}
+
+// CreateTransfer creates a draft transfer; token is the sender's token or
+// API key.
+func (c *Client) CreateTransfer(ctx context.Context, token string, req *CreateRequest) (*Created, error) {
+	var out Created
+	if err := c.jsonCall(ctx, "POST", "/api/v1/transfers", token, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Transfer returns a transfer; token is its upload token or the sender's
+// token.
+func (c *Client) Transfer(ctx context.Context, token, id string) (*Transfer, error) {
+	var out Transfer
+	if err := c.jsonCall(ctx, "GET", "/api/v1/transfers/"+url.PathEscape(id), token, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Transfers lists the sender's transfers.
+func (c *Client) Transfers(ctx context.Context, token string) ([]Transfer, error) {
+	var out struct {
+		Transfers []Transfer `json:"transfers"`
+	}
+	if err := c.jsonCall(ctx, "GET", "/api/v1/transfers", token, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Transfers, nil
+}
+
+// Finished is the answer to Finish.
+type Finished struct {
+	Transfer
+	Links []Recipient `json:"links"`
+}
+
+// Finish makes the transfer ready; linkSecret is needed for password mode
+// "none".
+func (c *Client) Finish(ctx context.Context, token, id, linkSecret string) (*Finished, error) {
+	var in any
+	if linkSecret != "" {
+		in = map[string]string{"link_secret": linkSecret}
+	}
+	var out Finished
+	if err := c.jsonCall(ctx, "POST", "/api/v1/transfers/"+url.PathEscape(id)+"/finish", token, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Revoke revokes a transfer for everyone (recipient "") or for one
+// recipient.
+func (c *Client) Revoke(ctx context.Context, token, id, recipient string) (*Transfer, error) {
+	var in any
+	if recipient != "" {
+		in = map[string]string{"recipient": recipient}
+	}
+	var out Transfer
+	if err := c.jsonCall(ctx, "POST", "/api/v1/transfers/"+url.PathEscape(id)+"/revoke", token, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ---------------------------------------------------------------------------
+// tus uploads
+
+func tusHeader() http.Header {
+	h := http.Header{}
+	h.Set("Tus-Resumable", "1.0.0")
+	return h
+}
+
+// CreateUpload creates a tus upload of size bytes and returns its path
+// (/api/v1/uploads/ID).
+func (c *Client) CreateUpload(ctx context.Context, token string, size int64, name, ctype string) (string, error) {
+	h := tusHeader()
+	h.Set("Upload-Length", strconv.FormatInt(size, 10))
+	md := "filename " + base64.StdEncoding.EncodeToString([]byte(name))
+	if ctype != "" {
+		md += ",filetype " + base64.StdEncoding.EncodeToString([]byte(ctype))
+	}
+	h.Set("Upload-Metadata", md)
+	resp, err := c.do(ctx, "POST", "/api/v1/uploads/", token, h, http.NoBody, 0)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	loc := resp.Header.Get("Location")
+	u, err := url.Parse(loc)
+	if loc == "" || err != nil {
+		return "", errors.New("the server created the upload but sent no usable Location")
+	}
+	return u.EscapedPath(), nil
+}
+
+// UploadOffset returns how much of an upload the server has stored.
+func (c *Client) UploadOffset(ctx context.Context, token, loc string) (offset, length int64, err error) {
+	resp, err := c.do(ctx, "HEAD", loc, token, tusHeader(), nil, -1)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp.Body.Close()
+	offset, err = strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
+	if err != nil {
+		return 0, 0, errors.New("the server sent no Upload-Offset")
+	}
+	length, _ = strconv.ParseInt(resp.Header.Get("Upload-Length"), 10, 64)
+	return offset, length, nil
+}
+
+// Patch sends n bytes of body at offset and returns the new offset.
+func (c *Client) Patch(ctx context.Context, token, loc string, offset int64, body io.Reader, n int64) (int64, error) {
+	h := tusHeader()
+	h.Set("Upload-Offset", strconv.FormatInt(offset, 10))
+	h.Set("Content-Type", "application/offset+octet-stream")
+	resp, err := c.do(ctx, "PATCH", loc, token, h, io.NopCloser(body), n)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	off, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
+	if err != nil {
+		return 0, errors.New("the server sent no Upload-Offset")
+	}
+	return off, nil
+}
+
+// ---------------------------------------------------------------------------
+// Recipients
+
+// Link is the answer to Lookup.
+type Link struct {
+	PasswordRequired bool      `json:"password_required"`
+	ExpiresAt        time.Time `json:"expires_at"`
+}
+
+// NormalizeAccess removes dashes and spaces from an access code and lower-
+// cases it.
+func NormalizeAccess(s string) string {
+	return strings.ToLower(strings.Map(func(r rune) rune {
+		if r == '-' || r == ' ' || r == '\t' {
+			return -1
+		}
+		return r
+	}, s))
+}
+
+// Lookup checks a link's access id.
+func (c *Client) Lookup(ctx context.Context, access string) (*Link, error) {
+	var out Link
+	if err := c.jsonCall(ctx, "GET", "/api/v1/links/"+url.PathEscape(NormalizeAccess(access)), "", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Session is a download session.
+type Session struct {
+	Session   string    `json:"session"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Unlock opens a link with the password (or the link secret).
+func (c *Client) Unlock(ctx context.Context, access, secret string) (*Session, error) {
+	var out Session
+	in := map[string]string{"secret": secret}
+	if err := c.jsonCall(ctx, "POST", "/api/v1/links/"+url.PathEscape(NormalizeAccess(access))+"/unlock", "", in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// File is one file of a transfer as a recipient sees it.
+type File struct {
+	ID          string `json:"id"`
+	Index       int    `json:"index"`
+	Name        string `json:"name"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"`
+	SHA256      string `json:"sha256,omitempty"`
+	Complete    bool   `json:"complete"`
+}
+
+// Contents is the recipient's view of a transfer.
+type Contents struct {
+	Transfer Transfer `json:"transfer"`
+	Message  string   `json:"message"`
+	Files    []File   `json:"files"`
+}
+
+// Contents lists a session's transfer.
+func (c *Client) Contents(ctx context.Context, session string) (*Contents, error) {
+	var out Contents
+	if err := c.jsonCall(ctx, "GET", "/api/v1/session", session, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Download starts the download of a file from offset (a Range request when
+// offset > 0). It returns the response; partial reports whether the body
+// starts at offset (206) rather than at 0 (200).
+func (c *Client) Download(ctx context.Context, session, fileID string, offset int64) (resp *http.Response, partial bool, err error) {
+	h := http.Header{}
+	if offset > 0 {
+		h.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+	}
+	resp, err = c.do(ctx, "GET", "/api/v1/session/files/"+url.PathEscape(fileID), session, h, nil, -1)
+	if err != nil {
+		return nil, false, err
+	}
+	return resp, resp.StatusCode == http.StatusPartialContent, nil
+}
+
+// DownloadZip starts the download of all files as one ZIP.
+func (c *Client) DownloadZip(ctx context.Context, session string) (*http.Response, error) {
+	return c.do(ctx, "GET", "/api/v1/session/zip", session, nil, nil, -1)
+}

@@ -1,0 +1,160 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/config"
+)
+
+// fileJSON is the canonical form Marshal writes.
+type fileJSON struct {
+	OrganisationDomains []string    `json:"organisation_domains,omitempty"`
+	Defaults            *limitsJSON `json:"defaults,omitempty"`
+	Rules               []ruleJSON  `json:"rules,omitempty"`
+}
+
+type ruleJSON struct {
+	Name        string      `json:"name"`
+	Description string      `json:"description,omitempty"`
+	Senders     []string    `json:"senders,omitempty"`
+	Recipients  []string    `json:"recipients,omitempty"`
+	Action      string      `json:"action"`
+	Limits      *limitsJSON `json:"limits,omitempty"`
+}
+
+type limitsJSON struct {
+	MaxTransferSize    *int64               `json:"max_transfer_size,omitempty"`
+	DefaultExpiry      string               `json:"default_expiry,omitempty"`
+	MaxExpiry          string               `json:"max_expiry,omitempty"`
+	PasswordModes      []kluis.PasswordMode `json:"password_modes,omitempty"`
+	AllowMessage       *bool                `json:"allow_message,omitempty"`
+	AllowCustomText    *bool                `json:"allow_custom_text,omitempty"`
+	AllowShowFilenames *bool                `json:"allow_show_filenames,omitempty"`
+	MaxRecipients      *int                 `json:"max_recipients,omitempty"`
+}
+
+func (p *partial) toJSON() *limitsJSON {
+	if p == nil {
+		return nil
+	}
+	l := &limitsJSON{MaxTransferSize: p.MaxTransferSize, PasswordModes: p.PasswordModes,
+		AllowMessage: p.AllowMessage, AllowCustomText: p.AllowCustomText, AllowShowFilenames: p.AllowShowFilenames, MaxRecipients: p.MaxRecipients}
+	if p.DefaultExpiry != nil {
+		l.DefaultExpiry = config.FormatDuration(*p.DefaultExpiry)
+	}
+	if p.MaxExpiry != nil {
+		l.MaxExpiry = config.FormatDuration(*p.MaxExpiry)
+	}
+	return l
+}
+
+// Marshal writes the policy in canonical form: Parse(Marshal(p)) is p.
+func (p *Policy) Marshal() ([]byte, error) {
+	if p == nil {
+		p = Default()
+	}
+	f := fileJSON{OrganisationDomains: p.domains, Defaults: p.defaults.toJSON()}
+	for _, r := range p.rules {
+		rj := ruleJSON{Name: r.name, Description: r.description, Action: "allow", Limits: r.limits.toJSON()}
+		if r.deny {
+			rj.Action = "deny"
+		}
+		for _, s := range r.senders {
+			rj.Senders = append(rj.Senders, s.String())
+		}
+		for _, s := range r.recipients {
+			rj.Recipients = append(rj.Recipients, s.String())
+		}
+		f.Rules = append(f.Rules, rj)
+	}
+	return json.MarshalIndent(f, "", "  ")
+}
+
+// Describe writes a summary of the policy for administrators. Limits the
+// policy leaves open are shown as "the server's setting" (the --max-*
+// flags), which is also the ceiling for every limit.
+func (p *Policy) Describe(w io.Writer) {
+	if p.Demo() {
+		fmt.Fprintln(w, "Organisation domains: none. This is a DEMO policy: the default rule allows every")
+		fmt.Fprintln(w, "  address, so Kluis would send from anyone to anyone. Set organisation_domains for real use.")
+	} else {
+		fmt.Fprintf(w, "Organisation domains: %s (subdomains included)\n", strings.Join(p.domains, ", "))
+		fmt.Fprintln(w, "  Default rule: a transfer is allowed only when the sender or the recipient is inside them.")
+	}
+	fmt.Fprintln(w, "Default limits:")
+	describeLimits(w, "  ", p.Defaults())
+	if p == nil || len(p.rules) == 0 {
+		fmt.Fprintln(w, "Rules: none")
+		return
+	}
+	fmt.Fprintf(w, "Rules (the first that matches a sender and recipient decides):\n")
+	for i, r := range p.rules {
+		act := "allow"
+		if r.deny {
+			act = "DENY"
+		}
+		fmt.Fprintf(w, "  %d. %q: %s from %s to %s\n", i+1, r.name, act, patterns(r.senders), patterns(r.recipients))
+		if r.description != "" {
+			fmt.Fprintf(w, "     %s\n", strings.ReplaceAll(r.description, "\n", "\n     "))
+		}
+		if r.limits != nil {
+			describeLimits(w, "     ", r.limits.over(p.Defaults()))
+		}
+	}
+}
+
+func patterns(ps []pattern) string {
+	if len(ps) == 0 {
+		return "anyone"
+	}
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+func describeLimits(w io.Writer, indent string, l Limits) {
+	orServer := func(set bool, v string) string {
+		if !set {
+			return "the server's setting"
+		}
+		return v
+	}
+	yes := func(b bool) string {
+		if b {
+			return "allowed"
+		}
+		return "not allowed"
+	}
+	var modes []string
+	for _, m := range l.PasswordModes {
+		modes = append(modes, string(m))
+	}
+	fmt.Fprintf(w, "%smax transfer size: %s\n", indent, orServer(l.MaxTransferSize > 0, formatSize(l.MaxTransferSize)))
+	fmt.Fprintf(w, "%sexpiry: default %s, at most %s\n", indent, orServer(l.DefaultExpiry > 0, days(l.DefaultExpiry)), orServer(l.MaxExpiry > 0, days(l.MaxExpiry)))
+	fmt.Fprintf(w, "%spassword modes: %s\n", indent, strings.Join(modes, ", "))
+	fmt.Fprintf(w, "%sconfidential message: %s; edited notification text: %s; file names in mails: %s\n", indent,
+		yes(l.AllowMessage), yes(l.AllowCustomText), yes(l.AllowShowFilenames))
+	fmt.Fprintf(w, "%smax recipients: %s\n", indent, orServer(l.MaxRecipients > 0, fmt.Sprint(l.MaxRecipients)))
+}
+
+func days(d time.Duration) string { return config.FormatDuration(d) }
+
+func formatSize(n int64) string {
+	switch {
+	case n >= 1_000_000_000:
+		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	case n >= 1_000_000:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1_000:
+		return fmt.Sprintf("%.0f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+

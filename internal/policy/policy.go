@@ -1,0 +1,879 @@
+// Package policy is the organisation's sending policy: which senders may
+// send to which recipients, and with which limits.
+//
+// A policy is a JSON file, validated strictly when the server starts, when
+// it is reloaded (SIGHUP) and by `kluis admin policy check FILE`:
+//
+//	{
+//	  "organisation_domains": ["gemeente.nl"],
+//	  "defaults": {"max_transfer_size": "2GB", "max_expiry": "14d"},
+//	  "rules": [
+//	    {"name": "no private mail", "recipients": ["gmail.com"], "action": "deny",
+//	     "description": "Send to a work address instead."},
+//	    {"name": "care partners", "recipients": ["*.zorg.nl"], "action": "allow",
+//	     "limits": {"password_modes": ["manual"], "allow_show_filenames": false}}
+//	  ]
+//	}
+//
+// Each (sender, recipient) pair is decided by the first rule whose senders
+// match the sender and whose recipients match the recipient (an empty list
+// matches everyone). A deny rule refuses the transfer; an allow rule allows
+// it with the defaults overridden by the rule's own limits. When no rule
+// matches, the default rule decides: with organisation domains configured
+// it allows a pair only when the sender or the recipient is inside one of
+// them (subdomains included), so Kluis is never an open relay; with none
+// configured (a demo installation) it allows every pair. A transfer gets
+// the strictest limits over all its recipients, and the server's own flags
+// (--max-transfer-size, --max-expiry, ...) stay the ceiling.
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/config"
+)
+
+// MaxFileSize bounds a policy file.
+const MaxFileSize = 1 << 20
+
+// Field names of the limits, as in the file. Decision.Source takes them.
+const (
+	FieldMaxTransferSize    = "max_transfer_size"
+	FieldDefaultExpiry      = "default_expiry"
+	FieldMaxExpiry          = "max_expiry"
+	FieldPasswordModes      = "password_modes"
+	FieldAllowMessage       = "allow_message"
+	FieldAllowCustomText    = "allow_custom_text"
+	FieldAllowShowFilenames = "allow_show_filenames"
+	FieldMaxRecipients      = "max_recipients"
+)
+
+var limitFields = []string{FieldMaxTransferSize, FieldDefaultExpiry, FieldMaxExpiry, FieldPasswordModes,
+	FieldAllowMessage, FieldAllowCustomText, FieldAllowShowFilenames, FieldMaxRecipients}
+
+// AllPasswordModes returns the three password modes in their usual order.
+func AllPasswordModes() []kluis.PasswordMode {
+	return []kluis.PasswordMode{kluis.PasswordNone, kluis.PasswordGenerate, kluis.PasswordManual}
+}
+
+// Limits are resolved limits. A zero size, expiry or recipient count means
+// the policy sets none of its own: the server's setting applies.
+type Limits struct {
+	MaxTransferSize    int64
+	DefaultExpiry      time.Duration
+	MaxExpiry          time.Duration
+	PasswordModes      []kluis.PasswordMode // allowed modes, in the order of AllPasswordModes
+	AllowMessage       bool
+	AllowCustomText    bool // an edited subject or text of the notification mail
+	AllowShowFilenames bool
+	MaxRecipients      int
+}
+
+// AllowsPassword reports whether mode m is allowed.
+func (l Limits) AllowsPassword(m kluis.PasswordMode) bool {
+	return slices.Contains(l.PasswordModes, m)
+}
+
+// Cap returns the stricter of l and c, field by field (a zero number in
+// either means "no limit"). The default expiry never exceeds the maximum.
+func (l Limits) Cap(c Limits) Limits {
+	d := &Decision{Limits: l, sources: map[string]string{}}
+	d.Cap(c)
+	return d.Limits
+}
+
+// partial is one limits block of the file: only the settings it names.
+type partial struct {
+	MaxTransferSize    *int64
+	DefaultExpiry      *time.Duration
+	MaxExpiry          *time.Duration
+	PasswordModes      []kluis.PasswordMode
+	AllowMessage       *bool
+	AllowCustomText    *bool
+	AllowShowFilenames *bool
+	MaxRecipients      *int
+}
+
+// over returns base with p's settings in place of base's.
+func (p *partial) over(base Limits) Limits {
+	if p == nil {
+		return base
+	}
+	if p.MaxTransferSize != nil {
+		base.MaxTransferSize = *p.MaxTransferSize
+	}
+	if p.DefaultExpiry != nil {
+		base.DefaultExpiry = *p.DefaultExpiry
+	}
+	if p.MaxExpiry != nil {
+		base.MaxExpiry = *p.MaxExpiry
+	}
+	if p.PasswordModes != nil {
+		base.PasswordModes = slices.Clone(p.PasswordModes)
+	}
+	if p.AllowMessage != nil {
+		base.AllowMessage = *p.AllowMessage
+	}
+	if p.AllowCustomText != nil {
+		base.AllowCustomText = *p.AllowCustomText
+	}
+	if p.AllowShowFilenames != nil {
+		base.AllowShowFilenames = *p.AllowShowFilenames
+	}
+	if p.MaxRecipients != nil {
+		base.MaxRecipients = *p.MaxRecipients
+	}
+	if base.DefaultExpiry > 0 && base.MaxExpiry > 0 && base.DefaultExpiry > base.MaxExpiry {
+		base.DefaultExpiry = base.MaxExpiry
+	}
+	return base
+}
+
+type patternKind int
+
+const (
+	kindAddress     patternKind = iota // user@x.nl
+	kindDomain                         // x.nl and its subdomains
+	kindGlob                           // *@*.x.nl: path.Match on the address
+	kindDomainGlob                     // *.x.nl: path.Match on the domain
+)
+
+type pattern struct {
+	kind  patternKind
+	value string // lower case
+}
+
+func (p pattern) String() string {
+	if p.kind == kindDomain {
+		return "domain:" + p.value
+	}
+	return p.value
+}
+
+func (p pattern) match(addr, domain string) bool {
+	switch p.kind {
+	case kindAddress:
+		return addr == p.value
+	case kindDomain:
+		return inDomain(domain, p.value)
+	case kindGlob:
+		ok, _ := path.Match(p.value, addr)
+		return ok
+	case kindDomainGlob:
+		ok, _ := path.Match(p.value, domain)
+		return ok
+	}
+	return false
+}
+
+func inDomain(domain, d string) bool {
+	return domain == d || strings.HasSuffix(domain, "."+d)
+}
+
+func matchAny(ps []pattern, addr, domain string) bool {
+	if len(ps) == 0 {
+		return true
+	}
+	for _, p := range ps {
+		if p.match(addr, domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// Rule is one rule of the policy.
+type rule struct {
+	name        string
+	description string
+	senders     []pattern
+	recipients  []pattern
+	deny        bool
+	limits      *partial
+}
+
+// Policy is a validated policy. The zero value and nil are the demo
+// policy: no organisation domains, everything allowed.
+type Policy struct {
+	domains  []string
+	defaults *partial
+	rules    []rule
+}
+
+// Default returns the built-in policy: no organisation domains (a demo
+// installation: every address is allowed), all three password modes, a
+// message, edited notification text and file names allowed, and the
+// server's own size, expiry and recipient limits.
+func Default() *Policy { return &Policy{} }
+
+// Demo reports whether no organisation domains are configured, so every
+// address is allowed by the default rule.
+func (p *Policy) Demo() bool { return p == nil || len(p.domains) == 0 }
+
+// Domains returns the organisation domains.
+func (p *Policy) Domains() []string {
+	if p == nil {
+		return nil
+	}
+	return slices.Clone(p.domains)
+}
+
+// baseLimits is what applies before the file says anything.
+func baseLimits() Limits {
+	return Limits{PasswordModes: AllPasswordModes(), AllowMessage: true, AllowCustomText: true, AllowShowFilenames: true}
+}
+
+// Defaults returns the policy's default limits (what the default rule gives).
+func (p *Policy) Defaults() Limits {
+	if p == nil {
+		return baseLimits()
+	}
+	return p.defaults.over(baseLimits())
+}
+
+// Decision is the outcome of Decide for an allowed transfer.
+type Decision struct {
+	// Limits are the strictest limits over all recipients.
+	Limits Limits
+	// Demo is true when no organisation domains are configured.
+	Demo bool
+	// Rules names the rules that allowed the recipients, in order; "" stands
+	// for the default rule.
+	Rules   []string
+	sources map[string]string
+}
+
+// Source says, in words, what set a limit field (FieldMaxTransferSize,
+// ...): `rule "name"` or "the default limits". It is empty when the limit
+// comes from the server's own settings (see Cap) or from no setting at all.
+func (d *Decision) Source(field string) string {
+	if d == nil {
+		return ""
+	}
+	return d.sources[field]
+}
+
+// Cap makes the decision's limits no looser than c (the server's own
+// settings); where c is the stricter, Source becomes "".
+func (d *Decision) Cap(c Limits) {
+	if d.sources == nil {
+		d.sources = map[string]string{}
+	}
+	d.tighten(c, "")
+}
+
+// tighten narrows d.Limits by l, recording src for each field l narrows.
+func (d *Decision) tighten(l Limits, src string) {
+	x := &d.Limits
+	minInt64 := func(field string, cur *int64, v int64) {
+		if v > 0 && (*cur == 0 || v < *cur) {
+			*cur = v
+			d.sources[field] = src
+		}
+	}
+	minDur := func(field string, cur *time.Duration, v time.Duration) {
+		if v > 0 && (*cur == 0 || v < *cur) {
+			*cur = v
+			d.sources[field] = src
+		}
+	}
+	minDur(FieldDefaultExpiry, &x.DefaultExpiry, l.DefaultExpiry)
+	minDur(FieldMaxExpiry, &x.MaxExpiry, l.MaxExpiry)
+	if x.DefaultExpiry > 0 && x.MaxExpiry > 0 && x.DefaultExpiry > x.MaxExpiry {
+		x.DefaultExpiry = x.MaxExpiry
+		d.sources[FieldDefaultExpiry] = d.sources[FieldMaxExpiry]
+	}
+	ms := int64(x.MaxTransferSize)
+	minInt64(FieldMaxTransferSize, &ms, l.MaxTransferSize)
+	x.MaxTransferSize = ms
+	mr := int64(x.MaxRecipients)
+	minInt64(FieldMaxRecipients, &mr, int64(l.MaxRecipients))
+	x.MaxRecipients = int(mr)
+	var modes []kluis.PasswordMode
+	for _, m := range x.PasswordModes {
+		if l.AllowsPassword(m) {
+			modes = append(modes, m)
+		}
+	}
+	if len(modes) < len(x.PasswordModes) {
+		d.sources[FieldPasswordModes] = src
+	}
+	x.PasswordModes = modes
+	and := func(field string, cur *bool, v bool) {
+		if *cur && !v {
+			*cur = false
+			d.sources[field] = src
+		}
+	}
+	and(FieldAllowMessage, &x.AllowMessage, l.AllowMessage)
+	and(FieldAllowCustomText, &x.AllowCustomText, l.AllowCustomText)
+	and(FieldAllowShowFilenames, &x.AllowShowFilenames, l.AllowShowFilenames)
+}
+
+// Decide checks a transfer from sender to recipients (addresses as
+// kluis.ParseAddress returns them). It returns a kluis.EPOLICY error that
+// names the refused address and the rule when any pair is refused.
+func (p *Policy) Decide(sender string, recipients []string) (*Decision, error) {
+	s := strings.ToLower(strings.TrimSpace(sender))
+	sd := domainOf(s)
+	d := &Decision{Limits: baseLimits(), Demo: p.Demo(), sources: map[string]string{}}
+	var refusals []string
+	var refused []string
+	for _, r := range recipients {
+		rc := strings.ToLower(strings.TrimSpace(r))
+		rd := domainOf(rc)
+		var decided *rule
+		if p != nil {
+			for i := range p.rules {
+				ru := &p.rules[i]
+				if matchAny(ru.senders, s, sd) && matchAny(ru.recipients, rc, rd) {
+					decided = ru
+					break
+				}
+			}
+		}
+		switch {
+		case decided != nil && decided.deny:
+			msg := fmt.Sprintf("Sending from %s to %s is not allowed by rule %q", sender, r, decided.name)
+			if decided.description != "" {
+				msg += ": " + sentence(decided.description)
+			} else {
+				msg += "."
+			}
+			refusals = append(refusals, msg)
+			refused = append(refused, r)
+		case decided != nil:
+			d.tighten(decided.limits.over(p.Defaults()), fmt.Sprintf("rule %q", decided.name))
+			d.Rules = appendOnce(d.Rules, decided.name)
+		case !p.Demo() && !p.inside(sd) && !p.inside(rd):
+			refusals = append(refusals, fmt.Sprintf(
+				"Sending from %s to %s is not allowed: neither address belongs to the organisation (%s). By the default rule, Kluis sends only from or to the organisation's own addresses.",
+				sender, r, strings.Join(p.domains, ", ")))
+			refused = append(refused, r)
+		default:
+			d.tighten(p.Defaults(), "the default limits")
+			d.Rules = appendOnce(d.Rules, "")
+		}
+	}
+	if len(refusals) > 0 {
+		msg := refusals[0]
+		if len(refused) > 1 {
+			others := refused[1:]
+			if len(others) > 5 {
+				others = append(slices.Clone(others[:5]), "...")
+			}
+			msg += fmt.Sprintf(" Also refused: %s.", strings.Join(others, ", "))
+		}
+		return nil, &kluis.Error{Code: kluis.EPOLICY, Message: msg}
+	}
+	return d, nil
+}
+
+func appendOnce(xs []string, x string) []string {
+	if slices.Contains(xs, x) {
+		return xs
+	}
+	return append(xs, x)
+}
+
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return s
+	}
+	if r, _ := utf8.DecodeLastRuneInString(s); !strings.ContainsRune(".!?", r) {
+		s += "."
+	}
+	return s
+}
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[i+1:]
+	}
+	return addr
+}
+
+// Inside reports whether addr is inside an organisation domain.
+func (p *Policy) Inside(addr string) bool {
+	return p.inside(domainOf(strings.ToLower(strings.TrimSpace(addr))))
+}
+
+func (p *Policy) inside(domain string) bool {
+	if p == nil {
+		return false
+	}
+	for _, d := range p.domains {
+		if inDomain(domain, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// Load reads and validates a policy file.
+func Load(file string) (*Policy, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("policy file: %w", err)
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(f, MaxFileSize+1)); err != nil {
+		return nil, fmt.Errorf("policy file %s: %w", file, err)
+	}
+	p, err := Parse(buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("policy file %s: %w", file, err)
+	}
+	return p, nil
+}
+
+// ParseError is a problem in a policy file: where (a JSON path such as
+// rules[2].limits.max_expiry) and what to fix.
+type ParseError struct {
+	Path    string
+	Message string
+}
+
+func (e *ParseError) Error() string {
+	if e.Path == "" {
+		return e.Message
+	}
+	return e.Path + ": " + e.Message
+}
+
+func errAt(path, format string, args ...any) error {
+	return &ParseError{Path: path, Message: fmt.Sprintf(format, args...)}
+}
+
+// Parse validates a policy file's contents.
+func Parse(b []byte) (*Policy, error) {
+	if len(b) > MaxFileSize {
+		return nil, errAt("", "the file is larger than %d bytes", MaxFileSize)
+	}
+	if !utf8.Valid(b) {
+		return nil, errAt("", "the file is not valid UTF-8 text")
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, errAt("", "the file is empty; write a JSON object such as {\"organisation_domains\": [\"example.nl\"]}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var top json.RawMessage
+	if err := dec.Decode(&top); err != nil {
+		return nil, syntaxError(b, err)
+	}
+	if dec.More() {
+		return nil, errAt("", "there is more after the JSON object; the file must hold exactly one object")
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err == nil {
+		return nil, errAt("", "there is more after the JSON object; the file must hold exactly one object")
+	}
+	obj, err := object("", top, "organisation_domains", "defaults", "rules")
+	if err != nil {
+		return nil, err
+	}
+	p := &Policy{}
+	if raw, ok := obj["organisation_domains"]; ok {
+		list, err := stringList("organisation_domains", raw)
+		if err != nil {
+			return nil, err
+		}
+		for i, s := range list {
+			at := fmt.Sprintf("organisation_domains[%d]", i)
+			d, err := parseDomain(strings.TrimPrefix(strings.TrimSpace(s), "domain:"))
+			if err != nil {
+				return nil, errAt(at, "%s", err)
+			}
+			if slices.Contains(p.domains, d) {
+				return nil, errAt(at, "%q is listed twice; remove one", d)
+			}
+			p.domains = append(p.domains, d)
+		}
+	}
+	if raw, ok := obj["defaults"]; ok {
+		l, err := parseLimits("defaults", raw)
+		if err != nil {
+			return nil, err
+		}
+		p.defaults = l
+	}
+	if raw, ok := obj["rules"]; ok {
+		var items []json.RawMessage
+		if isNull(raw) {
+		} else if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, errAt("rules", "must be a list of rules: [{\"name\": ..., \"action\": \"allow\"}, ...]")
+		}
+		names := map[string]int{}
+		for i, item := range items {
+			at := fmt.Sprintf("rules[%d]", i)
+			r, err := parseRule(at, item)
+			if err != nil {
+				return nil, err
+			}
+			key := strings.ToLower(r.name)
+			if j, dup := names[key]; dup {
+				return nil, errAt(at+".name", "the name %q is already used by rules[%d]; give every rule its own name", r.name, j)
+			}
+			names[key] = i
+			p.rules = append(p.rules, r)
+		}
+	}
+	// The defaults with every rule's limits must still make sense together.
+	if err := checkExpiries("defaults", p.Defaults()); err != nil {
+		return nil, err
+	}
+	for i, r := range p.rules {
+		if r.limits != nil && r.limits.DefaultExpiry != nil && r.limits.MaxExpiry == nil {
+			if l := r.limits.over(p.Defaults()); l.MaxExpiry > 0 && *r.limits.DefaultExpiry > l.MaxExpiry {
+				return nil, errAt(fmt.Sprintf("rules[%d].limits.default_expiry", i), "%s is longer than the default max_expiry (%s); set max_expiry in this rule too or shorten default_expiry",
+					config.FormatDuration(*r.limits.DefaultExpiry), config.FormatDuration(l.MaxExpiry))
+			}
+		}
+	}
+	return p, nil
+}
+
+func checkExpiries(at string, l Limits) error {
+	if l.DefaultExpiry > 0 && l.MaxExpiry > 0 && l.DefaultExpiry > l.MaxExpiry {
+		return errAt(at+".default_expiry", "%s is longer than max_expiry (%s)", config.FormatDuration(l.DefaultExpiry), config.FormatDuration(l.MaxExpiry))
+	}
+	return nil
+}
+
+func syntaxError(b []byte, err error) error {
+	var se *json.SyntaxError
+	var off int64 = -1
+	if errors.As(err, &se) {
+		off = se.Offset - 1 // Offset is just past the bad byte
+	} else if errors.Is(err, io.ErrUnexpectedEOF) {
+		off = int64(len(b))
+	}
+	if off < 0 {
+		return errAt("", "the file is not valid JSON (%v)", err)
+	}
+	line, col := 1, 1
+	for _, c := range b[:min(int(off), len(b))] {
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	what := "the file is not valid JSON"
+	if se == nil {
+		what = "the file ends in the middle of the JSON"
+	}
+	return errAt("", "%s at line %d, column %d: %s", what, line, col, strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+// object decodes a JSON object and refuses keys that are not allowed.
+func object(at string, raw json.RawMessage, allowed ...string) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		where := at
+		if where == "" {
+			return nil, errAt("", "the file must be a JSON object: {\"organisation_domains\": [...], \"defaults\": {...}, \"rules\": [...]}")
+		}
+		return nil, errAt(where, "must be an object {...}")
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !slices.Contains(allowed, k) {
+			return nil, errAt(join(at, k), "unknown setting %q; known settings here are %s", k, strings.Join(allowed, ", "))
+		}
+		if isNull(m[k]) {
+			delete(m, k)
+		}
+	}
+	return m, nil
+}
+
+func join(at, k string) string {
+	if at == "" {
+		return k
+	}
+	return at + "." + k
+}
+
+func stringList(at string, raw json.RawMessage) ([]string, error) {
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, errAt(at, "must be a list of texts in quotes, such as [\"example.nl\"]")
+	}
+	return list, nil
+}
+
+func text(at string, raw json.RawMessage, max int, singleLine bool) (string, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", errAt(at, "must be a text in quotes")
+	}
+	s = strings.TrimSpace(s)
+	if len(s) > max {
+		return "", errAt(at, "is too long: at most %d characters", max)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && (singleLine || r != '\n') {
+			return "", errAt(at, "must not contain line breaks or control characters")
+		}
+	}
+	return s, nil
+}
+
+func parseRule(at string, raw json.RawMessage) (rule, error) {
+	obj, err := object(at, raw, "name", "description", "senders", "recipients", "action", "limits")
+	if err != nil {
+		return rule{}, err
+	}
+	var r rule
+	if v, ok := obj["name"]; ok {
+		if r.name, err = text(at+".name", v, 100, true); err != nil {
+			return r, err
+		}
+	}
+	if r.name == "" {
+		return r, errAt(at+".name", "every rule needs a name; it is shown when the rule refuses a transfer")
+	}
+	if v, ok := obj["description"]; ok {
+		if r.description, err = text(at+".description", v, 500, false); err != nil {
+			return r, err
+		}
+	}
+	for _, side := range []string{"senders", "recipients"} {
+		v, ok := obj[side]
+		if !ok {
+			continue
+		}
+		list, err := stringList(at+"."+side, v)
+		if err != nil {
+			return r, err
+		}
+		var ps []pattern
+		for i, s := range list {
+			pt, err := parsePattern(s)
+			if err != nil {
+				return r, errAt(fmt.Sprintf("%s.%s[%d]", at, side, i), "%s", err)
+			}
+			ps = append(ps, pt)
+		}
+		if side == "senders" {
+			r.senders = ps
+		} else {
+			r.recipients = ps
+		}
+	}
+	act, ok := obj["action"]
+	if !ok {
+		return r, errAt(at+".action", "missing; write \"action\": \"allow\" or \"action\": \"deny\"")
+	}
+	a, err := text(at+".action", act, 10, true)
+	if err != nil {
+		return r, err
+	}
+	switch a {
+	case "allow":
+	case "deny":
+		r.deny = true
+	default:
+		return r, errAt(at+".action", "%q is not an action; write \"allow\" or \"deny\"", a)
+	}
+	if v, ok := obj["limits"]; ok {
+		if r.deny {
+			return r, errAt(at+".limits", "a deny rule has no limits; remove them or make the rule \"allow\"")
+		}
+		if r.limits, err = parseLimits(at+".limits", v); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+func parseLimits(at string, raw json.RawMessage) (*partial, error) {
+	obj, err := object(at, raw, limitFields...)
+	if err != nil {
+		return nil, err
+	}
+	p := &partial{}
+	for _, k := range limitFields {
+		v, ok := obj[k]
+		if !ok {
+			continue
+		}
+		path := at + "." + k
+		switch k {
+		case FieldMaxTransferSize:
+			n, err := parseSize(path, v)
+			if err != nil {
+				return nil, err
+			}
+			p.MaxTransferSize = &n
+		case FieldDefaultExpiry, FieldMaxExpiry:
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return nil, errAt(path, "must be a duration in quotes, such as \"7d\" or \"36h\"")
+			}
+			d, err := config.ParseDuration(s)
+			if err != nil {
+				return nil, errAt(path, "%s", err)
+			}
+			if d < time.Hour {
+				return nil, errAt(path, "%q is too short: at least 1h", s)
+			}
+			if k == FieldDefaultExpiry {
+				p.DefaultExpiry = &d
+			} else {
+				p.MaxExpiry = &d
+			}
+		case FieldPasswordModes:
+			list, err := stringList(path, v)
+			if err != nil {
+				return nil, err
+			}
+			if len(list) == 0 {
+				return nil, errAt(path, "allow at least one password mode: none, generate or manual")
+			}
+			modes := []kluis.PasswordMode{}
+			for i, s := range list {
+				m := kluis.PasswordMode(strings.ToLower(strings.TrimSpace(s)))
+				if !m.Valid() {
+					return nil, errAt(fmt.Sprintf("%s[%d]", path, i), "%q is not a password mode; choose none, generate or manual", s)
+				}
+				if slices.Contains(modes, m) {
+					return nil, errAt(fmt.Sprintf("%s[%d]", path, i), "%q is listed twice", s)
+				}
+				modes = append(modes, m)
+			}
+			// Keep the usual order, so equal policies look equal.
+			p.PasswordModes = slices.DeleteFunc(AllPasswordModes(), func(m kluis.PasswordMode) bool { return !slices.Contains(modes, m) })
+		case FieldAllowMessage, FieldAllowCustomText, FieldAllowShowFilenames:
+			var b bool
+			if err := json.Unmarshal(v, &b); err != nil {
+				return nil, errAt(path, "must be true or false (without quotes)")
+			}
+			switch k {
+			case FieldAllowMessage:
+				p.AllowMessage = &b
+			case FieldAllowCustomText:
+				p.AllowCustomText = &b
+			default:
+				p.AllowShowFilenames = &b
+			}
+		case FieldMaxRecipients:
+			var n int
+			if err := json.Unmarshal(v, &n); err != nil || n < 1 || n > 100_000 {
+				return nil, errAt(path, "must be a whole number from 1 to 100000")
+			}
+			p.MaxRecipients = &n
+		}
+	}
+	if p.DefaultExpiry != nil && p.MaxExpiry != nil && *p.DefaultExpiry > *p.MaxExpiry {
+		return nil, errAt(at+".default_expiry", "%s is longer than max_expiry (%s)", config.FormatDuration(*p.DefaultExpiry), config.FormatDuration(*p.MaxExpiry))
+	}
+	return p, nil
+}
+
+func parseSize(at string, raw json.RawMessage) (int64, error) {
+	var n int64
+	t := bytes.TrimSpace(raw)
+	if len(t) > 0 && t[0] == '"' {
+		var s string
+		if err := json.Unmarshal(t, &s); err != nil {
+			return 0, errAt(at, "must be a size such as \"2GB\" or a whole number of bytes")
+		}
+		v, err := config.ParseSize(s)
+		if err != nil {
+			return 0, errAt(at, "%s", err)
+		}
+		n = v
+	} else {
+		v, err := strconv.ParseInt(string(t), 10, 64)
+		if err != nil {
+			return 0, errAt(at, "must be a size such as \"2GB\" or a whole number of bytes")
+		}
+		n = v
+	}
+	if n < 1 {
+		return 0, errAt(at, "must be at least 1 byte")
+	}
+	return n, nil
+}
+
+// parsePattern reads one sender or recipient pattern: an address
+// (user@x.nl), a domain with its subdomains (x.nl or domain:x.nl), or a
+// glob with * ? [...] matched on the address (*@*.x.nl) or, without @, on
+// the domain (*.x.nl).
+func parsePattern(s string) (pattern, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return pattern{}, errors.New("the pattern is empty; write an address, a domain or a pattern such as *@*.example.nl")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.IsSpace(r) {
+			return pattern{}, fmt.Errorf("%q contains a space or control character", s)
+		}
+	}
+	low := strings.ToLower(s)
+	if rest, ok := strings.CutPrefix(low, "domain:"); ok {
+		d, err := parseDomain(rest)
+		if err != nil {
+			return pattern{}, err
+		}
+		return pattern{kindDomain, d}, nil
+	}
+	if strings.ContainsAny(low, "*?[") {
+		if _, err := path.Match(low, ""); err != nil {
+			return pattern{}, fmt.Errorf("%q is not a valid pattern: check the [ ] brackets (use * for any text, ? for one character)", s)
+		}
+		if strings.Contains(low, "@") {
+			return pattern{kindGlob, low}, nil
+		}
+		return pattern{kindDomainGlob, low}, nil
+	}
+	if strings.Contains(low, "@") {
+		a, err := kluis.ParseAddress(s)
+		if err != nil || strings.ContainsAny(s, "<>\"(),;:") {
+			return pattern{}, fmt.Errorf("%q is not a valid e-mail address; write it as name@example.nl", s)
+		}
+		return pattern{kindAddress, strings.ToLower(a)}, nil
+	}
+	d, err := parseDomain(low)
+	if err != nil {
+		return pattern{}, err
+	}
+	return pattern{kindDomain, d}, nil
+}
+
+// parseDomain checks a domain and returns it lower-case in ASCII form.
+func parseDomain(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.ContainsAny(s, "@*?[]<>\" ,;") {
+		return "", fmt.Errorf("%q is not a domain; write it as example.nl", s)
+	}
+	a, err := kluis.ParseAddress("x@" + s)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a domain; write it as example.nl", s)
+	}
+	return domainOf(a), nil
+}

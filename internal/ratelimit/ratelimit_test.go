@@ -1,0 +1,279 @@
+package ratelimit
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+func mustPrefixes(t *testing.T, s string) []netip.Prefix {
+	t.Helper()
+	p, err := ParsePrefixes(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestClientIP(t *testing.T) {
+	trusted := mustPrefixes(t, "10.0.0.0/8, 192.0.2.7, ::1")
+	cases := []struct {
+		name, remote string
+		xff          []string
+		trusted      []netip.Prefix
+		want         string
+	}{
+		{"no proxy configured: XFF ignored", "198.51.100.1:5000", []string{"203.0.113.9"}, nil, "198.51.100.1"},
+		{"untrusted peer: XFF ignored", "198.51.100.1:5000", []string{"203.0.113.9"}, trusted, "198.51.100.1"},
+		{"trusted peer: rightmost untrusted", "10.1.2.3:5000", []string{"203.0.113.9"}, trusted, "203.0.113.9"},
+		{"forged left entries skipped", "10.1.2.3:5000", []string{"1.1.1.1, 203.0.113.9"}, trusted, "203.0.113.9"},
+		{"chain of proxies", "10.1.2.3:5000", []string{"1.1.1.1, 203.0.113.9, 192.0.2.7, 10.9.9.9"}, trusted, "203.0.113.9"},
+		{"several headers are one list", "10.1.2.3:5000", []string{"1.1.1.1", "203.0.113.9"}, trusted, "203.0.113.9"},
+		{"garbage stops the walk", "10.1.2.3:5000", []string{"203.0.113.9, garbage"}, trusted, "10.1.2.3"},
+		{"garbage behind a trusted hop", "10.1.2.3:5000", []string{"garbage, 192.0.2.7"}, trusted, "192.0.2.7"},
+		{"all trusted: leftmost", "10.1.2.3:5000", []string{"10.0.0.1, 10.0.0.2"}, trusted, "10.0.0.1"},
+		{"no header", "10.1.2.3:5000", nil, trusted, "10.1.2.3"},
+		{"v6 peer", "[::1]:5000", []string{"2001:db8::1"}, trusted, "2001:db8::1"},
+		{"v6 with port in XFF", "[::1]:5000", []string{"[2001:db8::2]:443"}, trusted, "2001:db8::2"},
+		{"mapped v4 unmapped", "[::ffff:10.1.2.3]:5000", []string{"203.0.113.9"}, trusted, "203.0.113.9"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = c.remote
+			for _, v := range c.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := ClientIP(r, c.trusted); got.String() != c.want {
+				t.Errorf("ClientIP = %s, want %s", got, c.want)
+			}
+		})
+	}
+}
+
+func TestParsePrefixes(t *testing.T) {
+	p := mustPrefixes(t, "10.0.0.0/8,192.0.2.7 2001:db8::/32 ::ffff:172.16.0.0/108")
+	want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "172.16.0.0/12"}
+	if len(p) != len(want) {
+		t.Fatalf("got %v", p)
+	}
+	for i := range want {
+		if p[i].String() != want[i] {
+			t.Errorf("%d: %s, want %s", i, p[i], want[i])
+		}
+	}
+	for _, bad := range []string{"10.0.0.0/33", "nonsense", "10.0.0.1/8/2"} {
+		if _, err := ParsePrefixes(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestPerIPLimit(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	l := New(Config{PerMinute: 60, Burst: 5, GlobalPerMinute: 100000, Now: clk.Now})
+	a := netip.MustParseAddr("198.51.100.1")
+	b := netip.MustParseAddr("198.51.100.2")
+	for i := 0; i < 5; i++ {
+		if ok, _ := l.Allow(a); !ok {
+			t.Fatalf("request %d refused within the burst", i)
+		}
+	}
+	ok, wait := l.Allow(a)
+	if ok || wait <= 0 || wait > time.Second {
+		t.Fatalf("6th request: ok=%v wait=%s; want refused with wait ≤ 1s", ok, wait)
+	}
+	// Refused requests take no token: after one second exactly one more.
+	for i := 0; i < 10; i++ {
+		l.Allow(a)
+	}
+	clk.Add(time.Second)
+	if ok, _ := l.Allow(a); !ok {
+		t.Fatal("refused after refill")
+	}
+	if ok, _ := l.Allow(a); ok {
+		t.Fatal("second request after one second's refill allowed")
+	}
+	if ok, _ := l.Allow(b); !ok {
+		t.Fatal("another client is limited too")
+	}
+}
+
+func TestIPv6SlashSixtyFourIsOneClient(t *testing.T) {
+	l := New(Config{PerMinute: 60, Burst: 3, GlobalPerMinute: 100000})
+	for i := 0; i < 3; i++ {
+		if ok, _ := l.Allow(netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1))); !ok {
+			t.Fatal("refused within the burst")
+		}
+	}
+	if ok, _ := l.Allow(netip.MustParseAddr("2001:db8:1:2:ffff::1")); ok {
+		t.Fatal("a new address in the same /64 got a fresh bucket")
+	}
+	if ok, _ := l.Allow(netip.MustParseAddr("2001:db8:1:3::1")); !ok {
+		t.Fatal("another /64 is limited")
+	}
+}
+
+func TestGlobalLimit(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	l := New(Config{PerMinute: 5, Burst: 5, GlobalPerMinute: 600, GlobalBurst: 10, Now: clk.Now})
+	allowed := 0
+	for i := 0; i < 100; i++ {
+		if ok, _ := l.Allow(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})); ok {
+			allowed++
+		}
+	}
+	if allowed != 10 {
+		t.Fatalf("%d allowed across clients, want the global burst 10", allowed)
+	}
+	// A client refused for the global limit keeps its own tokens.
+	c := netip.MustParseAddr("203.0.113.1")
+	for i := 0; i < 5; i++ {
+		if ok, wait := l.Allow(c); ok || wait <= 0 {
+			t.Fatal("allowed while the global bucket is empty")
+		}
+	}
+	clk.Add(time.Second) // 10 global tokens; the client gains 1/12 of one
+	for i := 0; i < 5; i++ {
+		if ok, _ := l.Allow(c); !ok {
+			t.Fatalf("client refused at %d: globally refused requests drained its bucket", i)
+		}
+	}
+	if ok, _ := l.Allow(c); ok {
+		t.Fatal("client allowed past its burst")
+	}
+}
+
+func TestBoundedClients(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	l := New(Config{PerMinute: 60, Burst: 10, GlobalPerMinute: 1 << 30, MaxClients: 1000, Now: clk.Now})
+	for i := 0; i < 50_000; i++ {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		l.Allow(ip)
+		if i%1000 == 0 {
+			clk.Add(time.Second)
+		}
+		if n := l.Clients(); n > 1000 {
+			t.Fatalf("%d clients kept, bound is 1000", n)
+		}
+	}
+	// Idle buckets (full again) are dropped first: the active client keeps
+	// its state.
+	l2 := New(Config{PerMinute: 60, Burst: 2, GlobalPerMinute: 1 << 30, MaxClients: 10, Now: clk.Now})
+	hot := netip.MustParseAddr("203.0.113.1")
+	l2.Allow(hot)
+	l2.Allow(hot)
+	for i := 0; i < 9; i++ {
+		l2.Allow(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
+	}
+	clk.Add(3 * time.Second) // all are full again; hot drains its bucket below
+	l2.Allow(hot)
+	l2.Allow(hot)
+	l2.Allow(netip.MustParseAddr("10.9.9.9")) // table full: the idle ones go
+	if ok, _ := l2.Allow(hot); ok {
+		t.Fatal("eviction reset the active client's bucket")
+	}
+	if n := l2.Clients(); n != 2 {
+		t.Fatalf("%d clients after eviction, want 2 (hot and the new one)", n)
+	}
+}
+
+func TestMiddleware(t *testing.T) {
+	l := New(Config{PerMinute: 60, Burst: 2, GlobalPerMinute: 100000})
+	h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip, ok := IPFromContext(r.Context())
+		if !ok {
+			t.Error("no IP in the context")
+		}
+		w.Header().Set("X-IP", ip.String())
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	do := func(xff string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.RemoteAddr = "127.0.0.1:1234"
+		r.Header.Set("X-Forwarded-For", xff)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	for i := 0; i < 2; i++ {
+		if w := do(fmt.Sprintf("203.0.113.%d", i)); w.Code != http.StatusNoContent || w.Header().Get("X-IP") != "127.0.0.1" {
+			t.Fatalf("status %d ip %s", w.Code, w.Header().Get("X-IP"))
+		}
+	}
+	// A forged X-Forwarded-For (no trusted proxy) does not make a new client.
+	w := do("203.0.113.77")
+	if w.Code != http.StatusTooManyRequests {
+		t.Fatalf("status %d, want 429", w.Code)
+	}
+	secs, err := strconv.Atoi(w.Header().Get("Retry-After"))
+	if err != nil || secs < 1 || secs > 60 {
+		t.Errorf("Retry-After %q", w.Header().Get("Retry-After"))
+	}
+	var body struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error.Code != "rate_limited" || body.Error.Message == "" {
+		t.Errorf("body %s", w.Body)
+	}
+	if w.Header().Get("Cache-Control") != "no-store" {
+		t.Error("429 without Cache-Control: no-store")
+	}
+
+	// Behind a trusted proxy each forwarded client has its own bucket.
+	lt := New(Config{PerMinute: 60, Burst: 2, GlobalPerMinute: 100000, Trusted: mustPrefixes(t, "127.0.0.0/8")})
+	ht := ClientIPMiddleware(lt.Config().Trusted, lt.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	for i := 0; i < 20; i++ {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.RemoteAddr = "127.0.0.1:1234"
+		r.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i))
+		w := httptest.NewRecorder()
+		ht.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("forwarded client %d: %d", i, w.Code)
+		}
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	l := New(Config{PerMinute: 60, Burst: 20, GlobalPerMinute: 1 << 20, MaxClients: 50})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	allowed := map[int]int{}
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				ip := netip.AddrFrom4([4]byte{10, 0, byte(i % 200), 1})
+				if ok, _ := l.Allow(ip); ok && i%200 == 0 {
+					mu.Lock()
+					allowed[g]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if l.Clients() > 50 {
+		t.Fatalf("%d clients", l.Clients())
+	}
+}

@@ -1,0 +1,4 @@
+package server
+
+// RateLimited exposes the rate-limited routes to the external tests.
+var RateLimited = rateLimited

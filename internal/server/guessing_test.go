@@ -1,0 +1,103 @@
+package server_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/ratelimit"
+)
+
+// guess sends n wrong passwords for access, each with a different forged
+// X-Forwarded-For, from conc goroutines, and counts the answers by status
+// and error code.
+func guess(t *testing.T, e *env, access string, n, conc int) map[string]int {
+	t.Helper()
+	var mu sync.Mutex
+	counts := map[string]int{}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for g := 0; g < conc; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				resp, b := e.do("POST", "/api/v1/links/"+access+"/unlock", "", map[string]string{
+					"X-Forwarded-For": fmt.Sprintf("198.51.%d.%d", i/250, i%250+1),
+				}, map[string]string{"secret": fmt.Sprintf("gok-%04d", i)})
+				mu.Lock()
+				counts[fmt.Sprintf("%d %s", resp.StatusCode, errCode(b))]++
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return counts
+}
+
+func expectCounts(t *testing.T, got, want map[string]int) {
+	t.Helper()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("answers %v, want %v", got, want)
+	}
+}
+
+// frozen is the limiter's clock: no refill while the test runs.
+func frozen() time.Time { return time.Unix(1_700_000_000, 0) }
+
+// Test1000WrongPasswords: the per-recipient lock-out (MaxFailures 10)
+// holds against 1,000 parallel guesses, whatever X-Forwarded-For says; the
+// sender gets exactly one lock-out mail.
+func Test1000WrongPasswords(t *testing.T) {
+	t.Run("no rate limit: the lock-out alone", func(t *testing.T) {
+		e := newEnv(t, envOptions{})
+		fx := e.fixture(t)
+		fx.ready()
+		got := guess(t, e, fx.access, 1000, 16)
+		expectCounts(t, got, map[string]int{"401 wrong_password": 9, "423 locked": 991})
+		if n := e.mail.count(mail.KindLockout, ownerEmail); n != 1 {
+			t.Errorf("%d lock-out mails to the sender, want 1", n)
+		}
+		// The right password is refused too while locked.
+		resp, b := e.do("POST", "/api/v1/links/"+fx.access+"/unlock", "", nil, map[string]string{"secret": password})
+		if resp.StatusCode != http.StatusLocked || errCode(b) != "locked" {
+			t.Errorf("right password while locked: %d %s", resp.StatusCode, b)
+		}
+	})
+	t.Run("default limits, no trusted proxy: forged X-Forwarded-For is one client", func(t *testing.T) {
+		e := newEnv(t, envOptions{limiter: ratelimit.New(ratelimit.Config{})}) // 60/min, burst 20
+		fx := e.fixture(t)
+		fx.ready()
+		got := guess(t, e, fx.access, 1000, 1)
+		// The burst of 20 reaches the engine: the 10th wrong password
+		// locks (answered 423), then locked; the rest
+		// is refused by the per-IP limit although every request named
+		// another address.
+		expectCounts(t, got, map[string]int{"401 wrong_password": 9, "423 locked": 11, "429 rate_limited": 980})
+		if n := e.mail.count(mail.KindLockout, ownerEmail); n != 1 {
+			t.Errorf("%d lock-out mails to the sender, want 1", n)
+		}
+	})
+	t.Run("trusted proxy: per-client buckets, the lock-out and the global limit still hold", func(t *testing.T) {
+		lim := ratelimit.New(ratelimit.Config{GlobalPerMinute: 600, GlobalBurst: 100, Now: frozen})
+		e := newEnv(t, envOptions{limiter: lim, trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
+		fx := e.fixture(t)
+		fx.ready()
+		got := guess(t, e, fx.access, 1000, 1)
+		// Every forwarded address is its own client, so only the global
+		// bucket (burst 100) stops them; the lock-out counts per recipient,
+		// not per address.
+		expectCounts(t, got, map[string]int{"401 wrong_password": 9, "423 locked": 91, "429 rate_limited": 900})
+		if n := e.mail.count(mail.KindLockout, ownerEmail); n != 1 {
+			t.Errorf("%d lock-out mails to the sender, want 1", n)
+		}
+	})
+}

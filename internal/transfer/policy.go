@@ -1,0 +1,77 @@
+package transfer
+
+import (
+	"fmt"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/policy"
+	"github.com/kluis-nl/kluis/internal/store"
+)
+
+// policySource returns the organisation policy in force (see SetPolicy).
+type policySource func() *policy.Policy
+
+// SetPolicy makes the engine decide every new transfer by the policy get
+// returns (read on each Create, so a reload applies at once). Without it,
+// the engine uses policy.Default(): every address allowed, the Config's
+// limits. Call before serving.
+func (s *Service) SetPolicy(get func() *policy.Policy) { s.policy = get }
+
+// Policy returns the policy in force.
+func (s *Service) Policy() *policy.Policy {
+	if s.policy != nil {
+		if p := s.policy(); p != nil {
+			return p
+		}
+	}
+	return policy.Default()
+}
+
+// ceiling is the server's own limits: the policy can only narrow them.
+func (s *Service) ceiling() policy.Limits {
+	return policy.Limits{
+		MaxTransferSize: s.cfg.MaxTransferSize,
+		DefaultExpiry:   s.cfg.DefaultExpiry,
+		MaxExpiry:       s.cfg.MaxExpiry,
+		PasswordModes:   policy.AllPasswordModes(),
+		AllowMessage:    true, AllowCustomText: true, AllowShowFilenames: true,
+		MaxRecipients: s.cfg.MaxRecipients,
+	}
+}
+
+// DefaultLimits are the limits of the default rule within the server's
+// own, for display (GET /api/v1/config).
+func (s *Service) DefaultLimits() policy.Limits {
+	return s.Policy().Defaults().Cap(s.ceiling())
+}
+
+// decide runs the policy for a transfer and caps its limits by the Config.
+func (s *Service) decide(sender string, recipients []string) (*policy.Decision, error) {
+	d, err := s.Policy().Decide(sender, recipients)
+	if err != nil {
+		s.log.Info("transfer refused by policy", "action", "transfer.create", "result", "policy")
+		return nil, err
+	}
+	d.Cap(s.ceiling())
+	return d, nil
+}
+
+// limitError refuses a request over a limit: EPOLICY naming the rule when
+// the policy set the limit, EINVALID (as without a policy) when the
+// server's own setting did. msg is a sentence without its final period.
+func limitError(d *policy.Decision, field, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if src := d.Source(field); src != "" {
+		return kluis.Errorf(kluis.EPOLICY, "%s (organisation policy: %s).", msg, src)
+	}
+	return kluis.Errorf(kluis.EINVALID, "%s.", msg)
+}
+
+// maxSize is a transfer's size budget: the policy's limit stored at Create,
+// never above the server's.
+func (s *Service) maxSize(t *store.TransferRow) int64 {
+	if m := parseOptions(t.Options).MaxSize; m > 0 && m < s.cfg.MaxTransferSize {
+		return m
+	}
+	return s.cfg.MaxTransferSize
+}

@@ -1,0 +1,282 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/api"
+	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/transfer"
+)
+
+// sessionCookie holds the download session token. The __Host- prefix makes
+// the browser insist on Secure, Path=/ and no Domain, so no other host can
+// set or read it.
+const sessionCookie = "__Host-kluis-dl"
+
+// maxFormBytes bounds the small forms (a code, a password).
+const maxFormBytes = 16 << 10
+
+func (h *Web) receiveForm(w http.ResponseWriter, r *http.Request) {
+	h.render(w, r, http.StatusOK, "receive", h.newView(r, ""))
+}
+
+// receiveCode takes a code typed by hand (any case, with dashes or
+// spaces) or a whole pasted link, and goes to that link's page. A pasted
+// no-password link has its secret after '#': that is used at once, since
+// it must not go into the redirect's URL.
+func (h *Web) receiveCode(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	input := strings.TrimSpace(r.PostFormValue("code"))
+	v := h.newView(r, input)
+	v.Here = "/receive"
+	if input == "" {
+		v.Errors = []fieldError{{Field: "code", Key: "receive.error_empty"}}
+		h.render(w, r, http.StatusUnprocessableEntity, "receive", v)
+		return
+	}
+	code, frag, _ := strings.Cut(input, "#")
+	if i := strings.LastIndex(code, "/r/"); i >= 0 {
+		code = code[i+3:]
+	}
+	code, _, _ = strings.Cut(code, "?")
+	code = strings.Trim(code, "/ ")
+	id, ok := secret.NormalizeAccessID(code)
+	if !ok {
+		v.D = ""
+		v.Errors = []fieldError{{Field: "code", Key: "receive.error_invalid"}}
+		h.render(w, r, http.StatusUnprocessableEntity, "receive", v)
+		return
+	}
+	if frag != "" {
+		h.unlockWith(w, r, id, frag)
+		return
+	}
+	http.Redirect(w, r, "/r/"+id, http.StatusSeeOther)
+}
+
+// linkPage is the data of the password and no-password pages.
+type linkPage struct {
+	Access    string
+	ExpiresAt time.Time
+}
+
+// link is where the link in the mail leads: a password form, or for a
+// no-password link a page whose script posts the secret from the #fragment.
+func (h *Web) link(w http.ResponseWriter, r *http.Request) {
+	access := r.PathValue("access")
+	l, err := h.svc.Lookup(r.Context(), access)
+	if err != nil {
+		h.linkError(w, r, access, err)
+		return
+	}
+	if s := h.session(r, l); s != nil {
+		// Already unlocked in this browser.
+		http.Redirect(w, r, "/r/"+access+"/open", http.StatusSeeOther)
+		return
+	}
+	h.renderLink(w, r, http.StatusOK, access, l, nil)
+}
+
+func (h *Web) renderLink(w http.ResponseWriter, r *http.Request, status int, access string, l *transfer.Link, errs []fieldError) {
+	v := h.newView(r, linkPage{Access: access, ExpiresAt: l.ExpiresAt})
+	v.Here = "/r/" + access
+	v.Errors = errs
+	page := "password"
+	if !l.PasswordRequired {
+		page = "fragment"
+	}
+	h.render(w, r, status, page, v)
+}
+
+// unlock checks the password (or the link secret) posted in the body.
+func (h *Web) unlock(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	value := r.PostForm.Get("password")
+	if !r.PostForm.Has("password") {
+		value = r.PostForm.Get("secret")
+	}
+	h.unlockWith(w, r, r.PathValue("access"), value)
+}
+
+// unlockWith opens a download session with a password or link secret and
+// sets its cookie.
+func (h *Web) unlockWith(w http.ResponseWriter, r *http.Request, access, value string) {
+	l, err := h.svc.Lookup(r.Context(), access)
+	if err != nil {
+		h.linkError(w, r, access, err)
+		return
+	}
+	field := "secret"
+	if l.PasswordRequired {
+		field = "password"
+	} else if _, after, ok := strings.Cut(value, "#"); ok {
+		// The whole link was pasted.
+		value = after
+	}
+	if !l.PasswordRequired {
+		value = strings.TrimSpace(value)
+	}
+	prefix := map[string]string{"password": "unlock", "secret": "fragment"}[field]
+	if strings.TrimSpace(value) == "" {
+		h.renderLink(w, r, http.StatusUnprocessableEntity, access, l, []fieldError{{Field: field, Key: prefix + ".error_empty"}})
+		return
+	}
+	s, err := h.svc.Unlock(r.Context(), access, value)
+	if kluis.ErrorCode(err) == kluis.EWRONGSECRET {
+		h.renderLink(w, r, http.StatusUnprocessableEntity, access, l, []fieldError{{Field: field, Key: prefix + ".error_wrong"}})
+		return
+	}
+	if err != nil {
+		h.linkError(w, r, access, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: s.Token, Path: "/",
+		Expires: s.ExpiresAt, MaxAge: int(time.Until(s.ExpiresAt).Seconds()),
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
+	})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, "/r/"+access+"/open", http.StatusSeeOther)
+}
+
+// session returns the browser's download session if it is valid and
+// belongs to the transfer of l, else nil.
+func (h *Web) session(r *http.Request, l *transfer.Link) *transfer.Session {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil
+	}
+	s, err := h.svc.OpenSession(r.Context(), c.Value)
+	if err != nil || s.TransferID() != l.TransferID {
+		return nil
+	}
+	return s
+}
+
+// unlocked runs next with the browser's session for the link, or sends the
+// browser to the link's page to unlock it first.
+func (h *Web) unlocked(w http.ResponseWriter, r *http.Request, next func(*transfer.Session)) {
+	access := r.PathValue("access")
+	l, err := h.svc.Lookup(r.Context(), access)
+	if err != nil {
+		h.linkError(w, r, access, err)
+		return
+	}
+	s := h.session(r, l)
+	if s == nil {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, "/r/"+access, http.StatusSeeOther)
+		return
+	}
+	next(s)
+}
+
+// openPage is what an unlocked recipient sees.
+type openPage struct {
+	Access                               string
+	SenderName, SenderPhone, SenderEmail string
+	Recipients                           []string
+	Message                              string
+	Files                                []kluis.File
+	ExpiresAt                            time.Time
+}
+
+func (h *Web) open(w http.ResponseWriter, r *http.Request) {
+	access := r.PathValue("access")
+	h.unlocked(w, r, func(s *transfer.Session) {
+		c, err := h.svc.Contents(r.Context(), s)
+		if err != nil {
+			h.linkError(w, r, access, err)
+			return
+		}
+		t := c.Transfer
+		p := openPage{
+			Access: access, SenderName: t.SenderName, SenderPhone: t.SenderPhone, SenderEmail: t.SenderEmail,
+			Message: c.Message, Files: c.Files, ExpiresAt: t.ExpiresAt,
+		}
+		for _, rc := range t.Recipients {
+			if rc.Kind != kluis.KindBcc {
+				p.Recipients = append(p.Recipients, rc.Address)
+			}
+		}
+		h.render(w, r, http.StatusOK, "open", h.newView(r, p))
+	})
+}
+
+func (h *Web) downloadFile(w http.ResponseWriter, r *http.Request) {
+	access := r.PathValue("access")
+	h.unlocked(w, r, func(s *transfer.Session) {
+		if err := api.ServeFile(w, r, h.svc, s, r.PathValue("fid"), h.log); err != nil {
+			if kluis.ErrorCode(err) == kluis.ENOTFOUND {
+				h.problem(w, r, http.StatusNotFound, "problem.file", "/r/"+access+"/open")
+				return
+			}
+			h.linkError(w, r, access, err)
+		}
+	})
+}
+
+func (h *Web) downloadZip(w http.ResponseWriter, r *http.Request) {
+	access := r.PathValue("access")
+	h.unlocked(w, r, func(s *transfer.Session) {
+		if err := api.ServeZip(w, r, h.svc, s, h.log); err != nil {
+			h.linkError(w, r, access, err)
+		}
+	})
+}
+
+// gonePage and lockedPage carry the dates of those pages.
+type gonePage struct {
+	Kind string // "expired" or "revoked"
+	At   *time.Time
+}
+
+type lockedPage struct{ Until *time.Time }
+
+type problemPage struct{ Title, Text, Back, BackText string }
+
+// linkError answers an error of the engine with a page. The texts are our
+// own; an error's internal details only go to the log.
+func (h *Web) linkError(w http.ResponseWriter, r *http.Request, access string, err error) {
+	var at *time.Time
+	if ke := (*kluis.Error)(nil); errors.As(err, &ke) {
+		at = ke.At
+	}
+	switch kluis.ErrorCode(err) {
+	case kluis.ENOTFOUND:
+		h.render(w, r, http.StatusNotFound, "notfound", nil)
+	case kluis.EEXPIRED:
+		h.render(w, r, http.StatusGone, "gone", h.newView(r, gonePage{Kind: "expired", At: at}))
+	case kluis.EREVOKED:
+		h.render(w, r, http.StatusGone, "gone", h.newView(r, gonePage{Kind: "revoked", At: at}))
+	case kluis.ELOCKED:
+		h.render(w, r, http.StatusLocked, "locked", h.newView(r, lockedPage{Until: at}))
+	case kluis.EUNAUTHORIZED:
+		h.problem(w, r, http.StatusUnauthorized, "problem.session", "/r/"+access)
+	case kluis.EUNAVAILABLE:
+		w.Header().Set("Retry-After", "5")
+		h.problem(w, r, http.StatusServiceUnavailable, "problem.busy", "")
+	case kluis.EINTEGRITY:
+		h.log.Error("web: stored data failed verification", "route", r.Pattern, "err", err)
+		h.problem(w, r, http.StatusInternalServerError, "problem.damaged", "")
+	default:
+		h.log.Error("web: request failed", "route", r.Pattern, "err", err)
+		h.problem(w, r, http.StatusInternalServerError, "problem.internal", "")
+	}
+}
+
+func (h *Web) problem(w http.ResponseWriter, r *http.Request, status int, key, back string) {
+	p := problemPage{Title: key + "_title", Text: key + "_text", Back: back}
+	if back != "" {
+		p.BackText = "problem.back_to_link"
+	}
+	h.render(w, r, status, "problem", h.newView(r, p))
+}

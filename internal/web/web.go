@@ -1,0 +1,167 @@
+// Package web serves Kluis's pages for people: the start page, the receive
+// flow (a recipient opens their link, unlocks it, reads the message and
+// downloads files), and the Help, accessibility and privacy pages.
+//
+// # Pages
+//
+// Pages are rendered on the server with html/template from embedded
+// templates; every text comes from a catalog per language (i18n/nl.json,
+// i18n/en.json) through {{ t "key" }}. The language is the kluis-lang
+// cookie's, else the browser's Accept-Language, else Dutch.
+//
+// # Assets
+//
+// CSS and the one small script are embedded and served under
+// /static/{checksum}/name with a long cache lifetime; the checksum in the
+// URL changes whenever the file does. The NL Design System CSS in
+// static/vendor comes from npm through web/scripts/vendor.mjs, which records
+// versions and licences. Nothing is loaded from other sites.
+//
+// # Credentials
+//
+// The only credential is the download session in the __Host-kluis-dl
+// cookie (HttpOnly, Secure, SameSite=Strict). Passwords and link secrets
+// travel only in POST bodies, never in a URL.
+package web
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kluis-nl/kluis/internal/transfer"
+)
+
+// Deps are what the pages need.
+type Deps struct {
+	Transfers *transfer.Service
+	// OrgName is shown in the header and the texts; default "Kluis".
+	OrgName string
+	// LogoFile is an image file (SVG, PNG, JPEG or WebP) shown in the
+	// header, or "". It is served from memory under /static/.
+	LogoFile string
+	// ThemeCSS is an organisation's design-token CSS file, or "" for
+	// Kluis's default theme. It is linked after the default theme.
+	ThemeCSS string
+	// ThemeClass is the class on <html> that the theme's tokens are set
+	// on; default "kluis-theme". An NL Design System theme package names
+	// its own (e.g. "utrecht-theme").
+	ThemeClass string
+	// BaseURL is the public address, e.g. https://kluis.example.nl.
+	BaseURL string
+	// Mailbox shows a banner on every page that mail is not delivered but
+	// kept in the development mailbox at /dev/mailbox.
+	Mailbox bool
+	// Retention, DefaultExpiry and MaxExpiry are shown on the privacy
+	// page; zero means the engine's defaults.
+	Retention, DefaultExpiry, MaxExpiry, SessionTTL time.Duration
+	Log                                             *slog.Logger
+}
+
+// Web holds the page handlers and what they share.
+type Web struct {
+	svc     *transfer.Service
+	log     *slog.Logger
+	org     org
+	mailbox bool
+	secure  bool // cookies need Secure (always true except for tests over plain http)
+	policy  policy
+	tmpl    map[string]map[string]*pageTemplate // [lang][page]
+	static  *assets
+}
+
+type org struct {
+	Name       string
+	LogoURL    string // /static/… or ""
+	ThemeURL   string // /static/… or ""
+	ThemeClass string
+}
+
+// policy is what the privacy page says about periods.
+type policy struct {
+	Retention, DefaultExpiry, MaxExpiry, SessionTTL time.Duration
+}
+
+// New checks d, reads the organisation's files and parses every template.
+func New(d Deps) (*Web, error) {
+	if d.Transfers == nil || d.Log == nil {
+		return nil, errors.New("web: Transfers and Log are required")
+	}
+	if d.BaseURL != "" {
+		if u, err := url.Parse(d.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("web: base URL %q is not an http(s) address", d.BaseURL)
+		}
+	}
+	def := transfer.DefaultConfig()
+	h := &Web{
+		svc:     d.Transfers,
+		log:     d.Log,
+		mailbox: d.Mailbox,
+		secure:  true,
+		org:     org{Name: strings.TrimSpace(d.OrgName), ThemeClass: d.ThemeClass},
+		policy: policy{
+			Retention: or(d.Retention, def.Retention), DefaultExpiry: or(d.DefaultExpiry, def.DefaultExpiry),
+			MaxExpiry: or(d.MaxExpiry, def.MaxExpiry), SessionTTL: or(d.SessionTTL, def.SessionTTL),
+		},
+	}
+	if h.org.Name == "" {
+		h.org.Name = "Kluis"
+	}
+	if h.org.ThemeClass == "" {
+		h.org.ThemeClass = "kluis-theme"
+	}
+	if !validClass(h.org.ThemeClass) {
+		return nil, fmt.Errorf("web: theme class %q is not a CSS class name", h.org.ThemeClass)
+	}
+	st, err := loadAssets()
+	if err != nil {
+		return nil, err
+	}
+	if d.ThemeCSS != "" {
+		b, err := os.ReadFile(d.ThemeCSS)
+		if err != nil {
+			return nil, fmt.Errorf("web: theme CSS: %w", err)
+		}
+		h.org.ThemeURL = st.add("org/theme.css", b)
+	}
+	if d.LogoFile != "" {
+		b, err := os.ReadFile(d.LogoFile)
+		if err != nil {
+			return nil, fmt.Errorf("web: logo: %w", err)
+		}
+		ext := strings.ToLower(filepath.Ext(d.LogoFile))
+		switch ext {
+		case ".svg", ".png", ".jpg", ".jpeg", ".webp":
+		default:
+			return nil, fmt.Errorf("web: logo %s: use an SVG, PNG, JPEG or WebP file", d.LogoFile)
+		}
+		h.org.LogoURL = st.add("org/logo"+ext, b)
+	}
+	h.static = st
+	if h.tmpl, err = parseTemplates(st); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func validClass(s string) bool {
+	for i, r := range s {
+		ok := r == '-' || r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || (i > 0 && '0' <= r && r <= '9')
+		if !ok {
+			return false
+		}
+	}
+	return s != ""
+}
