@@ -156,7 +156,7 @@ func (a *API) createTransfer(w http.ResponseWriter, r *http.Request, s *sender.S
 		transferJSON: transferView(c.Transfer, a.svc.Now()),
 		UploadToken:  c.UploadToken,
 		UploadURL:    "/api/v1/uploads/",
-		MaxSize:      a.svc.Config().MaxTransferSize,
+		MaxSize:      c.MaxSize,
 		Password:     c.Password,
 		LinkSecret:   c.LinkSecret,
 	})
