@@ -146,10 +146,10 @@ func (p *partial) over(base Limits) Limits {
 type patternKind int
 
 const (
-	kindAddress     patternKind = iota // user@x.nl
-	kindDomain                         // x.nl and its subdomains
-	kindGlob                           // *@*.x.nl: path.Match on the address
-	kindDomainGlob                     // *.x.nl: path.Match on the domain
+	kindAddress    patternKind = iota // user@x.nl
+	kindDomain                        // x.nl and its subdomains
+	kindGlob                          // *@*.x.nl: path.Match on the address
+	kindDomainGlob                    // *.x.nl: path.Match on the domain
 )
 
 type pattern struct {
