@@ -76,7 +76,7 @@ type tab struct {
 	results *os.File
 }
 
-func newBrowser(t *testing.T, base string) *tab {
+func newBrowser(t *testing.T, base string, suffix ...string) *tab {
 	t.Helper()
 	chrome, axePath := needBrowser(t)
 	axe, err := os.ReadFile(axePath)
@@ -87,7 +87,7 @@ func newBrowser(t *testing.T, base string) *tab {
 	if out == "" {
 		out = "testout"
 	}
-	out = filepath.Join(out, strings.ReplaceAll(t.Name(), "/", "_"))
+	out = filepath.Join(out, strings.ReplaceAll(t.Name(), "/", "_")+strings.Join(suffix, ""))
 	os.RemoveAll(out)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
@@ -440,7 +440,7 @@ func TestBrowserNoPassword(t *testing.T) {
 	}
 	// This browser is unlocked already: a fresh tab without the session
 	// sees the paste form.
-	b2 := newBrowser(t, s.base)
+	b2 := newBrowser(t, s.base, "_second-browser")
 	b2.setLang("nl", "/r/"+access)
 	b2.check("paste-link-nl")
 	b2.do(chromedp.SendKeys(chromedp.ID("secret"), s.base+"/r/"+access+"#"+fragment))

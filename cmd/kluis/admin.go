@@ -22,6 +22,7 @@ const adminUsage = `Usage:
   kluis admin apikey revoke ID [--data DIR]
   kluis admin apikey list [--data DIR]
   kluis admin policy check FILE
+  kluis admin audit export [--since DATE|30d] [--format csv|json] [--output FILE] [--data DIR]
 
 An API key lets a script send as one sender address without the e-mail code.
 The key is shown once; only its hash is stored. --data (or KLUIS_DATA) is the

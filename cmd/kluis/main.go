@@ -36,6 +36,8 @@ const usage = `Kluis sends confidential files and messages securely.
 Usage:
   kluis serve [flags]     start the server (kluis serve --help lists the flags)
   kluis admin apikey ...  issue and revoke API keys for scripts
+  kluis admin policy check FILE   validate a policy file
+  kluis admin audit export        export the audit log as CSV or JSON
   kluis version           print the version
 
 Client commands (each takes --server URL, else KLUIS_SERVER, else http://127.0.0.1:8080;

@@ -90,8 +90,8 @@ func checkDownloadHeaders(t *testing.T, h http.Header) {
 	if h.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("X-Content-Type-Options %q", h.Get("X-Content-Type-Options"))
 	}
-	if csp := h.Values("Content-Security-Policy"); len(csp) != 1 || csp[0] != "sandbox" {
-		t.Errorf("Content-Security-Policy %q, want exactly sandbox", csp)
+	if csp := h.Values("Content-Security-Policy"); len(csp) != 1 || csp[0] != "sandbox; default-src 'none'; frame-ancestors 'none'" {
+		t.Errorf("Content-Security-Policy %q, want the download sandbox", csp)
 	}
 	if h.Get("Cache-Control") != "no-store" {
 		t.Errorf("Cache-Control %q, want no-store", h.Get("Cache-Control"))

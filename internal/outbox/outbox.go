@@ -45,14 +45,15 @@ type Sender interface {
 
 // Defaults for the worker.
 const (
-	Lease           = 3 * time.Minute  // how long a claim lasts
-	SendTimeout     = 45 * time.Second // bound on one delivery
-	Batch           = 3                // rows per claim; Batch*SendTimeout < Lease
-	PollEvery       = 5 * time.Second  // how often the worker looks without a Wake
-	InitialBackoff  = 10 * time.Second // delay after the first failure
-	MaxBackoff      = time.Hour        // longest delay between tries
-	GiveUpAfter     = 24 * time.Hour   // age after which a mail failing temporarily is given up
-	CheckpointEvery = 5 * time.Second  // least time between WAL truncations
+	Lease           = 3 * time.Minute     // how long a claim lasts
+	SendTimeout     = 45 * time.Second    // bound on one delivery
+	Batch           = 3                   // rows per claim; Batch*SendTimeout < Lease
+	PollEvery       = 5 * time.Second     // how often the worker looks without a Wake
+	InitialBackoff  = 10 * time.Second    // delay after the first failure
+	MaxBackoff      = time.Hour           // longest delay between tries
+	GiveUpAfter     = 24 * time.Hour      // age after which a mail failing temporarily is given up
+	CheckpointEvery = 5 * time.Second     // least time between WAL truncations
+	KeepFailed      = 30 * 24 * time.Hour // failed mails' records (id, kind, error) are kept this long for the operator
 )
 
 // sealPurpose binds the sealed mail to the outbox and its row id.
@@ -145,9 +146,20 @@ func (o *Outbox) Run(ctx context.Context) {
 	defer tick.Stop()
 	var cpTimer *time.Timer
 	var cpC <-chan time.Time
+	var lastPrune time.Time
 	for {
 		if err := o.drain(ctx); err != nil && ctx.Err() == nil {
 			o.log.Error("outbox: delivery round failed; will retry", "err", err)
+		}
+		if time.Since(lastPrune) > time.Hour {
+			// A failed row's error text may name the recipient: it goes too.
+			if n, err := o.db.DeleteFailedOutbox(ctx, o.now().Add(-KeepFailed)); err != nil && ctx.Err() == nil {
+				o.log.Error("outbox: removing old failed mails", "err", err)
+			} else if n > 0 {
+				o.log.Info("outbox: removed records of old failed mails", "count", n)
+				o.checkpointNeeded = true
+			}
+			lastPrune = time.Now()
 		}
 		if wait := o.maybeCheckpoint(ctx); wait > 0 && cpC == nil {
 			cpTimer = time.NewTimer(wait)

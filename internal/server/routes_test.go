@@ -426,7 +426,7 @@ func checkHeaders(t *testing.T, what string, resp *http.Response, overTLS bool) 
 	}
 	csp := h.Get("Content-Security-Policy")
 	switch {
-	case csp == "sandbox":
+	case csp == "sandbox; default-src 'none'; frame-ancestors 'none'":
 		// A download: the stricter sandbox replaces the page policy
 		// (X-Frame-Options DENY still forbids framing).
 		if h.Get("Content-Disposition") == "" || !strings.HasPrefix(h.Get("Content-Disposition"), "attachment") {

@@ -46,7 +46,6 @@ func (h *Web) receiveCode(w http.ResponseWriter, r *http.Request) {
 	code = strings.Trim(code, "/ ")
 	id, ok := secret.NormalizeAccessID(code)
 	if !ok {
-		v.D = ""
 		v.Errors = []fieldError{{Field: "code", Key: "receive.error_invalid"}}
 		h.render(w, r, http.StatusUnprocessableEntity, "receive", v)
 		return
