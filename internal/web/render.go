@@ -76,7 +76,10 @@ type view struct {
 	Here   string
 	Errors []fieldError
 	Policy policy
-	D      any // the page's own data
+	// Demo is true when no organisation domains are configured: anyone
+	// may send to anyone, and the start page says so.
+	Demo bool
+	D    any // the page's own data
 }
 
 // fieldView is what the "field" partial gets: catalog keys for the texts.
@@ -103,7 +106,7 @@ func (v *view) ErrorFor(field string) string {
 }
 
 func (h *Web) newView(r *http.Request, d any) *view {
-	v := &view{Lang: language(r), Org: h.org, Mailbox: h.mailbox, Policy: h.policy, D: d}
+	v := &view{Lang: language(r), Org: h.org, Mailbox: h.mailbox, Policy: h.policy, Demo: h.svc.Policy().Demo(), D: d}
 	if r.Method == http.MethodGet {
 		v.Here = r.URL.Path
 	}
