@@ -453,8 +453,22 @@ func (p *countingProxy) handle(c net.Conn) {
 		return
 	}
 	defer up.Close()
+	// Drain the server's side until it closes, even after the client is
+	// gone: closing a socket with unread data sends a reset, and a reset
+	// makes the server drop request bytes it has not read yet.
+	serverDone := make(chan struct{})
 	go func() {
-		io.Copy(c, up)
+		defer close(serverDone)
+		rb := make([]byte, 32<<10)
+		for {
+			n, err := up.Read(rb)
+			if n > 0 {
+				c.Write(rb[:n]) // the client may be dead; keep draining
+			}
+			if err != nil {
+				break
+			}
+		}
 		c.(*net.TCPConn).CloseWrite()
 	}()
 	buf := make([]byte, 32<<10)
@@ -480,8 +494,11 @@ func (p *countingProxy) handle(c net.Conn) {
 		}
 		if err != nil {
 			up.(*net.TCPConn).CloseWrite()
-			// Let the server answer what it got.
-			time.Sleep(100 * time.Millisecond)
+			// Let the server read and answer what it got.
+			select {
+			case <-serverDone:
+			case <-time.After(30 * time.Second):
+			}
 			return
 		}
 	}

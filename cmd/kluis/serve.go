@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,8 +50,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		scheme = "https://"
 	}
 	if cfg.BaseURLDefaulted {
-		// With port 0 the real port is known only now.
-		cfg.BaseURL = scheme + ln.Addr().String()
+		// With port 0 the real port is known only now; the host stays the
+		// one derived from --addr (localhost for a wildcard address).
+		if u, err := url.Parse(cfg.BaseURL); err == nil {
+			_, port, _ := net.SplitHostPort(ln.Addr().String())
+			cfg.BaseURL = scheme + net.JoinHostPort(u.Hostname(), port)
+		}
 	}
 	defer ln.Close()
 	if cfg.TLSCert != "" {
@@ -132,6 +137,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	pages, err := web.New(web.Deps{
 		Transfers: svc, OrgName: cfg.OrgName, BaseURL: cfg.BaseURL, Mailbox: mailbox != nil,
+		LogoFile: cfg.OrgLogoFile, ThemeCSS: cfg.ThemeCSS, ThemeClass: cfg.ThemeClass,
 		Retention: cfg.Retention, DefaultExpiry: cfg.DefaultExpiry, MaxExpiry: cfg.MaxExpiry, SessionTTL: cfg.SessionTTL,
 		Log: log,
 	})

@@ -158,6 +158,10 @@ func (a *API) contents(w http.ResponseWriter, r *http.Request, s *transfer.Sessi
 		return
 	}
 	tv := transferView(c.Transfer, a.svc.Now())
+	for i := range tv.Recipients {
+		// A recipient sees who else was addressed, not what they did.
+		tv.Recipients[i].Status = ""
+	}
 	if c.Files == nil {
 		c.Files = []kluis.File{}
 	}

@@ -47,6 +47,9 @@ type Serve struct {
 	MailFrom          string
 	OrgName           string
 	OrgLogoURL        string
+	OrgLogoFile       string
+	ThemeCSS          string
+	ThemeClass        string
 	VerifyTTL         time.Duration
 	Policy            string // policy file (JSON); empty: the built-in demo policy (every address allowed)
 
@@ -113,6 +116,9 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "smtp", secret: true, usage: "mail relay: smtp://USER:PASS@HOST:PORT (STARTTLS required; add ?tls=none only for a local test relay) or smtps://... (implicit TLS). Empty: mail is kept in the development mailbox at /dev/mailbox (loopback only)", set: str(&c.SMTP)},
 		{name: "mail-from", usage: "sender of Kluis's mails, \"Name <address>\" (default: Kluis <kluis@HOST of the base URL>)", set: str(&c.MailFrom)},
 		{name: "org-name", def: "Kluis", usage: "organisation name shown in mails and pages", set: str(&c.OrgName)},
+		{name: "org-logo-file", usage: "image file (SVG, PNG, JPEG or WebP) with the organisation's logo for the web pages", set: str(&c.OrgLogoFile)},
+		{name: "theme-css", usage: "the organisation's NL Design System design-token CSS file, loaded after Kluis's default theme", set: str(&c.ThemeCSS)},
+		{name: "theme-class", usage: "the class on <html> that the theme's tokens are set on (e.g. utrecht-theme); default kluis-theme", set: str(&c.ThemeClass)},
 		{name: "org-logo-url", usage: "absolute https URL of the organisation's logo for mails", set: str(&c.OrgLogoURL)},
 		{name: "verify-ttl", def: "30d", usage: "how long a verified e-mail address stays verified in a browser or CLI", set: dur(&c.VerifyTTL)},
 		{name: "policy", usage: "organisation policy file (JSON; see docs/policy.example.json): organisation domains, allow and deny rules, limits. Checked at start, reloaded on SIGHUP; check it first with kluis admin policy check FILE. Without it every address is allowed (a demo installation)", set: str(&c.Policy)},

@@ -112,8 +112,11 @@ func (s *Service) notifyReady(ctx context.Context, tx *store.Tx, t *store.Transf
 	return nil
 }
 
+// statusURL is the link to the sender's status page in mails. The web
+// pages for senders ("my transfers") are not built yet, so mails carry no
+// link rather than one that leads nowhere; `kluis status` shows the same.
 func (s *Service) statusURL(transferID string) string {
-	return s.cfg.BaseURL + "/transfers/" + transferID
+	return ""
 }
 
 // notifyDownload tells the sender who downloaded what, when asked for.

@@ -22,7 +22,7 @@ import (
 func TestMailpit(t *testing.T) {
 	smtpURL, api := os.Getenv("KLUIS_TEST_SMTP_URL"), os.Getenv("KLUIS_TEST_MAILPIT_API")
 	if smtpURL == "" || api == "" {
-		msg := "Mailpit integration test needs KLUIS_TEST_SMTP_URL (e.g. smtp://127.0.0.1:1025?tls=none) and KLUIS_TEST_MAILPIT_API (e.g. http://127.0.0.1:8025); see test-services.md"
+		msg := "Mailpit integration test needs KLUIS_TEST_SMTP_URL (e.g. smtp://127.0.0.1:1025?tls=none) and KLUIS_TEST_MAILPIT_API (e.g. http://127.0.0.1:8025); CI starts Mailpit in .ci/run"
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg + " — required in CI")
 		}
