@@ -209,7 +209,15 @@ func (m *mailpit) all(t *testing.T) []*mpMessage {
 		Total    int         `json:"total"`
 		Messages []mpMessage `json:"messages"`
 	}
-	mpGet(t, m.api()+"/api/v1/messages?limit=1000", &list)
+	// A mail being stored while we ask can be counted in total before it
+	// is listed: ask again briefly before calling it an error.
+	for try := 0; ; try++ {
+		mpGet(t, m.api()+"/api/v1/messages?limit=1000", &list)
+		if list.Total <= len(list.Messages) || try == 20 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if list.Total > len(list.Messages) {
 		t.Fatalf("mailpit holds %d messages, listed %d", list.Total, len(list.Messages))
 	}
