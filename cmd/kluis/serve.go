@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/blob"
 	"github.com/kluis-nl/kluis/internal/blob/local"
+	"github.com/kluis-nl/kluis/internal/blob/s3"
 	"github.com/kluis-nl/kluis/internal/config"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/mail/devbox"
@@ -78,9 +80,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer db.Close()
-	blobs, err := local.New(cfg.DataDir)
+	blobs, err := openBlobs(ctx, cfg, getenv, log)
 	if err != nil {
-		return fmt.Errorf("blob store: %w", err)
+		return err
 	}
 	tc := transfer.DefaultConfig()
 	tc.BaseURL = cfg.BaseURL
@@ -248,4 +250,26 @@ func runSenderCleanup(ctx context.Context, senders *sender.Service, log *slog.Lo
 		case <-tick.C:
 		}
 	}
+}
+
+// openBlobs opens where the encrypted segments live: the data folder, or
+// S3-compatible object storage with --storage s3://BUCKET?endpoint=...
+func openBlobs(ctx context.Context, cfg *config.Serve, getenv func(string) string, log *slog.Logger) (blob.Store, error) {
+	if cfg.Storage == "" {
+		st, err := local.New(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("blob store: %w", err)
+		}
+		return st, nil
+	}
+	sc, err := s3.ParseURL(cfg.Storage, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("--storage: %w", err)
+	}
+	st, err := s3.New(ctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("--storage: %w", err)
+	}
+	log.Info("encrypted files are stored in S3-compatible object storage", "storage", sc.String())
+	return st, nil
 }

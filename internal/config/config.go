@@ -48,6 +48,7 @@ type Serve struct {
 	OrgName           string
 	OrgLogoURL        string
 	OrgLogoFile       string
+	Storage           string // "" (the data folder) or s3://BUCKET?endpoint=...
 	ThemeCSS          string
 	ThemeClass        string
 	VerifyTTL         time.Duration
@@ -116,6 +117,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "smtp", secret: true, usage: "mail relay: smtp://USER:PASS@HOST:PORT (STARTTLS required; add ?tls=none only for a local test relay) or smtps://... (implicit TLS). Empty: mail is kept in the development mailbox at /dev/mailbox (loopback only)", set: str(&c.SMTP)},
 		{name: "mail-from", usage: "sender of Kluis's mails, \"Name <address>\" (default: Kluis <kluis@HOST of the base URL>)", set: str(&c.MailFrom)},
 		{name: "org-name", def: "Kluis", usage: "organisation name shown in mails and pages", set: str(&c.OrgName)},
+		{name: "storage", usage: "where encrypted files are stored: empty for DATA/blobs, or s3://BUCKET[/PREFIX]?endpoint=https://HOST:PORT&region=REGION for S3-compatible storage (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or their _FILE variants)", set: str(&c.Storage)},
 		{name: "org-logo-file", usage: "image file (SVG, PNG, JPEG or WebP) with the organisation's logo for the web pages", set: str(&c.OrgLogoFile)},
 		{name: "theme-css", usage: "the organisation's NL Design System design-token CSS file, loaded after Kluis's default theme", set: str(&c.ThemeCSS)},
 		{name: "theme-class", usage: "the class on <html> that the theme's tokens are set on (e.g. utrecht-theme); default kluis-theme", set: str(&c.ThemeClass)},
