@@ -72,7 +72,11 @@ func (s *Service) recipientByAccess(ctx context.Context, q store.Q, accessID str
 
 // Link is what a recipient's link shows before the unlock.
 type Link struct {
-	TransferID       string
+	TransferID string
+	// RecipientID is whose access id this is: a download session must be
+	// this recipient's own, so opening, downloads and revocation stay per
+	// recipient.
+	RecipientID      int64
 	PasswordRequired bool
 	ExpiresAt        time.Time
 	LockedUntil      *time.Time
@@ -88,7 +92,7 @@ func (s *Service) Lookup(ctx context.Context, accessID string) (*Link, error) {
 	if err := s.openable(t, r); err != nil {
 		return nil, err
 	}
-	l := &Link{TransferID: t.ID, PasswordRequired: t.PasswordMode != string(kluis.PasswordNone), ExpiresAt: t.ExpiresAt}
+	l := &Link{TransferID: t.ID, RecipientID: r.ID, PasswordRequired: t.PasswordMode != string(kluis.PasswordNone), ExpiresAt: t.ExpiresAt}
 	if r.LockedUntil != nil && s.now().Before(*r.LockedUntil) {
 		l.LockedUntil = r.LockedUntil
 		return l, s.lockedError(r)

@@ -147,14 +147,15 @@ func (h *Web) unlockWith(w http.ResponseWriter, r *http.Request, access, value s
 }
 
 // session returns the browser's download session if it is valid and
-// belongs to the transfer of l, else nil.
+// belongs to the recipient of l, else nil (another recipient of the same
+// transfer unlocks with their own link).
 func (h *Web) session(r *http.Request, l *transfer.Link) *transfer.Session {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
 		return nil
 	}
 	s, err := h.svc.OpenSession(r.Context(), c.Value)
-	if err != nil || s.TransferID() != l.TransferID {
+	if err != nil || s.TransferID() != l.TransferID || s.RecipientID() != l.RecipientID {
 		return nil
 	}
 	return s
