@@ -23,6 +23,8 @@ const adminUsage = `Usage:
   kluis admin apikey list [--data DIR]
   kluis admin policy check FILE
   kluis admin audit export [--since DATE|30d] [--format csv|json] [--output FILE] [--data DIR]
+  kluis admin rotate-master-key [--data DIR] [--master-key-file FILE]
+  kluis admin export-identity TRANSFER [--data DIR] [--password-file FILE | --password-stdin] [-o FILE]
 
 An API key lets a script send as one sender address without the e-mail code.
 The key is shown once; only its hash is stored. --data (or KLUIS_DATA) is the
@@ -35,6 +37,12 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if len(args) > 0 && args[0] == "audit" {
 		return runAdminAudit(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "rotate-master-key" {
+		return runAdminRotateKey(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "export-identity" {
+		return runAdminExportIdentity(ctx, args[1:], getenv, stdout, stderr)
 	}
 	if len(args) < 2 || args[0] != "apikey" {
 		fmt.Fprint(stderr, adminUsage)

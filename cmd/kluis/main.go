@@ -38,6 +38,9 @@ Usage:
   kluis admin apikey ...  issue and revoke API keys for scripts
   kluis admin policy check FILE   validate a policy file
   kluis admin audit export        export the audit log as CSV or JSON
+  kluis admin rotate-master-key   re-seal the database under a new master key
+  kluis admin export-identity TRANSFER   export a transfer's age identity (recovery)
+  kluis migrate           apply database migrations and list them
   kluis version           print the version
 
 Client commands (each takes --server URL, else KLUIS_SERVER, else http://127.0.0.1:8080;
@@ -66,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, args[1:], getenv, stdout, stderr)
 	case "admin":
 		return runAdmin(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
 	case "login":
 		return runLogin(ctx, args[1:], getenv, stdout, stderr)
 	case "logout":

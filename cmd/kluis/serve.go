@@ -21,6 +21,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/mail/devbox"
 	"github.com/kluis-nl/kluis/internal/mail/smtp"
+	"github.com/kluis-nl/kluis/internal/metrics"
 	"github.com/kluis-nl/kluis/internal/outbox"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/secret"
@@ -136,6 +137,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	auditLog := audit.New(db, cfg.AuditRetention, nil, log)
 	svc.SetAudit(auditLog)
 	senders.SetAudit(auditLog)
+	// Prometheus metrics at /metrics (token or loopback only) and the mail
+	// queue in /healthz?details=1.
+	met := metrics.New(db, nil, log)
+	svc.SetMetrics(met)
+	ob.SetMetrics(met)
 
 	pages, err := web.New(web.Deps{
 		Transfers: svc, OrgName: cfg.OrgName, BaseURL: cfg.BaseURL, Mailbox: mailbox != nil,
@@ -150,6 +156,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Limiter:        newLimiter(cfg),
 		TrustedProxies: cfg.TrustedProxies,
 		SecurityTxt:    server.SecurityTxt{Contact: cfg.SecurityContact, Policy: cfg.SecurityPolicyURL},
+		Metrics:        met,
+		MetricsToken:   cfg.MetricsToken,
 	}
 	if cfg.SecurityContact == "" {
 		log.Warn("no --security-contact configured: /.well-known/security.txt names "+server.DefaultSecurityContact(cfg.BaseURL)+"; make sure it is read, or set --security-contact", "contact", server.DefaultSecurityContact(cfg.BaseURL))

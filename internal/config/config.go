@@ -66,6 +66,10 @@ type Serve struct {
 	// security.txt (RFC 9116).
 	SecurityContact   string // mailto:, https: or tel: URI; empty: mailto:security@HOST (warned at start)
 	SecurityPolicyURL string
+
+	// MetricsToken, if set, is the bearer token /metrics and
+	// /healthz?details=1 require; empty: they answer loopback clients only.
+	MetricsToken string
 }
 
 // option describes one setting: its flag, its environment variable, and
@@ -131,6 +135,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "tls-key", usage: "PEM private key for --tls-cert", set: str(&c.TLSKey)},
 		{name: "security-contact", usage: "Contact of /.well-known/security.txt: mailto:ADDRESS or an https URL (default: mailto:security@HOST of the base URL)", set: str(&c.SecurityContact)},
 		{name: "security-policy-url", usage: "https URL of the vulnerability disclosure policy, for /.well-known/security.txt", set: str(&c.SecurityPolicyURL)},
+		{name: "metrics-token", secret: true, usage: "bearer token (at least 16 characters) that Prometheus sends to read /metrics and /healthz?details=1 (Authorization: Bearer TOKEN). Without it they answer only clients connecting from loopback without X-Forwarded-For (set a token, or block /metrics, when a reverse proxy on the same host forwards without that header)", set: str(&c.MetricsToken)},
 	}
 	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -205,6 +210,9 @@ func envName(flagName string) string {
 }
 
 func (c *Serve) validate() error {
+	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		return fmt.Errorf("--metrics-token: use at least 16 characters (for example: openssl rand -hex 16)")
+	}
 	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		return fmt.Errorf("--addr %q: give HOST:PORT, for example 127.0.0.1:8080", c.Addr)

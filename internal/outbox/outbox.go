@@ -75,7 +75,25 @@ type Outbox struct {
 
 	lastCheckpoint   time.Time // real time
 	checkpointNeeded bool
+
+	metrics Metrics // nil: nothing counted (SetMetrics)
 }
+
+// Metrics receives the outcome of each delivery attempt (package metrics
+// implements it for Prometheus).
+type Metrics interface {
+	// Sent: the relay accepted a mail.
+	Sent()
+	// Failed: a delivery attempt failed; permanent when the mail was given
+	// up (rejected, undecodable, or retried too long). reason is the error
+	// text, which may name the recipient: the receiver must not show it
+	// as is.
+	Failed(permanent bool, reason string)
+}
+
+// SetMetrics makes the outbox count deliveries into m; nil counts nothing.
+// Call it before Run.
+func (o *Outbox) SetMetrics(m Metrics) { o.metrics = m }
 
 // New returns an outbox. domain is the right-hand side of Message-IDs (the
 // domain of the from address); now is the clock for queue times.
@@ -261,6 +279,9 @@ func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
 			return fmt.Errorf("delete delivered mail %s: %w", row.ID, err)
 		}
 		o.checkpointNeeded = true
+		if o.metrics != nil {
+			o.metrics.Sent()
+		}
 		o.log.Info("mail sent", "mail_id", row.ID, "kind", row.Kind, "attempts", row.Attempts+1)
 		return nil
 	}
@@ -285,6 +306,9 @@ func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
 	}
 	o.log.Warn("mail not sent; will retry", "mail_id", row.ID, "kind", row.Kind,
 		"attempts", attempts, "retry_at", next.UTC().Format(time.RFC3339), "err", msg)
+	if o.metrics != nil {
+		o.metrics.Failed(false, msg)
+	}
 	if err := o.db.RetryOutbox(ctx, row.ID, next, attempts, msg); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("record retry of %s: %w", row.ID, err)
 	}
@@ -292,6 +316,9 @@ func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
 }
 
 func (o *Outbox) fail(ctx context.Context, row *store.OutboxRow, msg string) error {
+	if o.metrics != nil {
+		o.metrics.Failed(true, msg)
+	}
 	if err := o.db.FailOutbox(ctx, row.ID, o.now(), msg); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("record failure of %s: %w", row.ID, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/blob/local"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/mail/devbox"
+	"github.com/kluis-nl/kluis/internal/metrics"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
@@ -60,6 +61,8 @@ type envOptions struct {
 	limiter *ratelimit.Limiter
 	trusted []netip.Prefix
 	sectxt  server.SecurityTxt
+	// metricsToken is Deps.MetricsToken.
+	metricsToken string
 }
 
 // env is the whole handler, built as cmd/kluis/serve.go builds it, on a
@@ -73,6 +76,7 @@ type env struct {
 	handler http.Handler
 	srv     *httptest.Server
 	client  *http.Client
+	metrics *metrics.Metrics
 }
 
 const (
@@ -111,16 +115,19 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	met := metrics.New(db, nil, log)
+	svc.SetMetrics(met)
 	h, err := server.New(server.Deps{
 		Transfers: svc, Senders: senders, Log: log, Mailbox: devbox.New().Handler(), Web: pages,
 		Limiter: o.limiter, TrustedProxies: o.trusted, SecurityTxt: o.sectxt,
+		Metrics: met, MetricsToken: o.metricsToken,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, ctx: ctx, svc: svc, senders: senders, mail: mc, handler: h, srv: srv,
+	return &env{t: t, ctx: ctx, svc: svc, senders: senders, mail: mc, handler: h, srv: srv, metrics: met,
 		client: &http.Client{
 			Transport:     &http.Transport{DisableCompression: true},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

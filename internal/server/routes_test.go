@@ -219,6 +219,9 @@ func routeTable() []routeRow {
 		{pattern: "GET /api/v1/session/zip", req: get("/api/v1/session/zip"), want: sessionRoute(want{http.StatusOK, ""})},
 		{pattern: "GET /healthz", req: get("/healthz"), want: everyone(want{http.StatusOK, ""})},
 		{pattern: "GET /readyz", req: get("/readyz"), want: everyone(want{http.StatusOK, ""})},
+		// Loopback clients without a configured token: allowed, whatever
+		// Authorization they send (TestMetricsAccess covers the refusals).
+		{pattern: "GET /metrics", req: get("/metrics"), want: everyone(want{http.StatusOK, ""})},
 		{pattern: "GET /dev/mailbox", req: get("/dev/mailbox"), want: everyone(want{http.StatusOK, ""})},
 		{pattern: "GET /dev/mailbox.json", req: get("/dev/mailbox.json"), want: everyone(want{http.StatusOK, ""})},
 		{pattern: "GET /dev/mailbox/{file}", req: get("/dev/mailbox/onbekend"), want: everyone(want{http.StatusNotFound, ""})},

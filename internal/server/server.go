@@ -16,6 +16,7 @@ import (
 
 	"github.com/kluis-nl/kluis/internal/api"
 	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/metrics"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -41,6 +42,12 @@ type Deps struct {
 	TrustedProxies []netip.Prefix
 	// SecurityTxt fills /.well-known/security.txt; see SecurityTxt.
 	SecurityTxt SecurityTxt
+	// Metrics, if set, is served at GET /metrics and gives /healthz its
+	// details (?details=1); see metricsAccess for who may read them.
+	Metrics *metrics.Metrics
+	// MetricsToken is the bearer token for /metrics and the /healthz
+	// details; empty: loopback clients only.
+	MetricsToken string
 }
 
 // rateLimited are the routes that anyone may call and that can be used to
@@ -74,10 +81,10 @@ func New(d Deps) (http.Handler, error) {
 	if d.Web != nil {
 		d.Web.Register(mux)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
+	mux.HandleFunc("GET /healthz", healthz(d))
+	if d.Metrics != nil {
+		mux.Handle("GET /metrics", metricsHandler(d.Metrics, d.MetricsToken))
+	}
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
@@ -97,6 +104,9 @@ func New(d Deps) (http.Handler, error) {
 	}
 	mux.Handle("GET /.well-known/security.txt", d.SecurityTxt.handler(d.Transfers.Config().BaseURL))
 	var h http.Handler = mux
+	if d.Metrics != nil {
+		h = countTraffic(d.Metrics, h)
+	}
 	// Cookie-authenticated requests must come from our own pages: refuse
 	// cross-site state changes (Sec-Fetch-Site, else Origin vs Host).
 	cop := http.NewCrossOriginProtection()

@@ -50,8 +50,11 @@ type DB struct {
 // applies the migrations.
 func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
+	// busy_timeout first: the pragmas run in order on every new
+	// connection, and switching to WAL needs a lock another connection
+	// may hold for a moment.
 	q.Add("_pragma", "busy_timeout(15000)")
+	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "secure_delete(ON)")
 	q.Add("_pragma", "foreign_keys(ON)")

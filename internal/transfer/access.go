@@ -183,6 +183,7 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 			r = fresh
 		}
 		s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlock, Object: t.ID, Result: audit.Locked})
+		s.met().Unlock(UnlockLocked)
 		return nil, s.lockedError(r)
 	}
 	if err != nil {
@@ -192,6 +193,7 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	id, err := s.unwrap(t, transferSecret)
 	s.unlocks.Release()
 	if kluis.ErrorCode(err) == kluis.EWRONGSECRET {
+		s.met().Unlock(UnlockWrongPassword)
 		return nil, s.failure(ctx, t, r, n, err)
 	}
 	if err != nil {
@@ -206,6 +208,7 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	}
 	s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlock, Object: t.ID})
 	s.log.Info("transfer unlocked", "transfer", t.ID, "recipient", r.ID)
+	s.met().Unlock(UnlockOK)
 	return sess, nil
 }
 
@@ -243,6 +246,7 @@ func (s *Service) failure(ctx context.Context, t *store.TransferRow, r *store.Re
 	}
 	if locked {
 		s.wakeMailer()
+		s.met().Lockout()
 		s.log.Warn("recipient locked out", "transfer", r.TransferID, "recipient", r.ID, "until", until)
 	}
 	r.LockedUntil = &until
@@ -429,6 +433,11 @@ func (s *Service) RecordDownload(ctx context.Context, a *Session, fileIndex int)
 		return err
 	}
 	s.wakeMailer()
+	if fileIndex < 0 {
+		s.met().Downloaded("zip")
+	} else {
+		s.met().Downloaded("file")
+	}
 	s.log.Info("download", "transfer", a.transfer.ID, "recipient", a.recipient.ID, "file_index", fileIndex)
 	return nil
 }

@@ -81,6 +81,7 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("purge blobs of %s: %w", id, err)
 		}
 		s.log.Info("transfer purged", "transfer", id)
+		s.met().Purged(1)
 		n++
 	}
 	retired, err := s.db.DeleteRetired(ctx, now.Add(-s.cfg.Retention))

@@ -105,6 +105,7 @@ type Service struct {
 	org     mail.Org
 	policy  policySource    // nil: policy.Default() (SetPolicy)
 	audit   *audit.Recorder // nil: no audit log (SetAudit)
+	metrics Metrics         // nil: nothing counted (SetMetrics)
 }
 
 // New returns the engine. now may be nil (time.Now).

@@ -359,6 +359,7 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 	// segment; at most one commit is in flight, so they finish in order.
 	// Only commit touches man, rev and total until wait has returned.
 	commit := func(bw blob.Writer, entry segment.Entry, n int64) error {
+		start := time.Now()
 		if err := bw.Commit(); err != nil {
 			bw.Abort()
 			return storageError(err)
@@ -378,6 +379,7 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 		}
 		rev++
 		total += n
+		s.met().SegmentCommitted(n, time.Since(start))
 		return nil
 	}
 	var pending chan error
@@ -536,6 +538,7 @@ func (s *Service) CompleteFile(ctx context.Context, o Owner, fileID string) (*kl
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
+	s.met().FileUploaded(uploadKind(ctx))
 	return &kluis.File{ID: f.ID, Index: f.Index, Size: meta.Size, Complete: true}, nil
 }
 

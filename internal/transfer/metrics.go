@@ -1,0 +1,70 @@
+package transfer
+
+import (
+	"context"
+	"time"
+)
+
+// Metrics receives the engine's counts (package metrics implements it for
+// Prometheus). Every method must be cheap and safe for concurrent use.
+type Metrics interface {
+	// FileUploaded: a file was completed; kind is "tus" or "plain".
+	FileUploaded(kind string)
+	// SegmentCommitted: one segment of n plaintext bytes was made durable
+	// (blob and manifest) in d.
+	SegmentCommitted(n int64, d time.Duration)
+	// Downloaded: a recipient downloaded a whole file ("file") or all files
+	// as one archive ("zip").
+	Downloaded(kind string)
+	// Unlock: a password check ended "ok", "wrong_password" or "locked"
+	// (refused without a check: the access was locked).
+	Unlock(result string)
+	// Lockout: a recipient's access was locked after too many wrong
+	// passwords.
+	Lockout()
+	// Purged: n transfers were purged.
+	Purged(n int)
+}
+
+// Values of Unlock's result.
+const (
+	UnlockOK            = "ok"
+	UnlockWrongPassword = "wrong_password"
+	UnlockLocked        = "locked"
+)
+
+// SetMetrics makes the engine count into m; nil (the default) counts
+// nothing. Call it before the engine serves requests.
+func (s *Service) SetMetrics(m Metrics) { s.metrics = m }
+
+// met returns the metrics sink, a no-op one when none is set.
+func (s *Service) met() Metrics {
+	if s.metrics == nil {
+		return noMetrics{}
+	}
+	return s.metrics
+}
+
+type noMetrics struct{}
+
+func (noMetrics) FileUploaded(string)                   {}
+func (noMetrics) SegmentCommitted(int64, time.Duration) {}
+func (noMetrics) Downloaded(string)                     {}
+func (noMetrics) Unlock(string)                         {}
+func (noMetrics) Lockout()                              {}
+func (noMetrics) Purged(int)                            {}
+
+type uploadKindKey struct{}
+
+// WithUploadKind tells the engine which protocol carries the upload in ctx
+// ("tus" or "plain"), for the upload count. Without it: "plain".
+func WithUploadKind(ctx context.Context, kind string) context.Context {
+	return context.WithValue(ctx, uploadKindKey{}, kind)
+}
+
+func uploadKind(ctx context.Context) string {
+	if k, ok := ctx.Value(uploadKindKey{}).(string); ok && k != "" {
+		return k
+	}
+	return "plain"
+}
