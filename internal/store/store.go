@@ -68,7 +68,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	sqldb.SetMaxOpenConns(8)
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
 	db := &DB{Q: Q{sqldb}, db: sqldb}
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrateRetrying(ctx); err != nil {
 		sqldb.Close()
 		return nil, err
 	}
@@ -89,6 +89,25 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Checkpoint(ctx context.Context) error {
 	_, err := db.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 	return err
+}
+
+// migrateRetrying runs the migrations, retrying while another process or
+// connection holds the database: SQLite answers "busy" at once, without
+// waiting for the busy timeout, when a fresh file is switched to WAL or two
+// openers race on the first write.
+func (db *DB) migrateRetrying(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		err := db.migrate(ctx)
+		if err == nil || !strings.Contains(err.Error(), "SQLITE_BUSY") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 func (db *DB) migrate(ctx context.Context) error {
