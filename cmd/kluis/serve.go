@@ -71,12 +71,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	dbPath := filepath.Join(cfg.DataDir, "kluis.db")
-	// SQLite creates the WAL and shm files with the database's mode.
-	if f, err := os.OpenFile(dbPath, os.O_CREATE|os.O_RDWR, 0o600); err == nil {
-		f.Close()
+	if cfg.DB == "" || strings.HasPrefix(cfg.DB, "sqlite:") {
+		dbPath := filepath.Join(cfg.DataDir, "kluis.db")
+		if p, ok := strings.CutPrefix(cfg.DB, "sqlite:"); ok {
+			dbPath = p
+		}
+		// SQLite creates the WAL and shm files with the database's mode.
+		if f, err := os.OpenFile(dbPath, os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+			f.Close()
+		}
 	}
-	db, err := store.OpenSQLite(ctx, dbPath)
+	db, err := store.Open(ctx, cfg.DB, cfg.DataDir)
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,7 @@ type Serve struct {
 	OrgLogoURL        string
 	OrgLogoFile       string
 	Storage           string // "" (the data folder) or s3://BUCKET?endpoint=...
+	DB                string // "" (SQLite at DATA/kluis.db), sqlite:PATH or postgres://...; may hold a password
 	ThemeCSS          string
 	ThemeClass        string
 	VerifyTTL         time.Duration
@@ -121,6 +122,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "smtp", secret: true, usage: "mail relay: smtp://USER:PASS@HOST:PORT (STARTTLS required; add ?tls=none only for a local test relay) or smtps://... (implicit TLS). Empty: mail is kept in the development mailbox at /dev/mailbox (loopback only)", set: str(&c.SMTP)},
 		{name: "mail-from", usage: "sender of Kluis's mails, \"Name <address>\" (default: Kluis <kluis@HOST of the base URL>)", set: str(&c.MailFrom)},
 		{name: "org-name", def: "Kluis", usage: "organisation name shown in mails and pages", set: str(&c.OrgName)},
+		{name: "db", secret: true, usage: "metadata database: empty for SQLite at DATA/kluis.db, sqlite:PATH for SQLite elsewhere, or postgres://USER:PASS@HOST:PORT/DBNAME?sslmode=verify-full for PostgreSQL (several instances may share it)", set: str(&c.DB)},
 		{name: "storage", usage: "where encrypted files are stored: empty for DATA/blobs, or s3://BUCKET[/PREFIX]?endpoint=https://HOST:PORT&region=REGION for S3-compatible storage (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or their _FILE variants)", set: str(&c.Storage)},
 		{name: "org-logo-file", usage: "image file (SVG, PNG, JPEG or WebP) with the organisation's logo for the web pages", set: str(&c.OrgLogoFile)},
 		{name: "theme-css", usage: "the organisation's NL Design System design-token CSS file, loaded after Kluis's default theme", set: str(&c.ThemeCSS)},
@@ -241,6 +243,16 @@ func (c *Serve) validate() error {
 		return errors.New("--data must not be empty")
 	}
 	c.DataDir = filepath.Clean(c.DataDir)
+	// The value may carry a password: never put it in an error.
+	switch {
+	case c.DB == "", strings.HasPrefix(c.DB, "postgres://"), strings.HasPrefix(c.DB, "postgresql://"):
+	case strings.HasPrefix(c.DB, "sqlite:"):
+		if c.DB == "sqlite:" {
+			return errors.New("--db sqlite:PATH: the path is empty")
+		}
+	default:
+		return errors.New("--db: give sqlite:PATH or a postgres:// URL")
+	}
 	if c.MasterKeyFile == "" {
 		c.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
 	}

@@ -13,7 +13,7 @@ import (
 // transfer is due.
 func (q Q) OldestDueForPurge(ctx context.Context, now time.Time) (since time.Time, ok bool, err error) {
 	var v sql.NullInt64
-	err = q.q.QueryRowContext(ctx, `SELECT min(min(coalesce(revoked_at, expires_at), expires_at)) FROM transfers
+	err = q.q.QueryRowContext(ctx, `SELECT min(CASE WHEN revoked_at IS NOT NULL AND revoked_at < expires_at THEN revoked_at ELSE expires_at END) FROM transfers
 		WHERE purged_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= ?)`, ms(now)).Scan(&v)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("oldest due for purge: %w", err)

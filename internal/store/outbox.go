@@ -68,11 +68,19 @@ func (q Q) Outbox(ctx context.Context, id string) (*OutboxRow, error) {
 // reached, not claimed by a live lease) until now+lease, and returns them.
 // The claim is one statement, so several instances never claim the same
 // row while its lease lasts.
+//
+// On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so two
+// instances claiming at the same moment take different rows instead of
+// both updating the same ones.
 func (q Q) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*OutboxRow, error) {
+	lock := ""
+	if q.postgres() {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
 	rows, err := q.q.QueryContext(ctx, `UPDATE outbox SET claimed_until = ?
 		WHERE id IN (SELECT id FROM outbox
 			WHERE failed_at IS NULL AND not_before <= ? AND (claimed_until IS NULL OR claimed_until < ?)
-			ORDER BY not_before LIMIT ?)
+			ORDER BY not_before LIMIT ?`+lock+`)
 		RETURNING `+outboxCols, ms(now.Add(lease)), ms(now), ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
@@ -123,7 +131,7 @@ func (q Q) FailOutbox(ctx context.Context, id string, at time.Time, lastError st
 // those that failed for good.
 func (q Q) OutboxDepth(ctx context.Context) (pending, failed int, err error) {
 	err = q.q.QueryRowContext(ctx, `SELECT
-		coalesce(sum(failed_at IS NULL), 0), coalesce(sum(failed_at IS NOT NULL), 0) FROM outbox`).Scan(&pending, &failed)
+		count(CASE WHEN failed_at IS NULL THEN 1 END), count(CASE WHEN failed_at IS NOT NULL THEN 1 END) FROM outbox`).Scan(&pending, &failed)
 	if err != nil {
 		return 0, 0, fmt.Errorf("outbox depth: %w", err)
 	}

@@ -107,8 +107,12 @@ type ResealCount struct {
 // Reseal runs fn over every non-NULL value of cols and writes the values
 // it returns back, all in one transaction: either every value is rewritten
 // or none is. Table and column names come from our own code, never from
-// input.
+// input. SQLite only (it pages by rowid); on PostgreSQL it returns an
+// error.
 func (db *DB) Reseal(ctx context.Context, cols []SealedColumn, fn ResealFunc) ([]ResealCount, error) {
+	if db.dialect != SQLite {
+		return nil, fmt.Errorf("reseal: %w", errSQLiteOnly)
+	}
 	tx, err := db.BeginTx(ctx)
 	if err != nil {
 		return nil, err

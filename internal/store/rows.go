@@ -138,7 +138,7 @@ func (q Q) PurgeTransfer(ctx context.Context, id string, now time.Time) error {
 	// Sessions lose their sealed identity but stay until they expire, so a
 	// client still gets "revoked" or "expired" (with the date) rather than
 	// "session ended".
-	if _, err := q.q.ExecContext(ctx, `UPDATE sessions SET identity_sealed = x'' WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id = ?)`, id); err != nil {
+	if _, err := q.q.ExecContext(ctx, `UPDATE sessions SET identity_sealed = ? WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id = ?)`, []byte{}, id); err != nil {
 		return fmt.Errorf("purge sessions: %w", err)
 	}
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM files WHERE transfer_id = ?`, id); err != nil {
@@ -284,7 +284,7 @@ func (q Q) RevokeRecipient(ctx context.Context, id int64, at time.Time) error {
 	if err := affected(res, err, ErrConflict); err != nil {
 		return err
 	}
-	_, err = q.q.ExecContext(ctx, `UPDATE sessions SET identity_sealed = x'' WHERE recipient_id = ?`, id)
+	_, err = q.q.ExecContext(ctx, `UPDATE sessions SET identity_sealed = ? WHERE recipient_id = ?`, []byte{}, id)
 	return err
 }
 

@@ -1,6 +1,8 @@
 // Package store keeps Kluis's metadata in SQL: transfers, recipients,
 // files, download sessions. SQLite (modernc.org/sqlite, pure Go) is the
-// embedded default.
+// embedded default; PostgreSQL (pgx v5 through database/sql) is the
+// alternative for several instances sharing one database ([Open] with a
+// postgres:// URL).
 //
 // # Durability and erasure
 //
@@ -10,10 +12,17 @@
 // erased, Checkpoint truncates the WAL so deleted bytes survive neither in
 // free pages nor in old WAL frames.
 //
+// On PostgreSQL, deleted rows stay in the table's pages as dead tuples (and
+// in the WAL) until VACUUM reclaims them and the pages are reused; there is
+// no equivalent of secure_delete. Erasure there relies on (auto)VACUUM and
+// on the storage's own encryption, which is weaker than SQLite's overwrite.
+//
 // # Conventions
 //
 // Times are stored as Unix milliseconds (UTC). Methods that change several
-// rows take a *Tx; callers use BeginTx, defer Rollback and Commit.
+// rows take a *Tx; callers use BeginTx, defer Rollback and Commit. SQL is
+// written once, with ? placeholders and constructs both dialects share; on
+// PostgreSQL the placeholders are rewritten to $1..$n (see rebind).
 package store
 
 import (
@@ -24,6 +33,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -40,10 +50,50 @@ var ErrNotFound = errors.New("store: not found")
 // ErrConflict is returned when a compare-and-swap update lost its race.
 var ErrConflict = errors.New("store: concurrent update")
 
+// Dialect is the SQL dialect of a database.
+type Dialect int
+
+const (
+	SQLite Dialect = iota
+	Postgres
+)
+
+func (d Dialect) String() string {
+	if d == Postgres {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
 // DB is the metadata database.
 type DB struct {
 	Q
-	db *sql.DB
+	db      *sql.DB
+	dialect Dialect
+}
+
+// Dialect reports which SQL dialect the database speaks.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Open opens the metadata database named by spec: "" for SQLite at
+// DATADIR/kluis.db, "sqlite:PATH" for SQLite at PATH, or a
+// postgres:// or postgresql:// URL for PostgreSQL.
+func Open(ctx context.Context, spec, dataDir string) (*DB, error) {
+	switch {
+	case spec == "":
+		return OpenSQLite(ctx, filepath.Join(dataDir, "kluis.db"))
+	case strings.HasPrefix(spec, "sqlite:"):
+		path := strings.TrimPrefix(spec, "sqlite:")
+		if path == "" {
+			return nil, errors.New("--db sqlite:PATH: the path is empty")
+		}
+		return OpenSQLite(ctx, path)
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		return OpenPostgres(ctx, spec)
+	default:
+		// Never echo spec: it may carry a password.
+		return nil, errors.New("--db: give sqlite:PATH or a postgres:// URL")
+	}
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and
@@ -67,7 +117,7 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	// Readers run in parallel under WAL; writers queue on the busy timeout.
 	sqldb.SetMaxOpenConns(8)
 	sqldb.SetConnMaxIdleTime(5 * time.Minute)
-	db := &DB{Q: Q{sqldb}, db: sqldb}
+	db := &DB{Q: Q{sqldb}, db: sqldb, dialect: SQLite}
 	if err := db.migrateRetrying(ctx); err != nil {
 		sqldb.Close()
 		return nil, err
@@ -86,7 +136,16 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Checkpoint moves the WAL into the database file and truncates the WAL,
 // so content deleted under secure_delete is gone from both files.
+//
+// On PostgreSQL it does nothing: deleted and overwritten tuples stay in
+// the table files until VACUUM (autovacuum) reclaims the space and later
+// writes reuse it, and in the WAL until it is recycled. Erasure there rests
+// on VACUUM and the storage's own encryption; it is not as strong as
+// SQLite's secure_delete with a truncated WAL.
 func (db *DB) Checkpoint(ctx context.Context) error {
+	if db.dialect == Postgres {
+		return nil
+	}
 	_, err := db.db.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 	return err
 }
@@ -111,6 +170,9 @@ func (db *DB) migrateRetrying(ctx context.Context) error {
 }
 
 func (db *DB) migrate(ctx context.Context) error {
+	if db.dialect == Postgres {
+		return db.migratePostgres(ctx)
+	}
 	if _, err := db.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -161,10 +223,29 @@ type Tx struct {
 }
 
 // BeginTx starts a write transaction. Always defer Rollback.
+//
+// Write transactions run one at a time, as on SQLite (_txlock=immediate):
+// on PostgreSQL each one first takes a transaction-level advisory lock, so
+// read-then-write code keeps SQLite's serial semantics across instances.
 func (db *DB) BeginTx(ctx context.Context) (*Tx, error) {
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
+	}
+	if db.dialect == Postgres {
+		// Like SQLite's busy timeout: wait at most 15 s for the lock (and
+		// for row locks in this transaction), then fail rather than hang;
+		// a pool full of waiting writers would otherwise never let a
+		// writer that also reads outside its transaction finish.
+		if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '15s'"); err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", writerLockKey); err != nil {
+			tx.Rollback()
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+		return &Tx{Q: Q{pgQuerier{tx}}, tx: tx}, nil
 	}
 	return &Tx{Q: Q{tx}, tx: tx}, nil
 }
@@ -184,6 +265,12 @@ func (tx *Tx) Rollback() error {
 // Q runs queries on the database or inside a transaction; DB and Tx both
 // embed it, so read helpers work in and out of transactions.
 type Q struct{ q querier }
+
+// postgres reports whether q runs on PostgreSQL.
+func (q Q) postgres() bool {
+	_, ok := q.q.(pgQuerier)
+	return ok
+}
 
 // querier is what both *sql.DB and *sql.Tx offer, so read helpers work in
 // and out of transactions.

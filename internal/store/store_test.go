@@ -9,7 +9,38 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kluis-nl/kluis/internal/store/storetest"
 )
+
+// opener opens a handle to one database (again: every call is a new
+// handle to the same database).
+type opener func(ctx context.Context) (*DB, error)
+
+// freshFunc makes a new, empty database for one test.
+type freshFunc func(t *testing.T) opener
+
+func freshSQLite(t *testing.T) opener {
+	path := filepath.Join(t.TempDir(), "kluis.db")
+	return func(ctx context.Context) (*DB, error) { return OpenSQLite(ctx, path) }
+}
+
+func freshPostgres(t *testing.T) opener {
+	dsn := storetest.Postgres(t)
+	return func(ctx context.Context) (*DB, error) { return OpenPostgres(ctx, dsn) }
+}
+
+// openFresh opens a new database and closes it when the test ends.
+func openFresh(t *testing.T, fresh freshFunc) (*DB, opener) {
+	t.Helper()
+	open := fresh(t)
+	db, err := open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, open
+}
 
 func openTemp(t *testing.T) (*DB, string) {
 	t.Helper()
@@ -22,13 +53,48 @@ func openTemp(t *testing.T) (*DB, string) {
 	return db, path
 }
 
-// TestMigrationsIdempotent: opening the same database again (also while
-// it is open) applies nothing twice and fails on nothing.
-func TestMigrationsIdempotent(t *testing.T) {
+// The conformance suite: every test in it runs against SQLite and, when
+// KLUIS_TEST_POSTGRES_URL is set, against PostgreSQL, each in a fresh
+// database.
+func TestConformanceSQLite(t *testing.T) {
 	t.Parallel()
+	runConformance(t, freshSQLite)
+}
+
+func TestConformancePostgres(t *testing.T) {
+	t.Parallel()
+	storetest.RequirePostgres(t)
+	runConformance(t, freshPostgres)
+}
+
+func runConformance(t *testing.T, fresh freshFunc) {
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T, freshFunc)
+	}{
+		{"MigrationsIdempotent", testMigrationsIdempotent},
+		{"PurgeAndRetention", testPurgeAndRetention},
+		{"OneWriterAtATime", testOneWriterAtATime},
+		{"ConcurrentFirstOpen", testConcurrentFirstOpen},
+		{"Rows", testRows},
+		{"Outbox", testOutbox},
+		{"ConcurrentClaims", testConcurrentClaims},
+		{"Senders", testSenders},
+		{"Audit", testAudit},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.fn(t, fresh)
+		})
+	}
+}
+
+// testMigrationsIdempotent: opening the same database again (also while
+// it is open) applies nothing twice and fails on nothing.
+func testMigrationsIdempotent(t *testing.T, fresh freshFunc) {
 	ctx := context.Background()
-	db, path := openTemp(t)
-	names, err := fs.Glob(migrations, "migrations/sqlite/*.sql")
+	db, open := openFresh(t, fresh)
+	names, err := fs.Glob(migrations, "migrations/"+db.Dialect().String()+"/*.sql")
 	if err != nil || len(names) == 0 {
 		t.Fatalf("no migrations found: %v", err)
 	}
@@ -52,7 +118,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 	errs := make(chan error, 3)
 	for range 3 {
 		wg.Go(func() {
-			db2, err := OpenSQLite(ctx, path)
+			db2, err := open(ctx)
 			if err != nil {
 				errs <- err
 				return
@@ -69,7 +135,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 		t.Errorf("reopen: %v", err)
 	}
 	db.Close()
-	db3, err := OpenSQLite(ctx, path)
+	db3, err := open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +145,10 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 	if _, err := db3.Transfer(ctx, "t1"); err != nil {
 		t.Errorf("data lost across reopen: %v", err)
+	}
+	ms, err := db3.Migrations(ctx)
+	if err != nil || len(ms) != len(names) || ms[0].Version != "0001_init" {
+		t.Errorf("Migrations() = %v, %v", ms, err)
 	}
 }
 
@@ -129,13 +199,12 @@ func TestPragmasOnEveryConnection(t *testing.T) {
 	wg.Wait()
 }
 
-// TestPurgeAndRetention at the store: PurgeTransfer clears every sealed
+// testPurgeAndRetention at the store: PurgeTransfer clears every sealed
 // column and the content rows; DeleteRetired cascades to recipients,
 // downloads and sessions (foreign keys on every connection).
-func TestPurgeAndRetention(t *testing.T) {
-	t.Parallel()
+func testPurgeAndRetention(t *testing.T, fresh freshFunc) {
 	ctx := context.Background()
-	db, _ := openTemp(t)
+	db, _ := openFresh(t, fresh)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	for _, id := range []string{"gone", "kept"} {
 		err := db.InsertTransfer(ctx, &TransferRow{ID: id, State: "ready", CreatedAt: now, ExpiresAt: now.Add(time.Hour),
@@ -201,6 +270,11 @@ func TestPurgeAndRetention(t *testing.T) {
 	}
 	if rs, _ := db.Recipients(ctx, "gone"); len(rs) != 1 {
 		t.Error("the minimal record lost its recipient")
+	} else if s, err := db.Session(ctx, []byte("s-gone")); err != nil || len(s.IdentitySealed) != 0 {
+		t.Errorf("purged transfer's session: %v, %v; want an empty sealed identity", s, err)
+	}
+	if s, err := db.Session(ctx, []byte("s-kept")); err != nil || string(s.IdentitySealed) != "s" {
+		t.Errorf("kept transfer's session: %v, %v", s, err)
 	}
 	if ids, _ := db.DueForPurge(ctx, now.Add(2*time.Hour), 10); len(ids) != 1 || ids[0] != "kept" {
 		t.Errorf("due after purge: %v", ids)
@@ -218,12 +292,12 @@ func TestPurgeAndRetention(t *testing.T) {
 	}
 }
 
-// TestOneWriterAtATime: _txlock=immediate makes BeginTx take the write
-// lock, so two writers queue instead of failing with SQLITE_BUSY at commit.
-func TestOneWriterAtATime(t *testing.T) {
-	t.Parallel()
+// testOneWriterAtATime: _txlock=immediate (SQLite) or the writer advisory
+// lock (PostgreSQL) makes BeginTx take the write lock, so two writers queue
+// instead of failing with SQLITE_BUSY at commit or interleaving.
+func testOneWriterAtATime(t *testing.T, fresh freshFunc) {
 	ctx := context.Background()
-	db, _ := openTemp(t)
+	db, _ := openFresh(t, fresh)
 	tx1, err := db.BeginTx(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -259,17 +333,16 @@ func TestOneWriterAtATime(t *testing.T) {
 	}
 }
 
-// TestConcurrentFirstOpen: several processes (here: handles) opening a
+// testConcurrentFirstOpen: several processes (here: handles) opening a
 // fresh database at once migrate it exactly once.
-func TestConcurrentFirstOpen(t *testing.T) {
-	t.Parallel()
+func testConcurrentFirstOpen(t *testing.T, fresh freshFunc) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "kluis.db")
+	open := fresh(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for range 4 {
 		wg.Go(func() {
-			db, err := OpenSQLite(ctx, path)
+			db, err := open(ctx)
 			if err != nil {
 				errs <- err
 				return
@@ -281,5 +354,14 @@ func TestConcurrentFirstOpen(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Errorf("concurrent first open: %v", err)
+	}
+	db, err := open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	names, _ := fs.Glob(migrations, "migrations/"+db.Dialect().String()+"/*.sql")
+	if ms, err := db.Migrations(ctx); err != nil || len(ms) != len(names) {
+		t.Errorf("%d migrations recorded (%v), want %d", len(ms), err, len(names))
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/blob/local"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
+	"github.com/kluis-nl/kluis/internal/store/storetest"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -105,6 +106,44 @@ func newEnv(t testing.TB, tune ...func(*transfer.Config)) *env {
 	return openEnv(t, t.TempDir(), cfg, newFakeClock())
 }
 
+// envMaker makes a fresh env; newEnv (SQLite) and newPostgresEnv.
+type envMaker func(t testing.TB, tune ...func(*transfer.Config)) *env
+
+// newPostgresEnv is newEnv with the metadata in a fresh PostgreSQL
+// database (see storetest; skips without KLUIS_TEST_POSTGRES_URL).
+func newPostgresEnv(t testing.TB, tune ...func(*transfer.Config)) *env {
+	t.Helper()
+	cfg := testConfig()
+	for _, f := range tune {
+		f(&cfg)
+	}
+	dsn := storetest.Postgres(t)
+	db, err := store.OpenPostgres(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return openEnvDB(t, t.TempDir(), cfg, newFakeClock(), db)
+}
+
+// forEachDB runs fn as parallel subtests "sqlite" and "postgres", each
+// with its envMaker. The postgres one skips without
+// KLUIS_TEST_POSTGRES_URL (and fails under CI=true).
+func forEachDB(t *testing.T, fn func(t *testing.T, newEnv envMaker)) {
+	for _, b := range []struct {
+		name string
+		mk   envMaker
+	}{{"sqlite", newEnv}, {"postgres", newPostgresEnv}} {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			if b.name == "postgres" {
+				storetest.RequirePostgres(t)
+			}
+			fn(t, b.mk)
+		})
+	}
+}
+
 // openEnv opens an engine on an existing (or new) data folder.
 func openEnv(t testing.TB, dir string, cfg transfer.Config, clock *fakeClock) *env {
 	t.Helper()
@@ -114,6 +153,14 @@ func openEnv(t testing.TB, dir string, cfg transfer.Config, clock *fakeClock) *e
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return openEnvDB(t, dir, cfg, clock, db)
+}
+
+// openEnvDB opens an engine on a data folder (blobs, master key) and an
+// open database.
+func openEnvDB(t testing.TB, dir string, cfg transfer.Config, clock *fakeClock, db *store.DB) *env {
+	t.Helper()
+	ctx := context.Background()
 	blobs, err := local.New(dir)
 	if err != nil {
 		t.Fatal(err)
