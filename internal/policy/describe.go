@@ -136,7 +136,7 @@ func describeLimits(w io.Writer, indent string, l Limits) {
 	for _, m := range l.PasswordModes {
 		modes = append(modes, string(m))
 	}
-	fmt.Fprintf(w, "%smax transfer size: %s\n", indent, orServer(l.MaxTransferSize > 0, formatSize(l.MaxTransferSize)))
+	fmt.Fprintf(w, "%smax transfer size: %s\n", indent, orServer(l.MaxTransferSize > 0, kluis.FormatSize(l.MaxTransferSize)))
 	fmt.Fprintf(w, "%sexpiry: default %s, at most %s\n", indent, orServer(l.DefaultExpiry > 0, days(l.DefaultExpiry)), orServer(l.MaxExpiry > 0, days(l.MaxExpiry)))
 	fmt.Fprintf(w, "%spassword modes: %s\n", indent, strings.Join(modes, ", "))
 	fmt.Fprintf(w, "%sconfidential message: %s; edited notification text: %s; file names in mails: %s\n", indent,
@@ -145,15 +145,3 @@ func describeLimits(w io.Writer, indent string, l Limits) {
 }
 
 func days(d time.Duration) string { return config.FormatDuration(d) }
-
-func formatSize(n int64) string {
-	switch {
-	case n >= 1_000_000_000:
-		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-	case n >= 1_000_000:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1_000:
-		return fmt.Sprintf("%.0f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d bytes", n)
-}

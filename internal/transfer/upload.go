@@ -198,20 +198,7 @@ func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string
 }
 
 func (s *Service) tooLarge(max int64) error {
-	return kluis.Errorf(kluis.ETOOLARGE, "The files are too large together: a transfer can hold at most %s.", FormatSize(max))
-}
-
-// FormatSize formats bytes in decimal units as users know them (2.00 GB).
-func FormatSize(n int64) string {
-	switch {
-	case n >= 1_000_000_000:
-		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-	case n >= 1_000_000:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1_000:
-		return fmt.Sprintf("%.0f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d bytes", n)
+	return kluis.Errorf(kluis.ETOOLARGE, "The files are too large together: a transfer can hold at most %s.", kluis.FormatSize(max))
 }
 
 // used sums the declared sizes (or, for unknown sizes, the bytes so far) of
