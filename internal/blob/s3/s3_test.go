@@ -43,7 +43,7 @@ func testConfig(t *testing.T, name string) *Config {
 	t.Helper()
 	raw := os.Getenv(name)
 	if raw == "" {
-		msg := name + " is not set: no S3 server to test against (start versitygw, see /work/shared/test-services.md, and set " +
+		msg := name + " is not set: no S3 server to test against (start versitygw as .ci/run does, and set " +
 			name + ", AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
