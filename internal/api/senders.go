@@ -38,12 +38,7 @@ func (a *API) startVerification(w http.ResponseWriter, r *http.Request) {
 		a.Error(w, r, err)
 		return
 	}
-	pre := req.Verification
-	if pre == "" {
-		if c, err := r.Cookie(verifyCookie); err == nil {
-			pre = c.Value
-		}
-	}
+	pre := preSession(r, req.Verification)
 	tok, err := a.senders.Start(r.Context(), pre, req.Email, req.Name, req.Phone, req.Lang)
 	if err != nil {
 		a.Error(w, r, err)
@@ -74,12 +69,7 @@ func (a *API) confirmVerification(w http.ResponseWriter, r *http.Request) {
 		a.Error(w, r, err)
 		return
 	}
-	pre := req.Verification
-	if pre == "" {
-		if c, err := r.Cookie(verifyCookie); err == nil {
-			pre = c.Value
-		}
-	}
+	pre := preSession(r, req.Verification)
 	kind := "browser"
 	if req.Client == "cli" {
 		kind = "cli"
@@ -155,4 +145,16 @@ func (a *API) listTransfers(w http.ResponseWriter, r *http.Request, s *sender.Se
 		out = append(out, transferView(t, a.svc.Now()))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"transfers": out})
+}
+
+// preSession is the pre-session token a code is tied to: from the request
+// body (scripts), else the browser's cookie.
+func preSession(r *http.Request, fromBody string) string {
+	if fromBody != "" {
+		return fromBody
+	}
+	if c, err := r.Cookie(verifyCookie); err == nil {
+		return c.Value
+	}
+	return ""
 }
