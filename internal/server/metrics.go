@@ -110,7 +110,7 @@ func countTraffic(m *metrics.Metrics, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		cw := &countWriter{ResponseWriter: w}
+		cw := &statusWriter{ResponseWriter: w}
 		// Deferred: a download that breaks off panics with ErrAbortHandler,
 		// and what was sent still counts.
 		defer func() {
@@ -133,27 +133,3 @@ func isDownload(p string) bool {
 	}
 	return false
 }
-
-type countWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (c *countWriter) WriteHeader(code int) {
-	if c.status == 0 {
-		c.status = code
-	}
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	n, err := c.ResponseWriter.Write(p)
-	c.bytes += int64(n)
-	return n, err
-}
-
-func (c *countWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
