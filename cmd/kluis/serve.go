@@ -149,7 +149,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	ob.SetMetrics(met)
 
 	pages, err := web.New(web.Deps{
-		Transfers: svc, OrgName: cfg.OrgName, BaseURL: cfg.BaseURL, Mailbox: mailbox != nil,
+		Transfers: svc, Senders: senders, OrgName: cfg.OrgName, BaseURL: cfg.BaseURL, Mailbox: mailbox != nil,
 		LogoFile: cfg.OrgLogoFile, ThemeCSS: cfg.ThemeCSS, ThemeClass: cfg.ThemeClass,
 		Retention: cfg.Retention, DefaultExpiry: cfg.DefaultExpiry, MaxExpiry: cfg.MaxExpiry, SessionTTL: cfg.SessionTTL,
 		Log: log,

@@ -34,12 +34,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // Deps are what the pages need.
 type Deps struct {
 	Transfers *transfer.Service
+	// Senders verifies senders (the send flow and My transfers). The
+	// session is the same __Host-kluis-session cookie the JSON API uses.
+	Senders *sender.Service
 	// OrgName is shown in the header and the texts; default "Kluis".
 	OrgName string
 	// LogoFile is an image file (SVG, PNG, JPEG or WebP) shown in the
@@ -66,6 +70,7 @@ type Deps struct {
 // Web holds the page handlers and what they share.
 type Web struct {
 	svc     *transfer.Service
+	senders *sender.Service
 	log     *slog.Logger
 	org     org
 	mailbox bool
@@ -100,6 +105,7 @@ func New(d Deps) (*Web, error) {
 	def := transfer.DefaultConfig()
 	h := &Web{
 		svc:     d.Transfers,
+		senders: d.Senders,
 		log:     d.Log,
 		mailbox: d.Mailbox,
 		secure:  true,
