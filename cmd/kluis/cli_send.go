@@ -36,17 +36,24 @@ it continues where it stopped. The state for that is kept in your cache
 folder (kluis/uploads/, readable only by you) until the transfer is sent; it
 holds the transfer's upload token (which allows uploading to this one
 transfer) and, for --no-password only, the link secret; never a password.
+With --json a generated password is printed only at the end: an interrupted
+--json run never showed it, so the rerun starts a new transfer instead.
 `
 
 // sendState is the resume state of one send; it never holds a password.
 type sendState struct {
-	Server      string      `json:"server"`
-	TransferID  string      `json:"transfer_id"`
-	UploadToken string      `json:"upload_token"`
-	LinkSecret  string      `json:"link_secret,omitempty"` // --no-password only
-	Generated   bool        `json:"password_generated,omitempty"`
-	ExpiresAt   time.Time   `json:"expires_at"`
-	Files       []fileState `json:"files"`
+	Server      string `json:"server"`
+	TransferID  string `json:"transfer_id"`
+	UploadToken string `json:"upload_token"`
+	LinkSecret  string `json:"link_secret,omitempty"` // --no-password only
+	Generated   bool   `json:"password_generated,omitempty"`
+	// PasswordShown records that a generated password was printed when the
+	// transfer was created. With --json it is printed only at the end, so
+	// an interrupted --json run never showed it: that draft is useless to
+	// its recipients and is not continued.
+	PasswordShown bool        `json:"password_shown,omitempty"`
+	ExpiresAt     time.Time   `json:"expires_at"`
+	Files         []fileState `json:"files"`
 }
 
 type fileState struct {
@@ -238,12 +245,15 @@ func runSend(ctx context.Context, args []string, getenv func(string) string, std
 		for _, f := range sf {
 			st.Files = append(st.Files, fileState{Path: f.path, Size: f.size})
 		}
-		if err := saveSendState(statePath, st); err != nil {
-			return fmt.Errorf("saving the upload state: %w", err)
-		}
 		password = cr.Password
 		if password != "" && !*asJSON {
+			// Shown before the state is saved: a state that says "shown"
+			// never belongs to a password nobody saw.
 			fmt.Fprintf(stdout, "Password (give it to the recipients by phone or text message): %s\n", password)
+			st.PasswordShown = true
+		}
+		if err := saveSendState(statePath, st); err != nil {
+			return fmt.Errorf("saving the upload state: %w", err)
 		}
 	} else {
 		fmt.Fprintf(stderr, "kluis: continuing the earlier upload of transfer %s.\n", st.TransferID)
@@ -324,6 +334,13 @@ func loadSendState(ctx context.Context, c *client.Client, path string, sf []send
 	}
 	switch t.State {
 	case "draft", "uploading":
+		if st.Generated && !st.PasswordShown {
+			// Its password was to be printed at the end (--json) and the
+			// run never got there: nobody can ever open this transfer.
+			fmt.Fprintf(stderr, "kluis: the earlier upload of transfer %s cannot be continued: its generated password was never shown (the run with --json was interrupted); starting a new transfer with a new password.\n", st.TransferID)
+			os.Remove(path)
+			return nil, false, nil
+		}
 		return st, true, nil
 	case "ready":
 		return st, false, nil
