@@ -9,7 +9,6 @@ import (
 	"time"
 
 	tusd "github.com/tus/tusd/v2/pkg/handler"
-	"github.com/tus/tusd/v2/pkg/memorylocker"
 	expslog "golang.org/x/exp/slog"
 
 	"github.com/kluis-nl/kluis"
@@ -23,10 +22,13 @@ import (
 // file's row.
 func (a *API) newTus(basePath string) (http.Handler, error) {
 	composer := tusd.NewStoreComposer()
-	st := &tusStore{svc: a.svc}
+	// Uploads are locked across instances with lease rows (tuslock.go);
+	// WriteChunk commits under the lease its request holds.
+	locker := newTusLocker(a.svc)
+	st := &tusStore{svc: a.svc, locker: locker}
 	composer.UseCore(st)
 	composer.UseTerminater(st)
-	memorylocker.New().UseIn(composer)
+	locker.UseIn(composer)
 	h, err := tusd.NewUnroutedHandler(tusd.Config{
 		BasePath:                         basePath,
 		StoreComposer:                    composer,
@@ -89,13 +91,15 @@ func ownerFrom(ctx context.Context) (transfer.Owner, bool) {
 
 // tusStore is tusd's DataStore over the engine.
 type tusStore struct {
-	svc *transfer.Service
+	svc    *transfer.Service
+	locker *tusLocker
 }
 
 type tusUpload struct {
-	svc   *transfer.Service
-	owner transfer.Owner
-	id    string
+	svc    *transfer.Service
+	locker *tusLocker
+	owner  transfer.Owner
+	id     string
 }
 
 func (s *tusStore) NewUpload(ctx context.Context, info tusd.FileInfo) (tusd.Upload, error) {
@@ -112,7 +116,7 @@ func (s *tusStore) NewUpload(ctx context.Context, info tusd.FileInfo) (tusd.Uplo
 	if err != nil {
 		return nil, tusError(err)
 	}
-	return &tusUpload{svc: s.svc, owner: o, id: f.ID}, nil
+	return &tusUpload{svc: s.svc, locker: s.locker, owner: o, id: f.ID}, nil
 }
 
 func first(m tusd.MetaData, keys ...string) string {
@@ -135,7 +139,7 @@ func (s *tusStore) GetUpload(ctx context.Context, id string) (tusd.Upload, error
 		}
 		return nil, tusError(err)
 	}
-	return &tusUpload{svc: s.svc, owner: o, id: id}, nil
+	return &tusUpload{svc: s.svc, locker: s.locker, owner: o, id: id}, nil
 }
 
 func (s *tusStore) AsTerminatableUpload(u tusd.Upload) tusd.TerminatableUpload {
@@ -143,6 +147,9 @@ func (s *tusStore) AsTerminatableUpload(u tusd.Upload) tusd.TerminatableUpload {
 }
 
 func (u *tusUpload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
+	if l := u.locker.lease(u.id); l != nil {
+		ctx = transfer.WithLease(ctx, l)
+	}
 	n, err := u.svc.WriteFile(ctx, u.owner, u.id, offset, src)
 	if err != nil {
 		return n, tusError(err)

@@ -6,11 +6,17 @@
 // The per-object lock-out (a recipient's attempts, a verification's
 // attempts) lives in the engine; this package only slows guessing down
 // across objects and keeps one client from using up the service.
+//
+// With Config.Shared (several instances on one PostgreSQL database) the
+// buckets live in the database instead of in memory, so the instances
+// enforce one limit together; the arithmetic is the same (a token bucket,
+// kept as GCRA's theoretical arrival time, see store.TakeRateToken).
 package ratelimit
 
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -149,6 +155,28 @@ type Config struct {
 	Trusted []netip.Prefix
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Shared, if set, keeps the buckets in a database that every instance
+	// uses (PostgreSQL), instead of in this process's memory. If it fails,
+	// the in-memory buckets decide (and Log hears of it), so a database
+	// hiccup neither opens the gates nor blocks every client.
+	Shared Shared
+	// KeyHash, if set, names a client's shared bucket by a keyed hash of
+	// its address (secret.Keyring.MAC), so the shared table holds no IP
+	// addresses. Every instance must use the same key.
+	KeyHash func(ip string) string
+	// Log receives shared-bucket failures; default slog.Default().
+	Log *slog.Logger
+}
+
+// Shared is a store of token buckets shared by instances (store.DB).
+type Shared interface {
+	// TakeRateToken takes a token from key's bucket of burst tokens that
+	// refills one per interval, or returns false and the wait.
+	TakeRateToken(ctx context.Context, key string, now time.Time, interval time.Duration, burst int) (bool, time.Duration, error)
+	// ReturnRateToken gives back a token taken from key.
+	ReturnRateToken(ctx context.Context, key string, interval time.Duration) error
+	// PruneRateBuckets deletes buckets that are full again at now.
+	PruneRateBuckets(ctx context.Context, now time.Time) (int64, error)
 }
 
 // Defaults.
@@ -166,8 +194,10 @@ type Limiter struct {
 	every  rate.Limit
 	global *rate.Limiter
 
-	mu      sync.Mutex
-	clients map[netip.Addr]*client
+	mu        sync.Mutex
+	clients   map[netip.Addr]*client
+	lastPrune time.Time
+	lastError time.Time
 }
 
 type client struct {
@@ -198,6 +228,9 @@ func New(cfg Config) *Limiter {
 		cfg.Now = time.Now
 	}
 	cfg.Trusted = append([]netip.Prefix(nil), cfg.Trusted...)
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
 	return &Limiter{
 		cfg:     cfg,
 		every:   rate.Limit(float64(cfg.PerMinute) / 60),
@@ -225,6 +258,18 @@ func key(ip netip.Addr) netip.Addr {
 func (l *Limiter) Allow(ip netip.Addr) (bool, time.Duration) {
 	now := l.cfg.Now()
 	k := key(ip)
+	if l.cfg.Shared != nil {
+		ok, wait, err := l.allowShared(k, now)
+		if err == nil {
+			return ok, wait
+		}
+		l.mu.Lock()
+		if now.Sub(l.lastError) > time.Minute {
+			l.lastError = now
+			l.cfg.Log.Error("shared rate limit failed; this instance's own limits apply", "err", err)
+		}
+		l.mu.Unlock()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.clients[k]
@@ -247,6 +292,54 @@ func (l *Limiter) Allow(ip netip.Addr) (bool, time.Duration) {
 	c.lim.AllowN(now, 1)
 	l.global.AllowN(now, 1)
 	return true, 0
+}
+
+// allowShared is Allow on the shared buckets: the client's, then the
+// global one; a refusal by the global bucket gives the client's token back.
+func (l *Limiter) allowShared(k netip.Addr, now time.Time) (bool, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	l.mu.Lock()
+	prune := now.Sub(l.lastPrune) >= time.Minute
+	if prune {
+		l.lastPrune = now
+	}
+	l.mu.Unlock()
+	if prune {
+		if _, err := l.cfg.Shared.PruneRateBuckets(ctx, now); err != nil {
+			return false, 0, err
+		}
+	}
+	ipKey := "ip:" + k.String()
+	if l.cfg.KeyHash != nil {
+		ipKey = "iph:" + l.cfg.KeyHash(k.String())
+	}
+	ipEvery, ipOn := interval(l.cfg.PerMinute)
+	if ipOn {
+		ok, wait, err := l.cfg.Shared.TakeRateToken(ctx, ipKey, now, ipEvery, l.cfg.Burst)
+		if err != nil || !ok {
+			return false, wait, err
+		}
+	}
+	if gEvery, on := interval(l.cfg.GlobalPerMinute); on {
+		ok, wait, err := l.cfg.Shared.TakeRateToken(ctx, "global", now, gEvery, l.cfg.GlobalBurst)
+		if err != nil || !ok {
+			if ipOn {
+				if rerr := l.cfg.Shared.ReturnRateToken(ctx, ipKey, ipEvery); rerr != nil && err == nil {
+					err = rerr
+				}
+			}
+			return false, wait, err
+		}
+	}
+	return true, 0, nil
+}
+
+// interval is the time between two tokens at perMinute; a limit too high
+// to count in microseconds is off.
+func interval(perMinute int) (time.Duration, bool) {
+	d := time.Minute / time.Duration(perMinute)
+	return d, d >= time.Microsecond
 }
 
 // waitFor is how long until lim has a whole token; 0 if it has one now.

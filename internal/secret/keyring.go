@@ -2,6 +2,7 @@ package secret
 
 import (
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -44,8 +45,9 @@ const (
 
 // Keyring holds the master key. It is safe for concurrent use.
 type Keyring struct {
-	aead  cipher.AEAD
-	keyID [keyIDSize]byte
+	aead   cipher.AEAD
+	keyID  [keyIDSize]byte
+	macKey []byte // for [Keyring.MAC]; derived, never the master key itself
 }
 
 // NewKeyring returns a keyring for a 32-byte master key. It keeps its own
@@ -61,7 +63,26 @@ func NewKeyring(key []byte) (*Keyring, error) {
 	k := &Keyring{aead: aead}
 	sum := sha256.Sum256(key)
 	copy(k.keyID[:], sum[:keyIDSize])
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("kluis keyring mac key v1"))
+	k.macKey = m.Sum(nil)
 	return k, nil
+}
+
+// MAC returns a keyed hash (HMAC-SHA256 under a key derived from the master
+// key) of data for purpose. Instances that share the master key get the
+// same value, so it can name personal data (a client's IP address) in a
+// shared table without storing the data itself; without the master key the
+// value reveals nothing, not even by trying every IPv4 address.
+func (k *Keyring) MAC(purpose string, data []byte) []byte {
+	if strings.IndexByte(purpose, 0) >= 0 {
+		panic("secret: purpose must not contain NUL")
+	}
+	m := hmac.New(sha256.New, k.macKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write(data)
+	return m.Sum(nil)
 }
 
 // GenerateMasterKey returns 32 random bytes for a new master key.

@@ -2,6 +2,8 @@ package secret
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"os"
@@ -256,5 +258,37 @@ func TestLoadMasterKeyMissing(t *testing.T) {
 	// A missing directory is an error, not something to create silently.
 	if _, _, err := LoadOrCreateMasterKey(filepath.Join(t.TempDir(), "no", "such", "dir", "k")); err == nil {
 		t.Error("LoadOrCreateMasterKey succeeded in a missing directory")
+	}
+}
+
+func TestMAC(t *testing.T) {
+	k1, err := NewKeyring(bytes.Repeat([]byte{1}, KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1again, _ := NewKeyring(bytes.Repeat([]byte{1}, KeySize))
+	k2, _ := NewKeyring(bytes.Repeat([]byte{2}, KeySize))
+	a := k1.MAC("ratelimit.ip", []byte("192.0.2.1"))
+	if len(a) != 32 {
+		t.Fatalf("MAC is %d bytes, want 32", len(a))
+	}
+	if !bytes.Equal(a, k1again.MAC("ratelimit.ip", []byte("192.0.2.1"))) {
+		t.Error("two keyrings with the same master key disagree")
+	}
+	for name, other := range map[string][]byte{
+		"other key":     k2.MAC("ratelimit.ip", []byte("192.0.2.1")),
+		"other purpose": k1.MAC("ratelimit.ipx", []byte("192.0.2.1")),
+		"other data":    k1.MAC("ratelimit.ip", []byte("192.0.2.2")),
+		"shifted split": k1.MAC("ratelimit.i", []byte("p192.0.2.1")),
+	} {
+		if bytes.Equal(a, other) {
+			t.Errorf("%s gives the same MAC", name)
+		}
+	}
+	// Not the plain HMAC under the master key itself.
+	m := hmac.New(sha256.New, bytes.Repeat([]byte{1}, KeySize))
+	m.Write([]byte("ratelimit.ip\x00192.0.2.1"))
+	if bytes.Equal(a, m.Sum(nil)) {
+		t.Error("MAC uses the master key directly")
 	}
 }

@@ -522,6 +522,19 @@ func (q Q) DueForReminder(ctx context.Context, now, soon time.Time, limit int) (
 	return scanStrings(rows, err)
 }
 
+// ClaimReminder marks a transfer reminded if it was not yet, and reports
+// whether this call did: of instances handling the same transfer at once,
+// one queues the reminder.
+func (q Q) ClaimReminder(ctx context.Context, id string, at time.Time) (bool, error) {
+	res, err := q.q.ExecContext(ctx, `UPDATE transfers SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL`, ms(at), id)
+	if err := affected(res, err, ErrConflict); errors.Is(err, ErrConflict) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // MarkReminded records that the reminder was queued (or is not wanted), so
 // it is considered once.
 func (q Q) MarkReminded(ctx context.Context, id string, at time.Time) error {

@@ -81,6 +81,10 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"Senders", testSenders},
 		{"Audit", testAudit},
+		{"Leases", testLeases},
+		{"LeaseFencing", testLeaseFencing},
+		{"RateBuckets", testRateBuckets},
+		{"ClaimReminder", testClaimReminder},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

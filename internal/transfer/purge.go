@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -64,6 +65,15 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		// Another instance may have purged it since DueForPurge: write
+		// transactions run one at a time, so this read sees its commit.
+		if t, err := tx.Transfer(ctx, id); err != nil || t.PurgedAt != nil {
+			tx.Rollback()
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return n, err
+			}
+			continue
+		}
 		if err := tx.PurgeTransfer(ctx, id, now); err != nil {
 			tx.Rollback()
 			return n, err
@@ -93,6 +103,11 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 		s.audit.Log(ctx, audit.Event{Actor: audit.System, Action: audit.TransferRetire, Detail: "count=" + strconv.FormatInt(retired, 10)})
 	}
 	if _, err := s.db.DeleteExpiredSessions(ctx, now); err != nil {
+		return n, err
+	}
+	// Upload leases left by crashed instances (or tus requests for ids
+	// that do not exist); an expired lease holds nothing.
+	if _, err := s.db.DeleteExpiredLeases(ctx, now); err != nil {
 		return n, err
 	}
 	pruned, err := s.audit.Prune(ctx, now)

@@ -68,6 +68,9 @@ type Config struct {
 	// UnlockConcurrency bounds parallel password checks (each costs up to
 	// 2^PasswordLogN KiB of memory).
 	UnlockConcurrency int
+	// UploadLease is how long an upload lease lasts without renewal (see
+	// lease.go); 0 means DefaultUploadLease.
+	UploadLease time.Duration
 }
 
 // DefaultConfig returns the embedded defaults.
@@ -106,6 +109,8 @@ type Service struct {
 	policy  policySource    // nil: policy.Default() (SetPolicy)
 	audit   *audit.Recorder // nil: no audit log (SetAudit)
 	metrics Metrics         // nil: nothing counted (SetMetrics)
+	holder  string          // this process in upload lease rows
+	leases  *leaseRegistry  // upload leases held by this process
 }
 
 // New returns the engine. now may be nil (time.Now).
@@ -128,6 +133,8 @@ func New(db *store.DB, blobs blob.Store, keys *secret.Keyring, cfg Config, now f
 		log:     log,
 		unlocks: secret.NewLimiter(cfg.UnlockConcurrency),
 		wake:    make(chan struct{}, 1),
+		holder:  newHolderID(),
+		leases:  &leaseRegistry{held: map[string]*UploadLease{}},
 	}
 }
 

@@ -297,10 +297,36 @@ func (e *errReader) Read(p []byte) (int, error) {
 // ends with an error. It returns the number of bytes committed. A file of
 // unknown size (plain streaming upload) may grow to the rest of the
 // transfer's budget; more gives ETOOLARGE.
+//
+// Every segment commits under the file's upload lease (lease.go): the one
+// in ctx (WithLease, as tus does), or else one WriteFile takes itself for
+// the call, waiting up to two lease durations for another holder. A lease
+// lost mid-write (taken over after this process stalled) fails the next
+// commit with ECONFLICT, and that segment's blob is deleted.
 func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset int64, src io.Reader) (int64, error) {
 	f, err := s.ownedFile(ctx, s.db.Q, o, fileID)
 	if err != nil {
 		return 0, err
+	}
+	lease := leaseFrom(ctx, f.ID)
+	if lease == nil {
+		// No lock from the caller (plain PUT, reply): hold the lease for
+		// this call. Requests to let go are not honoured: such an upload
+		// cannot resume elsewhere, so the other request waits for it.
+		wctx, cancel := context.WithTimeout(ctx, 2*s.leaseTTL())
+		lease, err = s.LeaseUpload(wctx, f.ID, nil)
+		cancel()
+		if err != nil {
+			if errors.Is(err, ErrLeaseTimeout) {
+				return 0, kluis.Errorf(kluis.ECONFLICT, "Another request is still writing this file; try again later.")
+			}
+			return 0, err
+		}
+		defer lease.Release()
+		// The file may have moved on while this call waited.
+		if f, err = s.ownedFile(ctx, s.db.Q, o, fileID); err != nil {
+			return 0, err
+		}
 	}
 	if f.Complete {
 		return 0, kluis.Errorf(kluis.ECONFLICT, "This file is already complete.")
@@ -351,14 +377,24 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 			bw.Abort()
 			return storageError(err)
 		}
+		if entry.Offset != man.Size() {
+			// Never happens: the loop computes offsets from this manifest.
+			s.blobs.Delete(commitCtx, entry.Key)
+			return fmt.Errorf("segment at offset %d does not follow the manifest's end %d", entry.Offset, man.Size())
+		}
 		if err := man.Append(entry); err != nil {
 			s.blobs.Delete(commitCtx, entry.Key)
 			return err
 		}
-		if err := s.db.UpdateManifest(commitCtx, f.ID, rev, s.keys.Seal(purposeManifest, f.ID, man.Marshal()), s.now()); err != nil {
-			// Another writer moved on (a stale request): this segment must
-			// not count. The blob is deleted (or collected).
+		if err := s.db.UpdateManifestFenced(commitCtx, f.ID, lease.Token(), rev, s.keys.Seal(purposeManifest, f.ID, man.Marshal()), s.now()); err != nil {
+			// The lease is gone (taken over after this process stalled) or
+			// another writer moved on: this segment must not count. The
+			// blob is deleted (or collected).
 			s.blobs.Delete(commitCtx, entry.Key)
+			if errors.Is(err, store.ErrLeaseLost) {
+				s.log.Warn("segment refused: upload lease lost", "file", f.ID, "err", err)
+				return errLeaseLost(err)
+			}
 			if errors.Is(err, store.ErrConflict) {
 				return kluis.Errorf(kluis.ECONFLICT, "This upload was changed by another request. Ask the server for the current offset and resume.")
 			}

@@ -1,0 +1,204 @@
+package ratelimit_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kluis-nl/kluis/internal/ratelimit"
+	"github.com/kluis-nl/kluis/internal/store"
+	"github.com/kluis-nl/kluis/internal/store/storetest"
+)
+
+type frozen struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *frozen) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *frozen) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// twoHandles opens two handles ("instances") on one fresh database.
+func twoHandles(t *testing.T, dialect string) (*store.DB, *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	var open func() (*store.DB, error)
+	if dialect == "postgres" {
+		dsn := storetest.Postgres(t)
+		open = func() (*store.DB, error) { return store.OpenPostgres(ctx, dsn) }
+	} else {
+		path := filepath.Join(t.TempDir(), "kluis.db")
+		open = func() (*store.DB, error) { return store.OpenSQLite(ctx, path) }
+	}
+	var dbs [2]*store.DB
+	for i := range dbs {
+		db, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs[i] = db
+	}
+	return dbs[0], dbs[1]
+}
+
+// TestSharedLimitAcrossInstances: two limiters, each on its own handle to
+// one database, enforce one per-IP and one global limit together, refill
+// at the configured rate, and a refusal by the global bucket costs the
+// client nothing. Without Shared the same two limiters let through twice
+// as much.
+func TestSharedLimitAcrossInstances(t *testing.T) {
+	for _, dialect := range []string{"postgres", "sqlite"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			if dialect == "postgres" {
+				storetest.RequirePostgres(t)
+			}
+			db1, db2 := twoHandles(t, dialect)
+			clk := &frozen{t: time.Now().UTC()}
+			cfg := ratelimit.Config{PerMinute: 60, Burst: 5, GlobalPerMinute: 600, GlobalBurst: 8, Now: clk.Now}
+			c1, c2 := cfg, cfg
+			c1.Shared, c2.Shared = db1, db2
+			lims := []*ratelimit.Limiter{ratelimit.New(c1), ratelimit.New(c2)}
+			x := netip.MustParseAddr("203.0.113.9")
+			allowed := 0
+			for i := range 12 {
+				if ok, _ := lims[i%2].Allow(x); ok {
+					allowed++
+				}
+			}
+			if allowed != 5 {
+				t.Fatalf("one client through two instances: %d allowed, want the burst of 5", allowed)
+			}
+			ok, wait := lims[1].Allow(x)
+			if ok || wait <= 0 || wait > time.Second {
+				t.Errorf("over the limit: ok=%v wait=%v", ok, wait)
+			}
+			// Other clients share the global burst of 8: 3 left.
+			others := 0
+			for i := range 6 {
+				ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
+				if ok, _ := lims[i%2].Allow(ip); ok {
+					others++
+				}
+			}
+			if others != 3 {
+				t.Errorf("global limit across instances: %d others allowed, want 3", others)
+			}
+			// One second later: one token for x (60/min); the global bucket
+			// got 10 (600/min) back, up to its burst.
+			clk.Add(time.Second)
+			if ok, _ := lims[0].Allow(x); !ok {
+				t.Error("x refused after one interval")
+			}
+			if ok, _ := lims[1].Allow(x); ok {
+				t.Error("x got two tokens in one interval")
+			}
+			// A global refusal gives the client's token back: empty the
+			// global bucket with fresh clients, then y is refused, and once
+			// the global bucket has room again y still has its whole burst.
+			for i := range 20 {
+				lims[i%2].Allow(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}))
+			}
+			y := netip.MustParseAddr("198.51.100.200")
+			for range 10 {
+				if ok, _ := lims[0].Allow(y); ok {
+					t.Fatal("allowed with the global bucket empty")
+				}
+			}
+			clk.Add(10 * time.Second) // global full again (8); y's bucket untouched
+			got := 0
+			for i := range 8 {
+				if ok, _ := lims[i%2].Allow(y); ok {
+					got++
+				}
+			}
+			if got != 5 {
+				t.Errorf("y after global refusals: %d allowed, want its full burst of 5", got)
+			}
+
+			// Concurrent requests from one client on both instances at one
+			// instant: exactly the burst passes.
+			clk.Add(time.Minute)
+			z := netip.MustParseAddr("2001:db8:1:2::77")
+			var passed atomic.Int32
+			var wg sync.WaitGroup
+			for i := range 24 {
+				wg.Go(func() {
+					if ok, _ := lims[i%2].Allow(z); ok {
+						passed.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			if passed.Load() != 5 {
+				t.Errorf("concurrent: %d passed, want 5", passed.Load())
+			}
+
+			// The in-memory limiters, for contrast, each allow the burst.
+			local := []*ratelimit.Limiter{ratelimit.New(cfg), ratelimit.New(cfg)}
+			n := 0
+			for i := range 12 {
+				if ok, _ := local[i%2].Allow(x); ok {
+					n++
+				}
+			}
+			if n != 10 {
+				t.Errorf("two unshared limiters: %d allowed, want 10", n)
+			}
+		})
+	}
+}
+
+// recordingShared notes the bucket keys a limiter uses.
+type recordingShared struct {
+	ratelimit.Shared
+	mu   sync.Mutex
+	keys []string
+}
+
+func (r *recordingShared) TakeRateToken(ctx context.Context, key string, now time.Time, interval time.Duration, burst int) (bool, time.Duration, error) {
+	r.mu.Lock()
+	r.keys = append(r.keys, key)
+	r.mu.Unlock()
+	return r.Shared.TakeRateToken(ctx, key, now, interval, burst)
+}
+
+// TestSharedKeyHash: with KeyHash, the shared table names a client by the
+// hash only, never by its address, and one client still has one bucket.
+func TestSharedKeyHash(t *testing.T) {
+	db, _ := twoHandles(t, "sqlite")
+	rec := &recordingShared{Shared: db}
+	clk := &frozen{t: time.Now().UTC()}
+	lim := ratelimit.New(ratelimit.Config{PerMinute: 60, Burst: 3, GlobalPerMinute: 600, GlobalBurst: 100, Now: clk.Now,
+		Shared: rec, KeyHash: func(ip string) string { return fmt.Sprintf("%x", sha256.Sum256([]byte(ip))) }})
+	x := netip.MustParseAddr("198.51.100.23")
+	allowed := 0
+	for range 5 {
+		if ok, _ := lim.Allow(x); ok {
+			allowed++
+		}
+	}
+	if allowed != 3 {
+		t.Fatalf("%d allowed, want the burst of 3", allowed)
+	}
+	for _, k := range rec.keys {
+		if want := fmt.Sprintf("iph:%x", sha256.Sum256([]byte("198.51.100.23"))); k != "global" && k != want {
+			t.Errorf("bucket key %q: want the hashed client key", k)
+		}
+		if strings.Contains(k, "198.51.100") {
+			t.Errorf("bucket key %q holds the client's address", k)
+		}
+	}
+}
