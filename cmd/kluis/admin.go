@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/kluis-nl/kluis/internal/audit"
@@ -18,17 +18,20 @@ import (
 )
 
 const adminUsage = `Usage:
-  kluis admin apikey create --sender ADDRESS [--data DIR]
-  kluis admin apikey revoke ID [--data DIR]
-  kluis admin apikey list [--data DIR]
+  kluis admin apikey create --sender ADDRESS [--data DIR] [--db DB]
+  kluis admin apikey revoke ID [--data DIR] [--db DB]
+  kluis admin apikey list [--data DIR] [--db DB]
   kluis admin policy check FILE
-  kluis admin audit export [--since DATE|30d] [--format csv|json] [--output FILE] [--data DIR]
-  kluis admin rotate-master-key [--data DIR] [--master-key-file FILE]
-  kluis admin export-identity TRANSFER [--data DIR] [--password-file FILE | --password-stdin] [-o FILE]
+  kluis admin audit export [--since DATE|30d] [--format csv|json] [--output FILE] [--data DIR] [--db DB]
+  kluis admin rotate-master-key [--data DIR] [--db DB] [--master-key-file FILE]
+  kluis admin export-identity TRANSFER [--data DIR] [--db DB] [--password-file FILE | --password-stdin] [-o FILE]
 
 An API key lets a script send as one sender address without the e-mail code.
 The key is shown once; only its hash is stored. --data (or KLUIS_DATA) is the
-server's data folder (default ./kluis-data).
+server's data folder (default ./kluis-data). --db (or KLUIS_DB, or
+KLUIS_DB_FILE naming a file that holds it) is the database as kluis serve
+takes it: empty for DATA/kluis.db, sqlite:PATH, or a postgres:// URL. Prefer
+KLUIS_DB_FILE for a URL with a password: a flag shows in the process list.
 `
 
 func runAdmin(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -53,6 +56,7 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, adminUsage) }
 	data := fs.String("data", envOr(getenv, "KLUIS_DATA", "./kluis-data"), "data folder")
+	dbSpec := dbFlag(fs)
 	addr := fs.String("sender", "", "sender address the key is bound to")
 	// Allow the id before or after the flags.
 	rest := args[2:]
@@ -67,7 +71,11 @@ func runAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			rest = rest[1:]
 		}
 	}
-	svc, closeFn, err := openSenders(ctx, *data)
+	spec, err := resolveDB(*dbSpec, getenv)
+	if err != nil {
+		return err
+	}
+	svc, closeFn, err := openSenders(ctx, spec, *data)
 	if err != nil {
 		return err
 	}
@@ -120,13 +128,41 @@ func envOr(getenv func(string) string, key, def string) string {
 	return def
 }
 
-// openSenders opens the data folder's database for administration. It
-// never creates a data folder: a typo must not start an empty one.
-func openSenders(ctx context.Context, data string) (*sender.Service, func(), error) {
-	if _, err := os.Stat(filepath.Join(data, "kluis.db")); err != nil {
-		return nil, nil, fmt.Errorf("no Kluis database in %s: give the server's data folder with --data", data)
+// dbFlag defines --db; its value is resolved with resolveDB after parsing.
+func dbFlag(fs *flag.FlagSet) *string {
+	return fs.String("db", "", "database: empty for DATA/kluis.db, sqlite:PATH, or postgres://... (default KLUIS_DB or KLUIS_DB_FILE)")
+}
+
+// resolveDB gives the database spec as kluis serve reads it: the --db flag,
+// else KLUIS_DB, else the contents of the file KLUIS_DB_FILE names (not
+// both variables). Empty means SQLite in the data folder.
+func resolveDB(flagValue string, getenv func(string) string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
 	}
-	db, err := store.OpenSQLite(ctx, filepath.Join(data, "kluis.db"))
+	v, file := getenv("KLUIS_DB"), getenv("KLUIS_DB_FILE")
+	if file == "" {
+		return v, nil
+	}
+	if v != "" {
+		return "", usageError{errors.New("set either KLUIS_DB or KLUIS_DB_FILE, not both")}
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("KLUIS_DB_FILE: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// openAdminDB opens the database for administration. It never creates a
+// SQLite database or data folder: a typo must not start an empty one.
+func openAdminDB(ctx context.Context, spec, data string) (*store.DB, error) {
+	return store.OpenExisting(ctx, spec, data)
+}
+
+// openSenders opens the database for API key administration.
+func openSenders(ctx context.Context, spec, data string) (*sender.Service, func(), error) {
+	db, err := openAdminDB(ctx, spec, data)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,17 +7,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/config"
-	"github.com/kluis-nl/kluis/internal/store"
 )
 
 const adminAuditUsage = `Usage:
-  kluis admin audit export [--since WHEN] [--format csv|json] [--output FILE] [--data DIR]
+  kluis admin audit export [--since WHEN] [--format csv|json] [--output FILE] [--data DIR] [--db DB]
 
 Writes the audit log: every entry with its time (UTC), actor, action,
 object, result, IP address and detail, oldest first.
@@ -30,6 +28,8 @@ object, result, IP address and detail, oldest first.
             Default: csv.
   --output  file to write (created with mode 0600; default: standard output).
   --data    the server's data folder (or KLUIS_DATA; default ./kluis-data).
+  --db      the database, as kluis serve --db takes it (or KLUIS_DB or
+            KLUIS_DB_FILE; default DATA/kluis.db): sqlite:PATH or postgres://...
 `
 
 func runAdminAudit(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -41,6 +41,7 @@ func runAdminAudit(ctx context.Context, args []string, getenv func(string) strin
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, adminAuditUsage) }
 	data := fs.String("data", envOr(getenv, "KLUIS_DATA", "./kluis-data"), "data folder")
+	dbSpec := dbFlag(fs)
 	sinceArg := fs.String("since", "", "first moment to export")
 	format := fs.String("format", audit.CSV, "csv or json")
 	output := fs.String("output", "", "file to write")
@@ -57,10 +58,11 @@ func runAdminAudit(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return usageError{err}
 	}
-	if _, err := os.Stat(filepath.Join(*data, "kluis.db")); err != nil {
-		return fmt.Errorf("no Kluis database in %s: give the server's data folder with --data", *data)
+	spec, err := resolveDB(*dbSpec, getenv)
+	if err != nil {
+		return err
 	}
-	db, err := store.OpenSQLite(ctx, filepath.Join(*data, "kluis.db"))
+	db, err := openAdminDB(ctx, spec, *data)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -23,12 +24,14 @@ import (
 )
 
 const adminRotateUsage = `Usage:
-  kluis admin rotate-master-key [--data DIR] [--master-key-file FILE]
+  kluis admin rotate-master-key [--data DIR] [--db DB] [--master-key-file FILE]
 
 Makes a new master key and re-seals every value in the database that is
 sealed under the master key with it, in one transaction. Stop the server
 (every instance) first: the command refuses to run while another process has
-the database open.
+the database open. On PostgreSQL every kluis serve (on any host) holds a
+shared lock in the database while it runs; the command names the sessions
+that hold it, and while it runs no instance can start.
 
 Steps, so that an interruption at any point can be finished by running the
 command again:
@@ -41,11 +44,16 @@ the command continues with that key (values already under it are left
 alone). Do not start the server before the command has finished.
 
   --data             the server's data folder (or KLUIS_DATA; default ./kluis-data)
+  --db               the database, as kluis serve --db takes it (or KLUIS_DB or
+                     KLUIS_DB_FILE; default DATA/kluis.db)
   --master-key-file  the master key file (or KLUIS_MASTER_KEY_FILE; default DATA/master.key)
+
+With several instances, give every instance the new key (it is in FILE
+afterwards) before starting them again.
 `
 
 const adminExportUsage = `Usage:
-  kluis admin export-identity TRANSFER [--data DIR] [--password-file FILE | --password-stdin] [-o FILE]
+  kluis admin export-identity TRANSFER [--data DIR] [--db DB] [--password-file FILE | --password-stdin] [-o FILE]
 
 Unwraps the age identity of one transfer with its password (for a transfer
 without password: the link secret, the part of the link after #; the whole
@@ -56,6 +64,8 @@ standard age tool, without Kluis. Without --password-file or
   -o FILE            write the identity to FILE (mode 0600; an existing file
                      is not overwritten). Default: standard output.
   --data             the server's data folder (or KLUIS_DATA; default ./kluis-data)
+  --db               the database, as kluis serve --db takes it (or KLUIS_DB or
+                     KLUIS_DB_FILE; default DATA/kluis.db)
   --master-key-file  the master key file (or KLUIS_MASTER_KEY_FILE; default
                      DATA/master.key; KLUIS_MASTER_KEY may hold the key itself)
 
@@ -64,12 +74,16 @@ password, and delete it when done.
 `
 
 const migrateUsage = `Usage:
-  kluis migrate [--data DIR]
+  kluis migrate [--data DIR] [--db DB]
 
 Applies the database migrations that are not applied yet and lists all
-applied ones. kluis serve does this at every start as well.
+applied ones. kluis serve does this at every start as well (on PostgreSQL
+under a lock, so instances starting together migrate once).
 
   --data  the server's data folder (or KLUIS_DATA; default ./kluis-data)
+  --db    the database, as kluis serve --db takes it (or KLUIS_DB or
+          KLUIS_DB_FILE; default DATA/kluis.db). A SQLite database is created
+          if the data folder exists and holds none yet.
 `
 
 // lockWait is how long rotate-master-key waits for the database lock.
@@ -79,19 +93,12 @@ func keyFileFlag(fs *flag.FlagSet, getenv func(string) string) *string {
 	return fs.String("master-key-file", getenv("KLUIS_MASTER_KEY_FILE"), "master key file (default DATA/master.key)")
 }
 
-func dbPathIn(data string) (string, error) {
-	p := filepath.Join(data, "kluis.db")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("no Kluis database in %s: give the server's data folder with --data", data)
-	}
-	return p, nil
-}
-
 func runAdminRotateKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kluis admin rotate-master-key", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, adminRotateUsage) }
 	data := fs.String("data", envOr(getenv, "KLUIS_DATA", "./kluis-data"), "data folder")
+	dbSpec := dbFlag(fs)
 	keyFile := keyFileFlag(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -102,9 +109,16 @@ func runAdminRotateKey(ctx context.Context, args []string, getenv func(string) s
 	if getenv("KLUIS_MASTER_KEY") != "" {
 		return errors.New("the master key is given in KLUIS_MASTER_KEY: rotation works on a key file. Write the key to a file (mode 0600), unset KLUIS_MASTER_KEY and give the file with --master-key-file")
 	}
-	dbPath, err := dbPathIn(*data)
+	spec, err := resolveDB(*dbSpec, getenv)
 	if err != nil {
 		return err
+	}
+	dbName := dbDisplay(spec, *data)
+	if !isPostgres(spec) {
+		// Before reading keys: a mistyped folder should say so first.
+		if st, err := os.Stat(dbName); err != nil || !st.Mode().IsRegular() {
+			return fmt.Errorf("no Kluis database at %s: give the server's data folder with --data, or the database with --db", dbName)
+		}
 	}
 	if *keyFile == "" {
 		*keyFile = filepath.Join(*data, "master.key")
@@ -132,9 +146,9 @@ func runAdminRotateKey(ctx context.Context, args []string, getenv func(string) s
 	}
 
 	fmt.Fprintln(stderr, "The server must be stopped (every instance that uses this database) during the rotation.")
-	db, err := store.OpenSQLiteExclusive(ctx, dbPath, lockWait)
+	db, err := store.OpenExclusive(ctx, spec, *data, lockWait)
 	if errors.Is(err, store.ErrBusy) {
-		return fmt.Errorf("the database %s is in use, probably by a running kluis serve. Stop the server and run this command again. Nothing was changed", dbPath)
+		return fmt.Errorf("the database %s is in use, probably by a running kluis serve (%v). Stop every instance and run this command again. Nothing was changed", dbName, err)
 	}
 	if err != nil {
 		return err
@@ -252,6 +266,7 @@ func runAdminExportIdentity(ctx context.Context, args []string, getenv func(stri
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, adminExportUsage) }
 	data := fs.String("data", envOr(getenv, "KLUIS_DATA", "./kluis-data"), "data folder")
+	dbSpec := dbFlag(fs)
 	keyFile := keyFileFlag(fs, getenv)
 	pwFile := fs.String("password-file", "", "read the password from FILE")
 	pwStdin := fs.Bool("password-stdin", false, "read the password from standard input")
@@ -277,10 +292,15 @@ func runAdminExportIdentity(ctx context.Context, args []string, getenv func(stri
 		return usageError{errors.New("give --password-file or --password-stdin, not both")}
 	}
 	transferID := positional[0]
-	dbPath, err := dbPathIn(*data)
+	spec, err := resolveDB(*dbSpec, getenv)
 	if err != nil {
 		return err
 	}
+	db, err := openAdminDB(ctx, spec, *data)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
 	keys, err := adminKeys(getenv, *keyFile, *data)
 	if err != nil {
 		return err
@@ -325,7 +345,7 @@ func runAdminExportIdentity(ctx context.Context, args []string, getenv func(stri
 			return fmt.Errorf("-o: %w", err)
 		}
 	}
-	identity, err := exportIdentity(ctx, dbPath, keys, transferID, sec)
+	identity, err := exportIdentity(ctx, db, keys, transferID, sec)
 	if err != nil {
 		if f != nil {
 			f.Close()
@@ -355,17 +375,14 @@ func runAdminExportIdentity(ctx context.Context, args []string, getenv func(stri
 		"each a standard age file. Decrypt one with the age tool (https://age-encryption.org):\n"+
 		"  age -d -i %s %s/<file id>/<segment>\n"+
 		"and concatenate the segments of a file in the order of their numbers, for example:\n"+
-		"  for s in %s/<file id>/*; do age -d -i %s \"$s\" || break; done > file\n",
-		transferID, seg, idFile, seg, seg, idFile)
+		"  for s in %s/<file id>/*; do age -d -i %s \"$s\" || break; done > file\n"+
+		"With S3 storage (--storage s3://BUCKET[/PREFIX]) the segments are the objects\n"+
+		"under [PREFIX/]t/%s/<file id>/ in the bucket: copy them to a folder first.\n",
+		transferID, seg, idFile, seg, seg, idFile, transferID)
 	return nil
 }
 
-func exportIdentity(ctx context.Context, dbPath string, keys *secret.Keyring, transferID, sec string) (string, error) {
-	db, err := store.OpenSQLite(ctx, dbPath)
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
+func exportIdentity(ctx context.Context, db *store.DB, keys *secret.Keyring, transferID, sec string) (string, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := transfer.New(db, nil, keys, transfer.DefaultConfig(), nil, log) // no blobs needed
 	return svc.ExportIdentity(ctx, transferID, sec)
@@ -376,16 +393,28 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, migrateUsage) }
 	data := fs.String("data", envOr(getenv, "KLUIS_DATA", "./kluis-data"), "data folder")
+	dbSpec := dbFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
-	if st, err := os.Stat(*data); err != nil || !st.IsDir() {
-		return fmt.Errorf("no data folder %s: give the server's data folder with --data", *data)
+	spec, err := resolveDB(*dbSpec, getenv)
+	if err != nil {
+		return err
 	}
-	db, err := store.OpenSQLite(ctx, filepath.Join(*data, "kluis.db"))
+	if spec == "" {
+		if st, err := os.Stat(*data); err != nil || !st.IsDir() {
+			return fmt.Errorf("no data folder %s: give the server's data folder with --data", *data)
+		}
+	}
+	if p, ok := strings.CutPrefix(spec, "sqlite:"); ok {
+		if st, err := os.Stat(filepath.Dir(p)); err != nil || !st.IsDir() {
+			return fmt.Errorf("no folder for the database %s: check --db", p)
+		}
+	}
+	db, err := store.Open(ctx, spec, *data)
 	if err != nil {
 		return err
 	}
@@ -400,6 +429,27 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprintf(tw, "%s\t%s\n", m.Version, m.AppliedAt.Format("2006-01-02 15:04:05"))
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "Database %s is up to date (%d migrations).\n", filepath.Join(*data, "kluis.db"), len(ms))
+	fmt.Fprintf(stdout, "Database %s (%s) is up to date (%d migrations).\n", dbDisplay(spec, *data), db.Dialect(), len(ms))
 	return nil
+}
+
+func isPostgres(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
+}
+
+// dbDisplay names the database for messages: the SQLite path, or the
+// PostgreSQL host and database name (never the user or password).
+func dbDisplay(spec, data string) string {
+	switch {
+	case spec == "":
+		return filepath.Join(data, "kluis.db")
+	case strings.HasPrefix(spec, "sqlite:"):
+		return strings.TrimPrefix(spec, "sqlite:")
+	case isPostgres(spec):
+		if u, err := url.Parse(spec); err == nil {
+			return "postgres://" + u.Host + u.Path
+		}
+		return "postgres"
+	}
+	return "the database"
 }

@@ -334,3 +334,21 @@ func TestMigrate(t *testing.T) {
 		t.Fatal("migrate made a data folder that did not exist")
 	}
 }
+
+// TestServeRefusesOtherMasterKey: an instance started with a key the
+// database is not sealed under (an old key after a rotation) stops at once
+// and says which key the database needs.
+func TestServeRefusesOtherMasterKey(t *testing.T) {
+	dir := t.TempDir()
+	e := openKeysEngine(t, dir)
+	e.send(t, kluis.PasswordNone, 1000)
+	dbKey := e.keys.ID()
+	e.db.Close()
+	other := filepath.Join(t.TempDir(), "other.key")
+	os.WriteFile(other, []byte(base64.StdEncoding.EncodeToString(secret.GenerateMasterKey())+"\n"), 0o600)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--master-key-file", other}, noEnv, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "sealed under master key "+dbKey) {
+		t.Fatalf("serve with another key: %v", err)
+	}
+}

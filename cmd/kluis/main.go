@@ -41,6 +41,7 @@ Usage:
   kluis admin rotate-master-key   re-seal the database under a new master key
   kluis admin export-identity TRANSFER   export a transfer's age identity (recovery)
   kluis migrate           apply database migrations and list them
+  kluis healthcheck [--ready]   ask a running server for /healthz (or /readyz)
   kluis version           print the version
 
 Client commands (each takes --server URL, else KLUIS_SERVER, else http://127.0.0.1:8080;
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runAdmin(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, args[1:], getenv, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], getenv, stdout, stderr)
 	case "login":
 		return runLogin(ctx, args[1:], getenv, stdout, stderr)
 	case "logout":

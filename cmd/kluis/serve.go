@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -86,6 +87,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer db.Close()
+	if err := transfer.CheckMasterKey(ctx, db, keys); err != nil {
+		return err
+	}
 	blobs, err := openBlobs(ctx, cfg, getenv, log)
 	if err != nil {
 		return err
@@ -101,6 +105,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	tc.TempMaxAge = cfg.TempMaxAge
 	tc.UnlockConcurrency = cfg.UnlockConcurrency
 	svc := transfer.New(db, blobs, keys, tc, nil, log)
+	if err := svc.ClearStaleLeases(ctx); err != nil {
+		return err
+	}
 	pol, err := loadPolicy(cfg.Policy, log)
 	if err != nil {
 		return err
@@ -158,7 +165,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	deps := server.Deps{Transfers: svc, Senders: senders, Web: pages, Log: log,
-		Limiter:        newLimiter(cfg),
+		Limiter:        newLimiter(cfg, db, keys, log),
 		TrustedProxies: cfg.TrustedProxies,
 		SecurityTxt:    server.SecurityTxt{Contact: cfg.SecurityContact, Policy: cfg.SecurityPolicyURL},
 		Metrics:        met,
@@ -207,12 +214,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 // newLimiter builds the rate limiter from --rate-limit and
-// --rate-limit-global (0 turns one off); nil when both are off.
-func newLimiter(cfg *config.Serve) *ratelimit.Limiter {
+// --rate-limit-global (0 turns one off); nil when both are off. On
+// PostgreSQL the buckets are in the database, shared by every instance.
+func newLimiter(cfg *config.Serve, db *store.DB, keys *secret.Keyring, log *slog.Logger) *ratelimit.Limiter {
 	if cfg.RateLimit == 0 && cfg.RateLimitGlobal == 0 {
 		return nil
 	}
-	rc := ratelimit.Config{PerMinute: cfg.RateLimit, GlobalPerMinute: cfg.RateLimitGlobal, Trusted: cfg.TrustedProxies}
+	rc := ratelimit.Config{PerMinute: cfg.RateLimit, GlobalPerMinute: cfg.RateLimitGlobal, Trusted: cfg.TrustedProxies, Log: log}
+	if db != nil && db.Dialect() == store.Postgres {
+		rc.Shared = db
+		// Shared rows name clients by a keyed hash, not their address.
+		rc.KeyHash = func(ip string) string {
+			return hex.EncodeToString(keys.MAC("ratelimit.ip", []byte(ip))[:16])
+		}
+	}
 	const off = 1 << 30
 	if rc.PerMinute == 0 {
 		rc.PerMinute, rc.Burst = off, off

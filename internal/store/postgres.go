@@ -41,8 +41,14 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("open postgres database: %w", err)
 	}
 	db := &DB{Q: Q{pgQuerier{sqldb}}, db: sqldb, dialect: Postgres}
-	if err := db.migrate(ctx); err != nil {
+	// Held (shared) while open, so maintenance sees this process; refused
+	// while a master key rotation holds it (rekey.go).
+	if err := db.holdInstanceLock(ctx); err != nil {
 		sqldb.Close()
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
 		return nil, err
 	}
 	return db, nil

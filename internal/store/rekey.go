@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -87,7 +91,10 @@ type SealedColumn struct {
 	Table  string
 	Column string
 	// RowID is the SQL expression, over the table's columns, that gives the
-	// row id the value was sealed with (say "id" or "lower(hex(id_hash))").
+	// row id the value was sealed with, in SQLite's dialect: the primary key
+	// column itself ("id"), or the lower-case hex of a binary primary key
+	// ("lower(hex(id_hash))"). PostgreSQL needs the key column to page by,
+	// so only these two forms are accepted there.
 	RowID string
 }
 
@@ -107,11 +114,13 @@ type ResealCount struct {
 // Reseal runs fn over every non-NULL value of cols and writes the values
 // it returns back, all in one transaction: either every value is rewritten
 // or none is. Table and column names come from our own code, never from
-// input. SQLite only (it pages by rowid); on PostgreSQL it returns an
-// error.
+// input. On SQLite it pages by rowid; on PostgreSQL by the table's primary
+// key (see [SealedColumn.RowID]), and it checks before the commit that the
+// exclusive instance lock of [OpenPostgresExclusive] is still held, so no
+// server can have started in between.
 func (db *DB) Reseal(ctx context.Context, cols []SealedColumn, fn ResealFunc) ([]ResealCount, error) {
-	if db.dialect != SQLite {
-		return nil, fmt.Errorf("reseal: %w", errSQLiteOnly)
+	if db.dialect == Postgres {
+		return db.resealPostgres(ctx, cols, fn)
 	}
 	tx, err := db.BeginTx(ctx)
 	if err != nil {
@@ -202,4 +211,384 @@ func (q Q) Migrations(ctx context.Context) ([]Migration, error) {
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// # Maintenance on PostgreSQL
+//
+// Several instances share a PostgreSQL database, so "stop the server" cannot
+// be checked with a file lock as on SQLite. Instead every process that opens
+// the database with [OpenPostgres] (kluis serve, and the admin commands that
+// may run beside it) holds a session-level advisory lock, instanceLockKey, in
+// shared mode on one dedicated connection for as long as it has the database
+// open. [OpenPostgresExclusive] takes the same lock in exclusive mode: it
+// succeeds only when no such process is connected, and while it holds the
+// lock no instance can start (OpenPostgres refuses with [ErrMaintenance]).
+// Advisory locks belong to the connection, so a crashed instance releases
+// its lock at once, and the lock is per database, so instances sharing one
+// database see each other wherever they run.
+
+// instanceLockKey is held shared by every open [DB] on PostgreSQL and
+// exclusively by maintenance ([OpenPostgresExclusive]).
+const instanceLockKey int64 = 0x6b6c7569735f696e // "kluis_in"
+
+// ErrMaintenance is returned by [OpenPostgres] while maintenance that needs
+// the database to itself (a master key rotation) holds it.
+var ErrMaintenance = errors.New("store: maintenance (a master key rotation) holds the database; start again when it has finished")
+
+// instanceHold keeps the instance lock on one dedicated connection.
+type instanceHold struct {
+	exclusive bool // maintenance ([OpenPostgresExclusive]), not an instance
+	mu        sync.Mutex
+	conn      *sql.Conn
+	stop      chan struct{}
+	done      chan struct{}
+	closed    bool
+}
+
+// holdInstanceLock takes the instance lock in shared mode on a dedicated
+// connection and keeps it: a watcher checks the connection every 30 s and,
+// if it was lost (a database restart or a broken network path), takes the
+// lock again on a new one, so the process stays visible to maintenance.
+func (db *DB) holdInstanceLock(ctx context.Context) error {
+	conn, err := db.sharedInstanceLock(ctx)
+	if err != nil {
+		return err
+	}
+	h := &instanceHold{conn: conn, stop: make(chan struct{}), done: make(chan struct{})}
+	db.hold = h
+	go h.watch(db)
+	return nil
+}
+
+func (db *DB) sharedInstanceLock(ctx context.Context) (*sql.Conn, error) {
+	conn, err := db.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres database: %w", err)
+	}
+	var ok bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock_shared($1)", instanceLockKey).Scan(&ok); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("open postgres database: instance lock: %w", err)
+	}
+	if !ok {
+		conn.Close()
+		return nil, ErrMaintenance
+	}
+	return conn, nil
+}
+
+func (h *instanceHold) watch(db *DB) {
+	defer close(h.done)
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-tick.C:
+		}
+		h.mu.Lock()
+		conn := h.conn
+		h.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if conn != nil {
+			if err := conn.PingContext(ctx); err == nil {
+				cancel()
+				continue
+			}
+			conn.Close()
+		}
+		// Lost: take the lock again on a fresh connection (waiting, if a
+		// rotation holds it, until the next tick).
+		conn, err := db.sharedInstanceLock(ctx)
+		cancel()
+		h.mu.Lock()
+		if err != nil {
+			h.conn = nil
+		} else if h.closed {
+			conn.Close()
+		} else {
+			h.conn = conn
+		}
+		h.mu.Unlock()
+	}
+}
+
+// release stops the watcher and gives the lock up (closing the connection
+// ends the session, and with it the lock).
+func (h *instanceHold) release() {
+	if h == nil {
+		return
+	}
+	if h.stop != nil {
+		close(h.stop)
+		<-h.done
+	}
+	h.mu.Lock()
+	h.closed = true
+	if h.conn != nil {
+		h.conn.Close()
+		h.conn = nil
+	}
+	h.mu.Unlock()
+}
+
+// alive reports whether the held connection still answers; for the
+// exclusive hold of maintenance, which has no watcher.
+func (h *instanceHold) alive(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conn == nil {
+		return errors.New("the instance lock's connection is gone")
+	}
+	return h.conn.PingContext(ctx)
+}
+
+// OpenPostgresExclusive opens the PostgreSQL database at dsn for
+// maintenance that must not run beside a server, such as a master key
+// rotation. It takes the instance lock exclusively and keeps it until
+// Close. If any other process has the database open through Kluis (a
+// running kluis serve on any host, or an admin command), it returns an
+// error wrapping [ErrBusy] that says who: the process id on the database
+// server, the client address and since when. Migrations are applied after
+// the lock is taken.
+func OpenPostgresExclusive(ctx context.Context, dsn string) (*DB, error) {
+	sqldb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres database: %w", err)
+	}
+	sqldb.SetMaxOpenConns(4)
+	db := &DB{Q: Q{pgQuerier{sqldb}}, db: sqldb, dialect: Postgres}
+	conn, err := sqldb.Conn(ctx)
+	if err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("open postgres database: %w", err)
+	}
+	var ok bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", instanceLockKey).Scan(&ok); err != nil {
+		conn.Close()
+		sqldb.Close()
+		return nil, fmt.Errorf("open postgres database: instance lock: %w", err)
+	}
+	if !ok {
+		who := db.instanceHolders(ctx, conn)
+		conn.Close()
+		sqldb.Close()
+		return nil, fmt.Errorf("%w: %s", ErrBusy, who)
+	}
+	db.hold = &instanceHold{conn: conn, exclusive: true}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// instanceHolders describes the sessions holding the instance lock, for
+// the refusal message. The columns used are visible to every role.
+func (db *DB) instanceHolders(ctx context.Context, conn *sql.Conn) string {
+	key := instanceLockKey // a 64-bit key shows as classid (high half) and objid (low half)
+	rows, err := conn.QueryContext(ctx, `SELECT l.pid, coalesce(host(a.client_addr), 'local socket'), coalesce(to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '?')
+		FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 1
+		ORDER BY l.pid`, int64(uint64(key)>>32), int64(uint64(key)&0xffffffff))
+	if err != nil {
+		return "other processes have the database open"
+	}
+	defer rows.Close()
+	var who []string
+	for rows.Next() {
+		var pid int64
+		var addr, since string
+		if err := rows.Scan(&pid, &addr, &since); err != nil {
+			break
+		}
+		who = append(who, fmt.Sprintf("pid %d from %s since %s UTC", pid, addr, since))
+	}
+	if len(who) == 0 {
+		return "other processes have the database open"
+	}
+	return fmt.Sprintf("%d Kluis process(es) have the database open (database sessions: %s)", len(who), strings.Join(who, "; "))
+}
+
+// pgKey returns the primary key column to page by and the PostgreSQL
+// expression of the row id, from the SQLite-dialect RowID.
+func (c SealedColumn) pgKey() (key, rowID string, err error) {
+	if inner, ok := strings.CutPrefix(c.RowID, "lower(hex("); ok {
+		if k, ok := strings.CutSuffix(inner, "))"); ok && isIdent(k) {
+			return k, "encode(" + k + ", 'hex')", nil
+		}
+	}
+	if isIdent(c.RowID) {
+		return c.RowID, c.RowID, nil
+	}
+	return "", "", fmt.Errorf("reseal %s: row id %q has no PostgreSQL form (give the key column or lower(hex(KEY)))", c, c.RowID)
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// resealPostgres is Reseal on PostgreSQL: one transaction (a write
+// transaction of [DB.BeginTx], so it also holds the writer lock), paging
+// each table by its primary key.
+func (db *DB) resealPostgres(ctx context.Context, cols []SealedColumn, fn ResealFunc) ([]ResealCount, error) {
+	if db.hold == nil || !db.hold.exclusive {
+		return nil, errors.New("reseal: open the database with OpenPostgresExclusive (no server may run during a rotation)")
+	}
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	// A rotation re-seals every row; wait for row locks as long as it takes
+	// rather than BeginTx's 15 s (nothing else may run anyway).
+	if _, err := tx.tx.ExecContext(ctx, "SET LOCAL lock_timeout = 0"); err != nil {
+		return nil, fmt.Errorf("reseal: %w", err)
+	}
+	counts := make([]ResealCount, 0, len(cols))
+	for _, col := range cols {
+		key, rowID, err := col.pgKey()
+		if err != nil {
+			return nil, err
+		}
+		c := ResealCount{Column: col}
+		var last any // the last key of the previous page; nil before the first
+		for {
+			type item struct {
+				key    any
+				id     string
+				sealed []byte
+			}
+			var batch []item
+			q := fmt.Sprintf("SELECT %s, %s, %s FROM %s WHERE %s IS NOT NULL", key, rowID, col.Column, col.Table, col.Column)
+			args := []any{}
+			if last != nil {
+				q += fmt.Sprintf(" AND %s > $1", key)
+				args = append(args, last)
+			}
+			q += fmt.Sprintf(" ORDER BY %s LIMIT 256", key)
+			rows, err := tx.tx.QueryContext(ctx, q, args...)
+			if err != nil {
+				return nil, fmt.Errorf("reseal %s: %w", col, err)
+			}
+			for rows.Next() {
+				var it item
+				if err := rows.Scan(&it.key, &it.id, &it.sealed); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("reseal %s: %w", col, err)
+				}
+				batch = append(batch, it)
+			}
+			if err := rows.Close(); err != nil {
+				return nil, fmt.Errorf("reseal %s: %w", col, err)
+			}
+			if err := rows.Err(); err != nil {
+				return nil, fmt.Errorf("reseal %s: %w", col, err)
+			}
+			if len(batch) == 0 {
+				break
+			}
+			upd := fmt.Sprintf("UPDATE %s SET %s = $1 WHERE %s = $2", col.Table, col.Column, key)
+			for _, it := range batch {
+				last = it.key
+				out, err := fn(col, it.id, it.sealed)
+				if err != nil {
+					return nil, fmt.Errorf("reseal %s of row %s: %w", col, it.id, err)
+				}
+				if out == nil {
+					c.Kept++
+					continue
+				}
+				if _, err := tx.tx.ExecContext(ctx, upd, out, it.key); err != nil {
+					return nil, fmt.Errorf("reseal %s of row %s: %w", col, it.id, err)
+				}
+				c.Resealed++
+			}
+		}
+		counts = append(counts, c)
+	}
+	if err := db.hold.alive(ctx); err != nil {
+		return nil, fmt.Errorf("reseal: lost the exclusive instance lock (%v); nothing was changed, run again", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("reseal: commit: %w", err)
+	}
+	return counts, nil
+}
+
+// OpenExclusive opens the database named by spec (as [Open] takes it) for
+// maintenance that needs it to itself: [OpenSQLiteExclusive] for SQLite
+// (waiting at most busy for other connections to go), or
+// [OpenPostgresExclusive]. It never creates a SQLite database.
+func OpenExclusive(ctx context.Context, spec, dataDir string, busy time.Duration) (*DB, error) {
+	switch {
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		return OpenPostgresExclusive(ctx, spec)
+	}
+	path, err := sqlitePath(spec, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return OpenSQLiteExclusive(ctx, path, busy)
+}
+
+// OpenExisting opens the database named by spec (as [Open] takes it) for
+// administration: like Open, but a SQLite database must exist already, so
+// a mistyped data folder is not silently replaced by an empty database.
+func OpenExisting(ctx context.Context, spec, dataDir string) (*DB, error) {
+	switch {
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		return OpenPostgres(ctx, spec)
+	}
+	path, err := sqlitePath(spec, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return OpenSQLite(ctx, path)
+}
+
+// sqlitePath resolves a SQLite spec ("" or sqlite:PATH) to an existing
+// database file.
+func sqlitePath(spec, dataDir string) (string, error) {
+	var path string
+	switch {
+	case spec == "":
+		path = filepath.Join(dataDir, "kluis.db")
+	case strings.HasPrefix(spec, "sqlite:"):
+		path = strings.TrimPrefix(spec, "sqlite:")
+		if path == "" {
+			return "", errors.New("--db sqlite:PATH: the path is empty")
+		}
+	default:
+		// Never echo spec: it may carry a password.
+		return "", errors.New("--db: give sqlite:PATH or a postgres:// URL")
+	}
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		if spec == "" {
+			return "", fmt.Errorf("no Kluis database in %s: give the server's data folder with --data, or the database with --db", dataDir)
+		}
+		return "", fmt.Errorf("no Kluis database at %s: check --db", path)
+	}
+	return path, nil
+}
+
+// NewestSealedIdentity returns the wrapped identity of the most recently
+// created transfer that still has one, or nil if there is none; its key id
+// tells which master key the database is sealed under.
+func (q Q) NewestSealedIdentity(ctx context.Context) ([]byte, error) {
+	var b []byte
+	err := q.q.QueryRowContext(ctx, `SELECT identity_sealed FROM transfers WHERE identity_sealed IS NOT NULL ORDER BY created_at DESC LIMIT 1`).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return b, err
 }

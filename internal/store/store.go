@@ -70,6 +70,7 @@ type DB struct {
 	Q
 	db      *sql.DB
 	dialect Dialect
+	hold    *instanceHold // PostgreSQL: the instance lock (rekey.go)
 }
 
 // Dialect reports which SQL dialect the database speaks.
@@ -125,8 +126,13 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	return db, nil
 }
 
-// Close closes the database.
-func (db *DB) Close() error { return db.db.Close() }
+// Close closes the database (on PostgreSQL it first gives up the instance
+// lock, see rekey.go).
+func (db *DB) Close() error {
+	db.hold.release()
+	db.hold = nil
+	return db.db.Close()
+}
 
 // Ping checks that the database answers (for /readyz).
 func (db *DB) Ping(ctx context.Context) error {

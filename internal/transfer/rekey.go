@@ -56,7 +56,8 @@ type RotationCount struct {
 // same purpose and row id, in one database transaction. Values already
 // under newKeys are left alone, so the rotation can be run again after it
 // was interrupted after the commit. A value under neither key stops it with
-// nothing changed. db should be opened with [store.OpenSQLiteExclusive].
+// nothing changed. db should be opened with [store.OpenExclusive]
+// (SQLite or PostgreSQL), so no server runs meanwhile.
 func RotateMasterKey(ctx context.Context, db *store.DB, oldKeys, newKeys *secret.Keyring) ([]RotationCount, error) {
 	if oldKeys.ID() == newKeys.ID() {
 		return nil, errors.New("rotate master key: the new key is the old key")
@@ -135,4 +136,23 @@ func (s *Service) ExportIdentity(ctx context.Context, transferID, transferSecret
 		return "", err
 	}
 	return id.String(), nil
+}
+
+// CheckMasterKey refuses a master key that is not the one the database is
+// sealed under (judged by the newest transfer's wrapped identity), so an
+// instance started with an old key after a rotation, or with another
+// installation's key, stops at once with a clear message instead of
+// failing every request. An empty database passes.
+func CheckMasterKey(ctx context.Context, db *store.DB, keys *secret.Keyring) error {
+	sealed, err := db.NewestSealedIdentity(ctx)
+	if err != nil {
+		return fmt.Errorf("check the master key: %w", err)
+	}
+	if sealed == nil {
+		return nil
+	}
+	if id := KeyIDOf(sealed); id != keys.ID() {
+		return fmt.Errorf("the database is sealed under master key %s, but this instance has key %s: give it the key the other instances use (after a rotation: the new key file)", id, keys.ID())
+	}
+	return nil
 }
