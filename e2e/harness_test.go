@@ -756,12 +756,18 @@ type proxy struct {
 	target string
 	// cutAt, if > 0, is armed for the next connection: after that many
 	// client→server bytes on it, both sides are closed with RST. One-shot.
-	cutAt     atomic.Int64
-	stall     atomic.Int64 // nanoseconds to stall (forward nothing) before the reset
-	forwarded atomic.Int64 // client→server bytes written to the server, all connections
-	lastConn  atomic.Int64 // client→server bytes of the most recent cut connection
-	cuts      atomic.Int64
-	wg        sync.WaitGroup
+	cutAt atomic.Int64
+	// cutTotal, if > 0, cuts whichever connection carries the client→server
+	// byte at that position of forwarded (all connections together), with
+	// RST. One-shot. For browsers, which reuse connections, so that "the
+	// next connection" is not the upload.
+	cutTotal      atomic.Int64
+	cutTotalStall atomic.Int64 // nanoseconds to stall before the cutTotal reset
+	stall         atomic.Int64 // nanoseconds to stall (forward nothing) before the reset
+	forwarded     atomic.Int64 // client→server bytes written to the server, all connections
+	lastConn      atomic.Int64 // client→server bytes of the most recent cut connection
+	cuts          atomic.Int64
+	wg            sync.WaitGroup
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -820,6 +826,12 @@ func (p *proxy) handle(client *net.TCPConn) {
 		if m > 0 {
 			chunk := buf[:m]
 			cut := cutAt > 0 && n+int64(m) >= cutAt
+			if ct := p.cutTotal.Load(); !cut && ct > 0 {
+				if tot := p.forwarded.Load(); tot+int64(m) >= ct && p.cutTotal.CompareAndSwap(ct, 0) {
+					cut, cutAt = true, n+min(int64(m), max(0, ct-tot))
+					stall = time.Duration(p.cutTotalStall.Load())
+				}
+			}
 			if cut {
 				chunk = chunk[:cutAt-n]
 			}

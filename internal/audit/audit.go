@@ -61,6 +61,7 @@ const (
 	TransferFinish      = "transfer.finish"
 	TransferRevoke      = "transfer.revoke"
 	TransferExtend      = "transfer.extend"
+	TransferReply       = "transfer.reply" // a recipient answered a transfer
 	TransferPurge       = "transfer.purge"
 	TransferRetire      = "transfer.retire" // minimal records deleted after retention
 	TransferErase       = "transfer.erase"

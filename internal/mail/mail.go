@@ -107,6 +107,9 @@ type Notify struct {
 	// HasMessage says whether the transfer holds a confidential message.
 	// The message itself never goes into a mail.
 	HasMessage bool
+	// Reply says this is a recipient's answer to the addressee's own
+	// transfer: it opens with the password of that transfer.
+	Reply bool
 }
 
 // RecipientLine is one recipient in the sender's confirmation.

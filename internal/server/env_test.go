@@ -111,7 +111,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	org := mail.Org{BaseURL: cfg.BaseURL}
 	svc.SetMailer(mc, org)
 	senders := sender.New(db, keys, mc, org, sender.DefaultConfig(), nil, log)
-	pages, err := web.New(web.Deps{Transfers: svc, BaseURL: cfg.BaseURL, Mailbox: true, Log: log})
+	pages, err := web.New(web.Deps{Transfers: svc, Senders: senders, BaseURL: cfg.BaseURL, Mailbox: true, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -229,6 +229,26 @@ func routeTable() []routeRow {
 		// Web pages. The recipient's browser holds the session cookie.
 		{pattern: "GET /{$}", req: get("/"), want: everyone(want{http.StatusOK, ""})},
 		{pattern: "GET /send", req: get("/send"), want: everyone(want{http.StatusOK, ""})},
+		// The send pages know only the browser's sender session cookie,
+		// never an API key or upload token: every actor here is a visitor.
+		{pattern: "POST /send/verify",
+			req: func(fx *fixture, a actor) req {
+				return webReq(fx, a, "POST", "/send/verify", "name=A.+Jansen&email=a.jansen%40example.nl&next=%2Fsend")
+			},
+			want: everyone(want{http.StatusOK, ""})},
+		{pattern: "POST /send/confirm",
+			req: func(fx *fixture, a actor) req {
+				return webReq(fx, a, "POST", "/send/confirm", "code=12345678&next=%2Fsend")
+			},
+			want: everyone(want{http.StatusUnprocessableEntity, ""})},
+		{pattern: "POST /send/transfer",
+			req: func(fx *fixture, a actor) req {
+				return req{method: "POST", path: "/send/transfer", body: map[string]any{"to": "burger@example.nl", "password_mode": "generate", "message": "x"}}
+			},
+			want: everyone(want{http.StatusUnauthorized, ""})},
+		{pattern: "POST /send/preview",
+			req:  func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/send/preview", "subject=x&body=y") },
+			want: everyone(want{http.StatusUnauthorized, ""})},
 		{pattern: "GET /help", req: get("/help"), want: everyone(want{http.StatusOK, ""})},
 		{pattern: "GET /accessibility", req: get("/accessibility"), want: everyone(want{http.StatusOK, ""})},
 		{pattern: "GET /privacy", req: get("/privacy"), want: everyone(want{http.StatusOK, ""})},
@@ -271,6 +291,40 @@ func routeTable() []routeRow {
 		{pattern: "GET /r/{access}/zip",
 			req:  func(fx *fixture, a actor) req { fx.ready(); return webReq(fx, a, "GET", "/r/"+fx.access+"/zip", "") },
 			want: only(want{http.StatusSeeOther, ""}, map[actor]want{recipient: {http.StatusOK, ""}})},
+		{pattern: "GET /r/{access}/reply",
+			req:  func(fx *fixture, a actor) req { fx.ready(); return webReq(fx, a, "GET", "/r/"+fx.access+"/reply", "") },
+			want: only(want{http.StatusSeeOther, ""}, map[actor]want{recipient: {http.StatusOK, ""}})},
+		{pattern: "POST /r/{access}/reply",
+			req: func(fx *fixture, a actor) req {
+				fx.ready()
+				rq := webReq(fx, a, "POST", "/r/"+fx.access+"/reply", "")
+				rq.hdr["Content-Type"] = "multipart/form-data; boundary=kluisgrens"
+				rq.body = "--kluisgrens\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\nAntwoord\r\n--kluisgrens--\r\n"
+				return rq
+			},
+			want: only(want{http.StatusSeeOther, ""}, map[actor]want{recipient: {http.StatusOK, ""}})},
+		// My transfers take only the browser's sender session cookie, not
+		// API keys or upload tokens: every actor here is sent to the
+		// verification page. Owner against other sender is covered by
+		// TestMyTransfers in internal/web.
+		{pattern: "GET /transfers", req: get("/transfers"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /transfers/{id}",
+			req:  func(fx *fixture, a actor) req { fx.open(); return webReq(fx, a, "GET", "/transfers/"+fx.openID, "") },
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /transfers/{id}/revoke",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "POST", "/transfers/"+fx.openID+"/revoke", "confirm=yes")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /transfers/{id}/extend",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "POST", "/transfers/"+fx.openID+"/extend", "expires=2099-01-01")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /logout", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/logout", "") },
+			want: everyone(want{http.StatusSeeOther, ""})},
 
 		{pattern: "GET /.well-known/security.txt", req: get("/.well-known/security.txt"), want: everyone(want{http.StatusOK, ""})},
 	}

@@ -63,6 +63,9 @@ var rateLimited = map[string]bool{
 	"POST /receive":                      true,
 	"GET /r/{access}":                    true,
 	"POST /r/{access}/unlock":            true,
+	// The send page's verification: the same mails and codes as the API's.
+	"POST /send/verify":  true,
+	"POST /send/confirm": true,
 }
 
 // New returns the whole HTTP handler.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"filippo.io/age"
@@ -136,6 +137,11 @@ type Session struct {
 	transfer  *store.TransferRow
 	recipient *store.RecipientRow
 	identity  *age.X25519Identity
+	// secret is the password the recipient unlocked with (password
+	// transfers only; "" for a no-password transfer or an older session).
+	// A reply is protected by it. It lives only in memory and, sealed
+	// under the key in the client's token, in the session row.
+	secret string
 }
 
 // TransferID returns the id of the unlocked transfer.
@@ -202,7 +208,7 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	if err := s.db.MarkOpened(ctx, r.ID, now); err != nil {
 		return nil, err
 	}
-	sess, err := s.newSession(ctx, t, r, id)
+	sess, err := s.newSession(ctx, t, r, id, transferSecret)
 	if err != nil {
 		return nil, err
 	}
@@ -255,8 +261,10 @@ func (s *Service) failure(ctx context.Context, t *store.TransferRow, r *store.Re
 
 // sessionToken = base64url(16-byte id || 32-byte key). The database keeps
 // SHA-256(id) and the identity sealed under key, so a copy of the database
-// cannot use a session.
-func (s *Service) newSession(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, id *age.X25519Identity) (*Session, error) {
+// cannot use a session. For a password transfer the password is sealed
+// with it ("identity\npassword"), so the recipient can reply under the
+// same password; a no-password transfer's link secret is not kept.
+func (s *Service) newSession(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, id *age.X25519Identity, transferSecret string) (*Session, error) {
 	raw := make([]byte, 48)
 	if _, err := randRead(raw); err != nil {
 		return nil, err
@@ -268,15 +276,21 @@ func (s *Service) newSession(ctx context.Context, t *store.TransferRow, r *store
 		expires = t.ExpiresAt
 	}
 	row := &store.SessionRow{
-		IDHash:         idHash,
-		RecipientID:    r.ID,
-		IdentitySealed: secret.SealWithKey(key, append([]byte(purposeSession), idHash...), []byte(id.String())),
-		ExpiresAt:      expires,
+		IDHash:      idHash,
+		RecipientID: r.ID,
+		ExpiresAt:   expires,
 	}
+	plain := id.String()
+	if t.PasswordMode == string(kluis.PasswordNone) {
+		transferSecret = ""
+	} else {
+		plain += "\n" + transferSecret
+	}
+	row.IdentitySealed = secret.SealWithKey(key, append([]byte(purposeSession), idHash...), []byte(plain))
 	if err := s.db.InsertSession(ctx, row); err != nil {
 		return nil, err
 	}
-	return &Session{Token: base64.RawURLEncoding.EncodeToString(raw), ExpiresAt: expires, transfer: t, recipient: r, identity: id}, nil
+	return &Session{Token: base64.RawURLEncoding.EncodeToString(raw), ExpiresAt: expires, transfer: t, recipient: r, identity: id, secret: transferSecret}, nil
 }
 
 // OpenSession checks a download session token. Every call checks the
@@ -313,11 +327,12 @@ func (s *Service) OpenSession(ctx context.Context, token string) (*Session, erro
 	if err != nil {
 		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your download session is not valid. Open the link from your mail again.")
 	}
-	id, err := age.ParseX25519Identity(string(plain))
+	idText, pw, _ := strings.Cut(string(plain), "\n")
+	id, err := age.ParseX25519Identity(idText)
 	if err != nil {
 		return nil, fmt.Errorf("session identity: %w", err)
 	}
-	return &Session{Token: token, ExpiresAt: row.ExpiresAt, transfer: t, recipient: r, identity: id}, nil
+	return &Session{Token: token, ExpiresAt: row.ExpiresAt, transfer: t, recipient: r, identity: id, secret: pw}, nil
 }
 
 // Contents is what an unlocked recipient sees.

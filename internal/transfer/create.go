@@ -40,6 +40,12 @@ type CreateRequest struct {
 	PasswordMode kluis.PasswordMode
 	Password     string // manual mode only
 	Options      kluis.Options
+
+	// reply, set only by Reply: the secret to protect the transfer with
+	// (for password modes; the recipient's password of the original
+	// transfer, which its sender knows) and the original transfer's id.
+	reuseSecret string
+	replyTo     string
 }
 
 // Created is the result of Create. Password and LinkSecret are returned
@@ -163,16 +169,27 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	var transferSecret string
 	logN := s.cfg.PasswordLogN
 	switch req.PasswordMode {
-	case kluis.PasswordManual:
+	case kluis.PasswordGenerate, kluis.PasswordManual:
+		if req.reuseSecret == "" {
+			break
+		}
+		if req.Password != "" {
+			return nil, kluis.Errorf(kluis.EINVALID, "A reply uses the password of the original transfer; do not give one.")
+		}
+		transferSecret = req.reuseSecret
+	}
+	switch {
+	case transferSecret != "":
+	case req.PasswordMode == kluis.PasswordManual:
 		if err := secret.CheckPassword(req.Password); err != nil {
 			return nil, err
 		}
 		transferSecret = req.Password
-	case kluis.PasswordGenerate, "":
+	case req.PasswordMode == kluis.PasswordGenerate || req.PasswordMode == "":
 		req.PasswordMode = kluis.PasswordGenerate
 		out.Password = secret.GeneratePassword()
 		transferSecret = out.Password
-	case kluis.PasswordNone:
+	case req.PasswordMode == kluis.PasswordNone:
 		out.LinkSecret = secret.NewLinkSecret()
 		transferSecret = out.LinkSecret
 		logN = secret.LinkSecretLogN
@@ -193,7 +210,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 		return nil, fmt.Errorf("wrap identity: %w", err)
 	}
 	opts, _ := json.Marshal(storedOptions{Options: req.Options, HasMessage: strings.TrimSpace(req.Message) != "", SenderLang: req.SenderLang,
-		MaxSize: lim.MaxTransferSize, MaxExpiry: lim.MaxExpiry})
+		MaxSize: lim.MaxTransferSize, MaxExpiry: lim.MaxExpiry, ReplyTo: req.replyTo})
 	det, err := s.sealJSON(purposeDetails, id, details{SenderName: req.SenderName, SenderPhone: req.SenderPhone, Subject: req.Subject, Body: req.Body})
 	if err != nil {
 		return nil, err

@@ -94,6 +94,7 @@ func (s *Service) notifyReady(ctx context.Context, tx *store.Tx, t *store.Transf
 			Link: l.URL, AccessCode: mail.GroupCode(l.AccessID),
 			ExpiresAt: t.ExpiresAt, PasswordRequired: t.PasswordMode != string(kluis.PasswordNone),
 			VisibleRecipients: visible, Files: refs, HasMessage: opts.HasMessage,
+			Reply: opts.ReplyTo != "",
 		}
 		if err := s.enqueue(ctx, tx, mail.KindNotify, t.Lang, l.Recipient.Address, n); err != nil {
 			return err
@@ -112,11 +113,10 @@ func (s *Service) notifyReady(ctx context.Context, tx *store.Tx, t *store.Transf
 	return nil
 }
 
-// statusURL is the link to the sender's status page in mails. The web
-// pages for senders ("my transfers") are not built yet, so mails carry no
-// link rather than one that leads nowhere; `kluis status` shows the same.
+// statusURL is the link to the sender's status page ("my transfers") in
+// mails. The page asks the sender to verify their address first.
 func (s *Service) statusURL(transferID string) string {
-	return ""
+	return s.cfg.BaseURL + "/transfers/" + transferID
 }
 
 // notifyDownload tells the sender who downloaded what, when asked for.
@@ -214,6 +214,11 @@ func (s *Service) remindOne(ctx context.Context, id string, now time.Time) error
 		return err
 	}
 	defer tx.Rollback()
+	// Claim the reminder first: another instance may have sent it since
+	// DueForReminder (write transactions run one at a time).
+	if claimed, err := tx.ClaimReminder(ctx, id, now); err != nil || !claimed {
+		return err
+	}
 	t, err := tx.Transfer(ctx, id)
 	if err != nil {
 		return err
@@ -246,9 +251,6 @@ func (s *Service) remindOne(ctx context.Context, id string, now time.Time) error
 				return err
 			}
 		}
-	}
-	if err := tx.MarkReminded(ctx, id, now); err != nil {
-		return err
 	}
 	return tx.Commit()
 }

@@ -137,6 +137,9 @@ type storedOptions struct {
 	// decided at Create (0: the Config's).
 	MaxSize   int64         `json:"max_size,omitempty"`
 	MaxExpiry time.Duration `json:"max_expiry,omitempty"`
+	// ReplyTo is the id of the transfer this one answers (made by a
+	// recipient with Reply), or "".
+	ReplyTo string `json:"reply_to,omitempty"`
 }
 
 func parseOptions(s string) storedOptions {

@@ -10,11 +10,6 @@ func (h *Web) home(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "home", nil)
 }
 
-// send is honest about what is not built yet.
-func (h *Web) send(w http.ResponseWriter, r *http.Request) {
-	h.render(w, r, http.StatusOK, "send", nil)
-}
-
 func (h *Web) help(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "help", nil)
 }

@@ -47,6 +47,7 @@ func funcs(lang string, st *assets) template.FuncMap {
 		"date":   func(t time.Time) string { return mail.FormatDate(t, lang) },
 		"size":   func(n int64) string { return mail.FormatSize(n, lang) },
 		"code":   mail.GroupCode,
+		"list":   func(xs ...string) []string { return xs },
 		"field": func(v *view, id, typ, label, hint, autocomplete string, value any) fieldView {
 			s, _ := value.(string)
 			return fieldView{ID: id, Type: typ, Label: label, Hint: hint, Autocomplete: autocomplete, Value: s, Error: v.ErrorFor(id), Required: true}

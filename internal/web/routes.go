@@ -12,6 +12,10 @@ type Mux interface {
 func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("GET /{$}", h.home)
 	mux.HandleFunc("GET /send", h.send)
+	mux.HandleFunc("POST /send/verify", h.verifyStart)
+	mux.HandleFunc("POST /send/confirm", h.verifyConfirm)
+	mux.HandleFunc("POST /send/transfer", h.createTransfer)
+	mux.HandleFunc("POST /send/preview", h.preview)
 	mux.HandleFunc("GET /help", h.help)
 	mux.HandleFunc("GET /accessibility", h.accessibility)
 	mux.HandleFunc("GET /privacy", h.privacy)
@@ -24,6 +28,14 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("GET /r/{access}/open", h.open)
 	mux.HandleFunc("GET /r/{access}/files/{fid}", h.downloadFile)
 	mux.HandleFunc("GET /r/{access}/zip", h.downloadZip)
+	mux.HandleFunc("GET /r/{access}/reply", h.replyForm)
+	mux.HandleFunc("POST /r/{access}/reply", h.reply)
+
+	mux.HandleFunc("GET /transfers", h.mine)
+	mux.HandleFunc("GET /transfers/{id}", h.detail)
+	mux.HandleFunc("POST /transfers/{id}/revoke", h.revoke)
+	mux.HandleFunc("POST /transfers/{id}/extend", h.extend)
+	mux.HandleFunc("POST /logout", h.logout)
 
 	mux.HandleFunc("GET /static/{sum}/{name...}", h.serveStatic)
 }

@@ -28,6 +28,15 @@ const files = [
     to: "utrecht-component-library.css",
     license: "LICENSE.md",
   },
+  {
+    // The resumable upload client of the send page (tus 1.0). The browser
+    // bundle includes its small dependencies (js-base64, url-parse,
+    // lodash.throttle, combine-errors; all MIT or BSD-3-Clause).
+    pkg: "tus-js-client",
+    from: "dist/tus.min.js",
+    to: "tus.min.js",
+    license: "LICENSE",
+  },
 ];
 
 rmSync(out, { recursive: true, force: true });
@@ -41,7 +50,7 @@ for (const f of files) {
   }
   const body = readFileSync(join(dir, f.from));
   writeFileSync(join(out, f.to), body);
-  const lic = f.to.replace(/\.[a-z]+$/, "") + ".LICENSE.txt";
+  const lic = f.to.replace(/(\.min)?\.[a-z]+$/, "") + ".LICENSE.txt";
   writeFileSync(join(out, lic), `${f.pkg}@${meta.version} (${meta.license})\n\n` + readFileSync(join(dir, f.license), "utf8"));
   const sum = createHash("sha256").update(body).digest("hex");
   lines.push([f.pkg, meta.version, meta.license, f.to, sum].join("\t"));

@@ -1,0 +1,299 @@
+package e2e
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// The sender's pages (My transfers) and the recipient's reply, in a real
+// Chromium against a real `kluis serve` that delivers mail to Mailpit.
+// Each flow runs once per language, so axe-core sees every page in Dutch
+// and in English.
+
+var mineWords = map[string]map[string]string{
+	"nl": {"reply": "Antwoord sturen", "sent": "Uw antwoord is verstuurd", "problem": "Er is een probleem", "mine": "Mijn verzendingen",
+		"opened": "Geopend op", "downloaded": "gedownload op", "sure": "Weet u het zeker?", "revoked_one": "Toegang ingetrokken op",
+		"gone": "ingetrokken", "extended": "De nieuwe datum is opgeslagen", "too_late": "te laat", "subject": "Antwoord van"},
+	"en": {"reply": "Send a reply", "sent": "Your reply has been sent", "problem": "There is a problem", "mine": "My transfers",
+		"opened": "Opened on", "downloaded": "Downloaded", "sure": "Are you sure?", "revoked_one": "Access revoked on",
+		"gone": "revoked", "extended": "The new date has been saved", "too_late": "too late", "subject": "Reply from"},
+}
+
+func otherLang(lang string) string {
+	if lang == "nl" {
+		return "en"
+	}
+	return "nl"
+}
+
+// TestBrowserReply: a recipient opens their link, unlocks it and replies
+// with a message and a file; the sender gets the mail in Mailpit, opens the
+// reply with their own password, reads the message and downloads the file.
+// The recipient's pages run in one language, the sender's in the other.
+func TestBrowserReply(t *testing.T) {
+	needBrowser(t)
+	mp := startMailpit(t)
+	s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
+	for _, lang := range []string{"nl", "en"} {
+		t.Run(lang, func(t *testing.T) {
+			w := mineWords[lang]
+			pw := "Herfst-Peer-" + lang + "-73"
+			c := s.create(t, password{Mode: "manual", Value: pw}, "Wilt u het formulier ingevuld terugsturen?")
+			form := newSource(21, 40_000, "FORMULIER")
+			if st, code := s.plainUpload(t, c, "formulier.pdf", form, false); st != http.StatusCreated {
+				t.Fatalf("upload: %d %s", st, code)
+			}
+			access, _ := s.finish(t, c)
+
+			// The recipient.
+			b := newBrowser(t, s.base, "-recipient")
+			b.setLang(lang, "/")
+			b.open("/r/" + access)
+			b.do(chromedp.SendKeys(chromedp.ID("password"), pw))
+			b.submit("main form button[type=submit]")
+			if p := b.path(); p != "/r/"+access+"/open" {
+				t.Fatalf("after the password: at %s", p)
+			}
+			b.check("contents-with-reply")
+			b.submit(`main a[href$="/reply"]`)
+			if !strings.Contains(b.text("h1"), w["reply"]) || !strings.Contains(b.text("main"), "sender@example.nl") {
+				t.Fatalf("reply form: %q", b.text("main"))
+			}
+			b.check("reply-form")
+
+			// Nothing filled in: an error summary linked to the field.
+			b.submit("main form button[type=submit]")
+			if !strings.Contains(b.text("[data-error-summary]"), w["problem"][:10]) {
+				t.Error("no error summary for an empty reply")
+			}
+			if got := b.eval(`document.querySelector("[data-error-summary] a").getAttribute("href")`); got != "#message" {
+				t.Errorf("the summary links to %q, want #message", got)
+			}
+			b.check("reply-empty")
+
+			answer := newSource(22, 123_456, "INGEVULD")
+			file := filepath.Join(t.TempDir(), "ingevuld-"+lang+".pdf")
+			if err := os.WriteFile(file, answer.bytesAt(0, answer.size), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			message := "Hierbij het ingevulde formulier.\nMet vriendelijke groet, " + lang
+			b.do(chromedp.SendKeys(chromedp.ID("message"), message), chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}))
+			b.submit("main form button[type=submit]")
+			if !strings.Contains(b.text("h1"), w["sent"]) || !strings.Contains(b.text("main"), "ingevuld-"+lang+".pdf") {
+				t.Fatalf("after sending the reply: %q", b.text("main"))
+			}
+			b.check("reply-sent")
+
+			// The sender's mail: a new one, with one link, from the recipient.
+			isReply := func(m *mpMessage) string {
+				if l := mailLinks(m); strings.Contains(m.Subject, "to@example.nl") && len(l) == 1 && !seenLink[l[0]] {
+					return l[0]
+				}
+				return ""
+			}
+			msgs := mp.waitMail(t, 15*time.Second, "the reply mail to sender@example.nl", func(ms []*mpMessage) bool {
+				for _, m := range mailsTo(ms, "sender@example.nl") {
+					if isReply(m) != "" {
+						return true
+					}
+				}
+				return false
+			})
+			var replyLink string
+			for _, m := range mailsTo(msgs, "sender@example.nl") {
+				if l := isReply(m); l != "" {
+					replyLink = l
+					if strings.Contains(m.Text+m.HTML, pw) || strings.Contains(m.Text+m.HTML, "Met vriendelijke groet") {
+						t.Error("the reply mail holds the password or the confidential message")
+					}
+					// The sender's language (Dutch: the API default).
+					if !strings.Contains(m.Subject, mineWords["nl"]["subject"]) {
+						t.Errorf("reply mail subject %q", m.Subject)
+					}
+				}
+			}
+			seenLink[replyLink] = true
+			replyAccess, frag := splitLink(t, replyLink)
+			if frag != "" {
+				t.Errorf("a password reply's link carries a fragment: %s", replyLink)
+			}
+
+			// The sender opens it with their own password.
+			sb := newBrowser(t, s.base, "-sender")
+			sb.setLang(otherLang(lang), "/")
+			sb.open("/r/" + replyAccess)
+			sb.check("reply-password")
+			sb.do(chromedp.SendKeys(chromedp.ID("password"), pw))
+			sb.submit("main form button[type=submit]")
+			if p := sb.path(); p != "/r/"+replyAccess+"/open" {
+				t.Fatalf("the sender cannot open the reply with their password: at %s: %q", p, sb.text("main"))
+			}
+			if got := sb.eval(`document.querySelector(".kluis-message").textContent`); got != message {
+				t.Errorf("reply message shown as %q, want %q", got, message)
+			}
+			if !strings.Contains(sb.text("main"), "to@example.nl") {
+				t.Error("the reply does not show who sent it")
+			}
+			sb.check("reply-opened")
+			got := sb.download(`a[href*="/files/"][data-name="ingevuld-` + lang + `.pdf"]`)
+			if !bytes.Equal(got, answer.bytesAt(0, answer.size)) {
+				t.Errorf("the reply's file: %d bytes differ from the %d sent", len(got), answer.size)
+			}
+		})
+	}
+}
+
+// seenLink keeps the reply links of earlier subtests apart.
+var seenLink = map[string]bool{}
+
+// TestBrowserMyTransfers: the sender logs in inside the browser (the JSON
+// verification, called from the page with the code from Mailpit), follows
+// a recipient's download on the status page, revokes one recipient (whose
+// link then shows the revoked page with the date), moves the expiry and
+// logs out.
+func TestBrowserMyTransfers(t *testing.T) {
+	needBrowser(t)
+	mp := startMailpit(t)
+	s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
+	ams, err := time.LoadLocation("Europe/Amsterdam")
+	if err != nil {
+		ams = time.FixedZone("CET", 3600)
+	}
+	codeRE := regexp.MustCompile(`(?m)^\s*(\d{8})\s*$`)
+	for _, lang := range []string{"nl", "en"} {
+		t.Run(lang, func(t *testing.T) {
+			w := mineWords[lang]
+			const pw = "Winter-Kers-58"
+			first, second := "eerste-"+lang+"@example.nl", "tweede-"+lang+"@example.nl"
+			c := createReq(t, s, s.senderKey(t), map[string]any{
+				"sender":   map[string]string{"email": "sender@example.nl", "name": "Sender"},
+				"to":       []string{first, second},
+				"subject":  "Stukken " + lang,
+				"message":  "Vertrouwelijk",
+				"password": password{Mode: "manual", Value: pw},
+			})
+			doc := newSource(31, 70_000, "STUK")
+			if st, code := s.plainUpload(t, c, "stuk.pdf", doc, false); st != http.StatusCreated {
+				t.Fatalf("upload: %d %s", st, code)
+			}
+			links := finishLinks(t, s, c)
+			access := map[string]string{}
+			for _, l := range links {
+				access[l.Address], _ = splitLink(t, l.URL)
+			}
+			// The first recipient opens and downloads, through the API.
+			sess := s.unlock(t, access[first], pw)
+			s.download(t, sess, s.contents(t, sess).file(t, "stuk.pdf"), doc)
+
+			b := newBrowser(t, s.base)
+			b.setLang(lang, "/")
+			b.open("/transfers")
+			if p := b.path(); !strings.HasPrefix(p, "/send") || !strings.Contains(p, "next=%2Ftransfers") {
+				t.Fatalf("not logged in: /transfers went to %s, want the verification page", p)
+			}
+
+			// Log in from the page: the cookies are then the browser's own.
+			before := len(mailsTo(mp.all(t), "sender@example.nl"))
+			if st := b.await(`fetch("/api/v1/verify", {method: "POST", headers: {"Content-Type": "application/json"},
+				body: JSON.stringify({email: "sender@example.nl", name: "Sender", lang: "` + lang + `"})}).then(r => String(r.status))`); st != "202" {
+				t.Fatalf("verify: %s", st)
+			}
+			msgs := mp.waitMail(t, 15*time.Second, "the verification code", func(ms []*mpMessage) bool {
+				got := mailsTo(ms, "sender@example.nl")
+				return len(got) > before && codeRE.MatchString(got[len(got)-1].Text)
+			})
+			got := mailsTo(msgs, "sender@example.nl")
+			code := codeRE.FindStringSubmatch(got[len(got)-1].Text)[1]
+			if st := b.await(`fetch("/api/v1/verify/confirm", {method: "POST", headers: {"Content-Type": "application/json"},
+				body: JSON.stringify({code: "` + code + `"})}).then(r => String(r.status))`); st != "200" {
+				t.Fatalf("confirm: %s", st)
+			}
+
+			b.open("/transfers")
+			if !strings.Contains(b.text("h1"), w["mine"]) || !strings.Contains(b.text("main"), "Stukken "+lang) {
+				t.Fatalf("list: %q", b.text("main"))
+			}
+			b.check("list")
+			b.submit(`main a[href="/transfers/` + c.ID + `"]`)
+			main := b.text("main")
+			for _, want := range []string{first, second, w["opened"], w["downloaded"]} {
+				if !strings.Contains(main, want) {
+					t.Errorf("detail lacks %q: %q", want, main)
+				}
+			}
+			b.check("detail")
+
+			// Revoke the first recipient, with the confirmation step.
+			b.submit(`main form:has(input[name=recipient]) button`)
+			if !strings.Contains(b.text("h1"), w["sure"]) || !strings.Contains(b.text("main"), first) {
+				t.Fatalf("no confirmation step: %q", b.text("main"))
+			}
+			b.check("revoke-confirm")
+			b.submit("main form button[type=submit]")
+			if !strings.Contains(b.text("main"), w["revoked_one"]) {
+				t.Errorf("after revoking one recipient: %q", b.text("main"))
+			}
+			b.check("revoked-one")
+
+			// That recipient's link now says so, with the date.
+			rb := newBrowser(t, s.base, "-recipient")
+			rb.setLang(lang, "/")
+			rb.open("/r/" + access[first])
+			if got := rb.text("main"); !strings.Contains(got, w["gone"]) || !strings.Contains(got, time.Now().In(ams).Format("2006")) {
+				t.Errorf("revoked link: %q", got)
+			}
+			rb.check("link-revoked")
+			// The other recipient still gets the password page.
+			rb.open("/r/" + access[second])
+			if rb.eval(`String(!!document.getElementById("password"))`) != "true" {
+				t.Errorf("the second recipient's link no longer works: %q", rb.text("main"))
+			}
+
+			// Extend: too late first, then a good date.
+			b.eval(`document.getElementById("expires").value = "2999-12-31"`)
+			b.submit(`main form[action$="/extend"] button`)
+			if !strings.Contains(b.text("[data-error-summary]"), w["too_late"]) {
+				t.Errorf("no error for a date past the limit: %q", b.text("main"))
+			}
+			b.check("extend-error")
+			day := time.Now().In(ams).AddDate(0, 0, 12).Format("2006-01-02")
+			b.eval(`document.getElementById("expires").value = "` + day + `"`)
+			b.submit(`main form[action$="/extend"] button`)
+			if !strings.Contains(b.text("main"), w["extended"]) {
+				t.Errorf("extend: %q", b.text("main"))
+			}
+			if got := b.eval(`document.getElementById("expires").value`); got != day {
+				t.Errorf("the date field shows %s after extending to %s", got, day)
+			}
+			b.check("extended")
+
+			// Log out: My transfers asks for verification again.
+			b.submit(`form[action="/logout"] button`)
+			if p := b.path(); p != "/" {
+				t.Errorf("after logout at %s", p)
+			}
+			b.open("/transfers")
+			if p := b.path(); !strings.HasPrefix(p, "/send") {
+				t.Errorf("after logout /transfers went to %s", p)
+			}
+		})
+	}
+}
+
+// await evaluates a promise-valued expression and returns its string.
+func (b *tab) await(js string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("evaluate %q: %v", js, err)
+	}
+	return v
+}

@@ -1,0 +1,173 @@
+package transfer
+
+import (
+	"context"
+	"io"
+	"strconv"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/audit"
+)
+
+// MaxReplyFiles bounds the files of one reply: a reply is an answer, not a
+// second transfer service.
+const MaxReplyFiles = 20
+
+// ReplyRequest is what a recipient sends back.
+type ReplyRequest struct {
+	Message string
+	// Lang is the language of the recipient's pages; their own mails (none
+	// today) would use it.
+	Lang string
+}
+
+// ReplyDraft is a reply being written: a new draft transfer from the
+// recipient to the original sender. Add files with AddReplyFile, then
+// SendReply; Abandon it on any error.
+type ReplyDraft struct {
+	Owner Owner
+	// MaxSize is the size budget of all files together.
+	MaxSize int64
+	// linkSecret is set when the original had no password: the reply
+	// then has no password either, and its new link secret travels only
+	// in the sender's mail. Kept in memory until SendReply.
+	linkSecret string
+	files      int
+	original   string
+	recipient  int64
+}
+
+// StartReply begins a reply to the transfer of an unlocked recipient. The
+// unlocked session proves the recipient's address, so no verification is
+// asked. The reply goes to the original sender only, under the organisation
+// policy like any transfer. It is protected by the same secret the
+// recipient opened the original with: the sender knows their own password.
+// A transfer that was revoked or expired (or the recipient's revoked
+// access) refuses a reply.
+func (s *Service) StartReply(ctx context.Context, a *Session, req ReplyRequest) (*ReplyDraft, error) {
+	// The session was opened at the start of the request; look again, so
+	// a revoke that happened since applies.
+	t, err := s.db.Transfer(ctx, a.transfer.ID)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.db.Recipient(ctx, a.recipient.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.openable(t, r); err != nil {
+		return nil, err
+	}
+	mode := kluis.PasswordMode(t.PasswordMode)
+	if mode != kluis.PasswordNone && a.secret == "" {
+		// A session from before passwords were kept in sessions.
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Open the link from your mail again and enter the password, then reply.")
+	}
+	lang := parseOptions(t.Options).senderLang()
+	cr := CreateRequest{
+		SenderEmail:  r.Address,
+		To:           []string{t.SenderEmail},
+		Message:      req.Message,
+		Lang:         lang,
+		SenderLang:   req.Lang,
+		PasswordMode: mode,
+		reuseSecret:  a.secret,
+		replyTo:      t.ID,
+	}
+	if mode == kluis.PasswordNone {
+		cr.reuseSecret = ""
+	}
+	ctx = audit.WithActor(ctx, audit.Recipient(r.ID))
+	c, err := s.Create(ctx, cr)
+	if err != nil {
+		return nil, err
+	}
+	return &ReplyDraft{Owner: Owner{TransferID: c.Transfer.ID}, MaxSize: c.MaxSize, linkSecret: c.LinkSecret,
+		original: t.ID, recipient: r.ID}, nil
+}
+
+// ReplyMaxSize is the size budget a reply from this recipient to the
+// original sender would get under the policy. EPOLICY if the policy does
+// not allow the reply at all.
+func (s *Service) ReplyMaxSize(ctx context.Context, a *Session) (int64, error) {
+	dec, err := s.decide(a.recipient.Address, []string{a.transfer.SenderEmail})
+	if err != nil {
+		return 0, err
+	}
+	return dec.Limits.MaxTransferSize, nil
+}
+
+// AddReplyFile streams one file of unknown length into the reply: it is
+// encrypted as it arrives, and no plaintext touches the disk. Over the
+// size budget gives ETOOLARGE.
+func (s *Service) AddReplyFile(ctx context.Context, d *ReplyDraft, name, contentType string, src io.Reader) (*kluis.File, error) {
+	if d.files >= MaxReplyFiles {
+		return nil, kluis.Errorf(kluis.EINVALID, "A reply can hold at most %d files.", MaxReplyFiles)
+	}
+	f, err := s.NewFile(ctx, d.Owner, name, contentType, -1)
+	if err != nil {
+		return nil, err
+	}
+	d.files++
+	if _, err := s.WriteFile(ctx, d.Owner, f.ID, 0, src); err != nil {
+		return nil, err
+	}
+	return s.CompleteFile(ctx, d.Owner, f.ID)
+}
+
+// SendReply finishes the reply: the original sender gets the notification
+// mail with their link.
+func (s *Service) SendReply(ctx context.Context, d *ReplyDraft) (*Finished, error) {
+	ctx = audit.WithActor(ctx, audit.Recipient(d.recipient))
+	out, err := s.Finish(ctx, d.Owner, d.linkSecret)
+	if err != nil {
+		return nil, err
+	}
+	d.linkSecret = ""
+	s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(d.recipient), Action: audit.TransferReply, Object: d.original,
+		Detail: "reply=" + d.Owner.TransferID + " files=" + strconv.Itoa(d.files)})
+	s.log.Info("reply sent", "transfer", d.original, "reply", d.Owner.TransferID, "recipient", d.recipient)
+	return out, nil
+}
+
+// AbandonReply deletes a reply that failed before it was sent: its blobs
+// and its draft row. Nothing was mailed.
+func (s *Service) AbandonReply(ctx context.Context, d *ReplyDraft) error {
+	ctx = context.WithoutCancel(ctx)
+	d.linkSecret = ""
+	if err := s.deletePrefix(ctx, "t/"+d.Owner.TransferID+"/"); err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	t, err := tx.Transfer(ctx, d.Owner.TransferID)
+	if err != nil {
+		return err
+	}
+	if t.State == string(kluis.StateReady) {
+		return kluis.Errorf(kluis.ECONFLICT, "This reply was already sent.")
+	}
+	if err := tx.EraseTransfer(ctx, t.ID); err != nil {
+		return err
+	}
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.Recipient(d.recipient), Action: audit.TransferErase, Object: t.ID,
+		Result: audit.Refused, Detail: "reply abandoned"}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	return s.deletePrefix(ctx, "t/"+d.Owner.TransferID+"/")
+}
+
+// ReplyTo returns the id of the transfer a transfer answers, or "".
+func (s *Service) ReplyTo(ctx context.Context, o Owner) (string, error) {
+	t, err := s.db.Transfer(ctx, o.TransferID)
+	if err != nil {
+		return "", err
+	}
+	return parseOptions(t.Options).ReplyTo, nil
+}

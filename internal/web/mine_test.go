@@ -1,0 +1,280 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/blob/local"
+	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/sender"
+	"github.com/kluis-nl/kluis/internal/store"
+	"github.com/kluis-nl/kluis/internal/transfer"
+)
+
+// mails records what the engine and the sender service queue.
+type mails struct {
+	mu   sync.Mutex
+	msgs []*mail.Message
+}
+
+func (m *mails) Enqueue(_ context.Context, _ *store.Tx, msg *mail.Message) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.msgs = append(m.msgs, msg)
+	return "x", nil
+}
+
+func (m *mails) Wake() {}
+
+func (m *mails) last(kind mail.Kind, to string) *mail.Message {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := len(m.msgs) - 1; i >= 0; i-- {
+		if m.msgs[i].Kind == kind && m.msgs[i].To == to {
+			return m.msgs[i]
+		}
+	}
+	return nil
+}
+
+// senderEnv is env with sender verification and mail: the pages of My
+// transfers and Reply.
+type senderEnv struct {
+	*env
+	senders *sender.Service
+	mails   *mails
+}
+
+func newSenderEnv(t *testing.T, tune func(*transfer.Config)) *senderEnv {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := store.OpenSQLite(ctx, filepath.Join(dir, "kluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	blobs, err := local.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := transfer.DefaultConfig()
+	cfg.PasswordLogN = 10
+	if tune != nil {
+		tune(&cfg)
+	}
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	svc := transfer.New(db, blobs, keys, cfg, nil, log)
+	ml := &mails{}
+	org := mail.Org{Name: "Gemeente Voorbeeld", BaseURL: cfg.BaseURL}
+	svc.SetMailer(ml, org)
+	snd := sender.New(db, keys, ml, org, sender.DefaultConfig(), nil, log)
+	w, err := New(Deps{Transfers: svc, Senders: snd, OrgName: "Gemeente Voorbeeld", Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	w.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &senderEnv{env: &env{svc: svc, srv: srv, web: w, logs: logs}, senders: snd, mails: ml}
+}
+
+var codePattern = regexp.MustCompile(`\b\d{4}[ -]?\d{4}\b`)
+
+// login verifies email with the code from its mail and gives c the
+// session cookie, as the verification page does.
+func (e *senderEnv) login(t *testing.T, c *http.Client, email string) string {
+	t.Helper()
+	ctx := context.Background()
+	pre, err := e.senders.Start(ctx, "", email, "", "", "nl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := e.mails.last(mail.KindVerifyCode, email)
+	if m == nil {
+		t.Fatal("no verification mail")
+	}
+	code := codePattern.FindString(m.Text)
+	s, err := e.senders.Confirm(ctx, pre, code, "browser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(e.srv.URL)
+	c.Jar.SetCookies(u, []*http.Cookie{{Name: senderSessionCookie, Value: s.Token, Path: "/"}})
+	return s.Token
+}
+
+func getLang(t *testing.T, c *http.Client, u, lang string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header.Set("Accept-Language", lang)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return resp, b.String()
+}
+
+func wantStatus(t *testing.T, what string, resp *http.Response, body string, status int) {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Fatalf("%s: %d, want %d: %.600s", what, resp.StatusCode, status, body)
+	}
+}
+
+func TestMyTransfers(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	s := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "Het dossier.", map[string][]byte{"dossier.pdf": []byte("%PDF inhoud"), "bijlage.txt": []byte("12345")})
+	id := s.owner.TransferID
+
+	// Not verified: to the verification page, which comes back here.
+	anon := e.client(t)
+	for _, p := range []string{"/transfers", "/transfers/" + id} {
+		resp, body := get(t, anon, e.srv.URL+p)
+		wantStatus(t, p, resp, body, http.StatusSeeOther)
+		if loc := resp.Header.Get("Location"); loc != "/send?next="+url.QueryEscape(p) {
+			t.Errorf("%s redirects to %q", p, loc)
+		}
+	}
+	resp, body := post(t, anon, e.srv.URL+"/transfers/"+id+"/revoke", url.Values{"confirm": {"yes"}})
+	wantStatus(t, "anonymous revoke", resp, body, http.StatusSeeOther)
+
+	c := e.client(t)
+	token := e.login(t, c, "a.jansen@gemeente.example.nl")
+	resp, body = getLang(t, c, e.srv.URL+"/transfers", "nl")
+	wantStatus(t, "list", resp, body, http.StatusOK)
+	for _, want := range []string{"a.jansen@gemeente.example.nl", "/transfers/" + id, "Zonder onderwerp", translate("nl", "mine.n_files", 2, mail.FormatSize(16, "nl")), "Beschikbaar", "met vertrouwelijk bericht", `action="/logout"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("list lacks %q", want)
+		}
+	}
+	resp, body = getLang(t, c, e.srv.URL+"/transfers", "en")
+	for _, want := range []string{"No subject", translate("en", "mine.n_files", 2, mail.FormatSize(16, "en")), "Available"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("English list lacks %q", want)
+		}
+	}
+
+	// The recipient opens and downloads one file.
+	rc := e.client(t)
+	resp, body = post(t, rc, e.srv.URL+"/r/"+s.access+"/unlock", url.Values{"password": {s.secret}})
+	wantStatus(t, "unlock", resp, body, http.StatusSeeOther)
+	_, body = get(t, rc, e.srv.URL+"/r/"+s.access+"/open")
+	fileURL := regexp.MustCompile(`/r/[^"]+/files/[^"]+`).FindString(body)
+	resp, body = get(t, rc, e.srv.URL+fileURL)
+	wantStatus(t, "download", resp, body, http.StatusOK)
+
+	resp, body = getLang(t, c, e.srv.URL+"/transfers/"+id, "nl")
+	wantStatus(t, "detail", resp, body, http.StatusOK)
+	for _, want := range []string{"burger@example.nl", "archief@example.nl", "bcc, niet zichtbaar", "Geopend op", "Bestand 1 gedownload op", "Nog niet geopend",
+		"Toegang intrekken voor burger@example.nl", "Intrekken voor iedereen", `type="date"`, "De namen van de bestanden zijn versleuteld", "vertrouwelijk bericht"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("detail lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "dossier.pdf") || strings.Contains(body, "Het dossier.") {
+		t.Error("the detail page shows what only the transfer secret opens")
+	}
+
+	// Another verified sender: the transfer does not exist for them.
+	other := e.client(t)
+	e.login(t, other, "iemand.anders@gemeente.example.nl")
+	resp, body = get(t, other, e.srv.URL+"/transfers/"+id)
+	wantStatus(t, "other's detail", resp, body, http.StatusNotFound)
+	resp, body = post(t, other, e.srv.URL+"/transfers/"+id+"/revoke", url.Values{"confirm": {"yes"}})
+	wantStatus(t, "other's revoke", resp, body, http.StatusNotFound)
+	resp, body = post(t, other, e.srv.URL+"/transfers/"+id+"/extend", url.Values{"expires": {"2099-01-01"}})
+	wantStatus(t, "other's extend", resp, body, http.StatusNotFound)
+	if _, body = get(t, other, e.srv.URL+"/transfers"); strings.Contains(body, id) {
+		t.Error("another sender's list shows the transfer")
+	}
+
+	// Extend: bad dates are field errors; a good one is saved.
+	for in, key := range map[string]string{"": "mine.extend_error_empty", "31-12-2026": "mine.extend_error_format",
+		"2000-01-01": "mine.extend_error_early", "2999-01-01": "mine.extend_error_late"} {
+		resp, body = post(t, c, e.srv.URL+"/transfers/"+id+"/extend", url.Values{"expires": {in}})
+		wantStatus(t, "extend "+in, resp, body, http.StatusUnprocessableEntity)
+		if !strings.Contains(body, `href="#expires"`) || !strings.Contains(body, translate("nl", key)) || !strings.Contains(body, `aria-invalid="true"`) {
+			t.Errorf("extend %q: no linked error %s", in, key)
+		}
+	}
+	day := e.svc.Now().In(amsterdam).AddDate(0, 0, 20)
+	resp, body = post(t, c, e.srv.URL+"/transfers/"+id+"/extend", url.Values{"expires": {day.Format(dateLayout)}})
+	wantStatus(t, "extend", resp, body, http.StatusSeeOther)
+	if loc := resp.Header.Get("Location"); loc != "/transfers/"+id+"?done=extended" {
+		t.Errorf("extend redirects to %q", loc)
+	}
+	tr, err := e.svc.Transfer(context.Background(), s.owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.ExpiresAt.In(amsterdam); got.Format(dateLayout) != day.Format(dateLayout) || got.Hour() != 23 || got.Minute() != 59 {
+		t.Errorf("expires at %v, want the end of %s", got, day.Format(dateLayout))
+	}
+	_, body = get(t, c, e.srv.URL+"/transfers/"+id+"?done=extended")
+	if !strings.Contains(body, translate("nl", "mine.done_extended")) || !strings.Contains(body, mail.FormatDate(tr.ExpiresAt, "nl")) {
+		t.Error("the detail page does not confirm the new date")
+	}
+
+	// Revoke one recipient: a confirmation step first.
+	rid := regexp.MustCompile(`name="recipient" value="(\d+)"`).FindStringSubmatch(body)
+	if rid == nil {
+		t.Fatal("no recipient revoke form")
+	}
+	resp, body = post(t, c, e.srv.URL+"/transfers/"+id+"/revoke", url.Values{"recipient": {rid[1]}})
+	wantStatus(t, "revoke step 1", resp, body, http.StatusOK)
+	if !strings.Contains(body, "Weet u het zeker?") || !strings.Contains(body, `name="confirm" value="yes"`) {
+		t.Error("no confirmation step")
+	}
+	if _, err := e.svc.Lookup(context.Background(), s.access); err != nil {
+		t.Fatal("the first step already revoked:", err)
+	}
+	resp, body = post(t, c, e.srv.URL+"/transfers/"+id+"/revoke", url.Values{"recipient": {rid[1]}, "confirm": {"yes"}})
+	wantStatus(t, "revoke one", resp, body, http.StatusSeeOther)
+	resp, body = get(t, rc, e.srv.URL+"/r/"+s.access)
+	wantStatus(t, "revoked link", resp, body, http.StatusGone)
+	_, body = get(t, c, e.srv.URL+"/transfers/"+id)
+	if !strings.Contains(body, "Toegang ingetrokken op") || strings.Contains(body, "Toegang intrekken voor burger@example.nl") {
+		t.Error("detail does not show the revoked recipient")
+	}
+
+	// Revoke for everyone.
+	resp, body = post(t, c, e.srv.URL+"/transfers/"+id+"/revoke", url.Values{"confirm": {"yes"}})
+	wantStatus(t, "revoke all", resp, body, http.StatusSeeOther)
+	_, body = get(t, c, e.srv.URL+"/transfers/"+id+"?done=revoked")
+	if !strings.Contains(body, "Ingetrokken") || strings.Contains(body, `action="/transfers/`+id+`/extend"`) {
+		t.Error("a revoked transfer still offers actions")
+	}
+
+	// Log out: the session ends on the server too.
+	resp, body = post(t, c, e.srv.URL+"/logout", nil)
+	wantStatus(t, "logout", resp, body, http.StatusSeeOther)
+	if sc := resp.Header.Get("Set-Cookie"); !strings.Contains(sc, senderSessionCookie+"=;") || !strings.Contains(sc, "Max-Age=0") {
+		t.Errorf("logout cookie: %q", sc)
+	}
+	if _, err := e.senders.Authenticate(context.Background(), token); err == nil {
+		t.Error("the session still works after logout")
+	}
+	resp, body = get(t, c, e.srv.URL+"/transfers")
+	wantStatus(t, "after logout", resp, body, http.StatusSeeOther)
+}

@@ -1,0 +1,216 @@
+package web
+
+// Reply: a recipient with an unlocked download session answers the
+// sender with a message and files. The session proves the recipient's
+// address, so no verification is asked. The form is a plain
+// multipart/form-data POST (no script needed); each file part is streamed
+// into the engine, which encrypts it as it arrives, so no plaintext is
+// written to disk.
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/transfer"
+)
+
+// replyFraming is what a reply's request may hold besides the files: the
+// message and the multipart framing.
+const replyFraming = transfer.MaxMessageLength + 1<<20
+
+// replyPage is the reply form, and the page after sending.
+type replyPage struct {
+	Access     string
+	To         string // the original sender's address
+	SenderName string
+	Password   bool // the reply is protected by the same password
+	MaxSize    int64
+	MaxFiles   int
+	Message    string
+	// Files names what was sent, on the confirmation page.
+	Files []string
+}
+
+func (h *Web) replyData(r *http.Request, s *transfer.Session) (*replyPage, error) {
+	c, err := h.svc.Contents(r.Context(), s)
+	if err != nil {
+		return nil, err
+	}
+	maxSize, err := h.svc.ReplyMaxSize(r.Context(), s)
+	if err != nil {
+		return nil, err
+	}
+	return &replyPage{
+		Access: r.PathValue("access"), To: c.Transfer.SenderEmail, SenderName: c.Transfer.SenderName,
+		Password: c.Transfer.PasswordMode != kluis.PasswordNone, MaxSize: maxSize, MaxFiles: transfer.MaxReplyFiles,
+	}, nil
+}
+
+// replyForm shows the reply form to an unlocked recipient.
+func (h *Web) replyForm(w http.ResponseWriter, r *http.Request) {
+	access := r.PathValue("access")
+	h.unlocked(w, r, func(s *transfer.Session) {
+		p, err := h.replyData(r, s)
+		if kluis.ErrorCode(err) == kluis.EPOLICY {
+			h.problem(w, r, http.StatusForbidden, "reply.refused", "/r/"+access+"/open")
+			return
+		}
+		if err != nil {
+			h.linkError(w, r, access, err)
+			return
+		}
+		h.render(w, r, http.StatusOK, "reply", h.newView(r, p))
+	})
+}
+
+// reply reads the form part by part: the message first (it comes before
+// the file field in the form), then each file streamed into the reply.
+func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
+	access := r.PathValue("access")
+	h.unlocked(w, r, func(s *transfer.Session) {
+		p, err := h.replyData(r, s)
+		if kluis.ErrorCode(err) == kluis.EPOLICY {
+			h.problem(w, r, http.StatusForbidden, "reply.refused", "/r/"+access+"/open")
+			return
+		}
+		if err != nil {
+			h.linkError(w, r, access, err)
+			return
+		}
+		fail := func(field, key string) {
+			v := h.newView(r, p)
+			v.Here = "/r/" + access + "/reply"
+			v.Errors = []fieldError{{Field: field, Key: key}}
+			// The rest of a refused body is not read; close the
+			// connection rather than drain gigabytes.
+			w.Header().Set("Connection", "close")
+			h.render(w, r, http.StatusUnprocessableEntity, "reply", v)
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, p.MaxSize+replyFraming)
+		mr, err := r.MultipartReader()
+		if err != nil {
+			fail("message", "reply.error_form")
+			return
+		}
+		var draft *transfer.ReplyDraft
+		abandon := func() {
+			if draft != nil {
+				if err := h.svc.AbandonReply(r.Context(), draft); err != nil {
+					h.log.Error("web: abandon reply", "err", err)
+				}
+				draft = nil
+			}
+		}
+		start := func() bool {
+			if draft != nil {
+				return true
+			}
+			draft, err = h.svc.StartReply(r.Context(), s, transfer.ReplyRequest{Message: p.Message, Lang: language(r)})
+			if err != nil {
+				draft = nil
+				h.replyFailed(w, r, access, err, fail)
+				return false
+			}
+			return true
+		}
+		for {
+			part, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				abandon()
+				h.bodyFailed(err, fail)
+				return
+			}
+			switch part.FormName() {
+			case "message":
+				if draft != nil {
+					abandon()
+					fail("message", "reply.error_form")
+					return
+				}
+				b, err := io.ReadAll(io.LimitReader(part, transfer.MaxMessageLength+1))
+				if err != nil {
+					h.bodyFailed(err, fail)
+					return
+				}
+				p.Message = strings.ReplaceAll(string(b), "\r\n", "\n")
+				if len(p.Message) > transfer.MaxMessageLength || !utf8.ValidString(p.Message) {
+					fail("message", "reply.error_message_long")
+					return
+				}
+			case "files":
+				if part.FileName() == "" {
+					// The file field without a chosen file.
+					continue
+				}
+				if len(p.Files) >= transfer.MaxReplyFiles {
+					abandon()
+					fail("files", "reply.error_too_many")
+					return
+				}
+				if !start() {
+					return
+				}
+				if _, err := h.svc.AddReplyFile(r.Context(), draft, part.FileName(), part.Header.Get("Content-Type"), part); err != nil {
+					abandon()
+					if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+						fail("files", "reply.error_too_large")
+						return
+					}
+					h.replyFailed(w, r, access, err, fail)
+					return
+				}
+				p.Files = append(p.Files, transfer.CleanFileName(part.FileName()))
+			}
+			part.Close()
+		}
+		if draft == nil && strings.TrimSpace(p.Message) == "" {
+			fail("message", "reply.error_empty")
+			return
+		}
+		if !start() {
+			return
+		}
+		if _, err := h.svc.SendReply(r.Context(), draft); err != nil {
+			abandon()
+			h.replyFailed(w, r, access, err, fail)
+			return
+		}
+		v := h.newView(r, p)
+		v.Here = "/r/" + access + "/open"
+		h.render(w, r, http.StatusOK, "reply_sent", v)
+	})
+}
+
+// bodyFailed answers a request body that broke off or was too large.
+func (h *Web) bodyFailed(err error, fail func(field, key string)) {
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		fail("files", "reply.error_too_large")
+		return
+	}
+	fail("files", "reply.error_broken")
+}
+
+// replyFailed answers an engine error while writing a reply: limits are
+// field errors on the form; a transfer that ended gets its page.
+func (h *Web) replyFailed(w http.ResponseWriter, r *http.Request, access string, err error, fail func(field, key string)) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe), kluis.ErrorCode(err) == kluis.ETOOLARGE:
+		fail("files", "reply.error_too_large")
+	case kluis.ErrorCode(err) == kluis.EINVALID:
+		fail("message", "reply.error_invalid")
+	case kluis.ErrorCode(err) == kluis.EPOLICY:
+		h.problem(w, r, http.StatusForbidden, "reply.refused", "/r/"+access+"/open")
+	case kluis.ErrorCode(err) == kluis.ENOSPACE:
+		fail("files", "reply.error_space")
+	default:
+		h.linkError(w, r, access, err)
+	}
+}

@@ -1,0 +1,638 @@
+package web
+
+// The send flow for people: sender details and e-mail verification (plain
+// forms that work without JavaScript), then one compose page whose script
+// validates through POST /send/transfer, uploads the files over tus to the
+// API's /api/v1/uploads/ with the transfer's upload token, finishes the
+// transfer and shows the summary. The server is the authority on every
+// check; the page only repeats them for quick feedback.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/mail"
+	kpolicy "github.com/kluis-nl/kluis/internal/policy"
+	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/sender"
+	"github.com/kluis-nl/kluis/internal/transfer"
+)
+
+// maxComposeBytes bounds the JSON of the compose form: the message and
+// the mail text at their maximum, with room for escaping.
+const maxComposeBytes = 1 << 20
+
+// nextPath returns the local path to go to after verification: next if it
+// is a path on this site, else /send.
+func nextPath(next string) string {
+	if next == "" {
+		return "/send"
+	}
+	p := localPath(next)
+	if p == "/" && next != "/" {
+		return "/send"
+	}
+	// Keep a query (/send?x) only when it is harmless: drop it.
+	return p
+}
+
+// detailsPage is the data of the sender-details and code pages.
+type detailsPage struct {
+	Name, Email, Phone, Next string
+	// CodeDigits is the length of the verification code.
+	CodeDigits int
+	// Resent is true after a new code was asked for.
+	Resent bool
+	// Minutes a code is valid.
+	Minutes int
+}
+
+// composePage is the data of the compose page.
+type composePage struct {
+	Sender        *sender.Sender
+	Limits        kpolicy.Limits
+	MaxSizeText   string
+	DefaultExpiry string // YYYY-MM-DD
+	MinExpiry     string
+	MaxExpiry     string
+	DefaultDate   string // the default expiry in words
+	MaxDays       int
+	Modes         map[string]bool
+	DefaultMode   string
+	RecipientLang string
+	I18n          map[string]string // texts the script needs, in the page's language
+	DefaultSubj   map[string]string // the default subject per recipients' language
+}
+
+// send is the start of the flow: the details form, or for a verified
+// sender the compose page (verification is skipped while it lasts).
+func (h *Web) send(w http.ResponseWriter, r *http.Request) {
+	next := nextPath(r.URL.Query().Get("next"))
+	s := h.sender(r)
+	if s == nil {
+		v := h.newView(r, detailsPage{Next: next})
+		h.render(w, r, http.StatusOK, "send_details", v)
+		return
+	}
+	if next != "/send" {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	h.render(w, r, http.StatusOK, "send", h.newView(r, h.composeData(r, s)))
+}
+
+// expiryLoc is where a chosen date's day ends.
+var expiryLoc = func() *time.Location {
+	if l, err := time.LoadLocation("Europe/Amsterdam"); err == nil {
+		return l
+	}
+	return time.FixedZone("CET", 3600)
+}()
+
+func (h *Web) composeData(r *http.Request, s *sender.Sender) composePage {
+	lang := language(r)
+	lim := h.svc.DefaultLimits()
+	now := h.svc.Now().In(expiryLoc)
+	p := composePage{
+		Sender: s, Limits: lim, MaxSizeText: mail.FormatSize(lim.MaxTransferSize, lang),
+		DefaultExpiry: now.Add(lim.DefaultExpiry).Format(time.DateOnly),
+		MinExpiry:     now.Format(time.DateOnly),
+		MaxExpiry:     now.Add(lim.MaxExpiry).Format(time.DateOnly),
+		DefaultDate:   mail.FormatDate(now.Add(lim.DefaultExpiry), lang),
+		MaxDays:       int(lim.MaxExpiry.Hours() / 24),
+		Modes:         map[string]bool{},
+		RecipientLang: lang,
+		DefaultSubj:   map[string]string{},
+	}
+	for _, m := range lim.PasswordModes {
+		p.Modes[string(m)] = true
+	}
+	for _, m := range []kluis.PasswordMode{kluis.PasswordGenerate, kluis.PasswordManual, kluis.PasswordNone} {
+		if p.Modes[string(m)] {
+			p.DefaultMode = string(m)
+			break
+		}
+	}
+	name := s.Name
+	if name == "" {
+		name = s.Email
+	}
+	for _, l := range languages {
+		if m, err := mail.Render(mail.KindNotify, l, mail.Org{Name: h.org.Name}, "preview@example.nl",
+			mail.Notify{SenderName: name, Link: "https://example.nl/r/x", ExpiresAt: now, HasMessage: true}); err == nil {
+			p.DefaultSubj[l] = m.Subject
+		}
+	}
+	p.I18n = map[string]string{}
+	for _, k := range scriptKeys {
+		p.I18n[k] = translate(lang, "sendjs."+k)
+	}
+	return p
+}
+
+// scriptKeys are the catalog keys "sendjs.*" the compose script uses.
+var scriptKeys = []string{
+	"remove", "remove_label", "total", "over_limit", "no_files", "bytes", "kb", "mb", "gb",
+	"strength_0", "strength_1", "strength_2", "strength_3", "strength_4", "strength_label",
+	"uploading", "speed", "left", "done", "file_progress", "total_progress", "resumed", "retrying",
+	"error_network", "error_upload", "error_finish", "error_session", "error_generic",
+	"cancel_confirm", "cancelled", "copied", "copy_failed", "resume_notice", "resume_choose", "resume_mismatch",
+	"kind_to", "kind_cc", "kind_bcc", "pw_generate", "pw_manual", "pw_none", "yes", "no",
+	"lang_nl", "lang_en", "seconds", "minutes", "hours", "preview_subject", "error_files_needed",
+	"summary_heading_done", "format_on", "format_off", "pw_generate_shown", "error_prefix",
+}
+
+// verifyStart checks the sender details, mails a code and shows the code
+// form. Asking again from the code form resends (after a short cooldown).
+func (h *Web) verifyStart(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	f := r.PostForm
+	d := detailsPage{Name: strings.TrimSpace(f.Get("name")), Email: strings.TrimSpace(f.Get("email")),
+		Phone: strings.TrimSpace(f.Get("phone")), Next: nextPath(f.Get("next"))}
+	resend := f.Get("resend") != ""
+	v := h.newView(r, d)
+	v.Here = "/send"
+	v.Errors = checkDetails(d)
+	if len(v.Errors) > 0 {
+		h.render(w, r, http.StatusUnprocessableEntity, "send_details", v)
+		return
+	}
+	if h.senders == nil {
+		h.problem(w, r, http.StatusServiceUnavailable, "problem.busy", "")
+		return
+	}
+	pre := ""
+	if c, err := r.Cookie(verifyCookie); err == nil {
+		pre = c.Value
+	}
+	tok, err := h.senders.Start(r.Context(), pre, d.Email, d.Name, d.Phone, v.Lang)
+	if err != nil {
+		switch kluis.ErrorCode(err) {
+		case kluis.EINVALID:
+			v.Errors = []fieldError{{Field: "email", Key: "send.error_email"}}
+			h.render(w, r, http.StatusUnprocessableEntity, "send_details", v)
+		case kluis.ETOOMANYREQUESTS:
+			// A code went to this address from this browser a moment ago
+			// (the cooldown): that code still works.
+			d.CodeDigits, d.Minutes = sender.CodeDigits, int(h.senders.Config().CodeTTL.Minutes())
+			v.D = d
+			v.Errors = []fieldError{{Field: "code", Key: "send.error_resend_wait"}}
+			h.render(w, r, http.StatusTooManyRequests, "send_code", v)
+		default:
+			h.sendProblem(w, r, err)
+		}
+		return
+	}
+	ttl := h.senders.Config().CodeTTL
+	http.SetCookie(w, &http.Cookie{Name: verifyCookie, Value: tok, Path: "/", MaxAge: int(ttl.Seconds()), Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	d.CodeDigits, d.Minutes, d.Resent = sender.CodeDigits, int(ttl.Minutes()), resend
+	v.D = d
+	h.render(w, r, http.StatusOK, "send_code", v)
+}
+
+// sendProblem answers an unexpected error of the verification with a page.
+func (h *Web) sendProblem(w http.ResponseWriter, r *http.Request, err error) {
+	if c := kluis.ErrorCode(err); c == kluis.EUNAVAILABLE || c == kluis.ETOOMANYREQUESTS {
+		w.Header().Set("Retry-After", "5")
+		h.problem(w, r, http.StatusServiceUnavailable, "problem.busy", "")
+		return
+	}
+	h.log.Error("web: sender verification", "route", r.Pattern, "err", err)
+	h.problem(w, r, http.StatusInternalServerError, "problem.internal", "")
+}
+
+// checkDetails validates the sender-details form.
+func checkDetails(d detailsPage) []fieldError {
+	var errs []fieldError
+	switch {
+	case d.Name == "":
+		errs = append(errs, fieldError{Field: "name", Key: "send.error_name_empty"})
+	case len(d.Name) > transfer.MaxNameLength || !utf8.ValidString(d.Name):
+		errs = append(errs, fieldError{Field: "name", Key: "send.error_name_long"})
+	}
+	if d.Email == "" {
+		errs = append(errs, fieldError{Field: "email", Key: "send.error_email_empty"})
+	} else if _, err := kluis.ParseAddress(d.Email); err != nil {
+		errs = append(errs, fieldError{Field: "email", Key: "send.error_email"})
+	}
+	if len(d.Phone) > transfer.MaxPhoneLength || !utf8.ValidString(d.Phone) || strings.ContainsFunc(d.Phone, func(r rune) bool {
+		return !(r == ' ' || r == '+' || r == '-' || r == '(' || r == ')' || r == '.' || r == '/' || ('0' <= r && r <= '9'))
+	}) {
+		errs = append(errs, fieldError{Field: "phone", Key: "send.error_phone"})
+	}
+	return errs
+}
+
+// verifyConfirm checks the code, opens the sender session (the same
+// cookie the API sets) and goes on to next.
+func (h *Web) verifyConfirm(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	f := r.PostForm
+	d := detailsPage{Name: strings.TrimSpace(f.Get("name")), Email: strings.TrimSpace(f.Get("email")),
+		Phone: strings.TrimSpace(f.Get("phone")), Next: nextPath(f.Get("next")), CodeDigits: sender.CodeDigits}
+	v := h.newView(r, d)
+	v.Here = "/send"
+	if h.senders == nil {
+		h.problem(w, r, http.StatusServiceUnavailable, "problem.busy", "")
+		return
+	}
+	d.Minutes = int(h.senders.Config().CodeTTL.Minutes())
+	v.D = d
+	code := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' {
+			return -1
+		}
+		return r
+	}, f.Get("code"))
+	fail := func(status int, key string) {
+		v.Errors = []fieldError{{Field: "code", Key: key}}
+		h.render(w, r, status, "send_code", v)
+	}
+	if code == "" {
+		fail(http.StatusUnprocessableEntity, "send.error_code_empty")
+		return
+	}
+	pre := ""
+	if c, err := r.Cookie(verifyCookie); err == nil {
+		pre = c.Value
+	}
+	s, err := h.senders.Confirm(r.Context(), pre, code, "browser")
+	if err != nil {
+		switch kluis.ErrorCode(err) {
+		case kluis.EINVALID:
+			fail(http.StatusUnprocessableEntity, "send.error_code_format")
+		case kluis.EWRONGSECRET:
+			fail(http.StatusUnprocessableEntity, "send.error_code_wrong")
+		case kluis.EEXPIRED:
+			fail(http.StatusUnprocessableEntity, "send.error_code_expired")
+		case kluis.ELOCKED:
+			fail(http.StatusUnprocessableEntity, "send.error_code_locked")
+		case kluis.EUNAUTHORIZED:
+			fail(http.StatusUnprocessableEntity, "send.error_code_none")
+		case kluis.ETOOMANYREQUESTS:
+			fail(http.StatusTooManyRequests, "send.error_too_many")
+		default:
+			h.sendProblem(w, r, err)
+		}
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: verifyCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: senderSessionCookie, Value: s.Token, Path: "/", MaxAge: int(time.Until(s.ExpiresAt).Seconds()), Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, d.Next, http.StatusSeeOther)
+}
+
+// composeRequest is what the compose page's script posts.
+type composeRequest struct {
+	To, Cc, Bcc    string
+	Message        string
+	Subject        string
+	Body           string
+	Expires        string // YYYY-MM-DD
+	Lang           string
+	Confirm        bool
+	NotifyDownload bool   `json:"notify_download"`
+	ShowFilenames  bool   `json:"show_filenames"`
+	PasswordMode   string `json:"password_mode"`
+	Password       string
+	Files          []struct {
+		Name string
+		Size int64
+	}
+}
+
+// composeError is one entry of the script's error summary: the field's id
+// and the message in the page's language.
+type composeError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+type composeResponse struct {
+	ID          string `json:"id"`
+	UploadToken string `json:"upload_token"`
+	UploadURL   string `json:"upload_url"`
+	MaxSize     int64  `json:"max_size"`
+	Password    string `json:"password,omitempty"`
+	LinkSecret  string `json:"link_secret,omitempty"`
+	ExpiresText string `json:"expires_text"`
+	Recipients  []struct {
+		Address string `json:"address"`
+		Kind    string `json:"kind"`
+	} `json:"recipients"`
+}
+
+func writeJSONResponse(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	_ = enc.Encode(v)
+}
+
+// createTransfer validates the compose form and creates the draft. The
+// answer is the field errors in the page's language, or what the script
+// needs to upload: the upload token, and the generated password or link
+// secret (shown or used once; never stored).
+func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
+	lang := language(r)
+	errs := func(status int, es ...composeError) {
+		writeJSONResponse(w, status, map[string]any{"errors": es})
+	}
+	s := h.sender(r)
+	if s == nil {
+		errs(http.StatusUnauthorized, composeError{Field: "", Message: translate(lang, "send.error_session")})
+		return
+	}
+	var req composeRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxComposeBytes))
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			errs(http.StatusRequestEntityTooLarge, composeError{Field: "message", Message: translate(lang, "send.error_message_long")})
+			return
+		}
+		errs(http.StatusBadRequest, composeError{Message: translate(lang, "send.error_generic")})
+		return
+	}
+	cr, es := h.checkCompose(lang, s, &req)
+	if len(es) > 0 {
+		errs(http.StatusUnprocessableEntity, es...)
+		return
+	}
+	c, err := h.svc.Create(r.Context(), cr)
+	if err != nil {
+		switch kluis.ErrorCode(err) {
+		case kluis.EPOLICY:
+			errs(http.StatusForbidden, composeError{Field: "to", Message: translate(lang, "send.error_policy", kluis.ErrorMessage(err))})
+		case kluis.EINVALID:
+			errs(http.StatusUnprocessableEntity, composeError{Field: "to", Message: translate(lang, "send.error_invalid", kluis.ErrorMessage(err))})
+		case kluis.EUNAVAILABLE, kluis.ETOOMANYREQUESTS:
+			errs(http.StatusServiceUnavailable, composeError{Message: translate(lang, "send.error_busy")})
+		default:
+			h.log.Error("web: create transfer", "err", err)
+			errs(http.StatusInternalServerError, composeError{Message: translate(lang, "send.error_generic")})
+		}
+		return
+	}
+	out := composeResponse{ID: c.Transfer.ID, UploadToken: c.UploadToken, UploadURL: "/api/v1/uploads/", MaxSize: c.MaxSize,
+		Password: c.Password, LinkSecret: c.LinkSecret, ExpiresText: mail.FormatDate(c.Transfer.ExpiresAt, lang)}
+	for _, rc := range c.Transfer.Recipients {
+		out.Recipients = append(out.Recipients, struct {
+			Address string `json:"address"`
+			Kind    string `json:"kind"`
+		}{rc.Address, string(rc.Kind)})
+	}
+	writeJSONResponse(w, http.StatusCreated, out)
+}
+
+// checkCompose checks the form field by field, with a message per problem
+// (each bad address named), and builds the engine's request. The engine
+// checks again; this is for messages people can act on.
+func (h *Web) checkCompose(lang string, s *sender.Sender, req *composeRequest) (transfer.CreateRequest, []composeError) {
+	var es []composeError
+	add := func(field, key string, args ...any) {
+		es = append(es, composeError{Field: field, Message: translate(lang, key, args...)})
+	}
+	lim := h.svc.DefaultLimits()
+	pol := h.svc.Policy()
+	var lists [3][]string
+	count := 0
+	seen := map[string]bool{}
+	for i, f := range []struct{ id, text string }{{"to", req.To}, {"cc", req.Cc}, {"bcc", req.Bcc}} {
+		label := translate(lang, "send."+f.id+"_label")
+		for _, item := range kluis.SplitAddressList(f.text) {
+			a, err := kluis.ParseAddress(item)
+			if err != nil {
+				add(f.id, "send.error_address", label, shorten(item))
+				continue
+			}
+			if _, err := pol.Decide(s.Email, []string{a}); kluis.ErrorCode(err) == kluis.EPOLICY {
+				add(f.id, "send.error_address_policy", label, a)
+				continue
+			}
+			if !seen[strings.ToLower(a)] {
+				seen[strings.ToLower(a)] = true
+				count++
+			}
+			lists[i] = append(lists[i], a)
+		}
+	}
+	if count == 0 && len(es) == 0 {
+		add("to", "send.error_no_recipients")
+	}
+	if lim.MaxRecipients > 0 && count > lim.MaxRecipients {
+		add("to", "send.error_too_many_recipients", lim.MaxRecipients, count)
+	}
+	var total int64
+	for _, f := range req.Files {
+		if f.Size < 0 {
+			add("files", "send.error_generic")
+			break
+		}
+		total += f.Size
+	}
+	if len(req.Files) == 0 && strings.TrimSpace(req.Message) == "" {
+		add("files", "send.error_nothing")
+	}
+	if lim.MaxTransferSize > 0 && total > lim.MaxTransferSize {
+		add("files", "send.error_too_large", mail.FormatSize(total, lang), mail.FormatSize(lim.MaxTransferSize, lang))
+	}
+	if len(req.Message) > transfer.MaxMessageLength || !utf8.ValidString(req.Message) {
+		add("message", "send.error_message_long")
+	} else if strings.TrimSpace(req.Message) != "" && !lim.AllowMessage {
+		add("message", "send.error_message_policy")
+	}
+	subject := strings.TrimSpace(req.Subject)
+	if len(subject) > transfer.MaxSubjectLength || strings.ContainsAny(subject, "\r\n\x00") || !utf8.ValidString(subject) {
+		add("subject", "send.error_subject")
+	}
+	body := req.Body
+	if strings.TrimSpace(mail.BodyText(body)) == "" {
+		body = ""
+	} else {
+		body = mail.SanitizeBody(body)
+	}
+	if len(body) > transfer.MaxBodyLength {
+		add("body", "send.error_body_long")
+	}
+	if (subject != "" || body != "") && !lim.AllowCustomText {
+		add("subject", "send.error_custom_policy")
+	}
+	if req.ShowFilenames && !lim.AllowShowFilenames {
+		add("show_filenames", "send.error_filenames_policy")
+	}
+	now := h.svc.Now()
+	var expires time.Time
+	if req.Expires != "" {
+		day, err := time.ParseInLocation(time.DateOnly, req.Expires, expiryLoc)
+		maxAt := now.Add(lim.MaxExpiry)
+		switch {
+		case err != nil:
+			add("expires", "send.error_expires_format")
+		case !day.Add(24*time.Hour - time.Minute).After(now):
+			add("expires", "send.error_expires_past")
+		case day.After(maxAt):
+			add("expires", "send.error_expires_max", mail.FormatDate(maxAt, lang))
+		default:
+			expires = day.Add(23*time.Hour + 59*time.Minute)
+			if expires.After(maxAt) {
+				expires = maxAt
+			}
+			if m := now.Add(time.Hour); expires.Before(m) {
+				expires = m
+			}
+		}
+	}
+	rlang := req.Lang
+	if rlang != "nl" && rlang != "en" {
+		add("lang-nl", "send.error_generic")
+	}
+	mode := kluis.PasswordMode(req.PasswordMode)
+	pwField := "pw-" + req.PasswordMode
+	switch {
+	case !mode.Valid():
+		add("pw-generate", "send.error_pw_mode")
+	case !lim.AllowsPassword(mode):
+		add(pwField, "send.error_pw_mode_policy")
+	case mode == kluis.PasswordManual:
+		if err := secret.CheckPassword(req.Password); err != nil {
+			n := utf8.RuneCountInString(req.Password)
+			switch {
+			case strings.TrimSpace(req.Password) == "":
+				add("password", "send.error_pw_empty", secret.MinPasswordLength)
+			case n < secret.MinPasswordLength:
+				add("password", "send.error_pw_short", secret.MinPasswordLength, n)
+			case n > secret.MaxPasswordLength:
+				add("password", "send.error_pw_long", secret.MaxPasswordLength)
+			case secret.IsCommonPassword(req.Password):
+				add("password", "send.error_pw_common")
+			default:
+				add("password", "send.error_pw_invalid")
+			}
+		}
+	}
+	pw := ""
+	if mode == kluis.PasswordManual {
+		pw = req.Password
+	}
+	return transfer.CreateRequest{
+		SenderEmail: s.Email, SenderName: s.Name, SenderPhone: s.Phone,
+		To: lists[0], Cc: lists[1], Bcc: lists[2],
+		Message: req.Message, Subject: subject, Body: body, ExpiresAt: expires,
+		Lang: rlang, SenderLang: s.Lang, PasswordMode: mode, Password: pw,
+		Options: kluis.Options{Confirm: req.Confirm, NotifyDownload: req.NotifyDownload, ShowFilenames: req.ShowFilenames},
+	}, es
+}
+
+// shorten keeps a bad address readable in a message.
+func shorten(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	if utf8.RuneCountInString(s) > 80 {
+		s = string([]rune(s)[:77]) + "…"
+	}
+	return s
+}
+
+// preview renders the notification mail as a recipient will get it, from
+// the compose form (posted into a sandboxed frame). The sender's text goes
+// through the same sanitizer as the real mail.
+func (h *Web) preview(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxComposeBytes)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	lang := language(r)
+	s := h.sender(r)
+	if s == nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, "<!DOCTYPE html><html lang=%q><title>-</title><p>%s</p>", lang, htmlEscape(translate(lang, "send.error_session")))
+		return
+	}
+	// Only the mail's own inline styles: no script, no form, no plug-in,
+	// no request anywhere but images over https; framed by our own page
+	// only.
+	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'; sandbox")
+	hd.Set("X-Frame-Options", "SAMEORIGIN")
+	f := r.PostForm
+	rlang := mail.Lang(f.Get("lang"))
+	now := h.svc.Now()
+	expires := now.Add(h.svc.DefaultLimits().DefaultExpiry)
+	if d, err := time.ParseInLocation(time.DateOnly, f.Get("expires"), expiryLoc); err == nil {
+		expires = d.Add(23*time.Hour + 59*time.Minute)
+	}
+	var files []struct {
+		Name string
+		Size int64
+	}
+	_ = json.Unmarshal([]byte(f.Get("files")), &files)
+	show := f.Get("show_filenames") == "1"
+	var refs []mail.FileRef
+	for i, fl := range files {
+		ref := mail.FileRef{Index: i + 1, Count: len(files), Size: fl.Size}
+		if show {
+			ref.Name = fl.Name
+		}
+		refs = append(refs, ref)
+	}
+	var visible []string
+	for _, k := range []string{"to", "cc"} {
+		for _, item := range kluis.SplitAddressList(f.Get(k)) {
+			if a, err := kluis.ParseAddress(item); err == nil {
+				visible = append(visible, a)
+			}
+		}
+	}
+	base := strings.TrimSuffix(h.svc.Config().BaseURL, "/")
+	if base == "" {
+		base = "https://" + r.Host
+	}
+	access := "voorbeeldvoorbeeldvoorbee"
+	name := s.Name
+	if name == "" {
+		name = s.Email
+	}
+	m, err := mail.Render(mail.KindNotify, rlang, mail.Org{Name: h.org.Name, BaseURL: base}, "preview@example.nl", mail.Notify{
+		SenderName: name, SenderPhone: s.Phone, SenderEmail: s.Email,
+		Subject: f.Get("subject"), BodyHTML: f.Get("body"),
+		Link: base + "/r/" + access, AccessCode: access, ExpiresAt: expires,
+		PasswordRequired:  f.Get("password_mode") != string(kluis.PasswordNone),
+		VisibleRecipients: visible, Files: refs, HasMessage: f.Get("has_message") == "1" || len(refs) == 0,
+	})
+	if err != nil {
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprintf(w, "<!DOCTYPE html><html lang=%q><title>-</title><p>%s</p>", lang, htmlEscape(translate(lang, "send.preview_unavailable")))
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(m.HTML))
+}
+
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;").Replace(s)
+}
