@@ -109,14 +109,31 @@ func TestGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Variants of a kind with their own golden files: a reply's notice
+	// (to the original sender; no subject of the sender's own, so the
+	// "Reply from" subject shows).
+	reply := fx[KindNotify].(Notify)
+	reply.Reply, reply.Subject, reply.BodyHTML, reply.VisibleRecipients = true, "", "", nil
+	reply.SenderName, reply.SenderPhone, reply.SenderEmail = "p.jansen@example.org", "", "p.jansen@example.org"
+	type variant struct {
+		kind Kind
+		name string
+		data any
+	}
+	var variants []variant
 	for _, kind := range Kinds {
+		variants = append(variants, variant{kind, string(kind), fx[kind]})
+	}
+	variants = append(variants, variant{KindNotify, "notify-reply", reply})
+	for _, v := range variants {
+		kind := v.kind
 		for _, lang := range Languages {
-			m := render(t, kind, lang, fx[kind])
+			m := render(t, kind, lang, v.data)
 			if m.Lang != lang || m.Kind != kind {
 				t.Errorf("%s.%s: got kind %s lang %s", kind, lang, m.Kind, m.Lang)
 			}
 			for ext, got := range map[string]string{"subject": m.Subject + "\n", "txt": m.Text, "html": m.HTML} {
-				name := filepath.Join(dir, string(kind)+"."+lang+"."+ext)
+				name := filepath.Join(dir, v.name+"."+lang+"."+ext)
 				if *update {
 					if err := os.WriteFile(name, []byte(got), 0o644); err != nil {
 						t.Fatal(err)
