@@ -327,6 +327,13 @@ func (h *instanceHold) release() {
 	h.mu.Lock()
 	h.closed = true
 	if h.conn != nil {
+		// Closing a *sql.Conn only returns it to the pool, where the
+		// session (and its advisory lock) lives on until the pool closes,
+		// and even then the server lets go a moment later. Unlock first,
+		// so the lock is gone when release returns.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		h.conn.ExecContext(ctx, "SELECT pg_advisory_unlock_all()")
+		cancel()
 		h.conn.Close()
 		h.conn = nil
 	}
