@@ -394,10 +394,13 @@ func OpenPostgresExclusive(ctx context.Context, dsn string) (*DB, error) {
 // instanceHolders describes the sessions holding the instance lock, for
 // the refusal message. The columns used are visible to every role.
 func (db *DB) instanceHolders(ctx context.Context, conn *sql.Conn) string {
-	key := instanceLockKey // a 64-bit key shows as classid (high half) and objid (low half)
+	// Advisory locks belong to one database; pg_locks lists every
+	// database's, so only this one's count. A 64-bit key shows as classid
+	// (high half) and objid (low half).
+	key := instanceLockKey
 	rows, err := conn.QueryContext(ctx, `SELECT l.pid, coalesce(host(a.client_addr), 'local socket'), coalesce(to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), '?')
 		FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 1
+		WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 1
 		ORDER BY l.pid`, int64(uint64(key)>>32), int64(uint64(key)&0xffffffff))
 	if err != nil {
 		return "other processes have the database open"
