@@ -313,11 +313,13 @@ func (e *s3Env) rawEncryptPut(ctx context.Context, key string, n int64, rcp age.
 // BenchmarkS3 runs, in this order so that each Kluis figure is measured
 // right after its floor: RawPut (multipart PUT of N bytes, 5 MiB parts, as
 // Kluis writes a segment), RawPutSegmented (the same bytes as 16 MiB
-// objects, Kluis's layout), Upload (tus POST and one PATCH of N bytes to
+// objects, Kluis's layout), RawEncryptPut (the same bytes age-encrypted
+// into 16 MiB objects as they are sent), Upload (tus POST and one PATCH of N bytes to
 // kluis serve, which encrypts into 16 MiB segments, each its own multipart
 // object), RawGet (GET of the raw object into io.Discard), RawGetSegmented (GET of
-// the 16 MiB objects one after the other) and Download (GET
-// of the Kluis file: manifest, header pins, reads with read-ahead,
+// the 16 MiB objects one after the other), RawGetDecrypt (GET and age
+// decryption of the RawEncryptPut objects) and Download (GET
+// of the Kluis file: manifest, header pins, streamed blob reads,
 // decryption). The Kluis figures also report the server process's resident
 // memory: rss-before-MiB, rss-peak-MiB (sampled every 5 ms).
 func BenchmarkS3(b *testing.B) {

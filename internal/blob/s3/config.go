@@ -18,7 +18,7 @@ const (
 	// DefaultPartSize is the size of one multipart part, and the most a
 	// Writer buffers. S3's minimum part size (the last part may be smaller).
 	DefaultPartSize = 5 << 20
-	// DefaultReadAhead is the least a Reader fetches per GET request.
+	// DefaultReadAhead is the size of a Reader's windows.
 	DefaultReadAhead = 1 << 20
 	// maxParts is S3's limit on the parts of one multipart upload: with
 	// 5 MiB parts a blob can be up to ~48.8 GiB (segments are far smaller).
@@ -51,11 +51,19 @@ type Config struct {
 	// PartSize is the multipart part size (default DefaultPartSize, at
 	// least 5 MiB) and the most each Writer holds in memory.
 	PartSize int64
-	// ReadAhead is the least each GET fetches (default DefaultReadAhead).
+	// ReadAhead is the size of a Reader's windows (default
+	// DefaultReadAhead): the unit in which its stream reads ahead, and
+	// what a ranged GET for a read off the stream fetches.
 	ReadAhead int64
-	// CacheWindows is how many fetched windows each Reader keeps
-	// (default 2: the one being read, and the one a parallel reader uses).
+	// CacheWindows is how many fetched windows each Reader keeps, beyond
+	// the one read last (default 2: e.g. a segment's final chunk, and the
+	// one a parallel reader uses).
 	CacheWindows int
+	// Prefetch is how many windows a Reader's stream reads ahead of the
+	// reads (default 2; 0 or less: the default, as ParseURL sets none). A
+	// Reader holds at most CacheWindows+1 windows plus these, and one
+	// being filled.
+	Prefetch int
 
 	// Transport, if set, replaces the HTTP transport (tests count requests
 	// with it). It must verify certificates.
