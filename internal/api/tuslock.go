@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 
 	tusd "github.com/tus/tusd/v2/pkg/handler"
@@ -56,7 +57,10 @@ type tusLock struct {
 func (k *tusLock) Lock(ctx context.Context, requestRelease func()) error {
 	lease, err := k.locker.svc.LeaseUpload(ctx, k.id, requestRelease)
 	if errors.Is(err, transfer.ErrLeaseTimeout) {
-		return tusd.ErrLockTimeout
+		// tusd's own ErrLockTimeout is a 500; this is a busy upload, not
+		// our fault: 503 tells tus clients to retry (tus-js-client and the
+		// CLI do) and says why.
+		return errUploadBusy
 	}
 	if err != nil {
 		return err
@@ -79,3 +83,7 @@ func (k *tusLock) Unlock() error {
 	k.locker.mu.Unlock()
 	return k.lease.Release()
 }
+
+// errUploadBusy answers a request that waited in vain for an upload's lease
+// (another request, perhaps on another instance, still writes it).
+var errUploadBusy = tusd.NewError("ERR_UPLOAD_BUSY", "This upload is still being written by another request (perhaps on another server); try again in a few seconds.", http.StatusServiceUnavailable)
