@@ -10,6 +10,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 export KLUIS_BENCH_SIZE="${KLUIS_BENCH_SIZE:-1GiB}"
 count="${KLUIS_BENCH_COUNT:-3}"
@@ -20,51 +21,7 @@ out="$work/out.txt"
 echo "Kluis benchmarks: size $KLUIS_BENCH_SIZE, $count round(s), folder ${KLUIS_BENCH_DIR:-${TMPDIR:-/tmp}}"
 echo "(raw go test -bench output follows; the summary is at the end)"
 go test -c -o "$work/bench.test" ./bench
-# Rounds rather than -count: each round runs every benchmark once, so a raw
-# floor and its product figure are measured minutes apart at most, and a
-# disk that slows down over the run (burst budgets, writeback) affects both.
-for r in $(seq 1 "$count"); do
-	echo
-	echo "round $r"
-	if ! "$work/bench.test" -test.run '^$' -test.bench . -test.benchtime=1x -test.timeout 60m >"$work/round-$r.txt" 2>&1; then
-		cat "$work/round-$r.txt"
-		echo "bench/run.sh: the benchmarks failed" >&2
-		exit 1
-	fi
-	grep -E '^(Benchmark|goos|goarch|cpu)' "$work/round-$r.txt" | sed "s/^Benchmark/R$r Benchmark/; t; s/^/# /"
-	sed "s/^Benchmark/R$r Benchmark/" "$work/round-$r.txt" >>"$out"
-done
-
-# metric NAME UNIT AGG [ROUND]: the median (AGG=median) or maximum (AGG=max)
-# of a benchmark's metric over the rounds (or in one round). NAME is without
-# the -GOMAXPROCS suffix.
-metric() {
-	awk -v name="$1" -v unit="$2" -v round="${4:-}" '
-		$2 ~ /^Benchmark/ {
-			if (round != "" && $1 != "R" round) next
-			n = $2; sub(/-[0-9]+$/, "", n)
-			if (n != name) next
-			for (i = 4; i < NF; i++) if ($(i+1) == unit) print $i
-		}' "$out" | sort -g | agg "$3"
-}
-
-# agg median|max: of the numbers on stdin.
-agg() {
-	awk -v agg="$1" '
-		{ v[NR] = $1 }
-		END {
-			if (NR == 0) { print "NaN"; exit }
-			if (agg == "max") { print v[NR]; exit }
-			if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2] + v[NR/2+1]) / 2
-		}'
-}
-
-# ratio A B: the median over the rounds of A's MB/s over B's in that round.
-ratio() {
-	for r in $(seq 1 "$count"); do
-		awk -v a="$(metric "$1" MB/s max "$r")" -v b="$(metric "$2" MB/s max "$r")" 'BEGIN { if (b > 0) print a / b }'
-	done | sort -g | agg median
-}
+rounds "bench/run.sh: the benchmarks" .
 
 raw_w=$(metric BenchmarkRawWriteFsync MB/s median)
 tus=$(metric BenchmarkTusUpload MB/s median)

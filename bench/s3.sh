@@ -16,6 +16,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 export KLUIS_BENCH_SIZE="${KLUIS_BENCH_SIZE:-1GiB}"
 count="${KLUIS_BENCH_COUNT:-3}"
@@ -59,49 +60,7 @@ echo "(raw go test -bench output follows; the summary is at the end)"
 go build -trimpath -o "$work/kluis" ./cmd/kluis
 export KLUIS_BENCH_KLUIS_BIN="$work/kluis"
 go test -c -o "$work/bench.test" ./bench
-for r in $(seq 1 "$count"); do
-	echo
-	echo "round $r"
-	if ! "$work/bench.test" -test.run '^$' -test.bench '^BenchmarkS3$' -test.benchtime=1x -test.timeout 60m >"$work/round-$r.txt" 2>&1; then
-		cat "$work/round-$r.txt"
-		echo "bench/s3.sh: the benchmark failed" >&2
-		exit 1
-	fi
-	if grep -q -- '--- SKIP' "$work/round-$r.txt"; then
-		cat "$work/round-$r.txt"
-		echo "bench/s3.sh: the benchmark skipped" >&2
-		exit 1
-	fi
-	grep -E '^(Benchmark|goos|goarch|cpu)' "$work/round-$r.txt" | sed "s/^Benchmark/R$r Benchmark/; t; s/^/# /"
-	sed "s/^Benchmark/R$r Benchmark/" "$work/round-$r.txt" >>"$out"
-done
-
-# metric NAME UNIT AGG [ROUND]: as in bench/run.sh (NAME without -GOMAXPROCS).
-metric() {
-	awk -v name="$1" -v unit="$2" -v round="${4:-}" '
-		$2 ~ /^Benchmark/ {
-			if (round != "" && $1 != "R" round) next
-			n = $2; sub(/-[0-9]+$/, "", n)
-			if (n != name) next
-			for (i = 4; i < NF; i++) if ($(i+1) == unit) print $i
-		}' "$out" | sort -g | agg "$3"
-}
-
-agg() {
-	awk -v agg="$1" '
-		{ v[NR] = $1 }
-		END {
-			if (NR == 0) { print "NaN"; exit }
-			if (agg == "max") { print v[NR]; exit }
-			if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2] + v[NR/2+1]) / 2
-		}'
-}
-
-ratio() {
-	for r in $(seq 1 "$count"); do
-		awk -v a="$(metric "$1" MB/s max "$r")" -v b="$(metric "$2" MB/s max "$r")" 'BEGIN { if (b > 0) print a / b }'
-	done | sort -g | agg median
-}
+rounds "bench/s3.sh: the benchmark" '^BenchmarkS3$' skip-fails
 
 put=$(metric BenchmarkS3/RawPut MB/s median)
 puts=$(metric BenchmarkS3/RawPutSegmented MB/s median)

@@ -7,12 +7,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"net/http"
-	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -23,9 +19,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
-	"github.com/kluis-nl/kluis/internal/blob/s3"
 	"github.com/kluis-nl/kluis/internal/store/storetest"
 )
 
@@ -39,56 +33,11 @@ type cluster struct {
 	prefix string // object name prefix of this cluster's blobs, without "/"
 }
 
-// s3ForTest returns a client for KLUIS_TEST_S3_URL's server, its bucket
-// (created if needed) and the URL's query (endpoint, region...). Without
-// the variable it skips, or fails under CI=true.
-func s3ForTest(t *testing.T) (*minio.Client, string, string) {
-	t.Helper()
-	raw := os.Getenv("KLUIS_TEST_S3_URL")
-	if raw == "" {
-		msg := "KLUIS_TEST_S3_URL is not set: no S3 server (CI starts versitygw in .ci/run)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " — required in CI")
-		}
-		t.Skip(msg)
-	}
-	cfg, err := s3.ParseURL(raw, os.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep, err := url.Parse(u.Query().Get("endpoint"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mc, err := minio.New(ep.Host, &minio.Options{
-		Creds:  credentials.NewStaticV4(os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), ""),
-		Secure: ep.Scheme == "https", Region: cfg.Region,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if ok, err := mc.BucketExists(ctx, cfg.Bucket); err != nil {
-		t.Fatal(err)
-	} else if !ok {
-		if err := mc.MakeBucket(ctx, cfg.Bucket, minio.MakeBucketOptions{Region: cfg.Region}); err != nil && !strings.Contains(err.Error(), "already") {
-			t.Fatal(err)
-		}
-	}
-	return mc, cfg.Bucket, u.RawQuery
-}
-
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
 	dsn := storetest.Postgres(t) // a fresh database, dropped at the end
-	mc, bucket, query := s3ForTest(t)
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	c := &cluster{mc: mc, bucket: bucket, prefix: "scale-" + hex.EncodeToString(rnd[:])}
+	mc, bucket, prefix, storage := s3Storage(t, "scale-")
+	c := &cluster{mc: mc, bucket: bucket, prefix: prefix}
 	c.mp = startMailpit(t)
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
@@ -98,7 +47,7 @@ func startCluster(t *testing.T) *cluster {
 	c.db = db
 	// One master key for both: A creates the file, B reads it.
 	keyFile := filepath.Join(t.TempDir(), "master.key")
-	args := []string{"--db", dsn, "--storage", "s3://" + bucket + "/" + c.prefix + "?" + query,
+	args := []string{"--db", dsn, "--storage", storage,
 		"--smtp", c.mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>", "--master-key-file", keyFile}
 	// Each instance has its own (empty) data folder: nothing is shared
 	// through it.

@@ -34,11 +34,17 @@ type keysEngine struct {
 
 func openKeysEngine(t *testing.T, dir string) *keysEngine {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.OpenSQLite(ctx, filepath.Join(dir, "kluis.db"))
+	db, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "kluis.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newKeysEngine(t, db, dir)
+}
+
+// newKeysEngine is the engine on db, with the blobs and the master key in
+// dir; it closes db at the end of the test.
+func newKeysEngine(t *testing.T, db *store.DB, dir string) *keysEngine {
+	t.Helper()
 	t.Cleanup(func() { db.Close() })
 	blobs, err := local.New(dir)
 	if err != nil {
@@ -120,7 +126,15 @@ func (e *keysEngine) download(t *testing.T, tr keysTransfer) {
 // keyIDs counts the key ids of every master-sealed value in the database.
 func keyIDs(t *testing.T, dbPath string) map[string]int {
 	t.Helper()
-	raw, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(5000)")
+	return countKeyIDs(t, "sqlite", "file:"+dbPath+"?_pragma=busy_timeout(5000)")
+}
+
+// countKeyIDs counts the key ids of every master-sealed value in the
+// database that driver opens at dsn, read with a plain connection (no
+// Kluis lock).
+func countKeyIDs(t *testing.T, driver, dsn string) map[string]int {
+	t.Helper()
+	raw, err := sql.Open(driver, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +155,60 @@ func keyIDs(t *testing.T, dbPath string) map[string]int {
 		rows.Close()
 	}
 	return ids
+}
+
+// decryptSegments decrypts tr's stored segments (in dir's blobs, three at
+// least) with the age identities in idFile, in order, and returns the
+// plaintext.
+func decryptSegments(t *testing.T, dir string, tr keysTransfer, idFile string) []byte {
+	t.Helper()
+	f, err := os.Open(idFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := age.ParseIdentities(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	segDir := filepath.Join(dir, "blobs", "t", tr.id, tr.fileID)
+	ents, err := os.ReadDir(segDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, en := range ents {
+		names = append(names, en.Name())
+	}
+	sort.Strings(names)
+	if len(names) < 3 {
+		t.Fatalf("want several segments, got %v", names)
+	}
+	var got bytes.Buffer
+	for _, n := range names {
+		b, _ := os.ReadFile(filepath.Join(segDir, n))
+		r, err := age.Decrypt(bytes.NewReader(b), ids...)
+		if err != nil {
+			t.Fatalf("segment %s: %v", n, err)
+		}
+		io.Copy(&got, r)
+	}
+	return got.Bytes()
+}
+
+// interruptRotation leaves a rotation interrupted after its commit: a new
+// key in keyFile+".new" and the values in db re-sealed from cur to it.
+// It closes db and returns the new key.
+func interruptRotation(t *testing.T, db *store.DB, cur *secret.Keyring, keyFile string) *secret.Keyring {
+	t.Helper()
+	raw := secret.GenerateMasterKey()
+	next, _ := secret.NewKeyring(raw)
+	os.WriteFile(keyFile+".new", []byte(base64.StdEncoding.EncodeToString(raw)+"\n"), 0o600)
+	if _, err := transfer.RotateMasterKey(context.Background(), db, cur, next); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	return next
 }
 
 func noEnv(string) string { return "" }
@@ -226,17 +294,11 @@ func TestAdminRotateMasterKey(t *testing.T) {
 
 	// Interrupted after the commit: master.key.new exists and the database
 	// is already under it. Running again finishes the job.
-	raw := secret.GenerateMasterKey()
-	next, _ := secret.NewKeyring(raw)
-	os.WriteFile(keyFile+".new", []byte(base64.StdEncoding.EncodeToString(raw)+"\n"), 0o600)
 	db, err := store.OpenSQLiteExclusive(ctx, dbPath, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := transfer.RotateMasterKey(ctx, db, newKeys, next); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	next := interruptRotation(t, db, newKeys, keyFile)
 	out.Reset()
 	errOut.Reset()
 	if err := run(ctx, args, noEnv, &out, &errOut); err != nil {
@@ -277,35 +339,7 @@ func TestAdminExportIdentity(t *testing.T) {
 		if err := run(ctx, args, noEnv, &out, &errOut); err == nil {
 			t.Fatal("export overwrote an existing file")
 		}
-		f, _ := os.Open(idFile)
-		ids, err := age.ParseIdentities(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		segDir := filepath.Join(dir, "blobs", "t", tr.id, tr.fileID)
-		ents, err := os.ReadDir(segDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, en := range ents {
-			names = append(names, en.Name())
-		}
-		sort.Strings(names)
-		if len(names) < 3 {
-			t.Fatalf("want several segments, got %v", names)
-		}
-		var got bytes.Buffer
-		for _, n := range names {
-			b, _ := os.ReadFile(filepath.Join(segDir, n))
-			r, err := age.Decrypt(bytes.NewReader(b), ids...)
-			if err != nil {
-				t.Fatalf("segment %s: %v", n, err)
-			}
-			io.Copy(&got, r)
-		}
-		if !bytes.Equal(got.Bytes(), tr.data) {
+		if !bytes.Equal(decryptSegments(t, dir, tr, idFile), tr.data) {
 			t.Fatalf("%s: segments decrypted with the exported identity are not the file", mode)
 		}
 		// Wrong password: refused, and no file is left.

@@ -3,26 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
-	"encoding/base64"
-	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"filippo.io/age"
-
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/blob/local"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/store/storetest"
-	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // openKeysEnginePG is openKeysEngine on PostgreSQL: the metadata in the
@@ -34,47 +24,14 @@ func openKeysEnginePG(t *testing.T, dir, dsn string) *keysEngine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	blobs, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := transfer.DefaultConfig()
-	cfg.PasswordLogN = 10
-	cfg.SegmentSize = 100_000
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return &keysEngine{db: db, svc: transfer.New(db, blobs, keys, cfg, nil, log), keys: keys}
+	return newKeysEngine(t, db, dir)
 }
 
 // keyIDsPG counts the key ids of every master-sealed value in a PostgreSQL
 // database, read with a plain connection (no Kluis lock).
 func keyIDsPG(t *testing.T, dsn string) map[string]int {
 	t.Helper()
-	raw, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	ids := map[string]int{}
-	for _, v := range transfer.SealedValues {
-		rows, err := raw.Query(fmt.Sprintf("SELECT %s FROM %s WHERE %s IS NOT NULL", v.Column, v.Table, v.Column))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var b []byte
-			if err := rows.Scan(&b); err != nil {
-				t.Fatal(err)
-			}
-			ids[transfer.KeyIDOf(b)]++
-		}
-		rows.Close()
-	}
-	return ids
+	return countKeyIDs(t, "pgx", dsn)
 }
 
 // TestAdminPostgres runs every database-using admin command and kluis
@@ -171,38 +128,7 @@ func TestAdminPostgres(t *testing.T) {
 	if err := run(ctx, []string{"admin", "export-identity", withPw.id, "--db", dsn, "--data", dir, "--password-file", pwFile, "-o", idFile}, noEnv, &out, &errOut); err != nil {
 		t.Fatalf("export-identity: %v\n%s", err, errOut.String())
 	}
-	f, err := os.Open(idFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := age.ParseIdentities(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	segDir := filepath.Join(dir, "blobs", "t", withPw.id, withPw.fileID)
-	ents, err := os.ReadDir(segDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, en := range ents {
-		names = append(names, en.Name())
-	}
-	sort.Strings(names)
-	if len(names) < 3 {
-		t.Fatalf("want several segments, got %v", names)
-	}
-	var got bytes.Buffer
-	for _, n := range names {
-		b, _ := os.ReadFile(filepath.Join(segDir, n))
-		r, err := age.Decrypt(bytes.NewReader(b), ids...)
-		if err != nil {
-			t.Fatalf("segment %s: %v", n, err)
-		}
-		io.Copy(&got, r)
-	}
-	if !bytes.Equal(got.Bytes(), withPw.data) {
+	if !bytes.Equal(decryptSegments(t, dir, withPw, idFile), withPw.data) {
 		t.Fatal("segments decrypted with the identity exported from PostgreSQL are not the file")
 	}
 
@@ -213,7 +139,7 @@ func TestAdminPostgres(t *testing.T) {
 	oldID := e.keys.ID()
 	rotate := []string{"admin", "rotate-master-key", "--data", dir, "--db", dsn}
 	reset()
-	err = run(ctx, rotate, noEnv, &out, &errOut)
+	err := run(ctx, rotate, noEnv, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), "pid ") {
 		t.Fatalf("rotation beside a running instance: %v", err)
 	}
@@ -253,17 +179,11 @@ func TestAdminPostgres(t *testing.T) {
 
 	// Interrupted after the commit: the database is under master.key.new
 	// already; running again swaps the files and leaves the values alone.
-	raw := secret.GenerateMasterKey()
-	next, _ := secret.NewKeyring(raw)
-	os.WriteFile(keyFile+".new", []byte(base64.StdEncoding.EncodeToString(raw)+"\n"), 0o600)
 	db, err := store.OpenExclusive(ctx, dsn, dir, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := transfer.RotateMasterKey(ctx, db, newKeys, next); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	next := interruptRotation(t, db, newKeys, keyFile)
 	reset()
 	if err := run(ctx, rotate, noEnv, &out, &errOut); err != nil {
 		t.Fatalf("rerun: %v\n%s", err, errOut.String())

@@ -129,55 +129,18 @@ func (db *DB) Reseal(ctx context.Context, cols []SealedColumn, fn ResealFunc) ([
 	defer tx.Rollback()
 	counts := make([]ResealCount, 0, len(cols))
 	for _, col := range cols {
-		c := ResealCount{Column: col}
-		// Page by rowid, so memory stays bounded and no cursor is open
-		// while we write.
-		var last int64 = -1 << 63
-		for {
-			type item struct {
-				rowid  int64
-				id     string
-				sealed []byte
+		// Page by rowid.
+		page := func(last any) (string, []any) {
+			if last == nil {
+				last = int64(-1 << 63)
 			}
-			var batch []item
-			rows, err := tx.tx.QueryContext(ctx, fmt.Sprintf(
-				"SELECT rowid, %s, %s FROM %s WHERE %s IS NOT NULL AND rowid > ? ORDER BY rowid LIMIT 256",
-				col.RowID, col.Column, col.Table, col.Column), last)
-			if err != nil {
-				return nil, fmt.Errorf("reseal %s: %w", col, err)
-			}
-			for rows.Next() {
-				var it item
-				if err := rows.Scan(&it.rowid, &it.id, &it.sealed); err != nil {
-					rows.Close()
-					return nil, fmt.Errorf("reseal %s: %w", col, err)
-				}
-				batch = append(batch, it)
-			}
-			if err := rows.Close(); err != nil {
-				return nil, fmt.Errorf("reseal %s: %w", col, err)
-			}
-			if err := rows.Err(); err != nil {
-				return nil, fmt.Errorf("reseal %s: %w", col, err)
-			}
-			if len(batch) == 0 {
-				break
-			}
-			for _, it := range batch {
-				last = it.rowid
-				out, err := fn(col, it.id, it.sealed)
-				if err != nil {
-					return nil, fmt.Errorf("reseal %s of row %s: %w", col, it.id, err)
-				}
-				if out == nil {
-					c.Kept++
-					continue
-				}
-				if _, err := tx.tx.ExecContext(ctx, fmt.Sprintf("UPDATE %s SET %s = ? WHERE rowid = ?", col.Table, col.Column), out, it.rowid); err != nil {
-					return nil, fmt.Errorf("reseal %s of row %s: %w", col, it.id, err)
-				}
-				c.Resealed++
-			}
+			return fmt.Sprintf("SELECT rowid, %s, %s FROM %s WHERE %s IS NOT NULL AND rowid > ? ORDER BY rowid LIMIT 256",
+				col.RowID, col.Column, col.Table, col.Column), []any{last}
+		}
+		upd := fmt.Sprintf("UPDATE %s SET %s = ? WHERE rowid = ?", col.Table, col.Column)
+		c, err := resealPages(ctx, tx.tx, col, fn, page, upd)
+		if err != nil {
+			return nil, err
 		}
 		counts = append(counts, c)
 	}
@@ -185,6 +148,61 @@ func (db *DB) Reseal(ctx context.Context, cols []SealedColumn, fn ResealFunc) ([
 		return nil, fmt.Errorf("reseal: commit: %w", err)
 	}
 	return counts, nil
+}
+
+// resealPages re-seals col in tx a page at a time, so memory stays bounded
+// and no cursor is open while it writes. page gives the query (and its
+// arguments) for the rows after the key last (nil before the first page):
+// key, row id and sealed value, ordered by key, 256 at most. upd writes a
+// new value ($1) to the row with a key ($2).
+func resealPages(ctx context.Context, tx *sql.Tx, col SealedColumn, fn ResealFunc, page func(last any) (string, []any), upd string) (ResealCount, error) {
+	c := ResealCount{Column: col}
+	var last any // the last key of the previous page; nil before the first
+	for {
+		type item struct {
+			key    any
+			id     string
+			sealed []byte
+		}
+		var batch []item
+		q, args := page(last)
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return c, fmt.Errorf("reseal %s: %w", col, err)
+		}
+		for rows.Next() {
+			var it item
+			if err := rows.Scan(&it.key, &it.id, &it.sealed); err != nil {
+				rows.Close()
+				return c, fmt.Errorf("reseal %s: %w", col, err)
+			}
+			batch = append(batch, it)
+		}
+		if err := rows.Close(); err != nil {
+			return c, fmt.Errorf("reseal %s: %w", col, err)
+		}
+		if err := rows.Err(); err != nil {
+			return c, fmt.Errorf("reseal %s: %w", col, err)
+		}
+		if len(batch) == 0 {
+			return c, nil
+		}
+		for _, it := range batch {
+			last = it.key
+			out, err := fn(col, it.id, it.sealed)
+			if err != nil {
+				return c, fmt.Errorf("reseal %s of row %s: %w", col, it.id, err)
+			}
+			if out == nil {
+				c.Kept++
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, upd, out, it.key); err != nil {
+				return c, fmt.Errorf("reseal %s of row %s: %w", col, it.id, err)
+			}
+			c.Resealed++
+		}
+	}
 }
 
 // Migration is one applied schema migration.
@@ -470,59 +488,19 @@ func (db *DB) resealPostgres(ctx context.Context, cols []SealedColumn, fn Reseal
 		if err != nil {
 			return nil, err
 		}
-		c := ResealCount{Column: col}
-		var last any // the last key of the previous page; nil before the first
-		for {
-			type item struct {
-				key    any
-				id     string
-				sealed []byte
-			}
-			var batch []item
+		page := func(last any) (string, []any) {
 			q := fmt.Sprintf("SELECT %s, %s, %s FROM %s WHERE %s IS NOT NULL", key, rowID, col.Column, col.Table, col.Column)
 			args := []any{}
 			if last != nil {
 				q += fmt.Sprintf(" AND %s > $1", key)
 				args = append(args, last)
 			}
-			q += fmt.Sprintf(" ORDER BY %s LIMIT 256", key)
-			rows, err := tx.tx.QueryContext(ctx, q, args...)
-			if err != nil {
-				return nil, fmt.Errorf("reseal %s: %w", col, err)
-			}
-			for rows.Next() {
-				var it item
-				if err := rows.Scan(&it.key, &it.id, &it.sealed); err != nil {
-					rows.Close()
-					return nil, fmt.Errorf("reseal %s: %w", col, err)
-				}
-				batch = append(batch, it)
-			}
-			if err := rows.Close(); err != nil {
-				return nil, fmt.Errorf("reseal %s: %w", col, err)
-			}
-			if err := rows.Err(); err != nil {
-				return nil, fmt.Errorf("reseal %s: %w", col, err)
-			}
-			if len(batch) == 0 {
-				break
-			}
-			upd := fmt.Sprintf("UPDATE %s SET %s = $1 WHERE %s = $2", col.Table, col.Column, key)
-			for _, it := range batch {
-				last = it.key
-				out, err := fn(col, it.id, it.sealed)
-				if err != nil {
-					return nil, fmt.Errorf("reseal %s of row %s: %w", col, it.id, err)
-				}
-				if out == nil {
-					c.Kept++
-					continue
-				}
-				if _, err := tx.tx.ExecContext(ctx, upd, out, it.key); err != nil {
-					return nil, fmt.Errorf("reseal %s of row %s: %w", col, it.id, err)
-				}
-				c.Resealed++
-			}
+			return q + fmt.Sprintf(" ORDER BY %s LIMIT 256", key), args
+		}
+		upd := fmt.Sprintf("UPDATE %s SET %s = $1 WHERE %s = $2", col.Table, col.Column, key)
+		c, err := resealPages(ctx, tx.tx, col, fn, page, upd)
+		if err != nil {
+			return nil, err
 		}
 		counts = append(counts, c)
 	}

@@ -5,18 +5,14 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/blob/local"
 	"github.com/kluis-nl/kluis/internal/mail"
-	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -58,42 +54,15 @@ type senderEnv struct {
 
 func newSenderEnv(t *testing.T, tune func(*transfer.Config)) *senderEnv {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	db, err := store.OpenSQLite(ctx, filepath.Join(dir, "kluis.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	blobs, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := transfer.DefaultConfig()
-	cfg.PasswordLogN = 10
-	if tune != nil {
-		tune(&cfg)
-	}
 	logs := &bytes.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	svc := transfer.New(db, blobs, keys, cfg, nil, log)
+	e := newTestEngine(t, log, tune)
 	ml := &mails{}
-	org := mail.Org{Name: "Gemeente Voorbeeld", BaseURL: cfg.BaseURL}
-	svc.SetMailer(ml, org)
-	snd := sender.New(db, keys, ml, org, sender.DefaultConfig(), nil, log)
-	w, err := New(Deps{Transfers: svc, Senders: snd, OrgName: "Gemeente Voorbeeld", Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	w.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &senderEnv{env: &env{svc: svc, srv: srv, web: w, logs: logs}, senders: snd, mails: ml}
+	org := mail.Org{Name: "Gemeente Voorbeeld", BaseURL: e.cfg.BaseURL}
+	e.svc.SetMailer(ml, org)
+	snd := sender.New(e.db, e.keys, ml, org, sender.DefaultConfig(), nil, log)
+	w, srv := serveTest(t, Deps{Transfers: e.svc, Senders: snd, OrgName: "Gemeente Voorbeeld", Log: log})
+	return &senderEnv{env: &env{svc: e.svc, srv: srv, web: w, logs: logs}, senders: snd, mails: ml}
 }
 
 var codePattern = regexp.MustCompile(`\b\d{4}[ -]?\d{4}\b`)

@@ -2,46 +2,26 @@ package web
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/kluis-nl/kluis/internal/blob/local"
 	"github.com/kluis-nl/kluis/internal/mail"
 	kpolicy "github.com/kluis-nl/kluis/internal/policy"
-	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
-	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
-// codeMailer keeps the verification mails instead of sending them.
-type codeMailer struct {
-	mu   sync.Mutex
-	msgs []*mail.Message
-}
-
-func (m *codeMailer) Enqueue(_ context.Context, _ *store.Tx, msg *mail.Message) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.msgs = append(m.msgs, msg)
-	return "id", nil
-}
-
-func (m *codeMailer) Wake() {}
-
 var codeRE = regexp.MustCompile(`\b(\d{6,8})\b`)
 
-func (m *codeMailer) lastCode(t *testing.T) string {
+// lastCode is the verification code in the last mail queued.
+func (m *mails) lastCode(t *testing.T) string {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -58,44 +38,20 @@ func (m *codeMailer) lastCode(t *testing.T) string {
 type sendEnv struct {
 	svc    *transfer.Service
 	srv    *httptest.Server
-	mailer *codeMailer
+	mailer *mails
 }
 
 func newSendEnv(t *testing.T, pol *kpolicy.Policy) *sendEnv {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	db, err := store.OpenSQLite(ctx, filepath.Join(dir, "kluis.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	blobs, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := transfer.DefaultConfig()
-	cfg.PasswordLogN = 10
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := transfer.New(db, blobs, keys, cfg, nil, log)
+	e := newTestEngine(t, log, nil)
 	if pol != nil {
-		svc.SetPolicy(func() *kpolicy.Policy { return pol })
+		e.svc.SetPolicy(func() *kpolicy.Policy { return pol })
 	}
-	m := &codeMailer{}
-	senders := sender.New(db, keys, m, mail.Org{Name: "Gemeente Voorbeeld"}, sender.DefaultConfig(), nil, log)
-	w, err := New(Deps{Transfers: svc, Senders: senders, OrgName: "Gemeente Voorbeeld", Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	w.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &sendEnv{svc: svc, srv: srv, mailer: m}
+	m := &mails{}
+	senders := sender.New(e.db, e.keys, m, mail.Org{Name: "Gemeente Voorbeeld"}, sender.DefaultConfig(), nil, log)
+	_, srv := serveTest(t, Deps{Transfers: e.svc, Senders: senders, OrgName: "Gemeente Voorbeeld", Log: log})
+	return &sendEnv{svc: e.svc, srv: srv, mailer: m}
 }
 
 func (e *sendEnv) client() *http.Client {

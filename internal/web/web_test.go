@@ -171,9 +171,29 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	e := newTestEngine(t, log, nil)
+	w, srv := serveTest(t, Deps{Transfers: e.svc, OrgName: "Gemeente Voorbeeld", Mailbox: true, Log: log})
+	return &env{svc: e.svc, srv: srv, web: w, logs: logs}
+}
+
+// testEngine is the real transfer engine on a fresh data folder: SQLite,
+// local blobs and a master key.
+type testEngine struct {
+	db   *store.DB
+	keys *secret.Keyring
+	cfg  transfer.Config
+	svc  *transfer.Service
+}
+
+// newTestEngine opens a testEngine that logs to log, with the default
+// configuration but a cheap password hash, changed further by tune (if
+// not nil).
+func newTestEngine(t *testing.T, log *slog.Logger, tune func(*transfer.Config)) *testEngine {
+	t.Helper()
 	dir := t.TempDir()
-	ctx := context.Background()
-	db, err := store.OpenSQLite(ctx, filepath.Join(dir, "kluis.db"))
+	db, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "kluis.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,10 +208,17 @@ func newEnv(t *testing.T) *env {
 	}
 	cfg := transfer.DefaultConfig()
 	cfg.PasswordLogN = 10
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	svc := transfer.New(db, blobs, keys, cfg, nil, log)
-	w, err := New(Deps{Transfers: svc, OrgName: "Gemeente Voorbeeld", Mailbox: true, Log: log})
+	if tune != nil {
+		tune(&cfg)
+	}
+	return &testEngine{db: db, keys: keys, cfg: cfg, svc: transfer.New(db, blobs, keys, cfg, nil, log)}
+}
+
+// serveTest serves the pages made from deps on a loopback server, closed
+// at the end of the test.
+func serveTest(t *testing.T, deps Deps) (*Web, *httptest.Server) {
+	t.Helper()
+	w, err := New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +226,7 @@ func newEnv(t *testing.T) *env {
 	w.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{svc: svc, srv: srv, web: w, logs: logs}
+	return w, srv
 }
 
 type sent struct {
