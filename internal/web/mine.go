@@ -268,6 +268,23 @@ func senderCtx(r *http.Request, s *sender.Sender) *http.Request {
 	return r.WithContext(audit.WithActor(r.Context(), s.AuditActor()))
 }
 
+// ownedAction starts a POST on the sender's own transfer: a bounded form
+// body, the owner check, the detail data and the detail page's path to
+// return to. On false the answer has been written.
+func (h *Web) ownedAction(w http.ResponseWriter, r *http.Request) (*sender.Sender, transfer.Owner, *detailPage, string, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	s, o, ok := h.owned(w, r)
+	if !ok {
+		return nil, o, nil, "", false
+	}
+	p, err := h.detailData(r, s, o)
+	if err != nil {
+		h.linkError(w, r, "", err)
+		return nil, o, nil, "", false
+	}
+	return s, o, p, "/transfers/" + url.PathEscape(o.TransferID), true
+}
+
 // revokePage is the confirmation step of a revoke.
 type revokePage struct {
 	ID        string
@@ -278,17 +295,10 @@ type revokePage struct {
 // revoke ends the transfer for everyone, or for one recipient. The first
 // POST shows what will happen; the second (confirm=yes) does it.
 func (h *Web) revoke(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	s, o, ok := h.owned(w, r)
+	s, o, p, back, ok := h.ownedAction(w, r)
 	if !ok {
 		return
 	}
-	p, err := h.detailData(r, s, o)
-	if err != nil {
-		h.linkError(w, r, "", err)
-		return
-	}
-	back := "/transfers/" + url.PathEscape(o.TransferID)
 	var target *recipientStatus
 	if v := r.PostFormValue("recipient"); v != "" {
 		id, _ := strconv.ParseInt(v, 10, 64)
@@ -331,17 +341,10 @@ func (h *Web) revoke(w http.ResponseWriter, r *http.Request) {
 // extend moves the expiry to the end of the chosen day (Amsterdam time),
 // within the limit of this transfer.
 func (h *Web) extend(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	s, o, ok := h.owned(w, r)
+	s, o, p, back, ok := h.ownedAction(w, r)
 	if !ok {
 		return
 	}
-	p, err := h.detailData(r, s, o)
-	if err != nil {
-		h.linkError(w, r, "", err)
-		return
-	}
-	back := "/transfers/" + url.PathEscape(o.TransferID)
 	if !p.Live {
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return

@@ -50,17 +50,27 @@ func (h *Web) replyData(r *http.Request, s *transfer.Session) (*replyPage, error
 	}, nil
 }
 
+// replyPageOr is replyData, or the page that says why this recipient
+// cannot reply (policy, revoked, expired) with false.
+func (h *Web) replyPageOr(w http.ResponseWriter, r *http.Request, s *transfer.Session, access string) (*replyPage, bool) {
+	p, err := h.replyData(r, s)
+	if kluis.ErrorCode(err) == kluis.EPOLICY {
+		h.problem(w, r, http.StatusForbidden, "reply.refused", "/r/"+access+"/open")
+		return nil, false
+	}
+	if err != nil {
+		h.linkError(w, r, access, err)
+		return nil, false
+	}
+	return p, true
+}
+
 // replyForm shows the reply form to an unlocked recipient.
 func (h *Web) replyForm(w http.ResponseWriter, r *http.Request) {
 	access := r.PathValue("access")
 	h.unlocked(w, r, func(s *transfer.Session) {
-		p, err := h.replyData(r, s)
-		if kluis.ErrorCode(err) == kluis.EPOLICY {
-			h.problem(w, r, http.StatusForbidden, "reply.refused", "/r/"+access+"/open")
-			return
-		}
-		if err != nil {
-			h.linkError(w, r, access, err)
+		p, ok := h.replyPageOr(w, r, s, access)
+		if !ok {
 			return
 		}
 		h.render(w, r, http.StatusOK, "reply", h.newView(r, p))
@@ -72,13 +82,8 @@ func (h *Web) replyForm(w http.ResponseWriter, r *http.Request) {
 func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 	access := r.PathValue("access")
 	h.unlocked(w, r, func(s *transfer.Session) {
-		p, err := h.replyData(r, s)
-		if kluis.ErrorCode(err) == kluis.EPOLICY {
-			h.problem(w, r, http.StatusForbidden, "reply.refused", "/r/"+access+"/open")
-			return
-		}
-		if err != nil {
-			h.linkError(w, r, access, err)
+		p, ok := h.replyPageOr(w, r, s, access)
+		if !ok {
 			return
 		}
 		fail := func(field, key string) {
