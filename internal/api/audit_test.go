@@ -145,7 +145,10 @@ func TestAuditOverHTTP(t *testing.T) {
 	if _, err := e.svc.Purge(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	resp = e.req("DELETE", "/api/v1/transfers/"+c.ID, c.UploadToken, nil, nil)
+	// The purge ended the upload token (issue 11 item 14); the sender
+	// erases as the verified sender.
+	apiError(t, e.req("DELETE", "/api/v1/transfers/"+c.ID, c.UploadToken, nil, nil), http.StatusUnauthorized)
+	resp = e.req("DELETE", "/api/v1/transfers/"+c.ID, e.apiKey, nil, nil)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("erase: %d", resp.StatusCode)
@@ -177,7 +180,7 @@ func TestAuditOverHTTP(t *testing.T) {
 		{"recipient:1", "file.download", "ok"},
 		{ak, "transfer.revoke", "ok"},
 		{"system", "transfer.purge", "ok"},
-		{"upload_token", "transfer.erase", "ok"},
+		{"sender", "transfer.erase", "ok"},
 	} {
 		if got[want] != 1 {
 			t.Errorf("%d entries %v, want exactly 1; all: %v", got[want], want, got)

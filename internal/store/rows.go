@@ -134,6 +134,9 @@ func (q Q) DueForPurge(ctx context.Context, now time.Time, limit int) ([]string,
 
 // PurgeTransfer erases every encrypted field of a transfer and its files
 // and sessions, keeping the minimal record (ids, dates, state, addresses).
+// The upload token's hash is emptied too, so the token is as unknown as one
+// never issued: the sender keeps access to the minimal record by verifying
+// their address.
 func (q Q) PurgeTransfer(ctx context.Context, id string, now time.Time) error {
 	// Sessions lose their sealed identity but stay until they expire, so a
 	// client still gets "revoked" or "expired" (with the date) rather than
@@ -144,9 +147,10 @@ func (q Q) PurgeTransfer(ctx context.Context, id string, now time.Time) error {
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM files WHERE transfer_id = ?`, id); err != nil {
 		return fmt.Errorf("purge files: %w", err)
 	}
-	_, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = 'purged', purged_at = ?,
+	// An empty hash matches no token: HashToken is never empty.
+	_, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = 'purged', purged_at = ?, upload_token_hash = ?,
 		recipient_sealed = NULL, identity_sealed = NULL, details_sealed = NULL, private_sealed = NULL
-		WHERE id = ?`, ms(now), id)
+		WHERE id = ?`, ms(now), []byte{}, id)
 	if err != nil {
 		return fmt.Errorf("purge transfer: %w", err)
 	}

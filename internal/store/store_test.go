@@ -269,6 +269,16 @@ func testPurgeAndRetention(t *testing.T, fresh freshFunc) {
 	if row.State != "purged" || row.PurgedAt == nil || row.RecipientSealed != nil || row.IdentitySealed != nil || row.DetailsSealed != nil || row.PrivateSealed != nil {
 		t.Errorf("purged row: %+v", row)
 	}
+	// The upload token of a purged transfer is unknown (issue 11 item 14).
+	if len(row.UploadTokenHash) != 0 {
+		t.Errorf("purged row keeps its upload token hash %x", row.UploadTokenHash)
+	}
+	if _, err := db.TransferByUploadToken(ctx, []byte("gone")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("purged transfer found by its upload token: %v", err)
+	}
+	if _, err := db.TransferByUploadToken(ctx, []byte("kept")); err != nil {
+		t.Errorf("kept transfer by its upload token: %v", err)
+	}
 	if fs, _ := db.Files(ctx, "gone"); len(fs) != 0 {
 		t.Error("files survived the purge")
 	}
