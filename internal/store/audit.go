@@ -64,8 +64,9 @@ func (q Q) DeleteAuditBefore(ctx context.Context, before time.Time) (int64, erro
 }
 
 // EraseTransfer deletes a transfer's minimal record at once, with its
-// recipients, files, download records and sessions (by cascade). Returns
-// ErrNotFound if there is no such transfer. Call DB.Checkpoint afterwards.
+// recipients, files, download records, served ranges and sessions (by
+// cascade). Returns ErrNotFound if there is no such transfer. Call
+// DB.Checkpoint afterwards.
 func (q Q) EraseTransfer(ctx context.Context, id string) error {
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM sessions WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id = ?)`, id); err != nil {
 		return fmt.Errorf("erase sessions: %w", err)
@@ -75,6 +76,9 @@ func (q Q) EraseTransfer(ctx context.Context, id string) error {
 	}
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM downloads WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id = ?)`, id); err != nil {
 		return fmt.Errorf("erase downloads: %w", err)
+	}
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM served WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id = ?)`, id); err != nil {
+		return fmt.Errorf("erase served ranges: %w", err)
 	}
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM recipients WHERE transfer_id = ?`, id); err != nil {
 		return fmt.Errorf("erase recipients: %w", err)

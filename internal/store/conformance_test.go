@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -152,8 +153,8 @@ func testRows(t *testing.T, fresh freshFunc) {
 	if fs, _ := db.Files(ctx, "t1"); len(fs) != 1 {
 		t.Errorf("files after delete: %d", len(fs))
 	}
-	if err := db.InsertDownload(ctx, rs[0].ID, -1, now); err != nil {
-		t.Fatal(err)
+	if first, err := db.InsertDownload(ctx, rs[0].ID, -1, now); err != nil || !first {
+		t.Fatalf("first download: %v %v", first, err)
 	}
 	if ds, err := db.Downloads(ctx, "t1"); err != nil || len(ds) != 1 || ds[0].FileIndex != -1 || !ds[0].At.Equal(now) {
 		t.Errorf("downloads: %v %v", ds, err)
@@ -523,4 +524,139 @@ func TestMigrationsPerDialect(t *testing.T) {
 	if s, p := list("sqlite"), list("postgres"); !slices.Equal(s, p) {
 		t.Errorf("migrations differ:\nsqlite   %v\npostgres %v", s, p)
 	}
+}
+
+// testDownloadOnce: a recipient's download of a file is recorded once, and
+// of parallel writers exactly one is told it was first; served ranges are
+// per recipient and file and replaced as a whole.
+func testDownloadOnce(t *testing.T, fresh freshFunc) {
+	ctx := context.Background()
+	db, _ := openFresh(t, fresh)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if err := db.InsertTransfer(ctx, newTransfer("t1", now)); err != nil {
+		t.Fatal(err)
+	}
+	var rs []*RecipientRow
+	for _, a := range []string{"a@example.nl", "b@example.nl"} {
+		r := &RecipientRow{TransferID: "t1", Kind: "to", Address: a}
+		if err := db.InsertRecipient(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	const writers = 12
+	var firsts atomic.Int32
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			tx, err := db.BeginTx(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer tx.Rollback()
+			first, err := tx.InsertDownload(ctx, rs[0].ID, 3, now)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if err := tx.Commit(); err != nil {
+				t.Error(err)
+				return
+			}
+			if first {
+				firsts.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := firsts.Load(); n != 1 {
+		t.Errorf("%d of %d parallel writers were first, want 1", n, writers)
+	}
+	// Another file, and another recipient, are their own first time.
+	for _, c := range []struct {
+		r   int64
+		idx int
+	}{{rs[0].ID, 4}, {rs[1].ID, 3}} {
+		if first, err := db.InsertDownload(ctx, c.r, c.idx, now); err != nil || !first {
+			t.Errorf("download %+v: first %v, %v", c, first, err)
+		}
+	}
+	if ds, err := db.Downloads(ctx, "t1"); err != nil || len(ds) != 3 {
+		t.Errorf("downloads: %+v %v, want 3", ds, err)
+	}
+
+	if sp, err := db.ServedSpans(ctx, rs[0].ID, 3); err != nil || sp != "" {
+		t.Errorf("nothing served yet: %q %v", sp, err)
+	}
+	for _, v := range []string{"0-9", "0-9,20-29"} {
+		if err := db.SetServedSpans(ctx, rs[0].ID, 3, v); err != nil {
+			t.Fatal(err)
+		}
+		if sp, err := db.ServedSpans(ctx, rs[0].ID, 3); err != nil || sp != v {
+			t.Errorf("served: %q %v, want %q", sp, err, v)
+		}
+	}
+	if sp, err := db.ServedSpans(ctx, rs[1].ID, 3); err != nil || sp != "" {
+		t.Errorf("another recipient's ranges: %q %v", sp, err)
+	}
+}
+
+// testMigrateDuplicateDownloads: migration 0007 keeps the first of the
+// downloads rows that earlier versions wrote for every whole download, so
+// its unique index can be built on an existing database.
+func testMigrateDuplicateDownloads(t *testing.T, fresh freshFunc) {
+	ctx := context.Background()
+	db, open := openFresh(t, fresh)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if err := db.InsertTransfer(ctx, newTransfer("t1", now)); err != nil {
+		t.Fatal(err)
+	}
+	r := &RecipientRow{TransferID: "t1", Kind: "to", Address: "a@example.nl"}
+	if err := db.InsertRecipient(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	// Back to the schema before 0007, with what an older version wrote:
+	// the same file (and the ZIP, -1) downloaded three times.
+	for _, q := range []string{`DROP INDEX downloads_once`, `DROP TABLE served`, `DELETE FROM schema_migrations WHERE version = '0007_served'`} {
+		if _, err := db.db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for i := range 3 {
+		for _, idx := range []int{0, -1} {
+			if _, err := db.db.ExecContext(ctx, rebindFor(db, `INSERT INTO downloads (recipient_id, file_idx, at) VALUES (?, ?, ?)`), r.ID, idx, ms(now.Add(time.Duration(i)*time.Minute))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	db.Close()
+	db, err := open(ctx)
+	if err != nil {
+		t.Fatalf("migrating a database with repeated downloads: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ds, err := db.Downloads(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 2 {
+		t.Fatalf("%d downloads rows after the migration, want 2 (one per file index): %+v", len(ds), ds)
+	}
+	for _, d := range ds {
+		if !d.At.Equal(now) {
+			t.Errorf("kept the download of %v for file %d, want the first (%v)", d.At, d.FileIndex, now)
+		}
+	}
+	if first, err := db.InsertDownload(ctx, r.ID, 0, now); err != nil || first {
+		t.Errorf("a repeated download after the migration: first %v, %v", first, err)
+	}
+}
+
+// rebindFor makes SQL with ? placeholders runnable on db's raw handle.
+func rebindFor(db *DB, q string) string {
+	if db.Dialect() == Postgres {
+		return rebind(q)
+	}
+	return q
 }

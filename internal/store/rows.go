@@ -136,7 +136,7 @@ func (q Q) DueForPurge(ctx context.Context, now time.Time, limit int) ([]string,
 // and sessions, keeping the minimal record (ids, dates, state, addresses).
 // The upload token's hash is emptied too, so the token is as unknown as one
 // never issued: the sender keeps access to the minimal record by verifying
-// their address.
+// their address. The served byte ranges go as well; the downloads rows stay.
 func (q Q) PurgeTransfer(ctx context.Context, id string, now time.Time) error {
 	// Sessions lose their sealed identity but stay until they expire, so a
 	// client still gets "revoked" or "expired" (with the date) rather than
@@ -146,6 +146,9 @@ func (q Q) PurgeTransfer(ctx context.Context, id string, now time.Time) error {
 	}
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM files WHERE transfer_id = ?`, id); err != nil {
 		return fmt.Errorf("purge files: %w", err)
+	}
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM served WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id = ?)`, id); err != nil {
+		return fmt.Errorf("purge served ranges: %w", err)
 	}
 	// An empty hash matches no token: HashToken is never empty.
 	_, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = 'purged', purged_at = ?, upload_token_hash = ?,
@@ -404,11 +407,19 @@ func (q Q) DeleteFile(ctx context.Context, id string) error {
 	return err
 }
 
-// InsertDownload records that a recipient downloaded a file (fileIdx -1:
-// all files as one archive).
-func (q Q) InsertDownload(ctx context.Context, recipientID int64, fileIdx int, at time.Time) error {
-	_, err := q.q.ExecContext(ctx, `INSERT INTO downloads (recipient_id, file_idx, at) VALUES (?, ?, ?)`, recipientID, fileIdx, ms(at))
-	return err
+// InsertDownload records that a recipient downloaded a file (fileIdx -1,
+// written by earlier versions only: all files as one archive), once: it
+// reports whether this call added the row, so of parallel callers exactly
+// one sees true.
+func (q Q) InsertDownload(ctx context.Context, recipientID int64, fileIdx int, at time.Time) (bool, error) {
+	res, err := q.q.ExecContext(ctx, `INSERT INTO downloads (recipient_id, file_idx, at) VALUES (?, ?, ?)
+		ON CONFLICT (recipient_id, file_idx) DO NOTHING`, recipientID, fileIdx, ms(at))
+	if err := affected(res, err, ErrConflict); errors.Is(err, ErrConflict) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Download is one download record.

@@ -85,6 +85,8 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"LeaseFencing", testLeaseFencing},
 		{"RateBuckets", testRateBuckets},
 		{"ClaimReminder", testClaimReminder},
+		{"DownloadOnce", testDownloadOnce},
+		{"MigrateDuplicateDownloads", testMigrateDuplicateDownloads},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -227,7 +229,10 @@ func testPurgeAndRetention(t *testing.T, fresh freshFunc) {
 		if err := db.InsertSession(ctx, &SessionRow{IDHash: []byte("s-" + id), RecipientID: r.ID, IdentitySealed: []byte("s"), ExpiresAt: now.Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.InsertDownload(ctx, r.ID, 0, now); err != nil {
+		if _, err := db.InsertDownload(ctx, r.ID, 0, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SetServedSpans(ctx, r.ID, 0, "0-9"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -279,6 +284,14 @@ func testPurgeAndRetention(t *testing.T, fresh freshFunc) {
 	if _, err := db.TransferByUploadToken(ctx, []byte("kept")); err != nil {
 		t.Errorf("kept transfer by its upload token: %v", err)
 	}
+	rsGone, _ := db.Recipients(ctx, "gone")
+	rsKept, _ := db.Recipients(ctx, "kept")
+	if sp, err := db.ServedSpans(ctx, rsGone[0].ID, 0); err != nil || sp != "" {
+		t.Errorf("served ranges of a purged transfer: %q %v", sp, err)
+	}
+	if sp, err := db.ServedSpans(ctx, rsKept[0].ID, 0); err != nil || sp != "0-9" {
+		t.Errorf("served ranges of the kept transfer: %q %v", sp, err)
+	}
 	if fs, _ := db.Files(ctx, "gone"); len(fs) != 0 {
 		t.Error("files survived the purge")
 	}
@@ -297,7 +310,7 @@ func testPurgeAndRetention(t *testing.T, fresh freshFunc) {
 	if err != nil || n != 1 {
 		t.Fatalf("retired: %d %v", n, err)
 	}
-	for table, want := range map[string]int{"transfers": 1, "recipients": 1, "files": 1, "sessions": 1, "downloads": 1} {
+	for table, want := range map[string]int{"transfers": 1, "recipients": 1, "files": 1, "sessions": 1, "downloads": 1, "served": 1} {
 		var got int
 		db.db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&got)
 		if got != want {

@@ -422,7 +422,7 @@ func (s *Service) OpenFile(ctx context.Context, a *Session, fileID string) (*klu
 }
 
 // RecordDownload notes that the recipient downloaded a file (index -1: all
-// files as one archive).
+// files as one archive); the sender's notice goes the first time only.
 func (s *Service) RecordDownload(ctx context.Context, a *Session, fileIndex int) error {
 	ctx = context.WithoutCancel(ctx)
 	now := s.now()
@@ -431,11 +431,14 @@ func (s *Service) RecordDownload(ctx context.Context, a *Session, fileIndex int)
 		return err
 	}
 	defer tx.Rollback()
-	if err := tx.InsertDownload(ctx, a.recipient.ID, fileIndex, now); err != nil {
+	first, err := tx.InsertDownload(ctx, a.recipient.ID, fileIndex, now)
+	if err != nil {
 		return err
 	}
-	if err := s.notifyDownload(ctx, tx, a.transfer, a.recipient, fileIndex, now); err != nil {
-		return err
+	if first {
+		if err := s.notifyDownload(ctx, tx, a.transfer, a.recipient, fileIndex, now); err != nil {
+			return err
+		}
 	}
 	ev := audit.Event{Actor: audit.Recipient(a.recipient.ID), Action: audit.FileDownload, Object: a.transfer.ID, Detail: "file_index=" + strconv.Itoa(fileIndex)}
 	if fileIndex < 0 {
