@@ -13,8 +13,9 @@ type Metrics interface {
 	// SegmentCommitted: one segment of n plaintext bytes was made durable
 	// (blob and manifest) in d.
 	SegmentCommitted(n int64, d time.Duration)
-	// Downloaded: a recipient downloaded a whole file ("file") or all files
-	// as one archive ("zip").
+	// Downloaded: a file answer made a file downloaded by its recipient
+	// for the first time ("file"), or a ZIP of all files was sent whole
+	// ("zip").
 	Downloaded(kind string)
 	// Unlock: a password check ended "ok", "wrong_password" or "locked"
 	// (refused without a check: the access was locked).

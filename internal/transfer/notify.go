@@ -119,7 +119,8 @@ func (s *Service) statusURL(transferID string) string {
 	return s.cfg.BaseURL + "/transfers/" + transferID
 }
 
-// notifyDownload tells the sender who downloaded what, when asked for.
+// notifyDownload tells the sender who downloaded what, when asked for
+// (fileIndex -1: all files, as a ZIP).
 func (s *Service) notifyDownload(ctx context.Context, tx *store.Tx, t *store.TransferRow, r *store.RecipientRow, fileIndex int, at time.Time) error {
 	opts := parseOptions(t.Options)
 	if s.mailer == nil || !opts.NotifyDownload {
@@ -131,6 +132,9 @@ func (s *Service) notifyDownload(ctx context.Context, tx *store.Tx, t *store.Tra
 	}
 	ref := mail.FileRef{Index: -1, Count: len(files)}
 	if fileIndex >= 0 {
+		// Without its row (a purge since the download began) the file is
+		// still named by its position.
+		ref = mail.FileRef{Index: fileIndex + 1, Count: max(len(files), fileIndex+1)}
 		refs, err := s.fileRefs(files, opts.ShowFilenames)
 		if err != nil {
 			return err
