@@ -168,25 +168,6 @@ func (a *API) contents(w http.ResponseWriter, r *http.Request, s *transfer.Sessi
 	writeJSON(w, http.StatusOK, contentsResponse{Transfer: tv, Message: c.Message, Files: c.Files})
 }
 
-// abortOnError turns a read error of stored data into an aborted response:
-// a tampered file must never end as a clean 200. It is used as the body of
-// http.ServeContent, whose copy loop cannot report errors itself.
-type abortOnError struct {
-	r    *io.SectionReader
-	read int64
-}
-
-func (a *abortOnError) Read(p []byte) (int, error) {
-	n, err := a.r.Read(p)
-	a.read += int64(n)
-	if err != nil && err != io.EOF {
-		panic(http.ErrAbortHandler)
-	}
-	return n, err
-}
-
-func (a *abortOnError) Seek(off int64, whence int) (int64, error) { return a.r.Seek(off, whence) }
-
 func (a *API) downloadFile(w http.ResponseWriter, r *http.Request, s *transfer.Session) {
 	if err := ServeFile(w, r, a.svc, s, r.PathValue("fid"), a.log); err != nil {
 		a.Error(w, r, err)
@@ -224,7 +205,16 @@ type prefetcher struct {
 	spare   []byte
 }
 
-func (p *prefetcher) fill(buf []byte, off int64) window {
+// fill reads the window at off. A panic below it (in decryption or a blob
+// store) becomes the window's error: fill also runs in a goroutine of its
+// own, where a panic would end the process; as an error it aborts only
+// this download, in the handler's goroutine.
+func (p *prefetcher) fill(buf []byte, off int64) (w window) {
+	defer func() {
+		if v := recover(); v != nil {
+			w = window{buf: buf[:0], off: off, err: fmt.Errorf("read at %d: panic: %v", off, v)}
+		}
+	}()
 	n, err := p.r.ReadAt(buf[:cap(buf)], off)
 	if err == io.EOF && off+int64(n) >= p.size {
 		err = nil

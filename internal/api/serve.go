@@ -3,8 +3,10 @@ package api
 import (
 	"archive/zip"
 	"bufio"
+	"fmt"
 	"io"
 	"log/slog"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,11 +15,12 @@ import (
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
-// ServeFile sends one file of an unlocked transfer as an attachment
-// (Range requests work). It returns an error only while nothing has been
-// written, so the caller can answer in its own format (JSON for the API,
-// a page for the web); a file that fails verification later aborts the
-// connection instead of ending as a clean 200.
+// ServeFile sends one file of an unlocked transfer as an attachment, whole
+// or the ranges a Range header asks for (several as multipart/byteranges,
+// see ranges.go). It returns an error only while nothing has been written,
+// so the caller can answer in its own format (JSON for the API, a page for
+// the web); a file that fails verification later aborts the connection
+// instead of ending as a clean 200 or 206. A whole download is recorded.
 func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *transfer.Session, fileID string, log *slog.Logger) error {
 	f, fr, err := svc.OpenFile(r.Context(), s, fileID)
 	if err != nil {
@@ -32,6 +35,13 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 			return integrityError(err)
 		}
 	}
+	rangeHeader := r.Header.Get("Range")
+	if r.Header.Get("If-Range") != "" {
+		// A download has no validator, so no If-Range can match: the
+		// whole file, as RFC 9110 section 13.1.5 asks.
+		rangeHeader = ""
+	}
+	spans, rangeErr := parseRanges(rangeHeader, f.Size)
 	h := w.Header()
 	h.Set("Content-Disposition", ContentDisposition(f.Name))
 	h.Set("Content-Type", "application/octet-stream")
@@ -39,16 +49,105 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; frame-ancestors 'none'")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Kluis-SHA256", f.SHA256)
+	h.Set("Accept-Ranges", "bytes")
+	// Preconditions come before the Range, as in RFC 9110 section 13.2.2.
+	if preconditions(w, r) {
+		return nil
+	}
+	if rangeErr != nil {
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", f.Size))
+		h.Del("Content-Disposition")
+		h.Del("Kluis-SHA256")
+		http.Error(w, "The requested range is not within the file ("+rangeErr.Error()+").", http.StatusRequestedRangeNotSatisfiable)
+		return nil
+	}
+
+	status := http.StatusOK
+	var body []transfer.Span
+	var boundary string
+	switch len(spans) {
+	case 0:
+		body = []transfer.Span{{Start: 0, End: f.Size}}
+		h.Set("Content-Length", strconv.FormatInt(f.Size, 10))
+	case 1:
+		status, body = http.StatusPartialContent, spans
+		h.Set("Content-Range", contentRange(spans[0], f.Size))
+		h.Set("Content-Length", strconv.FormatInt(spans[0].Len(), 10))
+	default:
+		status, body = http.StatusPartialContent, spans
+		boundary = multipart.NewWriter(io.Discard).Boundary()
+		h.Set("Content-Type", "multipart/byteranges; boundary="+boundary)
+		h.Set("Content-Length", strconv.FormatInt(multipartLength(spans, f.Size, boundary), 10))
+	}
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+
 	pf := readAhead(fr, f.Size).(*prefetcher)
 	defer pf.wait()
-	body := &abortOnError{r: io.NewSectionReader(pf, 0, f.Size)}
-	http.ServeContent(w, r, "", time.Time{}, body)
-	if r.Header.Get("Range") == "" && body.read == f.Size {
+	buf := make([]byte, 256<<10)
+	var mw *multipart.Writer
+	if boundary != "" {
+		mw = multipart.NewWriter(w)
+		mw.SetBoundary(boundary)
+	}
+	for _, sp := range body {
+		dst := io.Writer(w)
+		if mw != nil {
+			part, err := mw.CreatePart(partHeader(sp, f.Size))
+			if err != nil {
+				return nil // the client went away
+			}
+			dst = part
+		}
+		n, rerr, werr := copySpan(dst, pf, sp, buf)
+		if werr != nil {
+			return nil // the client went away; nothing to tell it
+		}
+		if rerr != nil {
+			log.Error("download aborted: stored data failed", "file", f.ID, "at", sp.Start+n, "err", rerr)
+			// Abort the connection in this goroutine: the client must not
+			// take a short answer for a complete one.
+			panic(http.ErrAbortHandler)
+		}
+	}
+	if mw != nil {
+		if err := mw.Close(); err != nil {
+			return nil
+		}
+	}
+	if len(spans) == 0 {
 		if err := svc.RecordDownload(r.Context(), s, f.Index); err != nil {
 			log.Error("record download", "err", err)
 		}
 	}
 	return nil
+}
+
+// copySpan copies span sp of src to dst with buf. It returns how many
+// bytes dst took, and either a read error of src (the stored data failed;
+// a short read counts) or a write error of dst (the client went away).
+func copySpan(dst io.Writer, src io.ReaderAt, sp transfer.Span, buf []byte) (n int64, rerr, werr error) {
+	for off := sp.Start; off < sp.End; {
+		chunk := buf[:min(int64(len(buf)), sp.End-off)]
+		got, err := src.ReadAt(chunk, off)
+		if got > 0 {
+			m, err := dst.Write(chunk[:got])
+			n += int64(m)
+			off += int64(m)
+			if err != nil {
+				return n, nil, err
+			}
+		}
+		if got < len(chunk) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err, nil
+		}
+	}
+	return n, nil, nil
 }
 
 // ServeZip streams all files of an unlocked transfer, and the message as a
