@@ -29,6 +29,7 @@ import (
 type auditEnv struct {
 	*apiEnv
 	db     *store.DB
+	keys   *secret.Keyring
 	rec    *audit.Recorder
 	keyID  string
 	apiKey string
@@ -71,7 +72,7 @@ func newAuditEnv(t *testing.T) *auditEnv {
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	e.client = &http.Client{Transport: &http.Transport{DisableCompression: true}}
-	return &auditEnv{apiEnv: e, db: db, rec: rec, keyID: id, apiKey: key}
+	return &auditEnv{apiEnv: e, db: db, keys: keys, rec: rec, keyID: id, apiKey: key}
 }
 
 func (e *auditEnv) entries() []audit.Entry {

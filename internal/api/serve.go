@@ -20,7 +20,9 @@ import (
 // see ranges.go). It returns an error only while nothing has been written,
 // so the caller can answer in its own format (JSON for the API, a page for
 // the web); a file that fails verification later aborts the connection
-// instead of ending as a clean 200 or 206. A whole download is recorded.
+// instead of ending as a clean 200 or 206. Every response that sends bytes
+// is accounted for (transfer.Service.RecordDelivery), also one that breaks
+// off.
 func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *transfer.Session, fileID string, log *slog.Logger) error {
 	f, fr, err := svc.OpenFile(r.Context(), s, fileID)
 	if err != nil {
@@ -42,6 +44,18 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 		rangeHeader = ""
 	}
 	spans, rangeErr := parseRanges(rangeHeader, f.Size)
+	if len(spans) > 0 {
+		// Bound what the engine must remember of this recipient's pieces
+		// of the file: a request that would scatter them further gets the
+		// whole file, which joins them all.
+		n, err := svc.Fragments(r.Context(), s, f.Index, spans)
+		if err != nil {
+			return err
+		}
+		if n > transfer.MaxServedSpans {
+			spans = nil
+		}
+	}
 	h := w.Header()
 	h.Set("Content-Disposition", ContentDisposition(f.Name))
 	h.Set("Content-Type", "application/octet-stream")
@@ -84,6 +98,20 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 		return nil
 	}
 
+	// From here on every byte the connection takes is accounted for, also
+	// when the answer breaks off (a deferred call runs while a panic with
+	// http.ErrAbortHandler unwinds).
+	var sent []transfer.Span
+	complete := false
+	defer func() {
+		if len(sent) == 0 && !(complete && f.Size == 0) {
+			return
+		}
+		d := transfer.Delivery{Files: []transfer.Served{{Index: f.Index, Size: f.Size, Spans: sent}}, Complete: complete}
+		if err := svc.RecordDelivery(r.Context(), s, d); err != nil {
+			log.Error("record download", "err", err)
+		}
+	}()
 	pf := readAhead(fr, f.Size).(*prefetcher)
 	defer pf.wait()
 	buf := make([]byte, 256<<10)
@@ -102,6 +130,9 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 			dst = part
 		}
 		n, rerr, werr := copySpan(dst, pf, sp, buf)
+		if n > 0 {
+			sent = append(sent, transfer.Span{Start: sp.Start, End: sp.Start + n})
+		}
 		if werr != nil {
 			return nil // the client went away; nothing to tell it
 		}
@@ -117,11 +148,7 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 			return nil
 		}
 	}
-	if len(spans) == 0 {
-		if err := svc.RecordDownload(r.Context(), s, f.Index); err != nil {
-			log.Error("record download", "err", err)
-		}
-	}
+	complete = true
 	return nil
 }
 
@@ -153,7 +180,9 @@ func copySpan(dst io.Writer, src io.ReaderAt, sp transfer.Span, buf []byte) (n i
 // ServeZip streams all files of an unlocked transfer, and the message as a
 // text file, as one ZIP without compression and without temporary files.
 // Like ServeFile it returns an error only while nothing has been written;
-// a tampered file later aborts the connection mid-stream.
+// a tampered file later aborts the connection mid-stream. The response is
+// accounted for like a file's: each file whose bytes all reached the
+// connection counts as sent whole, also in a ZIP that broke off later.
 func ServeZip(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *transfer.Session, log *slog.Logger) error {
 	c, err := svc.Contents(r.Context(), s)
 	if err != nil {
@@ -165,8 +194,34 @@ func ServeZip(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; frame-ancestors 'none'")
 	h.Set("Cache-Control", "no-store")
-	bw := bufio.NewWriterSize(w, 64<<10)
-	zw := zip.NewWriter(bw)
+	// sent counts what the connection took; pos is the offset in the ZIP
+	// stream, above the buffer. A file's data starts at a known pos, so
+	// sent tells how much of each file went out.
+	sent := &countWriter{w: w}
+	bw := bufio.NewWriterSize(sent, 64<<10)
+	pos := &countWriter{w: bw}
+	zw := zip.NewWriter(pos)
+	type entry struct {
+		index       int
+		size, start int64
+	}
+	var entries []entry
+	complete := false
+	defer func() {
+		if sent.n == 0 {
+			return
+		}
+		d := transfer.Delivery{Zip: true, Complete: complete}
+		for _, e := range entries {
+			n := min(max(sent.n-e.start, 0), e.size)
+			if n > 0 || (e.size == 0 && sent.n >= e.start) {
+				d.Files = append(d.Files, transfer.Served{Index: e.index, Size: e.size, Spans: []transfer.Span{{Start: 0, End: n}}})
+			}
+		}
+		if err := svc.RecordDelivery(r.Context(), s, d); err != nil {
+			log.Error("record download", "err", err)
+		}
+	}()
 	used := map[string]int{}
 	unique := func(name string) string {
 		base := name
@@ -182,12 +237,17 @@ func ServeZip(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *
 			base = strings.TrimSuffix(name, ext) + " (" + strconv.Itoa(used[strings.ToLower(name)]) + ")" + ext
 		}
 	}
+	// Every abort below panics with http.ErrAbortHandler in this, the
+	// handler's, goroutine: net/http then closes the connection without
+	// ending the chunked body, so the client sees a broken download.
 	if strings.TrimSpace(c.Message) != "" {
 		mw, err := zw.CreateHeader(&zip.FileHeader{Name: unique(messageFileName(c.Transfer.Lang)), Method: zip.Store, Modified: time.Now()})
 		if err != nil {
 			panic(http.ErrAbortHandler)
 		}
-		io.WriteString(mw, c.Message)
+		if _, err := io.WriteString(mw, c.Message); err != nil {
+			panic(http.ErrAbortHandler)
+		}
 	}
 	buf := make([]byte, 256<<10)
 	for _, f := range c.Files {
@@ -199,19 +259,23 @@ func ServeZip(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *
 		fh := &zip.FileHeader{Name: unique(kf.Name), Method: zip.Store, Modified: time.Now()}
 		fh.UncompressedSize64 = uint64(kf.Size)
 		zf, err := zw.CreateHeader(fh)
+		if err == nil {
+			// Past zip's own buffer, so pos is where the data starts.
+			err = zw.Flush()
+		}
 		if err != nil {
 			fr.Close()
 			panic(http.ErrAbortHandler)
 		}
+		entries = append(entries, entry{index: kf.Index, size: kf.Size, start: pos.n})
 		pf := readAhead(fr, kf.Size).(*prefetcher)
 		_, err = io.CopyBuffer(zf, io.NewSectionReader(pf, 0, kf.Size), buf)
 		pf.wait()
+		fr.Close()
 		if err != nil {
-			fr.Close()
 			log.Error("zip: file failed verification or write; aborting", "file", f.ID, "err", err)
 			panic(http.ErrAbortHandler)
 		}
-		fr.Close()
 	}
 	if err := zw.Close(); err != nil {
 		panic(http.ErrAbortHandler)
@@ -219,8 +283,6 @@ func ServeZip(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *
 	if err := bw.Flush(); err != nil {
 		panic(http.ErrAbortHandler)
 	}
-	if err := svc.RecordDownload(r.Context(), s, -1); err != nil {
-		log.Error("record download", "err", err)
-	}
+	complete = true
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/store"
+	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // sealedCells reads the raw bytes of every sealed value of a transfer: its
@@ -80,7 +81,8 @@ func TestPurgeErases(t *testing.T) {
 			id := gone.c.Transfer.ID
 			// A second session, and a download record.
 			e.unlock(gone.fin.Links[1].AccessID, gone.c.Password)
-			if err := e.svc.RecordDownload(e.ctx, gone.sess, 0); err != nil {
+			if err := e.svc.RecordDelivery(e.ctx, gone.sess, transfer.Delivery{Complete: true,
+				Files: []transfer.Served{{Index: 0, Size: 230_000, Spans: []transfer.Span{{Start: 0, End: 230_000}}}}}); err != nil {
 				t.Fatal(err)
 			}
 

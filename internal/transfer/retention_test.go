@@ -80,7 +80,8 @@ func TestRetentionLeavesNothing(t *testing.T) {
 	if _, err := e.readFile(sess, f.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.RecordDownload(ctx, sess, f.Index); err != nil {
+	if err := e.svc.RecordDelivery(ctx, sess, transfer.Delivery{Complete: true,
+		Files: []transfer.Served{{Index: f.Index, Size: 150_000, Spans: []transfer.Span{{Start: 0, End: 150_000}}}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.svc.Revoke(e.ctx, owner(c), string(personal["cc address"])); err != nil {
