@@ -327,7 +327,7 @@ func TestAbortedDownloadIsAccounted(t *testing.T) {
 		t.Fatalf("%d audit entries for an aborted download, want 1", len(entries))
 	}
 	var last int
-	if _, err := fmt.Sscanf(entries[0].Detail, "file_index=0 size=350000 bytes=0-%d", &last); err != nil || entries[0].Result != "aborted" {
+	if _, err := fmt.Sscanf(entries[0].Detail, "file_index=0 size=350000 bytes=0-%d", &last); err != nil || entries[0].Result != audit.Aborted {
 		t.Fatalf("audit entry %+v, want result aborted and the bytes sent", entries[0])
 	}
 	if last+1 < len(body) || last >= 200_000 {

@@ -86,6 +86,7 @@ const (
 	WrongPassword = "wrong_password"
 	WrongCode     = "wrong_code"
 	Locked        = "locked"
+	Aborted       = "aborted" // a download answer that broke off
 )
 
 // Actors that are not a person.

@@ -133,9 +133,6 @@ type Delivery struct {
 	Complete bool
 }
 
-// Results of download audit entries besides audit.OK.
-const deliveryAborted = "aborted"
-
 // RecordDelivery accounts for one download response (see "What counts as a
 // download" above): its audit entry, the recipient's served ranges of each
 // file, and for each file that now counts as downloaded for the first
@@ -213,7 +210,7 @@ func (s *Service) RecordDelivery(ctx context.Context, a *Session, d Delivery) er
 		ev.Action = audit.ZipDownload
 	}
 	if !d.Complete {
-		ev.Result = deliveryAborted
+		ev.Result = audit.Aborted
 	}
 	if err := s.audit.Record(ctx, tx.Q, ev); err != nil {
 		return err

@@ -158,7 +158,7 @@ func TestDeliveryAccounting(t *testing.T) {
 		// for all files.
 		other := a.unlock(a.r.fin.Links[1].AccessID, secretOf(a.r.c))
 		a.deliver(other, transfer.Delivery{Zip: true, Files: []transfer.Served{{Index: 0, Size: big, Spans: []transfer.Span{{Start: 0, End: 70_000}}}}})
-		if e := a.newEntries(); len(e) != 1 || e[0].Result != "aborted" || e[0].Detail != "files= partial=0:0-69999" {
+		if e := a.newEntries(); len(e) != 1 || e[0].Result != audit.Aborted || e[0].Detail != "files= partial=0:0-69999" {
 			t.Errorf("aborted ZIP: entries %+v", e)
 		}
 		if got := a.downloaded()[other.RecipientID()]; len(got) != 0 {
