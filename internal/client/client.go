@@ -291,12 +291,6 @@ func (c *Client) Logout(ctx context.Context, token string) error {
 	return c.jsonCall(ctx, "POST", "/api/v1/logout", token, nil, nil)
 }
 
-// Me returns the sender of token.
-func (c *Client) Me(ctx context.Context, token string) (*Sender, error) {
-	var out Sender
-	return &out, c.jsonCall(ctx, "GET", "/api/v1/me", token, nil, &out)
-}
-
 // ---------------------------------------------------------------------------
 // Transfers
 

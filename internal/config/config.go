@@ -337,7 +337,7 @@ func checkContact(v string) error {
 		}
 	case "tel":
 		if u.Opaque == "" {
-			return errors.New("write it as tel:+31...")
+			return errors.New("write it as tel: and the number in international form, such as tel:+31201234567")
 		}
 	default:
 		return errors.New("give mailto:ADDRESS or an https URL")

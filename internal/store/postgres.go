@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -151,6 +150,3 @@ func rebind(query string) string {
 	}
 	return b.String()
 }
-
-// errSQLiteOnly is returned by SQLite-only maintenance on PostgreSQL.
-var errSQLiteOnly = errors.New("store: only supported on SQLite")

@@ -120,11 +120,10 @@ func testReseal(t *testing.T, db *DB) {
 
 func TestResealSQLite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kluis.db")
-	db, err := OpenExclusive(context.Background(), "sqlite:"+path, "", time.Second)
-	if err == nil || !strings.Contains(err.Error(), "no Kluis database") {
+	if _, err := OpenExclusive(context.Background(), "sqlite:"+path, "", time.Second); err == nil || !strings.Contains(err.Error(), "no Kluis database") {
 		t.Fatalf("exclusive open of a missing database: %v", err)
 	}
-	db, err = OpenSQLite(context.Background(), path)
+	db, err := OpenSQLite(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}

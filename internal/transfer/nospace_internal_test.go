@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -126,6 +125,6 @@ func TestFullDiskFailsCleanly(t *testing.T) {
 	}
 	want := sha256.Sum256(data)
 	if got := hex.EncodeToString(h.Sum(nil)); got != hex.EncodeToString(want[:]) || kf.SHA256 != got {
-		t.Fatal(fmt.Sprintf("download hash %s, stored %s, want %x", got, kf.SHA256, want))
+		t.Fatalf("download hash %s, stored %s, want %x", got, kf.SHA256, want)
 	}
 }

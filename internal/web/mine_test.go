@@ -138,6 +138,7 @@ func TestMyTransfers(t *testing.T) {
 		}
 	}
 	resp, body = getLang(t, c, e.srv.URL+"/transfers", "en")
+	wantStatus(t, "English list", resp, body, http.StatusOK)
 	for _, want := range []string{"No subject", translate("en", "mine.n_files", 2, mail.FormatSize(16, "en")), "Available"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("English list lacks %q", want)
