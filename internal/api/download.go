@@ -303,8 +303,10 @@ func messageFileName(lang string) string {
 }
 
 // ContentDisposition returns an attachment header for name per RFC 6266:
-// an ASCII fallback in filename= and the UTF-8 name in filename*=.
+// an ASCII fallback in filename= and the UTF-8 name in filename*=. The
+// name is cleaned first (kluis.CleanFileName), whoever the caller.
 func ContentDisposition(name string) string {
+	name = kluis.CleanFileName(name)
 	var ascii strings.Builder
 	for _, r := range name {
 		switch {

@@ -13,6 +13,7 @@ import (
 
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 
+	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -137,8 +138,8 @@ func FuzzTusMetadata(f *testing.F) {
 
 func checkCleanName(t *testing.T, in string) {
 	t.Helper()
-	name := transfer.CleanFileName(in)
-	if name == "" || len(name) > transfer.MaxFileNameLength || !utf8.ValidString(name) {
+	name := kluis.CleanFileName(in)
+	if name == "" || len(name) > kluis.MaxFileNameLength || !utf8.ValidString(name) {
 		t.Fatalf("CleanFileName(%q) = %q", in, name)
 	}
 	if strings.ContainsAny(name, "/\\") || name == "." || name == ".." {

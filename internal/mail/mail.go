@@ -22,6 +22,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/kluis-nl/kluis"
 )
 
 // Kind names a mail.
@@ -353,7 +355,7 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 		if d.StatusURL != "" && !isWebURL(d.StatusURL) {
 			return nil, invalid("status URL must be an absolute http or https address")
 		}
-		d.File.Name = line(d.File.Name)
+		d.File.Name = fileName(d.File.Name)
 		d.Subject = HeaderValue(d.Subject)
 		v.D = d
 	case KindLockout:
@@ -418,10 +420,20 @@ func typeErr(kind Kind, data any) error {
 func cleanFiles(in []FileRef) []FileRef {
 	out := make([]FileRef, len(in))
 	for i, f := range in {
-		f.Name = line(f.Name)
+		f.Name = fileName(f.Name)
 		out[i] = f
 	}
 	return out
+}
+
+// fileName cleans a file name as everywhere else in Kluis (the web
+// preview hands names straight from the browser); "" stays "": names are
+// not shown.
+func fileName(s string) string {
+	if s == "" {
+		return ""
+	}
+	return kluis.CleanFileName(s)
 }
 
 func cleanOrg(o Org) Org {

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // TestRoundTrip uploads, finishes, unlocks and downloads in every password
@@ -234,24 +233,3 @@ func TestWriteFileResume(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
-
-// TestCleanFileName pins what is kept of a client's file name.
-func TestCleanFileName(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"rapport.pdf":            "rapport.pdf",
-		"../../etc/passwd":       "passwd",
-		`C:\Users\x\brief.doc`:   "brief.doc",
-		"a\r\nb\x00c.txt":        "abc.txt",
-		"..":                     "file",
-		"":                       "file",
-		"  spatie.txt  ":         "spatie.txt",
-		"dir/":                   "dir",
-		"naïve \"quote\".txt":    "naïve \"quote\".txt",
-		strings.Repeat("é", 200): strings.Repeat("é", 127),
-	} {
-		if got := transfer.CleanFileName(in); got != want {
-			t.Errorf("CleanFileName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -56,6 +56,31 @@ type filePrivate struct {
 	SHA256      string `json:"sha256,omitempty"`
 }
 
+// Names are cleaned again as they are read back, not only at NewFile, so a
+// file stored before a cleaning rule was added (a bidirectional control
+// the old rules kept) shows clean on every page, header, ZIP entry and
+// mail. Every read of a stored name goes through these two decoders.
+
+func (m *fileMeta) UnmarshalJSON(b []byte) error {
+	type plain fileMeta
+	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
+		return err
+	}
+	if m.Name != "" { // "" means: names are not shown
+		m.Name = kluis.CleanFileName(m.Name)
+	}
+	return nil
+}
+
+func (p *filePrivate) UnmarshalJSON(b []byte) error {
+	type plain filePrivate
+	if err := json.Unmarshal(b, (*plain)(p)); err != nil {
+		return err
+	}
+	p.Name = kluis.CleanFileName(p.Name)
+	return nil
+}
+
 func (s *Service) sealJSON(purpose, id string, v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -7,12 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
@@ -21,9 +18,6 @@ import (
 	"github.com/kluis-nl/kluis/internal/segment"
 	"github.com/kluis-nl/kluis/internal/store"
 )
-
-// MaxFileNameLength is the longest file name kept (bytes of UTF-8).
-const MaxFileNameLength = 255
 
 // Owner is a sender's proof of a transfer: the upload token from Create.
 type Owner struct {
@@ -97,33 +91,6 @@ func (s *Service) writable(t *store.TransferRow) error {
 	return nil
 }
 
-// CleanFileName makes a client's file name safe to keep and to offer in a
-// download: the last path element, no control characters, at most
-// MaxFileNameLength bytes. The storage never uses it (blob keys are ids).
-func CleanFileName(name string) string {
-	name = strings.ToValidUTF8(name, "")
-	name = strings.ReplaceAll(name, "\\", "/")
-	name = path.Base("/" + name)
-	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '/' {
-			return -1
-		}
-		return r
-	}, name)
-	name = strings.TrimSpace(name)
-	if name == "." || name == ".." || name == "/" {
-		name = ""
-	}
-	for len(name) > MaxFileNameLength {
-		_, size := utf8.DecodeLastRuneInString(name)
-		name = name[:len(name)-size]
-	}
-	if name == "" {
-		name = "file"
-	}
-	return name
-}
-
 // NewFile adds a file to a transfer. size is the declared length (tus
 // Upload-Length); -1 means unknown (a plain streaming upload), in which case
 // the remaining transfer budget is the limit while streaming.
@@ -131,7 +98,7 @@ func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string
 	if size < -1 {
 		return nil, kluis.Errorf(kluis.EINVALID, "The file size must not be negative.")
 	}
-	name = CleanFileName(name)
+	name = kluis.CleanFileName(name)
 	if contentType == "" || len(contentType) > 200 || strings.ContainsAny(contentType, "\r\n") {
 		contentType = "application/octet-stream"
 	}

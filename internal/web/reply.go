@@ -171,7 +171,7 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 					h.replyFailed(w, r, access, err, fail)
 					return
 				}
-				p.Files = append(p.Files, transfer.CleanFileName(part.FileName()))
+				p.Files = append(p.Files, kluis.CleanFileName(part.FileName()))
 			}
 			part.Close()
 		}
