@@ -89,6 +89,10 @@ func clientExit(err error) (int, bool) {
 	if errors.As(err, &ie) {
 		return exitIntegrity, true
 	}
+	var insecure *client.InsecureError
+	if errors.As(err, &insecure) {
+		return exitUsage, true
+	}
 	if errors.Is(err, context.Canceled) {
 		return exitNetwork, true
 	}
@@ -166,6 +170,10 @@ func explain(err error, what string) error {
 	if errors.As(err, &ie) {
 		return &cliError{code: code, err: err, hint: "The data was damaged or tampered with. Nothing was saved under the final name. Tell the sender."}
 	}
+	var insecure *client.InsecureError
+	if errors.As(err, &insecure) {
+		return &cliError{code: code, err: err, hint: insecureHint}
+	}
 	return &cliError{code: code, err: err}
 }
 
@@ -229,19 +237,40 @@ func flagErr(err error) error {
 	return usageError{err}
 }
 
-// serverFlag adds --server and returns a func giving the chosen URL.
-func serverFlag(fs *flag.FlagSet, getenv func(string) string) *string {
-	return fs.String("server", envOr(getenv, "KLUIS_SERVER", defaultServer), "Kluis server `URL` (default: KLUIS_SERVER, else "+defaultServer+")")
+// serverOpts are the flags every client command has for its server.
+type serverOpts struct {
+	url          *string
+	insecureHTTP *bool
 }
 
-func newClient(server string) (*client.Client, error) {
-	c, err := client.New(server, nil)
+// serverFlag adds --server and --insecure-http.
+func serverFlag(fs *flag.FlagSet, getenv func(string) string) serverOpts {
+	return serverOpts{
+		url:          fs.String("server", envOr(getenv, "KLUIS_SERVER", defaultServer), "Kluis server `URL` (default: KLUIS_SERVER, else "+defaultServer+")"),
+		insecureHTTP: fs.Bool("insecure-http", false, "allow a plain http:// server on another computer (passwords, codes and tokens cross the network unencrypted)"),
+	}
+}
+
+// newClient makes the client for server (the --server value, or the
+// server of a link), with the --insecure-http choice of so.
+func newClient(server string, so serverOpts) (*client.Client, error) {
+	var opts []client.Option
+	if *so.insecureHTTP {
+		opts = append(opts, client.AllowInsecureHTTP())
+	}
+	c, err := client.New(server, nil, opts...)
+	var ie *client.InsecureError
+	if errors.As(err, &ie) {
+		return nil, fail(exitUsage, insecureHint, "%v", err)
+	}
 	if err != nil {
 		return nil, fail(exitUsage, "Give the server as --server https://kluis.example.nl or in KLUIS_SERVER.", "%v", err)
 	}
 	c.UserAgent = "kluis-cli/" + version
 	return c, nil
 }
+
+const insecureHint = "Use the server's https:// address. Only on a network you trust completely, give --insecure-http to send anyway."
 
 // ---------------------------------------------------------------------------
 // Token store: CONFIG/kluis/token.json, mode 0600, keyed by server URL.

@@ -14,7 +14,7 @@ import (
 
 func termIsTerminal(fd int) bool { return term.IsTerminal(fd) }
 
-const loginUsage = `Usage: kluis login --email ADDRESS [--name NAME] [--phone PHONE] [--lang nl|en] [--server URL]
+const loginUsage = `Usage: kluis login --email ADDRESS [--name NAME] [--phone PHONE] [--lang nl|en] [--server URL] [--insecure-http]
 
 Verifies your e-mail address as a sender: the server mails you a code, and
 you type it here (or give it as one line on standard input). The login is
@@ -37,7 +37,7 @@ func runLogin(ctx context.Context, args []string, getenv func(string) string, st
 		fs.Usage()
 		return usageError{errors.New("give your e-mail address with --email ADDRESS")}
 	}
-	c, err := newClient(*server)
+	c, err := newClient(*server.url, server)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func runLogin(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-const logoutUsage = `Usage: kluis logout [--server URL]
+const logoutUsage = `Usage: kluis logout [--server URL] [--insecure-http]
 
 Ends your login at the server and removes it from this computer.
 `
@@ -95,7 +95,7 @@ func runLogout(ctx context.Context, args []string, getenv func(string) string, s
 		fs.Usage()
 		return usageError{errors.New("kluis logout takes no arguments")}
 	}
-	c, err := newClient(*server)
+	c, err := newClient(*server.url, server)
 	if err != nil {
 		return err
 	}

@@ -14,14 +14,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
+	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/client"
 )
 
-const receiveUsage = `Usage: kluis receive LINK [-o DIR] [--password-file FILE | --password-stdin] [--zip] [--force] [--json]
+const receiveUsage = `Usage: kluis receive LINK [-o DIR] [--password-file FILE | --password-stdin] [--zip] [--force] [--json] [--insecure-http]
 
 Downloads the files of a link from a Kluis e-mail into DIR (default: the
 current folder), checks each file's SHA-256, and prints the confidential
@@ -74,11 +75,11 @@ func runReceive(ctx context.Context, args []string, getenv func(string) string, 
 	if *pwFile != "" && *pwStdin {
 		return usage("give --password-file or --password-stdin, not both")
 	}
-	base, access, fragment, err := parseLink(pos[0], *server)
+	base, access, fragment, err := parseLink(pos[0], *server.url)
 	if err != nil {
 		return usage("%v", err)
 	}
-	c, err := newClient(base)
+	c, err := newClient(base, server)
 	if err != nil {
 		return err
 	}
@@ -207,34 +208,100 @@ func parseLink(s, server string) (base, access, fragment string, err error) {
 	return server, code, frag, nil
 }
 
-// safeName keeps only a plain base name: no folders, no control
-// characters, no leading dots; the server cleans names too.
+// maxLocalName bounds a local file name in bytes, leaving room for the
+// part file's ".NAME.kluis-part" within the usual 255.
+const maxLocalName = 200
+
+// safeName is the local file name for a name from the server. It starts
+// from kluis.CleanFileName, as everywhere in Kluis (the last path element,
+// no control, invisible or bidirectional characters; the server's own
+// cleaning is not relied on: it may be older, or not Kluis), then makes the
+// name safe to create on any system: characters Windows refuses become
+// "_", leading dots (a hidden file) and trailing dots and spaces (which
+// Windows drops) go, a reserved device name (CON, NUL, COM1, …, also with
+// an extension) gets a "_" in front, and it is cut to maxLocalName bytes
+// with its extension kept. Nothing left gives "file-N".
 func safeName(name string, i int) string {
-	name = strings.ReplaceAll(name, "\\", "/")
-	if j := strings.LastIndex(name, "/"); j >= 0 {
-		name = name[j+1:]
-	}
 	name = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || r == 0x7f {
-			return -1
-		}
-		if r == ':' || r == '*' || r == '?' || r == '"' || r == '<' || r == '>' || r == '|' {
+		if strings.ContainsRune(`<>:"|?*`, r) {
 			return '_'
 		}
 		return r
-	}, name)
-	name = strings.TrimLeft(strings.TrimSpace(name), ".")
-	if len(name) > 200 {
+	}, kluis.CleanFileName(name))
+	name = strings.TrimRight(strings.TrimLeft(name, "."), ". ")
+	if len(name) > maxLocalName {
 		ext := filepath.Ext(name)
-		if len(ext) > 20 {
+		if len(ext) > 16 {
 			ext = ""
 		}
-		name = strings.ToValidUTF8(name[:200-len(ext)], "") + ext
+		stem := name[:len(name)-len(ext)]
+		for len(stem)+len(ext) > maxLocalName {
+			_, size := utf8.DecodeLastRuneInString(stem)
+			stem = stem[:len(stem)-size]
+		}
+		name = strings.TrimRight(stem, ". ") + ext
+	}
+	if windowsReserved(name) {
+		name = "_" + name
 	}
 	if name == "" {
 		name = fmt.Sprintf("file-%d", i+1)
 	}
 	return name
+}
+
+// windowsReserved reports whether Windows takes name for a device: the part
+// before the first dot, without trailing spaces, is CON, PRN, AUX, NUL,
+// COM0–COM9, LPT0–LPT9 (also with ¹, ² or ³), CONIN$ or CONOUT$, in any
+// case. Writing "nul.txt" there writes to the device, not to a file.
+func windowsReserved(name string) bool {
+	stem, _, _ := strings.Cut(name, ".")
+	stem = strings.ToUpper(strings.TrimRight(stem, " "))
+	switch stem {
+	case "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$":
+		return true
+	}
+	if rest, ok := strings.CutPrefix(stem, "COM"); ok {
+		return isPortDigit(rest)
+	}
+	if rest, ok := strings.CutPrefix(stem, "LPT"); ok {
+		return isPortDigit(rest)
+	}
+	return false
+}
+
+func isPortDigit(s string) bool {
+	return len(s) == 1 && s[0] >= '0' && s[0] <= '9' || s == "¹" || s == "²" || s == "³"
+}
+
+// openPart opens a part file without following a symbolic link (O_NOFOLLOW
+// where the system has it, and a check either way): whoever can write in
+// the download folder could otherwise point .NAME.kluis-part at any file
+// of the user's and have kluis overwrite it.
+func openPart(path string, flag int) (*os.File, error) {
+	isLink := func() bool {
+		fi, err := os.Lstat(path)
+		return err == nil && fi.Mode()&os.ModeSymlink != 0
+	}
+	linkErr := func() error {
+		return fail(exitUsage, "Remove it (someone may be trying to make kluis overwrite another file), or choose another folder with -o DIR.",
+			"%s is a symbolic link; kluis does not write through it", path)
+	}
+	if isLink() {
+		return nil, linkErr()
+	}
+	f, err := os.OpenFile(path, flag|oNoFollow, 0o600)
+	if err != nil {
+		if isLink() {
+			return nil, linkErr()
+		}
+		return nil, fail(exitUsage, "Choose a folder you can write to with -o DIR.", "%v", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fail(exitUsage, "Remove it, or choose another folder with -o DIR.", "%s is not a regular file", path)
+	}
+	return f, nil
 }
 
 func uniqueName(name string, used map[string]bool) string {
@@ -253,9 +320,9 @@ func uniqueName(name string, used map[string]bool) string {
 func receiveFile(ctx context.Context, c *client.Client, session string, f client.File, dir, name string, force bool, prog *progress) error {
 	part := filepath.Join(dir, "."+name+".kluis-part")
 	final := filepath.Join(dir, name)
-	pf, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
+	pf, err := openPart(part, os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		return fail(exitUsage, "Choose a folder you can write to with -o DIR.", "%v", err)
+		return err
 	}
 	defer pf.Close()
 	fi, err := pf.Stat()
@@ -428,10 +495,10 @@ func receiveZip(ctx context.Context, c *client.Client, session string, contents 
 			}
 		}
 		part := filepath.Join(dir, "."+name+".kluis-part")
-		pf, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		pf, err := openPart(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
 		if err != nil {
 			resp.Body.Close()
-			return receivedFile{}, fail(exitUsage, "Choose a folder you can write to with -o DIR.", "%v", err)
+			return receivedFile{}, err
 		}
 		prog.file(name, total, 0)
 		prog.reset(0)

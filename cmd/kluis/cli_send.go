@@ -23,7 +23,7 @@ const sendUsage = `Usage: kluis send --to LIST [--cc LIST] [--bcc LIST]
          [--message TEXT | --message-file FILE] [--subject TEXT] [--body TEXT | --body-file FILE]
          [--expires 14d | YYYY-MM-DD] [--lang nl|en] [--confirm] [--notify-download] [--show-filenames]
          (--password-generate | --password-file FILE | --password-stdin | --no-password)
-         [--api-key KEY] [--json] [--server URL] FILE...
+         [--api-key KEY] [--json] [--server URL] [--insecure-http] FILE...
 
 Sends files (and a confidential message) to the recipients. Lists take ';'
 or ','; list flags may repeat. Exactly one password choice is required:
@@ -186,7 +186,7 @@ func runSend(ctx context.Context, args []string, getenv func(string) string, std
 		return usage("the password is empty")
 	}
 
-	c, err := newClient(*server)
+	c, err := newClient(*server.url, server)
 	if err != nil {
 		return err
 	}

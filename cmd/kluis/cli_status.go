@@ -8,17 +8,18 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/client"
 )
 
-const statusUsage = `Usage: kluis status [TRANSFER] [--api-key KEY] [--json] [--server URL]
+const statusUsage = `Usage: kluis status [TRANSFER] [--api-key KEY] [--json] [--server URL] [--insecure-http]
 
 Without TRANSFER: lists your transfers. With TRANSFER (the id printed by
 kluis send): shows per recipient whether the e-mail went out, whether and
 when the link was opened, and what was downloaded when.
 `
 
-const revokeUsage = `Usage: kluis revoke TRANSFER [--recipient ADDRESS] [--api-key KEY] [--server URL]
+const revokeUsage = `Usage: kluis revoke TRANSFER [--recipient ADDRESS] [--api-key KEY] [--server URL] [--insecure-http]
 
 Revokes a transfer at once, for everyone (its files are deleted), or only
 for one recipient with --recipient. It does not ask for confirmation.
@@ -37,7 +38,7 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		fs.Usage()
 		return usageError{errors.New("give at most one transfer id")}
 	}
-	c, err := newClient(*server)
+	c, err := newClient(*server.url, server)
 	if err != nil {
 		return err
 	}
@@ -100,7 +101,9 @@ func printTransfer(w io.Writer, t *client.Transfer) {
 		var dl []string
 		for _, d := range r.Downloads {
 			what := d.Name
-			if what == "" {
+			if what != "" {
+				what = kluis.CleanFileName(what) // the server may be older, or not Kluis
+			} else {
 				what = fmt.Sprintf("file %d", d.FileIndex+1)
 			}
 			dl = append(dl, what+" "+fmtTime(&d.At))
@@ -131,7 +134,7 @@ func runRevoke(ctx context.Context, args []string, getenv func(string) string, s
 		fs.Usage()
 		return usageError{errors.New("give the transfer id (see kluis status)")}
 	}
-	c, err := newClient(*server)
+	c, err := newClient(*server.url, server)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis/internal/client"
 )
@@ -28,6 +29,7 @@ func TestExitCodes(t *testing.T) {
 		{&client.APIError{Status: 503, Code: "unavailable"}, exitNetwork},
 		{&client.NetError{Op: "GET", Err: errors.New("refused")}, exitNetwork},
 		{&client.IntegrityError{Msg: "bad"}, exitIntegrity},
+		{&client.InsecureError{URL: "http://kluis.example.nl", Redirect: true}, exitUsage},
 		{errors.New("other"), exitUsage},
 	}
 	for _, c := range cases {
@@ -71,15 +73,36 @@ func TestSafeName(t *testing.T) {
 		`..\..\boot.ini`:    "boot.ini",
 		".bashrc":           "bashrc",
 		"...":               "file-1",
-		"a\x00b\nc.txt":     "abc.txt",
+		"a\x00b\nc.txt":     "ab c.txt",
 		"con:tent?.txt":     "con_tent_.txt",
-		"":                  "file-1",
-		"/":                 "file-1",
+		"":                  "file",
+		"/":                 "file",
 		" spaced name.txt ": "spaced name.txt",
+		// Bidirectional controls and invisible characters: what the
+		// server's name cleaning drops.
+		"factuur\u202efdp.exe":     "factuurfdp.exe",
+		"\u2066a\u200bb\u2069.pdf": "ab.pdf",
+		"\ufeffbom.txt":            "bom.txt",
+		// Windows: reserved device names (with any extension, any case,
+		// trailing spaces) and trailing dots and spaces.
+		"CON":             "_CON",
+		"nul.txt":         "_nul.txt",
+		"Com1.tar.gz":     "_Com1.tar.gz",
+		"lpt9 .log":       "_lpt9 .log",
+		"conin$":          "_conin$",
+		"com\u00b9.txt":   "_com\u00b9.txt",
+		"aux\u00b9.txt":   "aux\u00b9.txt",
+		"console.txt":     "console.txt",
+		"com10.txt":       "com10.txt",
+		"rapport.pdf. . ": "rapport.pdf",
+		"evil.exe.":       "evil.exe",
 	} {
 		if got := safeName(in, 0); got != want {
 			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
 		}
+	}
+	if got := safeName(strings.Repeat("é", 300)+".pdf", 0); len(got) > 200 || !strings.HasSuffix(got, "é.pdf") || !utf8.ValidString(got) {
+		t.Errorf("long name: %q (%d bytes)", got, len(got))
 	}
 	used := map[string]bool{}
 	if a, b := uniqueName("A.txt", used), uniqueName("a.txt", used); a != "A.txt" || b != "a (2).txt" {

@@ -45,7 +45,8 @@ Usage:
   kluis version           print the version
 
 Client commands (each takes --server URL, else KLUIS_SERVER, else http://127.0.0.1:8080;
-kluis COMMAND --help lists the flags):
+plain http:// only to this computer unless --insecure-http; kluis COMMAND --help lists
+the flags):
   kluis login --email ADDRESS       verify your address as a sender (a code is mailed)
   kluis logout                      end the login
   kluis send --to LIST ... FILE...  send files; resumes an interrupted upload when run again

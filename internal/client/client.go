@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -28,16 +29,51 @@ type Client struct {
 	http *http.Client
 	// UserAgent is sent with every request.
 	UserAgent string
+
+	insecureHTTP bool
+}
+
+// Option changes how New makes a Client.
+type Option func(*Client)
+
+// AllowInsecureHTTP lets the client talk plain http:// to a server that is
+// not on this computer. Passwords, codes and tokens then cross the network
+// unencrypted.
+func AllowInsecureHTTP() Option { return func(c *Client) { c.insecureHTTP = true } }
+
+// InsecureError refuses plain http:// to another computer: as the server
+// address, or as the target of a redirect.
+type InsecureError struct {
+	URL      string // scheme and host only
+	Redirect bool
+}
+
+func (e *InsecureError) Error() string {
+	what := "the server address " + e.URL
+	if e.Redirect {
+		what = "the server redirects to " + e.URL + ", which"
+	}
+	return what + " uses plain http:// to another computer: passwords, codes and tokens would cross the network unencrypted"
 }
 
 // New returns a client for the server at base (http or https URL; a path
-// prefix is kept). hc may be nil.
-func New(base string, hc *http.Client) (*Client, error) {
+// prefix is kept). hc may be nil. Plain http:// is accepted only for this
+// computer (localhost, 127.0.0.0/8, ::1) unless AllowInsecureHTTP is
+// given; the same holds for every redirect the client follows, so an
+// https:// server cannot send a token on to http://.
+func New(base string, hc *http.Client, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(base, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("the server address %q is not an http:// or https:// URL", base)
 	}
 	u.RawQuery, u.Fragment = "", ""
+	c := &Client{base: u, UserAgent: "kluis-cli"}
+	for _, o := range opts {
+		o(c)
+	}
+	if !c.secure(u) {
+		return nil, &InsecureError{URL: u.Scheme + "://" + u.Host}
+	}
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
@@ -47,7 +83,40 @@ func New(base string, hc *http.Client) (*Client, error) {
 			TLSHandshakeTimeout:   15 * time.Second,
 		}}
 	}
-	return &Client{base: u, http: hc, UserAgent: "kluis-cli"}, nil
+	own := *hc
+	next := own.CheckRedirect
+	own.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if !c.secure(req.URL) {
+			return &InsecureError{URL: req.URL.Scheme + "://" + req.URL.Host, Redirect: true}
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	c.http = &own
+	return c, nil
+}
+
+// secure reports whether u may carry secrets: https, or http to this
+// computer, or anything with AllowInsecureHTTP.
+func (c *Client) secure(u *url.URL) bool {
+	return c.insecureHTTP || u.Scheme == "https" || (u.Scheme == "http" && IsLoopback(u.Hostname()))
+}
+
+// IsLoopback reports whether host (a name or an IP address, without port
+// or brackets) is this computer: "localhost" or a loopback address. Other
+// names are not resolved: what a name resolves to can change.
+func IsLoopback(host string) bool {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // Base returns the server URL without a trailing slash.
@@ -122,6 +191,10 @@ func (c *Client) do(ctx context.Context, method, p, token string, hdr http.Heade
 	req.Header.Set("User-Agent", c.UserAgent)
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var ie *InsecureError
+		if errors.As(err, &ie) {
+			return nil, ie
+		}
 		if ctx.Err() != nil {
 			return nil, &NetError{Op: method + " " + redact(p), Err: ctx.Err()}
 		}

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package main
+
+// oNoFollow: this system has no O_NOFOLLOW; openPart checks with Lstat.
+const oNoFollow = 0
