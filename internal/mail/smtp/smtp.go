@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	netmail "net/mail"
@@ -25,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gomail "github.com/wneessen/go-mail"
 
@@ -281,7 +283,7 @@ func (s *Sender) build(m *mail.Message, messageID string) (*gomail.Msg, error) {
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithCharset(gomail.CharsetUTF8))
 	msg.FromMailAddress(s.from)
 	msg.ToMailAddress(&netmail.Address{Name: oneLine(to.Name), Address: to.Address})
-	msg.Subject(oneLine(m.Subject))
+	msg.Subject(subject(m.Subject))
 	msg.SetMessageIDWithValue(id)
 	msg.SetDate()
 	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
@@ -290,6 +292,39 @@ func (s *Sender) build(m *mail.Message, messageID string) (*gomail.Msg, error) {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
 	}
 	return msg, nil
+}
+
+// subject returns the Subject header value that shows a reader exactly s
+// (one line). go-mail encodes a subject only when it has a character
+// outside printable ASCII, so "=?utf-8?b?…?=" typed by a sender would go
+// out raw and every mail client would decode it into other text (a
+// different subject than the sender wrote, chosen by whoever typed it).
+// A subject with "=?" in it is therefore sent wholly as encoded words, in
+// which that text is only data.
+func subject(s string) string {
+	s = oneLine(s)
+	if !strings.Contains(s, "=?") {
+		return s
+	}
+	return encodedWords(s)
+}
+
+// encodedWords writes s as RFC 2047 "B" encoded words of at most 75
+// characters (45 bytes of text each, cut between characters), separated by
+// spaces, which decoders drop between encoded words and go-mail may fold
+// at.
+func encodedWords(s string) string {
+	const chunk = 45 // "=?UTF-8?B?" + 60 base64 characters + "?=" = 72
+	var words []string
+	for len(s) > 0 {
+		n := min(len(s), chunk)
+		for n < len(s) && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		words = append(words, "=?UTF-8?B?"+base64.StdEncoding.EncodeToString([]byte(s[:n]))+"?=")
+		s = s[n:]
+	}
+	return strings.Join(words, " ")
 }
 
 // oneLine turns every control character into a space, so header values
