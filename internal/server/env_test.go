@@ -77,6 +77,7 @@ type env struct {
 	srv     *httptest.Server
 	client  *http.Client
 	metrics *metrics.Metrics
+	db      *store.DB
 }
 
 const (
@@ -127,7 +128,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, ctx: ctx, svc: svc, senders: senders, mail: mc, handler: h, srv: srv, metrics: met,
+	return &env{t: t, ctx: ctx, svc: svc, senders: senders, mail: mc, handler: h, srv: srv, metrics: met, db: db,
 		client: &http.Client{
 			Transport:     &http.Transport{DisableCompression: true},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
