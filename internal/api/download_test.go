@@ -15,6 +15,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/api"
+	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // checkDisposition asserts what every download's Content-Disposition must

@@ -97,7 +97,8 @@ func TestStoredNamesShowClean(t *testing.T) {
 	if kf.Name != want {
 		t.Errorf("download (Content-Disposition, ZIP entry): %+q, want %+q", kf.Name, want)
 	}
-	if err := svc.RecordDownload(ctx, sess, 0); err != nil {
+	d := Delivery{Files: []Served{{Index: 0, Size: kf.Size, Spans: []Span{{Start: 0, End: kf.Size}}}}, Complete: true}
+	if err := svc.RecordDelivery(ctx, sess, d); err != nil {
 		t.Fatal(err)
 	}
 	ov, err := svc.Overview(ctx, o)
