@@ -154,6 +154,7 @@ const (
 	ETOOMANY         Code = "too_many_segments" // client sent too many tiny requests
 	ETOOMANYREQUESTS Code = "rate_limited"      // slow down; RetryAfter says how long
 	EPOLICY          Code = "policy"            // refused by the organisation's policy; Message names address and rule
+	EQUOTA           Code = "quota_exceeded"    // a sender's or recipient's quota is used up; RetryAfter says when, if waiting helps
 )
 
 // Error is the application error. Message is safe to show to users; the
@@ -163,7 +164,8 @@ type Error struct {
 	Message string
 	// At carries a date for expired/revoked errors so clients can say when.
 	At *time.Time
-	// RetryAfter, for rate_limited and unavailable, says when to try again.
+	// RetryAfter, for rate_limited and unavailable (and quota_exceeded,
+	// when waiting helps), says when to try again.
 	RetryAfter time.Duration
 	Err        error
 }

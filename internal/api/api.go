@@ -105,7 +105,7 @@ func Status(code kluis.Code) int {
 		return http.StatusInsufficientStorage
 	case kluis.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
-	case kluis.ETOOMANYREQUESTS:
+	case kluis.ETOOMANYREQUESTS, kluis.EQUOTA:
 		return http.StatusTooManyRequests
 	case kluis.EINTEGRITY:
 		return http.StatusInternalServerError
@@ -132,6 +132,11 @@ func (a *API) Error(w http.ResponseWriter, r *http.Request, err error) {
 			secs = int((e.RetryAfter + time.Second - 1) / time.Second)
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+	if code == kluis.EQUOTA && e != nil && e.RetryAfter > 0 {
+		// Only when waiting helps (the daily volume); a full set of
+		// drafts or replies is not freed by time alone.
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
 	writeJSON(w, Status(code), body)
 }

@@ -36,6 +36,9 @@ type limitsJSON struct {
 	AllowCustomText    *bool                `json:"allow_custom_text,omitempty"`
 	AllowShowFilenames *bool                `json:"allow_show_filenames,omitempty"`
 	MaxRecipients      *int                 `json:"max_recipients,omitempty"`
+	MaxOpenDrafts      *int                 `json:"max_open_drafts,omitempty"`
+	MaxBytesPerDay     *int64               `json:"max_bytes_per_day,omitempty"`
+	MaxReplies         *int                 `json:"max_replies,omitempty"`
 }
 
 func (p *partial) toJSON() *limitsJSON {
@@ -43,7 +46,8 @@ func (p *partial) toJSON() *limitsJSON {
 		return nil
 	}
 	l := &limitsJSON{MaxTransferSize: p.MaxTransferSize, PasswordModes: p.PasswordModes,
-		AllowMessage: p.AllowMessage, AllowCustomText: p.AllowCustomText, AllowShowFilenames: p.AllowShowFilenames, MaxRecipients: p.MaxRecipients}
+		AllowMessage: p.AllowMessage, AllowCustomText: p.AllowCustomText, AllowShowFilenames: p.AllowShowFilenames, MaxRecipients: p.MaxRecipients,
+		MaxOpenDrafts: p.MaxOpenDrafts, MaxBytesPerDay: p.MaxBytesPerDay, MaxReplies: p.MaxReplies}
 	if p.DefaultExpiry != nil {
 		l.DefaultExpiry = config.FormatDuration(*p.DefaultExpiry)
 	}
@@ -142,6 +146,8 @@ func describeLimits(w io.Writer, indent string, l Limits) {
 	fmt.Fprintf(w, "%sconfidential message: %s; edited notification text: %s; file names in mails: %s\n", indent,
 		yes(l.AllowMessage), yes(l.AllowCustomText), yes(l.AllowShowFilenames))
 	fmt.Fprintf(w, "%smax recipients: %s\n", indent, orServer(l.MaxRecipients > 0, fmt.Sprint(l.MaxRecipients)))
+	fmt.Fprintf(w, "%sper sender: %d unfinished transfers at once, %s of files a day; %d replies per recipient and transfer\n", indent,
+		l.MaxOpenDrafts, kluis.FormatSize(l.MaxBytesPerDay), l.MaxReplies)
 }
 
 func days(d time.Duration) string { return config.FormatDuration(d) }

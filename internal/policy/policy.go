@@ -60,10 +60,30 @@ const (
 	FieldAllowCustomText    = "allow_custom_text"
 	FieldAllowShowFilenames = "allow_show_filenames"
 	FieldMaxRecipients      = "max_recipients"
+	FieldMaxOpenDrafts      = "max_open_drafts"
+	FieldMaxBytesPerDay     = "max_bytes_per_day"
+	FieldMaxReplies         = "max_replies"
 )
 
 var limitFields = []string{FieldMaxTransferSize, FieldDefaultExpiry, FieldMaxExpiry, FieldPasswordModes,
-	FieldAllowMessage, FieldAllowCustomText, FieldAllowShowFilenames, FieldMaxRecipients}
+	FieldAllowMessage, FieldAllowCustomText, FieldAllowShowFilenames, FieldMaxRecipients,
+	FieldMaxOpenDrafts, FieldMaxBytesPerDay, FieldMaxReplies}
+
+// Quota defaults, when the policy names none (issue 11, item 6: one sender
+// made 100 drafts of 2 GB each in 13 s, one recipient sent 30 replies in
+// 3.4 s). A rule can raise them for a sender that needs more (a scanning
+// service, an integration); no server flag caps them.
+const (
+	// DefaultMaxOpenDrafts is how many transfers one sender may have
+	// unfinished (draft or uploading) at once.
+	DefaultMaxOpenDrafts = 20
+	// DefaultMaxBytesPerDay is how many bytes of files one sender may
+	// declare in the transfers created in the last 24 hours.
+	DefaultMaxBytesPerDay = 20_000_000_000
+	// DefaultMaxReplies is how many replies one recipient may send to one
+	// transfer.
+	DefaultMaxReplies = 10
+)
 
 // AllPasswordModes returns the three password modes in their usual order.
 func AllPasswordModes() []kluis.PasswordMode {
@@ -81,6 +101,13 @@ type Limits struct {
 	AllowCustomText    bool // an edited subject or text of the notification mail
 	AllowShowFilenames bool
 	MaxRecipients      int
+	// Quotas of the sender (see the Default* constants): unfinished
+	// transfers at once, bytes declared in the transfers of the last 24
+	// hours, and replies of one recipient to one transfer. Zero means no
+	// limit (only in the server's ceiling, which sets none).
+	MaxOpenDrafts  int
+	MaxBytesPerDay int64
+	MaxReplies     int
 }
 
 // AllowsPassword reports whether mode m is allowed.
@@ -106,6 +133,9 @@ type partial struct {
 	AllowCustomText    *bool
 	AllowShowFilenames *bool
 	MaxRecipients      *int
+	MaxOpenDrafts      *int
+	MaxBytesPerDay     *int64
+	MaxReplies         *int
 }
 
 // over returns base with p's settings in place of base's.
@@ -136,6 +166,15 @@ func (p *partial) over(base Limits) Limits {
 	}
 	if p.MaxRecipients != nil {
 		base.MaxRecipients = *p.MaxRecipients
+	}
+	if p.MaxOpenDrafts != nil {
+		base.MaxOpenDrafts = *p.MaxOpenDrafts
+	}
+	if p.MaxBytesPerDay != nil {
+		base.MaxBytesPerDay = *p.MaxBytesPerDay
+	}
+	if p.MaxReplies != nil {
+		base.MaxReplies = *p.MaxReplies
 	}
 	if base.DefaultExpiry > 0 && base.MaxExpiry > 0 && base.DefaultExpiry > base.MaxExpiry {
 		base.DefaultExpiry = base.MaxExpiry
@@ -234,7 +273,8 @@ func (p *Policy) Domains() []string {
 
 // baseLimits is what applies before the file says anything.
 func baseLimits() Limits {
-	return Limits{PasswordModes: AllPasswordModes(), AllowMessage: true, AllowCustomText: true, AllowShowFilenames: true}
+	return Limits{PasswordModes: AllPasswordModes(), AllowMessage: true, AllowCustomText: true, AllowShowFilenames: true,
+		MaxOpenDrafts: DefaultMaxOpenDrafts, MaxBytesPerDay: DefaultMaxBytesPerDay, MaxReplies: DefaultMaxReplies}
 }
 
 // Defaults returns the policy's default limits (what the default rule gives).
@@ -303,6 +343,13 @@ func (d *Decision) tighten(l Limits, src string) {
 	mr := int64(x.MaxRecipients)
 	minInt64(FieldMaxRecipients, &mr, int64(l.MaxRecipients))
 	x.MaxRecipients = int(mr)
+	od := int64(x.MaxOpenDrafts)
+	minInt64(FieldMaxOpenDrafts, &od, int64(l.MaxOpenDrafts))
+	x.MaxOpenDrafts = int(od)
+	minInt64(FieldMaxBytesPerDay, &x.MaxBytesPerDay, l.MaxBytesPerDay)
+	rp := int64(x.MaxReplies)
+	minInt64(FieldMaxReplies, &rp, int64(l.MaxReplies))
+	x.MaxReplies = int(rp)
 	var modes []kluis.PasswordMode
 	for _, m := range x.PasswordModes {
 		if l.AllowsPassword(m) {
@@ -780,12 +827,25 @@ func parseLimits(at string, raw json.RawMessage) (*partial, error) {
 			default:
 				p.AllowShowFilenames = &b
 			}
-		case FieldMaxRecipients:
+		case FieldMaxRecipients, FieldMaxOpenDrafts, FieldMaxReplies:
 			var n int
 			if err := json.Unmarshal(v, &n); err != nil || n < 1 || n > 100_000 {
 				return nil, errAt(path, "must be a whole number from 1 to 100000")
 			}
-			p.MaxRecipients = &n
+			switch k {
+			case FieldMaxRecipients:
+				p.MaxRecipients = &n
+			case FieldMaxOpenDrafts:
+				p.MaxOpenDrafts = &n
+			default:
+				p.MaxReplies = &n
+			}
+		case FieldMaxBytesPerDay:
+			n, err := parseSize(path, v)
+			if err != nil {
+				return nil, err
+			}
+			p.MaxBytesPerDay = &n
 		}
 	}
 	if p.DefaultExpiry != nil && p.MaxExpiry != nil && *p.DefaultExpiry > *p.MaxExpiry {

@@ -36,6 +36,17 @@
 // only as trustworthy as its storage: the caller seals it with the master
 // key (an AEAD), which is what makes the pins unforgeable for an attacker
 // who controls only the blob store.
+//
+// # Stored one entry at a time
+//
+// Kluis stores a manifest as its entries, each sealed on its own and bound
+// to its file and index, plus a small Head (count, end offset, hash state,
+// last header hash), so that committing a segment costs the same whatever
+// came before it (see head.go). Each entry names the header hash of the
+// one before it (Prev), and Assemble checks that chain against the head, so
+// a dropped, swapped or replayed entry row is detected as a stored
+// manifest's would be. Marshal and Unmarshal remain for manifests stored
+// whole by earlier versions.
 package segment
 
 import (
@@ -91,6 +102,9 @@ type Entry struct {
 	HeaderHash []byte `json:"h"`  // SHA-256 of the first HeaderLen bytes: age header plus payload nonce
 	HeaderLen  int64  `json:"hl"` // length of the age header plus the 16-byte payload nonce
 	HashState  []byte `json:"hs"` // marshaled state of the running SHA-256 of the whole file after this segment
+	// Prev is the HeaderHash of the entry before this one (nil for the
+	// first), so stored entries form a chain; see Head.Append.
+	Prev []byte `json:"p,omitempty"`
 }
 
 func (e *Entry) end() int64 { return e.Offset + e.Size }

@@ -15,7 +15,7 @@ import (
 // Safety rests on the token, not on clocks: a lease changes hands only
 // through AcquireLease, which gives it a fresh random token, and every
 // segment commit checks the token inside its transaction
-// (UpdateManifestFenced). Expiry only decides when a silent holder (a
+// (AppendSegmentFenced). Expiry only decides when a silent holder (a
 // crashed or paused process) may be replaced; clocks of instances should
 // agree to well within the lease duration, but skew can only make a commit
 // fail, never let two holders commit.
@@ -161,13 +161,15 @@ func (q Q) DeleteAllLeases(ctx context.Context) (int64, error) {
 	return res.RowsAffected()
 }
 
-// UpdateManifestFenced is UpdateManifest under the file's upload lease:
+// AppendSegmentFenced commits one segment under the file's upload lease:
 // in one transaction it checks that token still holds an unexpired lease
 // on the file (on PostgreSQL the lease row is locked FOR UPDATE, so a
-// takeover waits for this commit), then replaces the manifest if the
-// file's revision is still rev. A revision names exactly one manifest,
-// and so one end offset: the caller computed the new manifest from
-// revision rev, so the segment it adds starts where that manifest ended.
+// takeover waits for this commit), then, if the file's revision is still
+// rev, stores the new head and inserts the segment's entry row. A revision
+// names exactly one head, and so one end offset and one next index: the
+// caller computed the new head from revision rev, so the segment it adds
+// starts where that head ended. The cost is one lease check, one update
+// and one insert, whatever the number of segments before it.
 //
 // Returns ErrLeaseLost (wrapped, with the reason) if the lease does not
 // hold, ErrConflict if the revision moved on; nothing is changed then.
@@ -176,7 +178,7 @@ func (q Q) DeleteAllLeases(ctx context.Context) (int64, error) {
 // (a plain manifest update never did): the lease row lock and the
 // revision compare-and-swap are all the ordering a commit needs, so
 // uploads on several instances commit in parallel.
-func (db *DB) UpdateManifestFenced(ctx context.Context, fileID, token string, rev int64, manifest []byte, now time.Time) error {
+func (db *DB) AppendSegmentFenced(ctx context.Context, fileID, token string, rev int64, seg SegmentRow, head []byte, now time.Time) error {
 	stx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -204,7 +206,7 @@ func (db *DB) UpdateManifestFenced(ctx context.Context, fileID, token string, re
 	case exp <= ms(now):
 		return fmt.Errorf("%w: the lease expired at %s", ErrLeaseLost, fromMS(exp).Format(time.RFC3339Nano))
 	}
-	if err := tx.UpdateManifest(ctx, fileID, rev, manifest, now); err != nil {
+	if err := tx.appendSegment(ctx, fileID, rev, seg, head, now); err != nil {
 		return err
 	}
 	return stx.Commit()

@@ -84,7 +84,7 @@ func testLeases(t *testing.T, fresh freshFunc) {
 	if n, err := db.DeleteAllLeases(ctx); n != 1 || err != nil {
 		t.Errorf("delete all leases: %d %v", n, err)
 	}
-	if err := db.UpdateManifestFenced(ctx, "f3", "t3", 0, []byte("x"), now); !errors.Is(err, ErrLeaseLost) {
+	if err := db.AppendSegmentFenced(ctx, "f3", "t3", 0, SegmentRow{ID: SegmentID("f3", 0), FileID: "f3", EntrySealed: []byte("e")}, []byte("x"), now); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("commit under a deleted lease: %v", err)
 	}
 
@@ -123,7 +123,7 @@ func testLeases(t *testing.T, fresh freshFunc) {
 	}
 }
 
-// testLeaseFencing: a segment commit (manifest compare-and-swap) succeeds
+// testLeaseFencing: a segment commit (head compare-and-swap and entry row) succeeds
 // only with the current, unexpired lease token and the current revision.
 // A stale holder (paused past its expiry, then taken over) can never add a
 // segment, before or after the new holder committed.
@@ -135,35 +135,49 @@ func testLeaseFencing(t *testing.T, fresh freshFunc) {
 	if err := db.InsertTransfer(ctx, newTransfer("t1", now)); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.InsertFile(ctx, &FileRow{ID: "f1", TransferID: "t1", UpdatedAt: now, MetaSealed: []byte("m"), PrivateSealed: []byte("p"), ManifestSealed: []byte("rev0")}); err != nil {
+	if err := db.InsertFile(ctx, &FileRow{ID: "f1", TransferID: "t1", UpdatedAt: now, MetaSealed: []byte("m"), PrivateSealed: []byte("p"), HeadSealed: []byte("rev0")}); err != nil {
 		t.Fatal(err)
 	}
+	// manifest is the file's head, revision and entry rows.
 	manifest := func() string {
 		f, err := db.File(ctx, "f1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return string(f.ManifestSealed) + "@" + strconv.FormatInt(f.Rev, 10)
+		segs, err := db.Segments(ctx, "f1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := string(f.HeadSealed) + "@" + strconv.FormatInt(f.Rev, 10)
+		for _, s := range segs {
+			out += " " + s.ID + "=" + string(s.EntrySealed)
+		}
+		return out
+	}
+	// A file of rev segments is at revision rev: the next entry's index.
+	appendSeg := func(token string, rev int64, head []byte, now time.Time) error {
+		row := SegmentRow{ID: SegmentID("f1", int(rev)), FileID: "f1", Index: int(rev), EntrySealed: append([]byte("entry-"), head...)}
+		return db.AppendSegmentFenced(ctx, "f1", token, rev, row, head, now)
 	}
 
 	// No lease: nothing commits.
-	if err := db.UpdateManifestFenced(ctx, "f1", "tokA", 0, []byte("x"), now); !errors.Is(err, ErrLeaseLost) {
+	if err := appendSeg("tokA", 0, []byte("x"), now); !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("commit without a lease: %v", err)
 	}
 	if _, err := db.AcquireLease(ctx, "f1", "A", "tokA", now, ttl); err != nil {
 		t.Fatal(err)
 	}
 	// The holder commits segment 1 (rev 0 -> 1).
-	if err := db.UpdateManifestFenced(ctx, "f1", "tokA", 0, []byte("A1"), now.Add(time.Second)); err != nil {
+	if err := appendSeg("tokA", 0, []byte("A1"), now.Add(time.Second)); err != nil {
 		t.Fatalf("holder's commit: %v", err)
 	}
 	// A wrong expected revision (offset) fails even with the lease.
-	if err := db.UpdateManifestFenced(ctx, "f1", "tokA", 0, []byte("A1again"), now.Add(2*time.Second)); !errors.Is(err, ErrConflict) {
+	if err := appendSeg("tokA", 0, []byte("A1again"), now.Add(2*time.Second)); !errors.Is(err, ErrConflict) {
 		t.Errorf("commit at a stale revision: %v", err)
 	}
 	// A pauses; its lease expires. Even with nobody else around it may not
 	// commit after the expiry.
-	if err := db.UpdateManifestFenced(ctx, "f1", "tokA", 1, []byte("A2"), now.Add(ttl)); !errors.Is(err, ErrLeaseLost) {
+	if err := appendSeg("tokA", 1, []byte("A2"), now.Add(ttl)); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("commit after expiry: %v", err)
 	}
 	// B takes over and commits segment 2 (rev 1 -> 2).
@@ -172,28 +186,28 @@ func testLeaseFencing(t *testing.T, fresh freshFunc) {
 	}
 	// A wakes up (with a clock that lags: it believes its lease is still
 	// valid) and tries to commit its segment 2 at the revision it knows.
-	if err := db.UpdateManifestFenced(ctx, "f1", "tokA", 1, []byte("A2"), now.Add(2*time.Second)); !errors.Is(err, ErrLeaseLost) {
+	if err := appendSeg("tokA", 1, []byte("A2"), now.Add(2*time.Second)); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("stale holder committed before the new holder: %v", err)
 	}
-	if err := db.UpdateManifestFenced(ctx, "f1", "tokB", 1, []byte("B2"), now.Add(ttl+time.Second)); err != nil {
+	if err := appendSeg("tokB", 1, []byte("B2"), now.Add(ttl+time.Second)); err != nil {
 		t.Fatalf("new holder's commit: %v", err)
 	}
 	// ... and at the revision after B's commit.
-	if err := db.UpdateManifestFenced(ctx, "f1", "tokA", 2, []byte("A3"), now.Add(2*time.Second)); !errors.Is(err, ErrLeaseLost) {
+	if err := appendSeg("tokA", 2, []byte("A3"), now.Add(2*time.Second)); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("stale holder committed after the new holder: %v", err)
 	}
-	if got := manifest(); got != "B2@2" {
-		t.Errorf("manifest = %s, want B2@2", got)
+	if got, want := manifest(), "B2@2 f1:0=entry-A1 f1:1=entry-B2"; got != want {
+		t.Errorf("manifest = %s, want %s", got, want)
 	}
 	// After B releases, the token is worthless too.
 	if err := db.ReleaseLease(ctx, "f1", "tokB"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.UpdateManifestFenced(ctx, "f1", "tokB", 2, []byte("B3"), now.Add(ttl+2*time.Second)); !errors.Is(err, ErrLeaseLost) {
+	if err := appendSeg("tokB", 2, []byte("B3"), now.Add(ttl+2*time.Second)); !errors.Is(err, ErrLeaseLost) {
 		t.Errorf("commit after release: %v", err)
 	}
-	if got := manifest(); got != "B2@2" {
-		t.Errorf("manifest = %s, want B2@2", got)
+	if got, want := manifest(), "B2@2 f1:0=entry-A1 f1:1=entry-B2"; got != want {
+		t.Errorf("manifest = %s, want %s", got, want)
 	}
 }
 

@@ -26,26 +26,30 @@ type TransferRow struct {
 	IdentitySealed  []byte
 	DetailsSealed   []byte
 	PrivateSealed   []byte
+	// ReplyTo is the id of the transfer this one answers (a recipient's
+	// reply), or "".
+	ReplyTo string
 }
 
 const transferCols = `id, state, created_at, expires_at, finished_at, revoked_at, purged_at,
 	sender_email, lang, password_mode, options, upload_token_hash,
-	recipient_sealed, identity_sealed, details_sealed, private_sealed`
+	recipient_sealed, identity_sealed, details_sealed, private_sealed, reply_to`
 
 func scanTransfer(row interface{ Scan(...any) error }) (*TransferRow, error) {
 	var t TransferRow
 	var created, expires int64
 	var finished, revoked, purged sql.NullInt64
+	var replyTo sql.NullString
 	err := row.Scan(&t.ID, &t.State, &created, &expires, &finished, &revoked, &purged,
 		&t.SenderEmail, &t.Lang, &t.PasswordMode, &t.Options, &t.UploadTokenHash,
-		&t.RecipientSealed, &t.IdentitySealed, &t.DetailsSealed, &t.PrivateSealed)
+		&t.RecipientSealed, &t.IdentitySealed, &t.DetailsSealed, &t.PrivateSealed, &replyTo)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	t.CreatedAt, t.ExpiresAt = fromMS(created), fromMS(expires)
+	t.CreatedAt, t.ExpiresAt, t.ReplyTo = fromMS(created), fromMS(expires), replyTo.String
 	t.FinishedAt, t.RevokedAt, t.PurgedAt = fromNullMS(finished), fromNullMS(revoked), fromNullMS(purged)
 	return &t, nil
 }
@@ -53,10 +57,10 @@ func scanTransfer(row interface{ Scan(...any) error }) (*TransferRow, error) {
 // InsertTransfer inserts a new transfer.
 func (q Q) InsertTransfer(ctx context.Context, t *TransferRow) error {
 	_, err := q.q.ExecContext(ctx, `INSERT INTO transfers (`+transferCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.State, ms(t.CreatedAt), ms(t.ExpiresAt), msPtr(t.FinishedAt), msPtr(t.RevokedAt), msPtr(t.PurgedAt),
 		t.SenderEmail, t.Lang, t.PasswordMode, t.Options, t.UploadTokenHash,
-		t.RecipientSealed, t.IdentitySealed, t.DetailsSealed, t.PrivateSealed)
+		t.RecipientSealed, t.IdentitySealed, t.DetailsSealed, t.PrivateSealed, nullString(t.ReplyTo))
 	if err != nil {
 		return fmt.Errorf("insert transfer: %w", err)
 	}
@@ -295,7 +299,9 @@ func (q Q) RevokeRecipient(ctx context.Context, id int64, at time.Time) error {
 	return err
 }
 
-// FileRow is a files row.
+// FileRow is a files row. A file written before migration 0009 holds its
+// whole manifest in ManifestSealed (HeadSealed nil); newer files keep the
+// small HeadSealed and one segments row per entry instead.
 type FileRow struct {
 	ID             string
 	TransferID     string
@@ -307,14 +313,15 @@ type FileRow struct {
 	PrivateSealed  []byte
 	SumSealed      []byte
 	ManifestSealed []byte
+	HeadSealed     []byte
 }
 
-const fileCols = `id, transfer_id, idx, complete, rev, updated_at, meta_sealed, private_sealed, sum_sealed, manifest_sealed`
+const fileCols = `id, transfer_id, idx, complete, rev, updated_at, meta_sealed, private_sealed, sum_sealed, manifest_sealed, head_sealed`
 
 func scanFile(row interface{ Scan(...any) error }) (*FileRow, error) {
 	var f FileRow
 	var updated int64
-	err := row.Scan(&f.ID, &f.TransferID, &f.Index, &f.Complete, &f.Rev, &updated, &f.MetaSealed, &f.PrivateSealed, &f.SumSealed, &f.ManifestSealed)
+	err := row.Scan(&f.ID, &f.TransferID, &f.Index, &f.Complete, &f.Rev, &updated, &f.MetaSealed, &f.PrivateSealed, &f.SumSealed, &f.ManifestSealed, &f.HeadSealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -327,9 +334,9 @@ func scanFile(row interface{ Scan(...any) error }) (*FileRow, error) {
 
 // InsertFile adds a file to a transfer; its index is the next free one.
 func (q Q) InsertFile(ctx context.Context, f *FileRow) error {
-	err := q.q.QueryRowContext(ctx, `INSERT INTO files (id, transfer_id, idx, complete, rev, updated_at, meta_sealed, private_sealed, manifest_sealed)
-		VALUES (?, ?, (SELECT COALESCE(MAX(idx), -1) + 1 FROM files WHERE transfer_id = ?), 0, 0, ?, ?, ?, ?) RETURNING idx`,
-		f.ID, f.TransferID, f.TransferID, ms(f.UpdatedAt), f.MetaSealed, f.PrivateSealed, f.ManifestSealed).Scan(&f.Index)
+	err := q.q.QueryRowContext(ctx, `INSERT INTO files (id, transfer_id, idx, complete, rev, updated_at, meta_sealed, private_sealed, manifest_sealed, head_sealed)
+		VALUES (?, ?, (SELECT COALESCE(MAX(idx), -1) + 1 FROM files WHERE transfer_id = ?), 0, 0, ?, ?, ?, ?, ?) RETURNING idx`,
+		f.ID, f.TransferID, f.TransferID, ms(f.UpdatedAt), f.MetaSealed, f.PrivateSealed, f.ManifestSealed, f.HeadSealed).Scan(&f.Index)
 	if err != nil {
 		return fmt.Errorf("insert file: %w", err)
 	}
@@ -383,15 +390,6 @@ func (q Q) EachFile(ctx context.Context, fn func(*FileRow) error) error {
 		}
 	}
 	return nil
-}
-
-// UpdateManifest replaces a file's sealed manifest if its revision is still
-// rev (compare and swap: a stale writer can never add a segment). Returns
-// ErrConflict otherwise.
-func (q Q) UpdateManifest(ctx context.Context, id string, rev int64, manifest []byte, now time.Time) error {
-	res, err := q.q.ExecContext(ctx, `UPDATE files SET manifest_sealed = ?, rev = rev + 1, updated_at = ?
-		WHERE id = ? AND rev = ? AND complete = 0`, manifest, ms(now), id, rev)
-	return affected(res, err, ErrConflict)
 }
 
 // CompleteFile marks a file complete with its final metadata.
@@ -490,6 +488,13 @@ func (q Q) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, err
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func affected(res sql.Result, err error, none error) error {

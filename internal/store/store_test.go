@@ -236,12 +236,16 @@ func testPurgeAndRetention(t *testing.T, fresh freshFunc) {
 			t.Fatal(err)
 		}
 	}
-	// Compare and swap on the manifest.
-	if err := db.UpdateManifest(ctx, "f-gone", 0, []byte("y"), now); err != nil {
+	// Compare and swap when a whole manifest moves to entry rows.
+	seg := []SegmentRow{{ID: SegmentID("f-gone", 0), FileID: "f-gone", Index: 0, EntrySealed: []byte("e0")}}
+	if err := db.ConvertManifest(ctx, "f-gone", 0, seg, []byte("y"), now); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.UpdateManifest(ctx, "f-gone", 0, []byte("z"), now); !errors.Is(err, ErrConflict) {
-		t.Fatalf("stale manifest update: %v, want ErrConflict", err)
+	if err := db.ConvertManifest(ctx, "f-gone", 0, seg, []byte("z"), now); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale manifest conversion: %v, want ErrConflict", err)
+	}
+	if f, err := db.File(ctx, "f-gone"); err != nil || f.ManifestSealed != nil || string(f.HeadSealed) != "y" || f.Rev != 1 {
+		t.Fatalf("converted file: %+v %v", f, err)
 	}
 
 	ids, err := db.DueForPurge(ctx, now.Add(2*time.Hour), 10)
@@ -294,6 +298,9 @@ func testPurgeAndRetention(t *testing.T, fresh freshFunc) {
 	}
 	if fs, _ := db.Files(ctx, "gone"); len(fs) != 0 {
 		t.Error("files survived the purge")
+	}
+	if segs, _ := db.Segments(ctx, "f-gone"); len(segs) != 0 {
+		t.Error("segment entries survived the purge")
 	}
 	if rs, _ := db.Recipients(ctx, "gone"); len(rs) != 1 {
 		t.Error("the minimal record lost its recipient")

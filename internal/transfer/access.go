@@ -411,7 +411,7 @@ func (s *Service) OpenFile(ctx context.Context, a *Session, fileID string) (*klu
 	if err != nil {
 		return nil, nil, err
 	}
-	man, err := s.manifest(f)
+	man, err := s.manifest(ctx, s.db.Q, f)
 	if err != nil {
 		return nil, nil, err
 	}

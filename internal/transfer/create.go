@@ -164,6 +164,12 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 		}
 		return nil, limitError(dec, policy.FieldPasswordModes, "Password mode %q is not allowed for this transfer; allowed: %s", req.PasswordMode, allowed)
 	}
+	// Quotas: checked here so a sender over them costs no key wrap, and
+	// again inside the transaction below, which is what counts.
+	if err := s.checkCreateQuota(ctx, s.db.Q, sender, req.replyTo, lim, now); err != nil {
+		s.log.Info("transfer refused by quota", "action", "transfer.create", "result", "quota")
+		return nil, err
+	}
 
 	out := &Created{}
 	var transferSecret string
@@ -210,7 +216,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 		return nil, fmt.Errorf("wrap identity: %w", err)
 	}
 	opts, _ := json.Marshal(storedOptions{Options: req.Options, HasMessage: strings.TrimSpace(req.Message) != "", SenderLang: req.SenderLang,
-		MaxSize: lim.MaxTransferSize, MaxExpiry: lim.MaxExpiry, ReplyTo: req.replyTo})
+		MaxSize: lim.MaxTransferSize, MaxExpiry: lim.MaxExpiry, MaxBytesPerDay: lim.MaxBytesPerDay, ReplyTo: req.replyTo})
 	det, err := s.sealJSON(purposeDetails, id, details{SenderName: req.SenderName, SenderPhone: req.SenderPhone, Subject: req.Subject, Body: req.Body})
 	if err != nil {
 		return nil, err
@@ -234,12 +240,19 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 		IdentitySealed:  s.keys.Seal(purposeIdentity, id, wrapped),
 		DetailsSealed:   det,
 		PrivateSealed:   priv,
+		ReplyTo:         req.replyTo,
 	}
 	tx, err := s.db.BeginTx(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
+	// Write transactions run one at a time (store.BeginTx), so of parallel
+	// creates only as many as the quota allows get past this count.
+	if err := s.checkCreateQuota(ctx, tx.Q, sender, req.replyTo, lim, now); err != nil {
+		s.log.Info("transfer refused by quota", "action", "transfer.create", "result", "quota")
+		return nil, err
+	}
 	if err := tx.InsertTransfer(ctx, row); err != nil {
 		return nil, err
 	}

@@ -48,8 +48,10 @@ func sealedCells(t testing.TB, path, transferID string) map[string][]byte {
 	}
 	rows, err := db.Query(`SELECT identity_sealed, details_sealed, private_sealed, recipient_sealed FROM transfers WHERE id = ?`, transferID)
 	add("transfers", rows, err)
-	rows, err = db.Query(`SELECT meta_sealed, private_sealed, sum_sealed, manifest_sealed FROM files WHERE transfer_id = ?`, transferID)
+	rows, err = db.Query(`SELECT meta_sealed, private_sealed, sum_sealed, manifest_sealed, head_sealed FROM files WHERE transfer_id = ?`, transferID)
 	add("files", rows, err)
+	rows, err = db.Query(`SELECT s.entry_sealed FROM segments s JOIN files f ON f.id = s.file_id WHERE f.transfer_id = ?`, transferID)
+	add("segments", rows, err)
 	rows, err = db.Query(`SELECT s.identity_sealed FROM sessions s JOIN recipients r ON r.id = s.recipient_id WHERE r.transfer_id = ?`, transferID)
 	add("sessions", rows, err)
 	return out

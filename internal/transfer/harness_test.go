@@ -424,3 +424,22 @@ func countLines(b []byte, substr string) int {
 	}
 	return n
 }
+
+// makeLegacy turns a file back into the form versions before migration
+// 0009 stored: the whole manifest sealed in files.manifest_sealed, no head
+// and no segment entry rows.
+func (e *env) makeLegacy(fileID string) {
+	e.t.Helper()
+	sealed, err := e.svc.LegacyManifest(e.ctx, fileID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	db := rawDB(e.t, filepath.Join(e.dir, "kluis.db"))
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM segments WHERE file_id = ?`, fileID); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE files SET manifest_sealed = ?, head_sealed = NULL WHERE id = ?`, sealed, fileID); err != nil {
+		e.t.Fatal(err)
+	}
+}

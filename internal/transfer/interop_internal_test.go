@@ -80,7 +80,7 @@ func TestStoredSegmentsAreStandardAge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	man, err := svc.manifest(frow)
+	man, err := svc.manifest(ctx, svc.db.Q, frow)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -132,7 +132,7 @@ type CollectStats struct {
 }
 
 // Collect removes unfinished blob writes older than TempMaxAge and blobs
-// that no manifest lists and that are older than OrphanGrace (left by a
+// that no manifest lists (no segment entry of any file) and that are older than OrphanGrace (left by a
 // crash between the blob rename and the database commit).
 func (s *Service) Collect(ctx context.Context) (CollectStats, error) {
 	var st CollectStats
@@ -144,7 +144,7 @@ func (s *Service) Collect(ctx context.Context) (CollectStats, error) {
 	st.Temp = n
 	listed := map[string]bool{}
 	if err := s.db.EachFile(ctx, func(f *store.FileRow) error {
-		m, err := s.manifest(f)
+		m, err := s.manifest(ctx, s.db.Q, f)
 		if err != nil {
 			// An unreadable manifest keeps its blobs: never delete what
 			// might be referenced.

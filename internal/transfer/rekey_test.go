@@ -162,6 +162,9 @@ func TestRotateMasterKey(t *testing.T) {
 	}
 	withPw := e.readyTransfer(createOpts{message: "het geheime bericht"}, 250_000, 10)
 	noPw := e.readyTransfer(createOpts{mode: kluis.PasswordNone}, 5_000)
+	// A file stored as versions before migration 0009 did (one sealed
+	// manifest), which a rotation must reseal too.
+	e.makeLegacy(noPw.files[0].ID)
 
 	oldKeys := e.keys
 	before := eachSealed(t, dbPath, func(v transfer.SealedValue, id string, b []byte) {

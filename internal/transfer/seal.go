@@ -23,7 +23,9 @@ const (
 	purposeFileMeta  = "file.meta"
 	purposeFilePriv  = "file.private"
 	purposeFileSum   = "file.sum"
-	purposeManifest  = "file.manifest"
+	purposeManifest  = "file.manifest" // a whole manifest, before migration 0009
+	purposeHead      = "file.head"
+	purposeSegment   = "file.segment"
 	purposeSession   = "session.identity"
 )
 
@@ -47,6 +49,13 @@ type private struct {
 type fileMeta struct {
 	Size int64  `json:"size"` // -1 while a plain upload of unknown length runs
 	Name string `json:"name,omitempty"`
+	// Limit is, while Size is -1, what the file may grow to: reserved at
+	// NewFile from the transfer's budget and the sender's daily volume,
+	// so parallel uploads cannot both take the same bytes. QuotaLimit
+	// says the daily volume set it (the error is then EQUOTA). Files
+	// written before Limit existed have 0 and use the transfer's budget.
+	Limit      int64 `json:"limit,omitempty"`
+	QuotaLimit bool  `json:"quota_limit,omitempty"`
 }
 
 // filePrivate is what only the transfer secret opens.
@@ -162,6 +171,9 @@ type storedOptions struct {
 	// decided at Create (0: the Config's).
 	MaxSize   int64         `json:"max_size,omitempty"`
 	MaxExpiry time.Duration `json:"max_expiry,omitempty"`
+	// MaxBytesPerDay is the sender's daily volume the policy gave when
+	// this transfer was created (0: from before quotas).
+	MaxBytesPerDay int64 `json:"max_bytes_per_day,omitempty"`
 	// ReplyTo is the id of the transfer this one answers (made by a
 	// recipient with Reply), or "".
 	ReplyTo string `json:"reply_to,omitempty"`

@@ -58,6 +58,12 @@ type Config struct {
 	// SegmentSize is where a segment is closed during a long request. A
 	// smaller bound loses less on a crash (kill -9 loses the open segment).
 	SegmentSize int64
+	// MinSegment and MaxShortSegments refuse tiny requests: a file may
+	// have at most MaxShortSegments segments of less than MinSegment bytes
+	// that ended with their request before the file's end (see
+	// WriteFile). 0 means the defaults, 1 MiB and 16.
+	MinSegment       int64
+	MaxShortSegments int
 	// TempMaxAge: unfinished blob writes older than this are collected.
 	TempMaxAge time.Duration
 	// OrphanGrace: a blob no manifest lists is collected once older than
@@ -87,6 +93,8 @@ func DefaultConfig() Config {
 		Retention:         30 * 24 * time.Hour,
 		PasswordLogN:      secret.PasswordLogN,
 		SegmentSize:       16 << 20,
+		MinSegment:        DefaultMinSegment,
+		MaxShortSegments:  DefaultMaxShortSegments,
 		TempMaxAge:        24 * time.Hour,
 		OrphanGrace:       time.Hour,
 		PurgeInterval:     15 * time.Second,

@@ -118,8 +118,33 @@ func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string
 	if err != nil {
 		return nil, err
 	}
-	if max := s.maxSize(t); size >= 0 && used+size > max {
+	max := s.maxSize(t)
+	if size >= 0 && used+size > max {
 		return nil, s.tooLarge(max)
+	}
+	// The sender's daily volume, counted in this transaction (quota.go).
+	meta := fileMeta{Size: size}
+	room := max - used
+	if size < 0 && room <= 0 {
+		return nil, s.tooLarge(max)
+	}
+	if limit := s.dailyLimit(t); limit > 0 {
+		now := s.now()
+		dayUsed, oldest, err := s.dailyUsed(ctx, tx.Q, t.SenderEmail, now)
+		if err != nil {
+			return nil, err
+		}
+		dayRoom := limit - dayUsed
+		if size >= 0 && size > dayRoom || size < 0 && dayRoom <= 0 {
+			s.log.Info("file refused by quota", "action", "upload.new_file", "transfer", t.ID, "result", "quota")
+			return nil, dailyVolumeError(limit, dayUsed, size, oldest, now)
+		}
+		if size < 0 && dayRoom < room {
+			room, meta.QuotaLimit = dayRoom, true
+		}
+	}
+	if size < 0 {
+		meta.Limit = room
 	}
 	files, err := tx.Files(ctx, o.TransferID)
 	if err != nil {
@@ -133,7 +158,6 @@ func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string
 		return nil, err
 	}
 	id := secret.NewID()
-	meta := fileMeta{Size: size}
 	if parseOptions(t.Options).ShowFilenames {
 		meta.Name = name
 	}
@@ -148,7 +172,7 @@ func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string
 	row := &store.FileRow{
 		ID: id, TransferID: o.TransferID, UpdatedAt: s.now(),
 		MetaSealed: metaSealed, PrivateSealed: privSealed,
-		ManifestSealed: s.keys.Seal(purposeManifest, id, (&segment.Manifest{}).Marshal()),
+		HeadSealed: s.keys.Seal(purposeHead, id, segment.Head{}.Marshal()),
 	}
 	if err := tx.InsertFile(ctx, row); err != nil {
 		return nil, err
@@ -168,8 +192,7 @@ func (s *Service) tooLarge(max int64) error {
 	return kluis.Errorf(kluis.ETOOLARGE, "The files are too large together: a transfer can hold at most %s.", kluis.FormatSize(max))
 }
 
-// used sums the declared sizes (or, for unknown sizes, the bytes so far) of
-// a transfer's files.
+// used sums what a transfer's files take of its budget (fileUse).
 func (s *Service) used(ctx context.Context, q store.Q, transferID string) (int64, error) {
 	files, err := q.Files(ctx, transferID)
 	if err != nil {
@@ -177,36 +200,35 @@ func (s *Service) used(ctx context.Context, q store.Q, transferID string) (int64
 	}
 	var sum int64
 	for _, f := range files {
-		var m fileMeta
-		if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m); err != nil {
-			return 0, err
-		}
-		if m.Size >= 0 {
-			sum += m.Size
-			continue
-		}
-		man, err := s.manifest(f)
+		n, err := s.fileUse(f)
 		if err != nil {
 			return 0, err
 		}
-		sum += man.Size()
+		sum += n
 	}
 	return sum, nil
 }
 
-func (s *Service) manifest(f *store.FileRow) (*segment.Manifest, error) {
-	if f.ManifestSealed == nil {
-		return nil, kluis.Errorf(kluis.EINTEGRITY, "This file is no longer available.")
+// fileUse is what a file takes of its transfer's budget and its sender's
+// daily volume: its declared size; for a file of unknown length still
+// being written, what it reserved (fileMeta.Limit), or for one from before
+// reservations, the bytes so far.
+func (s *Service) fileUse(f *store.FileRow) (int64, error) {
+	var m fileMeta
+	if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m); err != nil {
+		return 0, err
 	}
-	b, err := s.keys.Open(purposeManifest, f.ID, f.ManifestSealed)
+	switch {
+	case m.Size >= 0:
+		return m.Size, nil
+	case m.Limit > 0:
+		return m.Limit, nil
+	}
+	h, err := s.head(f)
 	if err != nil {
-		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
+		return 0, err
 	}
-	m, err := segment.Unmarshal(b)
-	if err != nil {
-		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
-	}
-	return m, nil
+	return h.Size, nil
 }
 
 // FileState is what tus needs to answer HEAD.
@@ -229,11 +251,11 @@ func (s *Service) FileState(ctx context.Context, o Owner, fileID string) (*FileS
 	if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m); err != nil {
 		return nil, err
 	}
-	man, err := s.manifest(f)
+	h, err := s.head(f)
 	if err != nil {
 		return nil, err
 	}
-	return &FileState{ID: f.ID, TransferID: f.TransferID, Size: m.Size, Offset: man.Size(), Complete: f.Complete}, nil
+	return &FileState{ID: f.ID, TransferID: f.TransferID, Size: m.Size, Offset: h.Size, Complete: f.Complete}, nil
 }
 
 func (s *Service) ownedFile(ctx context.Context, q store.Q, o Owner, fileID string) (*store.FileRow, error) {
@@ -260,10 +282,20 @@ func (e *errReader) Read(p []byte) (int, error) {
 }
 
 // WriteFile appends src to a file at offset, as one or more segments, each
-// committed (blob, then manifest) before WriteFile returns, also when src
-// ends with an error. It returns the number of bytes committed. A file of
-// unknown size (plain streaming upload) may grow to the rest of the
-// transfer's budget; more gives ETOOLARGE.
+// committed (blob, then its manifest entry) before WriteFile returns, also
+// when src ends with an error. It returns the number of bytes committed. A
+// file of unknown size (plain streaming upload) may grow to what it
+// reserved at NewFile (the rest of the transfer's budget, or of the
+// sender's daily volume); more gives ETOOLARGE (EQUOTA for the volume).
+//
+// A commit writes one entry row and the file's small head, so its cost does
+// not grow with the segments before it (manifest.go).
+//
+// Tiny requests are refused: a request that ends before the file's end
+// with less than Config.MinSegment bytes leaves a "short" segment; a file
+// takes MaxShortSegments of them (interrupted requests end short too), and
+// after that such a request stores nothing and gets ETOOMANY asking for
+// larger requests (see docs/security.md).
 //
 // Every segment commits under the file's upload lease (lease.go): the one
 // in ctx (WithLease, as tus does), or else one WriteFile takes itself for
@@ -309,20 +341,35 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 	if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &meta); err != nil {
 		return 0, err
 	}
-	man, err := s.manifest(f)
+	if f.HeadSealed == nil {
+		// Written before migration 0009: move its manifest to entry rows
+		// once, so this and later commits are O(1).
+		if err := s.convertLegacy(ctx, f); err != nil {
+			return 0, err
+		}
+		if f, err = s.ownedFile(ctx, s.db.Q, o, fileID); err != nil {
+			return 0, err
+		}
+	}
+	head, err := s.head(f)
 	if err != nil {
 		return 0, err
 	}
-	if offset != man.Size() {
-		return 0, kluis.Errorf(kluis.ECONFLICT, "The upload offset %d does not match the stored offset %d.", offset, man.Size())
+	if offset != head.Size {
+		return 0, kluis.Errorf(kluis.ECONFLICT, "The upload offset %d does not match the stored offset %d.", offset, head.Size)
 	}
 	limit := meta.Size
 	if limit < 0 {
-		used, err := s.used(ctx, s.db.Q, t.ID)
-		if err != nil {
-			return 0, err
+		if meta.Limit > 0 {
+			limit = meta.Limit
+		} else {
+			// A file from before reservations: the rest of the budget.
+			used, err := s.used(ctx, s.db.Q, t.ID)
+			if err != nil {
+				return 0, err
+			}
+			limit = head.Size + (s.maxSize(t) - used)
 		}
-		limit = man.Size() + (s.maxSize(t) - used)
 	}
 	rcpt, err := s.recipientOf(t.ID, t.RecipientSealed)
 	if err != nil {
@@ -334,26 +381,29 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 	commitCtx := context.WithoutCancel(ctx)
 	rev := f.Rev
 	var total int64
-	// commit makes one closed segment durable (blob, then manifest). It
-	// runs in its own goroutine while the loop reads and encrypts the next
-	// segment; at most one commit is in flight, so they finish in order.
-	// Only commit touches man, rev and total until wait has returned.
-	commit := func(bw blob.Writer, entry segment.Entry, n int64) error {
+	// commit makes one closed segment durable (blob, then entry and head).
+	// It runs in its own goroutine while the loop reads and encrypts the
+	// next segment; at most one commit is in flight, so they finish in
+	// order. Only commit touches head, rev and total until wait has
+	// returned.
+	commit := func(bw blob.Writer, entry segment.Entry, n int64, short bool) error {
 		start := time.Now()
 		if err := bw.Commit(); err != nil {
 			bw.Abort()
 			return storageError(err)
 		}
-		if entry.Offset != man.Size() {
-			// Never happens: the loop computes offsets from this manifest.
-			s.blobs.Delete(commitCtx, entry.Key)
-			return fmt.Errorf("segment at offset %d does not follow the manifest's end %d", entry.Offset, man.Size())
-		}
-		if err := man.Append(entry); err != nil {
+		next, err := head.Append(&entry)
+		if err != nil {
+			// Never happens: the loop computes offsets from this head.
 			s.blobs.Delete(commitCtx, entry.Key)
 			return err
 		}
-		if err := s.db.UpdateManifestFenced(commitCtx, f.ID, lease.Token(), rev, s.keys.Seal(purposeManifest, f.ID, man.Marshal()), s.now()); err != nil {
+		if short {
+			next.Short++
+		}
+		id := store.SegmentID(f.ID, head.Count)
+		row := store.SegmentRow{ID: id, FileID: f.ID, Index: head.Count, EntrySealed: s.keys.Seal(purposeSegment, id, segment.MarshalEntry(entry))}
+		if err := s.db.AppendSegmentFenced(commitCtx, f.ID, lease.Token(), rev, row, s.keys.Seal(purposeHead, f.ID, next.Marshal()), s.now()); err != nil {
 			// The lease is gone (taken over after this process stalled) or
 			// another writer moved on: this segment must not count. The
 			// blob is deleted (or collected).
@@ -367,6 +417,7 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 			}
 			return err
 		}
+		head = next
 		rev++
 		total += n
 		s.met().SegmentCommitted(n, time.Since(start))
@@ -389,7 +440,9 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 		return total, err
 	}
 	// The loop's own view of the file: where the next segment starts.
-	next, hashState, count := man.Size(), man.HashState(), len(man.Entries)
+	next, hashState, count, shorts := head.Size, head.HashState, head.Count, head.Short
+	start := next
+	minSegment, maxShort := s.minSegment(), s.maxShortSegments()
 	buf := make([]byte, 256<<10)
 	for {
 		room := limit - next
@@ -399,6 +452,10 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 			if meta.Size < 0 {
 				var one [1]byte
 				if n, _ := io.ReadFull(body, one[:]); n > 0 {
+					if meta.QuotaLimit {
+						return done(&kluis.Error{Code: kluis.EQUOTA, Err: ErrDailyVolume, Message: "You can send at most " +
+							kluis.FormatSize(s.dailyLimit(t)) + " of files a day, and this file goes beyond what is left of it today."})
+					}
 					return done(s.tooLarge(s.maxSize(t)))
 				}
 			}
@@ -429,6 +486,18 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 			bw.Abort()
 			return done(nil)
 		}
+		// A request that ended before the file's end with less than
+		// minSegment bytes in all: a tiny request (or an interrupted one). Past the allowance it is not
+		// stored; an interrupted client never sees the answer and resumes
+		// from the stored offset with a new request.
+		short := n < segLimit && next+n-start < minSegment && meta.Size >= 0 && next+n < meta.Size
+		if short && shorts >= maxShort {
+			bw.Abort()
+			s.log.Info("segment refused: too many small requests", "file", f.ID, "bytes", n)
+			return done(kluis.Errorf(kluis.ETOOMANY,
+				"This file is being sent in requests that are too small: a file may have at most %d requests of less than %s before its end. Send at least %s per request (for a tus client: a larger chunk size), or the rest of the file at once.",
+				maxShort, kluis.FormatSize(minSegment), kluis.FormatSize(minSegment)))
+		}
 		entry, err := sw.Close()
 		if err != nil {
 			bw.Abort()
@@ -441,8 +510,11 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 			return total, err
 		}
 		pending = make(chan error, 1)
-		go func(c chan<- error) { c <- commit(bw, entry, n) }(pending)
+		go func(c chan<- error) { c <- commit(bw, entry, n, short) }(pending)
 		next, hashState, count = next+n, entry.HashState, count+1
+		if short {
+			shorts++
+		}
 		if n < segLimit {
 			// The body ended (cleanly or not) before the bound.
 			return done(nil)
@@ -489,15 +561,15 @@ func (s *Service) CompleteFile(ctx context.Context, o Owner, fileID string) (*kl
 	if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &meta); err != nil {
 		return nil, err
 	}
-	man, err := s.manifest(f)
+	head, err := s.head(f)
 	if err != nil {
 		return nil, err
 	}
-	if meta.Size >= 0 && man.Size() != meta.Size {
-		return nil, kluis.Errorf(kluis.ECONFLICT, "The file is not complete: %d of %d bytes received.", man.Size(), meta.Size)
+	if meta.Size >= 0 && head.Size != meta.Size {
+		return nil, kluis.Errorf(kluis.ECONFLICT, "The file is not complete: %d of %d bytes received.", head.Size, meta.Size)
 	}
-	meta.Size = man.Size()
-	sum, err := man.Sum()
+	meta.Size, meta.Limit, meta.QuotaLimit = head.Size, 0, false
+	sum, err := head.Sum()
 	if err != nil {
 		return nil, err
 	}
@@ -768,4 +840,27 @@ func (s *Service) Extend(ctx context.Context, o Owner, expires time.Time) error 
 	s.audit.Log(ctx, audit.Event{Actor: actorOr(ctx, audit.UploadToken), Action: audit.TransferExtend, Object: t.ID,
 		Detail: "expires_at=" + expires.UTC().Format(time.RFC3339)})
 	return nil
+}
+
+// Defaults of Config.MinSegment and Config.MaxShortSegments. Browsers send
+// at least 2 MiB per request (send-page.js) and the CLI sends a file in
+// one request, so only a client that chose tiny requests, or a connection
+// that broke off more than 16 times in one file, meets the limit.
+const (
+	DefaultMinSegment       = 1 << 20
+	DefaultMaxShortSegments = 16
+)
+
+func (s *Service) minSegment() int64 {
+	if s.cfg.MinSegment > 0 {
+		return s.cfg.MinSegment
+	}
+	return DefaultMinSegment
+}
+
+func (s *Service) maxShortSegments() int {
+	if s.cfg.MaxShortSegments > 0 {
+		return s.cfg.MaxShortSegments
+	}
+	return DefaultMaxShortSegments
 }
