@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -191,5 +192,10 @@ func tusError(err error) error {
 		return err
 	}
 	code := kluis.ErrorCode(err)
-	return tusd.NewError("ERR_"+strings.ToUpper(string(code)), kluis.ErrorMessage(err), Status(code))
+	te = tusd.NewError("ERR_"+strings.ToUpper(string(code)), kluis.ErrorMessage(err), Status(code))
+	if ke := (*kluis.Error)(nil); errors.As(err, &ke) && ke.RetryAfter > 0 {
+		// A quota that frees up in time (the daily volume): say when.
+		te.HTTPResponse.Header = tusd.HTTPHeader{"Retry-After": strconv.Itoa(int((ke.RetryAfter + time.Second - 1) / time.Second))}
+	}
+	return te
 }

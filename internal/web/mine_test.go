@@ -13,6 +13,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -54,6 +55,15 @@ type senderEnv struct {
 
 func newSenderEnv(t *testing.T, tune func(*transfer.Config)) *senderEnv {
 	t.Helper()
+	// Tests send many replies from one address; TestReplyRateLimit
+	// tests the default limiter.
+	return newSenderEnvWith(t, tune, ratelimit.New(ratelimit.Config{PerMinute: 6000, Burst: 1000, GlobalPerMinute: 60000}))
+}
+
+// newSenderEnvWith is newSenderEnv with the reply pages' limiter (nil:
+// the default).
+func newSenderEnvWith(t *testing.T, tune func(*transfer.Config), replies *ratelimit.Limiter) *senderEnv {
+	t.Helper()
 	logs := &bytes.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	e := newTestEngine(t, log, tune)
@@ -61,7 +71,7 @@ func newSenderEnv(t *testing.T, tune func(*transfer.Config)) *senderEnv {
 	org := mail.Org{Name: "Gemeente Voorbeeld", BaseURL: e.cfg.BaseURL}
 	e.svc.SetMailer(ml, org)
 	snd := sender.New(e.db, e.keys, ml, org, sender.DefaultConfig(), nil, log)
-	w, srv := serveTest(t, Deps{Transfers: e.svc, Senders: snd, OrgName: "Gemeente Voorbeeld", Log: log})
+	w, srv := serveTest(t, Deps{Transfers: e.svc, Senders: snd, OrgName: "Gemeente Voorbeeld", Log: log, ReplyLimiter: replies})
 	return &senderEnv{env: &env{svc: e.svc, srv: srv, web: w, logs: logs}, senders: snd, mails: ml}
 }
 

@@ -10,13 +10,55 @@ package web
 import (
 	"errors"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
+
+// Reply rate limits (issue 11, item 6: one recipient sent 30 replies in
+// 3.4 s, each a transfer of up to 2 GB that mails the sender). The policy
+// bounds the replies per recipient and transfer (max_replies); this bounds
+// how fast anyone can use the reply pages at all, per client IP and over
+// all clients, so a script cannot burst through a recipient's allowance
+// or spread over many links.
+const (
+	ReplyPerMinute       = 6
+	ReplyBurst           = 4
+	ReplyGlobalPerMinute = 120
+)
+
+// NewReplyLimiter returns the default limiter of the reply pages (GET and
+// POST /r/{access}/reply): ReplyPerMinute per client IP with bursts of
+// ReplyBurst, ReplyGlobalPerMinute over all clients.
+func NewReplyLimiter() *ratelimit.Limiter {
+	return ratelimit.New(ratelimit.Config{PerMinute: ReplyPerMinute, Burst: ReplyBurst, GlobalPerMinute: ReplyGlobalPerMinute})
+}
+
+// limitReplies answers requests over the reply limit with a page (429 and
+// Retry-After) instead of running next. The client IP is the one the
+// server's middleware found (trusted proxies only).
+func (h *Web) limitReplies(next func(http.ResponseWriter, *http.Request)) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ip, ok := ratelimit.IPFromContext(r.Context())
+		if !ok {
+			ip = ratelimit.ClientIP(r, nil)
+		}
+		if ok, wait := h.replies.Allow(ip); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+			// A refused upload is not read; do not drain it.
+			w.Header().Set("Connection", "close")
+			h.problem(w, r, http.StatusTooManyRequests, "reply.too_fast", "/r/"+r.PathValue("access")+"/open")
+			return
+		}
+		next(w, r)
+	}
+}
 
 // replyFraming is what a reply's request may hold besides the files: the
 // message and the multipart framing.
@@ -215,6 +257,12 @@ func (h *Web) replyFailed(w http.ResponseWriter, r *http.Request, access string,
 		h.problem(w, r, http.StatusForbidden, "reply.refused", "/r/"+access+"/open")
 	case kluis.ErrorCode(err) == kluis.ENOSPACE:
 		fail("files", "reply.error_space")
+	case errors.Is(err, transfer.ErrReplyLimit):
+		h.problem(w, r, http.StatusTooManyRequests, "reply.limit", "/r/"+access+"/open")
+	case kluis.ErrorCode(err) == kluis.EQUOTA:
+		// The recipient's own unfinished transfers or daily volume, as a
+		// sender.
+		fail("files", "reply.error_quota")
 	default:
 		h.linkError(w, r, access, err)
 	}

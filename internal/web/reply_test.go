@@ -14,6 +14,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/mail"
+	kpolicy "github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -170,5 +171,62 @@ func TestReplyTooLarge(t *testing.T) {
 	}
 	if mine, _ := e.svc.SenderTransfers(context.Background(), "burger@example.nl"); len(mine) != 0 {
 		t.Errorf("refused replies left %d transfers", len(mine))
+	}
+}
+
+// TestReplyRateLimit is issue 11, item 6: one recipient sent 30 replies in
+// 3.4 s. The reply pages are rate-limited per client (default: bursts of
+// ReplyBurst, then ReplyPerMinute a minute), answered with a page in the
+// visitor's language, 429 and Retry-After; a refused reply makes nothing.
+func TestReplyRateLimit(t *testing.T) {
+	e := newSenderEnvWith(t, nil, nil)
+	s := e.send(t, kluis.PasswordGenerate, "", "", map[string][]byte{"a.txt": []byte("a")})
+	base := e.srv.URL + "/r/" + s.access
+	rc := e.client(t)
+	resp, body := post(t, rc, base+"/unlock", url.Values{"password": {s.secret}})
+	wantStatus(t, "unlock", resp, body, http.StatusSeeOther)
+	for i := range ReplyBurst - 1 {
+		resp, body = get(t, rc, base+"/reply")
+		wantStatus(t, fmt.Sprint("reply form ", i), resp, body, http.StatusOK)
+	}
+	resp, body = postReply(t, rc, base+"/reply", "antwoord")
+	wantStatus(t, "reply within the burst", resp, body, http.StatusOK)
+	for _, lang := range []string{"nl", "en"} {
+		resp, body = getLang(t, rc, base+"/reply", lang)
+		wantStatus(t, "reply form over the limit", resp, body, http.StatusTooManyRequests)
+		if !strings.Contains(body, translate(lang, "reply.too_fast_title")) || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: over the limit without its page or Retry-After: %.300s", lang, body)
+		}
+	}
+	resp, body = postReply(t, rc, base+"/reply", "nog een")
+	wantStatus(t, "reply over the limit", resp, body, http.StatusTooManyRequests)
+	if mine, _ := e.svc.SenderTransfers(context.Background(), "burger@example.nl"); len(mine) != 1 {
+		t.Errorf("%d replies made, want 1", len(mine))
+	}
+}
+
+// TestReplyLimitPage: past the policy's replies per recipient and transfer
+// the reply page says so (429), in the visitor's language.
+func TestReplyLimitPage(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	p, err := kpolicy.Parse([]byte(`{"defaults": {"max_replies": 1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc.SetPolicy(func() *kpolicy.Policy { return p })
+	s := e.send(t, kluis.PasswordGenerate, "", "", map[string][]byte{"a.txt": []byte("a")})
+	base := e.srv.URL + "/r/" + s.access
+	rc := e.client(t)
+	resp, body := post(t, rc, base+"/unlock", url.Values{"password": {s.secret}})
+	wantStatus(t, "unlock", resp, body, http.StatusSeeOther)
+	resp, body = postReply(t, rc, base+"/reply", "antwoord")
+	wantStatus(t, "first reply", resp, body, http.StatusOK)
+	resp, body = postReply(t, rc, base+"/reply", "nog een", replyFile{"b.txt", []byte("b")})
+	wantStatus(t, "second reply", resp, body, http.StatusTooManyRequests)
+	if !strings.Contains(body, translate("nl", "reply.limit_title")) {
+		t.Errorf("second reply: no limit page: %.300s", body)
+	}
+	if mine, _ := e.svc.SenderTransfers(context.Background(), "burger@example.nl"); len(mine) != 1 {
+		t.Errorf("%d replies made, want 1", len(mine))
 	}
 }

@@ -28,8 +28,8 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("GET /r/{access}/open", h.open)
 	mux.HandleFunc("GET /r/{access}/files/{fid}", h.downloadFile)
 	mux.HandleFunc("GET /r/{access}/zip", h.downloadZip)
-	mux.HandleFunc("GET /r/{access}/reply", h.replyForm)
-	mux.HandleFunc("POST /r/{access}/reply", h.reply)
+	mux.HandleFunc("GET /r/{access}/reply", h.limitReplies(h.replyForm))
+	mux.HandleFunc("POST /r/{access}/reply", h.limitReplies(h.reply))
 
 	mux.HandleFunc("GET /transfers", h.mine)
 	mux.HandleFunc("GET /transfers/{id}", h.detail)

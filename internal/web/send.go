@@ -385,6 +385,8 @@ func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
 			errs(http.StatusUnprocessableEntity, composeError{Field: "to", Message: translate(lang, "send.error_invalid", kluis.ErrorMessage(err))})
 		case kluis.EUNAVAILABLE, kluis.ETOOMANYREQUESTS:
 			errs(http.StatusServiceUnavailable, composeError{Message: translate(lang, "send.error_busy")})
+		case kluis.EQUOTA:
+			errs(http.StatusTooManyRequests, composeError{Message: translate(lang, "send.error_quota")})
 		default:
 			h.log.Error("web: create transfer", "err", err)
 			errs(http.StatusInternalServerError, composeError{Message: translate(lang, "send.error_generic")})

@@ -34,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -65,6 +66,10 @@ type Deps struct {
 	// page; zero means the engine's defaults.
 	Retention, DefaultExpiry, MaxExpiry, SessionTTL time.Duration
 	Log                                             *slog.Logger
+	// ReplyLimiter limits the reply pages (GET and POST /r/{access}/reply)
+	// per client IP and over all clients; nil: NewReplyLimiter() (in this
+	// process's memory).
+	ReplyLimiter *ratelimit.Limiter
 }
 
 // Web holds the page handlers and what they share.
@@ -78,6 +83,7 @@ type Web struct {
 	policy  policy
 	tmpl    map[string]map[string]*pageTemplate // [lang][page]
 	static  *assets
+	replies *ratelimit.Limiter
 }
 
 type org struct {
@@ -103,7 +109,11 @@ func New(d Deps) (*Web, error) {
 		}
 	}
 	def := transfer.DefaultConfig()
+	if d.ReplyLimiter == nil {
+		d.ReplyLimiter = NewReplyLimiter()
+	}
 	h := &Web{
+		replies: d.ReplyLimiter,
 		svc:     d.Transfers,
 		senders: d.Senders,
 		log:     d.Log,
