@@ -377,7 +377,11 @@ func (d *Decision) tighten(l Limits, src string) {
 func (p *Policy) Decide(sender string, recipients []string) (*Decision, error) {
 	s := strings.ToLower(strings.TrimSpace(sender))
 	sd := domainOf(s)
-	d := &Decision{Limits: baseLimits(), Demo: p.Demo(), sources: map[string]string{}}
+	// Start without quotas: each recipient's rule (or the default rule)
+	// brings its own, and a rule may raise them above the defaults.
+	start := baseLimits()
+	start.MaxOpenDrafts, start.MaxBytesPerDay, start.MaxReplies = 0, 0, 0
+	d := &Decision{Limits: start, Demo: p.Demo(), sources: map[string]string{}}
 	var refusals []string
 	var refused []string
 	for _, r := range recipients {

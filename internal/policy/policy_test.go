@@ -344,3 +344,44 @@ func TestHolderReload(t *testing.T) {
 		t.Fatalf("huge file: %v", err)
 	}
 }
+
+// The quotas (issue 11, item 6): defaults when the file names none, the
+// strictest over a transfer's recipients, and only sensible values.
+func TestQuotaLimits(t *testing.T) {
+	d, err := Default().Decide("a@x.nl", []string{"b@y.nl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := d.Limits; l.MaxOpenDrafts != DefaultMaxOpenDrafts || l.MaxBytesPerDay != DefaultMaxBytesPerDay || l.MaxReplies != DefaultMaxReplies {
+		t.Errorf("defaults without a file: %+v", l)
+	}
+	p := mustParse(t, `{
+		"defaults": {"max_open_drafts": 5, "max_bytes_per_day": "1GB", "max_replies": 3},
+		"rules": [
+			{"name": "scanner", "senders": ["scan@x.nl"], "action": "allow", "limits": {"max_open_drafts": 500, "max_bytes_per_day": "200GB"}},
+			{"name": "strict", "recipients": ["y.nl"], "action": "allow", "limits": {"max_replies": 1}}
+		]}`)
+	d, err = p.Decide("scan@x.nl", []string{"b@z.nl"})
+	if err != nil || d.Limits.MaxOpenDrafts != 500 || d.Limits.MaxBytesPerDay != 200_000_000_000 || d.Limits.MaxReplies != 3 {
+		t.Errorf("scanner rule: %+v %v", d, err)
+	}
+	d, err = p.Decide("a@x.nl", []string{"b@z.nl", "c@y.nl"})
+	if err != nil || d.Limits.MaxOpenDrafts != 5 || d.Limits.MaxBytesPerDay != 1_000_000_000 || d.Limits.MaxReplies != 1 || d.Source(FieldMaxReplies) != `rule "strict"` {
+		t.Errorf("strictest over recipients: %+v %v", d, err)
+	}
+	for _, bad := range []string{
+		`{"defaults": {"max_open_drafts": 0}}`,
+		`{"defaults": {"max_replies": "ten"}}`,
+		`{"defaults": {"max_bytes_per_day": "lots"}}`,
+		`{"defaults": {"max_bytes_per_day": 0}}`,
+	} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+	var b strings.Builder
+	p.Describe(&b)
+	if !strings.Contains(b.String(), "5 unfinished transfers at once, 1.00 GB of files a day; 3 replies") {
+		t.Errorf("describe:\n%s", b.String())
+	}
+}
