@@ -19,7 +19,7 @@ import (
 // unfinished file. A lease is a row in the database (store.AcquireLease)
 // with a random token, valid for Config.UploadLease (10 s) and renewed by
 // its holder every third of that; every segment commit is fenced by the
-// token (store.UpdateManifestFenced). A request that finds the lease held
+// token (store.AppendSegmentFenced). A request that finds the lease held
 // asks the holder to let go (a flag in the row, or at once when the holder
 // is in this process) and polls until the lease is free or has expired, so
 // an upload held by a crashed instance is resumed elsewhere within one lease

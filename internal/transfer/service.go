@@ -17,8 +17,9 @@
 // # Uploads
 //
 // WriteFile turns one request body into one or more segments (see package
-// segment) and commits each one (blob durable first, then the manifest in the
-// database under a compare-and-swap on the file's revision) before it
+// segment) and commits each one (blob durable first, then its manifest entry
+// and the file's head in the database under a compare-and-swap on the file's
+// revision; manifest.go) before it
 // returns, whether the body ended cleanly or not. So an interrupted upload
 // resumes at the exact byte where the last committed segment ended.
 package transfer
