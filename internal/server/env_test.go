@@ -21,6 +21,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/mail/devbox"
 	"github.com/kluis-nl/kluis/internal/metrics"
+	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
@@ -108,11 +109,21 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	svc := transfer.New(db, blobs, keys, cfg, nil, log)
+	// The route tests make many drafts as one sender; the quotas are
+	// tested in package transfer.
+	noQuota, err := policy.Parse([]byte(`{"defaults": {"max_open_drafts": 100000}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.SetPolicy(func() *policy.Policy { return noQuota })
 	mc := &capture{}
 	org := mail.Org{BaseURL: cfg.BaseURL}
 	svc.SetMailer(mc, org)
 	senders := sender.New(db, keys, mc, org, sender.DefaultConfig(), nil, log)
-	pages, err := web.New(web.Deps{Transfers: svc, Senders: senders, BaseURL: cfg.BaseURL, Mailbox: true, Log: log})
+	// The route table calls the reply pages many times from one address;
+	// their own limit is tested in package web.
+	replies := ratelimit.New(ratelimit.Config{PerMinute: 100_000, Burst: 100_000, GlobalPerMinute: 1_000_000})
+	pages, err := web.New(web.Deps{Transfers: svc, Senders: senders, BaseURL: cfg.BaseURL, Mailbox: true, Log: log, ReplyLimiter: replies})
 	if err != nil {
 		t.Fatal(err)
 	}
