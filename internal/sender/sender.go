@@ -12,7 +12,11 @@
 // A code is 8 digits from crypto/rand, valid for CodeTTL (10 minutes), good
 // for one use, only together with the pre-session token of the browser or
 // client that asked for it, and for at most MaxAttempts tries; then a new
-// code is needed, which can be asked for after Cooldown. The stored hash is
+// code is needed, which can be asked for after Cooldown. The cooldown holds
+// per pre-session whatever address the code is for, and each attempt is
+// counted in the same statement that checks the limit, before the code is
+// compared, so parallel requests cannot get more codes or more tries. The
+// stored hash is
 // SHA-256(pre-session token || code): a copy of the database, which holds
 // only the token's hash, cannot be used to test codes offline.
 package sender
@@ -149,15 +153,12 @@ func (s *Service) Start(ctx context.Context, preToken, email, name, phone, lang 
 	}
 	now := s.now()
 	if preToken != "" {
-		old, err := s.db.Verification(ctx, secret.HashToken(preToken))
-		switch {
-		case errors.Is(err, store.ErrNotFound):
+		// A token this server never issued, or whose verification is gone,
+		// starts a new pre-session.
+		if _, err := s.db.Verification(ctx, secret.HashToken(preToken)); errors.Is(err, store.ErrNotFound) {
 			preToken = ""
-		case err != nil:
+		} else if err != nil {
 			return "", err
-		case strings.EqualFold(old.Email, addr) && now.Sub(old.SentAt) < s.cfg.Cooldown:
-			wait := s.cfg.Cooldown - now.Sub(old.SentAt)
-			return "", &kluis.Error{Code: kluis.ETOOMANYREQUESTS, Message: fmt.Sprintf("A code was sent a moment ago. You can ask for a new one in %d seconds.", int(wait.Seconds())+1), RetryAfter: wait}
 		}
 	}
 	if preToken == "" {
@@ -187,7 +188,12 @@ func (s *Service) Start(ctx context.Context, preToken, email, name, phone, lang 
 		return "", err
 	}
 	defer tx.Rollback()
-	if err := tx.UpsertVerification(ctx, v); err != nil {
+	// The cooldown holds per pre-session, whatever address the earlier
+	// code went to: asking for another address and back must not send
+	// more mail or give a fresh count of attempts any sooner.
+	if err := tx.StartVerification(ctx, v, s.cfg.Cooldown); errors.Is(err, store.ErrConflict) {
+		return "", s.cooldownError(ctx, tx.Q, idHash, now)
+	} else if err != nil {
 		return "", err
 	}
 	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.Sender(addr), Action: audit.VerifyStart}); err != nil {
@@ -229,28 +235,21 @@ func (s *Service) Confirm(ctx context.Context, preToken, code, kind string) (*Se
 	}
 	idHash := secret.HashToken(preToken)
 	now := s.now()
-	v, err := s.db.Verification(ctx, idHash)
+	// Count the attempt before comparing, in the statement that checks the
+	// limit, so parallel confirms cannot compare more than MaxAttempts
+	// codes between them.
+	v, err := s.db.ReserveVerificationAttempt(ctx, idHash, s.cfg.MaxAttempts, now)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "There is no code waiting for this browser. It may have been used already, or it was asked for elsewhere. Ask for a new code.")
+		return nil, s.refusal(ctx, idHash, now)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !now.Before(v.ExpiresAt) {
-		return nil, kluis.Errorf(kluis.EEXPIRED, "This code has expired (a code works for %d minutes). Ask for a new code.", int(s.cfg.CodeTTL.Minutes()))
-	}
-	if v.Attempts >= s.cfg.MaxAttempts || v.CodeHash == nil {
-		return nil, kluis.Errorf(kluis.ELOCKED, "Too many wrong codes. Ask for a new code.")
-	}
-	n, err := s.db.AddVerificationAttempt(ctx, idHash)
-	if err != nil {
-		return nil, err
-	}
-	if !secret.Equal(codeHash(preToken, code), v.CodeHash) {
+	if n := v.Attempts; !secret.Equal(codeHash(preToken, code), v.CodeHash) {
 		s.log.Warn("wrong verification code", "action", "verify.confirm", "result", "wrong_code", "attempt", n)
 		s.audit.Log(ctx, audit.Event{Actor: audit.Sender(v.Email), Action: audit.VerifyFailed, Result: audit.WrongCode, Detail: "attempt=" + strconv.Itoa(n)})
 		if n >= s.cfg.MaxAttempts {
-			return nil, kluis.Errorf(kluis.ELOCKED, "Too many wrong codes. Ask for a new code.")
+			return nil, errTooManyCodes()
 		}
 		return nil, kluis.Errorf(kluis.EWRONGSECRET, "The code is not correct. You can try %d more times.", s.cfg.MaxAttempts-n)
 	}
@@ -276,8 +275,11 @@ func (s *Service) Confirm(ctx context.Context, preToken, code, kind string) (*Se
 	}
 	defer tx.Rollback()
 	// The code works once: the verification goes in the same transaction
-	// that opens the session.
-	if err := tx.DeleteVerification(ctx, idHash); err != nil {
+	// that opens the session. A parallel confirm with the same code (or a
+	// resend in between) finds it gone.
+	if err := tx.UseVerification(ctx, idHash, v.CodeHash); errors.Is(err, store.ErrNotFound) {
+		return nil, errNoCode()
+	} else if err != nil {
 		return nil, err
 	}
 	if err := tx.InsertSenderSession(ctx, row); err != nil {
@@ -291,6 +293,59 @@ func (s *Service) Confirm(ctx context.Context, preToken, code, kind string) (*Se
 	}
 	s.log.Info("sender verified", "action", "verify.confirm", "result", "ok", "kind", kind)
 	return &Session{Token: token, Sender: Sender{Email: v.Email, Name: d.Name, Phone: d.Phone, Lang: d.Lang, Via: "session"}, ExpiresAt: row.ExpiresAt}, nil
+}
+
+// refusal says why no attempt could be counted for a verification.
+func (s *Service) refusal(ctx context.Context, idHash []byte, now time.Time) error {
+	v, err := s.db.Verification(ctx, idHash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return errNoCode()
+	case err != nil:
+		return err
+	case !now.Before(v.ExpiresAt):
+		return kluis.Errorf(kluis.EEXPIRED, "This code has expired (a code works for %d minutes). Ask for a new code.", int(s.cfg.CodeTTL.Minutes()))
+	default:
+		return errTooManyCodes()
+	}
+}
+
+// cooldownError is the answer to a code asked for within the cooldown of
+// the pre-session's last one.
+// It reads with q, the caller's transaction: a read on another connection
+// could wait for a pool slot that writers queued on the lock hold.
+func (s *Service) cooldownError(ctx context.Context, q store.Q, idHash []byte, now time.Time) error {
+	wait := s.cfg.Cooldown
+	if v, err := q.Verification(ctx, idHash); err == nil {
+		wait = max(s.cfg.Cooldown-now.Sub(v.SentAt), time.Second)
+	}
+	return &kluis.Error{Code: kluis.ETOOMANYREQUESTS, Message: fmt.Sprintf("A code was sent a moment ago. You can ask for a new one in %d seconds.", int(wait.Seconds())+1), RetryAfter: wait, Err: ErrCooldown}
+}
+
+// ErrCooldown is wrapped by Start's rate_limited error when the
+// pre-session's last code was sent less than Cooldown ago; that code still
+// works (see PendingAddress for where it went).
+var ErrCooldown = errors.New("sender: a code was sent for this pre-session a moment ago")
+
+// PendingAddress returns the address the pre-session's code was sent to,
+// or "" if no code is waiting for it.
+func (s *Service) PendingAddress(ctx context.Context, preToken string) string {
+	if preToken == "" {
+		return ""
+	}
+	v, err := s.db.Verification(ctx, secret.HashToken(preToken))
+	if err != nil || !s.now().Before(v.ExpiresAt) {
+		return ""
+	}
+	return v.Email
+}
+
+func errNoCode() error {
+	return kluis.Errorf(kluis.EUNAUTHORIZED, "There is no code waiting for this browser. It may have been used already, or it was asked for elsewhere. Ask for a new code.")
+}
+
+func errTooManyCodes() error {
+	return kluis.Errorf(kluis.ELOCKED, "Too many wrong codes. Ask for a new code.")
 }
 
 // APIKeyPrefix starts every API key, so a key is recognised (and found by

@@ -325,25 +325,47 @@ func testSenders(t *testing.T, fresh freshFunc) {
 	db, _ := openFresh(t, fresh)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	v := &Verification{IDHash: []byte("v"), Email: "a@example.nl", DetailsSealed: []byte("d"), CodeHash: []byte("c1"), CreatedAt: now, SentAt: now, ExpiresAt: now.Add(time.Hour)}
-	if err := db.UpsertVerification(ctx, v); err != nil {
+	if err := db.StartVerification(ctx, v, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := db.AddVerificationAttempt(ctx, []byte("v")); n != 1 || err != nil {
-		t.Errorf("attempt: %d %v", n, err)
+	if got, err := db.ReserveVerificationAttempt(ctx, []byte("v"), 2, now); err != nil || got.Attempts != 1 || string(got.CodeHash) != "c1" {
+		t.Errorf("attempt: %+v %v", got, err)
 	}
-	v.CodeHash, v.SentAt = []byte("c2"), now.Add(time.Minute)
-	if err := db.UpsertVerification(ctx, v); err != nil {
+	// Within the cooldown a resend changes nothing, for any address.
+	v.CodeHash, v.SentAt, v.Email = []byte("c2"), now.Add(time.Minute-time.Millisecond), "b@example.nl"
+	if err := db.StartVerification(ctx, v, time.Minute); !errors.Is(err, ErrConflict) {
+		t.Errorf("resend within the cooldown: %v, want ErrConflict", err)
+	}
+	v.SentAt = now.Add(time.Minute)
+	if err := db.StartVerification(ctx, v, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.Verification(ctx, []byte("v"))
-	if err != nil || string(got.CodeHash) != "c2" || got.Attempts != 0 || !got.SentAt.Equal(now.Add(time.Minute)) || !got.CreatedAt.Equal(now) {
+	if err != nil || string(got.CodeHash) != "c2" || got.Attempts != 0 || !got.SentAt.Equal(now.Add(time.Minute)) || !got.CreatedAt.Equal(now) || got.Email != "b@example.nl" {
 		t.Errorf("after resend: %+v %v", got, err)
 	}
-	if _, err := db.AddVerificationAttempt(ctx, []byte("nope")); !errors.Is(err, ErrNotFound) {
+	for i := 1; i <= 2; i++ {
+		if got, err := db.ReserveVerificationAttempt(ctx, []byte("v"), 2, now); err != nil || got.Attempts != i {
+			t.Errorf("attempt %d: %+v %v", i, got, err)
+		}
+	}
+	if _, err := db.ReserveVerificationAttempt(ctx, []byte("v"), 2, now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("attempt over the limit: %v", err)
+	}
+	if _, err := db.ReserveVerificationAttempt(ctx, []byte("v"), 3, v.ExpiresAt); !errors.Is(err, ErrNotFound) {
+		t.Errorf("attempt at expiry: %v", err)
+	}
+	if _, err := db.ReserveVerificationAttempt(ctx, []byte("nope"), 2, now); !errors.Is(err, ErrNotFound) {
 		t.Errorf("attempt on none: %v", err)
 	}
-	if err := db.DeleteVerification(ctx, []byte("v")); err != nil {
+	if err := db.UseVerification(ctx, []byte("v"), []byte("c1")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("use with a replaced code: %v", err)
+	}
+	if err := db.UseVerification(ctx, []byte("v"), []byte("c2")); err != nil {
 		t.Fatal(err)
+	}
+	if err := db.UseVerification(ctx, []byte("v"), []byte("c2")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("used twice: %v", err)
 	}
 	if _, err := db.Verification(ctx, []byte("v")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("deleted verification: %v", err)

@@ -38,7 +38,7 @@ func fillReseal(t *testing.T, db *DB, n int) [][]byte {
 		hashes = append(hashes, h)
 		v := &Verification{IDHash: h, Email: "a@example.nl", DetailsSealed: []byte("old:" + hex.EncodeToString(h)),
 			CodeHash: []byte("c"), CreatedAt: now, SentAt: now, ExpiresAt: now.Add(time.Hour)}
-		if err := db.UpsertVerification(ctx, v); err != nil {
+		if err := db.StartVerification(ctx, v, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -19,15 +19,20 @@ type Verification struct {
 	Attempts      int
 }
 
-// UpsertVerification stores a verification, replacing one with the same
-// id (a resend gives a new code and resets the attempts).
-func (q Q) UpsertVerification(ctx context.Context, v *Verification) error {
-	_, err := q.q.ExecContext(ctx, `INSERT INTO verifications (id_hash, email, details_sealed, code_hash, created_at, sent_at, expires_at, attempts)
+// StartVerification stores a verification, or replaces the one with the
+// same id (a resend: a new code, and a fresh count of attempts for it), in
+// one statement. A replacement happens only if the earlier code was sent
+// at least cooldown before v.SentAt, whatever address it went to;
+// otherwise nothing changes and it returns ErrConflict. One statement, so
+// parallel requests on one pre-session send one code per cooldown.
+func (q Q) StartVerification(ctx context.Context, v *Verification, cooldown time.Duration) error {
+	res, err := q.q.ExecContext(ctx, `INSERT INTO verifications (id_hash, email, details_sealed, code_hash, created_at, sent_at, expires_at, attempts)
 		VALUES (?, ?, ?, ?, ?, ?, ?, 0)
 		ON CONFLICT (id_hash) DO UPDATE SET email = excluded.email, details_sealed = excluded.details_sealed,
-			code_hash = excluded.code_hash, sent_at = excluded.sent_at, expires_at = excluded.expires_at, attempts = 0`,
-		v.IDHash, v.Email, v.DetailsSealed, v.CodeHash, ms(v.CreatedAt), ms(v.SentAt), ms(v.ExpiresAt))
-	return err
+			code_hash = excluded.code_hash, sent_at = excluded.sent_at, expires_at = excluded.expires_at, attempts = 0
+		WHERE verifications.sent_at <= ?`,
+		v.IDHash, v.Email, v.DetailsSealed, v.CodeHash, ms(v.CreatedAt), ms(v.SentAt), ms(v.ExpiresAt), ms(v.SentAt.Add(-cooldown)))
+	return affected(res, err, ErrConflict)
 }
 
 // Verification returns a pending verification. Returns ErrNotFound if
@@ -48,20 +53,37 @@ func (q Q) Verification(ctx context.Context, idHash []byte) (*Verification, erro
 	return &v, nil
 }
 
-// AddVerificationAttempt counts one code attempt and returns the new count.
-func (q Q) AddVerificationAttempt(ctx context.Context, idHash []byte) (int, error) {
-	var n int
-	err := q.q.QueryRowContext(ctx, `UPDATE verifications SET attempts = attempts + 1 WHERE id_hash = ? RETURNING attempts`, idHash).Scan(&n)
+// ReserveVerificationAttempt counts one code attempt before the code is
+// compared, in one statement that also checks the limit: it succeeds only
+// while fewer than max attempts were counted, the code has not expired at
+// now and there is a code. It returns the verification as counted (with
+// the code hash to compare against, and Attempts the number of this
+// attempt). Otherwise it changes nothing and returns ErrNotFound; read the
+// row to tell why. So parallel confirms can never compare more than max
+// codes.
+func (q Q) ReserveVerificationAttempt(ctx context.Context, idHash []byte, max int, now time.Time) (*Verification, error) {
+	var v Verification
+	var created, sent, expires int64
+	err := q.q.QueryRowContext(ctx, `UPDATE verifications SET attempts = attempts + 1
+		WHERE id_hash = ? AND attempts < ? AND expires_at > ? AND code_hash IS NOT NULL
+		RETURNING id_hash, email, details_sealed, code_hash, created_at, sent_at, expires_at, attempts`, idHash, max, ms(now)).
+		Scan(&v.IDHash, &v.Email, &v.DetailsSealed, &v.CodeHash, &created, &sent, &expires, &v.Attempts)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, ErrNotFound
+		return nil, ErrNotFound
 	}
-	return n, err
+	if err != nil {
+		return nil, err
+	}
+	v.CreatedAt, v.SentAt, v.ExpiresAt = fromMS(created), fromMS(sent), fromMS(expires)
+	return &v, nil
 }
 
-// DeleteVerification removes a verification (used, or replaced).
-func (q Q) DeleteVerification(ctx context.Context, idHash []byte) error {
-	_, err := q.q.ExecContext(ctx, `DELETE FROM verifications WHERE id_hash = ?`, idHash)
-	return err
+// UseVerification deletes a verification whose code was right, if it
+// still holds that code (codeHash). Returns ErrNotFound if another request
+// used it first or a resend replaced the code: the code works once.
+func (q Q) UseVerification(ctx context.Context, idHash, codeHash []byte) error {
+	res, err := q.q.ExecContext(ctx, `DELETE FROM verifications WHERE id_hash = ? AND code_hash = ?`, idHash, codeHash)
+	return affected(res, err, ErrNotFound)
 }
 
 // SenderSession is a verified sender's session.

@@ -183,6 +183,17 @@ func (h *Web) verifyStart(w http.ResponseWriter, r *http.Request) {
 			v.Errors = []fieldError{{Field: "email", Key: "send.error_email"}}
 			h.render(w, r, http.StatusUnprocessableEntity, "send_details", v)
 		case kluis.ETOOMANYREQUESTS:
+			if !errors.Is(err, sender.ErrCooldown) {
+				h.sendProblem(w, r, err)
+				return
+			}
+			if pending := h.senders.PendingAddress(r.Context(), pre); pending != "" && !strings.EqualFold(pending, d.Email) {
+				// The cooldown holds for another address too: the
+				// details form again, with the address as it was typed.
+				v.Errors = []fieldError{{Field: "email", Key: "send.error_change_wait"}}
+				h.render(w, r, http.StatusTooManyRequests, "send_details", v)
+				return
+			}
 			// A code went to this address from this browser a moment ago
 			// (the cooldown): that code still works.
 			d.CodeDigits, d.Minutes = sender.CodeDigits, int(h.senders.Config().CodeTTL.Minutes())

@@ -369,3 +369,30 @@ func TestSendPageDataEscaped(t *testing.T) {
 		t.Errorf("name in the data block %q", got)
 	}
 }
+
+// TestSendChangeAddressWaits: asking for a code for another address in the
+// same browser within the cooldown is refused on the details form (the
+// address as typed, the wait explained), not shown as a code page for an
+// address no code went to.
+func TestSendChangeAddressWaits(t *testing.T) {
+	e := newSendEnv(t, nil)
+	c := e.client()
+	resp, _ := post(t, c, e.srv.URL+"/send/verify", url.Values{"name": {"A. Jansen"}, "email": {"a.jansen@example.nl"}, "next": {"/send"}})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("first code: %d", resp.StatusCode)
+	}
+	resp, body := post(t, c, e.srv.URL+"/send/verify", url.Values{"name": {"A. Jansen"}, "email": {"b.jansen@example.nl"}, "next": {"/send"}})
+	if resp.StatusCode != http.StatusTooManyRequests || strings.Join(summaryLinks(body), ",") != "email" ||
+		!strings.Contains(body, "Wacht een minuut voordat u een code vraagt voor een ander adres") || !strings.Contains(body, `value="b.jansen@example.nl"`) {
+		t.Fatalf("other address within the cooldown: %d %v\n%s", resp.StatusCode, summaryLinks(body), body)
+	}
+	// The same address: the code page, the code sent still works.
+	resp, body = post(t, c, e.srv.URL+"/send/verify", url.Values{"name": {"A. Jansen"}, "email": {"a.jansen@example.nl"}, "next": {"/send"}, "resend": {"1"}})
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, `action="/send/confirm"`) {
+		t.Fatalf("resend within the cooldown: %d", resp.StatusCode)
+	}
+	resp, _ = post(t, c, e.srv.URL+"/send/confirm", url.Values{"code": {e.mailer.lastCode(t)}, "next": {"/send"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("confirm: %d", resp.StatusCode)
+	}
+}
