@@ -27,6 +27,9 @@ type dbEnv struct {
 	db    *store.DB
 	box   *devbox.Box
 	clock *clock
+	// driver and dsn open the same database with database/sql, for
+	// tests that look at the rows themselves.
+	driver, dsn string
 }
 
 // forEachDB runs fn as parallel subtests "sqlite" and "postgres"; the
@@ -45,11 +48,12 @@ func openDBEnv(t *testing.T, dialect string) *dbEnv {
 	ctx := context.Background()
 	var db *store.DB
 	var err error
+	driver, dsn := "sqlite", filepath.Join(t.TempDir(), "kluis.db")
 	if dialect == "postgres" {
-		dsn := storetest.Postgres(t)
+		driver, dsn = "pgx", storetest.Postgres(t)
 		db, err = store.OpenPostgres(ctx, dsn)
 	} else {
-		db, err = store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "kluis.db"))
+		db, err = store.OpenSQLite(ctx, dsn)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +73,7 @@ func openDBEnv(t *testing.T, dialect string) *dbEnv {
 	t.Cleanup(func() { stop(); <-done })
 	s := New(db, keys, ob, mail.Org{Name: "Test", BaseURL: "https://kluis.example.nl"}, DefaultConfig(), c.now, quiet)
 	s.SetAudit(audit.New(db, 0, c.now, quiet))
-	return &dbEnv{svc: s, db: db, box: box, clock: c}
+	return &dbEnv{svc: s, db: db, box: box, clock: c, driver: driver, dsn: dsn}
 }
 
 // code waits for the n-th mail (1-based) and returns the code in it.

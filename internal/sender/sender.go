@@ -15,8 +15,10 @@
 // code is needed, which can be asked for after Cooldown. The cooldown holds
 // per pre-session whatever address the code is for, and each attempt is
 // counted in the same statement that checks the limit, before the code is
-// compared, so parallel requests cannot get more codes or more tries. The
-// stored hash is
+// compared, so parallel requests cannot get more codes or more tries.
+// Code mails are limited per address and per pre-session (Config.CodeMails)
+// in the database's rate_limits table, so several instances enforce one
+// limit and nobody can flood an address with codes. The stored hash is
 // SHA-256(pre-session token || code): a copy of the database, which holds
 // only the token's hash, cannot be used to test codes offline.
 package sender
@@ -25,6 +27,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +54,18 @@ type Config struct {
 	Cooldown    time.Duration // between two codes for one pre-session
 	SessionTTL  time.Duration // absolute lifetime of a verified session
 	IdleTTL     time.Duration // a session unused this long ends
+	// CodeMails bounds the code mails to one address, and separately
+	// those asked for by one pre-session: Burst at once, then one more
+	// every Every; and at most PerDay to one address in any day.
+	CodeMails CodeMailLimit
+}
+
+// CodeMailLimit is how many code mails may go out: Burst at once, then one
+// every Every (a token bucket), and to one address at most PerDay a day.
+type CodeMailLimit struct {
+	Burst  int
+	Every  time.Duration
+	PerDay int
 }
 
 // DefaultConfig returns the defaults.
@@ -61,6 +76,7 @@ func DefaultConfig() Config {
 		Cooldown:    time.Minute,
 		SessionTTL:  30 * 24 * time.Hour,
 		IdleTTL:     30 * 24 * time.Hour,
+		CodeMails:   CodeMailLimit{Burst: 5, Every: 10 * time.Minute, PerDay: 20},
 	}
 }
 
@@ -199,6 +215,9 @@ func (s *Service) Start(ctx context.Context, preToken, email, name, phone, lang 
 	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.Sender(addr), Action: audit.VerifyStart}); err != nil {
 		return "", err
 	}
+	if err := s.takeCodeMail(ctx, tx, addr, idHash, now); err != nil {
+		return "", err
+	}
 	if _, err := s.mailer.Enqueue(ctx, tx, m); err != nil {
 		return "", err
 	}
@@ -322,6 +341,51 @@ func (s *Service) cooldownError(ctx context.Context, q store.Q, idHash []byte, n
 	return &kluis.Error{Code: kluis.ETOOMANYREQUESTS, Message: fmt.Sprintf("A code was sent a moment ago. You can ask for a new one in %d seconds.", int(wait.Seconds())+1), RetryAfter: wait, Err: ErrCooldown}
 }
 
+// ErrCodeLimit is wrapped by Start's rate_limited error when too many code
+// mails went to the address, or were asked for by the pre-session.
+var ErrCodeLimit = errors.New("sender: too many code mails")
+
+// takeCodeMail counts one code mail against the address's buckets (a short
+// one and a day one) and the pre-session's, in the shared rate_limits
+// table, inside tx: so every instance on the database enforces one limit,
+// and a request refused later (or rolled back) costs nothing. The buckets
+// are named by keyed hashes (HMAC under a key derived from the master
+// key), so the table holds no address; a row is deleted by Cleanup once
+// its bucket is full again.
+func (s *Service) takeCodeMail(ctx context.Context, tx *store.Tx, addr string, idHash []byte, now time.Time) error {
+	lim := s.cfg.CodeMails
+	if lim.Burst < 1 || lim.Every <= 0 {
+		return nil
+	}
+	mac := func(purpose string, b []byte) string { return hex.EncodeToString(s.keys.MAC(purpose, b)[:16]) }
+	addrKey := mac("sender.code_mails.address", []byte(strings.ToLower(addr)))
+	type bucket struct {
+		key   string
+		every time.Duration
+		burst int
+	}
+	buckets := []bucket{
+		{"code:a:" + addrKey, lim.Every, lim.Burst},
+		{"code:p:" + mac("sender.code_mails.presession", idHash), lim.Every, lim.Burst},
+	}
+	if lim.PerDay > 0 {
+		buckets = append(buckets, bucket{"code:d:" + addrKey, 24 * time.Hour / time.Duration(lim.PerDay), lim.PerDay})
+	}
+	for _, b := range buckets {
+		ok, wait, err := tx.TakeRateToken(ctx, b.key, now, b.every, b.burst)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			mins := int((wait + time.Minute - 1) / time.Minute)
+			s.log.Warn("code mail refused: too many for the address or pre-session", "action", "verify.start", "result", "rate_limited")
+			return &kluis.Error{Code: kluis.ETOOMANYREQUESTS, RetryAfter: wait, Err: ErrCodeLimit,
+				Message: fmt.Sprintf("Too many codes were asked for in a short time, for this address or from this browser. You can ask for a new code in %d minutes.", mins)}
+		}
+	}
+	return nil
+}
+
 // ErrCooldown is wrapped by Start's rate_limited error when the
 // pre-session's last code was sent less than Cooldown ago; that code still
 // works (see PendingAddress for where it went).
@@ -411,10 +475,15 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 	return nil
 }
 
-// Cleanup removes verifications and sessions past their end.
+// Cleanup removes verifications and sessions past their end, and the
+// code-mail buckets (and any other rate-limit rows) that are full again.
 func (s *Service) Cleanup(ctx context.Context) error {
 	now := s.now()
-	return s.db.DeleteExpiredSenderData(ctx, now, now.Add(-s.cfg.IdleTTL))
+	if err := s.db.DeleteExpiredSenderData(ctx, now, now.Add(-s.cfg.IdleTTL)); err != nil {
+		return err
+	}
+	_, err := s.db.PruneRateBuckets(ctx, now)
+	return err
 }
 
 // CreateAPIKey issues a key bound to one sender address. The key is

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -183,10 +185,19 @@ func (h *Web) verifyStart(w http.ResponseWriter, r *http.Request) {
 			v.Errors = []fieldError{{Field: "email", Key: "send.error_email"}}
 			h.render(w, r, http.StatusUnprocessableEntity, "send_details", v)
 		case kluis.ETOOMANYREQUESTS:
+			if errors.Is(err, sender.ErrCodeLimit) {
+				// Too many codes for this address (or from this
+				// browser): the details form, saying to wait.
+				setRetryAfter(w, err)
+				v.Errors = []fieldError{{Field: "email", Key: "send.error_code_limit"}}
+				h.render(w, r, http.StatusTooManyRequests, "send_details", v)
+				return
+			}
 			if !errors.Is(err, sender.ErrCooldown) {
 				h.sendProblem(w, r, err)
 				return
 			}
+			setRetryAfter(w, err)
 			if pending := h.senders.PendingAddress(r.Context(), pre); pending != "" && !strings.EqualFold(pending, d.Email) {
 				// The cooldown holds for another address too: the
 				// details form again, with the address as it was typed.
@@ -210,6 +221,14 @@ func (h *Web) verifyStart(w http.ResponseWriter, r *http.Request) {
 	d.CodeDigits, d.Minutes, d.Resent = sender.CodeDigits, int(ttl.Minutes()), resend
 	v.D = d
 	h.render(w, r, http.StatusOK, "send_code", v)
+}
+
+// setRetryAfter sets Retry-After from a rate_limited error's wait.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var ke *kluis.Error
+	if errors.As(err, &ke) && ke.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ke.RetryAfter.Seconds()))))
+	}
 }
 
 // sendProblem answers an unexpected error of the verification with a page.

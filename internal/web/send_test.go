@@ -396,3 +396,21 @@ func TestSendChangeAddressWaits(t *testing.T) {
 		t.Fatalf("confirm: %d", resp.StatusCode)
 	}
 }
+
+// TestSendCodeMailLimit: past the code-mail limit for an address, a new
+// browser asking for a code gets the details form with the reason and a
+// Retry-After (429), in its language.
+func TestSendCodeMailLimit(t *testing.T) {
+	e := newSendEnv(t, nil)
+	for i := 0; i < sender.DefaultConfig().CodeMails.Burst; i++ {
+		resp, _ := post(t, e.client(), e.srv.URL+"/send/verify", url.Values{"name": {"A"}, "email": {"a@example.nl"}})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("code %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	resp, body := post(t, e.client(), e.srv.URL+"/send/verify", url.Values{"name": {"A"}, "email": {"a@example.nl"}})
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" ||
+		strings.Join(summaryLinks(body), ",") != "email" || !strings.Contains(body, "te veel codes naar dit adres") {
+		t.Fatalf("past the limit: %d Retry-After %q\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}
