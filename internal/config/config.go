@@ -132,7 +132,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "policy", usage: "organisation policy file (JSON; see docs/policy.example.json): organisation domains, allow and deny rules, limits. Checked at start, reloaded on SIGHUP; check it first with kluis admin policy check FILE. Without it every address is allowed (a demo installation)", set: str(&c.Policy)},
 		{name: "trusted-proxy", usage: "reverse proxy (address or CIDR range) whose X-Forwarded-For header gives the client's IP address; repeat the flag or separate with commas. Without it the connecting address is the client", set: addProxies},
 		{name: "rate-limit", def: "60", usage: "requests a minute one IP address may make to the endpoints open to anyone (verification, links, password checks); 0 turns the limit off", set: integer(&c.RateLimit)},
-		{name: "rate-limit-global", def: "600", usage: "requests a minute to those endpoints from all addresses together; 0 turns the limit off", set: integer(&c.RateLimitGlobal)},
+		{name: "rate-limit-global", def: "1200", usage: "requests a minute to those endpoints from all addresses together, at least 20 times --rate-limit so a few clients cannot use it up; 0 turns the limit off", set: integer(&c.RateLimitGlobal)},
 		{name: "tls-cert", usage: "PEM certificate chain: serve HTTPS directly (TLS 1.2 and 1.3, NCSC-NL settings) instead of behind a reverse proxy; needs --tls-key. Reloaded when the file changes", set: str(&c.TLSCert)},
 		{name: "tls-key", usage: "PEM private key for --tls-cert", set: str(&c.TLSKey)},
 		{name: "security-contact", usage: "Contact of /.well-known/security.txt: mailto:ADDRESS or an https URL (default: mailto:security@HOST of the base URL)", set: str(&c.SecurityContact)},
@@ -289,6 +289,10 @@ func (c *Serve) validate() error {
 	}
 	if c.RateLimit < 0 || c.RateLimitGlobal < 0 {
 		return fmt.Errorf("--rate-limit and --rate-limit-global must not be negative (0 turns a limit off)")
+	}
+	if c.RateLimit > 0 && c.RateLimitGlobal > 0 && c.RateLimitGlobal < ratelimit.GlobalFactor*c.RateLimit {
+		return fmt.Errorf("--rate-limit-global %d is less than %d times --rate-limit %d, so a few clients could use it up for everyone: set it to %d or more (or 0 for no global limit)",
+			c.RateLimitGlobal, ratelimit.GlobalFactor, c.RateLimit, ratelimit.GlobalFactor*c.RateLimit)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("give both --tls-cert and --tls-key, or neither")

@@ -7,6 +7,20 @@
 // attempts) lives in the engine; this package only slows guessing down
 // across objects and keeps one client from using up the service.
 //
+// # Fairness
+//
+// A flood from some clients must not deny service to the others. So a
+// client's own bucket is checked first (a client over its limit never
+// touches the global bucket); the global ceiling is at least 20 times one
+// client's (Config validation in kluis serve; the defaults are 60 and
+// 1,200 a minute); and part of the global bucket (Config.Reserve, a
+// quarter by default) is kept for clients that have not failed lately: a
+// client whose request was answered with a failure (401, 404, 422, 423 or
+// 429: a wrong password or code, an unknown link, a lock-out, a refusal)
+// may only take from the global bucket while more than the reserve is
+// left, for Config.FailMemory (an hour) after its last failure. Clients
+// that have never failed are thus served before the others.
+//
 // With Config.Shared (several instances on one PostgreSQL database) the
 // buckets live in the database instead of in memory, so the instances
 // enforce one limit together; the arithmetic is the same (a token bucket,
@@ -142,9 +156,16 @@ type Config struct {
 	PerMinute int
 	Burst     int
 	// GlobalPerMinute is the sustained rate over all clients together
-	// (default 600); GlobalBurst defaults to GlobalPerMinute/5.
+	// (default 1,200, 20 times PerMinute's default); GlobalBurst defaults
+	// to 20 times Burst (at most GlobalPerMinute).
 	GlobalPerMinute int
 	GlobalBurst     int
+	// Reserve is how many of the global bucket's tokens only clients
+	// without a recent failure may take (default GlobalBurst/4).
+	Reserve int
+	// FailMemory is how long a failed request marks its client
+	// (default an hour).
+	FailMemory time.Duration
 	// MaxClients bounds how many client buckets are kept (default 100,000,
 	// about 10 MB). Buckets idle long enough to be full again are dropped
 	// first (that loses nothing); if the table is still full, arbitrary
@@ -177,14 +198,24 @@ type Shared interface {
 	ReturnRateToken(ctx context.Context, key string, interval time.Duration) error
 	// PruneRateBuckets deletes buckets that are full again at now.
 	PruneRateBuckets(ctx context.Context, now time.Time) (int64, error)
+	// MarkRateKey records key until a time (kept at least that long).
+	MarkRateKey(ctx context.Context, key string, until time.Time) error
+	// RateKeyUntil returns until when key was marked (the zero time if
+	// it was not).
+	RateKeyUntil(ctx context.Context, key string) (time.Time, error)
 }
 
 // Defaults.
 const (
 	DefaultPerMinute       = 60
 	DefaultBurst           = 20
-	DefaultGlobalPerMinute = 600
+	DefaultGlobalPerMinute = 20 * DefaultPerMinute
 	DefaultMaxClients      = 100_000
+	DefaultFailMemory      = time.Hour
+	// GlobalFactor is how many clients' worth the global limit must hold
+	// at least, so a few clients cannot use it up (kluis serve refuses a
+	// smaller --rate-limit-global).
+	GlobalFactor = 20
 )
 
 // Limiter is a per-IP and global rate limiter. It is safe for concurrent
@@ -201,8 +232,9 @@ type Limiter struct {
 }
 
 type client struct {
-	lim  *rate.Limiter
-	last time.Time
+	lim        *rate.Limiter
+	last       time.Time
+	failedTill time.Time // marked as failing until then
 }
 
 // New returns a limiter.
@@ -218,9 +250,16 @@ func New(cfg Config) *Limiter {
 		cfg.GlobalPerMinute = DefaultGlobalPerMinute
 	}
 	if cfg.GlobalBurst <= 0 {
-		cfg.GlobalBurst = max(cfg.GlobalPerMinute/5, 1)
+		cfg.GlobalBurst = GlobalFactor * cfg.Burst
 	}
 	cfg.GlobalBurst = min(cfg.GlobalBurst, cfg.GlobalPerMinute)
+	if cfg.Reserve <= 0 {
+		cfg.Reserve = cfg.GlobalBurst / 4
+	}
+	cfg.Reserve = min(cfg.Reserve, cfg.GlobalBurst-1)
+	if cfg.FailMemory <= 0 {
+		cfg.FailMemory = DefaultFailMemory
+	}
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = DefaultMaxClients
 	}
@@ -254,7 +293,9 @@ func key(ip netip.Addr) netip.Addr {
 }
 
 // Allow takes one token for ip and one from the global bucket. When either
-// is empty nothing is taken and it returns false with how long to wait.
+// is empty nothing is taken and it returns false with how long to wait. A
+// client marked as failing (Failed) gets a global token only while more
+// than Config.Reserve are left.
 func (l *Limiter) Allow(ip netip.Addr) (bool, time.Duration) {
 	now := l.cfg.Now()
 	k := key(ip)
@@ -263,15 +304,49 @@ func (l *Limiter) Allow(ip netip.Addr) (bool, time.Duration) {
 		if err == nil {
 			return ok, wait
 		}
-		l.mu.Lock()
-		if now.Sub(l.lastError) > time.Minute {
-			l.lastError = now
-			l.cfg.Log.Error("shared rate limit failed; this instance's own limits apply", "err", err)
-		}
-		l.mu.Unlock()
+		l.sharedFailed(now, err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	c := l.client(k, now)
+	// Check both before taking from either: a refused request costs
+	// nothing (no reservations to cancel, whose float arithmetic drifts).
+	if wait := waitFor(c.lim, now, 0); wait > 0 {
+		return false, wait
+	}
+	reserve := 0
+	if now.Before(c.failedTill) {
+		reserve = l.cfg.Reserve
+	}
+	if wait := waitFor(l.global, now, reserve); wait > 0 {
+		return false, wait
+	}
+	c.lim.AllowN(now, 1)
+	l.global.AllowN(now, 1)
+	return true, 0
+}
+
+// Failed marks ip's client as failing for Config.FailMemory: its requests
+// no longer get the global bucket's reserve.
+func (l *Limiter) Failed(ip netip.Addr) {
+	now := l.cfg.Now()
+	k := key(ip)
+	until := now.Add(l.cfg.FailMemory)
+	if l.cfg.Shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := l.cfg.Shared.MarkRateKey(ctx, l.sharedKey("fail", k), until)
+		cancel()
+		if err != nil {
+			l.sharedFailed(now, err)
+		}
+	}
+	l.mu.Lock()
+	l.client(k, now).failedTill = until
+	l.mu.Unlock()
+}
+
+// client returns k's in-memory bucket, made if needed; l.mu is held.
+func (l *Limiter) client(k netip.Addr, now time.Time) *client {
 	c := l.clients[k]
 	if c == nil {
 		if len(l.clients) >= l.cfg.MaxClients {
@@ -281,17 +356,28 @@ func (l *Limiter) Allow(ip netip.Addr) (bool, time.Duration) {
 		l.clients[k] = c
 	}
 	c.last = now
-	// Check both before taking from either: a refused request costs
-	// nothing (no reservations to cancel, whose float arithmetic drifts).
-	if wait := waitFor(c.lim, now); wait > 0 {
-		return false, wait
+	return c
+}
+
+// sharedFailed logs a failure of the shared buckets, at most once a
+// minute.
+func (l *Limiter) sharedFailed(now time.Time, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastError) > time.Minute {
+		l.lastError = now
+		l.cfg.Log.Error("shared rate limit failed; this instance's own limits apply", "err", err)
 	}
-	if wait := waitFor(l.global, now); wait > 0 {
-		return false, wait
+}
+
+// sharedKey names a client's row in the shared table: kind ("ip" for its
+// bucket, "fail" for its failure mark) and its address, or with KeyHash a
+// keyed hash of it ("iph", "failh").
+func (l *Limiter) sharedKey(kind string, k netip.Addr) string {
+	if l.cfg.KeyHash != nil {
+		return kind + "h:" + l.cfg.KeyHash(k.String())
 	}
-	c.lim.AllowN(now, 1)
-	l.global.AllowN(now, 1)
-	return true, 0
+	return kind + ":" + k.String()
 }
 
 // allowShared is Allow on the shared buckets: the client's, then the
@@ -310,10 +396,7 @@ func (l *Limiter) allowShared(k netip.Addr, now time.Time) (bool, time.Duration,
 			return false, 0, err
 		}
 	}
-	ipKey := "ip:" + k.String()
-	if l.cfg.KeyHash != nil {
-		ipKey = "iph:" + l.cfg.KeyHash(k.String())
-	}
+	ipKey := l.sharedKey("ip", k)
 	ipEvery, ipOn := interval(l.cfg.PerMinute)
 	if ipOn {
 		ok, wait, err := l.cfg.Shared.TakeRateToken(ctx, ipKey, now, ipEvery, l.cfg.Burst)
@@ -322,7 +405,20 @@ func (l *Limiter) allowShared(k netip.Addr, now time.Time) (bool, time.Duration,
 		}
 	}
 	if gEvery, on := interval(l.cfg.GlobalPerMinute); on {
-		ok, wait, err := l.cfg.Shared.TakeRateToken(ctx, "global", now, gEvery, l.cfg.GlobalBurst)
+		// A failing client sees a global bucket smaller by the reserve:
+		// it gets a token only while more than the reserve is left.
+		burst := l.cfg.GlobalBurst
+		until, err := l.cfg.Shared.RateKeyUntil(ctx, l.sharedKey("fail", k))
+		if err != nil {
+			if ipOn {
+				_ = l.cfg.Shared.ReturnRateToken(ctx, ipKey, ipEvery)
+			}
+			return false, 0, err
+		}
+		if now.Before(until) {
+			burst -= l.cfg.Reserve
+		}
+		ok, wait, err := l.cfg.Shared.TakeRateToken(ctx, "global", now, gEvery, burst)
 		if err != nil || !ok {
 			if ipOn {
 				if rerr := l.cfg.Shared.ReturnRateToken(ctx, ipKey, ipEvery); rerr != nil && err == nil {
@@ -342,13 +438,15 @@ func interval(perMinute int) (time.Duration, bool) {
 	return d, d >= time.Microsecond
 }
 
-// waitFor is how long until lim has a whole token; 0 if it has one now.
-func waitFor(lim *rate.Limiter, now time.Time) time.Duration {
+// waitFor is how long until lim has a whole token more than reserve; 0 if
+// it has now.
+func waitFor(lim *rate.Limiter, now time.Time, reserve int) time.Duration {
+	need := 1 + float64(reserve)
 	tok := lim.TokensAt(now)
-	if tok >= 1 {
+	if tok >= need {
 		return 0
 	}
-	return time.Duration((1 - tok) / float64(lim.Limit()) * float64(time.Second))
+	return time.Duration((need - tok) / float64(lim.Limit()) * float64(time.Second))
 }
 
 // evict makes room in the client table; l.mu is held.
@@ -379,30 +477,98 @@ func (l *Limiter) Clients() int {
 }
 
 // Middleware refuses requests over the limit with 429 Too Many Requests, a
-// Retry-After header and the API's JSON error body. The client IP comes
-// from the request context (ClientIPMiddleware), else from ClientIP with
-// Config.Trusted.
+// Retry-After header and the API's JSON error body: Guard with no options.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
+	return l.Guard(next, GuardOptions{})
+}
+
+// GuardOptions adapt Guard to a route.
+type GuardOptions struct {
+	// Refuse writes the 429 answer, with Retry-After; nil: TooMany (the
+	// API's JSON).
+	Refuse func(w http.ResponseWriter, r *http.Request, wait time.Duration)
+	// Exempt, if set, lets a request through without counting it when it
+	// returns true. It runs before the limit, so it must cost little and
+	// must not tell a caller anything it could use to guess (for example:
+	// the request holds a valid session for exactly this object).
+	Exempt func(r *http.Request) bool
+}
+
+// Guard limits next: requests over the limit are refused (o.Refuse); an
+// answer that says the client failed (see failing) marks it (Failed). The
+// client IP comes from the request context (ClientIPMiddleware), else from
+// ClientIP with Config.Trusted.
+func (l *Limiter) Guard(next http.Handler, o GuardOptions) http.Handler {
+	refuse := o.Refuse
+	if refuse == nil {
+		refuse = func(w http.ResponseWriter, _ *http.Request, wait time.Duration) { TooMany(w, wait) }
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip, ok := IPFromContext(r.Context())
 		if !ok {
 			ip = ClientIP(r, l.cfg.Trusted)
 			r = r.WithContext(WithIP(r.Context(), ip))
 		}
-		if ok, wait := l.Allow(ip); !ok {
-			TooMany(w, wait)
+		if o.Exempt != nil && o.Exempt(r) {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		if ok, wait := l.Allow(ip); !ok {
+			l.Failed(ip)
+			refuse(w, r, wait)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if failing(sw.status) {
+			l.Failed(ip)
+		}
 	})
+}
+
+// failing reports whether an answer means the client failed: a wrong
+// password or code (401, or 422 from a web form), an unknown link (404), a
+// lock-out (423) or a refusal (429).
+func failing(status int) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusNotFound, http.StatusUnprocessableEntity, http.StatusLocked, http.StatusTooManyRequests:
+		return true
+	}
+	return false
+}
+
+// statusWriter notes the status of an answer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes and
+// deadlines of downloads).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// RetryAfter is the Retry-After value (whole seconds, at least 1) for wait.
+func RetryAfter(wait time.Duration) int {
+	return max(int(math.Ceil(wait.Seconds())), 1)
 }
 
 // TooMany writes the 429 answer.
 func TooMany(w http.ResponseWriter, wait time.Duration) {
-	secs := int(math.Ceil(wait.Seconds()))
-	if secs < 1 {
-		secs = 1
-	}
+	secs := RetryAfter(wait)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

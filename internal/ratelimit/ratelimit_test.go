@@ -277,3 +277,45 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("%d clients", l.Clients())
 	}
 }
+
+// TestGuardMarksFailures: an answer that says the client failed (a wrong
+// password, an unknown link, a refusal) marks the client; success does
+// not. An exempt request is neither counted nor refused.
+func TestGuardMarksFailures(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	l := New(Config{PerMinute: 600, Burst: 100, GlobalPerMinute: 60, GlobalBurst: 4, Reserve: 2, Now: clk.Now})
+	status := http.StatusOK
+	h := l.Guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }),
+		GuardOptions{Exempt: func(r *http.Request) bool { return r.Header.Get("X-Exempt") != "" }})
+	do := func(ip string, exempt bool) int {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = ip + ":1234"
+		if exempt {
+			r.Header.Set("X-Exempt", "1")
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for range 10 {
+		if c := do("203.0.113.1", true); c != http.StatusOK {
+			t.Fatalf("exempt request: %d", c)
+		}
+	}
+	if c := do("203.0.113.1", false); c != http.StatusOK {
+		t.Fatalf("first counted request: %d (exempt ones were counted)", c)
+	}
+	status = http.StatusUnauthorized
+	if c := do("203.0.113.2", false); c != http.StatusUnauthorized {
+		t.Fatal(c)
+	}
+	// 2 global tokens left, the reserve: the failed client is refused, the
+	// other one is not.
+	status = http.StatusOK
+	if c := do("203.0.113.2", false); c != http.StatusTooManyRequests {
+		t.Errorf("after a 401: %d, want 429 (the reserve is not for failing clients)", c)
+	}
+	if c := do("203.0.113.1", false); c != http.StatusOK {
+		t.Errorf("client without failures: %d, want 200", c)
+	}
+}

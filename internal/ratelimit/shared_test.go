@@ -202,3 +202,80 @@ func TestSharedKeyHash(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedClientsLeaveTheReserve: a client marked as failing gets a
+// global token only while more than Reserve are left; clients that never
+// failed may use the rest. With Shared the mark is seen by every instance
+// and is stored under a keyed hash only.
+func TestFailedClientsLeaveTheReserve(t *testing.T) {
+	for _, mode := range []string{"memory", "sqlite", "postgres"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			clk := &frozen{t: time.Now().UTC()}
+			cfg := ratelimit.Config{PerMinute: 600, Burst: 100, GlobalPerMinute: 60, GlobalBurst: 8, Reserve: 3, Now: clk.Now}
+			one := ratelimit.New(cfg)
+			lims := []*ratelimit.Limiter{one, one} // in memory: one instance
+			var rec *recordingShared
+			if mode != "memory" {
+				if mode == "postgres" {
+					storetest.RequirePostgres(t)
+				}
+				db1, db2 := twoHandles(t, mode)
+				rec = &recordingShared{Shared: db1}
+				c1, c2 := cfg, cfg
+				c1.Shared, c2.Shared = rec, db2
+				hash := func(ip string) string { return fmt.Sprintf("%x", sha256.Sum256([]byte(ip))) }
+				c1.KeyHash, c2.KeyHash = hash, hash
+				lims = []*ratelimit.Limiter{ratelimit.New(c1), ratelimit.New(c2)}
+			}
+			bad := netip.MustParseAddr("198.51.100.66")
+			good := netip.MustParseAddr("203.0.113.7")
+			lims[0].Failed(bad)
+			got := 0
+			for i := range 10 {
+				if ok, wait := lims[i%2].Allow(bad); ok {
+					got++
+				} else if wait <= 0 {
+					t.Fatal("refused without a wait")
+				}
+			}
+			if got != 5 {
+				t.Errorf("failing client: %d allowed, want 5 (8 minus the reserve of 3)", got)
+			}
+			got = 0
+			for i := range 10 {
+				if ok, _ := lims[i%2].Allow(good); ok {
+					got++
+				}
+			}
+			if got != 3 {
+				t.Errorf("client without failures: %d allowed, want the reserve of 3", got)
+			}
+			if rec != nil {
+				for _, k := range rec.keys {
+					if strings.Contains(k, "198.51.100") {
+						t.Errorf("key %q holds the client's address", k)
+					}
+				}
+			}
+			// The mark ends after FailMemory.
+			clk.Add(time.Hour + time.Minute)
+			got = 0
+			for i := range 10 {
+				if ok, _ := lims[i%2].Allow(bad); ok {
+					got++
+				}
+			}
+			if got != 8 {
+				t.Errorf("an hour later: %d allowed, want the whole global burst of 8", got)
+			}
+		})
+	}
+}
+
+func (r *recordingShared) MarkRateKey(ctx context.Context, key string, until time.Time) error {
+	r.mu.Lock()
+	r.keys = append(r.keys, key)
+	r.mu.Unlock()
+	return r.Shared.MarkRateKey(ctx, key, until)
+}

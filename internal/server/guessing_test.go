@@ -105,3 +105,52 @@ func Test1000WrongPasswords(t *testing.T) {
 		}
 	})
 }
+
+// loopbackProxy trusts the test client as a reverse proxy, so each
+// X-Forwarded-For is its own client.
+var loopbackProxy = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// TestFloodLeavesRoomForOthers: with the default limits, a flood of wrong
+// passwords from many clients cannot deny an unlock to a client that has
+// never failed (issue 11, item 10). Each flooder gets its own burst, but
+// once it has failed it may not take the last quarter of the global
+// bucket, which stays for clients without failures.
+func TestFloodLeavesRoomForOthers(t *testing.T) {
+	lim := ratelimit.New(ratelimit.Config{Now: frozen})
+	cfg := lim.Config()
+	if cfg.GlobalPerMinute < ratelimit.GlobalFactor*cfg.PerMinute || cfg.GlobalBurst < ratelimit.GlobalFactor*cfg.Burst {
+		t.Fatalf("default global limit %d/min (burst %d) is less than %d clients' %d/min (burst %d)",
+			cfg.GlobalPerMinute, cfg.GlobalBurst, ratelimit.GlobalFactor, cfg.PerMinute, cfg.Burst)
+	}
+	e := newEnv(t, envOptions{limiter: lim, trusted: loopbackProxy})
+	target := e.fixture(t)
+	target.ready()
+	victim := e.fixture(t)
+	victim.ready()
+
+	flooders := 30
+	refused := 0
+	for f := 1; f <= flooders; f++ {
+		hdr := map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d", f)}
+		for range 15 { // within each flooder's own burst of 20
+			resp, _ := e.do("POST", "/api/v1/links/"+target.access+"/unlock", "", hdr, map[string]string{"secret": "fout"})
+			if resp.StatusCode == http.StatusTooManyRequests {
+				refused++
+			}
+		}
+	}
+	if refused == 0 {
+		t.Fatalf("%d flooders × 15 requests all passed: the global bucket (burst %d) does not bind", flooders, cfg.GlobalBurst)
+	}
+	// A client that never failed unlocks.
+	var s struct {
+		Session string `json:"session"`
+	}
+	e.must(http.StatusOK, "POST", "/api/v1/links/"+victim.access+"/unlock", "", map[string]string{"X-Forwarded-For": "203.0.113.50"},
+		map[string]string{"secret": password}, &s)
+	// A flooder, with tokens of its own left, does not get the reserve.
+	resp, _ := e.do("POST", "/api/v1/links/"+victim.access+"/unlock", "", map[string]string{"X-Forwarded-For": "198.51.100.1"}, map[string]string{"secret": password})
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("a flooder with its own tokens left: %d, want 429 (the reserve is for clients without failures)", resp.StatusCode)
+	}
+}

@@ -218,7 +218,7 @@ func TestServeFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.RateLimit != 60 || c.RateLimitGlobal != 600 || len(c.TrustedProxies) != 0 || c.TLSCert != "" {
+	if c.RateLimit != 60 || c.RateLimitGlobal != 1200 || len(c.TrustedProxies) != 0 || c.TLSCert != "" {
 		t.Errorf("defaults: %+v", c)
 	}
 	c, err = parse(map[string]string{"KLUIS_TRUSTED_PROXY": "10.0.0.0/8"}, "--trusted-proxy", "192.0.2.1", "--trusted-proxy", "2001:db8::/32,172.16.0.0/12")
@@ -242,6 +242,7 @@ func TestServeFlags(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--trusted-proxy", "10.0.0.0/33"},
 		{"--rate-limit", "-1"},
+		{"--rate-limit", "60", "--rate-limit-global", "600"}, // less than 20 clients' worth
 		{"--tls-cert", certFile},
 		{"--tls-key", keyFile},
 		{"--tls-cert", certFile, "--tls-key", filepath.Join(dir, "missing.pem")},

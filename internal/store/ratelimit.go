@@ -66,3 +66,30 @@ func (q Q) PruneRateBuckets(ctx context.Context, now time.Time) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// MarkRateKey records key until a time: a row whose tat is in the future
+// (a rate limiter's mark on a client, such as "failed lately"); a later
+// time wins. PruneRateBuckets deletes it once the time has passed.
+func (q Q) MarkRateKey(ctx context.Context, key string, until time.Time) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO rate_limits (key, tat) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET tat = (CASE WHEN rate_limits.tat > excluded.tat THEN rate_limits.tat ELSE excluded.tat END)`,
+		key, us(until))
+	if err != nil {
+		return fmt.Errorf("mark rate key: %w", err)
+	}
+	return nil
+}
+
+// RateKeyUntil returns until when key was marked (MarkRateKey), or the zero
+// time if it has no row.
+func (q Q) RateKeyUntil(ctx context.Context, key string) (time.Time, error) {
+	var tat int64
+	err := q.q.QueryRowContext(ctx, `SELECT tat FROM rate_limits WHERE key = ?`, key).Scan(&tat)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("rate key: %w", err)
+	}
+	return time.UnixMicro(tat).UTC(), nil
+}
