@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	tusd "github.com/tus/tusd/v2/pkg/handler"
@@ -51,10 +52,14 @@ type Deps struct {
 }
 
 // rateLimited are the routes that anyone may call and that can be used to
-// guess (verification codes, access ids, transfer passwords). Only these
-// count against the rate limit: sender requests with a valid session or
-// key and recipients inside a download session are never limited. A route
-// listed here that is not registered fails TestRateLimitedRoutesExist.
+// guess (verification codes, access ids, transfer passwords). Besides
+// these, every route whose path takes an access id ({access}) is limited
+// (see limitedRoute), except a web request that holds a valid download
+// session for exactly that link (the recipient reading and downloading).
+// Sender requests with a valid session or key and API requests inside a
+// download session (no access id) are never limited. A route listed here
+// that is not registered fails TestRateLimitedRoutesExist;
+// TestEveryAccessRouteLimited walks the route table.
 var rateLimited = map[string]bool{
 	"POST /api/v1/verify":                true,
 	"POST /api/v1/verify/confirm":        true,
@@ -75,7 +80,7 @@ func New(d Deps) (http.Handler, error) {
 	}
 	// mux records every pattern (for the route table test) and wraps the
 	// rate-limited routes in the limiter.
-	mux := &routeMux{ServeMux: http.NewServeMux(), limiter: d.Limiter}
+	mux := &routeMux{ServeMux: http.NewServeMux(), limiter: d.Limiter, web: d.Web}
 	a, err := api.New(d.Transfers, d.Senders, d.Log)
 	if err != nil {
 		return nil, err
@@ -128,15 +133,43 @@ func New(d Deps) (http.Handler, error) {
 type routeMux struct {
 	*http.ServeMux
 	limiter  *ratelimit.Limiter
+	web      *web.Web // nil: no pages
 	patterns []string
 }
 
 func (m *routeMux) Handle(pattern string, h http.Handler) {
 	m.patterns = append(m.patterns, pattern)
-	if m.limiter != nil && rateLimited[pattern] {
-		h = m.limiter.Middleware(h)
+	if m.limiter != nil {
+		if o, ok := m.limitFor(pattern); ok {
+			h = m.limiter.Guard(h, o)
+		}
 	}
 	m.ServeMux.Handle(pattern, h)
+}
+
+// limitedRoute reports whether a route is rate-limited: it is listed in
+// rateLimited, or its path takes an access id, which could be guessed.
+func limitedRoute(pattern string) bool {
+	return rateLimited[pattern] || strings.Contains(pattern, "{access}")
+}
+
+// limitFor is how a limited route is guarded. A refused page request gets
+// a page in the visitor's language, an API request the JSON error. A page
+// that takes an access id and is not in rateLimited lets a request with
+// that link's own download session through uncounted.
+func (m *routeMux) limitFor(pattern string) (ratelimit.GuardOptions, bool) {
+	var o ratelimit.GuardOptions
+	if !limitedRoute(pattern) {
+		return o, false
+	}
+	_, path, _ := strings.Cut(pattern, " ")
+	if m.web != nil && !strings.HasPrefix(path, "/api/") {
+		o.Refuse = m.web.TooManyRequests
+		if !rateLimited[pattern] {
+			o.Exempt = m.web.HoldsSession
+		}
+	}
+	return o, true
 }
 
 func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {

@@ -150,6 +150,13 @@ func (a *Session) TransferID() string { return a.transfer.ID }
 // RecipientID returns the id of the recipient whose access this is.
 func (a *Session) RecipientID() int64 { return a.recipient.ID }
 
+// ForAccess reports whether accessID is the link of this session's own
+// recipient (compared by hash, in constant time).
+func (a *Session) ForAccess(accessID string) bool {
+	id, ok := secret.NormalizeAccessID(accessID)
+	return ok && a.recipient.AccessHash != nil && secret.Equal(secret.HashToken(id), a.recipient.AccessHash)
+}
+
 // Unlock checks the transfer secret for a recipient's access id and opens a
 // download session. Wrong secrets count per recipient; MaxFailures of them
 // lock the access for LockoutDuration.
