@@ -110,8 +110,11 @@ type Recipient struct {
 	OpenedAt    *time.Time
 	RevokedAt   *time.Time
 	LockedUntil *time.Time
-	Failures    int
-	Downloads   []Download
+	// HeldAt is set while the access stays locked until the sender
+	// unblocks it (too many wrong attempts in all).
+	HeldAt    *time.Time
+	Failures  int
+	Downloads []Download
 }
 
 // Download is one completed download by a recipient.

@@ -101,7 +101,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	tc.MaxRecipients = cfg.MaxRecipients
 	tc.Retention = cfg.Retention
 	tc.SessionTTL = cfg.SessionTTL
-	tc.MaxFailures, tc.LockoutDuration = cfg.MaxFailures, cfg.Lockout
+	tc.MaxFailures, tc.Lockouts, tc.HoldAfter = cfg.MaxFailures, cfg.Lockouts, cfg.LockoutHoldAfter
 	tc.TempMaxAge = cfg.TempMaxAge
 	tc.UnlockConcurrency = cfg.UnlockConcurrency
 	svc := transfer.New(db, blobs, keys, tc, nil, log)

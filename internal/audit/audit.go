@@ -69,6 +69,7 @@ const (
 	RecipientUnlock     = "recipient.unlock"
 	RecipientUnlockFail = "recipient.unlock_failed"
 	RecipientLocked     = "recipient.locked"
+	RecipientLockLifted = "recipient.lock_lifted" // the sender unblocked a recipient's access
 	FileDownload        = "file.download"
 	ZipDownload         = "zip.download"
 	VerifyStart         = "sender.verify_start"

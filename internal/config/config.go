@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +39,8 @@ type Serve struct {
 	AuditRetention    time.Duration
 	SessionTTL        time.Duration
 	MaxFailures       int
-	Lockout           time.Duration
+	Lockouts          []time.Duration // successive lock lengths; the last repeats
+	LockoutHoldAfter  int             // wrong attempts in all before the sender must unblock; 0: never
 	TempMaxAge        time.Duration
 	UnlockConcurrency int
 	ShutdownTimeout   time.Duration
@@ -113,8 +115,9 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "retention", def: "30d", usage: "how long the minimal record (no content) of an expired transfer is kept", set: dur(&c.Retention)},
 		{name: "audit-retention", def: "365d", usage: "how long audit log entries (actor, action, object, result, IP address, time) are kept", set: dur(&c.AuditRetention)},
 		{name: "session-ttl", def: "1h", usage: "how long a recipient's download session lasts after entering the password", set: dur(&c.SessionTTL)},
-		{name: "max-failures", def: "10", usage: "wrong passwords before a recipient's access is locked", set: integer(&c.MaxFailures)},
-		{name: "lockout", def: "1h", usage: "how long a locked access stays locked", set: dur(&c.Lockout)},
+		{name: "max-failures", def: "10", usage: "wrong passwords in a row before a recipient's access is locked", set: integer(&c.MaxFailures)},
+		{name: "lockout", def: "15m,1h,1d", usage: "how long the successive locks of a recipient's access last, separated by commas; the last one repeats (a single value locks for that long every time)", set: durList(&c.Lockouts)},
+		{name: "lockout-hold-after", def: "50", usage: "wrong passwords in all (since the last right one) after which the access stays locked until the sender unblocks it; 0: never", set: integer(&c.LockoutHoldAfter)},
 		{name: "temp-max-age", def: "24h", usage: "temporary files of interrupted writes (left by a crash) older than this are removed", set: dur(&c.TempMaxAge)},
 		{name: "unlock-concurrency", def: "4", usage: "most password checks at once (each uses 32 MiB of memory)", set: integer(&c.UnlockConcurrency)},
 		{name: "shutdown-timeout", def: "10s", usage: "how long to wait for requests to end on SIGTERM", set: dur(&c.ShutdownTimeout)},
@@ -268,8 +271,14 @@ func (c *Serve) validate() error {
 	if c.MaxRecipients < 1 || c.MaxFailures < 1 || c.UnlockConcurrency < 1 {
 		return fmt.Errorf("--max-recipients, --max-failures and --unlock-concurrency must be at least 1")
 	}
-	if c.Retention < 0 || c.Lockout <= 0 || c.SessionTTL <= 0 || c.TempMaxAge <= 0 || c.ShutdownTimeout <= 0 {
-		return fmt.Errorf("--retention must not be negative; --lockout, --session-ttl, --temp-max-age and --shutdown-timeout must be positive")
+	if c.Retention < 0 || c.SessionTTL <= 0 || c.TempMaxAge <= 0 || c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("--retention must not be negative; --session-ttl, --temp-max-age and --shutdown-timeout must be positive")
+	}
+	if len(c.Lockouts) == 0 || slices.ContainsFunc(c.Lockouts, func(d time.Duration) bool { return d <= 0 }) {
+		return fmt.Errorf("--lockout: give one or more positive durations separated by commas, for example 15m,1h,1d")
+	}
+	if c.LockoutHoldAfter < 0 || (c.LockoutHoldAfter > 0 && c.LockoutHoldAfter < c.MaxFailures) {
+		return fmt.Errorf("--lockout-hold-after %d: give 0 (never) or at least --max-failures (%d)", c.LockoutHoldAfter, c.MaxFailures)
 	}
 	if c.AuditRetention <= 0 {
 		return fmt.Errorf("--audit-retention must be positive")
@@ -371,6 +380,22 @@ func dur(p *time.Duration) func(string) error {
 			return err
 		}
 		*p = d
+		return nil
+	}
+}
+
+// durList parses durations separated by commas ("15m,1h,1d").
+func durList(p *[]time.Duration) func(string) error {
+	return func(v string) error {
+		var out []time.Duration
+		for _, f := range strings.Split(v, ",") {
+			d, err := ParseDuration(f)
+			if err != nil {
+				return fmt.Errorf("%q: give durations separated by commas, for example 15m,1h,1d", v)
+			}
+			out = append(out, d)
+		}
+		*p = out
 		return nil
 	}
 }

@@ -148,8 +148,12 @@ type Download struct {
 type Lockout struct {
 	Recipient string    // whose link was used; empty when unknown
 	Until     time.Time // zero: blocked until the sender acts
+	Failures  int       // wrong attempts in all; 0 leaves the number out
 	Subject   string    // the notification subject; optional
 	StatusURL string    // optional
+	// UnlockURL is the one-time link that unblocks the access, in the
+	// sender's own verified session; optional.
+	UnlockURL string
 }
 
 // Revoked is the data for KindRevoked: the mail to a recipient after the
@@ -365,6 +369,9 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 		}
 		if d.StatusURL != "" && !isWebURL(d.StatusURL) {
 			return nil, invalid("status URL must be an absolute http or https address")
+		}
+		if d.UnlockURL != "" && !isWebURL(d.UnlockURL) {
+			return nil, invalid("unlock URL must be an absolute http or https address")
 		}
 		d.Recipient, d.Subject = line(d.Recipient), HeaderValue(d.Subject)
 		v.D = d

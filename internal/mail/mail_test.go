@@ -74,8 +74,10 @@ func fixtures() map[Kind]any {
 		KindLockout: Lockout{
 			Recipient: "p.jansen@example.org",
 			Until:     fixed.Add(time.Hour),
+			Failures:  20,
 			Subject:   "Uw aanvraag bijzondere bijstand",
 			StatusURL: "https://kluis.voorbeeld.nl/transfers/T-2026-0042",
+			UnlockURL: "https://kluis.voorbeeld.nl/transfers/T-2026-0042/unlock/eenmalige-link",
 		},
 		KindRevoked: Revoked{
 			SenderName:  "Anna de Vries",
@@ -125,6 +127,10 @@ func TestGolden(t *testing.T) {
 		variants = append(variants, variant{kind, string(kind), fx[kind]})
 	}
 	variants = append(variants, variant{KindNotify, "notify-reply", reply})
+	// The lock that lasts until the sender unblocks it (no date).
+	held := fx[KindLockout].(Lockout)
+	held.Until, held.Failures = time.Time{}, 50
+	variants = append(variants, variant{KindLockout, "lockout-held", held})
 	for _, v := range variants {
 		kind := v.kind
 		for _, lang := range Languages {
@@ -454,7 +460,7 @@ func TestCanaryNoSecretFields(t *testing.T) {
 		"RecipientLine":  {"Address", "Kind"},
 		"Confirm":        {"TransferID", "Subject", "PasswordMode", "RecipientLang", "StatusURL"},
 		"Download":       {"Recipient", "Subject", "StatusURL"},
-		"Lockout":        {"Recipient", "Subject", "StatusURL"},
+		"Lockout":        {"Recipient", "Subject", "StatusURL", "UnlockURL"},
 		"Revoked":        {"SenderName", "SenderEmail", "Subject"},
 		"ExpiryReminder": {"StatusURL", "Subject"},
 	}

@@ -324,6 +324,18 @@ func routeTable() []routeRow {
 				return webReq(fx, a, "POST", "/transfers/"+fx.openID+"/extend", "expires=2099-01-01")
 			},
 			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /transfers/{id}/unlock",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "POST", "/transfers/"+fx.openID+"/unlock", "recipient=1")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /transfers/{id}/unlock/{token}",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "GET", "/transfers/"+fx.openID+"/unlock/onbekend", "")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "POST /logout", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/logout", "") },
 			want: everyone(want{http.StatusSeeOther, ""})},
 

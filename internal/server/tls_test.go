@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -221,6 +222,16 @@ func TestServeFlags(t *testing.T) {
 	if c.RateLimit != 60 || c.RateLimitGlobal != 1200 || len(c.TrustedProxies) != 0 || c.TLSCert != "" {
 		t.Errorf("defaults: %+v", c)
 	}
+	if fmt.Sprint(c.Lockouts) != "[15m0s 1h0m0s 24h0m0s]" || c.LockoutHoldAfter != 50 || c.MaxFailures != 10 {
+		t.Errorf("lock-out defaults: %v, hold after %d, max failures %d", c.Lockouts, c.LockoutHoldAfter, c.MaxFailures)
+	}
+	// The single duration of older versions still works: every lock that long.
+	if c, err := parse(map[string]string{"KLUIS_LOCKOUT": "1h"}); err != nil || fmt.Sprint(c.Lockouts) != "[1h0m0s]" {
+		t.Errorf("--lockout 1h: %v %v", c, err)
+	}
+	if c, err := parse(nil, "--lockout", "5m, 30m,2d", "--lockout-hold-after", "0"); err != nil || fmt.Sprint(c.Lockouts) != "[5m0s 30m0s 48h0m0s]" || c.LockoutHoldAfter != 0 {
+		t.Errorf("--lockout 5m,30m,2d: %v %v", c, err)
+	}
 	c, err = parse(map[string]string{"KLUIS_TRUSTED_PROXY": "10.0.0.0/8"}, "--trusted-proxy", "192.0.2.1", "--trusted-proxy", "2001:db8::/32,172.16.0.0/12")
 	if err != nil {
 		t.Fatal(err)
@@ -243,6 +254,9 @@ func TestServeFlags(t *testing.T) {
 		{"--trusted-proxy", "10.0.0.0/33"},
 		{"--rate-limit", "-1"},
 		{"--rate-limit", "60", "--rate-limit-global", "600"}, // less than 20 clients' worth
+		{"--lockout", "15m,,1h"},
+		{"--lockout", "0"},
+		{"--lockout-hold-after", "5"}, // below --max-failures 10
 		{"--tls-cert", certFile},
 		{"--tls-key", keyFile},
 		{"--tls-cert", certFile, "--tls-key", filepath.Join(dir, "missing.pem")},

@@ -93,25 +93,75 @@ func testRows(t *testing.T, fresh freshFunc) {
 		t.Error("duplicate access hash accepted")
 	}
 	for want := 1; want <= 3; want++ {
-		n, err := db.ReserveAttempt(ctx, rs[0].ID, 3, now)
-		if err != nil || n != want {
-			t.Fatalf("attempt %d: %d %v", want, n, err)
+		r, err := db.ReserveAttempt(ctx, rs[0].ID, 3, 5, now)
+		if err != nil || r.Failures != want || r.FailTotal != want {
+			t.Fatalf("attempt %d: %+v %v", want, r, err)
 		}
 	}
-	if _, err := db.ReserveAttempt(ctx, rs[0].ID, 3, now); !errors.Is(err, ErrNotFound) {
+	if _, err := db.ReserveAttempt(ctx, rs[0].ID, 3, 5, now); !errors.Is(err, ErrNotFound) {
 		t.Errorf("attempt past max: %v", err)
 	}
-	if ok, err := db.Lock(ctx, rs[0].ID, 2, now.Add(time.Hour)); ok || err != nil {
+	until := now.Add(time.Hour)
+	if ok, err := db.Lock(ctx, rs[0].ID, 2, 2, &until, now, []byte("u1")); ok || err != nil {
 		t.Errorf("lock with a stale count: %v %v", ok, err)
 	}
-	if ok, err := db.Lock(ctx, rs[0].ID, 3, now.Add(time.Hour)); !ok || err != nil {
+	if ok, err := db.Lock(ctx, rs[0].ID, 3, 3, &until, now, []byte("u1")); !ok || err != nil {
 		t.Errorf("lock: %v %v", ok, err)
 	}
-	if _, err := db.ReserveAttempt(ctx, rs[0].ID, 3, now); !errors.Is(err, ErrNotFound) {
+	if _, err := db.ReserveAttempt(ctx, rs[0].ID, 3, 5, now); !errors.Is(err, ErrNotFound) {
 		t.Errorf("attempt while locked: %v", err)
 	}
-	if n, err := db.ReserveAttempt(ctx, rs[0].ID, 3, now.Add(time.Hour)); n != 1 || err != nil {
-		t.Errorf("attempt after lock: %d %v", n, err)
+	if r, err := db.LockedByLink(ctx, "t1", []byte("u1")); err != nil || r.ID != rs[0].ID || r.Lockouts != 1 || r.Failures != 0 || r.FailTotal != 3 {
+		t.Errorf("locked by link: %+v %v", r, err)
+	}
+	// After the lock the count goes on in all: the 5th wrong attempt in
+	// all is the last; a hold needs the total to be unchanged.
+	for want := 4; want <= 5; want++ {
+		if r, err := db.ReserveAttempt(ctx, rs[0].ID, 3, 5, until); err != nil || r.FailTotal != want || r.Failures != want-3 {
+			t.Errorf("attempt %d after the lock: %+v %v", want, r, err)
+		}
+	}
+	if _, err := db.ReserveAttempt(ctx, rs[0].ID, 3, 5, until); !errors.Is(err, ErrNotFound) {
+		t.Errorf("attempt past the hold: %v", err)
+	}
+	if ok, err := db.Lock(ctx, rs[0].ID, 2, 4, nil, until, []byte("u2")); ok || err != nil {
+		t.Errorf("hold with a stale total: %v %v", ok, err)
+	}
+	if ok, err := db.Lock(ctx, rs[0].ID, 2, 5, nil, until, []byte("u2")); !ok || err != nil {
+		t.Errorf("hold: %v %v", ok, err)
+	}
+	if _, err := db.ReserveAttempt(ctx, rs[0].ID, 3, 0, until.Add(365*24*time.Hour)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("attempt while held, a year later: %v", err)
+	}
+	if _, err := db.LockedByLink(ctx, "t1", []byte("u1")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the first lock's link after the second lock: %v", err)
+	}
+	if _, err := db.LiftLock(ctx, "t1", 0, []byte("u1"), until); !errors.Is(err, ErrNotFound) {
+		t.Errorf("lift with a replaced link: %v", err)
+	}
+	if _, err := db.LiftLock(ctx, "t1", rs[1].ID, nil, until); !errors.Is(err, ErrNotFound) {
+		t.Errorf("lift of a recipient that is not locked: %v", err)
+	}
+	if id, err := db.LiftLock(ctx, "other", 0, []byte("u2"), until); !errors.Is(err, ErrNotFound) {
+		t.Errorf("lift through another transfer: %d %v", id, err)
+	}
+	if id, err := db.LiftLock(ctx, "t1", 0, []byte("u2"), until); err != nil || id != rs[0].ID {
+		t.Errorf("lift with the link: %d %v", id, err)
+	}
+	if _, err := db.LiftLock(ctx, "t1", 0, []byte("u2"), until); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the link twice: %v", err)
+	}
+	if r, err := db.ReserveAttempt(ctx, rs[0].ID, 3, 5, until); err != nil || r.FailTotal != 1 || r.Lockouts != 0 || r.HeldAt != nil {
+		t.Errorf("attempt after the lift: %+v %v", r, err)
+	}
+	if err := db.UncountAttempt(ctx, rs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := db.Recipient(ctx, rs[0].ID); err != nil || r.FailTotal != 0 || r.Failures != 0 {
+		t.Errorf("after a right answer of a factor: %+v %v", r, err)
+	}
+	if _, err := db.ReserveAttempt(ctx, rs[0].ID, 3, 5, until); err != nil {
+		t.Fatal(err)
 	}
 	if err := db.MarkOpened(ctx, rs[0].ID, now); err != nil {
 		t.Fatal(err)
@@ -120,7 +170,7 @@ func testRows(t *testing.T, fresh freshFunc) {
 		t.Fatal(err)
 	}
 	r, err := db.Recipient(ctx, rs[0].ID)
-	if err != nil || r.Failures != 0 || r.LockedUntil != nil || r.OpenedAt == nil || !r.OpenedAt.Equal(now) {
+	if err != nil || r.Failures != 0 || r.FailTotal != 0 || r.LockedUntil != nil || r.OpenedAt == nil || !r.OpenedAt.Equal(now) {
 		t.Errorf("opened: %+v %v", r, err)
 	}
 	if err := db.MarkNotified(ctx, rs[1].ID, now); err != nil {

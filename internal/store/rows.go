@@ -186,14 +186,21 @@ type RecipientRow struct {
 	RevokedAt   *time.Time
 	Failures    int
 	LockedUntil *time.Time
+	// The escalating lock-out (migration 0008): wrong attempts and locks
+	// since the last success or the sender's unlock; HeldAt is set while
+	// the access stays locked until the sender lifts it.
+	FailTotal int
+	Lockouts  int
+	HeldAt    *time.Time
 }
 
-const recipientCols = `id, transfer_id, kind, address, access_hash, notified_at, opened_at, revoked_at, failures, locked_until`
+const recipientCols = `id, transfer_id, kind, address, access_hash, notified_at, opened_at, revoked_at, failures, locked_until, fail_total, lockouts, held_at`
 
 func scanRecipient(row interface{ Scan(...any) error }) (*RecipientRow, error) {
 	var r RecipientRow
-	var notified, opened, revoked, locked sql.NullInt64
-	err := row.Scan(&r.ID, &r.TransferID, &r.Kind, &r.Address, &r.AccessHash, &notified, &opened, &revoked, &r.Failures, &locked)
+	var notified, opened, revoked, locked, held sql.NullInt64
+	err := row.Scan(&r.ID, &r.TransferID, &r.Kind, &r.Address, &r.AccessHash, &notified, &opened, &revoked, &r.Failures, &locked,
+		&r.FailTotal, &r.Lockouts, &held)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -201,6 +208,7 @@ func scanRecipient(row interface{ Scan(...any) error }) (*RecipientRow, error) {
 		return nil, err
 	}
 	r.NotifiedAt, r.OpenedAt, r.RevokedAt, r.LockedUntil = fromNullMS(notified), fromNullMS(opened), fromNullMS(revoked), fromNullMS(locked)
+	r.HeldAt = fromNullMS(held)
 	return &r, nil
 }
 
@@ -255,26 +263,38 @@ func (q Q) MarkNotified(ctx context.Context, id int64, at time.Time) error {
 	return err
 }
 
-// ReserveAttempt counts one password attempt for a recipient before it is
-// checked, unless the access is locked or max attempts are already
-// counted; then it returns ErrNotFound. It returns the attempt's number.
-// One statement, so parallel attempts cannot pass the limit.
-func (q Q) ReserveAttempt(ctx context.Context, id int64, max int, now time.Time) (int, error) {
-	var n int
-	err := q.q.QueryRowContext(ctx, `UPDATE recipients SET failures = failures + 1
-		WHERE id = ? AND failures < ? AND (locked_until IS NULL OR locked_until <= ?)
-		RETURNING failures`, id, max, ms(now)).Scan(&n)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, ErrNotFound
-	}
-	return n, err
+// ReserveAttempt counts one attempt of a recipient (a password, or another
+// factor) before it is checked, unless the access is locked (until a time
+// after now, or held for the sender), max attempts towards the next lock
+// are already counted, or (hold > 0) hold attempts in all; then it changes
+// nothing and returns ErrNotFound. It returns the recipient as counted:
+// Failures is this attempt's number towards the next lock, FailTotal its
+// number since the last success or the sender's unlock. One statement, so
+// parallel attempts cannot pass the limit.
+func (q Q) ReserveAttempt(ctx context.Context, id int64, max, hold int, now time.Time) (*RecipientRow, error) {
+	return scanRecipient(q.q.QueryRowContext(ctx, `UPDATE recipients SET failures = failures + 1, fail_total = fail_total + 1
+		WHERE id = ? AND failures < ? AND (? <= 0 OR fail_total < ?) AND held_at IS NULL
+			AND (locked_until IS NULL OR locked_until <= ?)
+		RETURNING `+recipientCols, id, max, hold, hold, ms(now)))
 }
 
-// Lock locks a recipient's access until the given time and starts a fresh
-// count, if the count is still n (so only one of parallel attempts locks).
-// It reports whether it locked.
-func (q Q) Lock(ctx context.Context, id int64, n int, until time.Time) (bool, error) {
-	res, err := q.q.ExecContext(ctx, `UPDATE recipients SET failures = 0, locked_until = ? WHERE id = ? AND failures = ?`, ms(until), id, n)
+// Lock locks a recipient's access and starts a fresh count towards the next
+// lock. A timed lock (until set) happens only if the count is still n, a
+// lock held for the sender (until nil, from heldAt) only if the total is
+// still total and nothing holds it yet: so of parallel attempts only the
+// one that reached the limit locks. It counts the lock and stores the hash
+// of the one-time unlock link of the lock-out mail. It reports whether it
+// locked.
+func (q Q) Lock(ctx context.Context, id int64, n, total int, until *time.Time, heldAt time.Time, unlockHash []byte) (bool, error) {
+	var res sql.Result
+	var err error
+	if until != nil {
+		res, err = q.q.ExecContext(ctx, `UPDATE recipients SET failures = 0, locked_until = ?, lockouts = lockouts + 1, unlock_hash = ?
+			WHERE id = ? AND failures = ?`, ms(*until), unlockHash, id, n)
+	} else {
+		res, err = q.q.ExecContext(ctx, `UPDATE recipients SET failures = 0, locked_until = NULL, held_at = ?, lockouts = lockouts + 1, unlock_hash = ?
+			WHERE id = ? AND fail_total = ? AND held_at IS NULL`, ms(heldAt), unlockHash, id, total)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -282,11 +302,49 @@ func (q Q) Lock(ctx context.Context, id int64, n int, until time.Time) (bool, er
 	return k == 1, err
 }
 
-// MarkOpened clears the failure count and records the first opening.
+// MarkOpened clears the lock-out state (a right answer) and records the
+// first opening.
 func (q Q) MarkOpened(ctx context.Context, id int64, at time.Time) error {
-	_, err := q.q.ExecContext(ctx, `UPDATE recipients SET failures = 0, locked_until = NULL,
-		opened_at = COALESCE(opened_at, ?) WHERE id = ?`, ms(at), id)
+	_, err := q.q.ExecContext(ctx, `UPDATE recipients SET failures = 0, fail_total = 0, lockouts = 0, locked_until = NULL,
+		held_at = NULL, unlock_hash = NULL, opened_at = COALESCE(opened_at, ?) WHERE id = ?`, ms(at), id)
 	return err
+}
+
+// UncountAttempt takes back one reserved attempt that turned out right
+// (a factor that does not open the transfer by itself; MarkOpened resets
+// everything when the transfer opens). Counts never go below zero, and a
+// lock taken in the meantime stays.
+func (q Q) UncountAttempt(ctx context.Context, id int64) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE recipients SET failures = CASE WHEN failures > 0 THEN failures - 1 ELSE 0 END,
+		fail_total = CASE WHEN fail_total > 0 THEN fail_total - 1 ELSE 0 END WHERE id = ?`, id)
+	return err
+}
+
+// LiftLock is the sender's unlock: it clears the lock-out state of a
+// recipient of transferID that is locked at now (held, or until a later
+// time). With unlockHash it lifts only the lock whose lock-out mail held
+// that one-time link. Returns the recipient's id, or ErrNotFound if no
+// such locked recipient exists (never locked, lifted already, or the link
+// was replaced by a later lock).
+func (q Q) LiftLock(ctx context.Context, transferID string, recipientID int64, unlockHash []byte, now time.Time) (int64, error) {
+	var id int64
+	err := q.q.QueryRowContext(ctx, `UPDATE recipients SET failures = 0, fail_total = 0, lockouts = 0, locked_until = NULL,
+		held_at = NULL, unlock_hash = NULL
+		WHERE transfer_id = ? AND (held_at IS NOT NULL OR locked_until > ?)
+			AND ((? > 0 AND id = ?) OR (? = 0 AND unlock_hash = ?))
+		RETURNING id`, transferID, ms(now), recipientID, recipientID, recipientID, unlockHash).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return id, err
+}
+
+// LockedByLink returns the locked recipient of transferID whose latest
+// lock-out mail holds the one-time link with this hash. Returns
+// ErrNotFound if there is none.
+func (q Q) LockedByLink(ctx context.Context, transferID string, unlockHash []byte) (*RecipientRow, error) {
+	return scanRecipient(q.q.QueryRowContext(ctx, `SELECT `+recipientCols+` FROM recipients
+		WHERE transfer_id = ? AND unlock_hash = ?`, transferID, unlockHash))
 }
 
 // RevokeRecipient revokes one recipient's access.

@@ -80,11 +80,16 @@ type Link struct {
 	RecipientID      int64
 	PasswordRequired bool
 	ExpiresAt        time.Time
-	LockedUntil      *time.Time
+	// While the access is locked: until when, or Held (until the sender
+	// unblocks it), and who the sender is, so the locked page can say
+	// whom to contact (the recipient knows both from the mail).
+	LockedUntil             *time.Time
+	Held                    bool
+	SenderName, SenderEmail string
 }
 
 // Lookup checks a recipient's access id. Returns ENOTFOUND, EEXPIRED or
-// EREVOKED (with the date) or ELOCKED.
+// EREVOKED (with the date) or ELOCKED (with the Link filled in).
 func (s *Service) Lookup(ctx context.Context, accessID string) (*Link, error) {
 	r, t, err := s.recipientByAccess(ctx, s.db.Q, accessID)
 	if err != nil {
@@ -94,15 +99,14 @@ func (s *Service) Lookup(ctx context.Context, accessID string) (*Link, error) {
 		return nil, err
 	}
 	l := &Link{TransferID: t.ID, RecipientID: r.ID, PasswordRequired: t.PasswordMode != string(kluis.PasswordNone), ExpiresAt: t.ExpiresAt}
-	if r.LockedUntil != nil && s.now().Before(*r.LockedUntil) {
-		l.LockedUntil = r.LockedUntil
+	if locked(r, s.now()) {
+		l.LockedUntil, l.Held = r.LockedUntil, r.HeldAt != nil
+		var d details
+		_ = s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d)
+		l.SenderName, l.SenderEmail = d.SenderName, t.SenderEmail
 		return l, s.lockedError(r)
 	}
 	return l, nil
-}
-
-func (s *Service) lockedError(r *store.RecipientRow) error {
-	return &kluis.Error{Code: kluis.ELOCKED, Message: "Too many wrong passwords. Access to this transfer is blocked for now; the sender has been told. Try again later or contact the sender.", At: r.LockedUntil}
 }
 
 // unwrap opens a transfer's identity with its secret. Wrong secret gives
@@ -158,8 +162,9 @@ func (a *Session) ForAccess(accessID string) bool {
 }
 
 // Unlock checks the transfer secret for a recipient's access id and opens a
-// download session. Wrong secrets count per recipient; MaxFailures of them
-// lock the access for LockoutDuration.
+// download session. The try counts in the recipient's lock-out (see
+// lockout.go): reserved before the check, and the whole count cleared when
+// the secret is right.
 func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (*Session, error) {
 	r, t, err := s.recipientByAccess(ctx, s.db.Q, accessID)
 	if err != nil {
@@ -189,16 +194,7 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	}
 	// Reserve the attempt before checking, in one statement, so parallel
 	// guesses cannot get more than MaxFailures checks past the lock.
-	n, err := s.db.ReserveAttempt(ctx, r.ID, s.cfg.MaxFailures, now)
-	if errors.Is(err, store.ErrNotFound) {
-		s.unlocks.Release()
-		if fresh, ferr := s.db.Recipient(ctx, r.ID); ferr == nil {
-			r = fresh
-		}
-		s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlock, Object: t.ID, Result: audit.Locked})
-		s.met().Unlock(UnlockLocked)
-		return nil, s.lockedError(r)
-	}
+	a, err := s.reserve(ctx, t, r, AttemptPassword)
 	if err != nil {
 		s.unlocks.Release()
 		return nil, err
@@ -206,8 +202,7 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	id, err := s.unwrap(t, transferSecret)
 	s.unlocks.Release()
 	if kluis.ErrorCode(err) == kluis.EWRONGSECRET {
-		s.met().Unlock(UnlockWrongPassword)
-		return nil, s.failure(ctx, t, r, n, err)
+		return nil, s.failure(ctx, a, err)
 	}
 	if err != nil {
 		return nil, err
@@ -223,47 +218,6 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	s.log.Info("transfer unlocked", "transfer", t.ID, "recipient", r.ID)
 	s.met().Unlock(UnlockOK)
 	return sess, nil
-}
-
-// failure handles a wrong secret whose attempt was the n-th reserved one.
-// The attempt that reaches MaxFailures locks the access and tells the
-// sender, once.
-func (s *Service) failure(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, n int, wrong error) error {
-	s.log.Warn("wrong transfer password", "transfer", r.TransferID, "recipient", r.ID, "failures", n)
-	s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlockFail, Object: r.TransferID,
-		Result: audit.WrongPassword, Detail: "failures=" + strconv.Itoa(n)})
-	if n < s.cfg.MaxFailures {
-		return wrong
-	}
-	until := s.now().Add(s.cfg.LockoutDuration)
-	tx, err := s.db.BeginTx(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	locked, err := tx.Lock(ctx, r.ID, n, until)
-	if err != nil {
-		return err
-	}
-	if locked {
-		if err := s.notifyLockout(ctx, tx, t, r, until); err != nil {
-			return err
-		}
-		if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.System, Action: audit.RecipientLocked, Object: r.TransferID,
-			Result: audit.Locked, Detail: "recipient=" + strconv.FormatInt(r.ID, 10) + " until=" + until.Format(time.RFC3339)}); err != nil {
-			return err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	if locked {
-		s.wakeMailer()
-		s.met().Lockout()
-		s.log.Warn("recipient locked out", "transfer", r.TransferID, "recipient", r.ID, "until", until)
-	}
-	r.LockedUntil = &until
-	return s.lockedError(r)
 }
 
 // sessionToken = base64url(16-byte id || 32-byte key). The database keeps

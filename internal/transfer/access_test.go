@@ -172,12 +172,12 @@ func TestAccessIDFormats(t *testing.T) {
 }
 
 // TestLockout: MaxFailures wrong passwords lock the recipient; then even the
-// right password is refused until LockoutDuration has passed. Other
+// right password is refused until the lock (Lockouts) has passed. Other
 // recipients are not affected.
 func TestLockout(t *testing.T) {
 	t.Parallel()
 	forEachDB(t, func(t *testing.T, newEnv envMaker) {
-		e := newEnv(t, func(c *transfer.Config) { c.MaxFailures = 5; c.LockoutDuration = 30 * time.Minute })
+		e := newEnv(t, func(c *transfer.Config) { c.MaxFailures = 5; c.Lockouts = []time.Duration{30 * time.Minute} })
 		r := e.readyTransfer(createOpts{to: []string{"een@example.nl", "twee@example.nl"}}, 10)
 		access := r.fin.Links[0].AccessID
 		for i := 1; i < 5; i++ {

@@ -365,7 +365,7 @@ func (s *Service) view(row *store.TransferRow, rs []*store.RecipientRow) *kluis.
 	for _, r := range rs {
 		t.Recipients = append(t.Recipients, kluis.Recipient{
 			ID: r.ID, TransferID: r.TransferID, Kind: kluis.RecipientKind(r.Kind), Address: r.Address,
-			NotifiedAt: r.NotifiedAt, OpenedAt: r.OpenedAt, RevokedAt: r.RevokedAt, LockedUntil: r.LockedUntil, Failures: r.Failures,
+			NotifiedAt: r.NotifiedAt, OpenedAt: r.OpenedAt, RevokedAt: r.RevokedAt, LockedUntil: r.LockedUntil, HeldAt: r.HeldAt, Failures: r.Failures,
 		})
 	}
 	return t

@@ -151,12 +151,18 @@ func (s *Service) notifyDownload(ctx context.Context, tx *store.Tx, t *store.Tra
 		mail.Download{Recipient: r.Address, File: ref, At: at, Subject: d.Subject, StatusURL: s.statusURL(t.ID)})
 }
 
-// notifyLockout tells the sender that a recipient's access was locked.
-func (s *Service) notifyLockout(ctx context.Context, tx *store.Tx, t *store.TransferRow, r *store.RecipientRow, until time.Time) error {
+// notifyLockout tells the sender that a recipient's access was locked
+// (until a time, or with until nil until the sender unblocks it), after
+// total wrong attempts, with the one-time unblock link for token.
+func (s *Service) notifyLockout(ctx context.Context, tx *store.Tx, t *store.TransferRow, r *store.RecipientRow, until *time.Time, total int, token string) error {
 	var d details
 	_ = s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d)
-	return s.enqueue(ctx, tx, mail.KindLockout, parseOptions(t.Options).senderLang(), t.SenderEmail,
-		mail.Lockout{Recipient: r.Address, Until: until, Subject: d.Subject, StatusURL: s.statusURL(t.ID)})
+	m := mail.Lockout{Recipient: r.Address, Failures: total, Subject: d.Subject, StatusURL: s.statusURL(t.ID),
+		UnlockURL: s.statusURL(t.ID) + "/unlock/" + token}
+	if until != nil {
+		m.Until = *until
+	}
+	return s.enqueue(ctx, tx, mail.KindLockout, parseOptions(t.Options).senderLang(), t.SenderEmail, m)
 }
 
 // notifyRevoked tells recipients who were notified that the transfer is

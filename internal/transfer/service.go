@@ -49,9 +49,15 @@ type Config struct {
 	MaxRecipients int
 	// SessionTTL is how long a download session lasts after an unlock.
 	SessionTTL time.Duration
-	// MaxFailures wrong passwords lock a recipient's access for LockoutDuration.
-	MaxFailures     int
-	LockoutDuration time.Duration
+	// MaxFailures wrong attempts of a recipient in a row (passwords, and
+	// every other factor that goes through Attempt) lock the access; the
+	// n-th lock lasts Lockouts[n-1], the last entry repeating. After
+	// HoldAfter wrong attempts in all since the last success or the
+	// sender's unlock, the access stays locked until the sender lifts it
+	// (0: never). See lockout.go.
+	MaxFailures int
+	Lockouts    []time.Duration
+	HoldAfter   int
 	// Retention keeps the minimal record this long after the purge.
 	Retention time.Duration
 	// PasswordLogN is the scrypt work factor for transfer passwords.
@@ -90,7 +96,8 @@ func DefaultConfig() Config {
 		MaxRecipients:     50,
 		SessionTTL:        time.Hour,
 		MaxFailures:       10,
-		LockoutDuration:   time.Hour,
+		Lockouts:          DefaultLockouts(),
+		HoldAfter:         50,
 		Retention:         30 * 24 * time.Hour,
 		PasswordLogN:      secret.PasswordLogN,
 		SegmentSize:       16 << 20,

@@ -100,6 +100,7 @@ type recipientStatus struct {
 	OpenedAt    *time.Time
 	RevokedAt   *time.Time
 	LockedUntil *time.Time // only while the lock lasts
+	Held        bool       // locked until the sender unblocks it
 	Downloads   []downloadStatus
 }
 
@@ -205,6 +206,7 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 		if rc.LockedUntil != nil && now.Before(*rc.LockedUntil) {
 			st.LockedUntil = rc.LockedUntil
 		}
+		st.Held = rc.HeldAt != nil
 		for _, d := range rc.Downloads {
 			ds := downloadStatus{All: d.FileIndex < 0, Index: d.FileIndex + 1, At: d.At, Name: d.Name}
 			if ds.Name == "" {
@@ -246,6 +248,7 @@ var doneKeys = map[string]string{
 	"revoked":     "mine.done_revoked",
 	"revoked_one": "mine.done_revoked_one",
 	"extended":    "mine.done_extended",
+	"unlocked":    "mine.done_unlocked",
 }
 
 // detail is the status page of one transfer.

@@ -239,7 +239,13 @@ type gonePage struct {
 	At   *time.Time
 }
 
-type lockedPage struct{ Until *time.Time }
+// lockedPage says until when a link is locked, or that it waits for the
+// sender (Held), and how to reach the sender.
+type lockedPage struct {
+	Until                   *time.Time
+	Held                    bool
+	SenderName, SenderEmail string
+}
 
 type problemPage struct{ Title, Text, Back, BackText string }
 
@@ -258,7 +264,12 @@ func (h *Web) linkError(w http.ResponseWriter, r *http.Request, access string, e
 	case kluis.EREVOKED:
 		h.render(w, r, http.StatusGone, "gone", h.newView(r, gonePage{Kind: "revoked", At: at}))
 	case kluis.ELOCKED:
-		h.render(w, r, http.StatusLocked, "locked", h.newView(r, lockedPage{Until: at}))
+		p := lockedPage{Until: at}
+		// Who to contact (the recipient knows the sender from the mail).
+		if l, _ := h.svc.Lookup(r.Context(), access); l != nil && l.SenderEmail != "" {
+			p.Held, p.SenderName, p.SenderEmail = l.Held, l.SenderName, l.SenderEmail
+		}
+		h.render(w, r, http.StatusLocked, "locked", h.newView(r, p))
 	case kluis.EUNAUTHORIZED:
 		h.problem(w, r, http.StatusUnauthorized, "problem.session", "/r/"+access)
 	case kluis.EUNAVAILABLE:

@@ -35,6 +35,8 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("GET /transfers/{id}", h.detail)
 	mux.HandleFunc("POST /transfers/{id}/revoke", h.revoke)
 	mux.HandleFunc("POST /transfers/{id}/extend", h.extend)
+	mux.HandleFunc("POST /transfers/{id}/unlock", h.unblock)
+	mux.HandleFunc("GET /transfers/{id}/unlock/{token}", h.unblockLink)
 	mux.HandleFunc("POST /logout", h.logout)
 
 	mux.HandleFunc("GET /static/{sum}/{name...}", h.serveStatic)
