@@ -268,6 +268,13 @@ func (s *Service) liftLock(ctx context.Context, o Owner, recipientID int64, unlo
 		return "", err
 	}
 	defer tx.Rollback()
+	// An expired, revoked or purged transfer has nothing to unblock.
+	if t, err := tx.Transfer(ctx, o.TransferID); err != nil || s.live(t) != nil {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+		return "", kluis.Errorf(kluis.ENOTFOUND, "This transfer has ended: there is nothing to unblock.")
+	}
 	id, err := tx.LiftLock(ctx, o.TransferID, recipientID, unlockHash, now)
 	if errors.Is(err, store.ErrNotFound) {
 		if unlockHash != nil {

@@ -202,6 +202,15 @@ func TestSenderLiftsLock(t *testing.T) {
 		}
 		e.unlock(access, r.c.Password)
 
+		// A transfer that has ended has nothing to unblock.
+		e.wrongUntilLocked(t, access, 3, ptr(e.clock.Now().Add(15*time.Minute)))
+		if err := e.svc.Revoke(ctx, o, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.LiftLock(ctx, o, l.RecipientID); kluis.ErrorCode(err) != kluis.ENOTFOUND {
+			t.Errorf("lift on a revoked transfer: %v", err)
+		}
+
 		var lifted []string
 		for _, a := range e.auditEntries(rec) {
 			if a.Action == audit.RecipientLockLifted {
@@ -285,3 +294,5 @@ func TestAttemptKindsShareOneCount(t *testing.T) {
 		}
 	})
 }
+
+func ptr[T any](v T) *T { return &v }
