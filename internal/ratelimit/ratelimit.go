@@ -332,7 +332,14 @@ func (l *Limiter) Failed(ip netip.Addr) {
 	now := l.cfg.Now()
 	k := key(ip)
 	until := now.Add(l.cfg.FailMemory)
-	if l.cfg.Shared != nil {
+	l.mu.Lock()
+	c := l.client(k, now)
+	// The shared mark is refreshed at most every half FailMemory from this
+	// instance, so a flood of refused requests costs no write each.
+	fresh := now.Before(c.failedTill.Add(-l.cfg.FailMemory / 2))
+	c.failedTill = until
+	l.mu.Unlock()
+	if l.cfg.Shared != nil && !fresh {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		err := l.cfg.Shared.MarkRateKey(ctx, l.sharedKey("fail", k), until)
 		cancel()
@@ -340,9 +347,6 @@ func (l *Limiter) Failed(ip netip.Addr) {
 			l.sharedFailed(now, err)
 		}
 	}
-	l.mu.Lock()
-	l.client(k, now).failedTill = until
-	l.mu.Unlock()
 }
 
 // client returns k's in-memory bucket, made if needed; l.mu is held.
@@ -455,7 +459,7 @@ func (l *Limiter) evict(now time.Time) {
 	// long is the same as a new one.
 	full := time.Duration(float64(l.cfg.Burst) / float64(l.every) * float64(time.Second))
 	for k, c := range l.clients {
-		if now.Sub(c.last) >= full {
+		if now.Sub(c.last) >= full && !now.Before(c.failedTill) {
 			delete(l.clients, k)
 		}
 	}
