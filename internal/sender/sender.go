@@ -55,13 +55,14 @@ type Config struct {
 	SessionTTL  time.Duration // absolute lifetime of a verified session
 	IdleTTL     time.Duration // a session unused this long ends
 	// CodeMails bounds the code mails to one address, and separately
-	// those asked for by one pre-session: Burst at once, then one more
-	// every Every; and at most PerDay to one address in any day.
+	// those asked for by one pre-session.
 	CodeMails CodeMailLimit
 }
 
 // CodeMailLimit is how many code mails may go out: Burst at once, then one
-// every Every (a token bucket), and to one address at most PerDay a day.
+// every Every (a token bucket); to one address also no more than a second
+// bucket of PerDay allows, which refills at PerDay a day (so at most
+// 2*PerDay in a first day of flooding, and PerDay a day after that).
 type CodeMailLimit struct {
 	Burst  int
 	Every  time.Duration
@@ -330,9 +331,9 @@ func (s *Service) refusal(ctx context.Context, idHash []byte, now time.Time) err
 }
 
 // cooldownError is the answer to a code asked for within the cooldown of
-// the pre-session's last one.
-// It reads with q, the caller's transaction: a read on another connection
-// could wait for a pool slot that writers queued on the lock hold.
+// the pre-session's last one. It reads with q, the caller's transaction: a
+// read on another connection could wait for a pool slot held by writers
+// that queue behind this transaction.
 func (s *Service) cooldownError(ctx context.Context, q store.Q, idHash []byte, now time.Time) error {
 	wait := s.cfg.Cooldown
 	if v, err := q.Verification(ctx, idHash); err == nil {
