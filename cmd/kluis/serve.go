@@ -135,8 +135,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		mailSender, mailDomain = ss, ss.Domain()
 		log.Info("mail goes out through SMTP", "relay", sc.String())
 	} else {
-		if err := devbox.Allowed(ln.Addr().String(), false); err != nil {
-			return fmt.Errorf("no --smtp given, and %w", err)
+		// The mailbox shows every mailed link and code: only on a plainly
+		// local setup (devbox.Allowed), and only to direct loopback requests
+		// (its handler's guard).
+		if err := devbox.Allowed(devbox.Setup{ListenAddr: ln.Addr().String(), BaseURL: cfg.BaseURL, TrustedProxies: cfg.TrustedProxies}); err != nil {
+			return fmt.Errorf("no --smtp given: %w", err)
 		}
 		mailbox = devbox.New()
 		mailSender = mailbox

@@ -122,7 +122,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "unlock-concurrency", def: "4", usage: "most password checks at once (each uses 32 MiB of memory)", set: integer(&c.UnlockConcurrency)},
 		{name: "shutdown-timeout", def: "10s", usage: "how long to wait for requests to end on SIGTERM", set: dur(&c.ShutdownTimeout)},
 		{name: "log-level", def: "info", usage: "debug, info, warn or error", set: str(&c.LogLevel)},
-		{name: "smtp", secret: true, usage: "mail relay: smtp://USER:PASS@HOST:PORT (STARTTLS required; add ?tls=none only for a local test relay) or smtps://... (implicit TLS). Empty: mail is kept in the development mailbox at /dev/mailbox (loopback only)", set: str(&c.SMTP)},
+		{name: "smtp", secret: true, usage: "mail relay: smtp://USER:PASS@HOST:PORT (STARTTLS required; add ?tls=none only for a local test relay) or smtps://... (implicit TLS). Empty: mail is kept in the development mailbox at /dev/mailbox, allowed only with a loopback address, a loopback http base URL and no trusted proxy", set: str(&c.SMTP)},
 		{name: "mail-from", usage: "sender of Kluis's mails, \"Name <address>\" (default: Kluis <kluis@HOST of the base URL>)", set: str(&c.MailFrom)},
 		{name: "org-name", def: "Kluis", usage: "organisation name shown in mails and pages", set: str(&c.OrgName)},
 		{name: "db", secret: true, usage: "metadata database: empty for SQLite at DATA/kluis.db, sqlite:PATH for SQLite elsewhere, or postgres://USER:PASS@HOST:PORT/DBNAME?sslmode=verify-full for PostgreSQL (several instances may share it)", set: str(&c.DB)},
@@ -188,6 +188,12 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 					return nil, fmt.Errorf("%s_FILE: %w", env, err)
 				}
 				v = strings.TrimRight(string(b), "\r\n")
+				// An empty file is a mistake (an empty systemd credential),
+				// never "not configured": for --smtp that would silently
+				// mean no mail delivery.
+				if strings.TrimSpace(v) == "" {
+					return nil, fmt.Errorf("%s_FILE: %s is empty; put the value in it, or remove %s_FILE from the configuration", env, fv, env)
+				}
 			}
 		}
 		if v != "" {

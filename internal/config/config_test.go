@@ -68,6 +68,25 @@ func TestSecretFromFile(t *testing.T) {
 	}
 }
 
+// TestEmptySecretFile: an empty or unreadable *_FILE secret stops the
+// start with an error that names the variable and never shows a value.
+func TestEmptySecretFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	blank := filepath.Join(dir, "blank")
+	os.WriteFile(empty, nil, 0o600)
+	os.WriteFile(blank, []byte(" \r\n\n"), 0o600)
+	for _, name := range []string{"KLUIS_SMTP_FILE", "KLUIS_DB_FILE", "KLUIS_METRICS_TOKEN_FILE"} {
+		for _, f := range []string{empty, blank, filepath.Join(dir, "missing"), dir} {
+			_, err := ParseServe(nil, env(map[string]string{name: f}), io.Discard)
+			if err == nil || !strings.HasPrefix(err.Error(), name+": ") {
+				t.Errorf("%s=%s: %v, want an error naming %s", name, f, err, name)
+			}
+		}
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

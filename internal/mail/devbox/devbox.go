@@ -2,9 +2,9 @@
 // here and shown at /dev/mailbox.
 //
 // It holds the last MaxEntries mails in memory only. It is meant for a
-// developer's own machine: [Allowed] refuses it when SMTP is configured or
-// when the server listens on anything but loopback, because everyone who can
-// reach the page can read every link in every mail.
+// developer's own machine, because everyone who can reach the page can read
+// every link in every mail: [Allowed] refuses it at start unless the server
+// is plainly local, and [Guard] answers only direct loopback requests.
 package devbox
 
 import (
@@ -15,6 +15,8 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,8 +109,8 @@ func (b *Box) get(id string) (Entry, bool) {
 }
 
 // Handler serves GET /dev/mailbox (an HTML list), /dev/mailbox.json,
-// /dev/mailbox/{id}.txt and /dev/mailbox/{id}.html. Mount it at "/dev/" or
-// at those exact paths.
+// /dev/mailbox/{id}.txt and /dev/mailbox/{id}.html, behind [Guard]. Mount
+// it at "/dev/" or at those exact paths.
 func (b *Box) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /dev/mailbox", b.serveList)
@@ -117,7 +119,7 @@ func (b *Box) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /dev/mailbox.json", b.serveJSON)
 	mux.HandleFunc("GET /dev/mailbox/{file}", b.serveOne)
-	return mux
+	return Guard(mux)
 }
 
 func commonHeaders(w http.ResponseWriter) {
@@ -221,27 +223,102 @@ func (b *Box) serveOne(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Allowed reports whether the development mailbox may be used: only
-// without SMTP, and only when the server listens on loopback.
-func Allowed(listenAddr string, smtpConfigured bool) error {
-	if smtpConfigured {
+// The development mailbox shows every link and code Kluis mails, so it must
+// never be reachable from outside the developer's machine. The whole rule is
+// here, in two halves, for every view of the box:
+//
+//   - at start ([Allowed]): no SMTP relay, listening on loopback, a loopback
+//     http base URL and no trusted reverse proxy. A public base URL or a
+//     proxy means the server is (or will be) published, and then there must
+//     be a real relay instead;
+//   - per request ([Guard], applied by [Box.Handler]): the peer is a loopback
+//     address, the request carries no forwarding header (a proxy on the same
+//     host connects from loopback too) and it is addressed to a loopback
+//     host name (a DNS-rebinding page reaches loopback under its own name).
+
+// Setup is the server configuration [Allowed] decides on.
+type Setup struct {
+	SMTP           bool           // an SMTP relay is configured
+	ListenAddr     string         // the address the server listens on, HOST:PORT
+	BaseURL        string         // the public address used in links
+	TrustedProxies []netip.Prefix // reverse proxies whose X-Forwarded-For is believed
+}
+
+// Allowed reports whether the development mailbox may be used with s; the
+// error says what to change.
+func Allowed(s Setup) error {
+	if s.SMTP {
 		return errors.New("the development mailbox is only for use without SMTP, but --smtp is set; mail goes to the relay")
 	}
-	host := listenAddr
-	if h, _, err := net.SplitHostPort(listenAddr); err == nil {
+	host := s.ListenAddr
+	if h, _, err := net.SplitHostPort(s.ListenAddr); err == nil {
 		host = h
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if isLoopback(host) {
-		return nil
+	if !isLoopback(host) {
+		shown := host
+		if shown == "" {
+			shown = "all interfaces"
+		}
+		return fmt.Errorf("without --smtp, mail is kept in the development mailbox at /dev/mailbox, where anyone who reaches the server can read it; "+
+			"that is only allowed when listening on loopback (127.0.0.1, ::1 or localhost), but the listen address %q is %s; "+
+			"configure --smtp (and --mail-from) to deliver mail, or listen on 127.0.0.1", s.ListenAddr, shown)
 	}
-	shown := host
-	if shown == "" {
-		shown = "all interfaces"
+	u, err := url.Parse(s.BaseURL)
+	if err != nil || u.Scheme != "http" || !isLoopback(u.Hostname()) {
+		return fmt.Errorf("without --smtp, mail is kept in the development mailbox at /dev/mailbox, which is only for a developer's own machine; "+
+			"--base-url %q is not a loopback http address (such as http://127.0.0.1:8080, the default), so this looks like a published installation; "+
+			"configure --smtp (and --mail-from) to deliver mail", s.BaseURL)
 	}
-	return fmt.Errorf("without --smtp, mail is kept in the development mailbox at /dev/mailbox, where anyone who reaches the server can read it; "+
-		"that is only allowed when listening on loopback (127.0.0.1, ::1 or localhost), but the listen address %q is %s; "+
-		"configure --smtp (and --mail-from) to deliver mail, or listen on 127.0.0.1", listenAddr, shown)
+	if len(s.TrustedProxies) > 0 {
+		return errors.New("without --smtp, mail is kept in the development mailbox at /dev/mailbox, which is only for a developer's own machine; " +
+			"--trusted-proxy is set, so requests arrive through a reverse proxy and the mailbox could be published; " +
+			"configure --smtp (and --mail-from) to deliver mail, or remove --trusted-proxy")
+	}
+	return nil
+}
+
+// forwardHeaders mark a request passed on by a proxy.
+var forwardHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "Via"}
+
+// LocalRequest reports whether r may see the development mailbox: it came
+// straight from a loopback address (no forwarding header) and names a
+// loopback host.
+func LocalRequest(r *http.Request) bool {
+	for _, h := range forwardHeaders {
+		if _, ok := r.Header[h]; ok {
+			return false
+		}
+	}
+	peer, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(peer)
+	if err != nil || !ip.Unmap().IsLoopback() {
+		return false
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	return isLoopback(host) || strings.HasSuffix(strings.ToLower(host), ".localhost")
+}
+
+// Guard serves next only to requests [LocalRequest] accepts; others get
+// 403.
+func Guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !LocalRequest(r) {
+			commonHeaders(w)
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte("The development mailbox answers only requests made directly on this machine (loopback, no proxy).\n"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func isLoopback(host string) bool {

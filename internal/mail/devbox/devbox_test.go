@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -24,10 +25,18 @@ func msg(i int) *mail.Message {
 	}
 }
 
+// localRequest is a request as a browser on the developer's machine sends
+// it: from loopback, to a loopback address.
+func localRequest(method, path string) *http.Request {
+	r := httptest.NewRequest(method, "http://127.0.0.1:8080"+path, nil)
+	r.RemoteAddr = "127.0.0.1:50000"
+	return r
+}
+
 func get(t *testing.T, h http.Handler, path string) *http.Response {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	h.ServeHTTP(rec, localRequest("GET", path))
 	return rec.Result()
 }
 
@@ -131,27 +140,102 @@ func TestHandler(t *testing.T) {
 		}
 	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/dev/mailbox", nil))
+	h.ServeHTTP(rec, localRequest("POST", "/dev/mailbox"))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d", rec.Code)
 	}
 }
 
 func TestAllowed(t *testing.T) {
+	local := Setup{ListenAddr: "127.0.0.1:8080", BaseURL: "http://127.0.0.1:8080"}
 	for _, addr := range []string{"127.0.0.1:8080", "127.1.2.3:80", "[::1]:8080", "localhost:8080", "LOCALHOST:1", "::1", "127.0.0.1"} {
-		if err := Allowed(addr, false); err != nil {
-			t.Errorf("Allowed(%q): %v", addr, err)
+		s := local
+		s.ListenAddr = addr
+		if err := Allowed(s); err != nil {
+			t.Errorf("Allowed(listen %q): %v", addr, err)
+		}
+	}
+	for _, base := range []string{"http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "http://127.0.0.2"} {
+		s := local
+		s.BaseURL = base
+		if err := Allowed(s); err != nil {
+			t.Errorf("Allowed(base URL %q): %v", base, err)
 		}
 	}
 	for _, addr := range []string{":8080", "0.0.0.0:8080", "[::]:8080", "192.168.1.10:8080", "example.org:80", "localhost.example.org:80", ""} {
-		err := Allowed(addr, false)
+		s := local
+		s.ListenAddr = addr
+		err := Allowed(s)
 		if err == nil {
-			t.Errorf("Allowed(%q): no error", addr)
-		} else if !strings.Contains(err.Error(), "loopback") {
-			t.Errorf("Allowed(%q): unclear error %v", addr, err)
+			t.Errorf("Allowed(listen %q): no error", addr)
+		} else if !strings.Contains(err.Error(), "loopback") || !strings.Contains(err.Error(), "--smtp") {
+			t.Errorf("Allowed(listen %q): unclear error %v", addr, err)
 		}
 	}
-	if err := Allowed("127.0.0.1:8080", true); err == nil || !strings.Contains(err.Error(), "--smtp") {
+	for _, base := range []string{"https://kluis.example.nl", "https://127.0.0.1:8443", "http://kluis.example.nl", "http://localhost.example.org:8080", "http://192.168.1.10:8080", "://"} {
+		s := local
+		s.BaseURL = base
+		err := Allowed(s)
+		if err == nil {
+			t.Errorf("Allowed(base URL %q): no error", base)
+		} else if !strings.Contains(err.Error(), "--base-url") || !strings.Contains(err.Error(), "--smtp") {
+			t.Errorf("Allowed(base URL %q): unclear error %v", base, err)
+		}
+	}
+	s := local
+	s.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	if err := Allowed(s); err == nil || !strings.Contains(err.Error(), "--trusted-proxy") {
+		t.Errorf("with a trusted proxy: %v", err)
+	}
+	s = local
+	s.SMTP = true
+	if err := Allowed(s); err == nil || !strings.Contains(err.Error(), "--smtp") {
 		t.Errorf("with SMTP: %v", err)
+	}
+}
+
+// TestGuard: every view of the box answers only direct loopback requests
+// to a loopback host.
+func TestGuard(t *testing.T) {
+	b := New()
+	b.Send(context.Background(), msg(1), "<m1@example.org>")
+	h := b.Handler()
+	id := b.List()[0].ID
+	paths := []string{"/dev/mailbox", "/dev/mailbox.json", "/dev/mailbox/" + id + ".txt", "/dev/mailbox/" + id + ".html"}
+	for _, c := range []struct {
+		name   string
+		change func(r *http.Request)
+		want   int
+	}{
+		{"loopback", func(r *http.Request) {}, 200},
+		{"IPv6 loopback", func(r *http.Request) { r.RemoteAddr = "[::1]:50000"; r.Host = "[::1]:8080" }, 200},
+		{"localhost", func(r *http.Request) { r.Host = "localhost:8080" }, 200},
+		{"name under .localhost", func(r *http.Request) { r.Host = "kluis.localhost:8080" }, 200},
+		{"remote peer", func(r *http.Request) { r.RemoteAddr = "203.0.113.9:50000" }, 403},
+		{"private peer", func(r *http.Request) { r.RemoteAddr = "192.168.1.5:50000" }, 403},
+		{"no peer", func(r *http.Request) { r.RemoteAddr = "" }, 403},
+		{"X-Forwarded-For", func(r *http.Request) { r.Header.Set("X-Forwarded-For", "203.0.113.9") }, 403},
+		{"X-Forwarded-For 127.0.0.1", func(r *http.Request) { r.Header.Set("X-Forwarded-For", "127.0.0.1") }, 403},
+		{"empty X-Forwarded-For", func(r *http.Request) { r.Header["X-Forwarded-For"] = []string{""} }, 403},
+		{"Forwarded", func(r *http.Request) { r.Header.Set("Forwarded", "for=203.0.113.9") }, 403},
+		{"X-Real-Ip", func(r *http.Request) { r.Header.Set("X-Real-Ip", "203.0.113.9") }, 403},
+		{"X-Forwarded-Host", func(r *http.Request) { r.Header.Set("X-Forwarded-Host", "kluis.example.nl") }, 403},
+		{"Via", func(r *http.Request) { r.Header.Set("Via", "1.1 proxy") }, 403},
+		{"rebinding host", func(r *http.Request) { r.Host = "attacker.example" }, 403},
+		{"rebinding host with port", func(r *http.Request) { r.Host = "attacker.example:8080" }, 403},
+		{"localhost suffix trick", func(r *http.Request) { r.Host = "localhost.attacker.example" }, 403},
+	} {
+		for _, p := range paths {
+			r := localRequest("GET", p)
+			c.change(r)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != c.want {
+				t.Errorf("%s, %s: %d, want %d", c.name, p, rec.Code, c.want)
+			}
+			if c.want == 403 && (strings.Contains(rec.Body.String(), "r1@example.nl") || rec.Header().Get("Cache-Control") != "no-store") {
+				t.Errorf("%s, %s: refusal leaks or is cacheable: %q", c.name, p, rec.Body.String())
+			}
+		}
 	}
 }
