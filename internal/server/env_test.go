@@ -64,6 +64,8 @@ type envOptions struct {
 	sectxt  server.SecurityTxt
 	// metricsToken is Deps.MetricsToken.
 	metricsToken string
+	// baseURL, if set, is the public address (transfer.Config.BaseURL).
+	baseURL string
 }
 
 // env is the whole handler, built as cmd/kluis/serve.go builds it, on a
@@ -94,6 +96,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	cfg := transfer.DefaultConfig()
 	cfg.PasswordLogN = 10
 	cfg.SegmentSize = 100_000
+	if o.baseURL != "" {
+		cfg.BaseURL = o.baseURL
+	}
 	db, err := store.OpenSQLite(ctx, filepath.Join(dir, "kluis.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"net/url"
 	"time"
 
 	tusd "github.com/tus/tusd/v2/pkg/handler"
@@ -120,12 +121,18 @@ func New(d Deps) (http.Handler, error) {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(crossOriginDenied))
 	h = cop.Handler(h)
-	h = securityHeaders(h)
+	h = securityHeaders(isHTTPS(d.Transfers.Config().BaseURL), h)
 	h = accessLog(d.Log, h)
 	// Outermost: the client IP (trusted proxies only) for the limiter and
 	// the audit log.
 	h = ratelimit.ClientIPMiddleware(d.TrustedProxies, h)
 	return &routed{Handler: h, patterns: mux.patterns}, nil
+}
+
+// isHTTPS reports whether the public address is an https URL.
+func isHTTPS(baseURL string) bool {
+	u, err := url.Parse(baseURL)
+	return err == nil && u.Scheme == "https"
 }
 
 // routeMux is a ServeMux that remembers its patterns and puts the limiter
@@ -195,8 +202,11 @@ func crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 }
 
 // securityHeaders sets the headers every response carries. Downloads set
-// their own stricter CSP (sandbox).
-func securityHeaders(next http.Handler) http.Handler {
+// their own stricter CSP (sandbox). HSTS goes on every answer when the
+// public address is https (publicTLS), also when a reverse proxy terminates
+// TLS and the request reaching Kluis is plain HTTP; browsers ignore it on
+// an http page, so it cannot pin a plain development setup.
+func securityHeaders(publicTLS bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -208,7 +218,7 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Content-Security-Policy", "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-		if r.TLS != nil {
+		if publicTLS || r.TLS != nil {
 			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 		}
 		if r.Method == http.MethodTrace {
