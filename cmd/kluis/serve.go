@@ -209,7 +209,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "Mail is not delivered: read it at %s/dev/mailbox (configure --smtp to send mail)\n", url)
 	}
 
-	err = server.Serve(ctx, ln, h, cfg.ShutdownTimeout, log)
+	to := server.DefaultTimeouts()
+	to.Body, to.MinBodyRate = cfg.BodyTimeout, cfg.MinBodyRate
+	err = server.Serve(ctx, ln, h, server.ServeOptions{ShutdownTimeout: cfg.ShutdownTimeout, Timeouts: to, Log: log})
 	stopBG()
 	<-bgDone
 	log.Info("kluis stopped")

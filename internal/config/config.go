@@ -70,6 +70,12 @@ type Serve struct {
 	SecurityContact   string // mailto:, https: or tel: URI; empty: mailto:security@HOST (warned at start)
 	SecurityPolicyURL string
 
+	// Slow clients: the longest wait for the next bytes of a request body,
+	// and the bytes per second a body must average over such a window
+	// (0: only the wait applies).
+	BodyTimeout time.Duration
+	MinBodyRate int64
+
 	// MetricsToken, if set, is the bearer token /metrics and
 	// /healthz?details=1 require; empty: they answer loopback clients only.
 	MetricsToken string
@@ -140,6 +146,8 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "tls-key", usage: "PEM private key for --tls-cert", set: str(&c.TLSKey)},
 		{name: "security-contact", usage: "Contact of /.well-known/security.txt: mailto:ADDRESS or an https URL (default: mailto:security@HOST of the base URL)", set: str(&c.SecurityContact)},
 		{name: "security-policy-url", usage: "https URL of the vulnerability disclosure policy, for /.well-known/security.txt", set: str(&c.SecurityPolicyURL)},
+		{name: "body-timeout", def: "30s", usage: "longest wait for the next bytes of a request body, and the window --min-body-rate is averaged over; a slower client is cut off (a tus upload keeps what arrived and resumes). There is no limit on a whole request", set: dur(&c.BodyTimeout)},
+		{name: "min-body-rate", def: "1KB", usage: "bytes per second a request body must arrive at, averaged over each --body-timeout of waiting (e.g. 1KB, 500B); 0 leaves only --body-timeout", set: rate(&c.MinBodyRate)},
 		{name: "metrics-token", secret: true, usage: "bearer token (at least 16 characters) that Prometheus sends to read /metrics and /healthz?details=1 (Authorization: Bearer TOKEN). Without it they answer only clients connecting from loopback without X-Forwarded-For (set a token, or block /metrics, when a reverse proxy on the same host forwards without that header)", set: str(&c.MetricsToken)},
 	}
 	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
@@ -286,6 +294,9 @@ func (c *Serve) validate() error {
 	if c.LockoutHoldAfter < 0 || (c.LockoutHoldAfter > 0 && c.LockoutHoldAfter < c.MaxFailures) {
 		return fmt.Errorf("--lockout-hold-after %d: give 0 (never) or at least --max-failures (%d)", c.LockoutHoldAfter, c.MaxFailures)
 	}
+	if c.BodyTimeout < time.Second {
+		return fmt.Errorf("--body-timeout must be at least 1s")
+	}
 	if c.AuditRetention <= 0 {
 		return fmt.Errorf("--audit-retention must be positive")
 	}
@@ -411,6 +422,18 @@ func size(p *int64) func(string) error {
 		n, err := ParseSize(v)
 		if err != nil {
 			return err
+		}
+		*p = n
+		return nil
+	}
+}
+
+// rate parses a size per second; "/s" may follow the unit ("1KB/s").
+func rate(p *int64) func(string) error {
+	return func(v string) error {
+		n, err := ParseSize(strings.TrimSuffix(strings.TrimSpace(v), "/s"))
+		if err != nil {
+			return fmt.Errorf("%q is not a rate; write bytes per second, for example 1KB or 500B", v)
 		}
 		*p = n
 		return nil

@@ -35,6 +35,18 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestBodyLimits(t *testing.T) {
+	t.Parallel()
+	c, err := ParseServe(nil, env(nil), io.Discard)
+	if err != nil || c.BodyTimeout != 30*time.Second || c.MinBodyRate != 1000 {
+		t.Fatalf("defaults: %v, %v, %v", c.BodyTimeout, c.MinBodyRate, err)
+	}
+	c, err = ParseServe([]string{"--min-body-rate", "2KiB/s"}, env(map[string]string{"KLUIS_BODY_TIMEOUT": "1m", "KLUIS_MIN_BODY_RATE": "0"}), io.Discard)
+	if err != nil || c.BodyTimeout != time.Minute || c.MinBodyRate != 2048 {
+		t.Fatalf("set: %v, %v, %v", c.BodyTimeout, c.MinBodyRate, err)
+	}
+}
+
 func TestPrecedence(t *testing.T) {
 	t.Parallel()
 	e := env(map[string]string{"KLUIS_ADDR": "127.0.0.1:9000", "KLUIS_MAX_EXPIRY": "60d"})
@@ -101,6 +113,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--max-expiry", "-1d"}, "not a duration"},
 		{[]string{"--log-level", "loud"}, "debug, info, warn or error"},
 		{[]string{"--mail-from", "nobody"}, "Name <address"},
+		{[]string{"--body-timeout", "500ms"}, "at least 1s"},
+		{[]string{"--min-body-rate", "fast"}, "not a rate"},
+		{[]string{"--min-body-rate", "-1KB"}, "not a rate"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {
 		_, err := ParseServe(tc.args, env(nil), io.Discard)

@@ -280,20 +280,32 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
+// ServeOptions are the settings of [Serve].
+type ServeOptions struct {
+	// ShutdownTimeout is how long Serve waits for requests in flight once
+	// ctx ends.
+	ShutdownTimeout time.Duration
+	// Timeouts bound slow clients; zero durations take the defaults.
+	Timeouts Timeouts
+	Log      *slog.Logger
+}
+
 // Serve runs h on ln until ctx ends. Then it stops accepting, cancels the
 // requests in flight with tusd's shutdown cause (uploads commit what they
-// have and answer 503, so they resume later), waits up to timeout for them,
-// and returns.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Duration, log *slog.Logger) error {
+// have and answer 503, so they resume later), waits up to
+// o.ShutdownTimeout for them, and returns.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, o ServeOptions) error {
+	log, timeout, to := o.Log, o.ShutdownTimeout, o.Timeouts.orDefaults()
 	base, cancelBase := context.WithCancelCause(context.Background())
 	defer cancelBase(nil)
 	srv := &http.Server{
-		Handler: h,
+		Handler: to.limitBodies(h),
 		// No ReadTimeout or WriteTimeout: they bound the whole request,
-		// and multi-GB uploads and downloads take long. tusd sets a
-		// deadline per read; slow headers are bounded above.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		// and multi-GB uploads and downloads take long. Bodies get a
+		// deadline per read and a minimum rate instead (limitBodies).
+		// ReadHeaderTimeout also bounds the TLS handshake.
+		ReadHeaderTimeout: to.Header,
+		IdleTimeout:       to.Idle,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -70,7 +70,7 @@ func TestTLS(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Serve(ctx, tln, e.handler, 2*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		done <- server.Serve(ctx, tln, e.handler, server.ServeOptions{ShutdownTimeout: 2 * time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	addr := ln.Addr().String()
