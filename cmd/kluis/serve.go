@@ -87,6 +87,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer db.Close()
+	if db.Dialect() == store.Postgres {
+		// The connection is up, so the URL resolved; say how it is secured.
+		if _, pt, err := store.ResolvePostgres(cfg.DB); err == nil {
+			if w := pt.Warning(); w != "" {
+				log.Warn(w, "sslmode", pt.Mode)
+			} else {
+				log.Info("connected to PostgreSQL", "sslmode", pt.Mode, "local", pt.Local)
+			}
+		}
+	}
 	if err := transfer.CheckMasterKey(ctx, db, keys); err != nil {
 		return err
 	}

@@ -378,9 +378,9 @@ func (h *instanceHold) alive(ctx context.Context) error {
 // server, the client address and since when. Migrations are applied after
 // the lock is taken.
 func OpenPostgresExclusive(ctx context.Context, dsn string) (*DB, error) {
-	sqldb, err := sql.Open("pgx", dsn)
+	sqldb, err := openPostgresPool(ctx, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres database: %w", err)
+		return nil, err
 	}
 	sqldb.SetMaxOpenConns(4)
 	db := &DB{Q: Q{pgQuerier{sqldb}}, db: sqldb, dialect: Postgres}
