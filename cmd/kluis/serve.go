@@ -180,12 +180,24 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	deps := server.Deps{Transfers: svc, Senders: senders, Web: pages, Log: log,
 		Limiter:        newLimiter(cfg, db, keys, log),
 		TrustedProxies: cfg.TrustedProxies,
-		SecurityTxt:    server.SecurityTxt{Contact: cfg.SecurityContact, Policy: cfg.SecurityPolicyURL},
+		SecurityTxt:    server.SecurityTxt{Contact: cfg.SecurityContact, Policy: cfg.SecurityPolicyURL, Expires: cfg.SecurityTxtExpires},
 		Metrics:        met,
 		MetricsToken:   cfg.MetricsToken,
 	}
 	if cfg.SecurityContact == "" {
 		log.Warn("no --security-contact configured: /.well-known/security.txt names "+server.DefaultSecurityContact(cfg.BaseURL)+"; make sure it is read, or set --security-contact", "contact", server.DefaultSecurityContact(cfg.BaseURL))
+	}
+	if deps.SecurityTxt.Expires.IsZero() {
+		deps.SecurityTxt.Expires = server.DefaultSecurityTxtExpires(time.Now())
+		log.Warn("no --security-txt-expires configured: /.well-known/security.txt expires on "+deps.SecurityTxt.Expires.Format("2006-01-02")+
+			" (the start day plus a year, and moved by every restart); set --security-txt-expires to the date by which you will check its contact details again",
+			"expires", deps.SecurityTxt.Expires)
+	}
+	if msg, expired := deps.SecurityTxt.ExpiresProblem(time.Now()); expired {
+		log.Error(msg, "expires", deps.SecurityTxt.Expires)
+		fmt.Fprintln(stdout, "Warning: "+msg)
+	} else if msg != "" {
+		log.Warn(msg, "expires", deps.SecurityTxt.Expires)
 	}
 	if deps.Limiter == nil {
 		log.Warn("rate limits are off (--rate-limit 0 --rate-limit-global 0): only the per-link lock-out slows down password guessing")

@@ -182,3 +182,84 @@ func TestEmptySecretFileRefused(t *testing.T) {
 		}
 	}
 }
+
+// securityTxtExpires fetches /.well-known/security.txt and returns its
+// Expires field.
+func securityTxtExpires(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url + "/.well-known/security.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Expires: "); ok {
+			return v
+		}
+	}
+	t.Fatalf("security.txt without Expires:\n%s", b)
+	return ""
+}
+
+// TestSecurityTxtExpiresConfigured (issue 11 item 17): security.txt's
+// Expires is the configured date, not a date that moves with the clock;
+// an expired or nearly expired date is warned about at start; without the
+// setting the date is fixed at start (the start day plus one year) and
+// logged.
+func TestSecurityTxtExpiresConfigured(t *testing.T) {
+	day := time.Now().UTC().AddDate(0, 6, 0).Format("2006-01-02")
+	url, log, err := startServe(t, map[string]string{"KLUIS_SECURITY_TXT_EXPIRES": day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := securityTxtExpires(t, url), day+"T00:00:00Z"; got != want {
+		t.Errorf("Expires %s, want the configured %s", got, want)
+	}
+	for _, w := range []string{"security.txt expires in", "security.txt expired", "more than a year ahead", "no --security-txt-expires"} {
+		if strings.Contains(log.String(), w) {
+			t.Errorf("a configured date half a year ahead was warned about (%q):\n%s", w, log)
+		}
+	}
+
+	at := time.Now().UTC().AddDate(0, 0, 10).Truncate(time.Second).Format(time.RFC3339)
+	url, log, err = startServe(t, nil, "--security-txt-expires", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := securityTxtExpires(t, url); got != at {
+		t.Errorf("Expires %s, want the configured %s", got, at)
+	}
+	if !strings.Contains(log.String(), "security.txt expires in 10 days") {
+		t.Errorf("no warning for an Expires 10 days ahead:\n%s", log)
+	}
+
+	past := time.Now().UTC().AddDate(0, 0, -3).Format("2006-01-02")
+	url, log, err = startServe(t, nil, "--security-txt-expires", past)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := securityTxtExpires(t, url); got != past+"T00:00:00Z" {
+		t.Errorf("Expires %s, want the configured %s", got, past)
+	}
+	if !strings.Contains(log.String(), `"level":"ERROR"`) || !strings.Contains(log.String(), "security.txt expired on "+past) {
+		t.Errorf("an expired security.txt was not reported loudly:\n%s", log)
+	}
+
+	url, log, err = startServe(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := time.Now().UTC().Truncate(24*time.Hour).AddDate(1, 0, 0).Format(time.RFC3339)
+	got := securityTxtExpires(t, url)
+	if got != want && time.Now().UTC().Format("15:04") != "00:00" {
+		t.Errorf("default Expires %s, want the start day plus a year, %s", got, want)
+	}
+	if !strings.Contains(log.String(), got) || !strings.Contains(log.String(), "--security-txt-expires") {
+		t.Errorf("the default Expires %s was not logged with the flag that sets it:\n%s", got, log)
+	}
+
+	if _, _, err := startServe(t, nil, "--security-txt-expires", "31-12-2027"); err == nil || !strings.Contains(err.Error(), "security-txt-expires") {
+		t.Errorf("a date in the wrong form: %v", err)
+	}
+}

@@ -67,8 +67,9 @@ type Serve struct {
 	TLSKey  string
 
 	// security.txt (RFC 9116).
-	SecurityContact   string // mailto:, https: or tel: URI; empty: mailto:security@HOST (warned at start)
-	SecurityPolicyURL string
+	SecurityContact    string // mailto:, https: or tel: URI; empty: mailto:security@HOST (warned at start)
+	SecurityPolicyURL  string
+	SecurityTxtExpires time.Time // Expires of security.txt; zero: the start day plus a year (warned at start)
 
 	// Slow clients: the longest wait for the next bytes of a request body,
 	// and the bytes per second a body must average over such a window
@@ -145,6 +146,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "tls-cert", usage: "PEM certificate chain: serve HTTPS directly (TLS 1.2 and 1.3, NCSC-NL settings) instead of behind a reverse proxy; needs --tls-key. Reloaded when the file changes", set: str(&c.TLSCert)},
 		{name: "tls-key", usage: "PEM private key for --tls-cert", set: str(&c.TLSKey)},
 		{name: "security-contact", usage: "Contact of /.well-known/security.txt: mailto:ADDRESS or an https URL (default: mailto:security@HOST of the base URL)", set: str(&c.SecurityContact)},
+		{name: "security-txt-expires", usage: "Expires of /.well-known/security.txt: the date by which you will check its contact details again, at most a year ahead (RFC 9116), as 2027-06-30 (midnight UTC) or 2027-06-30T12:00:00Z. Kluis warns at start when it is past or less than 30 days away (default: the start day plus a year, logged)", set: date(&c.SecurityTxtExpires)},
 		{name: "security-policy-url", usage: "https URL of the vulnerability disclosure policy, for /.well-known/security.txt", set: str(&c.SecurityPolicyURL)},
 		{name: "body-timeout", def: "30s", usage: "longest wait for the next bytes of a request body, and the window --min-body-rate is averaged over; a slower client is cut off (a tus upload keeps what arrived and resumes). There is no limit on a whole request", set: dur(&c.BodyTimeout)},
 		{name: "min-body-rate", def: "1KB", usage: "bytes per second a request body must arrive at, averaged over each --body-timeout of waiting (e.g. 1KB, 500B); 0 leaves only --body-timeout", set: rate(&c.MinBodyRate)},
@@ -424,6 +426,22 @@ func size(p *int64) func(string) error {
 			return err
 		}
 		*p = n
+		return nil
+	}
+}
+
+// date parses a day (midnight UTC) or an RFC 3339 time.
+func date(p *time.Time) func(string) error {
+	return func(v string) error {
+		v = strings.TrimSpace(v)
+		t, err := time.Parse("2006-01-02", v)
+		if err != nil {
+			t, err = time.Parse(time.RFC3339, v)
+		}
+		if err != nil {
+			return fmt.Errorf("%q is not a date; write for example 2027-06-30 (midnight UTC) or 2027-06-30T12:00:00Z", v)
+		}
+		*p = t.UTC()
 		return nil
 	}
 }

@@ -277,3 +277,47 @@ func TestServeFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestSecurityTxtExpires (issue 11 item 17): the configured Expires is
+// served as given, whenever the file is fetched; the default is fixed to
+// the start day plus a year; the start-up check tells expired, soon and
+// too far apart.
+func TestSecurityTxtExpires(t *testing.T) {
+	at := time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC)
+	e := newEnv(t, envOptions{sectxt: server.SecurityTxt{Contact: "mailto:security@example.nl", Expires: at}})
+	for i := 0; i < 2; i++ {
+		_, b := e.do("GET", "/.well-known/security.txt", "", nil, nil)
+		if !strings.Contains(string(b), "\nExpires: 2027-06-30T00:00:00Z\n") {
+			t.Fatalf("fetch %d: %s", i, b)
+		}
+	}
+	now := time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+	if got := server.DefaultSecurityTxtExpires(now); !got.Equal(time.Date(2027, 3, 14, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("default %s", got)
+	}
+	if a, b := server.DefaultSecurityTxtExpires(now), server.DefaultSecurityTxtExpires(now.Add(8*time.Hour)); !a.Equal(b) {
+		t.Errorf("the default moves within a day: %s, %s", a, b)
+	}
+	for _, c := range []struct {
+		expires time.Time
+		want    string
+		expired bool
+	}{
+		{now.AddDate(0, 6, 0), "", false},
+		{server.DefaultSecurityTxtExpires(now), "", false},
+		{now.AddDate(0, 0, 29), "expires in 29 days", false},
+		{time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC), "expires in 5 days (on 2026-03-20)", false},
+		{now.Add(time.Minute), "expires in 0 days", false},
+		{now, "expired on 2026-03-14T15:09:26Z", true},
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "expired on 2026-01-01", true},
+		{now.AddDate(2, 0, 0), "more than a year ahead", false},
+	} {
+		msg, expired := server.SecurityTxt{Expires: c.expires}.ExpiresProblem(now)
+		if expired != c.expired || (c.want == "") != (msg == "") || !strings.Contains(msg, c.want) {
+			t.Errorf("Expires %s: %q, %v; want %q, %v", c.expires, msg, expired, c.want, c.expired)
+		}
+		if msg != "" && !strings.Contains(msg, "--security-txt-expires") {
+			t.Errorf("Expires %s: %q does not say how to fix it", c.expires, msg)
+		}
+	}
+}
