@@ -68,6 +68,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
+	if cfg.SMTP == "" {
+		// The development mailbox shows every mailed link and code: only on
+		// a plainly local setup (devbox.Allowed), and only to direct
+		// loopback requests (its handler's guard). Checked before anything
+		// is opened or created.
+		if err := devbox.Allowed(devbox.Setup{ListenAddr: ln.Addr().String(), BaseURL: cfg.BaseURL, TrustedProxies: cfg.TrustedProxies}); err != nil {
+			return fmt.Errorf("no --smtp given: %w", err)
+		}
+	}
 	keys, err := loadKeys(cfg, log)
 	if err != nil {
 		return err
@@ -145,12 +154,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		mailSender, mailDomain = ss, ss.Domain()
 		log.Info("mail goes out through SMTP", "relay", sc.String())
 	} else {
-		// The mailbox shows every mailed link and code: only on a plainly
-		// local setup (devbox.Allowed), and only to direct loopback requests
-		// (its handler's guard).
-		if err := devbox.Allowed(devbox.Setup{ListenAddr: ln.Addr().String(), BaseURL: cfg.BaseURL, TrustedProxies: cfg.TrustedProxies}); err != nil {
-			return fmt.Errorf("no --smtp given: %w", err)
-		}
 		mailbox = devbox.New()
 		mailSender = mailbox
 	}

@@ -263,3 +263,28 @@ func TestSecurityTxtExpiresConfigured(t *testing.T) {
 		t.Errorf("a date in the wrong form: %v", err)
 	}
 }
+
+// TestDeployNeedsRelay (issue 11 item 2): the shipped configuration
+// (deploy/kluis.env.example with the unit's credentials) cannot fall back
+// to the development mailbox: an empty smtp credential stops the start
+// naming KLUIS_SMTP_FILE, and without the credential kluis serve refuses
+// to start.
+func TestDeployNeedsRelay(t *testing.T) {
+	env := envFile(t, repoFile(t, "deploy/kluis.env.example"))
+	env["KLUIS_DATA"] = t.TempDir()
+	env["KLUIS_ADDR"] = "127.0.0.1:0"
+	empty := filepath.Join(t.TempDir(), "smtp")
+	os.WriteFile(empty, nil, 0o400)
+	env["KLUIS_SMTP_FILE"] = empty
+	getenv := func(k string) string { return env[k] }
+	var out lockedBuffer
+	err := runServe(context.Background(), nil, getenv, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "KLUIS_SMTP_FILE") {
+		t.Errorf("empty smtp credential: %v", err)
+	}
+	delete(env, "KLUIS_SMTP_FILE")
+	err = runServe(context.Background(), nil, getenv, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "--smtp") {
+		t.Errorf("without a relay: %v", err)
+	}
+}
