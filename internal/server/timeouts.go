@@ -33,19 +33,11 @@ type Timeouts struct {
 	Idle time.Duration
 }
 
-// The defaults of [Timeouts].
-const (
-	DefaultHeaderTimeout = 10 * time.Second
-	DefaultBodyTimeout   = 30 * time.Second
-	DefaultMinBodyRate   = 1000 // bytes per second
-	DefaultDrainTimeout  = 5 * time.Second
-	DefaultIdleTimeout   = 120 * time.Second
-)
-
-// DefaultTimeouts returns the default limits.
+// DefaultTimeouts returns the default limits (docs/security.md explains
+// them; kluis serve's --body-timeout and --min-body-rate change two).
 func DefaultTimeouts() Timeouts {
-	return Timeouts{Header: DefaultHeaderTimeout, Body: DefaultBodyTimeout, MinBodyRate: DefaultMinBodyRate,
-		Drain: DefaultDrainTimeout, Idle: DefaultIdleTimeout}
+	return Timeouts{Header: 10 * time.Second, Body: 30 * time.Second, MinBodyRate: 1000,
+		Drain: 5 * time.Second, Idle: 120 * time.Second}
 }
 
 // orDefaults fills the zero durations (there is no "no limit").
@@ -69,10 +61,10 @@ func (t Timeouts) orDefaults() Timeouts {
 	return t
 }
 
-// ErrSlowBody is the error a handler's body read returns when the client
+// errSlowBody is the error a handler's body read returns when the client
 // sent too slowly. It is a timeout (tusd answers it as a read timeout and
 // keeps what arrived).
-var ErrSlowBody error = slowBodyError{}
+var errSlowBody error = slowBodyError{}
 
 type slowBodyError struct{}
 
@@ -156,7 +148,7 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	left := b.window - b.waited
 	if left <= 0 {
 		b.mu.Unlock()
-		return 0, ErrSlowBody
+		return 0, errSlowBody
 	}
 	start := time.Now()
 	// Set under the lock that Close takes, so a Close (tusd stopping an
@@ -180,7 +172,7 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		b.eof = true
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !b.closed:
-		err = ErrSlowBody
+		err = errSlowBody
 	}
 	return n, err
 }
