@@ -22,8 +22,7 @@ import (
 type accounting struct {
 	*env
 	r       *ready
-	mails   []mail.Message // download notices taken from the outbox so far
-	entries int            // download audit entries seen so far
+	entries int // download audit entries seen so far
 }
 
 func newAccounting(t *testing.T, newEnv envMaker, sizes ...int) *accounting {
