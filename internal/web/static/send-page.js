@@ -578,6 +578,8 @@ async function upload(fileObjs) {
         onShouldRetry(err, attempt, options) {
           const status = err?.originalResponse ? err.originalResponse.getStatus() : 0;
           if (status === 401 || status === 403 || status === 404 || status === 410 || status === 413) return false;
+          // A quota refusal does not pass by retrying within minutes.
+          if (status === 429 && /quota_exceeded|ERR_QUOTA_EXCEEDED/.test(err.originalResponse.getBody() || "")) return false;
           $("progress-live").textContent = T("retrying");
           return true;
         },
