@@ -5,8 +5,10 @@
 //
 // # Catalogs
 //
-// Each language has one catalog, catalog/<code>.json: a flat object from key
-// to text. A text is a format string for fmt (verbs such as %s and %d, with
+// Each language has one catalog, the JSON files in catalog/<code>/ taken
+// together (one file per area: base.json for formats and units, web.json,
+// mail.json, cli.json, …; a key may be in only one of them): a flat object
+// from key to text. A text is a format string for fmt (verbs such as %s and %d, with
 // explicit argument indexes like %[2]s where a translation needs another word
 // order). A text whose form depends on a number is an object with the CLDR
 // plural categories the language uses ("one", "few", "many", "other", …); its
@@ -137,7 +139,7 @@ var Amsterdam = func() *time.Location {
 	return time.FixedZone("CET", 3600)
 }()
 
-//go:embed catalog/*.json
+//go:embed catalog
 var catalogFS embed.FS
 
 // entry is one catalog text: a plain format string, or plural forms.
@@ -185,13 +187,32 @@ func load() map[Lang]*catalog {
 func parseCatalogs(fsys fs.FS, dir string) (map[Lang]*catalog, error) {
 	out := map[Lang]*catalog{}
 	for _, l := range All {
-		b, err := fs.ReadFile(fsys, dir+"/"+string(l)+".json")
-		if err != nil {
-			return nil, fmt.Errorf("locale: catalog %s: %w", l, err)
+		files, err := fs.Glob(fsys, dir+"/"+string(l)+"/*.json")
+		if err != nil || len(files) == 0 {
+			return nil, fmt.Errorf("locale: no catalog files for %s in %s", l, dir)
 		}
-		c, err := parseCatalog(l, b)
-		if err != nil {
-			return nil, err
+		c := &catalog{lang: l, entries: map[string]entry{}}
+		for _, name := range files {
+			b, err := fs.ReadFile(fsys, name)
+			if err != nil {
+				return nil, fmt.Errorf("locale: catalog %s: %w", l, err)
+			}
+			part, err := parseCatalog(l, b)
+			if err != nil {
+				return nil, fmt.Errorf("%w (%s)", err, name)
+			}
+			if part.meta.Made != "" {
+				if c.meta.Made != "" {
+					return nil, fmt.Errorf("locale: catalog %s: _meta in more than one file (%s)", l, name)
+				}
+				c.meta = part.meta
+			}
+			for k, e := range part.entries {
+				if _, dup := c.entries[k]; dup {
+					return nil, fmt.Errorf("locale: catalog %s: key %q in more than one file (%s)", l, k, name)
+				}
+				c.entries[k] = e
+			}
 		}
 		out[l] = c
 	}
