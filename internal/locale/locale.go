@@ -64,6 +64,16 @@ const (
 // All lists every language with a catalog; Dutch first, as the default.
 var All = []Lang{NL, EN, FY, DE, FR, PL, TR, UK, AR}
 
+// Codes returns the codes of All in their order, for messages that name
+// the languages one may choose ("nl, en, fy, …").
+func Codes() []string {
+	out := make([]string, len(All))
+	for i, l := range All {
+		out[i] = string(l)
+	}
+	return out
+}
+
 // Default is the language used when nothing better is known.
 const Default = NL
 
@@ -313,12 +323,26 @@ func CompleteLangs() []Lang {
 }
 
 // RecipientScope lists the key prefixes that everything a recipient sees is
-// made of: the recipient pages and every mail. Every catalog must have every
-// source key under them.
+// made of. Every catalog must have every source key under them. They are, in
+// groups:
+//   - shared by every page and mail: the page layout (header, language
+//     switch, footer links), common phrases, error-summary words, units,
+//     formats, month and language names;
+//   - the recipient pages, one prefix per page: the code form (receive),
+//     the password and no-password forms (unlock, fragment), the contents
+//     (open), expired or revoked (gone), locked, not found, problems and
+//     the rate-limit page (toomany), the reply form and its confirmation
+//     (reply), and the help for recipients (help; the senders' help is
+//     sendhelp);
+//   - every mail, to recipients and to senders (mail).
+//
+// Sender pages (home, send, sendjs, mine, sendhelp, a11y, privacy) are
+// outside it: they are shown only in complete catalogs.
 var RecipientScope = []string{
-	"layout.", "common.", "unit.", "format.", "month.", "size.", "error.", "lang.",
-	"receive.", "open.", "unlock.", "fragment.", "gone.", "locked.", "notfound.",
-	"problem.", "reply.", "recipient.", "mail.",
+	"layout.", "common.", "error.", "unit.", "format.", "month.", "size.", "lang.",
+	"receive.", "unlock.", "fragment.", "open.", "gone.", "locked.", "notfound.",
+	"problem.", "toomany.", "reply.", "help.",
+	"mail.",
 }
 
 // InRecipientScope reports whether key is part of what recipients see.

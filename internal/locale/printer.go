@@ -80,6 +80,20 @@ func (p *Printer) T(key string, args ...any) string {
 	return fmt.Sprintf(text, args...)
 }
 
+// Format returns the text of key unformatted, verbs and all, for a script
+// in the page that fills in the arguments itself. A plural text gives its
+// "other" form. A key no catalog has comes back as the key itself.
+func (p *Printer) Format(key string) string {
+	e, _, ok := p.lookup(key)
+	switch {
+	case !ok:
+		return key
+	case e.forms != nil:
+		return e.forms[otherForm]
+	}
+	return e.text
+}
+
 // N returns the plural text of key for the count n, formatted with n as
 // the first argument and then args.
 func (p *Printer) N(key string, n int, args ...any) string {
