@@ -206,18 +206,3 @@ func ErrorMessage(err error) string {
 	}
 	return "Something went wrong on our side. Please try again later."
 }
-
-// FormatSize formats a byte count in decimal units as users know them from
-// the product ("2.00 GB"), for messages in English. Pages and mails use the
-// per-language formatting of package mail.
-func FormatSize(n int64) string {
-	switch {
-	case n >= 1_000_000_000:
-		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-	case n >= 1_000_000:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1_000:
-		return fmt.Sprintf("%.0f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d bytes", n)
-}

@@ -1,8 +1,11 @@
 // Package mail renders Kluis's mails: the verification code, the notification
 // to each recipient, the sender's confirmation, the download and lock-out
 // notices, the revocation notice and the expiry reminder. Every mail exists in
-// Dutch and English, as HTML and plain text, with the organisation's name and
-// logo.
+// every language of package locale, as HTML and plain text, with the
+// organisation's name and logo. Each kind has one template per part
+// (templates/<kind>.html and .txt, with the layout) whose texts all come
+// from the catalogs (keys mail.<kind>.… and mail.common.…); the HTML part
+// carries the language and its writing direction.
 //
 // The package only renders; sending (SMTP, the development mailbox, the
 // outbox) lives elsewhere. It is built so that a mail can only contain what
@@ -24,6 +27,7 @@ import (
 	"unicode"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/locale"
 )
 
 // Kind names a mail.
@@ -43,8 +47,9 @@ const (
 // Kinds lists every kind, in a fixed order.
 var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder}
 
-// Languages lists the languages mails are written in.
-var Languages = []string{"nl", "en"}
+// Languages lists the languages mails are written in: every language of
+// package locale.
+var Languages = locale.Codes()
 
 // Org is the organisation that runs the service, from configuration.
 type Org struct {
@@ -68,7 +73,7 @@ func (o Org) Validate() error {
 // Message is one rendered mail for one recipient.
 type Message struct {
 	Kind    Kind
-	Lang    string // "nl" or "en": the language the mail is written in
+	Lang    string // the language the mail is written in: one of Languages
 	To      string // one bare address
 	Subject string // one line, no control characters
 	Text    string // plain-text part
@@ -131,7 +136,7 @@ type Confirm struct {
 	PasswordMode   string // "none", "generate" or "manual"
 	NotifyDownload bool   // the sender gets a download notice
 	ShowFilenames  bool   // file names are shown in the recipients' mails
-	RecipientLang  string // "nl" or "en"
+	RecipientLang  string // the recipients' language: one of Languages
 	StatusURL      string // the sender's status page; optional
 }
 
@@ -181,13 +186,13 @@ func invalid(format string, a ...any) error {
 }
 
 // Lang returns the language a mail is written in for a requested language:
-// "en" (or "en-…") gives English, anything else Dutch.
+// the language of Languages it names ("de", "DE", "de-AT"), anything else
+// Dutch (locale.Default).
 func Lang(lang string) string {
-	l := strings.ToLower(strings.TrimSpace(lang))
-	if l == "en" || strings.HasPrefix(l, "en-") || strings.HasPrefix(l, "en_") {
-		return "en"
+	if l, ok := locale.Parse(lang); ok {
+		return string(l)
 	}
-	return "nl"
+	return string(locale.Default)
 }
 
 // Render renders one mail of the given kind for one recipient address. data
@@ -203,10 +208,13 @@ func Render(kind Kind, lang string, org Org, to string, data any) (*Message, err
 	if err != nil {
 		return nil, err
 	}
-	v.Lang = lang
+	v.Lang, v.Dir, v.Start = lang, locale.Lang(lang).Dir(), "left"
+	if v.Dir == "rtl" {
+		v.Start = "right"
+	}
 	v.To = addr
 	v.Org = cleanOrg(org)
-	set := templates[lang][kind]
+	set := templates[locale.Lang(lang)][kind]
 	if set == nil {
 		return nil, invalid("unknown kind %q", kind)
 	}
@@ -244,7 +252,12 @@ func bareAddress(to string) (string, error) {
 
 // view is what the templates see.
 type view struct {
-	Lang    string
+	Lang string
+	Dir  string // "ltr" or "rtl", for the HTML part
+	// Start is the side ("left", "right") where a line of the language
+	// starts, for the HTML part's inline styles: mail clients do not know
+	// CSS's logical properties.
+	Start   string
 	Org     Org
 	To      string
 	Subject string // the final subject line

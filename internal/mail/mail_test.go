@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+
+	"github.com/kluis-nl/kluis/internal/locale"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -103,6 +105,10 @@ func render(t *testing.T, kind Kind, lang string, data any) *Message {
 	return m
 }
 
+// goldenLangs are the languages with golden files: the source and English.
+// Every other language is rendered by TestEveryKindInEveryLanguage.
+var goldenLangs = []string{"nl", "en"}
+
 func TestGolden(t *testing.T) {
 	fx := fixtures()
 	dir := filepath.Join("testdata", "golden")
@@ -133,7 +139,7 @@ func TestGolden(t *testing.T) {
 	variants = append(variants, variant{KindLockout, "lockout-held", held})
 	for _, v := range variants {
 		kind := v.kind
-		for _, lang := range Languages {
+		for _, lang := range goldenLangs {
 			m := render(t, kind, lang, v.data)
 			if m.Lang != lang || m.Kind != kind {
 				t.Errorf("%s.%s: got kind %s lang %s", kind, lang, m.Kind, m.Lang)
@@ -167,14 +173,14 @@ func TestHTMLIsWellFormed(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s.%s: %v", kind, lang, err)
 			}
-			var htmlLang string
+			var htmlLang, htmlDir string
 			var imgs, buttons int
 			var walk func(*html.Node)
 			walk = func(n *html.Node) {
 				if n.Type == html.ElementNode {
 					switch n.Data {
 					case "html":
-						htmlLang = attr(n, "lang")
+						htmlLang, htmlDir = attr(n, "lang"), attr(n, "dir")
 					case "img":
 						imgs++
 						if attr(n, "alt") == "" {
@@ -205,8 +211,8 @@ func TestHTMLIsWellFormed(t *testing.T) {
 				}
 			}
 			walk(doc)
-			if htmlLang != lang {
-				t.Errorf("%s.%s: <html lang=%q>", kind, lang, htmlLang)
+			if htmlLang != lang || htmlDir != locale.Lang(lang).Dir() {
+				t.Errorf("%s.%s: <html lang=%q dir=%q>", kind, lang, htmlLang, htmlDir)
 			}
 			if imgs != 1 {
 				t.Errorf("%s.%s: %d images, want the logo only", kind, lang, imgs)
@@ -379,8 +385,9 @@ func TestNotifyBccNotListed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			label := map[string]string{"nl": "Verstuurd aan: ", "en": "Sent to: "}[lang]
-			if !strings.Contains(m.Text, "\n"+label+"to@example.org, cc@example.org\n") {
+			p := locale.For(locale.Lang(lang))
+			line := p.T("mail.common.label", p.T("mail.notify.sent_to")) + " to@example.org" + p.T("mail.common.list_separator") + "cc@example.org"
+			if !strings.Contains(m.Text, "\n"+line+"\n") {
 				t.Errorf("%s/%s: visible recipients line missing:\n%s", to, lang, m.Text)
 			}
 			for _, part := range []string{m.Subject, m.Text, m.HTML} {
@@ -509,34 +516,6 @@ func TestAccessCodeGrouped(t *testing.T) {
 	}
 }
 
-func TestFormats(t *testing.T) {
-	summer := time.Date(2026, 7, 1, 8, 5, 0, 0, time.UTC)
-	for _, tt := range []struct {
-		t          time.Time
-		lang, want string
-	}{
-		{fixed, "nl", "5 december 2026, 14:30"},
-		{fixed, "en", "5 December 2026, 14:30"},
-		{summer, "nl", "1 juli 2026, 10:05"},
-		{summer, "xx", "1 juli 2026, 10:05"},
-	} {
-		if got := FormatDate(tt.t, tt.lang); got != tt.want {
-			t.Errorf("FormatDate(%v, %s) = %q, want %q", tt.t, tt.lang, got, tt.want)
-		}
-	}
-	for _, tt := range []struct {
-		n          int64
-		lang, want string
-	}{
-		{1_500_000, "nl", "1,5 MB"}, {1_500_000, "en", "1.5 MB"}, {2_000_000_000, "nl", "2,00 GB"},
-		{999, "en", "999 bytes"}, {1, "nl", "1 byte"}, {48_000, "nl", "48 kB"}, {-1, "nl", ""},
-	} {
-		if got := FormatSize(tt.n, tt.lang); got != tt.want {
-			t.Errorf("FormatSize(%d, %s) = %q, want %q", tt.n, tt.lang, got, tt.want)
-		}
-	}
-}
-
 func TestRenderValidates(t *testing.T) {
 	fx := fixtures()
 	// Data of the wrong type for the kind.
@@ -566,13 +545,15 @@ func TestRenderValidates(t *testing.T) {
 	if _, err := Render(KindConfirm, "nl", testOrg, "a@example.org", c); !errors.Is(err, ErrInvalid) {
 		t.Errorf("bad password mode accepted: %v", err)
 	}
-	// Unknown language: Dutch.
-	m, err := Render(KindVerifyCode, "de", testOrg, "a@example.org", fx[KindVerifyCode])
+	// A language Kluis has no catalog for: Dutch.
+	m, err := Render(KindVerifyCode, "es", testOrg, "a@example.org", fx[KindVerifyCode])
 	if err != nil || m.Lang != "nl" || !strings.Contains(m.Text, "Uw verificatiecode is") {
 		t.Errorf("fallback language: %v %+v", err, m)
 	}
-	if Lang("EN") != "en" || Lang("en-GB") != "en" || Lang("") != "nl" {
-		t.Error("Lang")
+	for in, want := range map[string]string{"EN": "en", "en-GB": "en", "": "nl", "de-AT": "de", "ar": "ar", "fy_NL": "fy", "es": "nl", "../en": "nl"} {
+		if got := Lang(in); got != want {
+			t.Errorf("Lang(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 
@@ -595,13 +576,13 @@ func TestMessageOnlyAndVariants(t *testing.T) {
 	n := fixtures()[KindNotify].(Notify)
 	n.Files, n.BodyHTML, n.Subject, n.VisibleRecipients, n.SenderPhone = nil, "", "", nil, ""
 	for _, lang := range Languages {
+		p := locale.For(locale.Lang(lang))
 		m := render(t, KindNotify, lang, n)
-		want := map[string]string{"nl": "Vertrouwelijk bericht van Anna de Vries", "en": "Confidential message from Anna de Vries"}[lang]
-		if m.Subject != want {
-			t.Errorf("default subject %q", m.Subject)
+		if want := p.T("mail.notify.subject", "Anna de Vries"); m.Subject != want {
+			t.Errorf("%s: default subject %q, want %q", lang, m.Subject, want)
 		}
-		if strings.Contains(m.Text, "Verstuurd aan") || strings.Contains(m.Text, "Sent to") {
-			t.Error("empty recipients line")
+		if strings.Contains(m.Text, p.T("mail.notify.sent_to")) {
+			t.Errorf("%s: empty recipients line", lang)
 		}
 	}
 	// Every kind renders in both languages with minimal data too.
@@ -627,4 +608,160 @@ func TestMessageOnlyAndVariants(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestEveryKindInEveryLanguage renders every kind, in its variants, in
+// every language of package locale with complete data: no text may show a
+// formatting error, an empty value or a catalog key instead of a text, and
+// every key the templates use is in the catalogs. A language that has
+// mail texts must have all of them; one without any (its translation is in
+// progress, see untranslated in package locale's tests) falls back to
+// English, which this checks too.
+func TestEveryKindInEveryLanguage(t *testing.T) {
+	used := templateKeys(t)
+	if len(used) < 100 {
+		t.Fatalf("found only %d keys in the templates; is the pattern broken?", len(used))
+	}
+	var catalogKeys []string
+	for _, k := range locale.Keys(locale.Default) {
+		if strings.HasPrefix(k, "mail.") || strings.HasPrefix(k, "lang.") {
+			catalogKeys = append(catalogKeys, k)
+		}
+	}
+	for _, k := range used {
+		if !slices.Contains(catalogKeys, k) {
+			t.Errorf("the templates use %s, which the source catalog lacks", k)
+		}
+	}
+	for _, k := range catalogKeys {
+		if strings.HasPrefix(k, "mail.") && !slices.Contains(used, k) {
+			t.Errorf("%s is in the catalog but no template uses it", k)
+		}
+	}
+	for _, lang := range locale.All {
+		p := locale.For(lang)
+		started := slices.ContainsFunc(locale.Keys(lang), func(k string) bool { return strings.HasPrefix(k, "mail.") })
+		for _, k := range used {
+			if started && !p.Has(k) {
+				t.Errorf("%s: %s is missing", lang, k)
+			}
+		}
+		for _, v := range mailVariants() {
+			m, err := Render(v.kind, string(lang), testOrg, "p.jansen@example.org", v.data)
+			if err != nil {
+				t.Fatalf("%s.%s: %v", v.name, lang, err)
+			}
+			if m.Lang != string(lang) {
+				t.Errorf("%s.%s: written in %s", v.name, lang, m.Lang)
+			}
+			for part, s := range map[string]string{"subject": m.Subject, "text": m.Text, "html": m.HTML} {
+				for _, bad := range []string{"%!", "<no value>", "\ue000", "\ue001"} {
+					if strings.Contains(s, bad) {
+						t.Errorf("%s.%s %s holds %q:\n%s", v.name, lang, part, bad, s)
+					}
+				}
+				for _, k := range catalogKeys {
+					if strings.Contains(s, k) {
+						t.Errorf("%s.%s %s shows the key %s instead of its text", v.name, lang, part, k)
+					}
+				}
+			}
+			if !strings.Contains(m.HTML, `<html lang="`+string(lang)+`" dir="`+lang.Dir()+`">`) {
+				t.Errorf("%s.%s: <html> lacks lang and dir", v.name, lang)
+			}
+			if lang.Dir() == "rtl" && strings.Contains(m.HTML, "padding-left") {
+				t.Errorf("%s.%s: a right-to-left mail indents on the left", v.name, lang)
+			}
+		}
+	}
+}
+
+type mailVariant struct {
+	kind Kind
+	name string
+	data any
+}
+
+// mailVariants are the fixtures and the variants that take other texts:
+// the reply's notice, a message-only notice without password, a lock that
+// waits for the sender, a revocation without date, nobody downloaded.
+func mailVariants() []mailVariant {
+	fx := fixtures()
+	var out []mailVariant
+	for _, k := range Kinds {
+		out = append(out, mailVariant{k, string(k), fx[k]})
+	}
+	reply := fx[KindNotify].(Notify)
+	reply.Reply, reply.Subject, reply.BodyHTML, reply.VisibleRecipients = true, "", "", nil
+	msgOnly := fx[KindNotify].(Notify)
+	msgOnly.Files, msgOnly.PasswordRequired, msgOnly.Subject = nil, false, ""
+	named := fx[KindNotify].(Notify)
+	named.Files = []FileRef{{Index: 1, Count: 2, Name: "besluit.pdf", Size: 1_500_000}, {Index: 2, Count: 2, Name: "bijlage.pdf", Size: -1}}
+	held := fx[KindLockout].(Lockout)
+	held.Until, held.Failures, held.Recipient = time.Time{}, 50, ""
+	noCount := fx[KindLockout].(Lockout)
+	noCount.Failures = 0
+	revoked := fx[KindRevoked].(Revoked)
+	revoked.At, revoked.Subject, revoked.SenderEmail = time.Time{}, "", ""
+	zip := fx[KindDownload].(Download)
+	zip.File = FileRef{Index: -1, Count: 3, Size: -1}
+	confirm := fx[KindConfirm].(Confirm)
+	confirm.PasswordMode, confirm.NotifyDownload, confirm.ShowFilenames, confirm.RecipientLang = "none", false, false, "ar"
+	confirm.Files = []FileRef{{Index: 1, Count: 1, Size: 10}}
+	reminder := fx[KindExpiryReminder].(ExpiryReminder)
+	reminder.Recipients = 0
+	return append(out,
+		mailVariant{KindNotify, "notify-reply", reply},
+		mailVariant{KindNotify, "notify-message", msgOnly},
+		mailVariant{KindNotify, "notify-named", named},
+		mailVariant{KindLockout, "lockout-held", held},
+		mailVariant{KindLockout, "lockout-nocount", noCount},
+		mailVariant{KindRevoked, "revoked-nodate", revoked},
+		mailVariant{KindDownload, "download-zip", zip},
+		mailVariant{KindConfirm, "confirm-nopassword", confirm},
+		mailVariant{KindExpiryReminder, "expiry_reminder-all", reminder},
+	)
+}
+
+// templateKeys returns every catalog key the templates and this package's
+// code name, with the keys built from parts spelled out.
+func templateKeys(t *testing.T) []string {
+	t.Helper()
+	re := regexp.MustCompile(`"(mail\.[a-z_]+\.[a-z_]*[a-z])"`)
+	var srcs []string
+	entries, err := templateFS.ReadDir("templates")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := templateFS.ReadFile("templates/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, string(b))
+	}
+	b, err := os.ReadFile("format.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcs = append(srcs, string(b))
+	seen := map[string]bool{}
+	for _, s := range srcs {
+		for _, m := range re.FindAllStringSubmatch(s, -1) {
+			seen[m[1]] = true
+		}
+	}
+	// (print "mail.confirm.kind_" .Kind) and (print "lang." .D.RecipientLang)
+	for _, k := range []string{"to", "cc", "bcc"} {
+		seen["mail.confirm.kind_"+k] = true
+	}
+	for _, l := range Languages {
+		seen["lang."+l] = true
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/config"
+	"github.com/kluis-nl/kluis/internal/locale"
 )
 
 // fileJSON is the canonical form Marshal writes.
@@ -140,14 +141,14 @@ func describeLimits(w io.Writer, indent string, l Limits) {
 	for _, m := range l.PasswordModes {
 		modes = append(modes, string(m))
 	}
-	fmt.Fprintf(w, "%smax transfer size: %s\n", indent, orServer(l.MaxTransferSize > 0, kluis.FormatSize(l.MaxTransferSize)))
+	fmt.Fprintf(w, "%smax transfer size: %s\n", indent, orServer(l.MaxTransferSize > 0, locale.For(locale.EN).Size(l.MaxTransferSize)))
 	fmt.Fprintf(w, "%sexpiry: default %s, at most %s\n", indent, orServer(l.DefaultExpiry > 0, days(l.DefaultExpiry)), orServer(l.MaxExpiry > 0, days(l.MaxExpiry)))
 	fmt.Fprintf(w, "%spassword modes: %s\n", indent, strings.Join(modes, ", "))
 	fmt.Fprintf(w, "%sconfidential message: %s; edited notification text: %s; file names in mails: %s\n", indent,
 		yes(l.AllowMessage), yes(l.AllowCustomText), yes(l.AllowShowFilenames))
 	fmt.Fprintf(w, "%smax recipients: %s\n", indent, orServer(l.MaxRecipients > 0, fmt.Sprint(l.MaxRecipients)))
 	fmt.Fprintf(w, "%sper sender: %d unfinished transfers at once, %s of files a day; %d replies per recipient and transfer\n", indent,
-		l.MaxOpenDrafts, kluis.FormatSize(l.MaxBytesPerDay), l.MaxReplies)
+		l.MaxOpenDrafts, locale.For(locale.EN).Size(l.MaxBytesPerDay), l.MaxReplies)
 }
 
 func days(d time.Duration) string { return config.FormatDuration(d) }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/store"
 )
@@ -107,9 +108,9 @@ func (s *Service) dailyUsed(ctx context.Context, q store.Q, sender string, now t
 // dailyVolumeError refuses a file that does not fit in the sender's daily
 // volume; it says when the oldest counted transfer leaves the window.
 func dailyVolumeError(limit, used, size int64, oldest, now time.Time) error {
-	msg := "You can send at most " + kluis.FormatSize(limit) + " of files a day, and the transfers of the last 24 hours hold " + kluis.FormatSize(used) + "."
+	msg := "You can send at most " + enSize(limit) + " of files a day, and the transfers of the last 24 hours hold " + enSize(used) + "."
 	if size > 0 {
-		msg += " This file (" + kluis.FormatSize(size) + ") does not fit."
+		msg += " This file (" + enSize(size) + ") does not fit."
 	}
 	e := &kluis.Error{Code: kluis.EQUOTA, Err: ErrDailyVolume}
 	if !oldest.IsZero() {
@@ -120,3 +121,7 @@ func dailyVolumeError(limit, used, size int64, oldest, now time.Time) error {
 	e.Message = msg
 	return e
 }
+
+// enSize writes a size for the engine's messages, which are in English
+// for now (the API and the CLI show them as they are).
+func enSize(n int64) string { return locale.For(locale.EN).Size(n) }

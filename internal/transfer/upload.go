@@ -189,7 +189,7 @@ func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string
 }
 
 func (s *Service) tooLarge(max int64) error {
-	return kluis.Errorf(kluis.ETOOLARGE, "The files are too large together: a transfer can hold at most %s.", kluis.FormatSize(max))
+	return kluis.Errorf(kluis.ETOOLARGE, "The files are too large together: a transfer can hold at most %s.", enSize(max))
 }
 
 // used sums what a transfer's files take of its budget (fileUse).
@@ -454,7 +454,7 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 				if n, _ := io.ReadFull(body, one[:]); n > 0 {
 					if meta.QuotaLimit {
 						return done(&kluis.Error{Code: kluis.EQUOTA, Err: ErrDailyVolume, Message: "You can send at most " +
-							kluis.FormatSize(s.dailyLimit(t)) + " of files a day, and this file goes beyond what is left of it today."})
+							enSize(s.dailyLimit(t)) + " of files a day, and this file goes beyond what is left of it today."})
 					}
 					return done(s.tooLarge(s.maxSize(t)))
 				}
@@ -496,7 +496,7 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 			s.log.Info("segment refused: too many small requests", "file", f.ID, "bytes", n)
 			return done(kluis.Errorf(kluis.ETOOMANY,
 				"This file is being sent in requests that are too small: a file may have at most %d requests of less than %s before its end. Send at least %s per request (for a tus client: a larger chunk size), or the rest of the file at once.",
-				maxShort, kluis.FormatSize(minSegment), kluis.FormatSize(minSegment)))
+				maxShort, enSize(minSegment), enSize(minSegment)))
 		}
 		entry, err := sw.Close()
 		if err != nil {

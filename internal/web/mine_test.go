@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
@@ -142,14 +143,14 @@ func TestMyTransfers(t *testing.T) {
 	token := e.login(t, c, "a.jansen@gemeente.example.nl")
 	resp, body = getLang(t, c, e.srv.URL+"/transfers", "nl")
 	wantStatus(t, "list", resp, body, http.StatusOK)
-	for _, want := range []string{"a.jansen@gemeente.example.nl", "/transfers/" + id, "Zonder onderwerp", translate("nl", "mine.n_files", 2, mail.FormatSize(16, "nl")), "Beschikbaar", "met vertrouwelijk bericht", `action="/logout"`} {
+	for _, want := range []string{"a.jansen@gemeente.example.nl", "/transfers/" + id, "Zonder onderwerp", translate("nl", "mine.n_files", 2, locale.For(locale.NL).Size(16)), "Beschikbaar", "met vertrouwelijk bericht", `action="/logout"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("list lacks %q", want)
 		}
 	}
 	resp, body = getLang(t, c, e.srv.URL+"/transfers", "en")
 	wantStatus(t, "English list", resp, body, http.StatusOK)
-	for _, want := range []string{"No subject", translate("en", "mine.n_files", 2, mail.FormatSize(16, "en")), "Available"} {
+	for _, want := range []string{"No subject", translate("en", "mine.n_files", 2, locale.For(locale.EN).Size(16)), "Available"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("English list lacks %q", want)
 		}
@@ -212,7 +213,7 @@ func TestMyTransfers(t *testing.T) {
 		t.Errorf("expires at %v, want the end of %s", got, day.Format(dateLayout))
 	}
 	_, body = get(t, c, e.srv.URL+"/transfers/"+id+"?done=extended")
-	if !strings.Contains(body, translate("nl", "mine.done_extended")) || !strings.Contains(body, mail.FormatDate(tr.ExpiresAt, "nl")) {
+	if !strings.Contains(body, translate("nl", "mine.done_extended")) || !strings.Contains(body, locale.For(locale.NL).Date(tr.ExpiresAt)) {
 		t.Error("the detail page does not confirm the new date")
 	}
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/mail"
 )
 
@@ -44,8 +45,8 @@ func funcs(lang string, st *assets) template.FuncMap {
 	return template.FuncMap{
 		"t":      func(key string, args ...any) string { return translate(lang, key, args...) },
 		"static": st.url,
-		"date":   func(t time.Time) string { return mail.FormatDate(t, lang) },
-		"size":   func(n int64) string { return mail.FormatSize(n, lang) },
+		"date":   locale.For(locale.Lang(lang)).Date,
+		"size":   locale.For(locale.Lang(lang)).Size,
 		"code":   mail.GroupCode,
 		"list":   func(xs ...string) []string { return xs },
 		"field": func(v *view, id, typ, label, hint, autocomplete string, value any) fieldView {

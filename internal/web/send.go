@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/mail"
 	kpolicy "github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/secret"
@@ -103,11 +104,11 @@ func (h *Web) composeData(r *http.Request, s *sender.Sender) composePage {
 	lim := h.svc.DefaultLimits()
 	now := h.svc.Now().In(expiryLoc)
 	p := composePage{
-		Sender: s, Limits: lim, MaxSizeText: mail.FormatSize(lim.MaxTransferSize, lang),
+		Sender: s, Limits: lim, MaxSizeText: locale.For(locale.Lang(lang)).Size(lim.MaxTransferSize),
 		DefaultExpiry: now.Add(lim.DefaultExpiry).Format(time.DateOnly),
 		MinExpiry:     now.Format(time.DateOnly),
 		MaxExpiry:     now.Add(lim.MaxExpiry).Format(time.DateOnly),
-		DefaultDate:   mail.FormatDate(now.Add(lim.DefaultExpiry), lang),
+		DefaultDate:   locale.For(locale.Lang(lang)).Date(now.Add(lim.DefaultExpiry)),
 		MaxDays:       int(lim.MaxExpiry.Hours() / 24),
 		Modes:         map[string]bool{},
 		RecipientLang: lang,
@@ -424,7 +425,7 @@ func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := composeResponse{ID: c.Transfer.ID, UploadToken: c.UploadToken, UploadURL: "/api/v1/uploads/", MaxSize: c.MaxSize,
-		Password: c.Password, LinkSecret: c.LinkSecret, ExpiresText: mail.FormatDate(c.Transfer.ExpiresAt, lang)}
+		Password: c.Password, LinkSecret: c.LinkSecret, ExpiresText: locale.For(locale.Lang(lang)).Date(c.Transfer.ExpiresAt)}
 	for _, rc := range c.Transfer.Recipients {
 		out.Recipients = append(out.Recipients, struct {
 			Address string `json:"address"`
@@ -484,7 +485,7 @@ func (h *Web) checkCompose(lang string, s *sender.Sender, req *composeRequest) (
 		add("files", "send.error_nothing")
 	}
 	if lim.MaxTransferSize > 0 && total > lim.MaxTransferSize {
-		add("files", "send.error_too_large", mail.FormatSize(total, lang), mail.FormatSize(lim.MaxTransferSize, lang))
+		add("files", "send.error_too_large", locale.For(locale.Lang(lang)).Size(total), locale.For(locale.Lang(lang)).Size(lim.MaxTransferSize))
 	}
 	if len(req.Message) > transfer.MaxMessageLength || !utf8.ValidString(req.Message) {
 		add("message", "send.error_message_long")
@@ -521,7 +522,7 @@ func (h *Web) checkCompose(lang string, s *sender.Sender, req *composeRequest) (
 		case !day.Add(24*time.Hour - time.Minute).After(now):
 			add("expires", "send.error_expires_past")
 		case day.After(maxAt):
-			add("expires", "send.error_expires_max", mail.FormatDate(maxAt, lang))
+			add("expires", "send.error_expires_max", locale.For(locale.Lang(lang)).Date(maxAt))
 		default:
 			expires = day.Add(23*time.Hour + 59*time.Minute)
 			if expires.After(maxAt) {
