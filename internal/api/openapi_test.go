@@ -31,6 +31,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/api"
+	"github.com/kluis-nl/kluis/internal/locale"
 )
 
 // The OpenAPI document (openapi.json, served at /api/v1/openapi.json) is
@@ -638,6 +639,23 @@ func TestOpenAPITour(t *testing.T) {
 			if !ok {
 				t.Errorf("%s %s (%s) was not exercised with a success status (seen: %v)", m, p, op.OperationID, st.seen[op.OperationID])
 			}
+		}
+	}
+}
+
+// TestOpenAPILanguages: the language fields admit exactly the languages
+// Kluis speaks (and "" for the default).
+func TestOpenAPILanguages(t *testing.T) {
+	t.Parallel()
+	doc := loadSpec(t)
+	want := append(locale.Codes(), "")
+	for _, name := range []string{"Sender", "CreateRequest"} {
+		var got []string
+		for _, v := range doc.Components.Schemas[name].Value.Properties["lang"].Value.Enum {
+			got = append(got, v.(string))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s.lang enum %q, want %q", name, got, want)
 		}
 	}
 }

@@ -165,9 +165,9 @@ func (s *Service) Start(ctx context.Context, preToken, email, name, phone, lang 
 	if err := checkLine("phone number", phone, 40); err != nil {
 		return "", err
 	}
-	if lang != "en" {
-		lang = "nl"
-	}
+	// The language of this mail and of the sender's later ones: any
+	// language Kluis speaks, else Dutch.
+	lang = mail.Lang(lang)
 	now := s.now()
 	if preToken != "" {
 		// A token this server never issued, or whose verification is gone,

@@ -292,3 +292,27 @@ func TestAPIKeys(t *testing.T) {
 		t.Fatalf("forged key: %v", err)
 	}
 }
+
+// TestSenderLanguage: the code mail, and the language kept for the
+// sender's later mails, is any language Kluis speaks; anything else Dutch.
+func TestSenderLanguage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for in, want := range map[string]string{"de": "de", "AR": "ar", "en-GB": "en", "es": "nl", "": "nl"} {
+		s, m, _, _ := newTestService(t)
+		pre, err := s.Start(ctx, "", "a@example.nl", "A", "", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.msgs[0].Lang; got != want {
+			t.Errorf("lang %q: code mail in %q, want %q", in, got, want)
+		}
+		sess, err := s.Confirm(ctx, pre, m.lastCode(t), "browser")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sess.Sender.Lang != want {
+			t.Errorf("lang %q: sender's language %q, want %q", in, sess.Sender.Lang, want)
+		}
+	}
+}

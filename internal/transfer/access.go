@@ -70,6 +70,19 @@ func (s *Service) recipientByAccess(ctx context.Context, q store.Q, accessID str
 	return r, t, nil
 }
 
+// LinkLang returns the recipients' language of the transfer an access id
+// belongs to, in any state while its record is kept (so that the expired
+// and revoked pages speak it too), or "" for an id never issued, past
+// retention, or when the database cannot say. It tells nothing to whoever
+// does not hold the 128-bit access id.
+func (s *Service) LinkLang(ctx context.Context, accessID string) string {
+	_, t, err := s.recipientByAccess(ctx, s.db.Q, accessID)
+	if err != nil {
+		return ""
+	}
+	return t.Lang
+}
+
 // Link is what a recipient's link shows before the unlock.
 type Link struct {
 	TransferID string

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
@@ -35,7 +36,7 @@ type CreateRequest struct {
 	Subject      string
 	Body         string
 	ExpiresAt    time.Time // zero: the default expiry
-	Lang         string    // recipients' language: "nl" or "en"
+	Lang         string    // recipients' language: a code of locale.All ("" is Dutch)
 	SenderLang   string    // language of the sender's own mails
 	PasswordMode kluis.PasswordMode
 	Password     string // manual mode only
@@ -85,12 +86,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	if err := checkText("mail text", req.Body, MaxBodyLength, false); err != nil {
 		return nil, err
 	}
-	lang := req.Lang
-	if lang == "" {
-		lang = "nl"
-	}
-	if lang != "nl" && lang != "en" {
-		return nil, kluis.Errorf(kluis.EINVALID, "Language %q is not supported. Choose nl or en.", req.Lang)
+	lang, err := recipientLang(req.Lang)
+	if err != nil {
+		return nil, err
 	}
 	type rcpt struct {
 		kind kluis.RecipientKind
@@ -369,4 +367,18 @@ func (s *Service) view(row *store.TransferRow, rs []*store.RecipientRow) *kluis.
 		})
 	}
 	return t
+}
+
+// recipientLang reads the recipients' language of a new transfer: any
+// language Kluis speaks, as its code ("DE" and "de-AT" are "de"); "" is
+// the default, Dutch.
+func recipientLang(s string) (string, error) {
+	if strings.TrimSpace(s) == "" {
+		return string(locale.Default), nil
+	}
+	l, ok := locale.Parse(s)
+	if !ok {
+		return "", kluis.Errorf(kluis.EINVALID, "Language %q is not supported. Choose one of %s.", s, strings.Join(locale.Codes(), ", "))
+	}
+	return string(l), nil
 }

@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/kluis-nl/kluis"
@@ -186,12 +185,10 @@ func (s *Service) notifyRevoked(ctx context.Context, tx *store.Tx, t *store.Tran
 	return nil
 }
 
-func (o storedOptions) senderLang() string {
-	if strings.HasPrefix(o.SenderLang, "en") {
-		return "en"
-	}
-	return "nl"
-}
+// senderLang is the language of the sender's own mails: the one the sender
+// verified in (the page's language, or lang in the API), whichever Kluis
+// speaks; Dutch when unknown.
+func (o storedOptions) senderLang() string { return mail.Lang(o.SenderLang) }
 
 // ReminderLead is how long before expiry the optional reminder goes out.
 const ReminderLead = 24 * time.Hour

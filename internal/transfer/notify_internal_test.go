@@ -196,3 +196,65 @@ func TestNotifications(t *testing.T) {
 		}
 	}
 }
+
+// TestRecipientLanguages: a transfer takes any language Kluis speaks as the
+// recipients' language (written as people and forms do: "AR", "de-AT"),
+// stores its code, mails the recipients in it and the sender in the
+// sender's own language; any other language is refused with the codes
+// that are allowed.
+func TestRecipientLanguages(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "kluis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	blobs, _ := local.New(t.TempDir())
+	keys, _ := secret.NewKeyring(secret.GenerateMasterKey())
+	cfg := DefaultConfig()
+	cfg.PasswordLogN = 10
+	svc := New(db, blobs, keys, cfg, nil, nil)
+	ml := &mailLog{}
+	svc.SetMailer(ml, mail.Org{Name: "Gemeente Test", BaseURL: cfg.BaseURL})
+	for _, tc := range []struct{ in, want, sender, senderWant string }{
+		{"ar", "ar", "en", "en"}, {"AR", "ar", "", "nl"}, {"de-AT", "de", "nl", "nl"}, {"fy", "fy", "de", "de"},
+		{"uk", "uk", "en-GB", "en"}, {"tr", "tr", "xx", "nl"}, {"pl", "pl", "", "nl"}, {"fr", "fr", "", "nl"},
+		{"", "nl", "", "nl"}, {"en", "en", "", "nl"},
+	} {
+		ml.msgs = nil
+		c, err := svc.Create(ctx, CreateRequest{
+			SenderEmail: "sender@example.nl", SenderName: "Sanne", SenderLang: tc.sender,
+			To: []string{"to@example.nl"}, Message: "hallo", Lang: tc.in, PasswordMode: kluis.PasswordGenerate,
+			Options: kluis.Options{Confirm: true},
+		})
+		if err != nil {
+			t.Fatalf("language %q: %v", tc.in, err)
+		}
+		if c.Transfer.Lang != tc.want {
+			t.Errorf("language %q stored as %q, want %q", tc.in, c.Transfer.Lang, tc.want)
+		}
+		fin, err := svc.Finish(ctx, Owner{TransferID: c.Transfer.ID}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := svc.LinkLang(ctx, fin.Links[0].AccessID); got != tc.want {
+			t.Errorf("language %q: LinkLang = %q, want %q", tc.in, got, tc.want)
+		}
+		if n := ml.of(mail.KindNotify); len(n) != 1 || n[0].Lang != tc.want {
+			t.Errorf("language %q: notification %+v, want one in %s", tc.in, n, tc.want)
+		}
+		if cm := ml.of(mail.KindConfirm); len(cm) != 1 || cm[0].Lang != tc.senderWant {
+			t.Errorf("sender language %q: confirmation %+v, want one in %s", tc.sender, cm, tc.senderWant)
+		}
+	}
+	for _, bad := range []string{"es", "xx", "nederlands", "../nl"} {
+		_, err := svc.Create(ctx, CreateRequest{SenderEmail: "sender@example.nl", To: []string{"to@example.nl"},
+			Message: "hallo", Lang: bad, PasswordMode: kluis.PasswordGenerate})
+		if kluis.ErrorCode(err) != kluis.EINVALID || !strings.Contains(kluis.ErrorMessage(err), "nl, en, fy, de, fr, pl, tr, uk, ar") {
+			t.Errorf("language %q: %v, want invalid naming the allowed codes", bad, err)
+		}
+	}
+	if got := svc.LinkLang(ctx, secret.NewAccessID()); got != "" {
+		t.Errorf("LinkLang of an unknown id = %q", got)
+	}
+}
