@@ -10,11 +10,13 @@ import (
 	"strings"
 
 	"golang.org/x/term"
+
+	"github.com/kluis-nl/kluis/internal/locale"
 )
 
 func termIsTerminal(fd int) bool { return term.IsTerminal(fd) }
 
-const loginUsage = `Usage: kluis login --email ADDRESS [--name NAME] [--phone PHONE] [--lang nl|en] [--server URL] [--insecure-http]
+const loginUsage = `Usage: kluis login --email ADDRESS [--name NAME] [--phone PHONE] [--lang CODE] [--server URL] [--insecure-http]
 
 Verifies your e-mail address as a sender: the server mails you a code, and
 you type it here (or give it as one line on standard input). The login is
@@ -28,7 +30,7 @@ func runLogin(ctx context.Context, args []string, getenv func(string) string, st
 	email := fs.String("email", "", "your e-mail `ADDRESS`")
 	name := fs.String("name", "", "your `NAME`, shown to recipients")
 	phone := fs.String("phone", "", "your `PHONE` number, shown to recipients")
-	lang := fs.String("lang", "", "language of the code mail: nl or en")
+	lang := fs.String("lang", "", "language of the code mail and your later mails, as its `CODE`: "+strings.Join(locale.Codes(), ", ")+" (default nl)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return flagErr(err)
@@ -36,6 +38,13 @@ func runLogin(ctx context.Context, args []string, getenv func(string) string, st
 	if len(pos) > 0 || *email == "" {
 		fs.Usage()
 		return usageError{errors.New("give your e-mail address with --email ADDRESS")}
+	}
+	if *lang != "" {
+		l, ok := locale.Parse(*lang)
+		if !ok {
+			return usageError{fmt.Errorf("--lang %q is not a language Kluis speaks: use one of %s", *lang, strings.Join(locale.Codes(), ", "))}
+		}
+		*lang = string(l)
 	}
 	c, err := newClient(*server.url, server)
 	if err != nil {

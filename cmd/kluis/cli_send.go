@@ -17,11 +17,12 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/client"
+	"github.com/kluis-nl/kluis/internal/locale"
 )
 
 const sendUsage = `Usage: kluis send --to LIST [--cc LIST] [--bcc LIST]
          [--message TEXT | --message-file FILE] [--subject TEXT] [--body TEXT | --body-file FILE]
-         [--expires 14d | YYYY-MM-DD] [--lang nl|en] [--confirm] [--notify-download] [--show-filenames]
+         [--expires 14d | YYYY-MM-DD] [--lang CODE] [--confirm] [--notify-download] [--show-filenames]
          (--password-generate | --password-file FILE | --password-stdin | --no-password)
          [--api-key KEY] [--json] [--server URL] [--insecure-http] FILE...
 
@@ -83,7 +84,7 @@ func runSend(ctx context.Context, args []string, getenv func(string) string, std
 	body := fs.String("body", "", "text of the e-mail (`TEXT`, not confidential)")
 	bodyFile := fs.String("body-file", "", "read the text of the e-mail from `FILE`")
 	expires := fs.String("expires", "", "how long the files stay available: `14d` (days), 36h, or a date YYYY-MM-DD (until the end of that day)")
-	lang := fs.String("lang", "", "language of the recipients' mail: nl or en")
+	lang := fs.String("lang", "", "language of the recipients' mail and pages, as its `CODE`: "+strings.Join(locale.Codes(), ", ")+" (default nl)")
 	confirm := fs.Bool("confirm", false, "mail me a confirmation when the transfer is sent")
 	notify := fs.Bool("notify-download", false, "mail me when a recipient downloads")
 	showNames := fs.Bool("show-filenames", false, "show the file names in the recipients' mail")
@@ -120,6 +121,13 @@ func runSend(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if len(files) == 0 && *message == "" && *messageFile == "" {
 		return usage("give at least one file, or a message")
+	}
+	if *lang != "" {
+		l, ok := locale.Parse(*lang)
+		if !ok {
+			return usage("--lang %q is not a language Kluis speaks: use one of %s", *lang, strings.Join(locale.Codes(), ", "))
+		}
+		*lang = string(l)
 	}
 	if *messageFile != "" {
 		b, err := os.ReadFile(*messageFile)

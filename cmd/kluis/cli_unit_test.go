@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -156,5 +157,21 @@ func TestProgressOnlyOnTerminal(t *testing.T) {
 	s := on.String()
 	if !strings.Contains(s, "b.bin") || !strings.Contains(s, "100%") || !strings.Contains(s, "left") || !strings.Contains(s, "/s") {
 		t.Errorf("progress line: %q", s)
+	}
+}
+
+// TestLangFlag: --lang takes any language Kluis speaks and refuses others
+// before anything is sent, naming the codes that work.
+func TestLangFlag(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{
+		{"send", "--to", "a@example.nl", "--password-generate", "--message", "x", "--lang", "es", "--server", "http://127.0.0.1:1"},
+		{"login", "--email", "a@example.nl", "--lang", "klingon", "--server", "http://127.0.0.1:1"},
+	} {
+		var out bytes.Buffer
+		err := run(ctx, args, noEnv, &out, &out)
+		if exitCode(err) != exitUsage || !strings.Contains(err.Error()+out.String(), "nl, en, fy, de, fr, pl, tr, uk, ar") {
+			t.Errorf("%s --lang: %v (exit %d)\n%s", args[0], err, exitCode(err), out.String())
+		}
 	}
 }
