@@ -505,9 +505,9 @@ func TestBrowserGonePages(t *testing.T) {
 			t.Errorf("locked page (%s): %q", lang, b.text("main"))
 		}
 		b.check("locked-" + lang)
-		for _, p := range []string{"/send", "/help", "/accessibility", "/privacy"} {
+		for _, p := range []string{"/send", "/help", "/help/send", "/accessibility", "/privacy"} {
 			b.open(p)
-			b.check(strings.TrimPrefix(p, "/") + "-" + lang)
+			b.check(strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "-") + "-" + lang)
 		}
 		if !strings.Contains(b.text("main"), "30") {
 			t.Errorf("privacy page (%s) does not give the retention", lang)

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/segment"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -296,10 +297,9 @@ func (a *API) downloadZip(w http.ResponseWriter, r *http.Request, s *transfer.Se
 }
 
 func messageFileName(lang string) string {
-	if lang == "en" {
-		return "confidential-message.txt"
-	}
-	return "vertrouwelijk-bericht.txt"
+	// The catalog's text is a translation, not a trusted file name: clean
+	// it like any other.
+	return kluis.CleanFileName(locale.For(locale.Lang(lang)).T("open.message_file"))
 }
 
 // ContentDisposition returns an attachment header for name per RFC 6266:

@@ -251,6 +251,7 @@ func routeTable() []routeRow {
 			req:  func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/send/preview", "subject=x&body=y") },
 			want: everyone(want{http.StatusUnauthorized, ""})},
 		{pattern: "GET /help", req: get("/help"), want: everyone(want{http.StatusOK, ""})},
+		{pattern: "GET /help/send", req: get("/help/send"), want: everyone(want{http.StatusOK, ""})},
 		{pattern: "GET /accessibility", req: get("/accessibility"), want: everyone(want{http.StatusOK, ""})},
 		{pattern: "GET /privacy", req: get("/privacy"), want: everyone(want{http.StatusOK, ""})},
 		{pattern: "GET /receive", req: get("/receive"), want: everyone(want{http.StatusOK, ""})},

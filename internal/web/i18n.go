@@ -1,86 +1,87 @@
 package web
 
+// The language of a page. Every text comes from package locale; this file
+// only decides which language a page is shown in (see chooseLang).
+
 import (
-	"embed"
-	"encoding/json"
-	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+
+	"github.com/kluis-nl/kluis/internal/locale"
 )
 
-//go:embed i18n/*.json
-var catalogFS embed.FS
-
-// languages are the page languages; the first is the default.
-var languages = []string{"nl", "en"}
-
-// catalogs[lang][key] is the text of key. Parsed at start-up; a broken
-// catalog panics there and in every test.
-var catalogs = func() map[string]map[string]string {
-	all := map[string]map[string]string{}
-	for _, lang := range languages {
-		b, err := catalogFS.ReadFile("i18n/" + lang + ".json")
-		if err != nil {
-			panic(err)
-		}
-		m := map[string]string{}
-		if err := json.Unmarshal(b, &m); err != nil {
-			panic(fmt.Sprintf("web: i18n/%s.json: %v", lang, err))
-		}
-		all[lang] = m
-	}
-	return all
-}()
-
-// translate returns the text of key in lang, formatted with args. A
-// missing key shows as the key itself (the catalog test prevents that).
-func translate(lang, key string, args ...any) string {
-	s, ok := catalogs[lang][key]
-	if !ok {
-		return key
-	}
-	if len(args) > 0 {
-		return fmt.Sprintf(s, args...)
-	}
-	return s
-}
-
+// langCookie holds the language a visitor chose with the language switch.
 const langCookie = "kluis-lang"
 
-// language picks the page language: the cookie, then Accept-Language,
-// then Dutch.
-func language(r *http.Request) string {
-	if c, err := r.Cookie(langCookie); err == nil {
-		if l := known(c.Value); l != "" {
-			return l
-		}
-	}
-	best, bestQ := "", -1.0
-	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
-		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		q := 1.0
-		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
-			if _, err := fmt.Sscanf(v, "%g", &q); err != nil {
-				q = 0
-			}
-		}
-		base, _, _ := strings.Cut(tag, "-")
-		if l := known(base); l != "" && q > bestQ && q > 0 {
-			best, bestQ = l, q
-		}
-	}
-	if best != "" {
-		return best
-	}
-	return languages[0]
+// recipientPath reports whether path is a recipient page: the code form,
+// everything under a link (/r/{access}/…, its error pages included) and the
+// help for recipients. Recipient pages speak every language of
+// locale.All; every other page is a sender page, shown only in a language
+// whose catalog is complete.
+func recipientPath(path string) bool {
+	return path == "/receive" || path == "/help" || strings.HasPrefix(path, "/r/")
 }
 
-func known(l string) string {
-	l = strings.ToLower(strings.TrimSpace(l))
-	for _, k := range languages {
-		if l == k {
-			return k
+// chooseLang is the rule for a page's language.
+//
+// A recipient page is in the language the visitor chose with the
+// language switch (the cookie), else in the transfer's language (the one
+// the sender chose for the recipients; transferLang is asked only then, and
+// gives "" when the page has no known link), else the best match of the
+// browser's Accept-Language among all languages, else Dutch.
+//
+// A sender page is in the chosen language if its catalog is complete,
+// else in the complete language that best matches the chosen one and then
+// the browser's Accept-Language (a Frisian visitor whose browser also asks
+// for Dutch gets Dutch), else Dutch.
+func chooseLang(recipient bool, cookie string, transferLang func() string, acceptLanguage string) locale.Lang {
+	chosen, ok := locale.Parse(cookie)
+	if recipient {
+		if ok {
+			return chosen
 		}
+		if l, ok := locale.Parse(transferLang()); ok {
+			return l
+		}
+		return locale.Match(acceptLanguage, locale.All)
 	}
-	return ""
+	complete := locale.CompleteLangs()
+	if !ok {
+		return locale.Match(acceptLanguage, complete)
+	}
+	if slices.Contains(complete, chosen) {
+		return chosen
+	}
+	wish := string(chosen)
+	if strings.TrimSpace(acceptLanguage) != "" {
+		wish += "," + acceptLanguage
+	}
+	return locale.Match(wish, complete)
+}
+
+// pageLang is the language of the page r asks for (chooseLang). lookup
+// allows asking the engine for the transfer's language; the rate-limit
+// page does not, so that a flood costs no database work.
+func (h *Web) pageLang(r *http.Request, lookup bool) locale.Lang {
+	cookie := ""
+	if c, err := r.Cookie(langCookie); err == nil {
+		cookie = c.Value
+	}
+	transferLang := func() string {
+		access := r.PathValue("access")
+		if !lookup || access == "" {
+			return ""
+		}
+		return h.svc.LinkLang(r.Context(), access)
+	}
+	return chooseLang(recipientPath(r.URL.Path), cookie, transferLang, r.Header.Get("Accept-Language"))
+}
+
+// switchLangs are the languages the language switch offers on a page.
+func switchLangs(recipient bool) []locale.Lang {
+	if recipient {
+		return locale.All
+	}
+	return locale.CompleteLangs()
 }

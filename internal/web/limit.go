@@ -28,7 +28,9 @@ func (h *Web) TooManyRequests(w http.ResponseWriter, r *http.Request, wait time.
 		p.Retry = r.URL.Path
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	h.render(w, r, http.StatusTooManyRequests, "toomany", h.newView(r, p))
+	// Whoever is refused gets no database work: the page's language comes
+	// from the cookie and the browser only.
+	h.render(w, r, http.StatusTooManyRequests, "toomany", h.viewFor(r, p, false))
 }
 
 // HoldsSession reports whether r carries a valid download session cookie

@@ -104,7 +104,10 @@ func (e *senderEnv) login(t *testing.T, c *http.Client, email string) string {
 func getLang(t *testing.T, c *http.Client, u, lang string) (*http.Response, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", u, nil)
+	// A browser in lang whose visitor chose lang too: on a recipient page
+	// the choice (the cookie) comes before the transfer's language.
 	req.Header.Set("Accept-Language", lang)
+	req.AddCookie(&http.Cookie{Name: langCookie, Value: lang})
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)

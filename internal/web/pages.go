@@ -4,14 +4,22 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/kluis-nl/kluis/internal/locale"
 )
 
 func (h *Web) home(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "home", nil)
 }
 
+// help is the help for recipients (a recipient page, in every language);
+// sendHelp is the help for senders.
 func (h *Web) help(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "help", nil)
+}
+
+func (h *Web) sendHelp(w http.ResponseWriter, r *http.Request) {
+	h.render(w, r, http.StatusOK, "help_send", nil)
 }
 
 func (h *Web) accessibility(w http.ResponseWriter, r *http.Request) {
@@ -22,14 +30,14 @@ func (h *Web) privacy(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "privacy", nil)
 }
 
-// setLang stores the chosen language in a cookie and goes back to next,
-// a path on this site (never another site: that would be an open
-// redirect).
+// setLang stores the chosen language (any language Kluis speaks) in a
+// cookie and goes back to next, a path on this site (never another site:
+// that would be an open redirect). A sender page shows the chosen language
+// only when its catalog is complete (chooseLang).
 func (h *Web) setLang(w http.ResponseWriter, r *http.Request) {
-	lang := known(r.URL.Query().Get("to"))
-	if lang != "" {
+	if lang, ok := locale.Parse(r.URL.Query().Get("to")); ok {
 		http.SetCookie(w, &http.Cookie{
-			Name: langCookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 3600,
+			Name: langCookie, Value: string(lang), Path: "/", MaxAge: 365 * 24 * 3600,
 			HttpOnly: true, Secure: h.secure && r.TLS != nil, SameSite: http.SameSiteLaxMode,
 		})
 	}

@@ -285,9 +285,15 @@ func (h *Web) linkError(w http.ResponseWriter, r *http.Request, access string, e
 }
 
 func (h *Web) problem(w http.ResponseWriter, r *http.Request, status int, key, back string) {
+	h.problemLookup(w, r, status, key, back, true)
+}
+
+// problemLookup is problem; lookup is pageLang's (false for a refusal
+// under load, which should cost no database work).
+func (h *Web) problemLookup(w http.ResponseWriter, r *http.Request, status int, key, back string, lookup bool) {
 	p := problemPage{Title: key + "_title", Text: key + "_text", Back: back}
 	if back != "" {
 		p.BackText = "problem.back_to_link"
 	}
-	h.render(w, r, status, "problem", h.newView(r, p))
+	h.render(w, r, status, "problem", h.viewFor(r, p, lookup))
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/mail"
@@ -19,19 +18,19 @@ var templateFS embed.FS
 
 type pageTemplate struct{ t *template.Template }
 
-// parseTemplates parses every page with the layout, once per language, so
-// that {{ t "key" }} needs no request state.
-func parseTemplates(st *assets) (map[string]map[string]*pageTemplate, error) {
+// parseTemplates parses every page with the layout, once per language of
+// package locale, so that {{ t "key" }} needs no request state.
+func parseTemplates(st *assets) (map[locale.Lang]map[string]*pageTemplate, error) {
 	pages, err := fs.Glob(templateFS, "templates/pages/*.html")
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]map[string]*pageTemplate{}
-	for _, lang := range languages {
+	out := map[locale.Lang]map[string]*pageTemplate{}
+	for _, lang := range locale.All {
 		out[lang] = map[string]*pageTemplate{}
 		for _, p := range pages {
 			name := strings.TrimSuffix(strings.TrimPrefix(p, "templates/pages/"), ".html")
-			t, err := template.New("").Funcs(funcs(lang, st)).ParseFS(templateFS, "templates/layout.html", "templates/partials/*.html", p)
+			t, err := template.New("").Funcs(funcs(locale.For(lang), st)).ParseFS(templateFS, "templates/layout.html", "templates/partials/*.html", p)
 			if err != nil {
 				return nil, fmt.Errorf("web: template %s: %w", name, err)
 			}
@@ -41,37 +40,28 @@ func parseTemplates(st *assets) (map[string]map[string]*pageTemplate, error) {
 	return out, nil
 }
 
-func funcs(lang string, st *assets) template.FuncMap {
+func funcs(p *locale.Printer, st *assets) template.FuncMap {
 	return template.FuncMap{
-		"t":      func(key string, args ...any) string { return translate(lang, key, args...) },
+		"t":      p.T,
 		"static": st.url,
-		"date":   locale.For(locale.Lang(lang)).Date,
-		"size":   locale.For(locale.Lang(lang)).Size,
+		"date":   p.Date,
+		"size":   p.Size,
+		"days":   p.Duration,
 		"code":   mail.GroupCode,
 		"list":   func(xs ...string) []string { return xs },
 		"field": func(v *view, id, typ, label, hint, autocomplete string, value any) fieldView {
 			s, _ := value.(string)
 			return fieldView{ID: id, Type: typ, Label: label, Hint: hint, Autocomplete: autocomplete, Value: s, Error: v.ErrorFor(id), Required: true}
 		},
-		"days": func(d time.Duration) string {
-			n := int((d + 12*time.Hour) / (24 * time.Hour))
-			if d < 24*time.Hour {
-				if hours := int(max(d.Round(time.Hour), time.Hour) / time.Hour); hours > 1 {
-					return translate(lang, "unit.hours", hours)
-				}
-				return translate(lang, "unit.hour")
-			}
-			if n == 1 {
-				return translate(lang, "unit.day")
-			}
-			return translate(lang, "unit.days", n)
-		},
 	}
 }
 
 // view is what every page template gets.
 type view struct {
-	Lang    string
+	Lang locale.Lang // the page's language; its Dir is the page's direction
+	// Langs are what the language switch offers: every language on a
+	// recipient page, the complete ones on a sender page.
+	Langs   []locale.Lang
 	Org     org
 	Mailbox bool
 	// Here is the page a language switch returns to (a local path).
@@ -107,8 +97,12 @@ func (v *view) ErrorFor(field string) string {
 	return ""
 }
 
-func (h *Web) newView(r *http.Request, d any) *view {
-	v := &view{Lang: language(r), Org: h.org, Mailbox: h.mailbox, Policy: h.policy, Demo: h.svc.Policy().Demo(), D: d}
+func (h *Web) newView(r *http.Request, d any) *view { return h.viewFor(r, d, true) }
+
+// viewFor is newView; lookup is pageLang's.
+func (h *Web) viewFor(r *http.Request, d any, lookup bool) *view {
+	v := &view{Lang: h.pageLang(r, lookup), Langs: switchLangs(recipientPath(r.URL.Path)),
+		Org: h.org, Mailbox: h.mailbox, Policy: h.policy, Demo: h.svc.Policy().Demo(), D: d}
 	if r.Method == http.MethodGet {
 		v.Here = r.URL.Path
 	}
@@ -139,7 +133,7 @@ func (h *Web) render(w http.ResponseWriter, r *http.Request, status int, page st
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	hd.Set("Cache-Control", "no-store")
-	hd.Set("Content-Language", v.Lang)
+	hd.Set("Content-Language", string(v.Lang))
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }

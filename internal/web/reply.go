@@ -53,7 +53,7 @@ func (h *Web) limitReplies(next func(http.ResponseWriter, *http.Request)) func(h
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 			// A refused upload is not read; do not drain it.
 			w.Header().Set("Connection", "close")
-			h.problem(w, r, http.StatusTooManyRequests, "reply.too_fast", "/r/"+r.PathValue("access")+"/open")
+			h.problemLookup(w, r, http.StatusTooManyRequests, "reply.too_fast", "/r/"+r.PathValue("access")+"/open", false)
 			return
 		}
 		next(w, r)
@@ -156,7 +156,7 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 			if draft != nil {
 				return true
 			}
-			draft, err = h.svc.StartReply(r.Context(), s, transfer.ReplyRequest{Message: p.Message, Lang: language(r)})
+			draft, err = h.svc.StartReply(r.Context(), s, transfer.ReplyRequest{Message: p.Message, Lang: string(h.pageLang(r, true))})
 			if err != nil {
 				draft = nil
 				h.replyFailed(w, r, access, err, fail)

@@ -17,6 +17,7 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("POST /send/transfer", h.createTransfer)
 	mux.HandleFunc("POST /send/preview", h.preview)
 	mux.HandleFunc("GET /help", h.help)
+	mux.HandleFunc("GET /help/send", h.sendHelp)
 	mux.HandleFunc("GET /accessibility", h.accessibility)
 	mux.HandleFunc("GET /privacy", h.privacy)
 	mux.HandleFunc("GET /lang", h.setLang)

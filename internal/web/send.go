@@ -68,9 +68,13 @@ type composePage struct {
 	MaxDays       int
 	Modes         map[string]bool
 	DefaultMode   string
-	RecipientLang string
-	I18n          map[string]string // texts the script needs, in the page's language
-	DefaultSubj   map[string]string // the default subject per recipients' language
+	// RecipientLang is the recipients' language chosen at first: the
+	// page's; RecipientLangs are all the sender can choose from.
+	RecipientLang  locale.Lang
+	RecipientLangs []locale.Lang
+	Decimal        string                 // the decimal separator of the page's language, for the script's sizes
+	I18n           map[string]string      // texts the script needs, in the page's language, unformatted
+	DefaultSubj    map[locale.Lang]string // the default subject per recipients' language
 }
 
 // send is the start of the flow: the details form, or for a verified
@@ -100,19 +104,22 @@ var expiryLoc = func() *time.Location {
 }()
 
 func (h *Web) composeData(r *http.Request, s *sender.Sender) composePage {
-	lang := language(r)
+	lang := h.pageLang(r, false)
+	pr := locale.For(lang)
 	lim := h.svc.DefaultLimits()
 	now := h.svc.Now().In(expiryLoc)
 	p := composePage{
-		Sender: s, Limits: lim, MaxSizeText: locale.For(locale.Lang(lang)).Size(lim.MaxTransferSize),
-		DefaultExpiry: now.Add(lim.DefaultExpiry).Format(time.DateOnly),
-		MinExpiry:     now.Format(time.DateOnly),
-		MaxExpiry:     now.Add(lim.MaxExpiry).Format(time.DateOnly),
-		DefaultDate:   locale.For(locale.Lang(lang)).Date(now.Add(lim.DefaultExpiry)),
-		MaxDays:       int(lim.MaxExpiry.Hours() / 24),
-		Modes:         map[string]bool{},
-		RecipientLang: lang,
-		DefaultSubj:   map[string]string{},
+		Sender: s, Limits: lim, MaxSizeText: pr.Size(lim.MaxTransferSize),
+		DefaultExpiry:  now.Add(lim.DefaultExpiry).Format(time.DateOnly),
+		MinExpiry:      now.Format(time.DateOnly),
+		MaxExpiry:      now.Add(lim.MaxExpiry).Format(time.DateOnly),
+		DefaultDate:    pr.Date(now.Add(lim.DefaultExpiry)),
+		MaxDays:        int(lim.MaxExpiry.Hours() / 24),
+		Modes:          map[string]bool{},
+		RecipientLang:  lang,
+		RecipientLangs: locale.All,
+		Decimal:        pr.T("format.decimal"),
+		DefaultSubj:    map[locale.Lang]string{},
 	}
 	for _, m := range lim.PasswordModes {
 		p.Modes[string(m)] = true
@@ -127,15 +134,15 @@ func (h *Web) composeData(r *http.Request, s *sender.Sender) composePage {
 	if name == "" {
 		name = s.Email
 	}
-	for _, l := range languages {
-		if m, err := mail.Render(mail.KindNotify, l, mail.Org{Name: h.org.Name}, "preview@example.nl",
+	for _, l := range locale.All {
+		if m, err := mail.Render(mail.KindNotify, string(l), mail.Org{Name: h.org.Name}, "preview@example.nl",
 			mail.Notify{SenderName: name, Link: "https://example.nl/r/x", ExpiresAt: now, HasMessage: true}); err == nil {
 			p.DefaultSubj[l] = m.Subject
 		}
 	}
 	p.I18n = map[string]string{}
 	for _, k := range scriptKeys {
-		p.I18n[k] = translate(lang, "sendjs."+k)
+		p.I18n[k] = pr.Format("sendjs." + k)
 	}
 	return p
 }
@@ -148,7 +155,7 @@ var scriptKeys = []string{
 	"error_network", "error_upload", "error_finish", "error_session", "error_generic",
 	"cancel_confirm", "cancelled", "copied", "copy_failed", "resume_notice", "resume_choose", "resume_mismatch",
 	"kind_to", "kind_cc", "kind_bcc", "pw_generate", "pw_manual", "pw_none", "yes", "no",
-	"lang_nl", "lang_en", "seconds", "minutes", "hours", "preview_subject", "error_files_needed",
+	"seconds", "minutes", "hours", "preview_subject", "error_files_needed",
 	"summary_heading_done", "format_on", "format_off", "pw_generate_shown", "error_prefix",
 }
 
@@ -179,7 +186,7 @@ func (h *Web) verifyStart(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(verifyCookie); err == nil {
 		pre = c.Value
 	}
-	tok, err := h.senders.Start(r.Context(), pre, d.Email, d.Name, d.Phone, v.Lang)
+	tok, err := h.senders.Start(r.Context(), pre, d.Email, d.Name, d.Phone, string(v.Lang))
 	if err != nil {
 		switch kluis.ErrorCode(err) {
 		case kluis.EINVALID:
@@ -382,13 +389,14 @@ func writeJSONResponse(w http.ResponseWriter, status int, v any) {
 // needs to upload: the upload token, and the generated password or link
 // secret (shown or used once; never stored).
 func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
-	lang := language(r)
+	lang := h.pageLang(r, false)
+	translate := locale.For(lang).T
 	errs := func(status int, es ...composeError) {
 		writeJSONResponse(w, status, map[string]any{"errors": es})
 	}
 	s := h.sender(r)
 	if s == nil {
-		errs(http.StatusUnauthorized, composeError{Field: "", Message: translate(lang, "send.error_session")})
+		errs(http.StatusUnauthorized, composeError{Field: "", Message: translate("send.error_session")})
 		return
 	}
 	var req composeRequest
@@ -396,13 +404,13 @@ func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
 	if err := dec.Decode(&req); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			errs(http.StatusRequestEntityTooLarge, composeError{Field: "message", Message: translate(lang, "send.error_message_long")})
+			errs(http.StatusRequestEntityTooLarge, composeError{Field: "message", Message: translate("send.error_message_long")})
 			return
 		}
-		errs(http.StatusBadRequest, composeError{Message: translate(lang, "send.error_generic")})
+		errs(http.StatusBadRequest, composeError{Message: translate("send.error_generic")})
 		return
 	}
-	cr, es := h.checkCompose(lang, s, &req)
+	cr, es := h.checkCompose(locale.For(lang), s, &req)
 	if len(es) > 0 {
 		errs(http.StatusUnprocessableEntity, es...)
 		return
@@ -411,21 +419,21 @@ func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		switch kluis.ErrorCode(err) {
 		case kluis.EPOLICY:
-			errs(http.StatusForbidden, composeError{Field: "to", Message: translate(lang, "send.error_policy", kluis.ErrorMessage(err))})
+			errs(http.StatusForbidden, composeError{Field: "to", Message: translate("send.error_policy", kluis.ErrorMessage(err))})
 		case kluis.EINVALID:
-			errs(http.StatusUnprocessableEntity, composeError{Field: "to", Message: translate(lang, "send.error_invalid", kluis.ErrorMessage(err))})
+			errs(http.StatusUnprocessableEntity, composeError{Field: "to", Message: translate("send.error_invalid", kluis.ErrorMessage(err))})
 		case kluis.EUNAVAILABLE, kluis.ETOOMANYREQUESTS:
-			errs(http.StatusServiceUnavailable, composeError{Message: translate(lang, "send.error_busy")})
+			errs(http.StatusServiceUnavailable, composeError{Message: translate("send.error_busy")})
 		case kluis.EQUOTA:
-			errs(http.StatusTooManyRequests, composeError{Message: translate(lang, "send.error_quota")})
+			errs(http.StatusTooManyRequests, composeError{Message: translate("send.error_quota")})
 		default:
 			h.log.Error("web: create transfer", "err", err)
-			errs(http.StatusInternalServerError, composeError{Message: translate(lang, "send.error_generic")})
+			errs(http.StatusInternalServerError, composeError{Message: translate("send.error_generic")})
 		}
 		return
 	}
 	out := composeResponse{ID: c.Transfer.ID, UploadToken: c.UploadToken, UploadURL: "/api/v1/uploads/", MaxSize: c.MaxSize,
-		Password: c.Password, LinkSecret: c.LinkSecret, ExpiresText: locale.For(locale.Lang(lang)).Date(c.Transfer.ExpiresAt)}
+		Password: c.Password, LinkSecret: c.LinkSecret, ExpiresText: locale.For(lang).Date(c.Transfer.ExpiresAt)}
 	for _, rc := range c.Transfer.Recipients {
 		out.Recipients = append(out.Recipients, struct {
 			Address string `json:"address"`
@@ -438,10 +446,10 @@ func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
 // checkCompose checks the form field by field, with a message per problem
 // (each bad address named), and builds the engine's request. The engine
 // checks again; this is for messages people can act on.
-func (h *Web) checkCompose(lang string, s *sender.Sender, req *composeRequest) (transfer.CreateRequest, []composeError) {
+func (h *Web) checkCompose(pr *locale.Printer, s *sender.Sender, req *composeRequest) (transfer.CreateRequest, []composeError) {
 	var es []composeError
 	add := func(field, key string, args ...any) {
-		es = append(es, composeError{Field: field, Message: translate(lang, key, args...)})
+		es = append(es, composeError{Field: field, Message: pr.T(key, args...)})
 	}
 	lim := h.svc.DefaultLimits()
 	pol := h.svc.Policy()
@@ -449,7 +457,7 @@ func (h *Web) checkCompose(lang string, s *sender.Sender, req *composeRequest) (
 	count := 0
 	seen := map[string]bool{}
 	for i, f := range []struct{ id, text string }{{"to", req.To}, {"cc", req.Cc}, {"bcc", req.Bcc}} {
-		label := translate(lang, "send."+f.id+"_label")
+		label := pr.T("send." + f.id + "_label")
 		for _, item := range kluis.SplitAddressList(f.text) {
 			a, err := kluis.ParseAddress(item)
 			if err != nil {
@@ -485,7 +493,7 @@ func (h *Web) checkCompose(lang string, s *sender.Sender, req *composeRequest) (
 		add("files", "send.error_nothing")
 	}
 	if lim.MaxTransferSize > 0 && total > lim.MaxTransferSize {
-		add("files", "send.error_too_large", locale.For(locale.Lang(lang)).Size(total), locale.For(locale.Lang(lang)).Size(lim.MaxTransferSize))
+		add("files", "send.error_too_large", pr.Size(total), pr.Size(lim.MaxTransferSize))
 	}
 	if len(req.Message) > transfer.MaxMessageLength || !utf8.ValidString(req.Message) {
 		add("message", "send.error_message_long")
@@ -522,7 +530,7 @@ func (h *Web) checkCompose(lang string, s *sender.Sender, req *composeRequest) (
 		case !day.Add(24*time.Hour - time.Minute).After(now):
 			add("expires", "send.error_expires_past")
 		case day.After(maxAt):
-			add("expires", "send.error_expires_max", locale.For(locale.Lang(lang)).Date(maxAt))
+			add("expires", "send.error_expires_max", pr.Date(maxAt))
 		default:
 			expires = day.Add(23*time.Hour + 59*time.Minute)
 			if expires.After(maxAt) {
@@ -533,9 +541,9 @@ func (h *Web) checkCompose(lang string, s *sender.Sender, req *composeRequest) (
 			}
 		}
 	}
-	rlang := req.Lang
-	if rlang != "nl" && rlang != "en" {
-		add("lang-nl", "send.error_generic")
+	rlang, ok := locale.Parse(req.Lang)
+	if !ok {
+		add("lang", "send.error_lang")
 	}
 	mode := kluis.PasswordMode(req.PasswordMode)
 	pwField := "pw-" + req.PasswordMode
@@ -569,7 +577,7 @@ func (h *Web) checkCompose(lang string, s *sender.Sender, req *composeRequest) (
 		SenderEmail: s.Email, SenderName: s.Name, SenderPhone: s.Phone,
 		To: lists[0], Cc: lists[1], Bcc: lists[2],
 		Message: req.Message, Subject: subject, Body: body, ExpiresAt: expires,
-		Lang: rlang, SenderLang: s.Lang, PasswordMode: mode, Password: pw,
+		Lang: string(rlang), SenderLang: s.Lang, PasswordMode: mode, Password: pw,
 		Options: kluis.Options{Confirm: req.Confirm, NotifyDownload: req.NotifyDownload, ShowFilenames: req.ShowFilenames},
 	}, es
 }
@@ -600,11 +608,12 @@ func (h *Web) preview(w http.ResponseWriter, r *http.Request) {
 	hd := w.Header()
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("Content-Type", "text/html; charset=utf-8")
-	lang := language(r)
+	lang := h.pageLang(r, false)
+	translate := locale.For(lang).T
 	s := h.sender(r)
 	if s == nil {
 		w.WriteHeader(http.StatusUnauthorized)
-		fmt.Fprintf(w, "<!DOCTYPE html><html lang=%q><title>-</title><p>%s</p>", lang, htmlEscape(translate(lang, "send.error_session")))
+		fmt.Fprintf(w, "<!DOCTYPE html><html lang=%q dir=%q><title>-</title><p>%s</p>", lang, lang.Dir(), htmlEscape(translate("send.error_session")))
 		return
 	}
 	// Only the mail's own inline styles: no script, no form, no plug-in,
@@ -659,7 +668,7 @@ func (h *Web) preview(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		w.WriteHeader(http.StatusOK)
-		fmt.Fprintf(w, "<!DOCTYPE html><html lang=%q><title>-</title><p>%s</p>", lang, htmlEscape(translate(lang, "send.preview_unavailable")))
+		fmt.Fprintf(w, "<!DOCTYPE html><html lang=%q dir=%q><title>-</title><p>%s</p>", lang, lang.Dir(), htmlEscape(translate("send.preview_unavailable")))
 		return
 	}
 	w.WriteHeader(http.StatusOK)

@@ -1,13 +1,18 @@
 // Package web serves Kluis's pages for people: the start page, the receive
 // flow (a recipient opens their link, unlocks it, reads the message and
-// downloads files), and the Help, accessibility and privacy pages.
+// downloads files), the send flow and My transfers, and the help (for
+// recipients and for senders), accessibility and privacy pages.
 //
 // # Pages
 //
 // Pages are rendered on the server with html/template from embedded
-// templates; every text comes from a catalog per language (i18n/nl.json,
-// i18n/en.json) through {{ t "key" }}. The language is the kluis-lang
-// cookie's, else the browser's Accept-Language, else Dutch.
+// templates; every text comes from the catalogs of package locale
+// (catalog/<lang>/web.json and base.json) through {{ t "key" }}, and <html>
+// carries the language and its writing direction. Recipient pages (the code
+// form, everything under /r/{access} and the help for recipients) speak
+// every language Kluis has; sender pages only those with a complete
+// catalog. How a page's language is chosen (the kluis-lang cookie, the
+// transfer's language, Accept-Language) is in chooseLang.
 //
 // # Assets
 //
@@ -34,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -81,7 +87,7 @@ type Web struct {
 	mailbox bool
 	secure  bool // cookies need Secure (always true except for tests over plain http)
 	policy  policy
-	tmpl    map[string]map[string]*pageTemplate // [lang][page]
+	tmpl    map[locale.Lang]map[string]*pageTemplate // [lang][page]
 	static  *assets
 	replies *ratelimit.Limiter
 }

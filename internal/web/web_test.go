@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,45 +21,38 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/blob/local"
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
-// TestCatalogsHaveSameKeys: every text exists in every language.
-func TestCatalogsHaveSameKeys(t *testing.T) {
-	base := catalogs[languages[0]]
-	for _, lang := range languages[1:] {
-		for k := range base {
-			if _, ok := catalogs[lang][k]; !ok {
-				t.Errorf("%s.json lacks %q", lang, k)
-			}
-		}
-		for k := range catalogs[lang] {
-			if _, ok := base[k]; !ok {
-				t.Errorf("%s.json has %q, %s.json does not", lang, k, languages[0])
-			}
-		}
-	}
-	for lang, m := range catalogs {
-		for k, v := range m {
-			if strings.TrimSpace(v) == "" {
-				t.Errorf("%s.json: %q is empty", lang, k)
-			}
-		}
-	}
+// translate is the text of key in lang, as a page in lang shows it.
+func translate(lang, key string, args ...any) string {
+	return locale.For(locale.Lang(lang)).T(key, args...)
 }
 
+// recipientPages are the page templates a recipient sees; every other page
+// is for senders.
+var recipientPages = []string{"receive", "password", "fragment", "open", "gone", "locked", "notfound", "problem", "toomany", "reply", "reply_sent", "help"}
+
 // TestTemplateKeysExist: every {{ t "key" }} in a template, and every key
-// the Go code passes to a template, is in the catalogs.
+// the Go code passes to a template, is in the source catalog (which the
+// tests of package locale hold every other catalog to). The keys of the
+// recipient pages, the layout and the partials they use are all in
+// locale.RecipientScope, so that every language has them; the sender
+// pages' keys may be outside it.
 func TestTemplateKeysExist(t *testing.T) {
-	used := map[string]bool{}
 	prefixes := map[string]bool{}
-	for k := range catalogs[languages[0]] {
+	for _, k := range locale.Keys(locale.Default) {
 		p, _, _ := strings.Cut(k, ".")
 		prefixes[p] = true
 	}
 	lit := regexp.MustCompile(`\bt\s+"([a-z0-9_.]+)"`)
+	// Keys passed to the "field" partial: "prefix.something_label".
+	quoted := regexp.MustCompile(`"([a-z0-9_]+)\.([a-z0-9_]+)"`)
+	used := map[string]bool{}
+	recipientKeys := map[string]string{} // key: the template it is in
 	err := fs.WalkDir(templateFS, "templates", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -67,13 +61,24 @@ func TestTemplateKeysExist(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		for _, m := range lit.FindAllStringSubmatch(string(b), -1) {
-			used[m[1]] = true
+		name := strings.TrimSuffix(path.Base(p), ".html")
+		recipient := !strings.Contains(p, "/pages/") || slices.Contains(recipientPages, name)
+		if name == "logout" {
+			recipient = false // the partial of My transfers
 		}
-		// Keys passed to the "field" partial: "prefix.something_label".
-		for _, m := range regexp.MustCompile(`"([a-z0-9_]+)\.([a-z0-9_]+)"`).FindAllStringSubmatch(string(b), -1) {
+		var keys []string
+		for _, m := range lit.FindAllStringSubmatch(string(b), -1) {
+			keys = append(keys, m[1])
+		}
+		for _, m := range quoted.FindAllStringSubmatch(string(b), -1) {
 			if prefixes[m[1]] {
-				used[m[1]+"."+m[2]] = true
+				keys = append(keys, m[1]+"."+m[2])
+			}
+		}
+		for _, k := range keys {
+			used[k] = true
+			if recipient {
+				recipientKeys[k] = p
 			}
 		}
 		return nil
@@ -81,7 +86,8 @@ func TestTemplateKeysExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Keys built in Go code.
+	// Keys built in Go code: those of the recipient pages' handlers are
+	// in a recipient file (receive.go, reply.go, limit.go).
 	goSrc, _ := filepath.Glob("*.go")
 	for _, f := range goSrc {
 		if strings.HasSuffix(f, "_test.go") {
@@ -91,25 +97,32 @@ func TestTemplateKeysExist(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range regexp.MustCompile(`"((?:receive|unlock|fragment|problem|unit)\.[a-z_]+)"`).FindAllStringSubmatch(string(b), -1) {
+		for _, m := range regexp.MustCompile(`"((?:receive|unlock|fragment|problem|reply|toomany|unit)\.[a-z_]+)"`).FindAllStringSubmatch(string(b), -1) {
 			used[m[1]] = true
+			recipientKeys[m[1]] = f
 		}
 	}
 	for _, k := range []string{"unlock.error_empty", "unlock.error_wrong", "fragment.error_empty", "fragment.error_wrong"} {
-		used[k] = true
+		used[k], recipientKeys[k] = true, "receive.go"
 	}
-	for _, p := range []string{"problem.session", "problem.busy", "problem.internal", "problem.damaged", "problem.file"} {
+	for _, p := range []string{"problem.session", "problem.busy", "problem.internal", "problem.damaged", "problem.file", "reply.refused", "reply.limit", "reply.too_fast"} {
 		delete(used, p)
+		delete(recipientKeys, p)
 		used[p+"_title"], used[p+"_text"] = true, true
+		recipientKeys[p+"_title"], recipientKeys[p+"_text"] = "problem", "problem"
 	}
-	if len(used) < 50 {
-		t.Fatalf("found only %d keys; is the pattern broken?", len(used))
+	if len(used) < 50 || len(recipientKeys) < 30 {
+		t.Fatalf("found only %d keys (%d for recipients); is the pattern broken?", len(used), len(recipientKeys))
 	}
+	src := locale.For(locale.Default)
 	for k := range used {
-		for _, lang := range languages {
-			if _, ok := catalogs[lang][k]; !ok {
-				t.Errorf("key %q is used but missing in %s.json", k, lang)
-			}
+		if !src.Has(k) {
+			t.Errorf("key %q is used but missing in the source catalog", k)
+		}
+	}
+	for k, where := range recipientKeys {
+		if !locale.InRecipientScope(k) {
+			t.Errorf("%s shows %q to recipients, but it is outside locale.RecipientScope", where, k)
 		}
 	}
 }
@@ -120,25 +133,41 @@ type osDir string
 
 func (d osDir) Open(name string) (fs.File, error) { return http.Dir(d).Open(name) }
 
-func TestLanguage(t *testing.T) {
-	cases := []struct {
-		cookie, accept, want string
+// TestPageLanguage: the table of how a page's language is chosen.
+func TestPageLanguage(t *testing.T) {
+	for _, c := range []struct {
+		name                     string
+		recipient                bool
+		cookie, transfer, accept string
+		want                     locale.Lang
 	}{
-		{"", "", "nl"},
-		{"", "en-GB,en;q=0.9", "en"},
-		{"", "de-DE,en;q=0.5,nl;q=0.8", "nl"},
-		{"", "fr", "nl"},
-		{"en", "nl", "en"},
-		{"xx", "en", "en"},
-	}
-	for _, c := range cases {
-		r := httptest.NewRequest("GET", "/", nil)
-		if c.cookie != "" {
-			r.AddCookie(&http.Cookie{Name: langCookie, Value: c.cookie})
+		{"nothing known", false, "", "", "", locale.NL},
+		{"sender, browser", false, "", "", "en-GB,en;q=0.9", locale.EN},
+		{"sender, browser prefers Dutch", false, "", "", "de-DE,en;q=0.5,nl;q=0.8", locale.NL},
+		{"sender, browser in an incomplete language", false, "", "", "fr", locale.NL},
+		{"sender, browser in an incomplete language, then English", false, "", "", "ar-EG,en;q=0.7", locale.EN},
+		{"sender, cookie wins", false, "en", "", "nl", locale.EN},
+		{"sender, unknown cookie", false, "xx", "", "en", locale.EN},
+		{"sender, cookie of an incomplete language, browser in English", false, "de", "", "de-DE,en;q=0.8", locale.EN},
+		{"sender, cookie of an incomplete language, browser in Dutch", false, "fy", "", "fy-NL,nl;q=0.9", locale.NL},
+		{"sender, cookie of an incomplete language, no browser wish", false, "ar", "", "", locale.NL},
+		{"sender, the transfer does not count", false, "", "en", "", locale.NL},
+		{"recipient, nothing known", true, "", "", "", locale.NL},
+		{"recipient, browser in any language", true, "", "", "uk-UA,ru;q=0.5", locale.UK},
+		{"recipient, the transfer's language over the browser", true, "", "ar", "en-GB", locale.AR},
+		{"recipient, the cookie over the transfer", true, "de", "ar", "en-GB", locale.DE},
+		{"recipient, cookie in a regional form", true, "fr-BE", "nl", "", locale.FR},
+		{"recipient, unknown cookie: the transfer", true, "xx", "tr", "en", locale.TR},
+		{"recipient, no link: the browser", true, "", "", "pl", locale.PL},
+		{"recipient, language nobody has: Dutch", true, "", "", "es-ES", locale.NL},
+	} {
+		asked := false
+		transferLang := func() string { asked = true; return c.transfer }
+		if got := chooseLang(c.recipient, c.cookie, transferLang, c.accept); got != c.want {
+			t.Errorf("%s: got %s, want %s", c.name, got, c.want)
 		}
-		r.Header.Set("Accept-Language", c.accept)
-		if got := language(r); got != c.want {
-			t.Errorf("cookie %q, Accept-Language %q: got %q, want %q", c.cookie, c.accept, got, c.want)
+		if asked && (!c.recipient || c.cookie == "de" || c.cookie == "fr-BE") {
+			t.Errorf("%s: asked for the transfer's language without need", c.name)
 		}
 	}
 }

@@ -10,7 +10,6 @@
 // password or the link secret: those exist only in this page's memory.
 
 const data = JSON.parse(document.getElementById("send-data").textContent);
-const lang = document.documentElement.lang || "nl";
 const $ = (id) => document.getElementById(id);
 const STATE_KEY = "kluis.send.state";
 let previewTimer; // see schedulePreview
@@ -26,10 +25,10 @@ const T = (key, ...args) => fmt(data.I18n[key] ?? key, args);
 
 function decimal(x, digits) {
   const s = x.toFixed(digits);
-  return lang === "nl" ? s.replace(".", ",") : s;
+  return data.Decimal && data.Decimal !== "." ? s.replace(".", data.Decimal) : s;
 }
 
-// size formats like the server's mail.FormatSize: decimal units.
+// size formats like the server's locale.Printer.Size: decimal units.
 function size(n) {
   if (n >= 1e9) return T("gb", decimal(n / 1e9, 2));
   if (n >= 1e6) return T("mb", decimal(n / 1e6, 1));
@@ -297,7 +296,7 @@ function schedulePreview() {
 }
 
 function recipientLang() {
-  return form.querySelector("input[name=lang]:checked")?.value || data.RecipientLang;
+  return $("lang")?.value || data.RecipientLang;
 }
 
 function updatePreview() {
@@ -321,7 +320,7 @@ function updatePreview() {
   previewForm.submit();
 }
 for (const id of ["subject", "message", "to", "cc", "expires"]) $(id)?.addEventListener("input", schedulePreview);
-form.querySelectorAll("input[name=lang], #show_filenames").forEach((x) => x.addEventListener("change", schedulePreview));
+form.querySelectorAll("#lang, #show_filenames").forEach((x) => x.addEventListener("change", schedulePreview));
 updatePreview();
 
 // ---------------------------------------------------------------------------
@@ -356,7 +355,7 @@ function showErrors(errors) {
       });
       li.append(a);
       const input = $(target);
-      if (input.matches("input:not([type=radio]):not([type=checkbox]), textarea, [contenteditable]")) input.setAttribute("aria-invalid", "true");
+      if (input.matches("input:not([type=radio]):not([type=checkbox]), textarea, select, [contenteditable]")) input.setAttribute("aria-invalid", "true");
       const msg = $(target + "-error");
       if (msg) {
         msg.hidden = false;
@@ -663,7 +662,7 @@ function showSummary() {
   if (st.files.length) row("files", ...st.files.map((f) => `${f.name} (${size(f.size)})`));
   row("message", yn(s.message));
   row("expires", s.expires);
-  row("lang", T("lang_" + s.lang));
+  row("lang", [...$("lang").options].find((o) => o.value === s.lang)?.textContent || s.lang);
   row("password", st.mode === "generate" && !current.password ? T("pw_generate_shown") : T("pw_" + st.mode));
   row("confirm", yn(s.confirm));
   row("notify", yn(s.notify));
