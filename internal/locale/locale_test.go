@@ -1,6 +1,7 @@
 package locale
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -256,5 +257,29 @@ func TestParseCatalogRejects(t *testing.T) {
 		if _, err := parseCatalog(NL, []byte(in)); err == nil {
 			t.Errorf("parseCatalog(%s) accepted it", in)
 		}
+	}
+}
+
+// Every catalog records how it was made and which glossary it follows, so a
+// reader of the catalog (and of docs/i18n) knows whether a native speaker
+// has reviewed it. Only nl and en are the team's own texts.
+func TestEveryCatalogSaysHowItWasMade(t *testing.T) {
+	for _, l := range All {
+		m := MetaOf(l)
+		if strings.TrimSpace(m.Made) == "" {
+			t.Errorf("%s: _meta.made is empty", l)
+		}
+		if m.Glossary != "glossary/"+string(l)+".md" {
+			t.Errorf("%s: _meta.glossary = %q, want glossary/%s.md", l, m.Glossary, l)
+		}
+		if _, err := os.Stat(m.Glossary); err != nil {
+			t.Errorf("%s: glossary: %v", l, err)
+		}
+		if (l == NL || l == EN) && !m.Reviewed {
+			t.Errorf("%s: the source catalogs are reviewed by the team", l)
+		}
+	}
+	if MetaOf("xx") != (Meta{}) {
+		t.Error("an unknown language has a meta")
 	}
 }
