@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/audit"
-	"github.com/kluis-nl/kluis/internal/config"
+	"github.com/kluis-nl/kluis/internal/unit"
 )
 
 const adminAuditUsage = `Usage:
@@ -101,7 +101,7 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse("2006-01-02", v); err == nil {
 		return t.UTC(), nil
 	}
-	if d, err := config.ParseDuration(v); err == nil {
+	if d, err := unit.ParseDuration(v); err == nil {
 		return now.Add(-d).UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("--since %q: give a date (2025-01-31), a time (2025-01-31T12:00:00Z) or an age (30d, 12h)", v)

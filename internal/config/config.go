@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/ratelimit"
+	"github.com/kluis-nl/kluis/internal/unit"
 )
 
 // Serve is the configuration of `kluis serve`.
@@ -282,7 +283,7 @@ func (c *Serve) validate() error {
 		return fmt.Errorf("--default-expiry and --max-expiry must be positive")
 	}
 	if c.DefaultExpiry > c.MaxExpiry {
-		return fmt.Errorf("--default-expiry (%s) is longer than --max-expiry (%s)", FormatDuration(c.DefaultExpiry), FormatDuration(c.MaxExpiry))
+		return fmt.Errorf("--default-expiry (%s) is longer than --max-expiry (%s)", unit.FormatDuration(c.DefaultExpiry), unit.FormatDuration(c.MaxExpiry))
 	}
 	if c.MaxRecipients < 1 || c.MaxFailures < 1 || c.UnlockConcurrency < 1 {
 		return fmt.Errorf("--max-recipients, --max-failures and --unlock-concurrency must be at least 1")
@@ -394,7 +395,7 @@ func integer(p *int) func(string) error {
 
 func dur(p *time.Duration) func(string) error {
 	return func(v string) error {
-		d, err := ParseDuration(v)
+		d, err := unit.ParseDuration(v)
 		if err != nil {
 			return err
 		}
@@ -408,7 +409,7 @@ func durList(p *[]time.Duration) func(string) error {
 	return func(v string) error {
 		var out []time.Duration
 		for _, f := range strings.Split(v, ",") {
-			d, err := ParseDuration(f)
+			d, err := unit.ParseDuration(f)
 			if err != nil {
 				return fmt.Errorf("%q: give durations separated by commas, for example 15m,1h,1d", v)
 			}
@@ -421,7 +422,7 @@ func durList(p *[]time.Duration) func(string) error {
 
 func size(p *int64) func(string) error {
 	return func(v string) error {
-		n, err := ParseSize(v)
+		n, err := unit.ParseSize(v)
 		if err != nil {
 			return err
 		}
@@ -449,59 +450,11 @@ func date(p *time.Time) func(string) error {
 // rate parses a size per second; "/s" may follow the unit ("1KB/s").
 func rate(p *int64) func(string) error {
 	return func(v string) error {
-		n, err := ParseSize(strings.TrimSuffix(strings.TrimSpace(v), "/s"))
+		n, err := unit.ParseSize(strings.TrimSuffix(strings.TrimSpace(v), "/s"))
 		if err != nil {
 			return fmt.Errorf("%q is not a rate; write bytes per second, for example 1KB or 500B", v)
 		}
 		*p = n
 		return nil
 	}
-}
-
-// ParseDuration accepts Go durations plus a "d" suffix for days ("7d").
-func ParseDuration(v string) (time.Duration, error) {
-	v = strings.TrimSpace(v)
-	if strings.HasSuffix(v, "d") {
-		n, err := strconv.ParseFloat(strings.TrimSuffix(v, "d"), 64)
-		if err != nil || n < 0 || n > 36500 {
-			return 0, fmt.Errorf("%q is not a duration; write for example 7d, 36h or 90m", v)
-		}
-		return time.Duration(n * float64(24*time.Hour)), nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%q is not a duration; write for example 7d, 36h or 90m", v)
-	}
-	return d, nil
-}
-
-// FormatDuration writes whole days as "7d", else Go's form.
-func FormatDuration(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
-	}
-	return d.String()
-}
-
-// ParseSize accepts a byte count with an optional unit: B, KB, MB, GB, TB
-// (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
-func ParseSize(v string) (int64, error) {
-	s := strings.TrimSpace(v)
-	units := []struct {
-		suffix string
-		mult   float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
-	mult := 1.0
-	for _, u := range units {
-		if strings.HasSuffix(strings.ToUpper(s), strings.ToUpper(u.suffix)) && (len(u.suffix) == 3 || !strings.HasSuffix(strings.ToUpper(s), "IB")) {
-			s = strings.TrimSpace(s[:len(s)-len(u.suffix)])
-			mult = u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n < 0 || n*mult > 1<<62 {
-		return 0, fmt.Errorf("%q is not a size; write for example 2GB, 500MB or 1GiB", v)
-	}
-	return int64(n * mult), nil
 }

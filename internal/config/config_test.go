@@ -138,19 +138,3 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
-
-func TestParseSizeAndDuration(t *testing.T) {
-	t.Parallel()
-	sizes := map[string]int64{"2GB": 2e9, "500MB": 5e8, "1GiB": 1 << 30, "10": 10, "1.5 KB": 1500}
-	for in, want := range sizes {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	durs := map[string]time.Duration{"7d": 7 * 24 * time.Hour, "36h": 36 * time.Hour, "90m": 90 * time.Minute, "0.5d": 12 * time.Hour}
-	for in, want := range durs {
-		if got, err := ParseDuration(in); err != nil || got != want {
-			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-}

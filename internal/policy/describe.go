@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/config"
 	"github.com/kluis-nl/kluis/internal/locale"
+	"github.com/kluis-nl/kluis/internal/unit"
 )
 
 // fileJSON is the canonical form Marshal writes.
@@ -50,10 +50,10 @@ func (p *partial) toJSON() *limitsJSON {
 		AllowMessage: p.AllowMessage, AllowCustomText: p.AllowCustomText, AllowShowFilenames: p.AllowShowFilenames, MaxRecipients: p.MaxRecipients,
 		MaxOpenDrafts: p.MaxOpenDrafts, MaxBytesPerDay: p.MaxBytesPerDay, MaxReplies: p.MaxReplies}
 	if p.DefaultExpiry != nil {
-		l.DefaultExpiry = config.FormatDuration(*p.DefaultExpiry)
+		l.DefaultExpiry = unit.FormatDuration(*p.DefaultExpiry)
 	}
 	if p.MaxExpiry != nil {
-		l.MaxExpiry = config.FormatDuration(*p.MaxExpiry)
+		l.MaxExpiry = unit.FormatDuration(*p.MaxExpiry)
 	}
 	return l
 }
@@ -151,4 +151,4 @@ func describeLimits(w io.Writer, indent string, l Limits) {
 		l.MaxOpenDrafts, locale.For(locale.EN).Size(l.MaxBytesPerDay), l.MaxReplies)
 }
 
-func days(d time.Duration) string { return config.FormatDuration(d) }
+func days(d time.Duration) string { return unit.FormatDuration(d) }

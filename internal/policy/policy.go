@@ -44,7 +44,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/config"
+	"github.com/kluis-nl/kluis/internal/unit"
 )
 
 // MaxFileSize bounds a policy file.
@@ -593,7 +593,7 @@ func Parse(b []byte) (*Policy, error) {
 		if r.limits != nil && r.limits.DefaultExpiry != nil && r.limits.MaxExpiry == nil {
 			if l := r.limits.over(p.Defaults()); l.MaxExpiry > 0 && *r.limits.DefaultExpiry > l.MaxExpiry {
 				return nil, errAt(fmt.Sprintf("rules[%d].limits.default_expiry", i), "%s is longer than the default max_expiry (%s); set max_expiry in this rule too or shorten default_expiry",
-					config.FormatDuration(*r.limits.DefaultExpiry), config.FormatDuration(l.MaxExpiry))
+					unit.FormatDuration(*r.limits.DefaultExpiry), unit.FormatDuration(l.MaxExpiry))
 			}
 		}
 	}
@@ -602,7 +602,7 @@ func Parse(b []byte) (*Policy, error) {
 
 func checkExpiries(at string, l Limits) error {
 	if l.DefaultExpiry > 0 && l.MaxExpiry > 0 && l.DefaultExpiry > l.MaxExpiry {
-		return errAt(at+".default_expiry", "%s is longer than max_expiry (%s)", config.FormatDuration(l.DefaultExpiry), config.FormatDuration(l.MaxExpiry))
+		return errAt(at+".default_expiry", "%s is longer than max_expiry (%s)", unit.FormatDuration(l.DefaultExpiry), unit.FormatDuration(l.MaxExpiry))
 	}
 	return nil
 }
@@ -785,7 +785,7 @@ func parseLimits(at string, raw json.RawMessage) (*partial, error) {
 			if err := json.Unmarshal(v, &s); err != nil {
 				return nil, errAt(path, "must be a duration in quotes, such as \"7d\" or \"36h\"")
 			}
-			d, err := config.ParseDuration(s)
+			d, err := unit.ParseDuration(s)
 			if err != nil {
 				return nil, errAt(path, "%s", err)
 			}
@@ -853,7 +853,7 @@ func parseLimits(at string, raw json.RawMessage) (*partial, error) {
 		}
 	}
 	if p.DefaultExpiry != nil && p.MaxExpiry != nil && *p.DefaultExpiry > *p.MaxExpiry {
-		return nil, errAt(at+".default_expiry", "%s is longer than max_expiry (%s)", config.FormatDuration(*p.DefaultExpiry), config.FormatDuration(*p.MaxExpiry))
+		return nil, errAt(at+".default_expiry", "%s is longer than max_expiry (%s)", unit.FormatDuration(*p.DefaultExpiry), unit.FormatDuration(*p.MaxExpiry))
 	}
 	return p, nil
 }
@@ -866,7 +866,7 @@ func parseSize(at string, raw json.RawMessage) (int64, error) {
 		if err := json.Unmarshal(t, &s); err != nil {
 			return 0, errAt(at, "must be a size such as \"2GB\" or a whole number of bytes")
 		}
-		v, err := config.ParseSize(s)
+		v, err := unit.ParseSize(s)
 		if err != nil {
 			return 0, errAt(at, "%s", err)
 		}
