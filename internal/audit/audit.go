@@ -49,6 +49,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
@@ -112,25 +113,12 @@ type Event struct {
 	Action string
 	Object string
 	Result string // empty: "ok"
-	IP     string // empty: the IP in the context (WithIP)
+	IP     string // empty: the client address in the context (clientip)
 	Detail string // short, made by the code; never secret
 	At     time.Time
 }
 
-type ipKey struct{}
 type actorKey struct{}
-
-// WithIP returns ctx carrying the client's IP address for the entries
-// recorded while serving the request.
-func WithIP(ctx context.Context, ip string) context.Context {
-	return context.WithValue(ctx, ipKey{}, ip)
-}
-
-// IP returns the client IP carried by ctx, or "".
-func IP(ctx context.Context) string {
-	ip, _ := ctx.Value(ipKey{}).(string)
-	return ip
-}
 
 // WithActor returns ctx carrying the authenticated actor of a request.
 func WithActor(ctx context.Context, actor string) context.Context {
@@ -217,8 +205,8 @@ func (r *Recorder) row(ctx context.Context, e Event) *store.AuditRow {
 	if e.Actor == "" {
 		e.Actor = System
 	}
-	if e.IP == "" {
-		e.IP = IP(ctx)
+	if ip, ok := clientip.FromContext(ctx); ok && e.IP == "" {
+		e.IP = ip.String()
 	}
 	if e.Result == "" {
 		e.Result = OK

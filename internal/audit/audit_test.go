@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
@@ -57,8 +59,8 @@ func TestRecordDefaultsAndTransactions(t *testing.T) {
 	if r.Retention() != audit.DefaultRetention {
 		t.Errorf("retention %v", r.Retention())
 	}
-	ctx := audit.WithActor(audit.WithIP(context.Background(), "192.0.2.7"), audit.Sender("a@example.nl"))
-	if audit.IP(ctx) != "192.0.2.7" || audit.Actor(ctx) != "sender:a@example.nl" {
+	ctx := audit.WithActor(clientip.NewContext(context.Background(), netip.MustParseAddr("192.0.2.7")), audit.Sender("a@example.nl"))
+	if audit.Actor(ctx) != "sender:a@example.nl" {
 		t.Fatal("context values lost")
 	}
 
@@ -126,8 +128,7 @@ func TestNoForgedLines(t *testing.T) {
 	db := openDB(t)
 	r := audit.New(db, 0, nil, nil)
 	forged := "x@example.nl\r\n{\"level\":\"ERROR\",\"actor\":\"admin\"}\n2,2025-01-01T00:00:00Z,admin,apikey.create"
-	ctx := audit.WithIP(context.Background(), "198.51.100.1\r\nforged")
-	r.Log(ctx, audit.Event{Actor: audit.Sender(forged), Action: audit.VerifyFailed, Detail: "d\u2028e\x00f\x1b[31m", Object: string([]byte{0xff, 'o'})})
+	r.Log(context.Background(), audit.Event{Actor: audit.Sender(forged), Action: audit.VerifyFailed, IP: "198.51.100.1\r\nforged", Detail: "d\u2028e\x00f\x1b[31m", Object: string([]byte{0xff, 'o'})})
 
 	js := export(t, r, time.Time{}, audit.JSON)
 	if n := bytes.Count(js, []byte("\n")); n != 1 {

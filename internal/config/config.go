@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/unit"
 )
@@ -104,7 +105,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		if parsingFlags && !proxiesFromFlags {
 			c.TrustedProxies, proxiesFromFlags = nil, true
 		}
-		p, err := ratelimit.ParsePrefixes(v)
+		p, err := clientip.ParsePrefixes(v)
 		if err != nil {
 			return fmt.Errorf("%q: give addresses or CIDR ranges such as 10.0.0.0/8 or 192.0.2.7", v)
 		}

@@ -1,11 +1,11 @@
 // Package ratelimit limits how fast clients may call the endpoints that can
 // be used to guess (verification codes, link ids, transfer passwords): a
-// token bucket per client IP plus one global bucket. It also works out the
-// client IP, trusting X-Forwarded-For only from configured proxies.
+// token bucket per client IP plus one global bucket.
 //
 // The per-object lock-out (a recipient's attempts, a verification's
 // attempts) lives in the engine; this package only slows guessing down
-// across objects and keeps one client from using up the service.
+// across objects and keeps one client from using up the service. The
+// client's address comes from package clientip.
 //
 // # Fairness
 //
@@ -32,121 +32,16 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/kluis-nl/kluis/internal/clientip"
 )
-
-// ClientIP returns the address of the client that sent r. RemoteAddr is the
-// peer; only when the peer is in trusted is X-Forwarded-For read, from the
-// right, skipping addresses that are themselves trusted proxies. The first
-// untrusted address found is the client. A malformed entry stops the walk:
-// the last address known good (a trusted proxy) is returned, so a client can
-// never choose its own address. IPv4-mapped IPv6 addresses are unmapped.
-// Returns the zero Addr only if RemoteAddr cannot be parsed.
-func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	ip := parseHostAddr(r.RemoteAddr)
-	if !ip.IsValid() || !contains(trusted, ip) {
-		return ip
-	}
-	// All X-Forwarded-For headers form one list, in order.
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		for _, part := range strings.Split(v, ",") {
-			hops = append(hops, strings.TrimSpace(part))
-		}
-	}
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop := parseHostAddr(hops[i])
-		if !hop.IsValid() {
-			return ip
-		}
-		ip = hop
-		if !contains(trusted, ip) {
-			return ip
-		}
-	}
-	return ip
-}
-
-// parseHostAddr parses "addr", "addr:port" or "[v6]:port".
-func parseHostAddr(s string) netip.Addr {
-	s = strings.TrimSpace(s)
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap()
-	}
-	if host, _, err := net.SplitHostPort(s); err == nil {
-		s = host
-	}
-	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap()
-	}
-	return netip.Addr{}
-}
-
-func contains(prefixes []netip.Prefix, ip netip.Addr) bool {
-	for _, p := range prefixes {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// ParsePrefixes parses a list of CIDR prefixes or single addresses,
-// separated by commas or spaces ("10.0.0.0/8, 192.0.2.7, ::1").
-func ParsePrefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-		if strings.Contains(f, "/") {
-			p, err := netip.ParsePrefix(f)
-			if err != nil {
-				return nil, err
-			}
-			if p.Addr().Is4In6() {
-				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-			}
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(f)
-		if err != nil {
-			return nil, err
-		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
-}
-
-type ipKey struct{}
-
-// WithIP returns ctx carrying the client IP.
-func WithIP(ctx context.Context, ip netip.Addr) context.Context {
-	return context.WithValue(ctx, ipKey{}, ip)
-}
-
-// IPFromContext returns the client IP that ClientIPMiddleware stored.
-func IPFromContext(ctx context.Context) (netip.Addr, bool) {
-	ip, ok := ctx.Value(ipKey{}).(netip.Addr)
-	return ip, ok && ip.IsValid()
-}
-
-// ClientIPMiddleware stores ClientIP(r, trusted) in every request's context
-// (see IPFromContext), for the limiter and the audit log.
-func ClientIPMiddleware(trusted []netip.Prefix, next http.Handler) http.Handler {
-	trusted = append([]netip.Prefix(nil), trusted...)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(WithIP(r.Context(), ClientIP(r, trusted))))
-	})
-}
 
 // Config sets the limits. Zero fields take the defaults.
 type Config struct {
@@ -172,7 +67,8 @@ type Config struct {
 	// buckets are dropped.
 	MaxClients int
 	// Trusted lists the reverse proxies whose X-Forwarded-For is believed.
-	// Used only when the request's context has no IP (ClientIPMiddleware).
+	// Used only when the request's context has no address
+	// (clientip.Middleware).
 	Trusted []netip.Prefix
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
@@ -500,18 +396,18 @@ type GuardOptions struct {
 
 // Guard limits next: requests over the limit are refused (o.Refuse); an
 // answer that says the client failed (see failing) marks it (Failed). The
-// client IP comes from the request context (ClientIPMiddleware), else from
-// ClientIP with Config.Trusted.
+// client IP comes from the request context (clientip.Middleware), else from
+// clientip.Of with Config.Trusted.
 func (l *Limiter) Guard(next http.Handler, o GuardOptions) http.Handler {
 	refuse := o.Refuse
 	if refuse == nil {
 		refuse = func(w http.ResponseWriter, _ *http.Request, wait time.Duration) { TooMany(w, wait) }
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, ok := IPFromContext(r.Context())
+		ip, ok := clientip.FromContext(r.Context())
 		if !ok {
-			ip = ClientIP(r, l.cfg.Trusted)
-			r = r.WithContext(WithIP(r.Context(), ip))
+			ip = clientip.Of(r, l.cfg.Trusted)
+			r = r.WithContext(clientip.NewContext(r.Context(), ip))
 		}
 		if o.Exempt != nil && o.Exempt(r) {
 			next.ServeHTTP(w, r)

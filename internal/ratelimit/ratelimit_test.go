@@ -10,69 +10,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kluis-nl/kluis/internal/clientip"
 )
 
 func mustPrefixes(t *testing.T, s string) []netip.Prefix {
 	t.Helper()
-	p, err := ParsePrefixes(s)
+	p, err := clientip.ParsePrefixes(s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func TestClientIP(t *testing.T) {
-	trusted := mustPrefixes(t, "10.0.0.0/8, 192.0.2.7, ::1")
-	cases := []struct {
-		name, remote string
-		xff          []string
-		trusted      []netip.Prefix
-		want         string
-	}{
-		{"no proxy configured: XFF ignored", "198.51.100.1:5000", []string{"203.0.113.9"}, nil, "198.51.100.1"},
-		{"untrusted peer: XFF ignored", "198.51.100.1:5000", []string{"203.0.113.9"}, trusted, "198.51.100.1"},
-		{"trusted peer: rightmost untrusted", "10.1.2.3:5000", []string{"203.0.113.9"}, trusted, "203.0.113.9"},
-		{"forged left entries skipped", "10.1.2.3:5000", []string{"1.1.1.1, 203.0.113.9"}, trusted, "203.0.113.9"},
-		{"chain of proxies", "10.1.2.3:5000", []string{"1.1.1.1, 203.0.113.9, 192.0.2.7, 10.9.9.9"}, trusted, "203.0.113.9"},
-		{"several headers are one list", "10.1.2.3:5000", []string{"1.1.1.1", "203.0.113.9"}, trusted, "203.0.113.9"},
-		{"garbage stops the walk", "10.1.2.3:5000", []string{"203.0.113.9, garbage"}, trusted, "10.1.2.3"},
-		{"garbage behind a trusted hop", "10.1.2.3:5000", []string{"garbage, 192.0.2.7"}, trusted, "192.0.2.7"},
-		{"all trusted: leftmost", "10.1.2.3:5000", []string{"10.0.0.1, 10.0.0.2"}, trusted, "10.0.0.1"},
-		{"no header", "10.1.2.3:5000", nil, trusted, "10.1.2.3"},
-		{"v6 peer", "[::1]:5000", []string{"2001:db8::1"}, trusted, "2001:db8::1"},
-		{"v6 with port in XFF", "[::1]:5000", []string{"[2001:db8::2]:443"}, trusted, "2001:db8::2"},
-		{"mapped v4 unmapped", "[::ffff:10.1.2.3]:5000", []string{"203.0.113.9"}, trusted, "203.0.113.9"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r := httptest.NewRequest("GET", "/", nil)
-			r.RemoteAddr = c.remote
-			for _, v := range c.xff {
-				r.Header.Add("X-Forwarded-For", v)
-			}
-			if got := ClientIP(r, c.trusted); got.String() != c.want {
-				t.Errorf("ClientIP = %s, want %s", got, c.want)
-			}
-		})
-	}
-}
-
-func TestParsePrefixes(t *testing.T) {
-	p := mustPrefixes(t, "10.0.0.0/8,192.0.2.7 2001:db8::/32 ::ffff:172.16.0.0/108")
-	want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "172.16.0.0/12"}
-	if len(p) != len(want) {
-		t.Fatalf("got %v", p)
-	}
-	for i := range want {
-		if p[i].String() != want[i] {
-			t.Errorf("%d: %s, want %s", i, p[i], want[i])
-		}
-	}
-	for _, bad := range []string{"10.0.0.0/33", "nonsense", "10.0.0.1/8/2"} {
-		if _, err := ParsePrefixes(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
 }
 
 type clock struct {
@@ -199,7 +147,7 @@ func TestBoundedClients(t *testing.T) {
 func TestMiddleware(t *testing.T) {
 	l := New(Config{PerMinute: 60, Burst: 2, GlobalPerMinute: 100000})
 	h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ip, ok := IPFromContext(r.Context())
+		ip, ok := clientip.FromContext(r.Context())
 		if !ok {
 			t.Error("no IP in the context")
 		}
@@ -240,7 +188,7 @@ func TestMiddleware(t *testing.T) {
 
 	// Behind a trusted proxy each forwarded client has its own bucket.
 	lt := New(Config{PerMinute: 60, Burst: 2, GlobalPerMinute: 100000, Trusted: mustPrefixes(t, "127.0.0.0/8")})
-	ht := ClientIPMiddleware(lt.Config().Trusted, lt.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	ht := clientip.Middleware(lt.Config().Trusted, lt.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
 	for i := 0; i < 20; i++ {
 		r := httptest.NewRequest("POST", "/", nil)
 		r.RemoteAddr = "127.0.0.1:1234"

@@ -5,25 +5,22 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/metrics"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // Who may read /metrics and /healthz?details=1 (queue depth, the last mail
 // error, process details): with Deps.MetricsToken set, whoever sends it as
-// a bearer token; without, only clients connecting from loopback that came
-// through no proxy (no forwarding header). A reverse proxy on the same host
-// that forwards without X-Forwarded-For would make every client look local:
-// set a token there, or block /metrics in the proxy.
-
-// forwardHeaders mark a request passed on by a proxy.
-var forwardHeaders = []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"}
+// a bearer token; without, only requests made directly on this machine
+// (clientip.LocalRequest: a loopback peer, no forwarding header, a loopback
+// host name). A reverse proxy on the same host that forwards without any
+// forwarding header and with a loopback Host would make every client look
+// local: set a token there, or block /metrics in the proxy.
 
 // metricsAccess returns 0 when r may read the operational details,
 // otherwise the status to refuse it with.
@@ -36,17 +33,7 @@ func metricsAccess(token string, r *http.Request) int {
 		}
 		return 0
 	}
-	for _, h := range forwardHeaders {
-		if r.Header.Get(h) != "" {
-			return http.StatusForbidden
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return http.StatusForbidden
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil || !ip.Unmap().IsLoopback() {
+	if !clientip.LocalRequest(r) {
 		return http.StatusForbidden
 	}
 	return 0

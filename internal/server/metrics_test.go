@@ -110,10 +110,17 @@ func TestMetricsMove(t *testing.T) {
 	}
 }
 
+// serve sends GET path from remote to the loopback host name, as a client
+// on the machine itself would; hdr["Host"] names another host.
 func serve(h http.Handler, remote string, hdr map[string]string, path string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest("GET", path, nil)
 	r.RemoteAddr = remote
+	r.Host = "127.0.0.1:8080"
 	for k, v := range hdr {
+		if k == "Host" {
+			r.Host = v
+			continue
+		}
 		r.Header.Set(k, v)
 	}
 	w := httptest.NewRecorder()
@@ -136,6 +143,13 @@ func TestMetricsAccess(t *testing.T) {
 			// Through a proxy on the same host: not a local client.
 			{"127.0.0.1:40000", map[string]string{"X-Forwarded-For": "203.0.113.7"}, http.StatusForbidden},
 			{"127.0.0.1:40000", map[string]string{"Forwarded": "for=203.0.113.7"}, http.StatusForbidden},
+			{"127.0.0.1:40000", map[string]string{"X-Forwarded-Host": "kluis.example.nl"}, http.StatusForbidden},
+			{"127.0.0.1:40000", map[string]string{"Via": "1.1 proxy"}, http.StatusForbidden},
+			{"[::1]:40000", map[string]string{"Host": "localhost:8080"}, http.StatusOK},
+			// A page of another site that the browser reaches on loopback
+			// under that site's own name (DNS rebinding) is not local.
+			{"127.0.0.1:40000", map[string]string{"Host": "attacker.example"}, http.StatusForbidden},
+			{"127.0.0.1:40000", map[string]string{"Host": "attacker.example:8080"}, http.StatusForbidden},
 		} {
 			w := serve(e.handler, c.remote, c.hdr, "/metrics")
 			if w.Code != c.want {
@@ -202,8 +216,16 @@ func TestHealthzDetails(t *testing.T) {
 	}
 	// Plain: "ok", also from outside; the details only for those who may
 	// read the metrics.
-	for _, c := range []struct{ remote, path string }{{"127.0.0.1:40000", "/healthz"}, {"203.0.113.7:40000", "/healthz?details=1"}} {
-		w := serve(e.handler, c.remote, nil, c.path)
+	for _, c := range []struct {
+		remote, path string
+		hdr          map[string]string
+	}{
+		{"127.0.0.1:40000", "/healthz", nil},
+		{"203.0.113.7:40000", "/healthz?details=1", nil},
+		// DNS rebinding: loopback peer, another site's host name.
+		{"127.0.0.1:40000", "/healthz?details=1", map[string]string{"Host": "attacker.example:8080"}},
+	} {
+		w := serve(e.handler, c.remote, c.hdr, c.path)
 		if w.Code != http.StatusOK || w.Body.String() != "ok\n" {
 			t.Errorf("%s %s: %d %q", c.remote, c.path, w.Code, w.Body)
 		}

@@ -16,7 +16,7 @@ import (
 	tusd "github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/kluis-nl/kluis/internal/api"
-	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/metrics"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
@@ -122,9 +122,9 @@ func New(d Deps) (http.Handler, error) {
 	h = cop.Handler(h)
 	h = securityHeaders(isHTTPS(d.Transfers.Config().BaseURL), h)
 	h = accessLog(d.Log, h)
-	// Outermost: the client IP (trusted proxies only) for the limiter and
-	// the audit log.
-	h = ratelimit.ClientIPMiddleware(d.TrustedProxies, h)
+	// Outermost: the client IP (trusted proxies only) for the limiter, the
+	// audit log and the pages.
+	h = clientip.Middleware(d.TrustedProxies, h)
 	return &routed{Handler: h, patterns: mux.patterns}, nil
 }
 
@@ -258,13 +258,6 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		// The client's address for the audit log: from X-Forwarded-For
-		// only through trusted proxies (ratelimit.ClientIPMiddleware).
-		if ip, ok := ratelimit.IPFromContext(r.Context()); ok {
-			r = r.WithContext(audit.WithIP(r.Context(), ip.String()))
-		} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			r = r.WithContext(audit.WithIP(r.Context(), host))
-		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v != http.ErrAbortHandler {

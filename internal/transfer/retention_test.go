@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -59,7 +61,7 @@ func TestRetentionLeavesNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	rec := e.withAudit()
-	ctx := audit.WithIP(e.ctx, "192.0.2.44")
+	ctx := clientip.NewContext(e.ctx, netip.MustParseAddr("192.0.2.44"))
 	c, err := e.svc.Create(ctx, transfer.CreateRequest{
 		SenderEmail: string(personal["sender address"]), SenderName: string(personal["sender name"]), SenderPhone: string(personal["sender phone"]),
 		To: []string{string(personal["to address"])}, Cc: []string{string(personal["cc address"])}, Bcc: []string{string(personal["bcc address"])},

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -45,9 +46,9 @@ func NewReplyLimiter() *ratelimit.Limiter {
 // server's middleware found (trusted proxies only).
 func (h *Web) limitReplies(next func(http.ResponseWriter, *http.Request)) func(http.ResponseWriter, *http.Request) {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ip, ok := ratelimit.IPFromContext(r.Context())
+		ip, ok := clientip.FromContext(r.Context())
 		if !ok {
-			ip = ratelimit.ClientIP(r, nil)
+			ip = clientip.Of(r, nil)
 		}
 		if ok, wait := h.replies.Allow(ip); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))

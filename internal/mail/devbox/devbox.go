@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/mail"
 )
 
@@ -234,7 +235,9 @@ func (b *Box) serveOne(w http.ResponseWriter, r *http.Request) {
 //   - per request ([Guard], applied by [Box.Handler]): the peer is a loopback
 //     address, the request carries no forwarding header (a proxy on the same
 //     host connects from loopback too) and it is addressed to a loopback
-//     host name (a DNS-rebinding page reaches loopback under its own name).
+//     host name (a DNS-rebinding page reaches loopback under its own name):
+//     clientip.LocalRequest, the rule of every view that only the machine
+//     itself may see.
 
 // Setup is the server configuration [Allowed] decides on.
 type Setup struct {
@@ -255,7 +258,7 @@ func Allowed(s Setup) error {
 		host = h
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if !isLoopback(host) {
+	if !clientip.LoopbackHost(host) {
 		shown := host
 		if shown == "" {
 			shown = "all interfaces"
@@ -265,7 +268,7 @@ func Allowed(s Setup) error {
 			"configure --smtp (and --mail-from) to deliver mail, or listen on 127.0.0.1", s.ListenAddr, shown)
 	}
 	u, err := url.Parse(s.BaseURL)
-	if err != nil || u.Scheme != "http" || !isLoopback(u.Hostname()) {
+	if err != nil || u.Scheme != "http" || !clientip.LoopbackHost(u.Hostname()) {
 		return fmt.Errorf("without --smtp, mail is kept in the development mailbox at /dev/mailbox, which is only for a developer's own machine; "+
 			"--base-url %q is not a loopback http address (such as http://127.0.0.1:8080, the default), so this looks like a published installation; "+
 			"configure --smtp (and --mail-from) to deliver mail", s.BaseURL)
@@ -278,39 +281,11 @@ func Allowed(s Setup) error {
 	return nil
 }
 
-// forwardHeaders mark a request passed on by a proxy.
-var forwardHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "Via"}
-
-// LocalRequest reports whether r may see the development mailbox: it came
-// straight from a loopback address (no forwarding header) and names a
-// loopback host.
-func LocalRequest(r *http.Request) bool {
-	for _, h := range forwardHeaders {
-		if _, ok := r.Header[h]; ok {
-			return false
-		}
-	}
-	peer, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip, err := netip.ParseAddr(peer)
-	if err != nil || !ip.Unmap().IsLoopback() {
-		return false
-	}
-	host := r.Host
-	if h, _, err := net.SplitHostPort(r.Host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	return isLoopback(host) || strings.HasSuffix(strings.ToLower(host), ".localhost")
-}
-
-// Guard serves next only to requests [LocalRequest] accepts; others get
-// 403.
+// Guard serves next only to requests made directly on this machine
+// (clientip.LocalRequest); others get 403.
 func Guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !LocalRequest(r) {
+		if !clientip.LocalRequest(r) {
 			commonHeaders(w)
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusForbidden)
@@ -319,15 +294,4 @@ func Guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	if i := strings.IndexByte(host, '%'); i >= 0 { // zone, as in ::1%lo
-		host = host[:i]
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
