@@ -192,13 +192,24 @@ func key(ip netip.Addr) netip.Addr {
 // is empty nothing is taken and it returns false with how long to wait. A
 // client marked as failing (Failed) gets a global token only while more
 // than Config.Reserve are left.
-func (l *Limiter) Allow(ip netip.Addr) (bool, time.Duration) {
+//
+// ctx is the request's. A request that has ended, or ends while the shared
+// buckets are asked (another instance may hold a bucket's row), is refused
+// with no wait: nobody is left to answer, so it is neither let through by
+// this instance's own buckets nor counted as a database failure.
+func (l *Limiter) Allow(ctx context.Context, ip netip.Addr) (bool, time.Duration) {
+	if ctx.Err() != nil {
+		return false, 0
+	}
 	now := l.cfg.Now()
 	k := key(ip)
 	if l.cfg.Shared != nil {
-		ok, wait, err := l.allowShared(k, now)
+		ok, wait, err := l.allowShared(ctx, k, now)
 		if err == nil {
 			return ok, wait
+		}
+		if ctx.Err() != nil {
+			return false, 0
 		}
 		l.sharedFailed(now, err)
 	}
@@ -223,8 +234,10 @@ func (l *Limiter) Allow(ip netip.Addr) (bool, time.Duration) {
 }
 
 // Failed marks ip's client as failing for Config.FailMemory: its requests
-// no longer get the global bucket's reserve.
-func (l *Limiter) Failed(ip netip.Addr) {
+// no longer get the global bucket's reserve. The shared mark is written
+// even when ctx (the request's) has ended: a client must not escape the
+// mark by hanging up as soon as it has its answer.
+func (l *Limiter) Failed(ctx context.Context, ip netip.Addr) {
 	now := l.cfg.Now()
 	k := key(ip)
 	until := now.Add(l.cfg.FailMemory)
@@ -236,7 +249,7 @@ func (l *Limiter) Failed(ip netip.Addr) {
 	c.failedTill = until
 	l.mu.Unlock()
 	if l.cfg.Shared != nil && !fresh {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
 		err := l.cfg.Shared.MarkRateKey(ctx, l.sharedKey("fail", k), until)
 		cancel()
 		if err != nil {
@@ -280,11 +293,22 @@ func (l *Limiter) sharedKey(kind string, k netip.Addr) string {
 	return kind + ":" + k.String()
 }
 
+// sharedTimeout bounds each visit to the shared buckets: a slower database
+// counts as failed, and this instance's own buckets decide.
+const sharedTimeout = 2 * time.Second
+
 // allowShared is Allow on the shared buckets: the client's, then the
-// global one; a refusal by the global bucket gives the client's token back.
-func (l *Limiter) allowShared(k netip.Addr, now time.Time) (bool, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// global one; a refusal by the global bucket, or a request that ended
+// before the global bucket answered, gives the client's token back.
+func (l *Limiter) allowShared(ctx context.Context, k netip.Addr, now time.Time) (bool, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, sharedTimeout)
 	defer cancel()
+	// Giving a token back must not fail because the request ended.
+	giveBack := func(key string, every time.Duration) error {
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedTimeout)
+		defer cancel()
+		return l.cfg.Shared.ReturnRateToken(gctx, key, every)
+	}
 	l.mu.Lock()
 	prune := now.Sub(l.lastPrune) >= time.Minute
 	if prune {
@@ -311,7 +335,7 @@ func (l *Limiter) allowShared(k netip.Addr, now time.Time) (bool, time.Duration,
 		until, err := l.cfg.Shared.RateKeyUntil(ctx, l.sharedKey("fail", k))
 		if err != nil {
 			if ipOn {
-				_ = l.cfg.Shared.ReturnRateToken(ctx, ipKey, ipEvery)
+				_ = giveBack(ipKey, ipEvery)
 			}
 			return false, 0, err
 		}
@@ -321,7 +345,7 @@ func (l *Limiter) allowShared(k netip.Addr, now time.Time) (bool, time.Duration,
 		ok, wait, err := l.cfg.Shared.TakeRateToken(ctx, "global", now, gEvery, burst)
 		if err != nil || !ok {
 			if ipOn {
-				if rerr := l.cfg.Shared.ReturnRateToken(ctx, ipKey, ipEvery); rerr != nil && err == nil {
+				if rerr := giveBack(ipKey, ipEvery); rerr != nil && err == nil {
 					err = rerr
 				}
 			}
@@ -413,15 +437,18 @@ func (l *Limiter) Guard(next http.Handler, o GuardOptions) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if ok, wait := l.Allow(ip); !ok {
-			l.Failed(ip)
+		if ok, wait := l.Allow(r.Context(), ip); !ok {
+			if r.Context().Err() != nil {
+				return // the client hung up: nobody to answer or to mark
+			}
+			l.Failed(r.Context(), ip)
 			refuse(w, r, wait)
 			return
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		if failing(sw.status) {
-			l.Failed(ip)
+			l.Failed(r.Context(), ip)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -41,26 +42,26 @@ func TestPerIPLimit(t *testing.T) {
 	a := netip.MustParseAddr("198.51.100.1")
 	b := netip.MustParseAddr("198.51.100.2")
 	for i := 0; i < 5; i++ {
-		if ok, _ := l.Allow(a); !ok {
+		if ok, _ := l.Allow(context.Background(), a); !ok {
 			t.Fatalf("request %d refused within the burst", i)
 		}
 	}
-	ok, wait := l.Allow(a)
+	ok, wait := l.Allow(context.Background(), a)
 	if ok || wait <= 0 || wait > time.Second {
 		t.Fatalf("6th request: ok=%v wait=%s; want refused with wait ≤ 1s", ok, wait)
 	}
 	// Refused requests take no token: after one second exactly one more.
 	for i := 0; i < 10; i++ {
-		l.Allow(a)
+		l.Allow(context.Background(), a)
 	}
 	clk.Add(time.Second)
-	if ok, _ := l.Allow(a); !ok {
+	if ok, _ := l.Allow(context.Background(), a); !ok {
 		t.Fatal("refused after refill")
 	}
-	if ok, _ := l.Allow(a); ok {
+	if ok, _ := l.Allow(context.Background(), a); ok {
 		t.Fatal("second request after one second's refill allowed")
 	}
-	if ok, _ := l.Allow(b); !ok {
+	if ok, _ := l.Allow(context.Background(), b); !ok {
 		t.Fatal("another client is limited too")
 	}
 }
@@ -68,14 +69,14 @@ func TestPerIPLimit(t *testing.T) {
 func TestIPv6SlashSixtyFourIsOneClient(t *testing.T) {
 	l := New(Config{PerMinute: 60, Burst: 3, GlobalPerMinute: 100000})
 	for i := 0; i < 3; i++ {
-		if ok, _ := l.Allow(netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1))); !ok {
+		if ok, _ := l.Allow(context.Background(), netip.MustParseAddr(fmt.Sprintf("2001:db8:1:2::%x", i+1))); !ok {
 			t.Fatal("refused within the burst")
 		}
 	}
-	if ok, _ := l.Allow(netip.MustParseAddr("2001:db8:1:2:ffff::1")); ok {
+	if ok, _ := l.Allow(context.Background(), netip.MustParseAddr("2001:db8:1:2:ffff::1")); ok {
 		t.Fatal("a new address in the same /64 got a fresh bucket")
 	}
-	if ok, _ := l.Allow(netip.MustParseAddr("2001:db8:1:3::1")); !ok {
+	if ok, _ := l.Allow(context.Background(), netip.MustParseAddr("2001:db8:1:3::1")); !ok {
 		t.Fatal("another /64 is limited")
 	}
 }
@@ -85,7 +86,7 @@ func TestGlobalLimit(t *testing.T) {
 	l := New(Config{PerMinute: 5, Burst: 5, GlobalPerMinute: 600, GlobalBurst: 10, Now: clk.Now})
 	allowed := 0
 	for i := 0; i < 100; i++ {
-		if ok, _ := l.Allow(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})); ok {
+		if ok, _ := l.Allow(context.Background(), netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})); ok {
 			allowed++
 		}
 	}
@@ -95,17 +96,17 @@ func TestGlobalLimit(t *testing.T) {
 	// A client refused for the global limit keeps its own tokens.
 	c := netip.MustParseAddr("203.0.113.1")
 	for i := 0; i < 5; i++ {
-		if ok, wait := l.Allow(c); ok || wait <= 0 {
+		if ok, wait := l.Allow(context.Background(), c); ok || wait <= 0 {
 			t.Fatal("allowed while the global bucket is empty")
 		}
 	}
 	clk.Add(time.Second) // 10 global tokens; the client gains 1/12 of one
 	for i := 0; i < 5; i++ {
-		if ok, _ := l.Allow(c); !ok {
+		if ok, _ := l.Allow(context.Background(), c); !ok {
 			t.Fatalf("client refused at %d: globally refused requests drained its bucket", i)
 		}
 	}
-	if ok, _ := l.Allow(c); ok {
+	if ok, _ := l.Allow(context.Background(), c); ok {
 		t.Fatal("client allowed past its burst")
 	}
 }
@@ -115,7 +116,7 @@ func TestBoundedClients(t *testing.T) {
 	l := New(Config{PerMinute: 60, Burst: 10, GlobalPerMinute: 1 << 30, MaxClients: 1000, Now: clk.Now})
 	for i := 0; i < 50_000; i++ {
 		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-		l.Allow(ip)
+		l.Allow(context.Background(), ip)
 		if i%1000 == 0 {
 			clk.Add(time.Second)
 		}
@@ -127,16 +128,16 @@ func TestBoundedClients(t *testing.T) {
 	// its state.
 	l2 := New(Config{PerMinute: 60, Burst: 2, GlobalPerMinute: 1 << 30, MaxClients: 10, Now: clk.Now})
 	hot := netip.MustParseAddr("203.0.113.1")
-	l2.Allow(hot)
-	l2.Allow(hot)
+	l2.Allow(context.Background(), hot)
+	l2.Allow(context.Background(), hot)
 	for i := 0; i < 9; i++ {
-		l2.Allow(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
+		l2.Allow(context.Background(), netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
 	}
 	clk.Add(3 * time.Second) // all are full again; hot drains its bucket below
-	l2.Allow(hot)
-	l2.Allow(hot)
-	l2.Allow(netip.MustParseAddr("10.9.9.9")) // table full: the idle ones go
-	if ok, _ := l2.Allow(hot); ok {
+	l2.Allow(context.Background(), hot)
+	l2.Allow(context.Background(), hot)
+	l2.Allow(context.Background(), netip.MustParseAddr("10.9.9.9")) // table full: the idle ones go
+	if ok, _ := l2.Allow(context.Background(), hot); ok {
 		t.Fatal("eviction reset the active client's bucket")
 	}
 	if n := l2.Clients(); n != 2 {
@@ -212,7 +213,7 @@ func TestConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 2000; i++ {
 				ip := netip.AddrFrom4([4]byte{10, 0, byte(i % 200), 1})
-				if ok, _ := l.Allow(ip); ok && i%200 == 0 {
+				if ok, _ := l.Allow(context.Background(), ip); ok && i%200 == 0 {
 					mu.Lock()
 					allowed[g]++
 					mu.Unlock()

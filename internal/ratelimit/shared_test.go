@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -74,14 +75,14 @@ func TestSharedLimitAcrossInstances(t *testing.T) {
 			x := netip.MustParseAddr("203.0.113.9")
 			allowed := 0
 			for i := range 12 {
-				if ok, _ := lims[i%2].Allow(x); ok {
+				if ok, _ := lims[i%2].Allow(context.Background(), x); ok {
 					allowed++
 				}
 			}
 			if allowed != 5 {
 				t.Fatalf("one client through two instances: %d allowed, want the burst of 5", allowed)
 			}
-			ok, wait := lims[1].Allow(x)
+			ok, wait := lims[1].Allow(context.Background(), x)
 			if ok || wait <= 0 || wait > time.Second {
 				t.Errorf("over the limit: ok=%v wait=%v", ok, wait)
 			}
@@ -89,7 +90,7 @@ func TestSharedLimitAcrossInstances(t *testing.T) {
 			others := 0
 			for i := range 6 {
 				ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
-				if ok, _ := lims[i%2].Allow(ip); ok {
+				if ok, _ := lims[i%2].Allow(context.Background(), ip); ok {
 					others++
 				}
 			}
@@ -99,28 +100,28 @@ func TestSharedLimitAcrossInstances(t *testing.T) {
 			// One second later: one token for x (60/min); the global bucket
 			// got 10 (600/min) back, up to its burst.
 			clk.Add(time.Second)
-			if ok, _ := lims[0].Allow(x); !ok {
+			if ok, _ := lims[0].Allow(context.Background(), x); !ok {
 				t.Error("x refused after one interval")
 			}
-			if ok, _ := lims[1].Allow(x); ok {
+			if ok, _ := lims[1].Allow(context.Background(), x); ok {
 				t.Error("x got two tokens in one interval")
 			}
 			// A global refusal gives the client's token back: empty the
 			// global bucket with fresh clients, then y is refused, and once
 			// the global bucket has room again y still has its whole burst.
 			for i := range 20 {
-				lims[i%2].Allow(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}))
+				lims[i%2].Allow(context.Background(), netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}))
 			}
 			y := netip.MustParseAddr("198.51.100.200")
 			for range 10 {
-				if ok, _ := lims[0].Allow(y); ok {
+				if ok, _ := lims[0].Allow(context.Background(), y); ok {
 					t.Fatal("allowed with the global bucket empty")
 				}
 			}
 			clk.Add(10 * time.Second) // global full again (8); y's bucket untouched
 			got := 0
 			for i := range 8 {
-				if ok, _ := lims[i%2].Allow(y); ok {
+				if ok, _ := lims[i%2].Allow(context.Background(), y); ok {
 					got++
 				}
 			}
@@ -136,7 +137,7 @@ func TestSharedLimitAcrossInstances(t *testing.T) {
 			var wg sync.WaitGroup
 			for i := range 24 {
 				wg.Go(func() {
-					if ok, _ := lims[i%2].Allow(z); ok {
+					if ok, _ := lims[i%2].Allow(context.Background(), z); ok {
 						passed.Add(1)
 					}
 				})
@@ -150,7 +151,7 @@ func TestSharedLimitAcrossInstances(t *testing.T) {
 			local := []*ratelimit.Limiter{ratelimit.New(cfg), ratelimit.New(cfg)}
 			n := 0
 			for i := range 12 {
-				if ok, _ := local[i%2].Allow(x); ok {
+				if ok, _ := local[i%2].Allow(context.Background(), x); ok {
 					n++
 				}
 			}
@@ -186,7 +187,7 @@ func TestSharedKeyHash(t *testing.T) {
 	x := netip.MustParseAddr("198.51.100.23")
 	allowed := 0
 	for range 5 {
-		if ok, _ := lim.Allow(x); ok {
+		if ok, _ := lim.Allow(context.Background(), x); ok {
 			allowed++
 		}
 	}
@@ -230,10 +231,10 @@ func TestFailedClientsLeaveTheReserve(t *testing.T) {
 			}
 			bad := netip.MustParseAddr("198.51.100.66")
 			good := netip.MustParseAddr("203.0.113.7")
-			lims[0].Failed(bad)
+			lims[0].Failed(context.Background(), bad)
 			got := 0
 			for i := range 10 {
-				if ok, wait := lims[i%2].Allow(bad); ok {
+				if ok, wait := lims[i%2].Allow(context.Background(), bad); ok {
 					got++
 				} else if wait <= 0 {
 					t.Fatal("refused without a wait")
@@ -244,7 +245,7 @@ func TestFailedClientsLeaveTheReserve(t *testing.T) {
 			}
 			got = 0
 			for i := range 10 {
-				if ok, _ := lims[i%2].Allow(good); ok {
+				if ok, _ := lims[i%2].Allow(context.Background(), good); ok {
 					got++
 				}
 			}
@@ -262,7 +263,7 @@ func TestFailedClientsLeaveTheReserve(t *testing.T) {
 			clk.Add(time.Hour + time.Minute)
 			got = 0
 			for i := range 10 {
-				if ok, _ := lims[i%2].Allow(bad); ok {
+				if ok, _ := lims[i%2].Allow(context.Background(), bad); ok {
 					got++
 				}
 			}
@@ -279,3 +280,74 @@ func (r *recordingShared) MarkRateKey(ctx context.Context, key string, until tim
 	r.mu.Unlock()
 	return r.Shared.MarkRateKey(ctx, key, until)
 }
+
+// TestSharedHonoursRequestContext: the shared buckets are asked with the
+// request's context. While another instance holds the global bucket's row
+// (here: an open transaction), a request whose client goes away is refused
+// as soon as its context ends: it is neither let through by this
+// instance's own buckets (which decide only when the database fails) nor
+// logged as a database failure, and its client is not charged for it.
+func TestSharedHonoursRequestContext(t *testing.T) {
+	storetest.RequirePostgres(t)
+	db1, db2 := twoHandles(t, "postgres")
+	clk := &frozen{t: time.Now().UTC()}
+	logs := &strings.Builder{}
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	lim := ratelimit.New(ratelimit.Config{PerMinute: 60, Burst: 5, GlobalPerMinute: 600, GlobalBurst: 50, Now: clk.Now, Shared: db1, Log: log})
+
+	// Another instance is in the middle of taking a global token.
+	ctx := context.Background()
+	tx, err := db2.BeginTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if ok, _, err := tx.Q.TakeRateToken(ctx, "global", clk.Now(), 100*time.Millisecond, 50); err != nil || !ok {
+		t.Fatalf("holding the global row: %v %v", ok, err)
+	}
+
+	x := netip.MustParseAddr("203.0.113.9")
+	rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if ok, _ := lim.Allow(rctx, x); ok {
+		t.Fatal("a request whose context ended while the global bucket was busy was let through")
+	}
+	if rctx.Err() == nil {
+		t.Fatal("Allow returned before the request's context ended, with the global row still locked")
+	}
+	mu.Lock()
+	if strings.Contains(logs.String(), "shared rate limit failed") {
+		t.Errorf("an ended request was logged as a database failure:\n%s", logs)
+	}
+	mu.Unlock()
+
+	// Once the other instance is done, x still has its whole burst: the
+	// token taken for the ended request was given back.
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for range 10 {
+		if ok, _ := lim.Allow(ctx, x); ok {
+			got++
+		}
+	}
+	if got != 5 {
+		t.Errorf("after the ended request: %d allowed, want the whole burst of 5", got)
+	}
+	// An already ended request never reaches the database.
+	done, stop := context.WithCancel(ctx)
+	stop()
+	if ok, _ := lim.Allow(done, netip.MustParseAddr("203.0.113.10")); ok {
+		t.Error("a request whose context had ended was let through")
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

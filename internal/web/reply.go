@@ -50,7 +50,7 @@ func (h *Web) limitReplies(next func(http.ResponseWriter, *http.Request)) func(h
 		if !ok {
 			ip = clientip.Of(r, nil)
 		}
-		if ok, wait := h.replies.Allow(ip); !ok {
+		if ok, wait := h.replies.Allow(r.Context(), ip); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 			// A refused upload is not read; do not drain it.
 			w.Header().Set("Connection", "close")
