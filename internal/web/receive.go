@@ -249,8 +249,9 @@ type lockedPage struct {
 
 type problemPage struct{ Title, Text, Back, BackText string }
 
-// linkError answers an error of the engine with a page. The texts are our
-// own; an error's internal details only go to the log.
+// linkError answers an error of the engine about a link with a page, with
+// the status api.Status gives (statusOf). The texts are our own; an
+// error's internal details only go to the log.
 func (h *Web) linkError(w http.ResponseWriter, r *http.Request, access string, err error) {
 	var at *time.Time
 	if ke := (*kluis.Error)(nil); errors.As(err, &ke) {
@@ -258,29 +259,22 @@ func (h *Web) linkError(w http.ResponseWriter, r *http.Request, access string, e
 	}
 	switch kluis.ErrorCode(err) {
 	case kluis.ENOTFOUND:
-		h.render(w, r, http.StatusNotFound, "notfound", nil)
+		h.render(w, r, statusOf(err), "notfound", nil)
 	case kluis.EEXPIRED:
-		h.render(w, r, http.StatusGone, "gone", h.newView(r, gonePage{Kind: "expired", At: at}))
+		h.render(w, r, statusOf(err), "gone", h.newView(r, gonePage{Kind: "expired", At: at}))
 	case kluis.EREVOKED:
-		h.render(w, r, http.StatusGone, "gone", h.newView(r, gonePage{Kind: "revoked", At: at}))
+		h.render(w, r, statusOf(err), "gone", h.newView(r, gonePage{Kind: "revoked", At: at}))
 	case kluis.ELOCKED:
 		p := lockedPage{Until: at}
 		// Who to contact (the recipient knows the sender from the mail).
 		if l, _ := h.svc.Lookup(r.Context(), access); l != nil && l.SenderEmail != "" {
 			p.Held, p.SenderName, p.SenderEmail = l.Held, l.SenderName, l.SenderEmail
 		}
-		h.render(w, r, http.StatusLocked, "locked", h.newView(r, p))
+		h.render(w, r, statusOf(err), "locked", h.newView(r, p))
 	case kluis.EUNAUTHORIZED:
-		h.problem(w, r, http.StatusUnauthorized, "problem.session", "/r/"+access)
-	case kluis.EUNAVAILABLE:
-		w.Header().Set("Retry-After", "5")
-		h.problem(w, r, http.StatusServiceUnavailable, "problem.busy", "")
-	case kluis.EINTEGRITY:
-		h.log.Error("web: stored data failed verification", "route", r.Pattern, "err", err)
-		h.problem(w, r, http.StatusInternalServerError, "problem.damaged", "")
+		h.problem(w, r, statusOf(err), "problem.session", "/r/"+access)
 	default:
-		h.log.Error("web: request failed", "route", r.Pattern, "err", err)
-		h.problem(w, r, http.StatusInternalServerError, "problem.internal", "")
+		h.errorPage(w, r, err)
 	}
 }
 

@@ -129,19 +129,19 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		fail := func(field, key string) {
+		fail := func(status int, field, key string) {
 			v := h.newView(r, p)
 			v.Here = "/r/" + access + "/reply"
 			v.Errors = []fieldError{{Field: field, Key: key}}
 			// The rest of a refused body is not read; close the
 			// connection rather than drain gigabytes.
 			w.Header().Set("Connection", "close")
-			h.render(w, r, http.StatusUnprocessableEntity, "reply", v)
+			h.render(w, r, status, "reply", v)
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, p.MaxSize+replyFraming)
 		mr, err := r.MultipartReader()
 		if err != nil {
-			fail("message", "reply.error_form")
+			fail(http.StatusUnprocessableEntity, "message", "reply.error_form")
 			return
 		}
 		var draft *transfer.ReplyDraft
@@ -179,7 +179,7 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 			case "message":
 				if draft != nil {
 					abandon()
-					fail("message", "reply.error_form")
+					fail(http.StatusUnprocessableEntity, "message", "reply.error_form")
 					return
 				}
 				b, err := io.ReadAll(io.LimitReader(part, transfer.MaxMessageLength+1))
@@ -189,7 +189,7 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 				}
 				p.Message = strings.ReplaceAll(string(b), "\r\n", "\n")
 				if len(p.Message) > transfer.MaxMessageLength || !utf8.ValidString(p.Message) {
-					fail("message", "reply.error_message_long")
+					fail(http.StatusUnprocessableEntity, "message", "reply.error_message_long")
 					return
 				}
 			case "files":
@@ -199,7 +199,7 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 				}
 				if len(p.Files) >= transfer.MaxReplyFiles {
 					abandon()
-					fail("files", "reply.error_too_many")
+					fail(http.StatusUnprocessableEntity, "files", "reply.error_too_many")
 					return
 				}
 				if !start() {
@@ -208,7 +208,7 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 				if _, err := h.svc.AddReplyFile(r.Context(), draft, part.FileName(), part.Header.Get("Content-Type"), part); err != nil {
 					abandon()
 					if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-						fail("files", "reply.error_too_large")
+						fail(http.StatusUnprocessableEntity, "files", "reply.error_too_large")
 						return
 					}
 					h.replyFailed(w, r, access, err, fail)
@@ -219,7 +219,7 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 			part.Close()
 		}
 		if draft == nil && strings.TrimSpace(p.Message) == "" {
-			fail("message", "reply.error_empty")
+			fail(http.StatusUnprocessableEntity, "message", "reply.error_empty")
 			return
 		}
 		if !start() {
@@ -237,33 +237,38 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 }
 
 // bodyFailed answers a request body that broke off or was too large.
-func (h *Web) bodyFailed(err error, fail func(field, key string)) {
+func (h *Web) bodyFailed(err error, fail func(status int, field, key string)) {
 	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-		fail("files", "reply.error_too_large")
+		fail(http.StatusUnprocessableEntity, "files", "reply.error_too_large")
 		return
 	}
-	fail("files", "reply.error_broken")
+	fail(http.StatusUnprocessableEntity, "files", "reply.error_broken")
 }
 
 // replyFailed answers an engine error while writing a reply: limits are
-// field errors on the form; a transfer that ended gets its page.
-func (h *Web) replyFailed(w http.ResponseWriter, r *http.Request, access string, err error, fail func(field, key string)) {
+// field errors on the form; a transfer that ended gets its page. The
+// status is the error's (formStatus, statusOf).
+func (h *Web) replyFailed(w http.ResponseWriter, r *http.Request, access string, err error, fail func(status int, field, key string)) {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe), kluis.ErrorCode(err) == kluis.ETOOLARGE:
-		fail("files", "reply.error_too_large")
+	case errors.As(err, &mbe):
+		fail(http.StatusUnprocessableEntity, "files", "reply.error_too_large")
+	case kluis.ErrorCode(err) == kluis.ETOOLARGE:
+		fail(formStatus(err), "files", "reply.error_too_large")
 	case kluis.ErrorCode(err) == kluis.EINVALID:
-		fail("message", "reply.error_invalid")
+		fail(formStatus(err), "message", "reply.error_invalid")
 	case kluis.ErrorCode(err) == kluis.EPOLICY:
-		h.problem(w, r, http.StatusForbidden, "reply.refused", "/r/"+access+"/open")
+		h.problem(w, r, statusOf(err), "reply.refused", "/r/"+access+"/open")
 	case kluis.ErrorCode(err) == kluis.ENOSPACE:
-		fail("files", "reply.error_space")
+		fail(formStatus(err), "files", "reply.error_space")
 	case errors.Is(err, transfer.ErrReplyLimit):
-		h.problem(w, r, http.StatusTooManyRequests, "reply.limit", "/r/"+access+"/open")
+		setRetryAfter(w, err)
+		h.problem(w, r, statusOf(err), "reply.limit", "/r/"+access+"/open")
 	case kluis.ErrorCode(err) == kluis.EQUOTA:
 		// The recipient's own unfinished transfers or daily volume, as a
 		// sender.
-		fail("files", "reply.error_quota")
+		setRetryAfter(w, err)
+		fail(formStatus(err), "files", "reply.error_quota")
 	default:
 		h.linkError(w, r, access, err)
 	}

@@ -11,9 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -191,14 +189,14 @@ func (h *Web) verifyStart(w http.ResponseWriter, r *http.Request) {
 		switch kluis.ErrorCode(err) {
 		case kluis.EINVALID:
 			v.Errors = []fieldError{{Field: "email", Key: "send.error_email"}}
-			h.render(w, r, http.StatusUnprocessableEntity, "send_details", v)
+			h.render(w, r, formStatus(err), "send_details", v)
 		case kluis.ETOOMANYREQUESTS:
 			if errors.Is(err, sender.ErrCodeLimit) {
 				// Too many codes for this address (or from this
 				// browser): the details form, saying to wait.
 				setRetryAfter(w, err)
 				v.Errors = []fieldError{{Field: "email", Key: "send.error_code_limit"}}
-				h.render(w, r, http.StatusTooManyRequests, "send_details", v)
+				h.render(w, r, formStatus(err), "send_details", v)
 				return
 			}
 			if !errors.Is(err, sender.ErrCooldown) {
@@ -210,7 +208,7 @@ func (h *Web) verifyStart(w http.ResponseWriter, r *http.Request) {
 				// The cooldown holds for another address too: the
 				// details form again, with the address as it was typed.
 				v.Errors = []fieldError{{Field: "email", Key: "send.error_change_wait"}}
-				h.render(w, r, http.StatusTooManyRequests, "send_details", v)
+				h.render(w, r, formStatus(err), "send_details", v)
 				return
 			}
 			// A code went to this address from this browser a moment ago
@@ -218,7 +216,7 @@ func (h *Web) verifyStart(w http.ResponseWriter, r *http.Request) {
 			d.CodeDigits, d.Minutes = sender.CodeDigits, int(h.senders.Config().CodeTTL.Minutes())
 			v.D = d
 			v.Errors = []fieldError{{Field: "code", Key: "send.error_resend_wait"}}
-			h.render(w, r, http.StatusTooManyRequests, "send_code", v)
+			h.render(w, r, formStatus(err), "send_code", v)
 		default:
 			h.sendProblem(w, r, err)
 		}
@@ -231,23 +229,9 @@ func (h *Web) verifyStart(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "send_code", v)
 }
 
-// setRetryAfter sets Retry-After from a rate_limited error's wait.
-func setRetryAfter(w http.ResponseWriter, err error) {
-	var ke *kluis.Error
-	if errors.As(err, &ke) && ke.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ke.RetryAfter.Seconds()))))
-	}
-}
-
 // sendProblem answers an unexpected error of the verification with a page.
 func (h *Web) sendProblem(w http.ResponseWriter, r *http.Request, err error) {
-	if c := kluis.ErrorCode(err); c == kluis.EUNAVAILABLE || c == kluis.ETOOMANYREQUESTS {
-		w.Header().Set("Retry-After", "5")
-		h.problem(w, r, http.StatusServiceUnavailable, "problem.busy", "")
-		return
-	}
-	h.log.Error("web: sender verification", "route", r.Pattern, "err", err)
-	h.problem(w, r, http.StatusInternalServerError, "problem.internal", "")
+	h.errorPage(w, r, err)
 }
 
 // checkDetails validates the sender-details form.
@@ -313,17 +297,18 @@ func (h *Web) verifyConfirm(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		switch kluis.ErrorCode(err) {
 		case kluis.EINVALID:
-			fail(http.StatusUnprocessableEntity, "send.error_code_format")
+			fail(formStatus(err), "send.error_code_format")
 		case kluis.EWRONGSECRET:
-			fail(http.StatusUnprocessableEntity, "send.error_code_wrong")
+			fail(formStatus(err), "send.error_code_wrong")
 		case kluis.EEXPIRED:
-			fail(http.StatusUnprocessableEntity, "send.error_code_expired")
+			fail(formStatus(err), "send.error_code_expired")
 		case kluis.ELOCKED:
-			fail(http.StatusUnprocessableEntity, "send.error_code_locked")
+			fail(formStatus(err), "send.error_code_locked")
 		case kluis.EUNAUTHORIZED:
-			fail(http.StatusUnprocessableEntity, "send.error_code_none")
+			fail(formStatus(err), "send.error_code_none")
 		case kluis.ETOOMANYREQUESTS:
-			fail(http.StatusTooManyRequests, "send.error_too_many")
+			setRetryAfter(w, err)
+			fail(formStatus(err), "send.error_too_many")
 		default:
 			h.sendProblem(w, r, err)
 		}
@@ -417,18 +402,21 @@ func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := h.svc.Create(r.Context(), cr)
 	if err != nil {
+		setRetryAfter(w, err)
 		switch kluis.ErrorCode(err) {
 		case kluis.EPOLICY:
-			errs(http.StatusForbidden, composeError{Field: "to", Message: translate("send.error_policy", kluis.ErrorMessage(err))})
+			errs(statusOf(err), composeError{Field: "to", Message: translate("send.error_policy", kluis.ErrorMessage(err))})
 		case kluis.EINVALID:
-			errs(http.StatusUnprocessableEntity, composeError{Field: "to", Message: translate("send.error_invalid", kluis.ErrorMessage(err))})
+			errs(formStatus(err), composeError{Field: "to", Message: translate("send.error_invalid", kluis.ErrorMessage(err))})
 		case kluis.EUNAVAILABLE, kluis.ETOOMANYREQUESTS:
-			errs(http.StatusServiceUnavailable, composeError{Message: translate("send.error_busy")})
+			errs(statusOf(err), composeError{Message: translate("send.error_busy")})
 		case kluis.EQUOTA:
-			errs(http.StatusTooManyRequests, composeError{Message: translate("send.error_quota")})
+			errs(statusOf(err), composeError{Message: translate("send.error_quota")})
 		default:
-			h.log.Error("web: create transfer", "err", err)
-			errs(http.StatusInternalServerError, composeError{Message: translate("send.error_generic")})
+			if kluis.ErrorCode(err) == kluis.EINTERNAL {
+				h.log.Error("web: create transfer", "err", err)
+			}
+			errs(statusOf(err), composeError{Message: translate("send.error_generic")})
 		}
 		return
 	}

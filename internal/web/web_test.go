@@ -105,7 +105,7 @@ func TestTemplateKeysExist(t *testing.T) {
 	for _, k := range []string{"unlock.error_empty", "unlock.error_wrong", "fragment.error_empty", "fragment.error_wrong"} {
 		used[k], recipientKeys[k] = true, "receive.go"
 	}
-	for _, p := range []string{"problem.session", "problem.busy", "problem.internal", "problem.damaged", "problem.file", "reply.refused", "reply.limit", "reply.too_fast"} {
+	for _, p := range []string{"problem.session", "problem.busy", "problem.internal", "problem.damaged", "problem.file", "reply.refused", "reply.limit", "reply.too_fast", "problem.request"} {
 		delete(used, p)
 		delete(recipientKeys, p)
 		used[p+"_title"], used[p+"_text"] = true, true
