@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/clientip"
+	"github.com/kluis-nl/kluis/internal/kluistest"
 )
 
 func mustPrefixes(t *testing.T, s string) []netip.Prefix {
@@ -24,20 +25,15 @@ func mustPrefixes(t *testing.T, s string) []netip.Prefix {
 	return p
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+// at returns a clock set to a fixed moment.
+func at(unix int64) *kluistest.Clock {
+	c := kluistest.NewClock()
+	c.Set(time.Unix(unix, 0))
+	return c
 }
 
 func TestPerIPLimit(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := at(1_700_000_000)
 	l := New(Config{PerMinute: 60, Burst: 5, GlobalPerMinute: 100000, Now: clk.Now})
 	a := netip.MustParseAddr("198.51.100.1")
 	b := netip.MustParseAddr("198.51.100.2")
@@ -54,7 +50,7 @@ func TestPerIPLimit(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		l.Allow(context.Background(), a)
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if ok, _ := l.Allow(context.Background(), a); !ok {
 		t.Fatal("refused after refill")
 	}
@@ -82,7 +78,7 @@ func TestIPv6SlashSixtyFourIsOneClient(t *testing.T) {
 }
 
 func TestGlobalLimit(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := at(1_700_000_000)
 	l := New(Config{PerMinute: 5, Burst: 5, GlobalPerMinute: 600, GlobalBurst: 10, Now: clk.Now})
 	allowed := 0
 	for i := 0; i < 100; i++ {
@@ -100,7 +96,7 @@ func TestGlobalLimit(t *testing.T) {
 			t.Fatal("allowed while the global bucket is empty")
 		}
 	}
-	clk.Add(time.Second) // 10 global tokens; the client gains 1/12 of one
+	clk.Advance(time.Second) // 10 global tokens; the client gains 1/12 of one
 	for i := 0; i < 5; i++ {
 		if ok, _ := l.Allow(context.Background(), c); !ok {
 			t.Fatalf("client refused at %d: globally refused requests drained its bucket", i)
@@ -112,13 +108,13 @@ func TestGlobalLimit(t *testing.T) {
 }
 
 func TestBoundedClients(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := at(1_700_000_000)
 	l := New(Config{PerMinute: 60, Burst: 10, GlobalPerMinute: 1 << 30, MaxClients: 1000, Now: clk.Now})
 	for i := 0; i < 50_000; i++ {
 		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		l.Allow(context.Background(), ip)
 		if i%1000 == 0 {
-			clk.Add(time.Second)
+			clk.Advance(time.Second)
 		}
 		if n := l.Clients(); n > 1000 {
 			t.Fatalf("%d clients kept, bound is 1000", n)
@@ -133,7 +129,7 @@ func TestBoundedClients(t *testing.T) {
 	for i := 0; i < 9; i++ {
 		l2.Allow(context.Background(), netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}))
 	}
-	clk.Add(3 * time.Second) // all are full again; hot drains its bucket below
+	clk.Advance(3 * time.Second) // all are full again; hot drains its bucket below
 	l2.Allow(context.Background(), hot)
 	l2.Allow(context.Background(), hot)
 	l2.Allow(context.Background(), netip.MustParseAddr("10.9.9.9")) // table full: the idle ones go
@@ -231,7 +227,7 @@ func TestConcurrent(t *testing.T) {
 // password, an unknown link, a refusal) marks the client; success does
 // not. An exempt request is neither counted nor refused.
 func TestGuardMarksFailures(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := at(1_700_000_000)
 	l := New(Config{PerMinute: 600, Burst: 100, GlobalPerMinute: 60, GlobalBurst: 4, Reserve: 2, Now: clk.Now})
 	status := http.StatusOK
 	h := l.Guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }),
