@@ -33,12 +33,10 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/kluis-nl/kluis/internal/app"
 	"github.com/kluis-nl/kluis/internal/blob/local"
-	"github.com/kluis-nl/kluis/internal/mail"
-	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/config"
 	"github.com/kluis-nl/kluis/internal/segment"
-	"github.com/kluis-nl/kluis/internal/sender"
-	"github.com/kluis-nl/kluis/internal/server"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -113,11 +111,12 @@ func (r *patternReader) Read(p []byte) (int, error) {
 type env struct {
 	dir    string // base folder: data (blob store, database) and raw files
 	data   string
-	srv    *httptest.Server
+	srv    *httptest.Server // only its URL: the server is app's
 	client *http.Client
 	db     *store.DB
 	svc    *transfer.Service
 	apiKey string // a sender key for creating transfers
+	stop   func() // ends the server and closes it
 }
 
 var (
@@ -130,8 +129,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if theEnv != nil {
-		theEnv.srv.Close()
-		theEnv.db.Close()
+		theEnv.close()
 	}
 	if baseDir != "" {
 		os.RemoveAll(baseDir)
@@ -155,40 +153,42 @@ func newEnv() (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{dir: baseDir, data: filepath.Join(baseDir, "data")}
-	ctx := context.Background()
-	if err := os.MkdirAll(e.data, 0o700); err != nil {
-		return nil, err
-	}
-	e.db, err = store.OpenSQLite(ctx, filepath.Join(e.data, "kluis.db"))
+	e, err := startEnv(baseDir, app.Options{LocalBlobs: local.Options{WrapTemp: blobTimes.wrap}})
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := local.NewWithOptions(e.data, local.Options{WrapTemp: blobTimes.wrap})
-	if err != nil {
-		return nil, err
-	}
-	keys, err := secret.NewKeyring(secret.GenerateMasterKey())
-	if err != nil {
-		return nil, err
-	}
-	log := slog.New(slog.DiscardHandler)
-	e.svc = transfer.New(e.db, blobs, keys, transfer.DefaultConfig(), nil, log)
-	senders := sender.New(e.db, keys, nil, mail.Org{}, sender.DefaultConfig(), nil, log)
-	if _, e.apiKey, err = senders.CreateAPIKey(ctx, "bench@example.nl"); err != nil {
-		return nil, err
-	}
-	h, err := server.New(server.Deps{Transfers: e.svc, Senders: senders, Log: log})
-	if err != nil {
-		return nil, err
-	}
-	e.srv = httptest.NewServer(h)
 	e.client = &http.Client{Transport: &http.Transport{
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: 32,
 		WriteBufferSize:     256 << 10,
 		ReadBufferSize:      256 << 10,
 	}}
+	return e, nil
+}
+
+// startEnv runs kluis serve in this process (package app) with its data in
+// dir/data, on 127.0.0.1:0 without rate limits, and makes a sender key.
+func startEnv(dir string, o app.Options) (*env, error) {
+	e := &env{dir: dir, data: filepath.Join(dir, "data")}
+	cfg, err := config.ParseServe([]string{"--data", e.data, "--addr", "127.0.0.1:0", "--rate-limit", "0", "--rate-limit-global", "0"},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	o.Log = slog.New(slog.DiscardHandler)
+	a, err := app.New(context.Background(), cfg, o)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	e.stop = func() { cancel(); <-done; a.Close() }
+	e.srv, e.db, e.svc = newURLServer(a.URL()), a.DB, a.Transfers
+	if _, e.apiKey, err = a.Senders.CreateAPIKey(ctx, "bench@example.nl"); err != nil {
+		e.stop()
+		return nil, err
+	}
 	return e, nil
 }
 

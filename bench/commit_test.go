@@ -1,24 +1,14 @@
 package bench
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/kluis-nl/kluis/internal/blob/local"
-	"github.com/kluis-nl/kluis/internal/mail"
-	"github.com/kluis-nl/kluis/internal/secret"
-	"github.com/kluis-nl/kluis/internal/sender"
-	"github.com/kluis-nl/kluis/internal/server"
-	"github.com/kluis-nl/kluis/internal/store"
+	"github.com/kluis-nl/kluis/internal/app"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -72,45 +62,15 @@ func BenchmarkPatchCommit(b *testing.B) {
 // newCommitEnv is an in-process server like newEnv's, with 64 KiB
 // segments and its own data folder.
 func newCommitEnv(dir string) (*env, error) {
-	e := &env{dir: dir, data: filepath.Join(dir, "data")}
-	ctx := context.Background()
-	if err := os.MkdirAll(e.data, 0o700); err != nil {
-		return nil, err
-	}
-	var err error
-	e.db, err = store.OpenSQLite(ctx, filepath.Join(e.data, "kluis.db"))
+	e, err := startEnv(dir, app.Options{Engine: func(c *transfer.Config) { c.SegmentSize = commitSegment }})
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := local.New(e.data)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := secret.NewKeyring(secret.GenerateMasterKey())
-	if err != nil {
-		return nil, err
-	}
-	log := slog.New(slog.DiscardHandler)
-	cfg := transfer.DefaultConfig()
-	cfg.SegmentSize = commitSegment
-	e.svc = transfer.New(e.db, blobs, keys, cfg, nil, log)
-	senders := sender.New(e.db, keys, nil, mail.Org{}, sender.DefaultConfig(), nil, log)
-	if _, e.apiKey, err = senders.CreateAPIKey(ctx, "bench@example.nl"); err != nil {
-		return nil, err
-	}
-	h, err := server.New(server.Deps{Transfers: e.svc, Senders: senders, Log: log})
-	if err != nil {
-		return nil, err
-	}
-	e.srv = httptest.NewServer(h)
 	e.client = &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	return e, nil
 }
 
-func (e *env) close() {
-	e.srv.Close()
-	e.db.Close()
-}
+func (e *env) close() { e.stop() }
 
 // tusCreate creates a tus upload of n bytes and returns its path.
 func (e *env) tusCreate(token string, n int64) (string, error) {

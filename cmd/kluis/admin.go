@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/kluis-nl/kluis/internal/audit"
-	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/store"
@@ -171,7 +170,6 @@ func openSenders(ctx context.Context, spec, data string) (*sender.Service, func(
 		db.Close()
 		return nil, nil, err
 	}
-	svc := sender.New(db, keys, nil, mail.Org{}, sender.DefaultConfig(), nil, nil)
-	svc.SetAudit(audit.New(db, 0, nil, nil)) // actor "admin"
+	svc := sender.New(sender.Deps{DB: db, Keys: keys, Config: sender.DefaultConfig(), Audit: audit.New(db, 0, nil, nil)}) // actor "admin"
 	return svc, func() { db.Close() }, nil
 }

@@ -384,7 +384,7 @@ func runAdminExportIdentity(ctx context.Context, args []string, getenv func(stri
 
 func exportIdentity(ctx context.Context, db *store.DB, keys *secret.Keyring, transferID, sec string) (string, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := transfer.New(db, nil, keys, transfer.DefaultConfig(), nil, log) // no blobs needed
+	svc := transfer.New(transfer.Deps{DB: db, Keys: keys, Config: transfer.DefaultConfig(), Log: log}) // no blobs needed
 	return svc.ExportIdentity(ctx, transferID, sec)
 }
 

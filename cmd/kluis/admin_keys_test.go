@@ -58,7 +58,7 @@ func newKeysEngine(t *testing.T, db *store.DB, dir string) *keysEngine {
 	cfg.PasswordLogN = 10
 	cfg.SegmentSize = 100_000
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return &keysEngine{db: db, svc: transfer.New(db, blobs, keys, cfg, nil, log), keys: keys}
+	return &keysEngine{db: db, svc: transfer.New(transfer.Deps{DB: db, Blobs: blobs, Keys: keys, Config: cfg, Log: log}), keys: keys}
 }
 
 type keysTransfer struct {

@@ -3,15 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	"github.com/kluis-nl/kluis/internal/policy"
 )
 
 func TestAdminPolicyCheck(t *testing.T) {
@@ -46,73 +41,4 @@ func TestAdminPolicyCheck(t *testing.T) {
 	if err := run(ctx, []string{"admin", "policy", "check", demo}, env, &out, &errOut); err != nil || !strings.Contains(out.String(), "DEMO") {
 		t.Errorf("demo: %v\n%s", err, out.String())
 	}
-}
-
-// SIGHUP reloads the file; a bad file is logged and the old policy stays.
-func TestWatchPolicy(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "policy.json")
-	os.WriteFile(file, []byte(`{"organisation_domains": ["gemeente.nl"]}`), 0o600)
-	var logs syncLog
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	h, err := loadPolicy(file, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	hup := make(chan os.Signal)
-	done := make(chan struct{})
-	go func() { defer close(done); watchPolicy(ctx, hup, h, file, log) }()
-	good := h.Get()
-
-	os.WriteFile(file, []byte(`{"organisation_domains": ["gemeente.nl"], "rules": [{"name": "x"}]}`), 0o600)
-	hup <- nil
-	waitFor(t, &logs, "policy reload failed")
-	if h.Get() != good {
-		t.Fatal("a bad file replaced the policy")
-	}
-	if !strings.Contains(logs.String(), "rules[0].action") {
-		t.Errorf("the log does not say what to fix:\n%s", logs.String())
-	}
-	os.WriteFile(file, []byte(`{"organisation_domains": ["andere.nl"]}`), 0o600)
-	hup <- nil
-	waitFor(t, &logs, "policy reloaded")
-	if d := h.Get().Domains(); len(d) != 1 || d[0] != "andere.nl" {
-		t.Fatalf("after reload: %v", d)
-	}
-	cancel()
-	<-done
-
-	if _, err := loadPolicy(filepath.Join(t.TempDir(), "missing.json"), log); err == nil || !strings.Contains(err.Error(), "--policy") {
-		t.Errorf("missing file at start: %v", err)
-	}
-	if h, err := loadPolicy("", log); err != nil || !h.Get().Demo() || h.Get() == nil {
-		t.Errorf("no --policy: %v", err)
-	}
-	if h := policy.NewHolder(nil); !h.Get().Demo() {
-		t.Error("holder without a policy is not the demo")
-	}
-}
-
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-func (l *syncLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.buf.String() }
-
-func waitFor(t *testing.T, l *syncLog, s string) {
-	t.Helper()
-	for range 200 {
-		if strings.Contains(l.String(), s) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("log never said %q:\n%s", s, l.String())
 }

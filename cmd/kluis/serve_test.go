@@ -8,39 +8,22 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kluis-nl/kluis/internal/kluistest"
 )
-
-// lockedBuffer collects the server's log while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startServe runs kluis serve in this process on a free loopback port with
 // a fresh data folder. It returns the address the server prints, or the
 // error with which it refused to start; a started server is stopped when
 // the test ends.
-func startServe(t *testing.T, env map[string]string, args ...string) (url string, log *lockedBuffer, err error) {
+func startServe(t *testing.T, env map[string]string, args ...string) (url string, log *kluistest.Buffer, err error) {
 	t.Helper()
 	getenv := func(k string) string { return env[k] }
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	log = &lockedBuffer{}
+	log = &kluistest.Buffer{}
 	done := make(chan error, 1)
 	all := append([]string{"--data", t.TempDir(), "--addr", "127.0.0.1:0"}, args...)
 	go func() {
@@ -277,7 +260,7 @@ func TestDeployNeedsRelay(t *testing.T) {
 	os.WriteFile(empty, nil, 0o400)
 	env["KLUIS_SMTP_FILE"] = empty
 	getenv := func(k string) string { return env[k] }
-	var out lockedBuffer
+	var out kluistest.Buffer
 	err := runServe(context.Background(), nil, getenv, &out, &out)
 	if err == nil || !strings.Contains(err.Error(), "KLUIS_SMTP_FILE") {
 		t.Errorf("empty smtp credential: %v", err)

@@ -1,13 +1,9 @@
 package api_test
 
 import (
-	"database/sql"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +13,6 @@ import (
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/mail"
-	"github.com/kluis-nl/kluis/internal/outbox"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -26,14 +21,11 @@ import (
 // downloaded for a recipient once the ranges sent to them cover it, and
 // then gets one downloads record and one notice to the sender.
 
-// newAccountEnv is newAuditEnv with the real outbox as the engine's mailer,
-// so download notices are queued as in production (and not delivered).
+// newAccountEnv is newAuditEnv; the server queues download notices in its
+// outbox, as in production.
 func newAccountEnv(t *testing.T) *auditEnv {
 	t.Helper()
-	e := newAuditEnv(t)
-	log := slog.New(slog.NewJSONHandler(e.logs, nil))
-	e.svc.SetMailer(outbox.New(e.db, e.keys, nil, "example.nl", e.clock.Now, log), mail.Org{Name: "Gemeente Test", BaseURL: e.cfg.BaseURL})
-	return e
+	return newAuditEnv(t)
 }
 
 // notifying is a ready transfer whose sender asked for download notices,
@@ -59,43 +51,17 @@ func (e *auditEnv) notifying(sizes ...int) *shared {
 	return s
 }
 
-// notices returns the subjects of the download notices queued so far, read
-// from the outbox table and opened with the master key, as the mail worker
-// does.
+// notices returns the subjects of the download notices sent so far,
+// oldest first: once the server's outbox has delivered everything queued,
+// from its development mailbox.
 func (e *auditEnv) notices() []string {
 	e.t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "kluis.db")+"?mode=ro&_pragma=busy_timeout(10000)")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query(`SELECT id, sealed FROM outbox WHERE kind = ? ORDER BY created_at, id`, string(mail.KindDownload))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer rows.Close()
 	var out []string
-	for rows.Next() {
-		var id string
-		var sealed []byte
-		if err := rows.Scan(&id, &sealed); err != nil {
-			e.t.Fatal(err)
-		}
-		plain, err := e.keys.Open("outbox.mail", id, sealed)
-		if err != nil {
-			e.t.Fatalf("open queued mail: %v", err)
-		}
-		var m mail.Message
-		if err := json.Unmarshal(plain, &m); err != nil {
-			e.t.Fatal(err)
-		}
+	for _, m := range e.app.Delivered(mail.KindDownload, "") {
 		if m.To != "afzender@example.nl" {
 			e.t.Errorf("download notice to %q, want the sender", m.To)
 		}
-		out = append(out, m.Subject)
-	}
-	if err := rows.Err(); err != nil {
-		e.t.Fatal(err)
+		out = append([]string{m.Subject}, out...)
 	}
 	return out
 }

@@ -5,31 +5,20 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/audit"
-	"github.com/kluis-nl/kluis/internal/blob/local"
-	"github.com/kluis-nl/kluis/internal/mail"
-	"github.com/kluis-nl/kluis/internal/secret"
-	"github.com/kluis-nl/kluis/internal/sender"
-	"github.com/kluis-nl/kluis/internal/server"
-	"github.com/kluis-nl/kluis/internal/store"
-	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
-// auditEnv is apiEnv with the audit log switched on and an API key for a
-// sender, so transfers are created over HTTP.
+// auditEnv is apiEnv with an API key for a sender, so transfers are
+// created over HTTP, and a plain client (not checked against the OpenAPI
+// document).
 type auditEnv struct {
 	*apiEnv
-	db     *store.DB
-	keys   *secret.Keyring
 	rec    *audit.Recorder
 	keyID  string
 	apiKey string
@@ -37,42 +26,13 @@ type auditEnv struct {
 
 func newAuditEnv(t *testing.T) *auditEnv {
 	t.Helper()
-	dir := t.TempDir()
-	e := &apiEnv{t: t, ctx: t.Context(), dir: dir, cfg: transfer.DefaultConfig(), logs: &syncBuffer{},
-		clock: &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}}
-	e.cfg.PasswordLogN = 10
-	e.cfg.SegmentSize = 100_000
-	db, err := store.OpenSQLite(e.ctx, filepath.Join(dir, "kluis.db"))
+	e := newAPIEnv(t)
+	id, key, err := e.senders.CreateAPIKey(e.ctx, "afzender@example.nl")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	blobs, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rec := audit.New(db, 0, e.clock.Now, log)
-	e.svc = transfer.New(db, blobs, keys, e.cfg, e.clock.Now, log)
-	e.svc.SetAudit(rec)
-	senders := sender.New(db, keys, noMail{}, mail.Org{BaseURL: e.cfg.BaseURL}, sender.DefaultConfig(), e.clock.Now, log)
-	senders.SetAudit(rec)
-	id, key, err := senders.CreateAPIKey(e.ctx, "afzender@example.nl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := server.New(server.Deps{Transfers: e.svc, Senders: senders, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.srv = httptest.NewServer(h)
-	t.Cleanup(e.srv.Close)
 	e.client = &http.Client{Transport: &http.Transport{DisableCompression: true}}
-	return &auditEnv{apiEnv: e, db: db, keys: keys, rec: rec, keyID: id, apiKey: key}
+	return &auditEnv{apiEnv: e, rec: e.app.Audit, keyID: id, apiKey: key}
 }
 
 func (e *auditEnv) entries() []audit.Entry {
@@ -214,7 +174,7 @@ func TestLogInjection(t *testing.T) {
 	apiError(t, e.req("POST", "/api/v1/transfers", e.apiKey, nil, map[string]any{"to": []string{"o@example.nl"}, "subject": forged}), http.StatusBadRequest)
 	apiError(t, e.req("POST", "/api/v1/links/"+url.PathEscape(forged)+"/unlock", "", nil, map[string]string{"secret": forged}), http.StatusNotFound)
 	// The same value given straight to the logger stays on one line.
-	slog.New(slog.NewJSONHandler(e.logs, nil)).Warn("user input", "email", forged)
+	e.logs.Logger().Warn("user input", "email", forged)
 
 	lines := logLines(t, e.logs.Bytes())
 	if len(lines) == 0 {

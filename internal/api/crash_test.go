@@ -5,7 +5,6 @@ package api_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kluis-nl/kluis/internal/kluistest"
 )
 
 // The crash tests run the server in a child process (this test binary,
@@ -55,13 +56,9 @@ func TestCrashChild(t *testing.T) {
 	if os.Getenv(crashChildEnv) == "" {
 		t.Skip("helper process of TestMultiRangeReadErrorKeepsServing")
 	}
+	// The server runs its purge round, woken by a revoke, as kluis serve.
 	e := newAPIEnv(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	// The purge round, woken by a revoke, as in kluis serve.
-	go e.svc.Run(ctx)
-
-	fx := crashFixture{URL: e.srv.URL, Sizes: crashSizes}
+	fx := crashFixture{URL: e.url, Sizes: crashSizes}
 	mk := func(names ...string) crashTransfer {
 		sizes := make([]int, len(names))
 		for i, n := range names {
@@ -90,7 +87,7 @@ func TestCrashChild(t *testing.T) {
 type crashChild struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *syncBuffer
+	stderr *kluistest.Buffer
 	done   chan struct{}
 	err    error
 	fx     crashFixture
@@ -100,7 +97,7 @@ func startCrashChild(t *testing.T) *crashChild {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashChildEnv+"=1")
-	c := &crashChild{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	c := &crashChild{cmd: cmd, stderr: &kluistest.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -113,7 +110,7 @@ func startCrashChild(t *testing.T) *crashChild {
 		t.Fatal(err)
 	}
 	ready := make(chan []byte, 1)
-	var out syncBuffer
+	var out kluistest.Buffer
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(nil, 1<<20)

@@ -5,119 +5,60 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/blob/local"
-	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/app/apptest"
+	"github.com/kluis-nl/kluis/internal/kluistest"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
-	"github.com/kluis-nl/kluis/internal/server"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
-
-// noMail is the sender service's mailer; these tests send no mail.
-type noMail struct{}
-
-func (noMail) Enqueue(context.Context, *store.Tx, *mail.Message) (string, error) { return "", nil }
-func (noMail) Wake()                                                             {}
-
-// apiEnv is a real engine behind the real handler on a loopback server.
+// apiEnv is the real server (package app) on a loopback port, with a
+// fake clock and the log kept; the tests call its API over HTTP.
 type apiEnv struct {
 	t       testing.TB
 	ctx     context.Context
+	app     *apptest.App
 	dir     string
 	cfg     transfer.Config
-	clock   *fakeClock
-	logs    *syncBuffer
+	clock   *kluistest.Clock
+	logs    *kluistest.Logs
+	db      *store.DB
+	keys    *secret.Keyring
 	svc     *transfer.Service
 	senders *sender.Service
-	srv     *httptest.Server
+	url     string // where the server listens
 	client  *http.Client
 }
 
+// newAPIEnv starts the server of o (with the engine settings tune). Every
+// request of the suite is validated against the OpenAPI document
+// (openapi_test.go).
 func newAPIEnv(t testing.TB, tune ...func(*transfer.Config)) *apiEnv {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	cfg := transfer.DefaultConfig()
-	cfg.PasswordLogN = 10
-	cfg.SegmentSize = 100_000
-	for _, f := range tune {
-		f(&cfg)
-	}
-	db, err := store.OpenSQLite(ctx, filepath.Join(dir, "kluis.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	blobs, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := transfer.New(db, blobs, keys, cfg, clock.Now, log)
-	senders := sender.New(db, keys, noMail{}, mail.Org{BaseURL: cfg.BaseURL}, sender.DefaultConfig(), clock.Now, log)
-	h, err := server.New(server.Deps{Transfers: svc, Senders: senders, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	// Every request of the suite is validated against the OpenAPI
-	// document (openapi_test.go).
-	e := &apiEnv{t: t, ctx: ctx, dir: dir, cfg: cfg, clock: clock, logs: logs, svc: svc, senders: senders, srv: srv}
+	return startAPIEnv(t, apptest.Options{Engine: func(c *transfer.Config) {
+		for _, f := range tune {
+			f(c)
+		}
+	}})
+}
+
+// startAPIEnv is newAPIEnv for a server described by o.
+func startAPIEnv(t testing.TB, o apptest.Options) *apiEnv {
+	t.Helper()
+	a := apptest.Start(t, o)
+	e := &apiEnv{t: t, ctx: context.Background(), app: a, dir: a.Dir, cfg: a.Transfers.Config(), clock: a.Clock, logs: a.Logs,
+		db: a.DB, keys: a.Keys, svc: a.Transfers, senders: a.Senders, url: a.URL()}
 	e.client = &http.Client{Transport: newSpecTransport(func() testing.TB { return e.t }, &http.Transport{DisableCompression: true})}
 	return e
 }
@@ -158,7 +99,7 @@ func (e *apiEnv) try(method, path, token string, header map[string]string, body 
 			header["Content-Type"] = "application/json"
 		}
 	}
-	r, err := http.NewRequestWithContext(e.ctx, method, e.srv.URL+path, rd)
+	r, err := http.NewRequestWithContext(e.ctx, method, e.url+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}

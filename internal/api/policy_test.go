@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kluis-nl/kluis/internal/app/apptest"
 	"github.com/kluis-nl/kluis/internal/policy"
 )
 
@@ -21,13 +22,7 @@ const apiPolicy = `{
 // naming the address and the rule; a limit of a rule likewise; the rest is
 // created. GET /api/v1/config tells the UI and CLI the defaults.
 func TestPolicyAPI(t *testing.T) {
-	e := newAPIEnv(t)
-	p, err := policy.Parse([]byte(apiPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := policy.NewHolder(p)
-	e.svc.SetPolicy(h.Get)
+	e := startAPIEnv(t, apptest.Options{Policy: apiPolicy})
 	key := func(addr string) string {
 		_, k, err := e.senders.CreateAPIKey(e.ctx, addr)
 		if err != nil {
@@ -96,7 +91,7 @@ func TestPolicyAPI(t *testing.T) {
 	}
 
 	// Back to the demo: everything allowed, and /api/v1/config says so.
-	h.Set(policy.Default())
+	e.app.Policy.Set(policy.Default())
 	e.jsonOK(create(outside, map[string]any{"to": []string{"b@elders.nl"}}), http.StatusCreated, nil)
 	cfg.Domains = nil
 	e.jsonOK(e.req("GET", "/api/v1/config", "", nil, nil), http.StatusOK, &cfg)

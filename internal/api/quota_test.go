@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kluis-nl/kluis/internal/policy"
+	"github.com/kluis-nl/kluis/internal/app/apptest"
 )
 
 // TestQuotaAPI: the policy's quotas answer 429 quota_exceeded in the API's
@@ -14,12 +14,7 @@ import (
 // volume on a tus upload's creation (with Retry-After: the volume frees up
 // as the day goes on).
 func TestQuotaAPI(t *testing.T) {
-	e := newAPIEnv(t)
-	p, err := policy.Parse([]byte(`{"defaults": {"max_open_drafts": 2, "max_bytes_per_day": "100kB"}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.svc.SetPolicy(policy.NewHolder(p).Get)
+	e := startAPIEnv(t, apptest.Options{Policy: `{"defaults": {"max_open_drafts": 2, "max_bytes_per_day": "100kB"}}`})
 	_, key, err := e.senders.CreateAPIKey(e.ctx, "afzender@example.nl")
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ func (c *countingMetrics) Failed(permanent bool, reason string) {
 func TestMetricsHooks(t *testing.T) {
 	e := newEnv(t)
 	m := &countingMetrics{}
-	e.o.SetMetrics(m)
+	e.o = New(Deps{DB: e.db, Keys: e.keys, Sender: e.sender, Domain: "example.org", Now: e.clock.Now, Log: e.logs.Logger(), Metrics: m})
 	e.sender.fail = func(n int) error {
 		switch n {
 		case 1:

@@ -76,7 +76,7 @@ type Outbox struct {
 	lastCheckpoint   time.Time // real time
 	checkpointNeeded bool
 
-	metrics Metrics // nil: nothing counted (SetMetrics)
+	metrics Metrics // nil: nothing counted
 }
 
 // Metrics receives the outcome of each delivery attempt (package metrics
@@ -91,13 +91,27 @@ type Metrics interface {
 	Failed(permanent bool, reason string)
 }
 
-// SetMetrics makes the outbox count deliveries into m; nil counts nothing.
-// Call it before Run.
-func (o *Outbox) SetMetrics(m Metrics) { o.metrics = m }
+// Deps are what an outbox is built from.
+type Deps struct {
+	DB   *store.DB
+	Keys *secret.Keyring
+	// Sender delivers the mail (SMTP or the development mailbox); nil
+	// only for an outbox that queues and never runs.
+	Sender Sender
+	// Domain is the right-hand side of Message-IDs (the domain of the
+	// from address).
+	Domain string
+	// Now is the clock for queue times; nil: time.Now.
+	Now func() time.Time
+	// Log receives delivery failures; nil: slog.Default().
+	Log *slog.Logger
+	// Metrics counts deliveries; nil: nothing is counted.
+	Metrics Metrics
+}
 
-// New returns an outbox. domain is the right-hand side of Message-IDs (the
-// domain of the from address); now is the clock for queue times.
-func New(db *store.DB, keys *secret.Keyring, sender Sender, domain string, now func() time.Time, log *slog.Logger) *Outbox {
+// New returns an outbox built from d.
+func New(d Deps) *Outbox {
+	now, log := d.Now, d.Log
 	if now == nil {
 		now = time.Now
 	}
@@ -105,7 +119,7 @@ func New(db *store.DB, keys *secret.Keyring, sender Sender, domain string, now f
 		log = slog.Default()
 	}
 	return &Outbox{
-		db: db, keys: keys, sender: sender, domain: domain, now: now, log: log,
+		db: d.DB, keys: d.Keys, sender: d.Sender, domain: d.Domain, now: now, log: log, metrics: d.Metrics,
 		wake:            make(chan struct{}, 1),
 		lease:           Lease,
 		sendTimeout:     SendTimeout,

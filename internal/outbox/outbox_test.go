@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,31 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/kluistest"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
+func newClock() *kluistest.Clock {
+	c := kluistest.NewClock()
+	c.Set(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	return c
 }
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
 type call struct {
 	MessageID string
@@ -100,27 +85,10 @@ type env struct {
 	dir    string
 	db     *store.DB
 	keys   *secret.Keyring
-	clock  *clock
+	clock  *kluistest.Clock
 	sender *fakeSender
-	logs   *syncBuffer
+	logs   *kluistest.Logs
 	o      *Outbox
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func openDB(t *testing.T, dir string) *store.DB {
@@ -135,7 +103,7 @@ func openDB(t *testing.T, dir string) *store.DB {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{dir: t.TempDir(), clock: newClock(), sender: &fakeSender{}, logs: &syncBuffer{}}
+	e := &env{dir: t.TempDir(), clock: newClock(), sender: &fakeSender{}, logs: kluistest.NewLogs()}
 	e.db = openDB(t, e.dir)
 	keys, err := secret.NewKeyring(testKey)
 	if err != nil {
@@ -147,8 +115,7 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) newOutbox(db *store.DB) *Outbox {
-	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return New(db, e.keys, e.sender, "example.org", e.clock.Now, log)
+	return New(Deps{DB: db, Keys: e.keys, Sender: e.sender, Domain: "example.org", Now: e.clock.Now, Log: e.logs.Logger()})
 }
 
 func testMsg(i int) *mail.Message {
@@ -353,11 +320,11 @@ func TestGiveUpAfterADay(t *testing.T) {
 	log := e.logs.String()
 	var errLine string
 	for _, l := range strings.Split(log, "\n") {
-		if strings.Contains(l, "level=ERROR") {
+		if strings.Contains(l, `"level":"ERROR"`) {
 			errLine = l
 		}
 	}
-	if !strings.Contains(errLine, id) || !strings.Contains(errLine, "kind=notify") {
+	if !strings.Contains(errLine, id) || !strings.Contains(errLine, `"kind":"notify"`) {
 		t.Errorf("error log lacks id or kind: %q", errLine)
 	}
 	if strings.Contains(log, "CANARY") || strings.Contains(log, "ontvanger7") {
@@ -384,7 +351,7 @@ func TestPermanentFailure(t *testing.T) {
 	if n := len(e.sender.Calls()); n != 1 {
 		t.Fatalf("%d sends, want 1", n)
 	}
-	if !strings.Contains(e.logs.String(), "level=ERROR") {
+	if !strings.Contains(e.logs.String(), `"level":"ERROR"`) {
 		t.Error("no error logged")
 	}
 }
@@ -392,7 +359,7 @@ func TestPermanentFailure(t *testing.T) {
 func TestCorruptRowFails(t *testing.T) {
 	e := newEnv(t)
 	other, _ := secret.NewKeyring(secret.GenerateMasterKey())
-	o2 := New(e.db, other, e.sender, "example.org", e.clock.Now, nil)
+	o2 := New(Deps{DB: e.db, Keys: other, Sender: e.sender, Domain: "example.org", Now: e.clock.Now})
 	id := e.enqueue(t, o2, testMsg(1)) // sealed under another key
 	e.drain(t)
 	if r := e.row(t, id); r.FailedAt == nil {
@@ -476,7 +443,7 @@ func TestErasure(t *testing.T) {
 	e.o.pollEvery = time.Hour
 	// Enough other rows that the page survives; the mail's own bytes must go.
 	for i := 100; i < 105; i++ {
-		e.enqueue(t, New(e.db, e.keys, e.sender, "example.org", func() time.Time { return e.clock.Now().Add(time.Hour) }, nil), testMsg(i))
+		e.enqueue(t, New(Deps{DB: e.db, Keys: e.keys, Sender: e.sender, Domain: "example.org", Now: func() time.Time { return e.clock.Now().Add(time.Hour) }}), testMsg(i))
 	}
 	id := e.enqueue(t, e.o, testMsg(1))
 	r := e.row(t, id)

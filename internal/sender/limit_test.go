@@ -28,8 +28,7 @@ func TestCodeMailLimits(t *testing.T) {
 		lim := DefaultConfig().CodeMails
 		// A second instance on the same database (its own service, same
 		// master key as every instance has).
-		other := New(e.db, e.svc.keys, e.svc.mailer, e.svc.org, e.svc.cfg, e.clock.now, e.svc.log)
-		other.SetAudit(e.svc.audit)
+		other := New(Deps{DB: e.db, Keys: e.svc.keys, Mailer: e.svc.mailer, Org: e.svc.org, Config: e.svc.cfg, Now: e.clock.Now, Log: e.svc.log, Audit: e.svc.audit})
 		const victim = "Slachtoffer@Example.NL"
 		start := func(s *Service, addr string) error {
 			_, err := s.Start(ctx, "", addr, "", "", "nl")
@@ -81,8 +80,8 @@ func TestCodeMailLimits(t *testing.T) {
 		// then at its rate: 2*PerDay in the first day in all. A second
 		// request at the same moment, on the other instance, never passes.
 		sent := lim.Burst
-		for end := e.clock.now().Add(24 * time.Hour); e.clock.now().Before(end); {
-			e.clock.add(lim.Every)
+		for end := e.clock.Now().Add(24 * time.Hour); e.clock.Now().Before(end); {
+			e.clock.Advance(lim.Every)
 			if err := start(e.svc, victim); err == nil {
 				sent++
 			} else if !errorsIsCodeLimit(err) {
@@ -110,7 +109,7 @@ func TestCodeMailLimits(t *testing.T) {
 			}
 		}
 		// Once every bucket is full again, Cleanup deletes it.
-		e.clock.add(48 * time.Hour)
+		e.clock.Advance(48 * time.Hour)
 		if err := e.svc.Cleanup(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -135,12 +134,12 @@ func TestCodeMailsPerPreSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := 1; i < cfg.CodeMails.Burst; i++ {
-			e.clock.add(cfg.Cooldown)
+			e.clock.Advance(cfg.Cooldown)
 			if _, err := e.svc.Start(ctx, pre, fmt.Sprintf("adres-%d@example.nl", i), "", "", "nl"); err != nil {
 				t.Fatalf("code %d: %v", i+1, err)
 			}
 		}
-		e.clock.add(cfg.Cooldown)
+		e.clock.Advance(cfg.Cooldown)
 		if _, err := e.svc.Start(ctx, pre, "nog-een@example.nl", "", "", "nl"); !errorsIsCodeLimit(err) {
 			t.Fatalf("code %d on one pre-session: %v, want the code-mail limit", cfg.CodeMails.Burst+1, err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/kluistest"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/mail/devbox"
 	"github.com/kluis-nl/kluis/internal/outbox"
@@ -26,7 +27,7 @@ type dbEnv struct {
 	svc   *Service
 	db    *store.DB
 	box   *devbox.Box
-	clock *clock
+	clock *kluistest.Clock
 	// driver and dsn open the same database with database/sql, for
 	// tests that look at the rows themselves.
 	driver, dsn string
@@ -63,16 +64,16 @@ func openDBEnv(t *testing.T, dialect string) *dbEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{t: time.Now().UTC().Truncate(time.Millisecond)}
+	c := kluistest.NewClock()
 	box := devbox.New()
 	quiet := slog.New(slog.DiscardHandler)
-	ob := outbox.New(db, keys, box, "kluis.example.nl", c.now, quiet)
+	ob := outbox.New(outbox.Deps{DB: db, Keys: keys, Sender: box, Domain: "kluis.example.nl", Now: c.Now, Log: quiet})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); ob.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })
-	s := New(db, keys, ob, mail.Org{Name: "Test", BaseURL: "https://kluis.example.nl"}, DefaultConfig(), c.now, quiet)
-	s.SetAudit(audit.New(db, 0, c.now, quiet))
+	s := New(Deps{DB: db, Keys: keys, Mailer: ob, Org: mail.Org{Name: "Test", BaseURL: "https://kluis.example.nl"}, Config: DefaultConfig(), Now: c.Now, Log: quiet,
+		Audit: audit.New(db, 0, c.Now, quiet)})
 	return &dbEnv{svc: s, db: db, box: box, clock: c, driver: driver, dsn: dsn}
 }
 
@@ -268,7 +269,7 @@ func TestCooldownPerPreSession(t *testing.T) {
 
 		// Parallel requests on a fresh pre-session past its cooldown: one
 		// mail.
-		e.clock.add(DefaultConfig().Cooldown)
+		e.clock.Advance(DefaultConfig().Cooldown)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for i := 0; i < 10; i++ {

@@ -100,19 +100,34 @@ type Service struct {
 	audit  *audit.Recorder // nil: no audit log
 }
 
-// SetAudit makes the service record verifications, logouts and API keys
-// in the audit log; nil (the default) records nothing.
-func (s *Service) SetAudit(r *audit.Recorder) { s.audit = r }
+// Deps are what the service is built from.
+type Deps struct {
+	DB   *store.DB
+	Keys *secret.Keyring
+	// Mailer queues the code mails (the outbox), written for Org; nil only
+	// for commands that send none (API keys).
+	Mailer Mailer
+	Org    mail.Org
+	Config Config
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+	// Log; nil: slog.Default().
+	Log *slog.Logger
+	// Audit records verifications, logouts and API keys; nil: no audit
+	// log.
+	Audit *audit.Recorder
+}
 
-// New returns the service. now may be nil.
-func New(db *store.DB, keys *secret.Keyring, mailer Mailer, org mail.Org, cfg Config, now func() time.Time, log *slog.Logger) *Service {
+// New returns the service built from d.
+func New(d Deps) *Service {
+	now, log := d.Now, d.Log
 	if now == nil {
 		now = time.Now
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: db, keys: keys, mailer: mailer, org: org, cfg: cfg, now: func() time.Time { return now().UTC() }, log: log}
+	return &Service{db: d.DB, keys: d.Keys, mailer: d.Mailer, org: d.Org, cfg: d.Config, now: func() time.Time { return now().UTC() }, log: log, audit: d.Audit}
 }
 
 // Config returns the service's configuration.

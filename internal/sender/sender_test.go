@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/kluistest"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
@@ -49,19 +50,7 @@ func (c *captureMailer) lastCode(t *testing.T) string {
 	return code
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestService(t *testing.T) (*Service, *captureMailer, *clock, string) {
+func newTestService(t *testing.T) (*Service, *captureMailer, *kluistest.Clock, string) {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "kluis.db"))
@@ -74,8 +63,9 @@ func newTestService(t *testing.T) (*Service, *captureMailer, *clock, string) {
 		t.Fatal(err)
 	}
 	m := &captureMailer{}
-	c := &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
-	return New(db, keys, m, mail.Org{Name: "Test", BaseURL: "https://kluis.example.nl"}, DefaultConfig(), c.now, nil), m, c, dir
+	c := kluistest.NewClock()
+	c.Set(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
+	return New(Deps{DB: db, Keys: keys, Mailer: m, Org: mail.Org{Name: "Test", BaseURL: "https://kluis.example.nl"}, Config: DefaultConfig(), Now: c.Now}), m, c, dir
 }
 
 func code(err error) kluis.Code { return kluis.ErrorCode(err) }
@@ -120,7 +110,7 @@ func TestVerifyRefusals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.add(10*time.Minute + time.Second)
+		c.Advance(10*time.Minute + time.Second)
 		_, err = s.Confirm(ctx, pre, m.lastCode(t), "browser")
 		if code(err) != kluis.EEXPIRED {
 			t.Fatalf("got %v, want expired", err)
@@ -129,7 +119,7 @@ func TestVerifyRefusals(t *testing.T) {
 	t.Run("just in time", func(t *testing.T) {
 		s, m, c, _ := newTestService(t)
 		pre, _ := s.Start(ctx, "", "a@example.nl", "", "", "nl")
-		c.add(10*time.Minute - time.Second)
+		c.Advance(10*time.Minute - time.Second)
 		if _, err := s.Confirm(ctx, pre, m.lastCode(t), "browser"); err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +181,7 @@ func TestVerifyRefusals(t *testing.T) {
 		if _, err := s.Start(ctx, pre, "a@example.nl", "", "", "nl"); code(err) != kluis.ETOOMANYREQUESTS {
 			t.Fatalf("resend at once: %v, want rate_limited", err)
 		}
-		c.add(time.Minute)
+		c.Advance(time.Minute)
 		pre2, err := s.Start(ctx, pre, "a@example.nl", "", "", "nl")
 		if err != nil || pre2 != pre {
 			t.Fatalf("resend after cooldown: %q, %v", pre2, err)
@@ -232,11 +222,11 @@ func TestSessionTimeouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.add(29 * 24 * time.Hour)
+	c.Advance(29 * 24 * time.Hour)
 	if _, err := s.Authenticate(ctx, sess.Token); err != nil {
 		t.Fatalf("day 29: %v", err)
 	}
-	c.add(24*time.Hour + time.Second)
+	c.Advance(24*time.Hour + time.Second)
 	if _, err := s.Authenticate(ctx, sess.Token); code(err) != kluis.EUNAUTHORIZED {
 		t.Fatalf("after 30 days: %v, want unauthorized", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
@@ -25,7 +24,6 @@ func TestAuditIPIsTheClients(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, envOptions{trusted: tc.trusted})
-			e.svc.SetAudit(audit.New(e.db, 24*time.Hour, nil, nil))
 			fx := e.fixture(t)
 			fx.ready()
 			resp, b := e.do("POST", "/api/v1/links/"+fx.access+"/unlock", "", map[string]string{"X-Forwarded-For": "198.51.100.1, 203.0.113.9"},

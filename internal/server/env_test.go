@@ -6,78 +6,47 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/blob/local"
+	"github.com/kluis-nl/kluis/internal/app/apptest"
 	"github.com/kluis-nl/kluis/internal/mail"
-	"github.com/kluis-nl/kluis/internal/mail/devbox"
 	"github.com/kluis-nl/kluis/internal/metrics"
-	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
-	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/server"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
-	"github.com/kluis-nl/kluis/internal/web"
 )
-
-// capture is a mailer that records what is queued (the engine's and the
-// sender service's).
-type capture struct {
-	mu   sync.Mutex
-	msgs []mail.Message
-}
-
-func (c *capture) Enqueue(_ context.Context, _ *store.Tx, m *mail.Message) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.msgs = append(c.msgs, *m)
-	return "", nil
-}
-func (c *capture) Wake() {}
-
-func (c *capture) count(kind mail.Kind, to string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, m := range c.msgs {
-		if m.Kind == kind && m.To == to {
-			n++
-		}
-	}
-	return n
-}
 
 type envOptions struct {
 	limiter *ratelimit.Limiter
 	trusted []netip.Prefix
 	sectxt  server.SecurityTxt
-	// metricsToken is Deps.MetricsToken.
+	// metricsToken is --metrics-token.
 	metricsToken string
-	// baseURL, if set, is the public address (transfer.Config.BaseURL).
+	// baseURL, if set, is the public address (--base-url).
 	baseURL string
+	// noRun serves the server's handler on a loopback server of the test
+	// without its background work, for a test that runs the purge itself.
+	noRun bool
 }
 
-// env is the whole handler, built as cmd/kluis/serve.go builds it, on a
-// loopback server.
+// env is the real server (package app) on a loopback port.
 type env struct {
 	t       testing.TB
 	ctx     context.Context
+	app     *apptest.App
 	svc     *transfer.Service
 	senders *sender.Service
-	mail    *capture
 	handler http.Handler
-	srv     *httptest.Server
+	url     string // where the server listens
 	client  *http.Client
 	metrics *metrics.Metrics
 	db      *store.DB
@@ -91,64 +60,69 @@ const (
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	dir := t.TempDir()
-	ctx := context.Background()
-	cfg := transfer.DefaultConfig()
-	cfg.PasswordLogN = 10
-	cfg.SegmentSize = 100_000
-	if o.baseURL != "" {
-		cfg.BaseURL = o.baseURL
-	}
-	db, err := store.OpenSQLite(ctx, filepath.Join(dir, "kluis.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	blobs, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	svc := transfer.New(db, blobs, keys, cfg, nil, log)
 	// The route tests make many drafts as one sender; the quotas are
-	// tested in package transfer.
-	noQuota, err := policy.Parse([]byte(`{"defaults": {"max_open_drafts": 100000}}`))
-	if err != nil {
-		t.Fatal(err)
+	// tested in package transfer. The route table calls the reply pages
+	// many times from one address; their own limit is tested in package
+	// web.
+	ao := apptest.Options{
+		Policy:       `{"defaults": {"max_open_drafts": 100000}}`,
+		Limiter:      o.limiter,
+		ReplyLimiter: ratelimit.New(ratelimit.Config{PerMinute: 100_000, Burst: 100_000, GlobalPerMinute: 1_000_000}),
 	}
-	svc.SetPolicy(func() *policy.Policy { return noQuota })
-	mc := &capture{}
-	org := mail.Org{BaseURL: cfg.BaseURL}
-	svc.SetMailer(mc, org)
-	senders := sender.New(db, keys, mc, org, sender.DefaultConfig(), nil, log)
-	// The route table calls the reply pages many times from one address;
-	// their own limit is tested in package web.
-	replies := ratelimit.New(ratelimit.Config{PerMinute: 100_000, Burst: 100_000, GlobalPerMinute: 1_000_000})
-	pages, err := web.New(web.Deps{Transfers: svc, Senders: senders, BaseURL: cfg.BaseURL, Mailbox: true, Log: log, ReplyLimiter: replies})
-	if err != nil {
-		t.Fatal(err)
+	local := true
+	if len(o.trusted) > 0 {
+		var ps []string
+		for _, p := range o.trusted {
+			ps = append(ps, p.String())
+		}
+		ao.Args = append(ao.Args, "--trusted-proxy", strings.Join(ps, ","))
+		local = false
 	}
-	met := metrics.New(db, nil, log)
-	svc.SetMetrics(met)
-	h, err := server.New(server.Deps{
-		Transfers: svc, Senders: senders, Log: log, Mailbox: devbox.New().Handler(), Web: pages,
-		Limiter: o.limiter, TrustedProxies: o.trusted, SecurityTxt: o.sectxt,
-		Metrics: met, MetricsToken: o.metricsToken,
-	})
-	if err != nil {
-		t.Fatal(err)
+	if o.baseURL != "" {
+		ao.Args = append(ao.Args, "--base-url", o.baseURL)
+		local = local && strings.HasPrefix(o.baseURL, "http://127.0.0.1")
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return &env{t: t, ctx: ctx, svc: svc, senders: senders, mail: mc, handler: h, srv: srv, metrics: met, db: db,
+	if !local {
+		// The development mailbox is only for a plainly local setup.
+		ao.Args = append(ao.Args, "--smtp", apptest.NoRelay)
+	}
+	if o.sectxt.Contact != "" {
+		ao.Args = append(ao.Args, "--security-contact", o.sectxt.Contact)
+	}
+	if o.sectxt.Policy != "" {
+		ao.Args = append(ao.Args, "--security-policy-url", o.sectxt.Policy)
+	}
+	if !o.sectxt.Expires.IsZero() {
+		ao.Args = append(ao.Args, "--security-txt-expires", o.sectxt.Expires.Format(time.RFC3339))
+	}
+	if o.metricsToken != "" {
+		ao.Args = append(ao.Args, "--metrics-token", o.metricsToken)
+	}
+	a := apptest.New(t, ao)
+	url := a.URL()
+	if o.noRun {
+		srv := httptest.NewServer(a.Handler)
+		t.Cleanup(srv.Close)
+		url = srv.URL
+	} else {
+		a.Start()
+	}
+	return &env{t: t, ctx: context.Background(), app: a, svc: a.Transfers, senders: a.Senders, handler: a.Handler, url: url,
+		metrics: a.Metrics, db: a.DB,
 		client: &http.Client{
 			Transport:     &http.Transport{DisableCompression: true},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}}
+}
+
+// mails returns how many mails of kind to `to` the server sent (to its
+// development mailbox) or queued (for a relay that never answers).
+func (e *env) mails(kind mail.Kind, to string) int {
+	e.t.Helper()
+	if e.app.Mailbox != nil {
+		return len(e.app.Delivered(kind, to))
+	}
+	return len(e.app.Queued(kind, to))
 }
 
 // do sends a request; body may be nil, []byte, string or a value to send
@@ -170,7 +144,7 @@ func (e *env) do(method, path, token string, hdr map[string]string, body any) (*
 		}
 		rd, ctype = bytes.NewReader(j), "application/json"
 	}
-	r, err := http.NewRequestWithContext(e.ctx, method, e.srv.URL+path, rd)
+	r, err := http.NewRequestWithContext(e.ctx, method, e.url+path, rd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -254,7 +228,7 @@ func (e *env) putFile(id, token, name string) string {
 }
 
 func (e *env) fixture(t testing.TB) *fixture {
-	return &fixture{e: &env{t: t, ctx: e.ctx, svc: e.svc, senders: e.senders, mail: e.mail, handler: e.handler, srv: e.srv, client: e.client}}
+	return &fixture{e: &env{t: t, ctx: e.ctx, app: e.app, svc: e.svc, senders: e.senders, handler: e.handler, url: e.url, client: e.client, metrics: e.metrics, db: e.db}}
 }
 
 // open makes the open transfer (one file uploaded).

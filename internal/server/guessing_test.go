@@ -63,7 +63,7 @@ func Test1000WrongPasswords(t *testing.T) {
 		fx.ready()
 		got := guess(t, e, fx.access, 1000, 16)
 		expectCounts(t, got, map[string]int{"401 wrong_password": 9, "423 locked": 991})
-		if n := e.mail.count(mail.KindLockout, ownerEmail); n != 1 {
+		if n := e.mails(mail.KindLockout, ownerEmail); n != 1 {
 			t.Errorf("%d lock-out mails to the sender, want 1", n)
 		}
 		// The right password is refused too while locked.
@@ -86,7 +86,7 @@ func Test1000WrongPasswords(t *testing.T) {
 		if got["401 wrong_password"] != 9 || got["429 rate_limited"] < 975 || got["401 wrong_password"]+got["423 locked"]+got["429 rate_limited"] != 1000 {
 			t.Errorf("answers %v, want 9×401, 11×423, 980×429", got)
 		}
-		if n := e.mail.count(mail.KindLockout, ownerEmail); n != 1 {
+		if n := e.mails(mail.KindLockout, ownerEmail); n != 1 {
 			t.Errorf("%d lock-out mails to the sender, want 1", n)
 		}
 	})
@@ -100,7 +100,7 @@ func Test1000WrongPasswords(t *testing.T) {
 		// bucket (burst 100) stops them; the lock-out counts per recipient,
 		// not per address.
 		expectCounts(t, got, map[string]int{"401 wrong_password": 9, "423 locked": 91, "429 rate_limited": 900})
-		if n := e.mail.count(mail.KindLockout, ownerEmail); n != 1 {
+		if n := e.mails(mail.KindLockout, ownerEmail); n != 1 {
 			t.Errorf("%d lock-out mails to the sender, want 1", n)
 		}
 	})

@@ -497,6 +497,11 @@ func checkHeaders(t *testing.T, what string, resp *http.Response, overTLS bool) 
 	}
 	csp := h.Get("Content-Security-Policy")
 	switch {
+	case csp == "sandbox; default-src 'none'; frame-ancestors 'none'" && what == "GET /dev/mailbox/{file}":
+		// A mail in the development mailbox, shown as plain text.
+		if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+			t.Errorf("%s: sandboxed mail view as %q, want text/plain", what, ct)
+		}
 	case csp == "sandbox; default-src 'none'; frame-ancestors 'none'":
 		// A download: the stricter sandbox replaces the page policy
 		// (X-Frame-Options DENY still forbids framing).

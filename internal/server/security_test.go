@@ -64,7 +64,7 @@ func TestCrossOriginRefused(t *testing.T) {
 			{"Sec-Fetch-Site": "same-origin"},
 			{"Sec-Fetch-Site": "same-origin", "Origin": "null"},
 			{"Sec-Fetch-Site": "none"},
-			{"Origin": e.srv.URL},
+			{"Origin": e.url},
 		}
 		for _, hdr := range allowed {
 			resp, b := e.do(method, path, "", hdr, "{}")

@@ -194,7 +194,7 @@ func TestSecurityTxt(t *testing.T) {
 		if err != nil || !exp.After(time.Now().AddDate(0, 11, 0)) || exp.After(time.Now().AddDate(1, 0, 1)) {
 			t.Errorf("Expires %q: want about a year ahead (RFC 9116 advises at most a year)", fields["expires"][0])
 		}
-		if c := fields["canonical"]; len(c) != 1 || c[0] != "http://127.0.0.1:8080/.well-known/security.txt" {
+		if c := fields["canonical"]; len(c) != 1 || c[0] != e.svc.Config().BaseURL+"/.well-known/security.txt" {
 			t.Errorf("Canonical %v", c)
 		}
 		if l := fields["preferred-languages"]; len(l) != 1 || l[0] != "nl, en" {

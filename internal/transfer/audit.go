@@ -10,11 +10,6 @@ import (
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
-// SetAudit makes the engine record its events in the audit log; nil (the
-// default) records nothing. Events that change the database are written
-// in the same transaction as the change. Call before Run and serving.
-func (s *Service) SetAudit(r *audit.Recorder) { s.audit = r }
-
 // actorOr is the request's actor (set by the API after authentication),
 // else fallback.
 func actorOr(ctx context.Context, fallback string) string {

@@ -93,7 +93,7 @@ func TestCopyCannotOpenPasswordTransfer(t *testing.T) {
 	if err := os.Chmod(filepath.Join(copyDir, "master.key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c2 := openEnv(t, copyDir, e.cfg, e.clock)
+	c2 := e.reopen(t, copyDir)
 
 	// The copy works as an engine: the no-password transfer opens with the
 	// link secret from the link (weaker mode, by design)...

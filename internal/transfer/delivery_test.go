@@ -11,7 +11,6 @@ import (
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/mail"
-	"github.com/kluis-nl/kluis/internal/outbox"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -28,8 +27,6 @@ type accounting struct {
 func newAccounting(t *testing.T, newEnv envMaker, sizes ...int) *accounting {
 	t.Helper()
 	e := newEnv(t)
-	e.svc.SetAudit(audit.New(e.db, 0, e.clock.Now, nil))
-	e.svc.SetMailer(outbox.New(e.db, e.keys, nil, "example.nl", e.clock.Now, nil), mail.Org{Name: "Gemeente Test", BaseURL: e.cfg.BaseURL})
 	r := e.readyTransfer(createOpts{to: []string{"een@example.nl", "twee@example.nl"}, options: kluis.Options{NotifyDownload: true}}, sizes...)
 	return &accounting{env: e, r: r}
 }

@@ -8,102 +8,46 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/blob/local"
+	"github.com/kluis-nl/kluis/internal/app/apptest"
+	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/blob"
+	"github.com/kluis-nl/kluis/internal/kluistest"
+	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/store/storetest"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
-// fakeClock is the engine's injected clock: a time that tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock {
-	// Start at the real time (to the millisecond, as the database keeps it):
-	// blob modification times are real, and the collector compares them
-	// with the engine's clock.
-	return &fakeClock{t: time.Now().UTC().Truncate(time.Millisecond)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// syncBuffer is a log sink that tests can read while the engine writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
-
-// env is a real engine in a temporary data folder.
+// env is a real engine: the server of package app, built (not running) on
+// a temporary data folder, with the tests' cheap settings
+// (apptest.TestConfig). Its fields name the parts the tests use.
 type env struct {
 	t     testing.TB
 	ctx   context.Context
+	app   *apptest.App
 	dir   string
 	db    *store.DB
-	blobs *local.Store
+	blobs blob.Store
 	keys  *secret.Keyring
 	cfg   transfer.Config
-	clock *fakeClock
-	logs  *syncBuffer
+	clock *kluistest.Clock
+	logs  *kluistest.Logs
 	svc   *transfer.Service
-}
-
-// testConfig is DefaultConfig made cheap: a low scrypt work factor and small
-// segments, so multi-segment files cost little.
-func testConfig() transfer.Config {
-	cfg := transfer.DefaultConfig()
-	cfg.PasswordLogN = 10
-	cfg.SegmentSize = 100_000
-	return cfg
+	tune  []func(*transfer.Config)
 }
 
 func newEnv(t testing.TB, tune ...func(*transfer.Config)) *env {
 	t.Helper()
-	cfg := testConfig()
-	for _, f := range tune {
-		f(&cfg)
-	}
-	return openEnv(t, t.TempDir(), cfg, newFakeClock())
+	return openEnv(t, apptest.Options{Clock: kluistest.NewClock()}, tune...)
 }
 
 // envMaker makes a fresh env; newEnv (SQLite) and newPostgresEnv.
@@ -113,17 +57,7 @@ type envMaker func(t testing.TB, tune ...func(*transfer.Config)) *env
 // database (see storetest; skips without KLUIS_TEST_POSTGRES_URL).
 func newPostgresEnv(t testing.TB, tune ...func(*transfer.Config)) *env {
 	t.Helper()
-	cfg := testConfig()
-	for _, f := range tune {
-		f(&cfg)
-	}
-	dsn := storetest.Postgres(t)
-	db, err := store.OpenPostgres(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return openEnvDB(t, t.TempDir(), cfg, newFakeClock(), db)
+	return openEnv(t, apptest.Options{DB: storetest.Postgres(t), Clock: kluistest.NewClock()}, tune...)
 }
 
 // forEachDB runs fn as parallel subtests "sqlite" and "postgres", each
@@ -144,36 +78,51 @@ func forEachDB(t *testing.T, fn func(t *testing.T, newEnv envMaker)) {
 	}
 }
 
-// openEnv opens an engine on an existing (or new) data folder.
-func openEnv(t testing.TB, dir string, cfg transfer.Config, clock *fakeClock) *env {
+// openEnv builds the server of o with the engine settings tune, as the
+// mails' organisation "Gemeente Test".
+func openEnv(t testing.TB, o apptest.Options, tune ...func(*transfer.Config)) *env {
 	t.Helper()
-	ctx := context.Background()
-	db, err := store.OpenSQLite(ctx, filepath.Join(dir, "kluis.db"))
-	if err != nil {
-		t.Fatal(err)
+	o.Args = append([]string{"--org-name", "Gemeente Test"}, o.Args...)
+	o.Engine = func(c *transfer.Config) {
+		for _, f := range tune {
+			f(c)
+		}
 	}
-	t.Cleanup(func() { db.Close() })
-	return openEnvDB(t, dir, cfg, clock, db)
+	a := apptest.New(t, o)
+	return &env{t: t, ctx: context.Background(), app: a, dir: a.Dir, db: a.DB, blobs: a.Blobs, keys: a.Keys,
+		cfg: a.Transfers.Config(), clock: a.Clock, logs: a.Logs, svc: a.Transfers, tune: tune}
 }
 
-// openEnvDB opens an engine on a data folder (blobs, master key) and an
-// open database.
-func openEnvDB(t testing.TB, dir string, cfg transfer.Config, clock *fakeClock, db *store.DB) *env {
+// reopen starts another engine ("instance", or the same one after a
+// restart) on the data folder dir (e's own, or a copy) and e's database,
+// with e's settings and clock.
+func (e *env) reopen(t testing.TB, dir string) *env {
 	t.Helper()
-	ctx := context.Background()
-	blobs, err := local.New(dir)
+	return openEnv(t, apptest.Options{Dir: dir, DB: e.app.DBSpec, Clock: e.clock}, e.tune...)
+}
+
+// withPolicy puts a policy (JSON) in force, as a reload of the policy file
+// does.
+func (e *env) withPolicy(js string) {
+	e.t.Helper()
+	p, err := policy.Parse([]byte(js))
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e := &env{t: t, ctx: ctx, dir: dir, db: db, blobs: blobs, keys: keys, cfg: cfg, clock: clock, logs: logs}
-	e.svc = transfer.New(db, blobs, keys, cfg, clock.Now, log)
-	return e
+	e.app.Policy.Set(p)
+}
+
+// withAudit returns the audit log (kept for --audit-retention, 365 days).
+func (e *env) withAudit() *audit.Recorder { return e.app.Audit }
+
+// runMail runs the server's outbox worker until the test ends: queued
+// mail is delivered to the development mailbox (e.app.Mails).
+func (e *env) runMail(t testing.TB) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.app.Outbox.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
 }
 
 // createOpts describes a transfer to create.

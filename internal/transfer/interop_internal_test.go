@@ -19,8 +19,10 @@ import (
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
-// interopService is a minimal engine for the tests in this file.
-func interopService(t *testing.T) (*Service, string) {
+// interopService is a minimal engine for the tests in this file (and the
+// package's other internal tests); deps, if given, adds to what it is built
+// from.
+func interopService(t *testing.T, deps ...func(*Deps)) (*Service, string) {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -40,7 +42,11 @@ func interopService(t *testing.T) (*Service, string) {
 	cfg := DefaultConfig()
 	cfg.PasswordLogN = 10
 	cfg.SegmentSize = 100_000
-	return New(db, blobs, keys, cfg, nil, nil), dir
+	d := Deps{DB: db, Blobs: blobs, Keys: keys, Config: cfg}
+	for _, f := range deps {
+		f(&d)
+	}
+	return New(d), dir
 }
 
 // TestStoredSegmentsAreStandardAge proves there is no lock-in: every stored

@@ -24,7 +24,7 @@ func TestUploadLeaseFencing(t *testing.T) {
 	forEachDB(t, func(t *testing.T, newEnv envMaker) {
 		const ttl = time.Second
 		a := newEnv(t, func(c *transfer.Config) { c.UploadLease = ttl })
-		b := openEnvDB(t, a.dir, a.cfg, a.clock, a.db)
+		b := a.reopen(t, a.dir)
 		ctx := context.Background()
 		c := a.create(createOpts{})
 		o := owner(c)
@@ -154,9 +154,7 @@ func TestUploadLeaseLocalRelease(t *testing.T) {
 func TestPurgeOnTwoInstances(t *testing.T) {
 	forEachDB(t, func(t *testing.T, newEnv envMaker) {
 		a := newEnv(t)
-		a.withAudit()
-		b := openEnvDB(t, a.dir, a.cfg, a.clock, a.db)
-		b.svc.SetAudit(audit.New(a.db, auditRetention, a.clock.Now, nil))
+		b := a.reopen(t, a.dir)
 		const n = 8
 		ids := map[string]bool{}
 		for i := range n {
@@ -218,7 +216,7 @@ func TestClearStaleLeases(t *testing.T) {
 		}
 		// The "earlier run" never releases (it crashed); a new process
 		// starts on the same database.
-		fresh := openEnvDB(t, old.dir, old.cfg, old.clock, old.db)
+		fresh := old.reopen(t, old.dir)
 		if err := fresh.svc.ClearStaleLeases(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -1,10 +1,8 @@
 package transfer_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,28 +13,21 @@ import (
 	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/mail/devbox"
-	"github.com/kluis-nl/kluis/internal/outbox"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
-// mailbox makes the engine queue its mail in the real outbox, delivered
-// to a development mailbox, and returns a function that waits for n mails
-// of a kind and returns them, oldest first.
+// mailbox runs the server's outbox, which delivers to its development
+// mailbox, and returns a function that waits for n mails of a kind and
+// returns them, oldest first.
 func (e *env) mailbox(t *testing.T) func(kind mail.Kind, n int) []devbox.Entry {
 	t.Helper()
-	box := devbox.New()
-	ob := outbox.New(e.db, e.keys, box, "kluis.example.nl", e.clock.Now, slog.New(slog.DiscardHandler))
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); ob.Run(ctx) }()
-	t.Cleanup(func() { stop(); <-done })
-	e.svc.SetMailer(ob, mail.Org{Name: "Gemeente Test", BaseURL: e.cfg.BaseURL})
+	e.runMail(t)
 	return func(kind mail.Kind, n int) []devbox.Entry {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			var got []devbox.Entry
-			for _, m := range box.List() {
+			for _, m := range e.app.Mailbox.List() {
 				if m.Kind == string(kind) {
 					got = append([]devbox.Entry{m}, got...)
 				}

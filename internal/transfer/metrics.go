@@ -34,10 +34,6 @@ const (
 	UnlockLocked        = "locked"
 )
 
-// SetMetrics makes the engine count into m; nil (the default) counts
-// nothing. Call it before the engine serves requests.
-func (s *Service) SetMetrics(m Metrics) { s.metrics = m }
-
 // met returns the metrics sink, a no-op one when none is set.
 func (s *Service) met() Metrics {
 	if s.metrics == nil {

@@ -63,7 +63,7 @@ func TestFullDiskFailsCleanly(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.PasswordLogN = 10
 	cfg.SegmentSize = 100_000
-	svc := New(db, blobs, keys, cfg, nil, nil)
+	svc := New(Deps{DB: db, Blobs: blobs, Keys: keys, Config: cfg})
 
 	c, err := svc.Create(ctx, CreateRequest{SenderEmail: "a@example.nl", To: []string{"b@example.nl"}, PasswordMode: kluis.PasswordManual, Password: "correct horse battery"})
 	if err != nil {

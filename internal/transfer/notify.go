@@ -17,12 +17,6 @@ type Mailer interface {
 	Wake()
 }
 
-// SetMailer makes the engine send its notifications through m. Without a
-// mailer (in some tests) no mail is written.
-func (s *Service) SetMailer(m Mailer, org mail.Org) {
-	s.mailer, s.org = m, org
-}
-
 func (s *Service) enqueue(ctx context.Context, tx *store.Tx, kind mail.Kind, lang, to string, data any) error {
 	if s.mailer == nil {
 		return nil

@@ -61,9 +61,8 @@ func TestNotifications(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.PasswordLogN = 10
 	cfg.MaxFailures = 3
-	svc := New(db, blobs, keys, cfg, clock, nil)
 	ml := &mailLog{}
-	svc.SetMailer(ml, mail.Org{Name: "Gemeente Test", BaseURL: cfg.BaseURL})
+	svc := New(Deps{DB: db, Blobs: blobs, Keys: keys, Config: cfg, Now: clock, Mailer: ml, Org: mail.Org{Name: "Gemeente Test", BaseURL: cfg.BaseURL}})
 
 	const pw = "correct horse battery"
 	const msgCanary = "MESSAGE-CANARY-7f3a"

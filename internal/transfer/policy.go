@@ -8,16 +8,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
-// policySource returns the organisation policy in force (see SetPolicy).
-type policySource func() *policy.Policy
-
-// SetPolicy makes the engine decide every new transfer by the policy get
-// returns (read on each Create, so a reload applies at once). Without it,
-// the engine uses policy.Default(): every address allowed, the Config's
-// limits. Call before serving.
-func (s *Service) SetPolicy(get func() *policy.Policy) { s.policy = get }
-
-// Policy returns the policy in force.
+// Policy returns the policy in force (Deps.Policy).
 func (s *Service) Policy() *policy.Policy {
 	if s.policy != nil {
 		if p := s.policy(); p != nil {

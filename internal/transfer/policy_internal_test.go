@@ -24,13 +24,12 @@ const testPolicy = `{
 
 func policyService(t *testing.T, src string) (*Service, *policy.Holder) {
 	t.Helper()
-	svc, _ := interopService(t)
 	p, err := policy.Parse([]byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := policy.NewHolder(p)
-	svc.SetPolicy(h.Get)
+	svc, _ := interopService(t, func(d *Deps) { d.Policy = h.Get })
 	return svc, h
 }
 
@@ -216,7 +215,7 @@ func TestPolicyReloadAndDemo(t *testing.T) {
 	if !svc.Policy().Demo() || c.MaxSize != svc.cfg.MaxTransferSize || c.Transfer.ExpiresAt.Sub(svc.Now()).Round(time.Minute) != svc.cfg.DefaultExpiry {
 		t.Errorf("demo: max size %d, expiry %s", c.MaxSize, c.Transfer.ExpiresAt.Sub(svc.Now()))
 	}
-	plain, _ := interopService(t) // no SetPolicy at all
+	plain, _ := interopService(t) // no policy at all
 	if _, err := plain.Create(ctx, req); err != nil {
 		t.Fatalf("engine without a policy refused: %v", err)
 	}

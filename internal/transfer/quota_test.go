@@ -13,16 +13,6 @@ import (
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
-// withPolicy puts a policy (JSON) in force on e's engine.
-func (e *env) withPolicy(js string) {
-	e.t.Helper()
-	p, err := policy.Parse([]byte(js))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.svc.SetPolicy(func() *policy.Policy { return p })
-}
-
 // createAs is e.create for another sender; it returns the error.
 func (e *env) createAs(sender string) (*transfer.Created, error) {
 	return e.svc.Create(e.ctx, transfer.CreateRequest{

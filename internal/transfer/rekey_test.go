@@ -21,7 +21,6 @@ import (
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/outbox"
 	"github.com/kluis-nl/kluis/internal/secret"
-	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -50,7 +49,7 @@ func (c *captureSender) count() int {
 func drainOutbox(t *testing.T, db *store.DB, keys *secret.Keyring, now func() time.Time) *captureSender {
 	t.Helper()
 	cs := &captureSender{}
-	ob := outbox.New(db, keys, cs, "example.nl", now, nil)
+	ob := outbox.New(outbox.Deps{DB: db, Keys: keys, Sender: cs, Domain: "example.nl", Now: now})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ob.Run(ctx); close(done) }()
@@ -144,9 +143,7 @@ func TestRotateMasterKey(t *testing.T) {
 
 	// A sender session and a pending verification (sender package), mail
 	// in the outbox (outbox package) and transfers of both kinds.
-	ob := outbox.New(e.db, e.keys, nil, "example.nl", e.clock.Now, nil)
-	e.svc.SetMailer(ob, mail.Org{})
-	snd := sender.New(e.db, e.keys, ob, mail.Org{}, sender.DefaultConfig(), e.clock.Now, nil)
+	snd := e.app.Senders
 	pre, err := snd.Start(ctx, "", "afzender@example.nl", "Afzender Naam", "0612345678", "nl")
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +239,7 @@ func TestRotateMasterKey(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(rawKey)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e2 := openEnv(t, e.dir, e.cfg, e.clock)
+	e2 := e.reopen(t, e.dir)
 	if e2.keys.ID() != newKeys.ID() {
 		t.Fatal("reopened engine does not use the new key")
 	}
@@ -266,7 +263,7 @@ func TestRotateMasterKey(t *testing.T) {
 	}
 	// Uploads to a new transfer work (the recipient column).
 	e2.readyTransfer(createOpts{}, 1000)
-	snd2 := sender.New(e2.db, e2.keys, nil, mail.Org{}, sender.DefaultConfig(), e.clock.Now, nil)
+	snd2 := e2.app.Senders
 	who, err := snd2.Authenticate(ctx, sess.Token)
 	if err != nil || who.Name != "Afzender Naam" {
 		t.Fatalf("sender session after rotation: %v, %+v", err, who)

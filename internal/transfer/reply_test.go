@@ -2,9 +2,7 @@ package transfer_test
 
 import (
 	"bytes"
-	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,34 +12,6 @@ import (
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
-
-// mailRecorder records the mails the engine queues (the real outbox is tested in
-// package outbox and end to end against Mailpit).
-type mailRecorder struct {
-	mu   sync.Mutex
-	msgs []*mail.Message
-}
-
-func (o *mailRecorder) Enqueue(_ context.Context, _ *store.Tx, m *mail.Message) (string, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.msgs = append(o.msgs, m)
-	return "x", nil
-}
-
-func (o *mailRecorder) Wake() {}
-
-func (o *mailRecorder) to(kind mail.Kind, addr string) []*mail.Message {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var out []*mail.Message
-	for _, m := range o.msgs {
-		if m.Kind == kind && m.To == addr {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // TestReply: a recipient answers with a message and a file; the reply is a
 // new transfer from the recipient's address to the original sender,
@@ -54,8 +24,7 @@ func TestReply(t *testing.T) {
 			t.Run(string(mode), func(t *testing.T) {
 				t.Parallel()
 				e := newEnv(t)
-				ob := &mailRecorder{}
-				e.svc.SetMailer(ob, mail.Org{Name: "Gemeente Test", BaseURL: e.cfg.BaseURL})
+				e.runMail(t)
 				rec := e.withAudit()
 				r := e.readyTransfer(createOpts{mode: mode, message: "Hierbij de stukken."}, 1000)
 				// The web flow finds the session again by its token.
@@ -91,11 +60,10 @@ func TestReply(t *testing.T) {
 				}
 
 				// The sender's mail carries the link; never the password.
-				notes := ob.to(mail.KindNotify, "afzender@example.nl")
-				if len(notes) != 1 {
+				n := e.app.Mail(mail.KindNotify, "afzender@example.nl")
+				if notes := e.app.Mails(mail.KindNotify, "afzender@example.nl"); len(notes) != 1 {
 					t.Fatalf("%d notifications to the sender, want 1", len(notes))
 				}
-				n := notes[0]
 				link := fin.Links[0].URL
 				if !strings.Contains(n.Text, link) || !strings.Contains(n.Subject, "Antwoord van ontvanger@example.nl") {
 					t.Errorf("reply mail: subject %q, link %s missing or text:\n%s", n.Subject, link, n.Text)

@@ -83,7 +83,7 @@ func TestRestoreNeverRevivesExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyTree(t, filepath.Join(backup, "blobs"), filepath.Join(e.dir, "blobs"))
-	r := openEnv(t, e.dir, e.cfg, e.clock)
+	r := e.reopen(t, e.dir)
 	if len(r.blobFiles(expID)) == 0 {
 		t.Fatal("the restore did not bring the blobs back (the test would prove nothing)")
 	}

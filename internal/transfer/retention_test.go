@@ -20,13 +20,6 @@ import (
 
 const auditRetention = 365 * 24 * time.Hour
 
-// withAudit gives the engine an audit log on the injected clock.
-func (e *env) withAudit() *audit.Recorder {
-	r := audit.New(e.db, auditRetention, e.clock.Now, nil)
-	e.svc.SetAudit(r)
-	return r
-}
-
 func (e *env) auditEntries(r *audit.Recorder) []store.AuditRow {
 	e.t.Helper()
 	var out []store.AuditRow

@@ -32,6 +32,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/blob"
 	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 )
@@ -110,6 +111,34 @@ func DefaultConfig() Config {
 	}
 }
 
+// Deps are what the engine is built from. DB, Keys and (except for
+// commands that touch no file) Blobs are required; the rest may be left
+// out where a caller does without.
+type Deps struct {
+	DB     *store.DB
+	Blobs  blob.Store
+	Keys   *secret.Keyring
+	Config Config
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+	// Log receives the engine's log; nil: slog.Default().
+	Log *slog.Logger
+	// Mailer queues the notifications (the outbox), written for Org; nil:
+	// no mail is written (commands and tests that send none).
+	Mailer Mailer
+	Org    mail.Org
+	// Policy returns the organisation policy in force; it is read on each
+	// Create, so a reload applies at once. nil: policy.Default(), every
+	// address allowed within Config's limits.
+	Policy func() *policy.Policy
+	// Audit records the engine's events, in the same transaction as the
+	// change they describe; nil: no audit log.
+	Audit *audit.Recorder
+	// Metrics counts uploads, downloads, unlocks and purges; nil: nothing
+	// is counted.
+	Metrics Metrics
+}
+
 // Service is the transfer engine.
 type Service struct {
 	db      *store.DB
@@ -122,15 +151,16 @@ type Service struct {
 	wake    chan struct{}
 	mailer  Mailer
 	org     mail.Org
-	policy  policySource    // nil: policy.Default() (SetPolicy)
-	audit   *audit.Recorder // nil: no audit log (SetAudit)
-	metrics Metrics         // nil: nothing counted (SetMetrics)
-	holder  string          // this process in upload lease rows
-	leases  *leaseRegistry  // upload leases held by this process
+	policy  func() *policy.Policy // nil: policy.Default()
+	audit   *audit.Recorder       // nil: no audit log
+	metrics Metrics               // nil: nothing counted
+	holder  string                // this process in upload lease rows
+	leases  *leaseRegistry        // upload leases held by this process
 }
 
-// New returns the engine. now may be nil (time.Now).
-func New(db *store.DB, blobs blob.Store, keys *secret.Keyring, cfg Config, now func() time.Time, log *slog.Logger) *Service {
+// New returns the engine built from d.
+func New(d Deps) *Service {
+	now, log, cfg := d.Now, d.Log, d.Config
 	if now == nil {
 		now = time.Now
 	}
@@ -141,14 +171,19 @@ func New(db *store.DB, blobs blob.Store, keys *secret.Keyring, cfg Config, now f
 		cfg.UnlockConcurrency = 1
 	}
 	return &Service{
-		db:      db,
-		blobs:   blobs,
-		keys:    keys,
+		db:      d.DB,
+		blobs:   d.Blobs,
+		keys:    d.Keys,
 		cfg:     cfg,
 		now:     func() time.Time { return now().UTC() },
 		log:     log,
 		unlocks: secret.NewLimiter(cfg.UnlockConcurrency),
 		wake:    make(chan struct{}, 1),
+		mailer:  d.Mailer,
+		org:     d.Org,
+		policy:  d.Policy,
+		audit:   d.Audit,
+		metrics: d.Metrics,
 		holder:  newHolderID(),
 		leases:  &leaseRegistry{held: map[string]*UploadLease{}},
 	}

@@ -3,48 +3,20 @@ package web
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/locale"
+	"github.com/kluis-nl/kluis/internal/kluistest"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
-	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
-
-// mails records what the engine and the sender service queue.
-type mails struct {
-	mu   sync.Mutex
-	msgs []*mail.Message
-}
-
-func (m *mails) Enqueue(_ context.Context, _ *store.Tx, msg *mail.Message) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.msgs = append(m.msgs, msg)
-	return "x", nil
-}
-
-func (m *mails) Wake() {}
-
-func (m *mails) last(kind mail.Kind, to string) *mail.Message {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for i := len(m.msgs) - 1; i >= 0; i-- {
-		if m.msgs[i].Kind == kind && m.msgs[i].To == to {
-			return m.msgs[i]
-		}
-	}
-	return nil
-}
 
 // senderEnv is env with sender verification and mail: the pages of My
 // transfers and Reply.
@@ -65,15 +37,9 @@ func newSenderEnv(t *testing.T, tune func(*transfer.Config)) *senderEnv {
 // the default).
 func newSenderEnvWith(t *testing.T, tune func(*transfer.Config), replies *ratelimit.Limiter) *senderEnv {
 	t.Helper()
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	e := newTestEngine(t, log, tune)
-	ml := &mails{}
-	org := mail.Org{Name: "Gemeente Voorbeeld", BaseURL: e.cfg.BaseURL}
-	e.svc.SetMailer(ml, org)
-	snd := sender.New(e.db, e.keys, ml, org, sender.DefaultConfig(), nil, log)
-	w, srv := serveTest(t, Deps{Transfers: e.svc, Senders: snd, OrgName: "Gemeente Voorbeeld", Log: log, ReplyLimiter: replies})
-	return &senderEnv{env: &env{svc: e.svc, srv: srv, web: w, logs: logs}, senders: snd, mails: ml}
+	logs := kluistest.NewLogs()
+	a := startApp(t, TestAppOptions{Engine: tune, ReplyLimiter: replies, Logs: logs})
+	return &senderEnv{env: &env{app: a, svc: a.Transfers, srv: testServer{URL: a.URL}, web: a.Web, logs: logs}, senders: a.Senders, mails: &mails{app: a}}
 }
 
 var codePattern = regexp.MustCompile(`\b\d{4}[ -]?\d{4}\b`)

@@ -213,7 +213,7 @@ func TestReplyLimitPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc.SetPolicy(func() *kpolicy.Policy { return p })
+	e.app.Policy.Set(p)
 	s := e.send(t, kluis.PasswordGenerate, "", "", map[string][]byte{"a.txt": []byte("a")})
 	base := e.srv.URL + "/r/" + s.access
 	rc := e.client(t)

@@ -3,16 +3,12 @@ package web
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/kluis-nl/kluis/internal/mail"
 	kpolicy "github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -20,38 +16,33 @@ import (
 
 var codeRE = regexp.MustCompile(`\b(\d{6,8})\b`)
 
-// lastCode is the verification code in the last mail queued.
+// lastCode is the verification code in the last mail sent.
 func (m *mails) lastCode(t *testing.T) string {
 	t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.msgs) == 0 {
+	last := m.last("", "")
+	if last == nil {
 		t.Fatal("no verification mail")
 	}
-	c := codeRE.FindStringSubmatch(m.msgs[len(m.msgs)-1].Text)
-	if c == nil {
-		t.Fatalf("no code in %q", m.msgs[len(m.msgs)-1].Text)
+	code := codeRE.FindString(last.Text)
+	if code == "" {
+		t.Fatalf("no code in mail text:\n%s", last.Text)
 	}
-	return c[1]
+	return code
 }
 
 type sendEnv struct {
 	svc    *transfer.Service
-	srv    *httptest.Server
+	srv    testServer
 	mailer *mails
 }
 
 func newSendEnv(t *testing.T, pol *kpolicy.Policy) *sendEnv {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := newTestEngine(t, log, nil)
+	a := startApp(t, TestAppOptions{})
 	if pol != nil {
-		e.svc.SetPolicy(func() *kpolicy.Policy { return pol })
+		a.Policy.Set(pol)
 	}
-	m := &mails{}
-	senders := sender.New(e.db, e.keys, m, mail.Org{Name: "Gemeente Voorbeeld"}, sender.DefaultConfig(), nil, log)
-	_, srv := serveTest(t, Deps{Transfers: e.svc, Senders: senders, OrgName: "Gemeente Voorbeeld", Log: log})
-	return &sendEnv{svc: e.svc, srv: srv, mailer: m}
+	return &sendEnv{svc: a.Transfers, srv: testServer{URL: a.URL}, mailer: &mails{app: a}}
 }
 
 func (e *sendEnv) client() *http.Client {

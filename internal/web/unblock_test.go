@@ -34,7 +34,7 @@ func TestLockedPageNamesTheSender(t *testing.T) {
 			t.Errorf("locked page lacks %q", want)
 		}
 	}
-	time.Sleep(1100 * time.Millisecond) // the first lock ends
+	e.app.Clock.Advance(1100 * time.Millisecond) // the first lock ends
 	for range 2 {
 		resp, body = post(t, rc, base+"/unlock", url.Values{"password": {"verkeerd wachtwoord"}})
 	}

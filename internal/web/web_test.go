@@ -6,10 +6,8 @@ import (
 	"context"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"net/url"
 	"path"
 	"path/filepath"
@@ -20,10 +18,9 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/blob/local"
 	"github.com/kluis-nl/kluis/internal/locale"
+	"github.com/kluis-nl/kluis/internal/kluistest"
 	"github.com/kluis-nl/kluis/internal/secret"
-	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -190,72 +187,20 @@ func TestLocalPath(t *testing.T) {
 	}
 }
 
-// env is the real engine with the pages on a loopback server.
+// env is the real server with the pages, on a loopback port.
 type env struct {
+	app  *TestApp
 	svc  *transfer.Service
-	srv  *httptest.Server
+	srv  testServer
 	web  *Web
-	logs *bytes.Buffer
+	logs *kluistest.Logs
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	e := newTestEngine(t, log, nil)
-	w, srv := serveTest(t, Deps{Transfers: e.svc, OrgName: "Gemeente Voorbeeld", Mailbox: true, Log: log})
-	return &env{svc: e.svc, srv: srv, web: w, logs: logs}
-}
-
-// testEngine is the real transfer engine on a fresh data folder: SQLite,
-// local blobs and a master key.
-type testEngine struct {
-	db   *store.DB
-	keys *secret.Keyring
-	cfg  transfer.Config
-	svc  *transfer.Service
-}
-
-// newTestEngine opens a testEngine that logs to log, with the default
-// configuration but a cheap password hash, changed further by tune (if
-// not nil).
-func newTestEngine(t *testing.T, log *slog.Logger, tune func(*transfer.Config)) *testEngine {
-	t.Helper()
-	dir := t.TempDir()
-	db, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "kluis.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	blobs, err := local.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := transfer.DefaultConfig()
-	cfg.PasswordLogN = 10
-	if tune != nil {
-		tune(&cfg)
-	}
-	return &testEngine{db: db, keys: keys, cfg: cfg, svc: transfer.New(db, blobs, keys, cfg, nil, log)}
-}
-
-// serveTest serves the pages made from deps on a loopback server, closed
-// at the end of the test.
-func serveTest(t *testing.T, deps Deps) (*Web, *httptest.Server) {
-	t.Helper()
-	w, err := New(deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	w.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return w, srv
+	logs := kluistest.NewLogs()
+	a := startApp(t, TestAppOptions{Logs: logs})
+	return &env{app: a, svc: a.Transfers, srv: testServer{URL: a.URL}, web: a.Web, logs: logs}
 }
 
 type sent struct {

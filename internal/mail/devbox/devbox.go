@@ -190,7 +190,7 @@ func (b *Box) serveJSON(w http.ResponseWriter, r *http.Request) {
 // sandbox without scripts, forms or same origin, so mail HTML cannot run
 // anything; images load from anywhere, inline styles apply as in a mail
 // client.
-const HTMLPolicy = "sandbox; default-src 'none'; img-src *; style-src 'unsafe-inline'"
+const HTMLPolicy = "sandbox; default-src 'none'; img-src *; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 func (b *Box) serveOne(w http.ResponseWriter, r *http.Request) {
 	file := r.PathValue("file")
@@ -208,7 +208,7 @@ func (b *Box) serveOne(w http.ResponseWriter, r *http.Request) {
 	switch ext {
 	case "txt":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'")
+		w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'; frame-ancestors 'none'")
 		fmt.Fprintf(w, "To: %s\nSubject: %s\nMessage-ID: %s\nDate: %s\nKind: %s\n\n%s",
 			e.To, e.Subject, e.MessageID, e.Time.Format(time.RFC1123Z), e.Kind, e.Text)
 	case "html":
