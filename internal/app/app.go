@@ -200,32 +200,7 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 	sc := sender.DefaultConfig()
 	sc.SessionTTL, sc.IdleTTL = cfg.VerifyTTL, cfg.VerifyTTL
 	a.Senders = sender.New(sender.Deps{DB: a.DB, Keys: a.Keys, Mailer: a.Outbox, Org: org, Config: sc, Now: o.Now, Log: a.log, Audit: a.Audit})
-	if a.Web, err = web.New(web.Deps{
-		Transfers: a.Transfers, Senders: a.Senders, OrgName: cfg.OrgName, BaseURL: cfg.BaseURL, Mailbox: a.Mailbox != nil,
-		LogoFile: cfg.OrgLogoFile, ThemeCSS: cfg.ThemeCSS, ThemeClass: cfg.ThemeClass,
-		Retention: cfg.Retention, DefaultExpiry: cfg.DefaultExpiry, MaxExpiry: cfg.MaxExpiry, SessionTTL: cfg.SessionTTL,
-		Log: a.log, ReplyLimiter: o.ReplyLimiter,
-	}); err != nil {
-		return nil, err
-	}
-	limiter := o.Limiter
-	if limiter == nil {
-		limiter = newLimiter(cfg, a.DB, a.Keys, a.log)
-	}
-	if limiter == nil {
-		a.log.Warn("rate limits are off (--rate-limit 0 --rate-limit-global 0): only the per-link lock-out slows down password guessing")
-	}
-	deps := server.Deps{Transfers: a.Transfers, Senders: a.Senders, Web: a.Web, Log: a.log,
-		Limiter:        limiter,
-		TrustedProxies: cfg.TrustedProxies,
-		SecurityTxt:    a.securityTxt(),
-		Metrics:        a.Metrics,
-		MetricsToken:   cfg.MetricsToken,
-	}
-	if a.Mailbox != nil {
-		deps.Mailbox = a.Mailbox.Handler()
-	}
-	if a.Handler, err = server.New(deps); err != nil {
+	if a.Web, a.Handler, err = a.newHandler(o); err != nil {
 		return nil, err
 	}
 	// From here on a SIGHUP is a reload request, not the end of the
@@ -235,6 +210,42 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 		a.reload, a.stopReload = notifyHangup()
 	}
 	return a, nil
+}
+
+// newHandler builds the pages, the rate limiter and the HTTP handler.
+func (a *App) newHandler(o Options) (*web.Web, http.Handler, error) {
+	cfg := a.cfg
+	w, err := web.New(web.Deps{
+		Transfers: a.Transfers, Senders: a.Senders, OrgName: cfg.OrgName, BaseURL: cfg.BaseURL, Mailbox: a.Mailbox != nil,
+		LogoFile: cfg.OrgLogoFile, ThemeCSS: cfg.ThemeCSS, ThemeClass: cfg.ThemeClass,
+		Retention: cfg.Retention, DefaultExpiry: cfg.DefaultExpiry, MaxExpiry: cfg.MaxExpiry, SessionTTL: cfg.SessionTTL,
+		Log: a.log, ReplyLimiter: o.ReplyLimiter,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	limiter := o.Limiter
+	if limiter == nil {
+		limiter = newLimiter(cfg, a.DB, a.Keys, a.log)
+	}
+	if limiter == nil {
+		a.log.Warn("rate limits are off (--rate-limit 0 --rate-limit-global 0): only the per-link lock-out slows down password guessing")
+	}
+	deps := server.Deps{Transfers: a.Transfers, Senders: a.Senders, Web: w, Log: a.log,
+		Limiter:        limiter,
+		TrustedProxies: cfg.TrustedProxies,
+		SecurityTxt:    a.securityTxt(),
+		Metrics:        a.Metrics,
+		MetricsToken:   cfg.MetricsToken,
+	}
+	if a.Mailbox != nil {
+		deps.Mailbox = a.Mailbox.Handler()
+	}
+	h, err := server.New(deps)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, h, nil
 }
 
 // URL is where the server listens, such as http://127.0.0.1:8080 (the
