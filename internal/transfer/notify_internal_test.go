@@ -212,9 +212,8 @@ func TestRecipientLanguages(t *testing.T) {
 	keys, _ := secret.NewKeyring(secret.GenerateMasterKey())
 	cfg := DefaultConfig()
 	cfg.PasswordLogN = 10
-	svc := New(db, blobs, keys, cfg, nil, nil)
 	ml := &mailLog{}
-	svc.SetMailer(ml, mail.Org{Name: "Gemeente Test", BaseURL: cfg.BaseURL})
+	svc := New(Deps{DB: db, Blobs: blobs, Keys: keys, Config: cfg, Mailer: ml, Org: mail.Org{Name: "Gemeente Test", BaseURL: cfg.BaseURL}})
 	for _, tc := range []struct{ in, want, sender, senderWant string }{
 		{"ar", "ar", "en", "en"}, {"AR", "ar", "", "nl"}, {"de-AT", "de", "nl", "nl"}, {"fy", "fy", "de", "de"},
 		{"uk", "uk", "en-GB", "en"}, {"tr", "tr", "xx", "nl"}, {"pl", "pl", "", "nl"}, {"fr", "fr", "", "nl"},
