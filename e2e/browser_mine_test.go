@@ -41,9 +41,11 @@ func otherLang(lang string) string {
 func TestBrowserReply(t *testing.T) {
 	needBrowser(t)
 	mp := startMailpit(t)
-	s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
 	for _, lang := range []string{"nl", "en"} {
 		t.Run(lang, func(t *testing.T) {
+			// A server per language: the reply pages are limited per client
+			// (bursts of 4), and both languages' browsers are 127.0.0.1.
+			s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
 			w := mineWords[lang]
 			pw := "Herfst-Peer-" + lang + "-73"
 			c := s.create(t, password{Mode: "manual", Value: pw}, "Wilt u het formulier ingevuld terugsturen?")
