@@ -367,9 +367,9 @@ func TestBrowserPasswordFlow(t *testing.T) {
 			if len(want) > 0 {
 				t.Errorf("ZIP lacks %v", want)
 			}
-			rows := b.eval(`JSON.stringify([...document.querySelectorAll("tbody tr")].map(r => r.cells[0].textContent + "|" + r.cells[1].textContent))`)
+			rows := b.eval(`JSON.stringify([...document.querySelectorAll(".kluis-file")].map(r => r.querySelector(".kluis-file__name").textContent + "|" + r.querySelector(".kluis-file__size").lastChild.textContent))`)
 			if !strings.Contains(rows, "rapport.pdf|300") || !strings.Contains(rows, "bijlage.txt|5") {
-				t.Errorf("files table %s", rows)
+				t.Errorf("files list %s", rows)
 			}
 			for _, name := range []string{"rapport.pdf", "bijlage.txt"} {
 				got := b.download(`a[href*="/files/"][data-name="` + name + `"]`)
