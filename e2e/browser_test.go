@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -512,5 +513,37 @@ func TestBrowserGonePages(t *testing.T) {
 		if !strings.Contains(b.text("main"), "30") {
 			t.Errorf("privacy page (%s) does not give the retention", lang)
 		}
+	}
+}
+
+// viewport sets the tab's window to a width in CSS pixels (a phone).
+func (b *tab) viewport(width, height int64) {
+	b.t.Helper()
+	b.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+			Width: width, Height: height, DeviceScaleFactor: 1, Mobile: true,
+		})
+		return err
+	}))
+}
+
+// noSideways fails the test when the page scrolls sideways or cuts off a
+// control (WCAG 1.4.10, reflow) at the viewport's width: a control inside
+// a container that hides its overflow does not widen the page, so each
+// link, button and field is checked against the screen's edges too.
+func (b *tab) noSideways(name string) {
+	b.t.Helper()
+	got := b.eval(`(() => {
+		const w = document.documentElement.clientWidth, out = [];
+		if (document.documentElement.scrollWidth > w) out.push("page " + document.documentElement.scrollWidth + " px wide");
+		for (const e of document.querySelectorAll("a, button, input, select, textarea, summary")) {
+			const r = e.getBoundingClientRect();
+			if (r.width === 0 || getComputedStyle(e).visibility === "hidden" || e.closest(".kluis-visually-hidden, .utrecht-skip-link")) continue;
+			if (r.left < -1 || r.right > w + 1) out.push(e.tagName + " " + JSON.stringify(e.textContent.trim().slice(0, 30)) + " at " + Math.round(r.left) + ".." + Math.round(r.right));
+		}
+		return out.join("; ");
+	})()`)
+	if got != "" {
+		b.t.Errorf("%s: wider than the %s px screen: %s", name, b.eval(`String(document.documentElement.clientWidth)`), got)
 	}
 }
