@@ -613,10 +613,9 @@ func TestMessageOnlyAndVariants(t *testing.T) {
 // TestEveryKindInEveryLanguage renders every kind, in its variants, in
 // every language of package locale with complete data: no text may show a
 // formatting error, an empty value or a catalog key instead of a text, and
-// every key the templates use is in the catalogs. A language that has
-// mail texts must have all of them; one without any (its translation is in
-// progress, see untranslated in package locale's tests) falls back to
-// English, which this checks too.
+// every key the templates use is in the catalogs. Every language has every
+// mail text (TestCatalogsAreConsistent in package locale); should one ever
+// lack a text, it falls back to English, which this checks too.
 func TestEveryKindInEveryLanguage(t *testing.T) {
 	used := templateKeys(t)
 	if len(used) < 100 {
