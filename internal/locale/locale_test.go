@@ -266,3 +266,26 @@ func TestEveryCatalogSaysHowItWasMade(t *testing.T) {
 		t.Error("an unknown language has a meta")
 	}
 }
+
+// The wait on the rate-limit page is counted in each language's plural
+// forms: "1 seconde", not "1 seconden"; Arabic says "ثوانٍ" for 3 to 10.
+func TestWaitIsCountedInPluralForms(t *testing.T) {
+	for _, tc := range []struct {
+		lang Lang
+		key  string
+		n    int
+		want string
+	}{
+		{NL, "toomany.wait_seconds", 1, "1 seconde "},
+		{NL, "toomany.wait_minutes", 2, "2 minuten "},
+		{EN, "toomany.wait_minutes", 1, "1 minute."},
+		{PL, "toomany.wait_seconds", 5, "5 sekund."},
+		{UK, "toomany.wait_minutes", 3, "3 хвилини."},
+		{AR, "toomany.wait_seconds", 5, "5 ثوانٍ"},
+		{AR, "toomany.wait_minutes", 2, "دقيقتين"},
+	} {
+		if got := For(tc.lang).T(tc.key, tc.n); !strings.Contains(got, tc.want) {
+			t.Errorf("%s %s %d: %q, want it to hold %q", tc.lang, tc.key, tc.n, got, tc.want)
+		}
+	}
+}
