@@ -105,8 +105,10 @@ func openVerified(ctx context.Context, open OpenFunc, e *Entry, i int) (blob.Rea
 // age has authenticated its final chunk (which fixes its length); every
 // other chunk is authenticated by age before it is copied out.
 //
-// ReadAt may be called from several goroutines, but calls are serialized:
-// the reader is meant for one download stream.
+// ReadAt may be called from several goroutines at once, and reads of
+// different chunks then decrypt in parallel (see ReadAhead): a segment is
+// opened and verified once, by the first read that needs it, and the
+// others wait for that.
 type FileReader struct {
 	ctx  context.Context
 	m    *Manifest
@@ -122,8 +124,15 @@ type FileReader struct {
 // reads pay for the header check and the final-chunk decryption once.
 type openSegment struct {
 	index int
+	ready chan struct{} // closed when the open below has ended
+	err   error         // why it failed to open; set before ready closes
 	br    blob.Reader
 	ra    io.ReaderAt
+
+	// Under FileReader.mu: reads using the segment, and whether it has
+	// left the cache (then the last read out closes its blob).
+	refs    int
+	evicted bool
 }
 
 // NewFileReader reads the file described by m, opening blobs with open and
@@ -139,11 +148,6 @@ func (r *FileReader) Size() int64 { return r.m.Size() }
 // an error, io.EOF when the file ends first. On an error, p[:n] holds only
 // verified plaintext.
 func (r *FileReader) ReadAt(p []byte, off int64) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return 0, fmt.Errorf("segment: read: %w", fs.ErrClosed)
-	}
 	if off < 0 {
 		return 0, fmt.Errorf("segment: negative offset %d", off)
 	}
@@ -155,6 +159,9 @@ func (r *FileReader) ReadAt(p []byte, off int64) (int, error) {
 		if len(p) == 0 && off == size {
 			return 0, nil
 		}
+		if r.isClosed() {
+			return 0, fmt.Errorf("segment: read: %w", fs.ErrClosed)
+		}
 		return 0, io.EOF
 	}
 	entries := r.m.Entries
@@ -162,7 +169,7 @@ func (r *FileReader) ReadAt(p []byte, off int64) (int, error) {
 	n := 0
 	for n < len(p) && i < len(entries) {
 		e := &entries[i]
-		seg, err := r.segment(i)
+		seg, err := r.acquire(i)
 		if err != nil {
 			return n, err
 		}
@@ -171,11 +178,12 @@ func (r *FileReader) ReadAt(p []byte, off int64) (int, error) {
 		got, err := seg.ra.ReadAt(p[n:n+int(want)], segOff)
 		n += got
 		off += int64(got)
-		if int64(got) < want {
+		failed := int64(got) < want
+		r.release(seg, failed)
+		if failed {
 			if err == nil || err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			r.drop(i)
 			return n, classify(r.ctx, i, err)
 		}
 		i++
@@ -186,60 +194,121 @@ func (r *FileReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// segment returns the verified, open segment i, from the cache or fresh.
-func (r *FileReader) segment(i int) (*openSegment, error) {
+func (r *FileReader) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// acquire returns the verified, open segment i, from the cache or fresh,
+// for one read; release gives it back. The first read that needs a
+// segment opens it without holding r.mu, so reads of other segments go
+// on meanwhile; reads of the same one wait for it.
+func (r *FileReader) acquire(i int) (*openSegment, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("segment: read: %w", fs.ErrClosed)
+	}
 	for k, s := range r.cache {
 		if s != nil && s.index == i {
 			if k != 0 {
 				r.cache[0], r.cache[k] = s, r.cache[0]
 			}
+			s.refs++
+			r.mu.Unlock()
+			<-s.ready
+			if s.err != nil {
+				r.release(s, true)
+				return nil, s.err
+			}
 			return s, nil
 		}
 	}
+	s := &openSegment{index: i, ready: make(chan struct{}), refs: 1}
+	if last := r.cache[len(r.cache)-1]; last != nil {
+		r.evict(last)
+	}
+	copy(r.cache[1:], r.cache[:len(r.cache)-1])
+	r.cache[0] = s
+	r.mu.Unlock()
+
+	s.br, s.ra, s.err = r.openSegment(i)
+	close(s.ready)
+	if s.err != nil {
+		r.release(s, true)
+		return nil, s.err
+	}
+	return s, nil
+}
+
+// openSegment opens and verifies segment i.
+func (r *FileReader) openSegment(i int) (blob.Reader, io.ReaderAt, error) {
 	e := &r.m.Entries[i]
 	br, head, err := openVerified(r.ctx, r.open, e, i)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ra, size, err := age.DecryptReaderAt(&pinnedSource{head: head, src: br}, e.CipherSize, r.id)
 	if err != nil {
 		br.Close()
-		return nil, classify(r.ctx, i, err)
+		return nil, nil, classify(r.ctx, i, err)
 	}
 	if size != e.Size {
 		br.Close()
-		return nil, fmt.Errorf("%w: segment %d: holds %d bytes, expected %d", ErrIntegrity, i, size, e.Size)
+		return nil, nil, fmt.Errorf("%w: segment %d: holds %d bytes, expected %d", ErrIntegrity, i, size, e.Size)
 	}
-	s := &openSegment{index: i, br: br, ra: ra}
-	if last := r.cache[len(r.cache)-1]; last != nil {
-		last.br.Close()
-	}
-	copy(r.cache[1:], r.cache[:len(r.cache)-1])
-	r.cache[0] = s
-	return s, nil
+	return br, ra, nil
 }
 
-// drop closes segment i after an error, so the next read checks it afresh.
-func (r *FileReader) drop(i int) {
-	for k, s := range r.cache {
-		if s != nil && s.index == i {
-			s.br.Close()
-			r.cache[k] = nil
+// release ends one read of s. After a failure s leaves the cache, so the
+// next read checks the segment afresh.
+func (r *FileReader) release(s *openSegment, failed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.refs--
+	if failed {
+		for k, c := range r.cache {
+			if c == s {
+				copy(r.cache[k:], r.cache[k+1:])
+				r.cache[len(r.cache)-1] = nil
+				r.evict(s)
+			}
 		}
 	}
+	if s.evicted && s.refs == 0 && s.br != nil {
+		s.br.Close()
+		s.br = nil
+	}
 }
 
-// Close releases the open blobs.
+// evict takes s out of use: its blob is closed now, or by the last read
+// still using it. r.mu is held.
+func (r *FileReader) evict(s *openSegment) {
+	s.evicted = true
+	if s.refs == 0 && s.br != nil {
+		s.br.Close()
+		s.br = nil
+	}
+}
+
+// Close releases the open blobs; reads still running close theirs when
+// they end.
 func (r *FileReader) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
 	var errs []error
 	for k, s := range r.cache {
-		if s != nil {
-			errs = append(errs, s.br.Close())
-			r.cache[k] = nil
+		if s == nil {
+			continue
 		}
+		s.evicted = true
+		if s.refs == 0 && s.br != nil {
+			errs = append(errs, s.br.Close())
+			s.br = nil
+		}
+		r.cache[k] = nil
 	}
 	return errors.Join(errs...)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"filippo.io/age"
@@ -19,7 +20,7 @@ import (
 // memStore is the test's blob store: committed blobs by key.
 type memStore struct {
 	blobs map[string][]byte
-	opens int
+	opens atomic.Int64
 }
 
 type memBlob struct{ *bytes.Reader }
@@ -33,7 +34,7 @@ func (s *memStore) open(_ context.Context, key string) (blob.Reader, error) {
 	if !ok {
 		return nil, blob.ErrNotFound
 	}
-	s.opens++
+	s.opens.Add(1)
 	return memBlob{bytes.NewReader(b)}, nil
 }
 
@@ -314,8 +315,8 @@ func TestSequentialReadsKeepSegmentOpen(t *testing.T) {
 	if _, err := io.Copy(io.Discard, io.NewSectionReader(r, 0, r.Size())); err != nil {
 		t.Fatal(err)
 	}
-	if s.opens != 2 {
-		t.Fatalf("%d blob opens for 2 segments read sequentially", s.opens)
+	if n := s.opens.Load(); n != 2 {
+		t.Fatalf("%d blob opens for 2 segments read sequentially", n)
 	}
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
