@@ -287,3 +287,19 @@ func (e *apiEnv) segmentPaths(transferID, fileID string) []string {
 	}
 	return out
 }
+
+// flip changes one bit of the file at path, at (from the end if at < 0).
+func flip(t *testing.T, path string, at int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at < 0 {
+		at += len(b)
+	}
+	b[at] ^= 0x80
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/kluis-nl/kluis/internal/api"
 )
 
 // TestInvisibleCharactersInNames: bidirectional controls and other
@@ -57,7 +55,13 @@ func TestInvisibleCharactersInNames(t *testing.T) {
 		resp := e.req("GET", "/api/v1/session/files/"+id, sess, nil, nil)
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		checkDisposition(t, resp.Header.Get("Content-Disposition"), cases[i].want)
+		// The header's form is tested in package download; here, the name
+		// it carries: plain ASCII, with the cleaned name in filename*.
+		v := resp.Header.Get("Content-Disposition")
+		_, params, err := mime.ParseMediaType(v)
+		if err != nil || params["filename"] != cases[i].want || strings.IndexFunc(v, func(r rune) bool { return r >= 0x7f }) >= 0 {
+			t.Errorf("Content-Disposition %q (%v), want filename %+q", v, err, cases[i].want)
+		}
 	}
 	resp := e.req("GET", "/api/v1/session/zip", sess, nil, nil)
 	zb, err := io.ReadAll(resp.Body)
@@ -76,30 +80,6 @@ func TestInvisibleCharactersInNames(t *testing.T) {
 	for _, tc := range cases {
 		if !got[tc.want] {
 			t.Errorf("zip has no entry %+q; entries %v", tc.want, got)
-		}
-	}
-}
-
-// TestContentDispositionCleansName: the header helper cleans whatever name
-// it is given, so no caller can put a bidirectional control into
-// filename*.
-func TestContentDispositionCleansName(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]string{
-		"factuur\u202efdp.exe": "factuurfdp.exe",
-		"a\u200b\u200fb.txt":   "ab.txt",
-		"../x\u2066.pdf":       "x.pdf",
-	} {
-		v := api.ContentDisposition(in)
-		_, params, err := mime.ParseMediaType(v)
-		if err != nil {
-			t.Fatalf("%q: %v", v, err)
-		}
-		if params["filename"] != want {
-			t.Errorf("ContentDisposition(%+q): filename* %+q, want %+q", in, params["filename"], want)
-		}
-		if strings.Contains(strings.ToUpper(v), "%E2%80%AE") {
-			t.Errorf("ContentDisposition(%+q) = %q still carries U+202E", in, v)
 		}
 	}
 }

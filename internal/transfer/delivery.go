@@ -34,7 +34,7 @@ func (s Span) Len() int64 { return s.End - s.Start }
 
 // MaxServedSpans bounds how many separate pieces of one file the engine
 // tracks per recipient. A download whose ranges would leave more is served
-// whole instead (see api.ServeFile), so the record stays small however a
+// whole instead (see download.ServeFile), so the record stays small however a
 // client scatters its requests.
 const MaxServedSpans = 64
 

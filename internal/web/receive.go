@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/api"
+	"github.com/kluis-nl/kluis/internal/download"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -214,7 +214,7 @@ func (h *Web) open(w http.ResponseWriter, r *http.Request) {
 func (h *Web) downloadFile(w http.ResponseWriter, r *http.Request) {
 	access := r.PathValue("access")
 	h.unlocked(w, r, func(s *transfer.Session) {
-		if err := api.ServeFile(w, r, h.svc, s, r.PathValue("fid"), h.log); err != nil {
+		if err := download.ServeFile(w, r, h.svc, s, r.PathValue("fid"), h.log); err != nil {
 			if kluis.ErrorCode(err) == kluis.ENOTFOUND {
 				h.problem(w, r, http.StatusNotFound, "problem.file", "/r/"+access+"/open")
 				return
@@ -227,7 +227,7 @@ func (h *Web) downloadFile(w http.ResponseWriter, r *http.Request) {
 func (h *Web) downloadZip(w http.ResponseWriter, r *http.Request) {
 	access := r.PathValue("access")
 	h.unlocked(w, r, func(s *transfer.Session) {
-		if err := api.ServeZip(w, r, h.svc, s, h.log); err != nil {
+		if err := download.ServeZip(w, r, h.svc, s, h.log); err != nil {
 			h.linkError(w, r, access, err)
 		}
 	})

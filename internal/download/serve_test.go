@@ -1,4 +1,4 @@
-package api_test
+package download_test
 
 import (
 	"archive/zip"
@@ -14,73 +14,9 @@ import (
 	"testing"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/api"
+	"github.com/kluis-nl/kluis/internal/segment"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
-
-// checkDisposition asserts what every download's Content-Disposition must
-// be: one line, an attachment, parseable, with a quoted fallback that holds
-// no raw quote or control character, and (through filename*) the name.
-func checkDisposition(t testing.TB, v, wantName string) {
-	t.Helper()
-	if strings.ContainsAny(v, "\r\n\x00") {
-		t.Fatalf("Content-Disposition has a control character: %q", v)
-	}
-	for _, r := range v {
-		if r >= 0x7f || r < 0x20 {
-			t.Fatalf("Content-Disposition is not plain ASCII: %q", v)
-		}
-	}
-	disp, params, err := mime.ParseMediaType(v)
-	if err != nil {
-		t.Fatalf("Content-Disposition %q does not parse: %v", v, err)
-	}
-	if disp != "attachment" {
-		t.Fatalf("disposition %q, want attachment (%q)", disp, v)
-	}
-	if !strings.HasPrefix(v, `attachment; filename="`) {
-		t.Fatalf("no quoted filename fallback: %q", v)
-	}
-	fallback := v[len(`attachment; filename="`):]
-	end := strings.IndexByte(fallback, '"')
-	if end < 0 {
-		t.Fatalf("unterminated filename: %q", v)
-	}
-	fallback = fallback[:end]
-	if strings.ContainsAny(fallback, "\\/%") || fallback == "" {
-		t.Fatalf("fallback filename %q holds a path or escape character", fallback)
-	}
-	// mime.ParseMediaType decodes filename*= (RFC 2231) into "filename".
-	if params["filename"] != wantName {
-		t.Fatalf("decoded filename %q, want %q (%q)", params["filename"], wantName, v)
-	}
-}
-
-func TestContentDispositionUnit(t *testing.T) {
-	t.Parallel()
-	for _, name := range []string{
-		"rapport.pdf", `a"b.txt`, `"`, `\`, "naïve résumé.pdf", "日本語.txt", "emoji 🎉.png",
-		"line\r\nbreak.txt", "Set-Cookie: x=y", "../../etc/passwd", "nul\x00byte", "%41%0d%0a.txt",
-		"a; filename=evil.html", "semi;colon", "tab\there", "", " ", "...", "\x7f", "\xff\xfe invalid utf8",
-		"=?utf-8?q?encoded?=", "filename*=UTF-8''x", strings.Repeat("é", 300),
-	} {
-		checkDisposition(t, api.ContentDisposition(name), kluis.CleanFileName(name))
-	}
-}
-
-// FuzzContentDisposition: for any name, the header is one ASCII line that
-// mime.ParseMediaType reads as an attachment carrying exactly the cleaned
-// name (kluis.CleanFileName), and a cleaned name passes unchanged.
-func FuzzContentDisposition(f *testing.F) {
-	for _, s := range []string{"rapport.pdf", `a"b`, "x\r\ny", "日本語", "../x", "\x00", "%", "a;b=c", "\xff"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, name string) {
-		clean := kluis.CleanFileName(name)
-		checkDisposition(t, api.ContentDisposition(name), clean)
-		checkDisposition(t, api.ContentDisposition(clean), clean)
-	})
-}
 
 func checkDownloadHeaders(t *testing.T, h http.Header) {
 	t.Helper()
@@ -98,11 +34,11 @@ func checkDownloadHeaders(t *testing.T, h http.Header) {
 	}
 }
 
-// TestDownloadNamesAndHeaders uploads files with hostile names over HTTP
-// and downloads them: always an attachment, never a raw CR/LF or quote.
+// TestDownloadNamesAndHeaders stores files with hostile names and
+// downloads them: always an attachment, never a raw CR/LF or quote.
 func TestDownloadNamesAndHeaders(t *testing.T) {
 	t.Parallel()
-	e := newAPIEnv(t)
+	e := newEnv(t)
 	names := []string{
 		`say "hi".txt`, "naïve résumé €.pdf", "evil\r\nSet-Cookie: a=b.html", "../../../etc/passwd",
 		"nul\x00byte.svg", `back\slash.txt`, "<script>alert(1)</script>.html", "%0d%0a.txt", "日本語.txt",
@@ -157,7 +93,7 @@ func TestDownloadNamesAndHeaders(t *testing.T) {
 // edges return exactly the asked bytes.
 func TestRangeEdges(t *testing.T) {
 	t.Parallel()
-	e := newAPIEnv(t)
+	e := newEnv(t)
 	const size = 300_001
 	s := e.shared([]string{"groot.bin"}, []int{size})
 	data := s.data[0]
@@ -218,21 +154,6 @@ func TestRangeEdges(t *testing.T) {
 	}
 }
 
-func flip(t *testing.T, path string, at int) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if at < 0 {
-		at += len(b)
-	}
-	b[at] ^= 0x80
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestTamperedDownloadOverHTTP is security.md item 6 on the wire: a
 // tampered file is never a clean 200 with all its bytes, and a ZIP with a
 // tampered file never ends cleanly.
@@ -253,7 +174,7 @@ func TestTamperedDownloadOverHTTP(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newAPIEnv(t)
+			e := newEnv(t)
 			s := e.shared([]string{"a.bin", "b.bin"}, []int{size, size})
 			segs := e.segmentPaths(s.c.ID, s.files[0].ID)
 			if len(segs) != 4 {
@@ -349,7 +270,7 @@ func TestTamperedDownloadOverHTTP(t *testing.T) {
 // downloaded; the second does not.
 func TestTamperedSecondFileInZip(t *testing.T) {
 	t.Parallel()
-	e := newAPIEnv(t)
+	e := newEnv(t)
 	s := e.shared([]string{"goed.bin", "kapot.bin"}, []int{250_000, 250_000})
 	segs := e.segmentPaths(s.c.ID, s.files[1].ID)
 	flip(t, segs[1], 1000)
@@ -375,5 +296,47 @@ func TestTamperedSecondFileInZip(t *testing.T) {
 	}
 	if len(got) != 1 || got[0] != 0 {
 		t.Errorf("downloads recorded %v, want [0]: the intact first file only", got)
+	}
+}
+
+// TestTamperedThirdWindowOverHTTP is the parallel read-ahead on the wire: a
+// bad chunk in the third window of a file whose windows are decrypted
+// ahead in parallel. The answer starts (the first segment verified), the
+// intact bytes before the bad chunk may go out, and then the connection is
+// cut: never a clean 200, never a byte of the bad chunk or after it.
+func TestTamperedThirdWindowOverHTTP(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *transfer.Config) { c.SegmentSize = 16 << 20 })
+	const size = 6 * segment.WindowSize
+	s := e.shared([]string{"groot.bin"}, []int{size})
+	segs := e.segmentPaths(s.c.ID, s.files[0].ID)
+	if len(segs) != 1 {
+		t.Fatalf("%d segments, want 1", len(segs))
+	}
+	const chunk, enc = 64 << 10, 64<<10 + 16
+	badChunk := 2*segment.WindowSize/chunk + 3
+	hdr, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The payload starts after the age header and the 16-byte nonce.
+	headerLen := bytes.Index(hdr, []byte("\n---")) + 1
+	headerLen += bytes.IndexByte(hdr[headerLen:], '\n') + 1 + 16
+	flip(t, segs[0], headerLen+badChunk*enc+100)
+
+	resp := e.req("GET", "/api/v1/session/files/"+s.files[0].ID, s.session, nil, nil)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200 (the first segment is intact)", resp.StatusCode)
+	}
+	if err == nil {
+		t.Fatalf("the answer ended cleanly after %d of %d bytes", len(body), size)
+	}
+	if bad := badChunk * chunk; len(body) > bad {
+		t.Fatalf("%d bytes sent: past the bad chunk at %d", len(body), bad)
+	}
+	if !bytes.Equal(body, s.data[0][:len(body)]) {
+		t.Fatal("bytes before the abort are not the original ones")
 	}
 }

@@ -1,8 +1,37 @@
-package api
+// Package download serves the files of an unlocked transfer over HTTP, for
+// the JSON API and the web pages alike: one file (whole, one range, or
+// several as multipart/byteranges) or all of them as one ZIP, always as an
+// attachment.
+//
+// # Writing
+//
+// Every answer is written by the handler's goroutine, never by
+// http.ServeContent (see ranges.go): a read error of stored data (a
+// tampered segment, blobs purged under a slow reader) panics with
+// http.ErrAbortHandler there, which net/http recovers by cutting the
+// connection, so the client never takes a broken answer for a complete
+// one and the process lives on.
+//
+// # Reading
+//
+// The bytes come from segment.ReadAhead over the file's segment reader: the
+// windows after the one being sent are decrypted in parallel, so a
+// download uses every core, in order, with at most segment.Depth windows
+// of segment.WindowSize bytes per answer in memory. A window that fails
+// verification releases only its bytes before the failure; nothing after
+// it is sent.
+//
+// # Accounting
+//
+// Every answer that sent bytes, also one that broke off, is reported to
+// transfer.Service.RecordDelivery with the byte ranges the connection
+// took.
+package download
 
 import (
 	"archive/zip"
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +41,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/locale"
+	"github.com/kluis-nl/kluis/internal/segment"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -112,9 +144,6 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 			log.Error("record download", "err", err)
 		}
 	}()
-	pf := readAhead(fr, f.Size).(*prefetcher)
-	defer pf.wait()
-	buf := make([]byte, 256<<10)
 	var mw *multipart.Writer
 	if boundary != "" {
 		mw = multipart.NewWriter(w)
@@ -129,7 +158,7 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 			}
 			dst = part
 		}
-		n, rerr, werr := copySpan(dst, pf, sp, buf)
+		n, rerr, werr := copySpan(dst, fr, sp)
 		if n > 0 {
 			sent = append(sent, transfer.Span{Start: sp.Start, End: sp.Start + n})
 		}
@@ -152,29 +181,36 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 	return nil
 }
 
-// copySpan copies span sp of src to dst with buf. It returns how many
-// bytes dst took, and either a read error of src (the stored data failed;
-// a short read counts) or a write error of dst (the client went away).
-func copySpan(dst io.Writer, src io.ReaderAt, sp transfer.Span, buf []byte) (n int64, rerr, werr error) {
-	for off := sp.Start; off < sp.End; {
-		chunk := buf[:min(int64(len(buf)), sp.End-off)]
-		got, err := src.ReadAt(chunk, off)
-		if got > 0 {
-			m, err := dst.Write(chunk[:got])
-			n += int64(m)
-			off += int64(m)
-			if err != nil {
-				return n, nil, err
-			}
-		}
-		if got < len(chunk) {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return n, err, nil
-		}
+// copySpan copies span sp of the file fr to dst, reading ahead. It returns
+// how many bytes dst took, and either a read error of fr (the stored data
+// failed; a short read counts) or a write error of dst (the client went
+// away).
+func copySpan(dst io.Writer, fr *segment.FileReader, sp transfer.Span) (n int64, rerr, werr error) {
+	ra := segment.NewReadAhead(fr, sp.Start, sp.Len())
+	defer ra.Close()
+	tw := &trackWriter{w: dst}
+	n, err := ra.WriteTo(tw)
+	if tw.err != nil {
+		return n, nil, tw.err
 	}
-	return n, nil, nil
+	if err == nil && n < sp.Len() {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err, nil
+}
+
+// trackWriter keeps w's error, to tell it from a read error.
+type trackWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (t *trackWriter) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err != nil {
+		t.err = err
+	}
+	return n, err
 }
 
 // ServeZip streams all files of an unlocked transfer, and the message as a
@@ -249,7 +285,6 @@ func ServeZip(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *
 			panic(http.ErrAbortHandler)
 		}
 	}
-	buf := make([]byte, 256<<10)
 	for _, f := range c.Files {
 		kf, fr, err := svc.OpenFile(r.Context(), s, f.ID)
 		if err != nil {
@@ -268,9 +303,13 @@ func ServeZip(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *
 			panic(http.ErrAbortHandler)
 		}
 		entries = append(entries, entry{index: kf.Index, size: kf.Size, start: pos.n})
-		pf := readAhead(fr, kf.Size).(*prefetcher)
-		_, err = io.CopyBuffer(zf, io.NewSectionReader(pf, 0, kf.Size), buf)
-		pf.wait()
+		ra := segment.NewReadAhead(fr, 0, kf.Size)
+		var n int64
+		n, err = ra.WriteTo(zf)
+		if err == nil && n < kf.Size {
+			err = io.ErrUnexpectedEOF
+		}
+		ra.Close()
 		fr.Close()
 		if err != nil {
 			log.Error("zip: file failed verification or write; aborting", "file", f.ID, "err", err)
@@ -285,4 +324,17 @@ func ServeZip(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *
 	}
 	complete = true
 	return nil
+}
+
+func integrityError(err error) error {
+	if errors.Is(err, segment.ErrIntegrity) {
+		return &kluis.Error{Code: kluis.EINTEGRITY, Message: "This file is damaged and cannot be downloaded. Please tell the sender.", Err: err}
+	}
+	return err
+}
+
+func messageFileName(lang string) string {
+	// The catalog's text is a translation, not a trusted file name: clean
+	// it like any other.
+	return kluis.CleanFileName(locale.For(locale.Lang(lang)).T("open.message_file"))
 }

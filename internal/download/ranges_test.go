@@ -1,4 +1,4 @@
-package api_test
+package download_test
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 // nearby ranges are joined, and too many parts get the whole file.
 func TestMultiRangeAnswers(t *testing.T) {
 	t.Parallel()
-	e := newAPIEnv(t)
+	e := newEnv(t)
 	const size = 300_001
 	s := e.shared([]string{"groot.bin"}, []int{size})
 	data := s.data[0]
@@ -122,7 +122,7 @@ func TestMultiRangeAnswers(t *testing.T) {
 // 416 with "bytes */size", as http.ServeContent answered.
 func TestRangeRefusals(t *testing.T) {
 	t.Parallel()
-	e := newAPIEnv(t)
+	e := newEnv(t)
 	s := &shared{c: e.create("")}
 	s.files = append(s.files, e.put(s.c, "a.bin", randomBytes(7, 1000)))
 	// An empty file, through the engine: the API's plain upload wants a
@@ -166,7 +166,7 @@ func TestRangeRefusals(t *testing.T) {
 // "*" (412), and the date conditions are ignored.
 func TestConditionalDownloads(t *testing.T) {
 	t.Parallel()
-	e := newAPIEnv(t)
+	e := newEnv(t)
 	const size = 120_000
 	s := e.shared([]string{"a.bin"}, []int{size})
 	path := "/api/v1/session/files/" + s.files[0].ID
