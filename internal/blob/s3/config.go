@@ -56,8 +56,9 @@ type Config struct {
 	// what a ranged GET for a read off the stream fetches.
 	ReadAhead int64
 	// CacheWindows is how many fetched windows each Reader keeps, beyond
-	// the one read last (default 2: e.g. a segment's final chunk, and the
-	// one a parallel reader uses).
+	// the one read last (default 4: the windows between the parallel reads
+	// of a download's read-ahead, and a segment's final chunk); reads up to
+	// this many windows ahead of the stream are served by it.
 	CacheWindows int
 	// Prefetch is how many windows a Reader's stream reads ahead of the
 	// reads (default 2; 0 or less: the default, as ParseURL sets none). A

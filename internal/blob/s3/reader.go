@@ -15,6 +15,11 @@ import (
 // stream runs up to this many ReadAhead windows ahead of the reads.
 const defaultPrefetch = 2
 
+// defaultCacheWindows is Config.CacheWindows's default: room for the
+// windows between the reads of a download's parallel read-ahead (three or
+// four windows apart on a small machine), and a segment's final chunk.
+const defaultCacheWindows = 4
+
 // window is a range of the blob held in memory; never changed once made.
 type window struct {
 	off  int64
@@ -22,6 +27,25 @@ type window struct {
 }
 
 func (w *window) covers(off int64) bool { return off >= w.off && off < w.off+int64(len(w.data)) }
+
+// newWindow returns a window of n bytes (at most readAhead) at off, with a
+// recycled buffer if there is one: a download streams a GiB through 1 MiB
+// windows, and allocating and zeroing each anew cost about a tenth of the
+// server's CPU (with the garbage collection it caused).
+func (s *Store) newWindow(off, n int64) *window {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return &window{off: off, data: (*b)[:n]}
+	}
+	return &window{off: off, data: make([]byte, n, s.readAhead)}
+}
+
+// recycle gives w's buffer back for newWindow; w must not be used after.
+func (s *Store) recycle(w *window) {
+	if int64(cap(w.data)) == s.readAhead {
+		b := w.data[:cap(w.data)]
+		s.bufs.Put(&b)
+	}
+}
 
 // stream is one GET of the blob from off to its end, read by a goroutine
 // into ReadAhead-sized chunks that wait in ch, at most Prefetch of them
@@ -80,8 +104,10 @@ func (r *reader) Close() error {
 // ReadAt implements io.ReaderAt; safe for concurrent use. Reads are served
 // from the windows kept in memory; a miss is served by:
 //
-//   - the running stream, if the read is at or a little ahead of where it
-//     is (a sequential reader costs one GET per blob);
+//   - the running stream, if the read is at or up to CacheWindows windows
+//     ahead of where it is (a sequential reader costs one GET per blob,
+//     and so do parallel readers a few windows apart: the windows the
+//     stream passes are kept for the reads behind);
 //   - a new stream from the read's offset, if the read continues the
 //     previous one (a sequential reader after a seek);
 //   - otherwise one ranged GET of a ReadAhead window (or, for a read of at
@@ -149,6 +175,10 @@ func (r *reader) keep(w *window) {
 		return
 	}
 	if len(r.cache) >= r.s.windows+1 {
+		// Nothing else holds a cached window: reads copy from it under
+		// r.mu, or under r.fetchMu before the next keep. So its buffer
+		// can serve again.
+		r.s.recycle(r.cache[0])
 		r.cache = append(r.cache[:0], r.cache[1:]...)
 	}
 	r.cache = append(r.cache, w)
@@ -162,9 +192,13 @@ func (r *reader) miss(p []byte, off int64, seq bool) (int, error) {
 	if k, _, err := r.fromCache(p, off); k > 0 || err != nil {
 		return k, err
 	}
-	ahead := r.s.readAhead * int64(r.s.prefetch)
+	// A read up to reach ahead of the stream pulls it forward, and every
+	// window it passes is kept for the reads behind: a download decrypts
+	// several windows of a segment at once (segment.ReadAhead), so its
+	// reads arrive a few windows apart and out of order.
+	reach := r.s.readAhead * int64(max(r.s.windows, r.s.prefetch))
 	st := r.st
-	if st == nil || off < st.next || off >= st.next+ahead {
+	if st == nil || off < st.next || off >= st.next+reach {
 		st = nil
 		if seq && r.size-off > r.s.readAhead {
 			st = r.startStream(off, nil, nil, nil)
@@ -176,7 +210,7 @@ func (r *reader) miss(p []byte, off int64, seq bool) (int, error) {
 			k := int(min(rest, r.size-off))
 			return k, r.fetch(r.ctx, p[:k], off)
 		}
-		w := &window{off: off, data: make([]byte, min(r.s.readAhead, r.size-off))}
+		w := r.s.newWindow(off, min(r.s.readAhead, r.size-off))
 		if err := r.fetch(r.ctx, w.data, off); err != nil {
 			return 0, err
 		}
@@ -195,8 +229,8 @@ func (r *reader) miss(p []byte, off int64, seq bool) (int, error) {
 			return 0, c.err
 		}
 		st.next = c.w.off + int64(len(c.w.data))
+		r.keep(c.w)
 		if c.w.covers(off) {
-			r.keep(c.w)
 			return copy(p, c.w.data[off-c.w.off:]), nil
 		}
 	}
@@ -233,18 +267,18 @@ func (r *reader) startStream(off int64, body io.ReadCloser, ctx context.Context,
 		}
 		defer body.Close()
 		for pos := off; pos < r.size; {
-			buf := make([]byte, min(r.s.readAhead, r.size-pos))
-			if _, err := io.ReadFull(body, buf); err != nil {
+			w := r.s.newWindow(pos, min(r.s.readAhead, r.size-pos))
+			if _, err := io.ReadFull(body, w.data); err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
 				}
 				send(chunk{err: fmt.Errorf("s3: read %s at %d: %w", r.key, pos, err)})
 				return
 			}
-			if !send(chunk{w: &window{off: pos, data: buf}}) {
+			if !send(chunk{w: w}) {
 				return
 			}
-			pos += int64(len(buf))
+			pos += int64(len(w.data))
 		}
 	}()
 	return st

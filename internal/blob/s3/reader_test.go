@@ -13,6 +13,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/kluis-nl/kluis/internal/blob/blobtest"
+	"github.com/kluis-nl/kluis/internal/segment"
 )
 
 type countingTransport struct {
@@ -234,7 +235,7 @@ func TestReaderStreamError(t *testing.T) {
 
 func TestReaderAfterDelete(t *testing.T) {
 	s := prefixStore(t, *testConfig(t, envURL))
-	blobtest.Put(t, s, "rd/blob", blobtest.Pattern(3, 3<<20))
+	blobtest.Put(t, s, "rd/blob", blobtest.Pattern(3, 8<<20))
 	r, err := s.Open(t.Context(), "rd/blob")
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +244,9 @@ func TestReaderAfterDelete(t *testing.T) {
 	if err := s.Delete(t.Context(), "rd/blob"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.ReadAt(make([]byte, 10), 2<<20); err == nil {
+	// Beyond what the stream of Open serves (CacheWindows ahead), so the
+	// read needs a request of its own.
+	if _, err := r.ReadAt(make([]byte, 10), 6<<20); err == nil {
 		t.Fatal("ReadAt of a deleted blob succeeded")
 	}
 	if err := r.Close(); err != nil {
@@ -251,5 +254,59 @@ func TestReaderAfterDelete(t *testing.T) {
 	}
 	if _, err := r.ReadAt(make([]byte, 10), 0); err == nil {
 		t.Fatal("ReadAt after Close succeeded")
+	}
+}
+
+// ageReads reads like age's DecryptReaderAt: each ReadAt below is one
+// encrypted chunk (64 KiB and its 16-byte tag).
+type ageReads struct{ r io.ReaderAt }
+
+func (a ageReads) ReadAt(p []byte, off int64) (int, error) {
+	const enc = 64<<10 + 16
+	n := 0
+	for n < len(p) {
+		k, err := a.r.ReadAt(p[n:min(len(p), n+enc)], off+int64(n))
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// TestParallelReadsShareTheStream: a download decrypts several windows of
+// a segment at once (segment.ReadAhead), so reads arrive out of order a
+// few MiB apart. They are served by the one stream Open started: the
+// chunks it passes for a read further on are kept for the reads behind,
+// instead of each of those costing a ranged GET (a new connection on
+// versitygw) or a new stream.
+func TestParallelReadsShareTheStream(t *testing.T) {
+	cfg := *testConfig(t, envURL)
+	rt, err := minio.DefaultTransport(cfg.Secure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := &countingTransport{rt: rt}
+	cfg.Transport = ct
+	s := prefixStore(t, cfg)
+	const size = 16<<20 + 1000
+	data := blobtest.Pattern(9, size)
+	blobtest.Put(t, s, "par/blob", data)
+	before := ct.gets.Load()
+	r, err := s.Open(t.Context(), "par/blob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ra := segment.NewReadAhead(ageReads{r}, 0, size)
+	defer ra.Close()
+	got, err := io.ReadAll(ra)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+	gets := ct.gets.Load() - before
+	t.Logf("16 MiB read by %d parallel windows: %d GET requests", segment.Depth(), gets)
+	if gets > 2 {
+		t.Fatalf("%d GETs, want at most 2: the stream of Open, and one spare", gets)
 	}
 }

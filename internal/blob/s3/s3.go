@@ -22,11 +22,15 @@
 //     the size and version), whose body a goroutine reads ahead into
 //     Config.ReadAhead (1 MiB) windows, at most Config.Prefetch (2) queued
 //     before it blocks; so the network works while the caller decrypts,
-//     and a sequential reader costs one request per blob. A read that
-//     continues the previous one after a seek starts a new stream from
-//     there; any other read (age reads a segment's final chunk before its
-//     payload) is one ranged GET of a window and leaves the stream alone.
-//     A Reader holds at most six windows (6 MiB); Close stops the
+//     and a sequential reader costs one request per blob. Reads a few
+//     windows ahead of the stream (a download's parallel read-ahead) pull
+//     it forward, and the windows it passes are kept for the reads
+//     behind, so they share that one request. A read that continues the
+//     previous one after a seek starts a new stream from there; any other
+//     read (age reads a segment's final chunk before its payload) is one
+//     ranged GET of a window and leaves the stream alone. A Reader holds
+//     at most eight windows (8 MiB: Config.CacheWindows (4) and the one
+//     read last, the Prefetch queue, one being filled); Close stops the
 //     stream. With a server that closes every connection (versitygw
 //     without --keep-alive), each request costs a new TCP connection,
 //     which is why fewer, longer requests matter.
@@ -46,6 +50,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -66,6 +71,7 @@ type Store struct {
 	readAhead int64
 	windows   int
 	prefetch  int
+	bufs      sync.Pool // window buffers of readAhead bytes, see newWindow
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -100,7 +106,7 @@ func New(ctx context.Context, cfg *Config) (*Store, error) {
 		s.readAhead = DefaultReadAhead
 	}
 	if s.windows <= 0 {
-		s.windows = 2
+		s.windows = defaultCacheWindows
 	}
 	if s.prefetch <= 0 {
 		s.prefetch = defaultPrefetch
