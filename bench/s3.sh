@@ -31,24 +31,10 @@ out="$work/out.txt"
 
 s3url="${KLUIS_BENCH_S3_URL:-${KLUIS_TEST_S3_URL:-}}"
 if [ -z "$s3url" ]; then
-	vgw="$(command -v versitygw || true)"
-	[ -n "$vgw" ] || vgw="$(go env GOPATH)/bin/versitygw"
-	if [ ! -x "$vgw" ]; then
-		echo "bench/s3.sh: no S3 server: set KLUIS_BENCH_S3_URL, or install versitygw" >&2
-		echo "  go install github.com/versity/versitygw/cmd/versitygw@v1.8.0" >&2
-		exit 1
-	fi
-	port=$(( 20000 + RANDOM % 20000 ))
-	mkdir -p "$work/vgw"
-	export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchbench
-	"$vgw" --port "127.0.0.1:$port" --access "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" --quiet posix "$work/vgw" >"$work/vgw.log" 2>&1 &
-	vgw_pid=$!
-	for _ in $(seq 1 50); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-		sleep 0.1
-	done
+	start_versitygw "$work/vgw" || exit 1
+	port=$vgw_port
 	s3url="s3://kluis-bench?endpoint=http://127.0.0.1:$port&region=us-east-1"
-	where="versitygw ($vgw) started here on a temporary folder in ${TMPDIR:-/tmp} (posix back end)"
+	where="versitygw ($vgw_bin) started here on a temporary folder in ${TMPDIR:-/tmp} (posix back end)"
 else
 	where="the S3 server of ${KLUIS_BENCH_S3_URL:+KLUIS_BENCH_S3_URL}${KLUIS_BENCH_S3_URL:-KLUIS_TEST_S3_URL}"
 fi
