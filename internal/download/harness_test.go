@@ -12,10 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/api"
+	"github.com/kluis-nl/kluis/internal/blob"
 	"github.com/kluis-nl/kluis/internal/blob/local"
 	"github.com/kluis-nl/kluis/internal/download"
 	"github.com/kluis-nl/kluis/internal/secret"
@@ -31,6 +33,7 @@ type env struct {
 	t      testing.TB
 	ctx    context.Context
 	dir    string
+	blobs  *countingStore
 	svc    *transfer.Service
 	srv    *httptest.Server
 	client *http.Client
@@ -51,17 +54,18 @@ func newEnv(t testing.TB, tune ...func(*transfer.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	blobs, err := local.New(dir)
+	folder, err := local.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	blobs := &countingStore{Store: folder}
 	keys, err := secret.NewKeyring(secret.GenerateMasterKey())
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
 	svc := transfer.New(transfer.Deps{DB: db, Blobs: blobs, Keys: keys, Config: cfg, Log: log})
-	e := &env{t: t, ctx: ctx, dir: dir, svc: svc, client: &http.Client{Transport: &http.Transport{DisableCompression: true}}}
+	e := &env{t: t, ctx: ctx, dir: dir, blobs: blobs, svc: svc, client: &http.Client{Transport: &http.Transport{DisableCompression: true}}}
 	mux := http.NewServeMux()
 	session := func(next func(http.ResponseWriter, *http.Request, *transfer.Session) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -83,6 +87,33 @@ func newEnv(t testing.TB, tune ...func(*transfer.Config)) *env {
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	return e
+}
+
+// countingStore is the blob folder, counting the bytes read from it: what
+// a download has read of the stored data, to compare with what it has
+// sent.
+type countingStore struct {
+	blob.Store
+	read atomic.Int64
+}
+
+func (c *countingStore) Open(ctx context.Context, key string) (blob.Reader, error) {
+	r, err := c.Store.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &countingReader{Reader: r, read: &c.read}, nil
+}
+
+type countingReader struct {
+	blob.Reader
+	read *atomic.Int64
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.Reader.ReadAt(p, off)
+	c.read.Add(int64(n))
+	return n, err
 }
 
 // writeError answers as the API does: its status for the error's code and

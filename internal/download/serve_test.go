@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -313,16 +312,8 @@ func TestTamperedThirdWindowOverHTTP(t *testing.T) {
 	if len(segs) != 1 {
 		t.Fatalf("%d segments, want 1", len(segs))
 	}
-	const chunk, enc = 64 << 10, 64<<10 + 16
 	badChunk := 2*segment.WindowSize/chunk + 3
-	hdr, err := os.ReadFile(segs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The payload starts after the age header and the 16-byte nonce.
-	headerLen := bytes.Index(hdr, []byte("\n---")) + 1
-	headerLen += bytes.IndexByte(hdr[headerLen:], '\n') + 1 + 16
-	flip(t, segs[0], headerLen+badChunk*enc+100)
+	tamperChunk(t, segs[0], badChunk)
 
 	resp := e.req("GET", "/api/v1/session/files/"+s.files[0].ID, s.session, nil, nil)
 	body, err := io.ReadAll(resp.Body)

@@ -395,3 +395,50 @@ func raise(most *atomic.Int32, n int32) {
 		}
 	}
 }
+
+// blockWriter holds every Write until release is closed.
+type blockWriter struct {
+	bytes.Buffer
+	release chan struct{}
+}
+
+func (w *blockWriter) Write(p []byte) (int, error) {
+	<-w.release
+	return w.Buffer.Write(p)
+}
+
+// TestReadAheadStalledWriter: a writer that stops taking bytes (a client
+// that stops reading) stops the reads below after depth windows: the
+// read-ahead never holds more, however much of the range is left.
+func TestReadAheadStalledWriter(t *testing.T) {
+	t.Parallel()
+	o := &countingReader{data: randBytes(20*WindowSize, 25)}
+	p := NewReadAhead(o, 0, int64(len(o.data)))
+	defer p.Close()
+	limit := int64(p.depth) * WindowSize
+	w := &blockWriter{release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.WriteTo(w)
+		done <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); o.bytes.Load() < limit; {
+		if time.Now().After(deadline) {
+			close(w.release)
+			t.Fatalf("only %d bytes read ahead of a stalled writer, want %d", o.bytes.Load(), limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // room for a read that should not come
+	read := o.bytes.Load()
+	close(w.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if read != limit {
+		t.Errorf("%d bytes read while the writer had taken none; want the %d of depth %d windows", read, limit, p.depth)
+	}
+	if !bytes.Equal(w.Bytes(), o.data) {
+		t.Error("wrong bytes after the writer went on")
+	}
+}
