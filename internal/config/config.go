@@ -113,8 +113,8 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		return nil
 	}
 	opts := []option{
-		{name: "addr", def: "127.0.0.1:8080", usage: "address to listen on, HOST:PORT", set: str(&c.Addr)},
-		{name: "data", def: "./kluis-data", usage: "data folder: database, encrypted files and (by default) the master key", set: str(&c.DataDir)},
+		{name: "addr", def: DefaultAddr, usage: "address to listen on, HOST:PORT", set: str(&c.Addr)},
+		{name: "data", def: DefaultDataDir, usage: "data folder: database, encrypted files and (by default) the master key", set: str(&c.DataDir)},
 		{name: "base-url", usage: "public address used in links and mails (default: http://ADDR)", set: str(&c.BaseURL)},
 		{name: "master-key-file", usage: "file holding the master key, base64 (default: DATA/master.key, created on first start with mode 0600; KLUIS_MASTER_KEY may hold the key itself instead)", set: str(&c.MasterKeyFile)},
 		{name: "max-transfer-size", def: "2GB", usage: "largest transfer, all files together (e.g. 2GB, 500MB, 1GiB)", set: size(&c.MaxTransferSize)},
