@@ -64,7 +64,7 @@ func (e *InsecureError) Error() string {
 func New(base string, hc *http.Client, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(base, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("the server address %q is not an http:// or https:// URL", base)
+		return nil, fmt.Errorf("%w: %q", ErrServerURL, base)
 	}
 	u.RawQuery, u.Fragment = "", ""
 	c := &Client{base: u, UserAgent: "kluis-cli"}
@@ -154,6 +154,14 @@ type NetError struct {
 
 func (e *NetError) Error() string { return e.Op + ": " + e.Err.Error() }
 func (e *NetError) Unwrap() error { return e.Err }
+
+// ErrServerURL is the error of New for an address that is not an http://
+// or https:// URL.
+var ErrServerURL = errors.New("the server address is not an http:// or https:// URL")
+
+// ErrUnexpectedAnswer wraps an answer the client cannot use: the server may
+// be older than the client, or not Kluis.
+var ErrUnexpectedAnswer = errors.New("unexpected answer from the server")
 
 // IntegrityError means downloaded data did not verify.
 type IntegrityError struct{ Msg string }
@@ -308,7 +316,7 @@ func (c *Client) jsonCall(ctx context.Context, method, p, token string, in, out 
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return &NetError{Op: method + " " + redact(p), Err: err}
 		}
-		return fmt.Errorf("%s %s: unexpected answer from the server: %w", method, redact(p), err)
+		return fmt.Errorf("%w: %s %s: %w", ErrUnexpectedAnswer, method, redact(p), err)
 	}
 	return nil
 }
@@ -354,7 +362,7 @@ func (c *Client) Confirm(ctx context.Context, verification, code string) (*Login
 		return nil, err
 	}
 	if out.Token == "" {
-		return nil, errors.New("the server returned no token; it may be too old for this client")
+		return nil, fmt.Errorf("%w: no token", ErrUnexpectedAnswer)
 	}
 	return &out, nil
 }
@@ -539,7 +547,7 @@ func (c *Client) CreateUpload(ctx context.Context, token string, size int64, nam
 	loc := resp.Header.Get("Location")
 	u, err := url.Parse(loc)
 	if loc == "" || err != nil {
-		return "", errors.New("the server created the upload but sent no usable Location")
+		return "", fmt.Errorf("%w: the upload was created without a usable Location", ErrUnexpectedAnswer)
 	}
 	return u.EscapedPath(), nil
 }
@@ -553,7 +561,7 @@ func (c *Client) UploadOffset(ctx context.Context, token, loc string) (offset, l
 	resp.Body.Close()
 	offset, err = strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
 	if err != nil {
-		return 0, 0, errors.New("the server sent no Upload-Offset")
+		return 0, 0, fmt.Errorf("%w: no Upload-Offset", ErrUnexpectedAnswer)
 	}
 	length, _ = strconv.ParseInt(resp.Header.Get("Upload-Length"), 10, 64)
 	return offset, length, nil
@@ -571,7 +579,7 @@ func (c *Client) Patch(ctx context.Context, token, loc string, offset int64, bod
 	resp.Body.Close()
 	off, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
 	if err != nil {
-		return 0, errors.New("the server sent no Upload-Offset")
+		return 0, fmt.Errorf("%w: no Upload-Offset", ErrUnexpectedAnswer)
 	}
 	return off, nil
 }
