@@ -45,6 +45,8 @@ func TestScripts(t *testing.T) {
 			env.Setenv("XDG_CACHE_HOME", filepath.Join(env.WorkDir, "cache"))
 			env.Setenv("KLUIS_SERVER", "")
 			env.Setenv("KLUIS_API_KEY", "")
+			// The scripts match English texts; nl.txtar sets Dutch.
+			env.Setenv("KLUIS_LANG", "en")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -183,7 +185,7 @@ func cliCommand(ts *testscript.TestScript, args ...string) *exec.Cmd {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = ts.MkAbs(".")
-	for _, k := range []string{"PATH", "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "KLUIS_SERVER", "KLUIS_API_KEY", "TMPDIR", "WORK"} {
+	for _, k := range []string{"PATH", "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "KLUIS_SERVER", "KLUIS_API_KEY", "KLUIS_LANG", "LANG", "LC_ALL", "LC_MESSAGES", "TMPDIR", "WORK"} {
 		cmd.Env = append(cmd.Env, k+"="+ts.Getenv(k))
 	}
 	return cmd

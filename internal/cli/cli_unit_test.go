@@ -1,15 +1,19 @@
-package main
+package cli
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/client"
+	"github.com/kluis-nl/kluis/internal/config"
+	"github.com/kluis-nl/kluis/internal/locale"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -17,7 +21,7 @@ func TestExitCodes(t *testing.T) {
 		err  error
 		want int
 	}{
-		{usageError{errors.New("x")}, exitUsage},
+		{&cliError{code: exitUsage, msg: "x"}, exitUsage},
 		{&client.APIError{Status: 401, Code: "unauthorized"}, exitAuth},
 		{&client.APIError{Status: 401, Code: "wrong_password"}, exitAuth},
 		{&client.APIError{Status: 423, Code: "locked"}, exitAuth},
@@ -31,10 +35,18 @@ func TestExitCodes(t *testing.T) {
 		{&client.NetError{Op: "GET", Err: errors.New("refused")}, exitNetwork},
 		{&client.IntegrityError{Msg: "bad"}, exitIntegrity},
 		{&client.InsecureError{URL: "http://kluis.example.nl", Redirect: true}, exitUsage},
+		{fmt.Errorf("x: %w", client.ErrServerURL), exitUsage},
+		{fmt.Errorf("x: %w", client.ErrUnexpectedAnswer), exitNetwork},
+		{context.Canceled, exitNetwork},
+		{kluis.Errorf(kluis.EWRONGSECRET, "wrong"), exitAuth},
+		{kluis.Errorf(kluis.ENOTFOUND, "no such transfer"), exitRefused},
+		{kluis.Errorf(kluis.EINTEGRITY, "damaged"), exitIntegrity},
+		{&config.SettingError{Setting: "KLUIS_DB_FILE", Problem: config.ProblemEmpty}, exitUsage},
 		{errors.New("other"), exitUsage},
 	}
+	a := &app{p: locale.For(locale.EN)}
 	for _, c := range cases {
-		if got := exitCode(explain(c.err, "sender")); got != c.want {
+		if got := exitCode(a.explain(c.err, "sender")); got != c.want {
 			t.Errorf("%#v: exit %d, want %d", c.err, got, c.want)
 		}
 		if got := exitCode(c.err); got != c.want {
@@ -44,6 +56,7 @@ func TestExitCodes(t *testing.T) {
 }
 
 func TestParseLink(t *testing.T) {
+	a := &app{p: locale.For(locale.EN)}
 	cases := []struct {
 		in, server, base, access, frag string
 		bad                            bool
@@ -56,7 +69,7 @@ func TestParseLink(t *testing.T) {
 		{in: "../etc", server: "http://s", bad: true},
 	}
 	for _, c := range cases {
-		base, access, frag, err := parseLink(c.in, c.server)
+		base, access, frag, err := a.parseLink(c.in, c.server)
 		if (err != nil) != c.bad {
 			t.Errorf("%q: err %v", c.in, err)
 			continue
@@ -112,18 +125,19 @@ func TestSafeName(t *testing.T) {
 }
 
 func TestParseExpiry(t *testing.T) {
+	a := &app{p: locale.For(locale.EN)}
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.Local)
-	if got, _ := parseExpiry("14d", now); !got.Equal(now.Add(14 * 24 * time.Hour)) {
+	if got, _ := a.parseExpiry("14d", now); !got.Equal(now.Add(14 * 24 * time.Hour)) {
 		t.Errorf("14d: %v", got)
 	}
-	if got, _ := parseExpiry("36h", now); !got.Equal(now.Add(36 * time.Hour)) {
+	if got, _ := a.parseExpiry("36h", now); !got.Equal(now.Add(36 * time.Hour)) {
 		t.Errorf("36h: %v", got)
 	}
-	if got, _ := parseExpiry("2026-03-10", now); got.Format("2006-01-02 15:04:05") != "2026-03-10 23:59:59" {
+	if got, _ := a.parseExpiry("2026-03-10", now); got.Format("2006-01-02 15:04:05") != "2026-03-10 23:59:59" {
 		t.Errorf("date: %v", got)
 	}
 	for _, bad := range []string{"2026-02-01", "soon", "-3d", "0d"} {
-		if _, err := parseExpiry(bad, now); err == nil {
+		if _, err := a.parseExpiry(bad, now); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
@@ -144,7 +158,7 @@ func TestProgressOnlyOnTerminal(t *testing.T) {
 		w  *bytes.Buffer
 		on bool
 	}{{&off, false}, {&on, true}} {
-		p := newProgress(c.w, c.on, 2000)
+		p := &progress{w: c.w, p: locale.For(locale.EN), on: c.on, total: 2000, start: time.Now()}
 		p.file("a.bin", 1000, 0)
 		p.add(1000)
 		p.file("b.bin", 1000, 500)

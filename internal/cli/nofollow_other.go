@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package cli
 
 // oNoFollow: this system has no O_NOFOLLOW; openPart checks with Lstat.
 const oNoFollow = 0

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -6,14 +6,17 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kluis-nl/kluis/internal/locale"
 )
 
 // progress draws one status line on a terminal: the current file's bar,
-// the total bar, the speed and the time left. It draws nothing when w is
-// not a terminal.
+// the total bar, the speed and the time left. It draws nothing when on is
+// false (Err is not a terminal).
 type progress struct {
 	mu       sync.Mutex
 	w        io.Writer
+	p        *locale.Printer
 	on       bool
 	total    int64
 	done     int64 // bytes of all files done, including the current file's
@@ -26,8 +29,8 @@ type progress struct {
 	drawn    bool
 }
 
-func newProgress(w io.Writer, on bool, total int64) *progress {
-	return &progress{w: w, on: on, total: total, start: time.Now()}
+func (a *app) newProgress(total int64) *progress {
+	return &progress{w: a.io.Err, p: a.p, on: a.io.Progress, total: total, start: time.Now()}
 }
 
 // file starts a file of which already bytes are done (resumed).
@@ -107,9 +110,8 @@ func (p *progress) draw(force bool) {
 	if r := []rune(name); len(r) > 24 {
 		name = string(r[:23]) + "…"
 	}
-	fmt.Fprintf(p.w, "\r%-24s %s %3d%%  total %s %3d%%  %s/s  %s left \x1b[K",
-		name, bar(p.fileDone, p.fileSize, 20), pct(p.fileDone, p.fileSize),
-		bar(p.done, p.total, 20), pct(p.done, p.total), humanBytes(int64(speed)), left)
+	fmt.Fprint(p.w, "\r"+p.p.T("cli.progress", name, bar(p.fileDone, p.fileSize, 20), pct(p.fileDone, p.fileSize),
+		bar(p.done, p.total, 20), pct(p.done, p.total), p.p.Size(int64(speed)), left)+" \x1b[K")
 	p.drawn = true
 }
 

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -211,8 +211,6 @@ func interruptRotation(t *testing.T, db *store.DB, cur *secret.Keyring, keyFile 
 	return next
 }
 
-func noEnv(string) string { return "" }
-
 func TestAdminRotateMasterKey(t *testing.T) {
 	defer func(d time.Duration) { lockWait = d }(lockWait)
 	lockWait = 100 * time.Millisecond
@@ -369,20 +367,36 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
-// TestServeRefusesOtherMasterKey: an instance started with a key the
-// database is not sealed under (an old key after a rotation) stops at once
-// and says which key the database needs.
-func TestServeRefusesOtherMasterKey(t *testing.T) {
-	dir := t.TempDir()
-	e := openKeysEngine(t, dir)
-	e.send(t, kluis.PasswordNone, 1000)
-	dbKey := e.keys.ID()
-	e.db.Close()
-	other := filepath.Join(t.TempDir(), "other.key")
-	os.WriteFile(other, []byte(base64.StdEncoding.EncodeToString(secret.GenerateMasterKey())+"\n"), 0o600)
+func TestAdminPolicyCheck(t *testing.T) {
+	ctx := context.Background()
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--master-key-file", other}, noEnv, &out, &errOut)
-	if err == nil || !strings.Contains(err.Error(), "sealed under master key "+dbKey) {
-		t.Fatalf("serve with another key: %v", err)
+	env := func(string) string { return "" }
+	if err := run(ctx, []string{"admin", "policy", "check", "../../docs/policy.example.json"}, env, &out, &errOut); err != nil {
+		t.Fatalf("example: %v", err)
+	}
+	for _, w := range []string{"gemeente-voorbeeld.nl", `"no private mailboxes": DENY`, "max transfer size: 500.0 MB", "\nOK\n"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, out.String())
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"organisation_domains": ["gemeente.nl"], "rules": [{"name": "x", "action": "allow", "limits": {"password_modes": ["sms"]}}]}`), 0o600)
+	out.Reset()
+	err := run(ctx, []string{"admin", "policy", "check", bad}, env, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), `rules[0].limits.password_modes[0]: "sms" is not a password mode`) || !strings.Contains(err.Error(), "NOT valid") {
+		t.Fatalf("bad file: %v", err)
+	}
+	if strings.Contains(out.String(), "OK") {
+		t.Errorf("a bad file printed OK: %s", out.String())
+	}
+	if err := run(ctx, []string{"admin", "policy", "check"}, env, &out, &errOut); exitCode(err) != exitUsage {
+		t.Error("check without a file is not a usage error")
+	}
+	// An empty file is valid but a demo: the check says so loudly.
+	demo := filepath.Join(t.TempDir(), "demo.json")
+	os.WriteFile(demo, []byte(`{}`), 0o600)
+	out.Reset()
+	if err := run(ctx, []string{"admin", "policy", "check", demo}, env, &out, &errOut); err != nil || !strings.Contains(out.String(), "DEMO") {
+		t.Errorf("demo: %v\n%s", err, out.String())
 	}
 }
