@@ -31,6 +31,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/kluis-nl/kluis/internal/locale"
 )
@@ -51,6 +52,8 @@ type app struct {
 	getenv func(string) string
 	io     Stdio
 	p      *locale.Printer
+	// wrapPart, if set, wraps every part file of kluis receive (tests).
+	wrapPart func(*os.File) partFile
 }
 
 // Run runs the command line args (without the program's name) and returns

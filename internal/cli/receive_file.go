@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,13 +21,20 @@ import (
 const copyBuffer = 256 << 10
 
 // receiveFile downloads f into dir/.NAME.kluis-part, continuing a partial
-// file, checks its SHA-256 and only then gives it its name.
+// file, checks its SHA-256 and only then gives it its name. The hash is
+// taken of the bytes as they are written (issue 21: no second read of the
+// whole file); a resumed download reads back only what the part file held
+// when it started.
 func (a *app) receiveFile(ctx context.Context, c *client.Client, session string, f client.File, dir, name string, force bool, prog *progress) error {
 	part := filepath.Join(dir, "."+name+".kluis-part")
 	final := filepath.Join(dir, name)
-	pf, err := a.openPart(part, os.O_RDWR|os.O_CREATE)
+	osf, err := a.openPart(part, os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return err
+	}
+	var pf partFile = osf
+	if a.wrapPart != nil {
+		pf = a.wrapPart(osf)
 	}
 	defer pf.Close()
 	w, err := resumePart(pf, f.Size)
@@ -116,13 +124,8 @@ func (a *app) receiveFile(ctx context.Context, c *client.Client, session string,
 	if err := pf.Sync(); err != nil {
 		return a.fail(exitUsage, "", "cli.receive.part_error", a.fileText(err))
 	}
-	// Check the whole file as it is on disk.
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(pf, 0, w.n)); err != nil {
-		return a.fail(exitUsage, "", "cli.receive.part_error", a.fileText(err))
-	}
 	pf.Close()
-	if f.SHA256 == "" || !strings.EqualFold(hex.EncodeToString(h.Sum(nil)), f.SHA256) {
+	if f.SHA256 == "" || !strings.EqualFold(hex.EncodeToString(w.h.Sum(nil)), f.SHA256) {
 		os.Remove(part)
 		if f.SHA256 == "" {
 			return &client.IntegrityError{Msg: a.p.T("cli.receive.no_sha", name)}
@@ -132,18 +135,35 @@ func (a *app) receiveFile(ctx context.Context, c *client.Client, session string,
 	return a.place(part, final, force)
 }
 
-// partWriter writes a download to its part file and counts the bytes
-// that reached it.
+// partFile is what a download does with its part file. Tests wrap the
+// file (app.wrapPart) to see how much of it is read back.
+type partFile interface {
+	io.Writer
+	io.Seeker
+	io.ReaderAt
+	Stat() (os.FileInfo, error)
+	Truncate(size int64) error
+	Sync() error
+	Close() error
+}
+
+// partWriter writes a download to its part file, counts the bytes that
+// reached it and hashes them: h is always the SHA-256 state of the first n
+// bytes of the part file.
 type partWriter struct {
-	f   *os.File
+	f   partFile
+	h   hash.Hash
 	n   int64 // bytes in the part file
 	err error // the first error of the file: the network's are io.Copy's
 }
 
 // resumePart starts the writer on a part file, continuing what an earlier
-// run left (up to size bytes; a longer part file starts afresh).
-func resumePart(f *os.File, size int64) (*partWriter, error) {
-	w := &partWriter{f: f}
+// run left (up to size bytes; a longer part file starts afresh). What is
+// there is hashed once, so the hash state is that of the whole file when
+// the rest has been written; if those bytes are wrong, the final check
+// fails and the part file is removed.
+func resumePart(f partFile, size int64) (*partWriter, error) {
+	w := &partWriter{f: f, h: sha256.New()}
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -151,13 +171,24 @@ func resumePart(f *os.File, size int64) (*partWriter, error) {
 	if fi.Size() > size {
 		return w, w.restart()
 	}
-	w.n = fi.Size()
+	n, err := io.Copy(w.h, io.NewSectionReader(f, 0, fi.Size()))
+	if err != nil {
+		return nil, err
+	}
+	if n != fi.Size() {
+		return nil, io.ErrUnexpectedEOF // the file shrank while we read it
+	}
+	w.n = n
 	_, err = f.Seek(w.n, io.SeekStart)
 	return w, err
 }
 
+// Write writes p to the file and hashes what the file took. A short or
+// failed write leaves n and the hash at what reached the file, so the two
+// never disagree.
 func (w *partWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
 	w.n += int64(n)
 	if err != nil && w.err == nil {
 		w.err = err
@@ -168,6 +199,7 @@ func (w *partWriter) Write(p []byte) (int, error) {
 // restart empties the part file.
 func (w *partWriter) restart() error {
 	w.n = 0
+	w.h.Reset()
 	if err := w.f.Truncate(0); err != nil {
 		return err
 	}
