@@ -108,7 +108,8 @@ func (a *app) receive(ctx context.Context, args []string) error {
 		fmt.Fprintln(a.io.Out, a.p.T("cli.receive.saved", f.Path, a.p.Size(f.Size), check))
 	}
 	if contents.Message != "" {
-		fmt.Fprintf(a.io.Out, "\n%s\n%s\n", a.p.T("cli.receive.message"), strings.TrimRight(contents.Message, "\n"))
+		// The sender wrote it: shown, never obeyed, by the terminal.
+		fmt.Fprintf(a.io.Out, "\n%s\n%s\n", a.p.T("cli.receive.message"), strings.TrimRight(visible(contents.Message), "\n"))
 	}
 	return nil
 }

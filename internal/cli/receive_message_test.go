@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/kluis-nl/kluis/internal/app/apptest"
+)
+
+// TestReceiveMessageVisible: a sender's confidential message cannot steer
+// the recipient's terminal. Escape sequences (clear the screen, set the
+// window title, rewrite a line), bells and C1 controls are shown as
+// symbols; line breaks and tabs stay. --json keeps the message as sent.
+func TestReceiveMessageVisible(t *testing.T) {
+	srv := apptest.Start(t, apptest.Options{})
+	msg := "Beste,\r\n\x1b]0;Kluis: alles in orde\x07\x1b[2JUw bestanden\tstaan klaar.\x1b[1A\rVerwijderd\u009b31m\x7f"
+	sent := sendNoPassword(t, srv, 1000, msg)
+
+	err, out, _ := receiveCounting(t, sent.link, "-o", t.TempDir())
+	if err != nil {
+		t.Fatalf("receive: %v\n%s", err, out)
+	}
+	if strings.ContainsFunc(out, func(r rune) bool { return isHidden(r) }) {
+		t.Errorf("control characters reach the terminal:\n%q", out)
+	}
+	want := "Beste,\n␛]0;Kluis: alles in orde␇␛[2JUw bestanden\tstaan klaar.␛[1A␍Verwijderd<U+009B>31m␡\n"
+	if !strings.HasSuffix(out, want) {
+		t.Errorf("message printed as\n%q\nwant it to end in\n%q", out, want)
+	}
+
+	err, out, _ = receiveCounting(t, sent.link, "-o", t.TempDir(), "--json")
+	if err != nil {
+		t.Fatalf("receive --json: %v\n%s", err, out)
+	}
+	var got receiveJSON
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Message != msg {
+		t.Errorf("--json does not keep the message as sent (%v):\n%s", err, out)
+	}
+}
