@@ -119,6 +119,8 @@ func (a *app) report(err error) int {
 		return exitOK
 	}
 	ce := a.explain(err, "")
-	fmt.Fprintln(a.io.Err, "kluis: "+ce.Error())
+	// Errors can quote a server or a sender (a file name in a ZIP, a
+	// path): a terminal shows them, it does not obey them.
+	fmt.Fprintln(a.io.Err, "kluis: "+visible(ce.Error()))
 	return ce.code
 }

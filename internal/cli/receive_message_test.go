@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kluis-nl/kluis/internal/app/apptest"
+	"github.com/kluis-nl/kluis/internal/client"
 )
 
 // TestReceiveMessageVisible: a sender's confidential message cannot steer
@@ -36,5 +37,22 @@ func TestReceiveMessageVisible(t *testing.T) {
 	var got receiveJSON
 	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Message != msg {
 		t.Errorf("--json does not keep the message as sent (%v):\n%s", err, out)
+	}
+}
+
+// TestReportVisible: whatever an error quotes (a server's words, a file
+// name from a ZIP) reaches the terminal without its control characters.
+func TestReportVisible(t *testing.T) {
+	var out strings.Builder
+	a, err := Program{}.newApp(english(noEnv), Stdio{In: strings.NewReader(""), Out: &out, Err: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := a.report(&client.IntegrityError{Msg: "x.zip is damaged: \x1b]0;pwned\x07evil.txt: zip: checksum error\nsecond line"})
+	if code != exitIntegrity {
+		t.Errorf("exit %d, want %d", code, exitIntegrity)
+	}
+	if got := out.String(); strings.ContainsFunc(got, isHidden) || !strings.Contains(got, "␛]0;pwned␇evil.txt") || !strings.Contains(got, "\nsecond line") {
+		t.Errorf("reported as %q", got)
 	}
 }
