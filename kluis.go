@@ -158,6 +158,9 @@ const (
 	ETOOMANYREQUESTS Code = "rate_limited"      // slow down; RetryAfter says how long
 	EPOLICY          Code = "policy"            // refused by the organisation's policy; Message names address and rule
 	EQUOTA           Code = "quota_exceeded"    // a sender's or recipient's quota is used up; RetryAfter says when, if waiting helps
+	EINFECTED        Code = "infected"          // the malware scan found something in a file; that file was removed
+	EUNSCANNABLE     Code = "too_large_to_scan" // a file is larger than the malware scanner takes, and policy refuses such files; it was removed
+	ESCANPENDING     Code = "scan_pending"      // the malware scanner could not be reached; nothing was sent, retry after RetryAfter
 )
 
 // Error is the application error. Message is safe to show to users; the

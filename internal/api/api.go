@@ -109,6 +109,10 @@ func Status(code kluis.Code) int {
 		return http.StatusTooManyRequests
 	case kluis.EINTEGRITY:
 		return http.StatusInternalServerError
+	case kluis.EINFECTED, kluis.EUNSCANNABLE:
+		return http.StatusUnprocessableEntity
+	case kluis.ESCANPENDING:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -54,6 +54,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/outbox"
 	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
+	"github.com/kluis-nl/kluis/internal/scan"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/server"
@@ -190,9 +191,14 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 	if o.Engine != nil {
 		o.Engine(&tc)
 	}
+	scanner, err := a.scanner(ctx)
+	if err != nil {
+		return nil, err
+	}
 	a.Transfers = transfer.New(transfer.Deps{
 		DB: a.DB, Blobs: a.Blobs, Keys: a.Keys, Config: tc, Now: o.Now, Log: a.log,
 		Mailer: a.Outbox, Org: org, Policy: a.Policy.Get, Audit: a.Audit, Metrics: a.Metrics,
+		Scanner: scanner,
 	})
 	if err := a.Transfers.ClearStaleLeases(ctx); err != nil {
 		return nil, err
@@ -210,6 +216,29 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 		a.reload, a.stopReload = notifyHangup()
 	}
 	return a, nil
+}
+
+// scanner is the clamd client of --clamd (nil without), checked with a
+// PING. A clamd that does not answer at start is only a warning: the
+// --scan-unavailable policy applies while it is down.
+func (a *App) scanner(ctx context.Context) (transfer.Scanner, error) {
+	if a.cfg.Clamd == "" {
+		return nil, nil
+	}
+	c, err := scan.Parse(a.cfg.Clamd)
+	if err != nil {
+		return nil, fmt.Errorf("--clamd: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if v, err := c.Version(pctx); err != nil {
+		a.log.Warn("clamd does not answer; files wait for their malware scan until it does (--scan-unavailable closed) or pass unscanned (open)",
+			"clamd", c.String(), "scan", a.cfg.Scan, "unavailable", a.cfg.ScanUnavailable, "err", err)
+	} else {
+		a.log.Info("malware scanning with clamd", "clamd", c.String(), "version", v, "scan", a.cfg.Scan,
+			"unavailable", a.cfg.ScanUnavailable, "too_large", a.cfg.ScanTooLarge)
+	}
+	return c, nil
 }
 
 // newHandler builds the pages, the rate limiter and the HTTP handler.
@@ -446,6 +475,11 @@ func engineConfig(cfg *config.Serve) transfer.Config {
 	tc.MaxFailures, tc.Lockouts, tc.HoldAfter = cfg.MaxFailures, cfg.Lockouts, cfg.LockoutHoldAfter
 	tc.TempMaxAge = cfg.TempMaxAge
 	tc.UnlockConcurrency = cfg.UnlockConcurrency
+	tc.Scan = transfer.ScanConfig{
+		Scope:        transfer.ScanScope(cfg.Scan),
+		FailOpen:     cfg.ScanUnavailable == "open",
+		PassTooLarge: cfg.ScanTooLarge == "pass",
+	}
 	return tc
 }
 

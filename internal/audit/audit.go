@@ -67,6 +67,7 @@ const (
 	TransferRetire      = "transfer.retire" // minimal records deleted after retention
 	TransferErase       = "transfer.erase"
 	FileComplete        = "upload.file_complete"
+	FileScan            = "upload.file_scan" // a file's malware scan ended (ok) or refused the file
 	RecipientUnlock     = "recipient.unlock"
 	RecipientUnlockFail = "recipient.unlock_failed"
 	RecipientLocked     = "recipient.locked"

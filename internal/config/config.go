@@ -22,6 +22,7 @@ import (
 
 	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
+	"github.com/kluis-nl/kluis/internal/scan"
 	"github.com/kluis-nl/kluis/internal/unit"
 )
 
@@ -82,6 +83,17 @@ type Serve struct {
 	// MetricsToken, if set, is the bearer token /metrics and
 	// /healthz?details=1 require; empty: they answer loopback clients only.
 	MetricsToken string
+
+	// Malware scanning (issue 16): clamd's address (unix:/path or
+	// tcp://host:port), which transfers are scanned ("off", "inbound",
+	// "all"; "all" by default when Clamd is set), what happens when clamd
+	// cannot be reached ("closed": the transfer waits; "open": files pass
+	// with a warning) and to files larger than clamd's StreamMaxLength
+	// ("refuse" or "pass").
+	Clamd           string
+	Scan            string
+	ScanUnavailable string
+	ScanTooLarge    string
 }
 
 // option describes one setting: its flag, its environment variable, and
@@ -152,6 +164,10 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "security-policy-url", usage: "https URL of the vulnerability disclosure policy, for /.well-known/security.txt", set: str(&c.SecurityPolicyURL)},
 		{name: "body-timeout", def: "30s", usage: "longest wait for the next bytes of a request body, and the window --min-body-rate is averaged over; a slower client is cut off (a tus upload keeps what arrived and resumes). There is no limit on a whole request", set: dur(&c.BodyTimeout)},
 		{name: "min-body-rate", def: "1KB", usage: "bytes per second a request body must arrive at, averaged over each --body-timeout of waiting (e.g. 1KB, 500B); 0 leaves only --body-timeout", set: rate(&c.MinBodyRate)},
+		{name: "clamd", usage: "ClamAV's daemon for the malware scan of files before anyone is notified: unix:/run/clamav/clamd.ctl or tcp://HOST:3310. Without it nothing is scanned", set: str(&c.Clamd)},
+		{name: "scan", usage: "which transfers' files are scanned: off, inbound (what recipients send back: replies) or all (default all with --clamd, off without)", set: str(&c.Scan)},
+		{name: "scan-unavailable", def: "closed", usage: "when clamd cannot be reached: closed (nothing is sent; the sender is told the files are being checked and finishes again later) or open (files pass unscanned, with a warning in the log and the audit log)", set: str(&c.ScanUnavailable)},
+		{name: "scan-too-large", def: "refuse", usage: "a file larger than clamd's StreamMaxLength: refuse (removed, the sender is told) or pass (unscanned, with a note in the log and the audit log)", set: str(&c.ScanTooLarge)},
 		{name: "metrics-token", secret: true, usage: "bearer token (at least 16 characters) that Prometheus sends to read /metrics and /healthz?details=1 (Authorization: Bearer TOKEN). Without it they answer only clients connecting from loopback without X-Forwarded-For (set a token, or block /metrics, when a reverse proxy on the same host forwards without that header)", set: str(&c.MetricsToken)},
 	}
 	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
@@ -233,6 +249,9 @@ func envName(flagName string) string {
 }
 
 func (c *Serve) validate() error {
+	if err := c.validateScan(); err != nil {
+		return err
+	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
 		return fmt.Errorf("--metrics-token: use at least 16 characters (for example: openssl rand -hex 16)")
 	}
@@ -458,4 +477,32 @@ func rate(p *int64) func(string) error {
 		*p = n
 		return nil
 	}
+}
+
+func (c *Serve) validateScan() error {
+	if c.Clamd != "" {
+		if _, err := scan.Parse(c.Clamd); err != nil {
+			return fmt.Errorf("--clamd: %w", err)
+		}
+	}
+	switch c.Scan {
+	case "":
+		c.Scan = "off"
+		if c.Clamd != "" {
+			c.Scan = "all"
+		}
+	case "off", "inbound", "all":
+		if c.Scan != "off" && c.Clamd == "" {
+			return fmt.Errorf("--scan %s needs --clamd: the address of ClamAV's daemon, as unix:/run/clamav/clamd.ctl or tcp://127.0.0.1:3310", c.Scan)
+		}
+	default:
+		return fmt.Errorf("--scan %q: use off, inbound or all", c.Scan)
+	}
+	if c.ScanUnavailable != "closed" && c.ScanUnavailable != "open" {
+		return fmt.Errorf("--scan-unavailable %q: use closed or open", c.ScanUnavailable)
+	}
+	if c.ScanTooLarge != "refuse" && c.ScanTooLarge != "pass" {
+		return fmt.Errorf("--scan-too-large %q: use refuse or pass", c.ScanTooLarge)
+	}
+	return nil
 }

@@ -49,6 +49,7 @@ type Metrics struct {
 	mailSent      prometheus.Counter
 	mailFailures  *prometheus.CounterVec
 	purged        prometheus.Counter
+	scans         *prometheus.CounterVec
 
 	mu          sync.Mutex
 	lastMailErr string // short, addresses removed; "" after a delivery
@@ -98,6 +99,9 @@ func New(db DB, now func() time.Time, log *slog.Logger) *Metrics {
 	m.purged = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "kluis_purged_total", Help: "Transfers whose content was erased after expiry or revocation.",
 	})
+	m.scans = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kluis_scan_total", Help: "Malware scans of files by result: clean, infected, too_large (over clamd's StreamMaxLength), unavailable (clamd gave no verdict).",
+	}, []string{"result"})
 	// Every label value shows from the start, so rate() and alerts work
 	// before the first event.
 	for _, k := range []string{"tus", "plain"} {
@@ -112,8 +116,11 @@ func New(db DB, now func() time.Time, log *slog.Logger) *Metrics {
 	for _, k := range []string{"temporary", "permanent"} {
 		m.mailFailures.WithLabelValues(k)
 	}
+	for _, k := range []string{"clean", "infected", "too_large", "unavailable"} {
+		m.scans.WithLabelValues(k)
+	}
 	for _, c := range []prometheus.Collector{m.uploads, m.uploadBytes, m.segmentCommit, m.downloads, m.downloadBytes,
-		m.unlocks, m.lockouts, m.mailSent, m.mailFailures, m.purged} {
+		m.unlocks, m.lockouts, m.mailSent, m.mailFailures, m.purged, m.scans} {
 		f(c)
 	}
 	f(&dbCollector{m: m})
@@ -185,6 +192,9 @@ func (m *Metrics) Purged(n int) {
 		m.purged.Add(float64(n))
 	}
 }
+
+// Scanned counts one malware scan of a file by its result.
+func (m *Metrics) Scanned(result string) { m.scans.WithLabelValues(result).Inc() }
 
 // outbox.Metrics
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 
 	"filippo.io/age"
 )
@@ -54,7 +55,14 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // to dst. hashState is the running hash state of the file so far (from
 // Manifest.HashState); nil starts a new file, which must be at offset 0.
 func NewWriter(dst io.Writer, r age.Recipient, offset int64, hashState []byte) (*Writer, error) {
-	if r == nil {
+	return NewWriterTo(dst, []age.Recipient{r}, offset, hashState)
+}
+
+// NewWriterTo is NewWriter for a segment that each of rs can decrypt (one
+// age header stanza per recipient): Kluis adds a file's scan recipient to
+// the transfer's until the file has been scanned.
+func NewWriterTo(dst io.Writer, rs []age.Recipient, offset int64, hashState []byte) (*Writer, error) {
+	if len(rs) == 0 || slices.Contains(rs, nil) {
 		return nil, errors.New("segment: no recipient")
 	}
 	if offset < 0 || (hashState == nil && offset != 0) {
@@ -70,7 +78,7 @@ func NewWriter(dst io.Writer, r age.Recipient, offset int64, hashState []byte) (
 	cw := &countingWriter{dst: dst, head: sha256.New()}
 	// age.Encrypt writes exactly the header and the payload nonce before it
 	// returns; the payload only follows on Write and Close.
-	enc, err := age.Encrypt(cw, r)
+	enc, err := age.Encrypt(cw, rs...)
 	if err != nil {
 		return nil, fmt.Errorf("segment: %w", err)
 	}

@@ -34,7 +34,7 @@ type RecentFile struct {
 // that still hold content (not revoked or purged).
 func (q Q) RecentFiles(ctx context.Context, email string, since time.Time) ([]RecentFile, error) {
 	rows, err := q.q.QueryContext(ctx, `SELECT t.created_at, f.id, f.transfer_id, f.idx, f.complete, f.rev, f.updated_at,
-			f.meta_sealed, f.private_sealed, f.sum_sealed, f.manifest_sealed, f.head_sealed
+			f.meta_sealed, f.private_sealed, f.sum_sealed, f.manifest_sealed, f.head_sealed, f.scan_sealed
 		FROM transfers t JOIN files f ON f.transfer_id = t.id
 		WHERE lower(t.sender_email) = lower(?) AND t.created_at > ? AND t.revoked_at IS NULL AND t.purged_at IS NULL
 		ORDER BY t.created_at, f.idx`, email, ms(since))
@@ -47,7 +47,7 @@ func (q Q) RecentFiles(ctx context.Context, email string, since time.Time) ([]Re
 		var f FileRow
 		var created, updated int64
 		if err := rows.Scan(&created, &f.ID, &f.TransferID, &f.Index, &f.Complete, &f.Rev, &updated,
-			&f.MetaSealed, &f.PrivateSealed, &f.SumSealed, &f.ManifestSealed, &f.HeadSealed); err != nil {
+			&f.MetaSealed, &f.PrivateSealed, &f.SumSealed, &f.ManifestSealed, &f.HeadSealed, &f.ScanSealed); err != nil {
 			return nil, err
 		}
 		f.UpdatedAt = fromMS(updated)

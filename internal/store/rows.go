@@ -372,14 +372,18 @@ type FileRow struct {
 	SumSealed      []byte
 	ManifestSealed []byte
 	HeadSealed     []byte
+	// ScanSealed is the file's scan identity, sealed under the master key,
+	// while the file waits for its malware scan; nil for a file that is
+	// not scanned or whose scan has finished (migration 0012).
+	ScanSealed []byte
 }
 
-const fileCols = `id, transfer_id, idx, complete, rev, updated_at, meta_sealed, private_sealed, sum_sealed, manifest_sealed, head_sealed`
+const fileCols = `id, transfer_id, idx, complete, rev, updated_at, meta_sealed, private_sealed, sum_sealed, manifest_sealed, head_sealed, scan_sealed`
 
 func scanFile(row interface{ Scan(...any) error }) (*FileRow, error) {
 	var f FileRow
 	var updated int64
-	err := row.Scan(&f.ID, &f.TransferID, &f.Index, &f.Complete, &f.Rev, &updated, &f.MetaSealed, &f.PrivateSealed, &f.SumSealed, &f.ManifestSealed, &f.HeadSealed)
+	err := row.Scan(&f.ID, &f.TransferID, &f.Index, &f.Complete, &f.Rev, &updated, &f.MetaSealed, &f.PrivateSealed, &f.SumSealed, &f.ManifestSealed, &f.HeadSealed, &f.ScanSealed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -392,9 +396,9 @@ func scanFile(row interface{ Scan(...any) error }) (*FileRow, error) {
 
 // InsertFile adds a file to a transfer; its index is the next free one.
 func (q Q) InsertFile(ctx context.Context, f *FileRow) error {
-	err := q.q.QueryRowContext(ctx, `INSERT INTO files (id, transfer_id, idx, complete, rev, updated_at, meta_sealed, private_sealed, manifest_sealed, head_sealed)
-		VALUES (?, ?, (SELECT COALESCE(MAX(idx), -1) + 1 FROM files WHERE transfer_id = ?), 0, 0, ?, ?, ?, ?, ?) RETURNING idx`,
-		f.ID, f.TransferID, f.TransferID, ms(f.UpdatedAt), f.MetaSealed, f.PrivateSealed, f.ManifestSealed, f.HeadSealed).Scan(&f.Index)
+	err := q.q.QueryRowContext(ctx, `INSERT INTO files (id, transfer_id, idx, complete, rev, updated_at, meta_sealed, private_sealed, manifest_sealed, head_sealed, scan_sealed)
+		VALUES (?, ?, (SELECT COALESCE(MAX(idx), -1) + 1 FROM files WHERE transfer_id = ?), 0, 0, ?, ?, ?, ?, ?, ?) RETURNING idx`,
+		f.ID, f.TransferID, f.TransferID, ms(f.UpdatedAt), f.MetaSealed, f.PrivateSealed, f.ManifestSealed, f.HeadSealed, f.ScanSealed).Scan(&f.Index)
 	if err != nil {
 		return fmt.Errorf("insert file: %w", err)
 	}
@@ -455,6 +459,14 @@ func (q Q) CompleteFile(ctx context.Context, id string, rev int64, meta, sum []b
 	res, err := q.q.ExecContext(ctx, `UPDATE files SET complete = 1, meta_sealed = ?, sum_sealed = ?, rev = rev + 1, updated_at = ?
 		WHERE id = ? AND rev = ? AND complete = 0`, meta, sum, ms(now), id, rev)
 	return affected(res, err, ErrConflict)
+}
+
+// EndScan erases a complete file's scan identity once its scan has
+// finished. The caller checkpoints the WAL (DB.Checkpoint) so the erased
+// value survives in neither the database file nor the WAL.
+func (q Q) EndScan(ctx context.Context, id string) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE files SET scan_sealed = NULL WHERE id = ? AND complete = 1`, id)
+	return err
 }
 
 // DeleteFile removes a file row.

@@ -25,6 +25,9 @@ type Metrics interface {
 	Lockout()
 	// Purged: n transfers were purged.
 	Purged(n int)
+	// Scanned: one file's malware scan ended with result "clean",
+	// "infected", "too_large" or "unavailable" (scan.go).
+	Scanned(result string)
 }
 
 // Values of Unlock's result.
@@ -50,6 +53,7 @@ func (noMetrics) Downloaded(string)                     {}
 func (noMetrics) Unlock(string)                         {}
 func (noMetrics) Lockout()                              {}
 func (noMetrics) Purged(int)                            {}
+func (noMetrics) Scanned(string)                        {}
 
 type uploadKindKey struct{}
 

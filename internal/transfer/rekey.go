@@ -36,6 +36,7 @@ var SealedValues = []SealedValue{
 	{store.SealedColumn{Table: "files", Column: "sum_sealed", RowID: "id"}, purposeFileSum},
 	{store.SealedColumn{Table: "files", Column: "manifest_sealed", RowID: "id"}, purposeManifest},
 	{store.SealedColumn{Table: "files", Column: "head_sealed", RowID: "id"}, purposeHead},
+	{store.SealedColumn{Table: "files", Column: "scan_sealed", RowID: "id"}, purposeScan},
 	{store.SealedColumn{Table: "segments", Column: "entry_sealed", RowID: "id"}, purposeSegment},
 	{store.SealedColumn{Table: "outbox", Column: "sealed", RowID: "id"}, "outbox.mail"},                                      // internal/outbox sealPurpose
 	{store.SealedColumn{Table: "verifications", Column: "details_sealed", RowID: "lower(hex(id_hash))"}, "verify.details"},   // internal/sender purposeVerify

@@ -122,7 +122,9 @@ func eachSealed(t *testing.T, path string, fn func(v transfer.SealedValue, rowID
 }
 
 func TestRotateMasterKey(t *testing.T) {
-	e := newEnv(t)
+	// Files are scanned, so a file waiting for its scan holds a sealed
+	// scan key; without clamd (fail-open) finished files pass unscanned.
+	e := newEnv(t, func(c *transfer.Config) { c.Scan = transfer.ScanConfig{Scope: transfer.ScanAll, FailOpen: true} })
 	ctx := e.ctx
 	dbPath := filepath.Join(e.dir, "kluis.db")
 
@@ -162,6 +164,8 @@ func TestRotateMasterKey(t *testing.T) {
 	// A file stored as versions before migration 0009 did (one sealed
 	// manifest), which a rotation must reseal too.
 	e.makeLegacy(noPw.files[0].ID)
+	// A file that waits for its malware scan (not finished yet).
+	e.upload(owner(e.create(createOpts{})), "wacht.bin", randomBytes(11, 1000))
 
 	oldKeys := e.keys
 	before := eachSealed(t, dbPath, func(v transfer.SealedValue, id string, b []byte) {

@@ -26,6 +26,7 @@ const (
 	purposeManifest  = "file.manifest" // a whole manifest, before migration 0009
 	purposeHead      = "file.head"
 	purposeSegment   = "file.segment"
+	purposeScan      = "file.scan" // a file's scan identity, until its scan finished (scan.go)
 	purposeSession   = "session.identity"
 )
 

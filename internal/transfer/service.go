@@ -85,6 +85,9 @@ type Config struct {
 	// UploadLease is how long an upload lease lasts without renewal (see
 	// lease.go); 0 means DefaultUploadLease.
 	UploadLease time.Duration
+	// Scan is the malware-scan policy (scan.go); the zero value scans
+	// nothing.
+	Scan ScanConfig
 }
 
 // DefaultConfig returns the embedded defaults.
@@ -137,6 +140,9 @@ type Deps struct {
 	// Metrics counts uploads, downloads, unlocks and purges; nil: nothing
 	// is counted.
 	Metrics Metrics
+	// Scanner is clamd (scan.Client); nil with Config.Scan on makes every
+	// scanned file wait as for a clamd that is down.
+	Scanner Scanner
 }
 
 // Service is the transfer engine.
@@ -154,6 +160,7 @@ type Service struct {
 	policy  func() *policy.Policy // nil: policy.Default()
 	audit   *audit.Recorder       // nil: no audit log
 	metrics Metrics               // nil: nothing counted
+	scanner Scanner               // nil: no clamd
 	holder  string                // this process in upload lease rows
 	leases  *leaseRegistry        // upload leases held by this process
 }
@@ -184,6 +191,7 @@ func New(d Deps) *Service {
 		policy:  d.Policy,
 		audit:   d.Audit,
 		metrics: d.Metrics,
+		scanner: d.Scanner,
 		holder:  newHolderID(),
 		leases:  &leaseRegistry{held: map[string]*UploadLease{}},
 	}

@@ -174,6 +174,11 @@ func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string
 		MetaSealed: metaSealed, PrivateSealed: privSealed,
 		HeadSealed: s.keys.Seal(purposeHead, id, segment.Head{}.Marshal()),
 	}
+	if s.scans(t) {
+		if row.ScanSealed, err = s.newScanKey(id); err != nil {
+			return nil, err
+		}
+	}
 	if err := tx.InsertFile(ctx, row); err != nil {
 		return nil, err
 	}
@@ -375,6 +380,12 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 	if err != nil {
 		return 0, err
 	}
+	// A file that waits for its malware scan is also encrypted to its
+	// scan recipient (scan.go).
+	rcpts, err := s.recipientsOf(rcpt, f)
+	if err != nil {
+		return 0, err
+	}
 	body := &errReader{r: src}
 	// Commits must finish even when the request context ends (a client that
 	// went away): what arrived is kept, so the upload can resume there.
@@ -470,7 +481,7 @@ func (s *Service) WriteFile(ctx context.Context, o Owner, fileID string, offset 
 		if err != nil {
 			return done(storageError(err))
 		}
-		sw, err := segment.NewWriter(bw, rcpt, next, hashState)
+		sw, err := segment.NewWriterTo(bw, rcpts, next, hashState)
 		if err != nil {
 			bw.Abort()
 			return done(err)
@@ -659,6 +670,12 @@ type Finished struct {
 // the client hands back the link secret from Create; it is checked and put
 // into the links, and not stored.
 func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Finished, error) {
+	// Files waiting for their malware scan are scanned first, outside the
+	// transaction (a scan reads the whole file): a refused file is removed
+	// and Finish ends there, so no recipient is notified.
+	if err := s.scanBeforeFinish(ctx, o); err != nil {
+		return nil, err
+	}
 	tx, err := s.db.BeginTx(ctx)
 	if err != nil {
 		return nil, err
@@ -678,6 +695,11 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	for _, f := range files {
 		if !f.Complete {
 			return nil, kluis.Errorf(kluis.ECONFLICT, "File %d of %d has not been uploaded completely yet.", f.Index+1, len(files))
+		}
+		if f.ScanSealed != nil {
+			// Added or completed while the others were scanned.
+			return nil, &kluis.Error{Code: kluis.ESCANPENDING, RetryAfter: time.Second,
+				Message: "A file was added while the files were being checked for malware. Nothing was sent yet; finish again."}
 		}
 	}
 	if len(files) == 0 && !parseOptions(t.Options).HasMessage {

@@ -1,0 +1,265 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/scan"
+	"github.com/kluis-nl/kluis/internal/segment"
+	"github.com/kluis-nl/kluis/internal/store"
+)
+
+// Malware scanning (issue 16; docs/security.md, "Malware scanning").
+//
+// Once a transfer is ready the server cannot read it: its identity is
+// wrapped by the transfer secret. So each file that is to be scanned gets
+// an X25519 scan identity of its own at NewFile; every segment of the file
+// is encrypted to the transfer's recipient and to that scan recipient (two
+// stanzas in each age header), and the scan identity is kept sealed under
+// the master key in files.scan_sealed. Finish streams each such file,
+// decrypted with its scan identity from the stored segments, to clamd
+// (INSTREAM, bounded memory; so a resumed upload, or one continued on
+// another instance, is scanned whole), and erases the scan identity as
+// soon as the file's scan has ended (secure_delete, WAL truncated). From
+// then on only the transfer secret opens the file, as without scanning.
+
+// Scanner scans content for malware: scan.Client, talking to clamd.
+type Scanner interface {
+	// Scan returns clamd's verdict on r; scan.ErrTooLarge when r is longer
+	// than clamd takes, an error wrapping scan.ErrUnavailable when clamd
+	// gave no verdict, or r's read error.
+	Scan(ctx context.Context, r io.Reader) (scan.Result, error)
+}
+
+// ScanScope says which transfers' files are scanned.
+type ScanScope string
+
+// Values of ScanScope.
+const (
+	ScanOff ScanScope = "off"
+	// ScanInbound scans what people outside the organisation send in:
+	// replies by recipients (drop-offs and requests once they exist).
+	ScanInbound ScanScope = "inbound"
+	ScanAll     ScanScope = "all"
+)
+
+// ScanConfig is the malware-scan policy of the engine.
+type ScanConfig struct {
+	// Scope is which transfers are scanned; "" is ScanOff.
+	Scope ScanScope
+	// FailOpen passes a file, with a warning in the log and the audit
+	// entry, when clamd cannot be reached. Otherwise (fail-closed, the
+	// default) Finish answers ESCANPENDING and keeps the scan identity,
+	// so the scan runs again at the next Finish.
+	FailOpen bool
+	// PassTooLarge passes a file larger than clamd's StreamMaxLength with
+	// a note; otherwise such a file is refused like an infected one.
+	PassTooLarge bool
+}
+
+// Values of Metrics.Scanned and of the audit entries' detail.
+const (
+	ScanClean       = "clean"
+	ScanInfected    = "infected"
+	ScanTooLarge    = "too_large"
+	ScanUnavailable = "unavailable"
+)
+
+// scanRetry is the Retry-After of ESCANPENDING.
+const scanRetry = time.Minute
+
+// scans reports whether t's files are scanned.
+func (s *Service) scans(t *store.TransferRow) bool {
+	switch s.cfg.Scan.Scope {
+	case ScanAll:
+		return true
+	case ScanInbound:
+		return t.ReplyTo != ""
+	}
+	return false
+}
+
+// newScanKey makes a file's scan identity, sealed under the master key
+// and bound to the file.
+func (s *Service) newScanKey(fileID string) ([]byte, error) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, err
+	}
+	return s.keys.Seal(purposeScan, fileID, []byte(id.String())), nil
+}
+
+// scanIdentity opens a file's scan identity.
+func (s *Service) scanIdentity(f *store.FileRow) (*age.X25519Identity, error) {
+	b, err := s.keys.Open(purposeScan, f.ID, f.ScanSealed)
+	if err != nil {
+		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: fmt.Errorf("open scan key %s: %w", f.ID, err)}
+	}
+	return age.ParseX25519Identity(string(b))
+}
+
+// recipientsOf are the age recipients of a file's segments: the
+// transfer's, and the file's scan recipient while it waits for its scan.
+func (s *Service) recipientsOf(transfer age.Recipient, f *store.FileRow) ([]age.Recipient, error) {
+	if f.ScanSealed == nil {
+		return []age.Recipient{transfer}, nil
+	}
+	id, err := s.scanIdentity(f)
+	if err != nil {
+		return nil, err
+	}
+	return []age.Recipient{transfer, id.Recipient()}, nil
+}
+
+// scanFiles scans every complete file of t that still holds a scan
+// identity. It returns nil when all passed; EINFECTED or EUNSCANNABLE
+// after removing a refused file; ESCANPENDING when clamd cannot be
+// reached (fail-closed).
+func (s *Service) scanFiles(ctx context.Context, t *store.TransferRow, files []*store.FileRow) error {
+	for _, f := range files {
+		if f.ScanSealed == nil || !f.Complete {
+			continue
+		}
+		if err := s.scanFile(ctx, t, f, len(files)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) scanFile(ctx context.Context, t *store.TransferRow, f *store.FileRow, nfiles int) error {
+	id, err := s.scanIdentity(f)
+	if err != nil {
+		return err
+	}
+	man, err := s.manifest(ctx, s.db.Q, f)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var res scan.Result
+	if s.scanner == nil {
+		// Scanning was on when the file was added; this process runs
+		// without --clamd. The file waits like it would for a clamd that
+		// is down.
+		err = fmt.Errorf("%w: this server has no --clamd", scan.ErrUnavailable)
+	} else {
+		r := segment.NewFileReader(ctx, man, s.blobs.Open, id)
+		res, err = s.scanner.Scan(ctx, io.NewSectionReader(r, 0, man.Size()))
+		r.Close()
+	}
+	log := s.log.With("action", "file.scan", "transfer", t.ID, "file", f.ID, "size", man.Size(), "took", time.Since(start).Round(time.Millisecond))
+	which := fmt.Sprintf("File %d of %d", f.Index+1, nfiles)
+	switch {
+	case err == nil && !res.Infected:
+		log.Info("file scanned", "result", ScanClean)
+		s.met().Scanned(ScanClean)
+		return s.endScan(ctx, t, f, audit.OK, ScanClean)
+	case err == nil:
+		log.Warn("malware found; file removed", "result", ScanInfected, "signature", res.Signature)
+		s.met().Scanned(ScanInfected)
+		if err := s.refuseFile(ctx, t, f, ScanInfected+" signature="+res.Signature); err != nil {
+			return err
+		}
+		return kluis.Errorf(kluis.EINFECTED, "%s contains malware (%s). It was removed from this transfer and nothing was sent. Do not open the file; ask your IT department for help. You can send the other files without it.", which, res.Signature)
+	case errors.Is(err, scan.ErrTooLarge):
+		s.met().Scanned(ScanTooLarge)
+		if s.cfg.Scan.PassTooLarge {
+			log.Warn("file larger than the scanner takes: passed unscanned (policy)", "result", ScanTooLarge)
+			return s.endScan(ctx, t, f, audit.OK, ScanTooLarge+" passed unscanned")
+		}
+		log.Warn("file larger than the scanner takes: refused (policy)", "result", ScanTooLarge)
+		if err := s.refuseFile(ctx, t, f, ScanTooLarge); err != nil {
+			return err
+		}
+		return kluis.Errorf(kluis.EUNSCANNABLE, "%s is too large to be checked for malware, and files that cannot be checked are not accepted. It was removed from this transfer and nothing was sent. Send it in smaller parts, for example as several files.", which)
+	case errors.Is(err, scan.ErrUnavailable):
+		s.met().Scanned(ScanUnavailable)
+		if s.cfg.Scan.FailOpen {
+			log.Warn("malware scanner unavailable: file passed unscanned (fail-open)", "result", ScanUnavailable, "err", err)
+			return s.endScan(ctx, t, f, audit.OK, ScanUnavailable+" passed unscanned")
+		}
+		log.Warn("malware scanner unavailable: transfer waits (fail-closed)", "result", ScanUnavailable, "err", err)
+		return &kluis.Error{Code: kluis.ESCANPENDING, RetryAfter: scanRetry, Err: err,
+			Message: "Your files are being checked for malware, but the check cannot run right now. Nothing was sent yet and your files are kept. Try to finish again in a few minutes."}
+	}
+	return err
+}
+
+// endScan erases a file's scan identity after its scan, with an audit
+// entry, and truncates the WAL so the identity is gone from the database
+// file and its WAL.
+func (s *Service) endScan(ctx context.Context, t *store.TransferRow, f *store.FileRow, result, detail string) error {
+	ctx = context.WithoutCancel(ctx)
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.EndScan(ctx, f.ID); err != nil {
+		return err
+	}
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.UploadToken), Action: audit.FileScan, Object: t.ID,
+		Result: result, Detail: fmt.Sprintf("file=%s %s", f.ID, detail)}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	f.ScanSealed = nil
+	return s.db.Checkpoint(ctx)
+}
+
+// refuseFile removes a file the scan refused: its row (with its scan
+// identity and segment rows) and its blobs, with an audit entry.
+func (s *Service) refuseFile(ctx context.Context, t *store.TransferRow, f *store.FileRow, detail string) error {
+	ctx = context.WithoutCancel(ctx)
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.DeleteFile(ctx, f.ID); err != nil {
+		return err
+	}
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.UploadToken), Action: audit.FileScan, Object: t.ID,
+		Result: audit.Refused, Detail: fmt.Sprintf("file=%s %s", f.ID, detail)}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if err := s.deletePrefix(ctx, fmt.Sprintf("t/%s/%s/", t.ID, f.ID)); err != nil {
+		return err
+	}
+	return s.db.Checkpoint(ctx)
+}
+
+// scanBeforeFinish scans the files of o's transfer that wait for it, once
+// the transfer could be finished but for the scan.
+func (s *Service) scanBeforeFinish(ctx context.Context, o Owner) error {
+	t, err := s.db.Transfer(ctx, o.TransferID)
+	if err != nil {
+		return err
+	}
+	if err := s.writable(t); err != nil {
+		return err
+	}
+	files, err := s.db.Files(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if !f.Complete {
+			return kluis.Errorf(kluis.ECONFLICT, "File %d of %d has not been uploaded completely yet.", f.Index+1, len(files))
+		}
+	}
+	return s.scanFiles(ctx, t, files)
+}
