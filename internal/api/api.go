@@ -130,7 +130,7 @@ func (a *API) Error(w http.ResponseWriter, r *http.Request, err error) {
 		at := e.At.UTC()
 		body.Error.At = &at
 	}
-	if code == kluis.EUNAVAILABLE || code == kluis.ETOOMANYREQUESTS {
+	if code == kluis.EUNAVAILABLE || code == kluis.ETOOMANYREQUESTS || code == kluis.ESCANPENDING {
 		secs := 5
 		if e != nil && e.RetryAfter > 0 {
 			secs = int((e.RetryAfter + time.Second - 1) / time.Second)

@@ -151,6 +151,7 @@ var scriptKeys = []string{
 	"strength_0", "strength_1", "strength_2", "strength_3", "strength_4", "strength_label",
 	"uploading", "speed", "left", "done", "file_progress", "total_progress", "resumed", "retrying",
 	"error_network", "error_upload", "error_finish", "error_session", "error_generic",
+	"error_infected", "error_unscannable", "error_scan_pending",
 	"cancel_confirm", "cancelled", "copied", "copy_failed", "resume_notice", "resume_choose", "resume_mismatch",
 	"kind_to", "kind_cc", "kind_bcc", "pw_generate", "pw_manual", "pw_none", "yes", "no",
 	"seconds", "minutes", "hours", "preview_subject", "error_files_needed",

@@ -627,7 +627,12 @@ async function finish() {
     body: JSON.stringify(current.linkSecret ? { link_secret: current.linkSecret } : {}),
     credentials: "same-origin",
   });
-  if (!resp.ok) throw new Error(resp.status === 401 ? T("error_session") : T("error_finish"));
+  if (!resp.ok) {
+    // The malware scan runs at finish; its answers have their own texts.
+    const code = (await resp.json().catch(() => null))?.error?.code;
+    const scanKeys = { infected: "error_infected", too_large_to_scan: "error_unscannable", scan_pending: "error_scan_pending" };
+    throw new Error(resp.status === 401 ? T("error_session") : T(scanKeys[code] || "error_finish"));
+  }
   clearState();
   showSummary();
 }
