@@ -173,7 +173,10 @@ type Error struct {
 	// RetryAfter, for rate_limited and unavailable (and quota_exceeded,
 	// when waiting helps), says when to try again.
 	RetryAfter time.Duration
-	Err        error
+	// Fields, for invalid and policy, are the problems field by field
+	// (see Invalid); pages and the API show each in the reader's language.
+	Fields []FieldError
+	Err    error
 }
 
 func (e *Error) Error() string {
