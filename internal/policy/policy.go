@@ -387,16 +387,7 @@ func (p *Policy) Decide(sender string, recipients []string) (*Decision, error) {
 	for _, r := range recipients {
 		rc := strings.ToLower(strings.TrimSpace(r))
 		rd := domainOf(rc)
-		var decided *rule
-		if p != nil {
-			for i := range p.rules {
-				ru := &p.rules[i]
-				if matchAny(ru.senders, s, sd) && matchAny(ru.recipients, rc, rd) {
-					decided = ru
-					break
-				}
-			}
-		}
+		decided := p.ruleFor(s, sd, rc, rd)
 		switch {
 		case decided != nil && decided.deny:
 			msg := fmt.Sprintf("Sending from %s to %s is not allowed by rule %q", sender, r, decided.name)
@@ -433,6 +424,45 @@ func (p *Policy) Decide(sender string, recipients []string) (*Decision, error) {
 	}
 	return d, nil
 }
+
+// ruleFor is the first rule that matches the pair (lower-case addresses
+// and their domains), or nil: the default rule decides.
+func (p *Policy) ruleFor(s, sd, rc, rd string) *rule {
+	if p == nil {
+		return nil
+	}
+	for i := range p.rules {
+		ru := &p.rules[i]
+		if matchAny(ru.senders, s, sd) && matchAny(ru.recipients, rc, rd) {
+			return ru
+		}
+	}
+	return nil
+}
+
+// Refuses reports whether the policy refuses sending from sender to
+// recipient, and what refused it: `rule "name"` for a deny rule, "the
+// default rule" when neither address is inside the organisation. Decide
+// refuses a transfer exactly when Refuses refuses one of its recipients;
+// this tells which ones, so each can be named where it was typed.
+func (p *Policy) Refuses(sender, recipient string) (by string, refused bool) {
+	s := strings.ToLower(strings.TrimSpace(sender))
+	rc := strings.ToLower(strings.TrimSpace(recipient))
+	sd, rd := domainOf(s), domainOf(rc)
+	switch ru := p.ruleFor(s, sd, rc, rd); {
+	case ru != nil && ru.deny:
+		return fmt.Sprintf("rule %q", ru.name), true
+	case ru != nil:
+		return "", false
+	case !p.Demo() && !p.inside(sd) && !p.inside(rd):
+		return DefaultRule, true
+	}
+	return "", false
+}
+
+// DefaultRule is what Refuses names when the default rule refused: neither
+// address is inside an organisation domain.
+const DefaultRule = "the default rule"
 
 func appendOnce(xs []string, x string) []string {
 	if slices.Contains(xs, x) {

@@ -74,6 +74,23 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			// Refuses names exactly the recipients Decide refuses, and
+			// what refused them.
+			anyRefused := false
+			for _, r := range tc.recipients {
+				by, refused := p.Refuses(tc.sender, r)
+				_, one := p.Decide(tc.sender, []string{r})
+				if refused != (one != nil) {
+					t.Errorf("Refuses(%s, %s) = %v, Decide says %v", tc.sender, r, refused, one)
+				}
+				if refused && !strings.Contains(kluis.ErrorMessage(one), strings.TrimPrefix(by, "the ")) {
+					t.Errorf("Refuses names %q, Decide %q", by, kluis.ErrorMessage(one))
+				}
+				anyRefused = anyRefused || refused
+			}
+			if anyRefused != (tc.want != nil) {
+				t.Errorf("Refuses refused some: %v, want %v", anyRefused, tc.want != nil)
+			}
 			d, err := p.Decide(tc.sender, tc.recipients)
 			if tc.want == nil {
 				if err != nil {
