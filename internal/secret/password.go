@@ -28,28 +28,56 @@ const (
 	commonPasswordCount = 3000
 )
 
-// CheckPassword reports whether pw may be used as a transfer password. The
-// error is a [kluis.EINVALID] whose message says what to change. There are
-// no character-class rules: they push people to predictable patterns
+// Problems of a transfer password, as PasswordProblem names them. They
+// are stable codes: the engine's field errors carry them.
+const (
+	PasswordNotText  = "password_not_text"  // not valid UTF-8
+	PasswordEmpty    = "password_empty"     // nothing typed
+	PasswordBlank    = "password_blank"     // spaces only
+	PasswordTooShort = "password_too_short" // under MinPasswordLength characters
+	PasswordTooLong  = "password_too_long"  // over MaxPasswordLength characters
+	PasswordCommon   = "password_common"    // on the blocklist
+)
+
+// PasswordProblem returns what is wrong with pw as a transfer password,
+// one of the Password* codes, or "" when it may be used. There are no
+// character-class rules: they push people to predictable patterns
 // (Welkom01!) without adding strength, so length and a blocklist do the work.
+func PasswordProblem(pw string) string {
+	switch n := utf8.RuneCountInString(pw); {
+	case !utf8.ValidString(pw):
+		return PasswordNotText
+	case pw == "":
+		return PasswordEmpty
+	case strings.TrimFunc(pw, unicode.IsSpace) == "":
+		return PasswordBlank
+	case n < MinPasswordLength:
+		return PasswordTooShort
+	case n > MaxPasswordLength:
+		return PasswordTooLong
+	case IsCommonPassword(pw):
+		return PasswordCommon
+	}
+	return ""
+}
+
+// CheckPassword reports whether pw may be used as a transfer password
+// (PasswordProblem). The error is a [kluis.EINVALID] whose message says,
+// in English, what to change; the engine shows its field errors instead.
 func CheckPassword(pw string) error {
-	if !utf8.ValidString(pw) {
-		return kluis.Errorf(kluis.EINVALID, "The password contains characters that are not valid text. Type or paste it again.")
-	}
-	if strings.TrimFunc(pw, unicode.IsSpace) == "" {
-		if pw == "" {
-			return kluis.Errorf(kluis.EINVALID, "Enter a password of at least %d characters.", MinPasswordLength)
-		}
-		return kluis.Errorf(kluis.EINVALID, "The password cannot consist of spaces only. Use at least %d characters.", MinPasswordLength)
-	}
 	n := utf8.RuneCountInString(pw)
-	if n < MinPasswordLength {
+	switch PasswordProblem(pw) {
+	case PasswordNotText:
+		return kluis.Errorf(kluis.EINVALID, "The password contains characters that are not valid text. Type or paste it again.")
+	case PasswordEmpty:
+		return kluis.Errorf(kluis.EINVALID, "Enter a password of at least %d characters.", MinPasswordLength)
+	case PasswordBlank:
+		return kluis.Errorf(kluis.EINVALID, "The password cannot consist of spaces only. Use at least %d characters.", MinPasswordLength)
+	case PasswordTooShort:
 		return kluis.Errorf(kluis.EINVALID, "The password is too short: use at least %d characters (this one has %d).", MinPasswordLength, n)
-	}
-	if n > MaxPasswordLength {
+	case PasswordTooLong:
 		return kluis.Errorf(kluis.EINVALID, "The password is too long: use at most %d characters (this one has %d).", MaxPasswordLength, n)
-	}
-	if IsCommonPassword(pw) {
+	case PasswordCommon:
 		return kluis.Errorf(kluis.EINVALID, "This password is on a list of commonly used passwords that attackers try first. Choose another one, for example a few unrelated words.")
 	}
 	return nil
