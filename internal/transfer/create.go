@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
-	"github.com/kluis-nl/kluis/internal/locale"
-	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 )
@@ -28,19 +25,28 @@ const (
 
 // CreateRequest is what a sender asks for.
 type CreateRequest struct {
-	SenderEmail  string
-	SenderName   string
-	SenderPhone  string
-	To, Cc, Bcc  []string
-	Message      string
-	Subject      string
-	Body         string
-	ExpiresAt    time.Time // zero: the default expiry
-	Lang         string    // recipients' language: a code of locale.All ("" is Dutch)
-	SenderLang   string    // language of the sender's own mails
+	SenderEmail string
+	SenderName  string
+	SenderPhone string
+	To, Cc, Bcc []string
+	Message     string
+	Subject     string
+	Body        string
+	ExpiresAt   time.Time // zero: the default expiry
+	// ExpiresOn is a day (YYYY-MM-DD) as people choose it: the transfer
+	// ends at 23:59 that day in Amsterdam (at the maximum expiry if that is
+	// earlier). When set, ExpiresAt is not used.
+	ExpiresOn    string
+	Lang         string // recipients' language: a code of locale.All ("" is Dutch)
+	SenderLang   string // language of the sender's own mails
 	PasswordMode kluis.PasswordMode
 	Password     string // manual mode only
 	Options      kluis.Options
+	// Files, when not nil, are the sizes of the files the sender is going
+	// to upload, so a transfer with nothing in it or over its size budget
+	// is refused before any byte is sent (the compose page knows them; API
+	// clients add files later, and the upload enforces the budget).
+	Files []int64
 
 	// reply, set only by Reply: the secret to protect the transfer with
 	// (for password modes; the recipient's password of the original
@@ -67,101 +73,12 @@ type Created struct {
 // age identity, wrapped by the transfer secret and sealed.
 func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, error) {
 	now := s.now()
-	sender, err := kluis.ParseAddress(req.SenderEmail)
-	if err != nil {
-		return nil, kluis.Errorf(kluis.EINVALID, "Sender: %s", kluis.ErrorMessage(err))
-	}
-	if err := checkText("sender name", req.SenderName, MaxNameLength, true); err != nil {
-		return nil, err
-	}
-	if err := checkText("phone number", req.SenderPhone, MaxPhoneLength, true); err != nil {
-		return nil, err
-	}
-	if err := checkText("confidential message", req.Message, MaxMessageLength, false); err != nil {
-		return nil, err
-	}
-	if err := checkText("subject", req.Subject, MaxSubjectLength, true); err != nil {
-		return nil, err
-	}
-	if err := checkText("mail text", req.Body, MaxBodyLength, false); err != nil {
-		return nil, err
-	}
-	lang, err := recipientLang(req.Lang)
+	ck, err := s.Validate(req)
 	if err != nil {
 		return nil, err
 	}
-	type rcpt struct {
-		kind kluis.RecipientKind
-		addr string
-	}
-	var rcpts []rcpt
-	seen := map[string]bool{}
-	for _, group := range []struct {
-		kind  kluis.RecipientKind
-		addrs []string
-	}{{kluis.KindTo, req.To}, {kluis.KindCc, req.Cc}, {kluis.KindBcc, req.Bcc}} {
-		for _, a := range group.addrs {
-			addr, err := kluis.ParseAddress(a)
-			if err != nil {
-				return nil, kluis.Errorf(kluis.EINVALID, "%s: %s", strings.ToUpper(string(group.kind)), kluis.ErrorMessage(err))
-			}
-			if seen[strings.ToLower(addr)] {
-				continue
-			}
-			seen[strings.ToLower(addr)] = true
-			rcpts = append(rcpts, rcpt{group.kind, addr})
-		}
-	}
-	if len(rcpts) == 0 {
-		return nil, kluis.Errorf(kluis.EINVALID, "Add at least one recipient.")
-	}
-	// The organisation's policy: may this sender send to these recipients,
-	// and with which limits (never above the Config's).
-	addrs := make([]string, len(rcpts))
-	for i, r := range rcpts {
-		addrs[i] = r.addr
-	}
-	dec, err := s.decide(sender, addrs)
-	if err != nil {
-		return nil, err
-	}
-	lim := dec.Limits
-	if len(rcpts) > lim.MaxRecipients {
-		return nil, limitError(dec, policy.FieldMaxRecipients, "A transfer can have at most %d recipients; this one has %d", lim.MaxRecipients, len(rcpts))
-	}
-	expires := req.ExpiresAt
-	if expires.IsZero() {
-		expires = now.Add(lim.DefaultExpiry)
-	}
-	if !expires.After(now) {
-		return nil, kluis.Errorf(kluis.EINVALID, "The expiry date must be in the future.")
-	}
-	if max := now.Add(lim.MaxExpiry); expires.After(max) {
-		return nil, limitError(dec, policy.FieldMaxExpiry, "The expiry date can be at most %d days from now", int(lim.MaxExpiry.Hours()/24))
-	}
-	if strings.TrimSpace(req.Message) != "" && !lim.AllowMessage {
-		return nil, limitError(dec, policy.FieldAllowMessage, "A confidential message is not allowed for this transfer; send files only")
-	}
-	if (strings.TrimSpace(req.Subject) != "" || strings.TrimSpace(req.Body) != "") && !lim.AllowCustomText {
-		return nil, limitError(dec, policy.FieldAllowCustomText, "An edited subject or text of the notification mail is not allowed for this transfer; leave them empty")
-	}
-	if req.Options.ShowFilenames && !lim.AllowShowFilenames {
-		return nil, limitError(dec, policy.FieldAllowShowFilenames, "Showing file names in the recipients' mails is not allowed for this transfer; turn show_filenames off")
-	}
-	if req.PasswordMode == "" {
-		req.PasswordMode = kluis.PasswordGenerate
-	}
-	if req.PasswordMode.Valid() && !lim.AllowsPassword(req.PasswordMode) {
-		allowed := "none"
-		if len(lim.PasswordModes) > 0 {
-			var ms []string
-			for _, m := range lim.PasswordModes {
-				ms = append(ms, string(m))
-			}
-			allowed = strings.Join(ms, ", ")
-		}
-		return nil, limitError(dec, policy.FieldPasswordModes, "Password mode %q is not allowed for this transfer; allowed: %s", req.PasswordMode, allowed)
-	}
+	sender, lim := ck.Sender, ck.Decision.Limits
+	req.PasswordMode = ck.Mode
 	// Quotas: checked here so a sender over them costs no key wrap, and
 	// again inside the transaction below, which is what counts.
 	if err := s.checkCreateQuota(ctx, s.db.Q, sender, req.replyTo, lim, now); err != nil {
@@ -172,36 +89,18 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	out := &Created{}
 	var transferSecret string
 	logN := s.cfg.PasswordLogN
-	switch req.PasswordMode {
-	case kluis.PasswordGenerate, kluis.PasswordManual:
-		if req.reuseSecret == "" {
-			break
-		}
-		if req.Password != "" {
-			return nil, kluis.Errorf(kluis.EINVALID, "A reply uses the password of the original transfer; do not give one.")
-		}
-		transferSecret = req.reuseSecret
-	}
 	switch {
-	case transferSecret != "":
+	case req.reuseSecret != "" && req.PasswordMode != kluis.PasswordNone:
+		transferSecret = req.reuseSecret
 	case req.PasswordMode == kluis.PasswordManual:
-		if err := secret.CheckPassword(req.Password); err != nil {
-			return nil, err
-		}
 		transferSecret = req.Password
-	case req.PasswordMode == kluis.PasswordGenerate || req.PasswordMode == "":
-		req.PasswordMode = kluis.PasswordGenerate
+	case req.PasswordMode == kluis.PasswordGenerate:
 		out.Password = secret.GeneratePassword()
 		transferSecret = out.Password
-	case req.PasswordMode == kluis.PasswordNone:
+	default: // PasswordNone: Validate allows no other mode
 		out.LinkSecret = secret.NewLinkSecret()
 		transferSecret = out.LinkSecret
 		logN = secret.LinkSecretLogN
-	default:
-		return nil, kluis.Errorf(kluis.EINVALID, "Password mode %q is unknown. Choose none, generate or manual.", req.PasswordMode)
-	}
-	if req.PasswordMode != kluis.PasswordManual && req.Password != "" {
-		return nil, kluis.Errorf(kluis.EINVALID, "A password was given, but the password mode is %q. Use mode manual to set your own password.", req.PasswordMode)
 	}
 
 	id := secret.NewID()
@@ -215,7 +114,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	}
 	opts, _ := json.Marshal(storedOptions{Options: req.Options, HasMessage: strings.TrimSpace(req.Message) != "", SenderLang: req.SenderLang,
 		MaxSize: lim.MaxTransferSize, MaxExpiry: lim.MaxExpiry, MaxBytesPerDay: lim.MaxBytesPerDay, ReplyTo: req.replyTo})
-	det, err := s.sealJSON(purposeDetails, id, details{SenderName: req.SenderName, SenderPhone: req.SenderPhone, Subject: req.Subject, Body: req.Body})
+	det, err := s.sealJSON(purposeDetails, id, details{SenderName: req.SenderName, SenderPhone: req.SenderPhone, Subject: ck.Subject, Body: ck.Body})
 	if err != nil {
 		return nil, err
 	}
@@ -228,9 +127,9 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 		ID:              id,
 		State:           string(kluis.StateDraft),
 		CreatedAt:       now,
-		ExpiresAt:       expires,
+		ExpiresAt:       ck.ExpiresAt,
 		SenderEmail:     sender,
-		Lang:            lang,
+		Lang:            ck.Lang,
 		PasswordMode:    string(req.PasswordMode),
 		Options:         string(opts),
 		UploadTokenHash: secret.HashToken(out.UploadToken),
@@ -254,13 +153,13 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	if err := tx.InsertTransfer(ctx, row); err != nil {
 		return nil, err
 	}
-	for _, r := range rcpts {
-		if err := tx.InsertRecipient(ctx, &store.RecipientRow{TransferID: id, Kind: string(r.kind), Address: r.addr}); err != nil {
+	for _, r := range ck.Recipients {
+		if err := tx.InsertRecipient(ctx, &store.RecipientRow{TransferID: id, Kind: string(r.Kind), Address: r.Address}); err != nil {
 			return nil, err
 		}
 	}
 	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.Sender(sender)), Action: audit.TransferCreate, Object: id,
-		Detail: fmt.Sprintf("recipients=%d password_mode=%s", len(rcpts), req.PasswordMode)}); err != nil {
+		Detail: fmt.Sprintf("recipients=%d password_mode=%s", len(ck.Recipients), req.PasswordMode)}); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -272,24 +171,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	}
 	out.Transfer = t
 	out.MaxSize = lim.MaxTransferSize
-	s.log.Info("transfer created", "transfer", id, "recipients", len(rcpts), "password_mode", req.PasswordMode)
+	s.log.Info("transfer created", "transfer", id, "recipients", len(ck.Recipients), "password_mode", req.PasswordMode)
 	return out, nil
-}
-
-func checkText(what, v string, max int, singleLine bool) error {
-	if !utf8.ValidString(v) {
-		return kluis.Errorf(kluis.EINVALID, "The %s contains characters that are not valid text.", what)
-	}
-	if len(v) > max {
-		return kluis.Errorf(kluis.EINVALID, "The %s is too long: at most %d characters.", what, max)
-	}
-	if singleLine && strings.ContainsAny(v, "\r\n\x00") {
-		return kluis.Errorf(kluis.EINVALID, "The %s must be one line.", what)
-	}
-	if strings.ContainsRune(v, 0) {
-		return kluis.Errorf(kluis.EINVALID, "The %s contains a NUL character.", what)
-	}
-	return nil
 }
 
 // transfer loads the plaintext view of a transfer with its recipients.
@@ -367,18 +250,4 @@ func (s *Service) view(row *store.TransferRow, rs []*store.RecipientRow) *kluis.
 		})
 	}
 	return t
-}
-
-// recipientLang reads the recipients' language of a new transfer: any
-// language Kluis speaks, as its code ("DE" and "de-AT" are "de"); "" is
-// the default, Dutch.
-func recipientLang(s string) (string, error) {
-	if strings.TrimSpace(s) == "" {
-		return string(locale.Default), nil
-	}
-	l, ok := locale.Parse(s)
-	if !ok {
-		return "", kluis.Errorf(kluis.EINVALID, "Language %q is not supported. Choose one of %s.", s, strings.Join(locale.Codes(), ", "))
-	}
-	return string(l), nil
 }

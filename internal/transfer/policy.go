@@ -1,9 +1,6 @@
 package transfer
 
 import (
-	"fmt"
-
-	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/store"
 )
@@ -45,17 +42,6 @@ func (s *Service) decide(sender string, recipients []string) (*policy.Decision, 
 	}
 	d.Cap(s.ceiling())
 	return d, nil
-}
-
-// limitError refuses a request over a limit: EPOLICY naming the rule when
-// the policy set the limit, EINVALID (as without a policy) when the
-// server's own setting did. msg is a sentence without its final period.
-func limitError(d *policy.Decision, field, format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	if src := d.Source(field); src != "" {
-		return kluis.Errorf(kluis.EPOLICY, "%s (organisation policy: %s).", msg, src)
-	}
-	return kluis.Errorf(kluis.EINVALID, "%s.", msg)
 }
 
 // maxSize is a transfer's size budget: the policy's limit stored at Create,

@@ -57,8 +57,12 @@ func TestPolicyRelay(t *testing.T) {
 		_, err := svc.Create(ctx, CreateRequest{SenderEmail: from, To: to, PasswordMode: kluis.PasswordManual, Password: "correct horse battery"})
 		return err
 	}
-	wantCode(t, create("a@extern.nl", "b@elders.nl"), kluis.EPOLICY, "a@extern.nl", "b@elders.nl", "default rule", "gemeente.nl")
-	wantCode(t, create("a@extern.nl", "m@gemeente.nl", "b@elders.nl"), kluis.EPOLICY, "to b@elders.nl")
+	wantCode(t, create("a@extern.nl", "b@elders.nl"), kluis.EPOLICY, `to: address_outside_organisation ("b@elders.nl") [organisation policy: the default rule]`)
+	err := create("a@extern.nl", "m@gemeente.nl", "b@elders.nl", "c@elders.nl")
+	wantCode(t, err, kluis.EPOLICY, `"b@elders.nl"`, `"c@elders.nl"`)
+	if fs := kluis.FieldErrors(err); len(fs) != 2 {
+		t.Errorf("each refused address is its own field error: %v", fs)
+	}
 	for _, ok := range [][]string{
 		{"m@gemeente.nl", "b@elders.nl"},
 		{"a@extern.nl", "m@gemeente.nl"},
@@ -76,8 +80,8 @@ func TestPolicyLimitsInCreate(t *testing.T) {
 	svc, _ := policyService(t, testPolicy)
 	ctx := context.Background()
 	now := svc.Now()
-	care := `organisation policy: rule "care"`
-	defaults := "organisation policy: the default limits"
+	care := `[organisation policy: rule "care"]`
+	defaults := "[organisation policy: the default limits]"
 	base := func() CreateRequest {
 		return CreateRequest{SenderEmail: "m@gemeente.nl", To: []string{"arts@praktijk.zorg.nl"}, PasswordMode: kluis.PasswordManual, Password: "correct horse battery"}
 	}
@@ -86,18 +90,18 @@ func TestPolicyLimitsInCreate(t *testing.T) {
 		tune  func(*CreateRequest)
 		parts []string
 	}{
-		{"password mode", func(r *CreateRequest) { r.PasswordMode, r.Password = kluis.PasswordGenerate, "" }, []string{`"generate" is not allowed`, "allowed: manual", care}},
-		{"default password mode", func(r *CreateRequest) { r.PasswordMode, r.Password = "", "" }, []string{`"generate" is not allowed`, care}},
-		{"message", func(r *CreateRequest) { r.Message = "geheim" }, []string{"confidential message is not allowed", care}},
-		{"subject", func(r *CreateRequest) { r.Subject = "Eigen onderwerp" }, []string{"edited subject or text", care}},
-		{"body", func(r *CreateRequest) { r.Body = "Eigen tekst" }, []string{"edited subject or text", care}},
-		{"show file names", func(r *CreateRequest) { r.Options.ShowFilenames = true }, []string{"file names", care}},
-		{"max expiry", func(r *CreateRequest) { r.ExpiresAt = now.Add(3 * 24 * time.Hour) }, []string{"at most 2 days", care}},
-		{"max recipients", func(r *CreateRequest) { r.To = append(r.To, "m2@gemeente.nl") }, []string{"at most 1 recipients; this one has 2", care}},
+		{"password mode", func(r *CreateRequest) { r.PasswordMode, r.Password = kluis.PasswordGenerate, "" }, []string{"password.mode: password_mode_not_allowed", care}},
+		{"default password mode", func(r *CreateRequest) { r.PasswordMode, r.Password = "", "" }, []string{"password.mode: password_mode_not_allowed", care}},
+		{"message", func(r *CreateRequest) { r.Message = "geheim" }, []string{"message: message_not_allowed", care}},
+		{"subject", func(r *CreateRequest) { r.Subject = "Eigen onderwerp" }, []string{"subject: custom_text_not_allowed", care}},
+		{"body", func(r *CreateRequest) { r.Body = "Eigen tekst" }, []string{"body: custom_text_not_allowed", care}},
+		{"show file names", func(r *CreateRequest) { r.Options.ShowFilenames = true }, []string{"options.show_filenames: show_filenames_not_allowed", care}},
+		{"max expiry", func(r *CreateRequest) { r.ExpiresAt = now.Add(3 * 24 * time.Hour) }, []string{"expires_at: expiry_too_late (" + now.Add(2*24*time.Hour).UTC().Format(time.DateOnly) + ")", care}},
+		{"max recipients", func(r *CreateRequest) { r.To = append(r.To, "m2@gemeente.nl") }, []string{"to: too_many_recipients (1, 2)", care}},
 		{"default max recipients", func(r *CreateRequest) {
 			r.To = []string{"a@gemeente.nl", "b@gemeente.nl", "c@gemeente.nl", "d@gemeente.nl"}
-		}, []string{"at most 3 recipients", defaults}},
-		{"default max expiry", func(r *CreateRequest) { r.To = []string{"a@gemeente.nl"}; r.ExpiresAt = now.Add(11 * 24 * time.Hour) }, []string{"at most 10 days", defaults}},
+		}, []string{"to: too_many_recipients (3, 4)", defaults}},
+		{"default max expiry", func(r *CreateRequest) { r.To = []string{"a@gemeente.nl"}; r.ExpiresAt = now.Add(11 * 24 * time.Hour) }, []string{"expires_at: expiry_too_late (" + now.Add(10*24*time.Hour).UTC().Format(time.DateOnly) + ")", defaults}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,7 +190,7 @@ func TestPolicyServerCeiling(t *testing.T) {
 		to = append(to, strings.Repeat("x", i+1)+"@gemeente.nl")
 	}
 	_, err := svc.Create(ctx, CreateRequest{SenderEmail: "archief@gemeente.nl", To: to})
-	wantCode(t, err, kluis.EINVALID, "at most 50 recipients")
+	wantCode(t, err, kluis.EINVALID, "to: too_many_recipients (50, 51).")
 	c, err := svc.Create(ctx, CreateRequest{SenderEmail: "archief@gemeente.nl", To: to[:50]})
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,18 @@ type ReplyRequest struct {
 	Lang string
 }
 
+// Check applies the rules a reply shares with every transfer (Validate)
+// to what the recipient wrote, so a page can refuse it before it reads any
+// file. StartReply checks it again through Create.
+func (r ReplyRequest) Check() error {
+	c := &checker{}
+	c.text(FieldMessage, r.Message, MaxMessageLength, false)
+	if len(c.errs) > 0 {
+		return kluis.Invalid(c.errs...)
+	}
+	return nil
+}
+
 // ReplyDraft is a reply being written: a new draft transfer from the
 // recipient to the original sender. Add files with AddReplyFile, then
 // SendReply; Abandon it on any error.
@@ -102,7 +114,9 @@ func (s *Service) ReplyMaxSize(ctx context.Context, a *Session) (int64, error) {
 // size budget gives ETOOLARGE.
 func (s *Service) AddReplyFile(ctx context.Context, d *ReplyDraft, name, contentType string, src io.Reader) (*kluis.File, error) {
 	if d.files >= MaxReplyFiles {
-		return nil, kluis.Errorf(kluis.EINVALID, "A reply can hold at most %d files.", MaxReplyFiles)
+		c := &checker{}
+		c.add(FieldFiles, CodeTooManyFiles, MaxReplyFiles)
+		return nil, kluis.Invalid(c.errs...)
 	}
 	f, err := s.NewFile(ctx, d.Owner, name, contentType, -1)
 	if err != nil {

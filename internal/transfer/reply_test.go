@@ -222,6 +222,17 @@ func TestReplyLimits(t *testing.T) {
 	}
 	_, err = e.svc.AddReplyFile(e.ctx, d, "f.txt", "text/plain", strings.NewReader("x"))
 	wantCode(t, err, kluis.EINVALID)
+	if fs := kluis.FieldErrors(err); len(fs) != 1 || fs[0].Field != transfer.FieldFiles || fs[0].Code != transfer.CodeTooManyFiles {
+		t.Errorf("too many files: %v", fs)
+	}
+	// The message's rules are those of every transfer, also before a
+	// draft exists.
+	if fs := kluis.FieldErrors(transfer.ReplyRequest{Message: strings.Repeat("a", transfer.MaxMessageLength+1)}.Check()); len(fs) != 1 || fs[0].Code != transfer.CodeTooLong {
+		t.Errorf("long reply: %v", fs)
+	}
+	if err := (transfer.ReplyRequest{Message: "Dank u."}).Check(); err != nil {
+		t.Errorf("short reply: %v", err)
+	}
 
 	// Neither message nor file: nothing to send.
 	d, err = e.svc.StartReply(e.ctx, r.sess, transfer.ReplyRequest{})
