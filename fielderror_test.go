@@ -16,17 +16,17 @@ import (
 // field, code and arguments in no language.
 func TestFieldErrorText(t *testing.T) {
 	day := time.Date(2030, 3, 4, 12, 0, 0, 0, time.UTC)
-	size := kluis.FieldError{Field: "files", Code: "files_too_large", Key: "send.error_too_large", Args: []any{kluis.Size(3_000_000_000), kluis.Size(2_000_000_000)}}
-	date := kluis.FieldError{Field: "expires_at", Code: "expiry_too_late", Key: "send.error_expires_max", Args: []any{day}, Policy: `rule "zorg"`}
+	size := kluis.FieldError{Field: "files", Code: "files_too_large", Key: "validate.files_too_large", Args: []any{kluis.Size(3_000_000_000), kluis.Size(2_000_000_000)}}
+	date := kluis.FieldError{Field: "expires_at", Code: "expiry_too_late", Key: "validate.expiry_too_late", Args: []any{day}, Policy: `rule "zorg"`}
 	for _, tc := range []struct {
 		f    kluis.FieldError
 		lang locale.Lang
 		want string
 	}{
-		{size, locale.NL, locale.For(locale.NL).T("send.error_too_large", locale.For(locale.NL).Size(3_000_000_000), locale.For(locale.NL).Size(2_000_000_000))},
-		{size, locale.EN, locale.For(locale.EN).T("send.error_too_large", locale.For(locale.EN).Size(3_000_000_000), locale.For(locale.EN).Size(2_000_000_000))},
-		{date, locale.NL, "De vervaldatum kan hoogstens " + locale.For(locale.NL).Date(day) + " zijn."},
-		{date, locale.EN, "The expiry date can be " + locale.For(locale.EN).Date(day) + " at the latest."},
+		{size, locale.NL, locale.For(locale.NL).T("validate.files_too_large", locale.For(locale.NL).Size(3_000_000_000), locale.For(locale.NL).Size(2_000_000_000))},
+		{size, locale.EN, locale.For(locale.EN).T("validate.files_too_large", locale.For(locale.EN).Size(3_000_000_000), locale.For(locale.EN).Size(2_000_000_000))},
+		{date, locale.NL, "De vervaldatum kan hoogstens " + locale.For(locale.NL).Date(day) + " zijn. Kies een eerdere datum."},
+		{date, locale.EN, "The expiry date can be " + locale.For(locale.EN).Date(day) + " at the latest. Choose an earlier date."},
 	} {
 		if got := tc.f.Text(locale.For(tc.lang)); got != tc.want || strings.Contains(got, "%!") {
 			t.Errorf("%s in %s: %q, want %q", tc.f.Code, tc.lang, got, tc.want)

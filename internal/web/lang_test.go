@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -135,7 +136,7 @@ func TestSendRecipientLanguage(t *testing.T) {
 		t.Errorf("stored language %q, want ar", ov.Lang)
 	}
 	st, out = postJSON(t, c, e.srv.URL+"/send/transfer", compose(map[string]any{"lang": "es"}))
-	if errs := fieldErrors(out); st != http.StatusUnprocessableEntity || errs["lang"] != translate("nl", "send.error_lang") {
+	if errs := fieldErrors(out); st != http.StatusUnprocessableEntity || errs["lang"] != translate("nl", "validate.lang_unsupported", strings.Join(locale.Codes(), ", ")) {
 		t.Errorf("Spanish for the recipients: %d %v", st, errs)
 	}
 }

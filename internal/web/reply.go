@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/clientip"
@@ -188,19 +187,15 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 				p.Message = strings.ReplaceAll(string(b), "\r\n", "\n")
-				if len(p.Message) > transfer.MaxMessageLength || !utf8.ValidString(p.Message) {
-					fail(http.StatusUnprocessableEntity, "message", "reply.error_message_long")
+				// The engine's rules, before any file is read.
+				if err := (transfer.ReplyRequest{Message: p.Message}).Check(); err != nil {
+					h.replyFailed(w, r, access, err, fail)
 					return
 				}
 			case "files":
 				if part.FileName() == "" {
 					// The file field without a chosen file.
 					continue
-				}
-				if len(p.Files) >= transfer.MaxReplyFiles {
-					abandon()
-					fail(http.StatusUnprocessableEntity, "files", "reply.error_too_many")
-					return
 				}
 				if !start() {
 					return
@@ -256,7 +251,8 @@ func (h *Web) replyFailed(w http.ResponseWriter, r *http.Request, access string,
 	case kluis.ErrorCode(err) == kluis.ETOOLARGE:
 		fail(formStatus(err), "files", "reply.error_too_large")
 	case kluis.ErrorCode(err) == kluis.EINVALID:
-		fail(formStatus(err), "message", "reply.error_invalid")
+		field, key := replyFieldKey(kluis.FieldErrors(err))
+		fail(formStatus(err), field, key)
 	case kluis.ErrorCode(err) == kluis.EPOLICY:
 		h.problem(w, r, statusOf(err), "reply.refused", "/r/"+access+"/open")
 	case kluis.ErrorCode(err) == kluis.ENOSPACE:
@@ -272,4 +268,19 @@ func (h *Web) replyFailed(w http.ResponseWriter, r *http.Request, access string,
 	default:
 		h.linkError(w, r, access, err)
 	}
+}
+
+// replyFieldKey is the reply form's field and message for the engine's
+// field errors: the reply page's own texts, which every language has
+// (recipients read them), rather than the senders' validate.* texts.
+func replyFieldKey(fs []kluis.FieldError) (field, key string) {
+	for _, f := range fs {
+		switch {
+		case f.Field == transfer.FieldFiles && f.Code == transfer.CodeTooManyFiles:
+			return "files", "reply.error_too_many"
+		case f.Field == transfer.FieldMessage && f.Code == transfer.CodeTooLong:
+			return "message", "reply.error_message_long"
+		}
+	}
+	return "message", "reply.error_invalid"
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/mail"
 	kpolicy "github.com/kluis-nl/kluis/internal/policy"
-	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -93,13 +92,8 @@ func (h *Web) send(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "send", h.newView(r, h.composeData(r, s)))
 }
 
-// expiryLoc is where a chosen date's day ends.
-var expiryLoc = func() *time.Location {
-	if l, err := time.LoadLocation("Europe/Amsterdam"); err == nil {
-		return l
-	}
-	return time.FixedZone("CET", 3600)
-}()
+// expiryLoc is where a chosen date's day ends: the engine's (ExpiresOn).
+var expiryLoc = locale.Amsterdam
 
 func (h *Web) composeData(r *http.Request, s *sender.Sender) composePage {
 	lang := h.pageLang(r, false)
@@ -396,19 +390,19 @@ func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
 		errs(http.StatusBadRequest, composeError{Message: translate("send.error_generic")})
 		return
 	}
-	cr, es := h.checkCompose(locale.For(lang), s, &req)
-	if len(es) > 0 {
-		errs(http.StatusUnprocessableEntity, es...)
-		return
-	}
-	c, err := h.svc.Create(r.Context(), cr)
+	c, err := h.svc.Create(r.Context(), composeCreateRequest(s, &req))
 	if err != nil {
 		setRetryAfter(w, err)
+		if fs := kluis.FieldErrors(err); len(fs) > 0 {
+			pr := locale.For(lang)
+			es := make([]composeError, len(fs))
+			for i, f := range fs {
+				es[i] = composeError{Field: composeField(f, req.PasswordMode), Message: f.Text(pr)}
+			}
+			errs(formStatus(err), es...)
+			return
+		}
 		switch kluis.ErrorCode(err) {
-		case kluis.EPOLICY:
-			errs(statusOf(err), composeError{Field: "to", Message: translate("send.error_policy", kluis.ErrorMessage(err))})
-		case kluis.EINVALID:
-			errs(formStatus(err), composeError{Field: "to", Message: translate("send.error_invalid", kluis.ErrorMessage(err))})
 		case kluis.EUNAVAILABLE, kluis.ETOOMANYREQUESTS:
 			errs(statusOf(err), composeError{Message: translate("send.error_busy")})
 		case kluis.EQUOTA:
@@ -432,157 +426,48 @@ func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
 	writeJSONResponse(w, http.StatusCreated, out)
 }
 
-// checkCompose checks the form field by field, with a message per problem
-// (each bad address named), and builds the engine's request. The engine
-// checks again; this is for messages people can act on.
-func (h *Web) checkCompose(pr *locale.Printer, s *sender.Sender, req *composeRequest) (transfer.CreateRequest, []composeError) {
-	var es []composeError
-	add := func(field, key string, args ...any) {
-		es = append(es, composeError{Field: field, Message: pr.T(key, args...)})
-	}
-	lim := h.svc.DefaultLimits()
-	pol := h.svc.Policy()
-	var lists [3][]string
-	count := 0
-	seen := map[string]bool{}
-	for i, f := range []struct{ id, text string }{{"to", req.To}, {"cc", req.Cc}, {"bcc", req.Bcc}} {
-		label := pr.T("send." + f.id + "_label")
-		for _, item := range kluis.SplitAddressList(f.text) {
-			a, err := kluis.ParseAddress(item)
-			if err != nil {
-				add(f.id, "send.error_address", label, shorten(item))
-				continue
-			}
-			if _, err := pol.Decide(s.Email, []string{a}); kluis.ErrorCode(err) == kluis.EPOLICY {
-				add(f.id, "send.error_address_policy", label, a)
-				continue
-			}
-			if !seen[strings.ToLower(a)] {
-				seen[strings.ToLower(a)] = true
-				count++
-			}
-			lists[i] = append(lists[i], a)
-		}
-	}
-	if count == 0 && len(es) == 0 {
-		add("to", "send.error_no_recipients")
-	}
-	if lim.MaxRecipients > 0 && count > lim.MaxRecipients {
-		add("to", "send.error_too_many_recipients", lim.MaxRecipients, count)
-	}
-	var total int64
+// composeCreateRequest maps the compose form to the engine's request.
+// The engine checks every field (transfer.Service.Validate); the page
+// only shows its field errors next to the fields.
+func composeCreateRequest(s *sender.Sender, req *composeRequest) transfer.CreateRequest {
+	sizes := make([]int64, 0, len(req.Files))
 	for _, f := range req.Files {
-		if f.Size < 0 {
-			add("files", "send.error_generic")
-			break
-		}
-		total += f.Size
-	}
-	if len(req.Files) == 0 && strings.TrimSpace(req.Message) == "" {
-		add("files", "send.error_nothing")
-	}
-	if lim.MaxTransferSize > 0 && total > lim.MaxTransferSize {
-		add("files", "send.error_too_large", pr.Size(total), pr.Size(lim.MaxTransferSize))
-	}
-	if len(req.Message) > transfer.MaxMessageLength || !utf8.ValidString(req.Message) {
-		add("message", "send.error_message_long")
-	} else if strings.TrimSpace(req.Message) != "" && !lim.AllowMessage {
-		add("message", "send.error_message_policy")
-	}
-	subject := strings.TrimSpace(req.Subject)
-	if len(subject) > transfer.MaxSubjectLength || strings.ContainsAny(subject, "\r\n\x00") || !utf8.ValidString(subject) {
-		add("subject", "send.error_subject")
-	}
-	body := req.Body
-	if strings.TrimSpace(mail.BodyText(body)) == "" {
-		body = ""
-	} else {
-		body = mail.SanitizeBody(body)
-	}
-	if len(body) > transfer.MaxBodyLength {
-		add("body", "send.error_body_long")
-	}
-	if (subject != "" || body != "") && !lim.AllowCustomText {
-		add("subject", "send.error_custom_policy")
-	}
-	if req.ShowFilenames && !lim.AllowShowFilenames {
-		add("show_filenames", "send.error_filenames_policy")
-	}
-	now := h.svc.Now()
-	var expires time.Time
-	if req.Expires != "" {
-		day, err := time.ParseInLocation(time.DateOnly, req.Expires, expiryLoc)
-		maxAt := now.Add(lim.MaxExpiry)
-		switch {
-		case err != nil:
-			add("expires", "send.error_expires_format")
-		case !day.Add(24*time.Hour - time.Minute).After(now):
-			add("expires", "send.error_expires_past")
-		case day.After(maxAt):
-			add("expires", "send.error_expires_max", pr.Date(maxAt))
-		default:
-			expires = day.Add(23*time.Hour + 59*time.Minute)
-			if expires.After(maxAt) {
-				expires = maxAt
-			}
-			if m := now.Add(time.Hour); expires.Before(m) {
-				expires = m
-			}
-		}
-	}
-	rlang, ok := locale.Parse(req.Lang)
-	if !ok {
-		add("lang", "send.error_lang")
+		sizes = append(sizes, f.Size)
 	}
 	mode := kluis.PasswordMode(req.PasswordMode)
-	pwField := "pw-" + req.PasswordMode
-	switch {
-	case !mode.Valid():
-		add("pw-generate", "send.error_pw_mode")
-	case !lim.AllowsPassword(mode):
-		add(pwField, "send.error_pw_mode_policy")
-	case mode == kluis.PasswordManual:
-		if err := secret.CheckPassword(req.Password); err != nil {
-			n := utf8.RuneCountInString(req.Password)
-			switch {
-			case strings.TrimSpace(req.Password) == "":
-				add("password", "send.error_pw_empty", secret.MinPasswordLength)
-			case n < secret.MinPasswordLength:
-				add("password", "send.error_pw_short", secret.MinPasswordLength, n)
-			case n > secret.MaxPasswordLength:
-				add("password", "send.error_pw_long", secret.MaxPasswordLength)
-			case secret.IsCommonPassword(req.Password):
-				add("password", "send.error_pw_common")
-			default:
-				add("password", "send.error_pw_invalid")
-			}
-		}
-	}
 	pw := ""
 	if mode == kluis.PasswordManual {
 		pw = req.Password
 	}
 	return transfer.CreateRequest{
 		SenderEmail: s.Email, SenderName: s.Name, SenderPhone: s.Phone,
-		To: lists[0], Cc: lists[1], Bcc: lists[2],
-		Message: req.Message, Subject: subject, Body: body, ExpiresAt: expires,
-		Lang: string(rlang), SenderLang: s.Lang, PasswordMode: mode, Password: pw,
+		To: kluis.SplitAddressList(req.To), Cc: kluis.SplitAddressList(req.Cc), Bcc: kluis.SplitAddressList(req.Bcc),
+		Message: req.Message, Subject: req.Subject, Body: req.Body, ExpiresOn: req.Expires,
+		Lang: req.Lang, SenderLang: s.Lang, PasswordMode: mode, Password: pw, Files: sizes,
 		Options: kluis.Options{Confirm: req.Confirm, NotifyDownload: req.NotifyDownload, ShowFilenames: req.ShowFilenames},
-	}, es
+	}
 }
 
-// shorten keeps a bad address readable in a message.
-func shorten(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return -1
+// composeField is the compose page's field (its element id) for an
+// engine field; "" for the summary only (the sender's own details come
+// from the verification, not from this form).
+func composeField(f kluis.FieldError, mode string) string {
+	switch f.Field {
+	case transfer.FieldExpires:
+		return "expires"
+	case transfer.FieldPasswordMode:
+		if kluis.PasswordMode(mode).Valid() {
+			return "pw-" + mode
 		}
-		return r
-	}, s)
-	if utf8.RuneCountInString(s) > 80 {
-		s = string([]rune(s)[:77]) + "…"
+		return "pw-generate"
+	case transfer.FieldPassword:
+		return "password"
+	case transfer.FieldShowFilenames:
+		return "show_filenames"
+	case transfer.FieldSenderEmail, transfer.FieldSenderName, transfer.FieldSenderPhone:
+		return ""
 	}
-	return s
+	return f.Field
 }
 
 // preview renders the notification mail as a recipient will get it, from
