@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -75,7 +76,25 @@ type errorDetail struct {
 	Code    kluis.Code `json:"code"`
 	Message string     `json:"message"`
 	At      *time.Time `json:"at,omitempty"`
+	// Fields are the problems field by field, for invalid and policy
+	// answers of the engine's validation (kluis.FieldError).
+	Fields []fieldErrorJSON `json:"fields,omitempty"`
 }
+
+// fieldErrorJSON is one kluis.FieldError: the stable code and catalog key
+// for programs, the message for people.
+type fieldErrorJSON struct {
+	Field   string `json:"field"`
+	Code    string `json:"code"`
+	Key     string `json:"key"`
+	Message string `json:"message"`
+	Policy  string `json:"policy,omitempty"`
+}
+
+// errorLangs are the languages of the API's messages: English unless the
+// request's Accept-Language prefers Dutch (the catalogs that are complete
+// for senders).
+var errorLangs = []locale.Lang{locale.EN, locale.NL}
 
 // Status maps an application error code to its HTTP status. This is the
 // only place that does so.
@@ -125,6 +144,15 @@ func (a *API) Error(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.Error("request failed", "method", r.Method, "route", r.Pattern, "code", code, "err", err)
 	}
 	body := errorBody{Error: errorDetail{Code: code, Message: kluis.ErrorMessage(err)}}
+	if fs := kluis.FieldErrors(err); len(fs) > 0 {
+		pr := locale.For(locale.Match(r.Header.Get("Accept-Language"), errorLangs))
+		texts := make([]string, len(fs))
+		for i, f := range fs {
+			texts[i] = f.Text(pr)
+			body.Error.Fields = append(body.Error.Fields, fieldErrorJSON{Field: f.Field, Code: f.Code, Key: f.Key, Message: texts[i], Policy: f.Policy})
+		}
+		body.Error.Message = strings.Join(texts, " ")
+	}
 	var e *kluis.Error
 	if errors.As(err, &e) && e.At != nil {
 		at := e.At.UTC()
