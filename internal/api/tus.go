@@ -51,7 +51,7 @@ func (a *API) newTus(basePath string) (http.Handler, error) {
 // the paths, and the base path is stripped (tusd's unrouted handler takes
 // the rest of the path as the upload id).
 func tusRouter(h *tusd.UnroutedHandler) http.Handler {
-	return h.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	routed := h.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodPost:
 			h.PostFile(w, r)
@@ -65,7 +65,34 @@ func tusRouter(h *tusd.UnroutedHandler) http.Handler {
 			w.WriteHeader(http.StatusMethodNotAllowed)
 		}
 	}))
+	// Wrapped outside tusd's middleware: tusd keeps the writer it first
+	// sees for the whole request.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			w = closeOnError{w}
+		}
+		routed.ServeHTTP(w, r)
+	})
 }
+
+// closeOnError makes the server close the connection after a PATCH that
+// did not succeed. tusd ends an interrupted, timed-out or shut-down PATCH by
+// moving the connection's read deadline to now, to unblock the body read;
+// if the body had already been read to its end, net/http's background read
+// of the connection fails on that deadline instead and cancels the
+// connection's context, and every later request on the kept-alive
+// connection would start out cancelled (golang/go#70834).
+type closeOnError struct{ http.ResponseWriter }
+
+func (w closeOnError) WriteHeader(code int) {
+	if code >= 400 {
+		w.Header().Set("Connection", "close")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets tusd's http.ResponseController reach the connection.
+func (w closeOnError) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // tusAuth checks the upload token before tus sees the request and puts the
 // owner into the context for the store.
