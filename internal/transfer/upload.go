@@ -670,6 +670,11 @@ type Finished struct {
 // the client hands back the link secret from Create; it is checked and put
 // into the links, and not stored.
 func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Finished, error) {
+	// An upload that received every byte before a crash is completed first,
+	// so that its file is scanned and counted like any other.
+	if err := s.settleUploads(ctx, o); err != nil {
+		return nil, err
+	}
 	// Files waiting for their malware scan are scanned first, outside the
 	// transaction (a scan reads the whole file): a refused file is removed
 	// and Finish ends there, so no recipient is notified.

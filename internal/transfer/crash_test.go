@@ -1,0 +1,77 @@
+package transfer_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/transfer"
+)
+
+// TestFinishCompletesUploadWhoseBytesAllArrived: a process killed after
+// the last segment of a tus upload was committed and before the file was
+// marked complete (tusd completes it in a second step, FinishUpload) left
+// a file whose offset is its length. HEAD reports the whole length, so the
+// client considers the upload done, and tusd answers a PATCH at that
+// offset without completing anything: Finish refused the transfer for good
+// ("File 1 of 1 has not been uploaded completely yet"). Found by the
+// nemesis (e2e/nemesis_test.go).
+func TestFinishCompletesUploadWhoseBytesAllArrived(t *testing.T) {
+	forEachDB(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t)
+		c := e.create(createOpts{message: "bericht"})
+		o := owner(c)
+		data := randomBytes(11, 250_000) // three segments
+		f, err := e.svc.NewFile(e.ctx, o, "a.bin", "application/octet-stream", int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := e.svc.WriteFile(e.ctx, o, f.ID, 0, bytes.NewReader(data)); err != nil || n != int64(len(data)) {
+			t.Fatalf("write: %d %v", n, err)
+		}
+		// The crash: no CompleteFile. A new process on the same data.
+		svc := transfer.New(e.db, e.blobs, e.keys, e.cfg, e.clock.Now, nil)
+		st, err := svc.FileState(e.ctx, o, f.ID)
+		if err != nil || st.Offset != int64(len(data)) || st.Complete {
+			t.Fatalf("state after the crash: %+v %v, want the whole length and not complete", st, err)
+		}
+		fin, err := svc.Finish(e.ctx, o, c.LinkSecret)
+		if err != nil {
+			t.Fatalf("finish after the crash: %v", err)
+		}
+		s, err := svc.Unlock(e.ctx, fin.Links[0].AccessID, secretOf(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := svc.Contents(e.ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ct.Files) != 1 || !ct.Files[0].Complete || ct.Files[0].Size != int64(len(data)) || ct.Files[0].SHA256 != sha256hex(data) {
+			t.Fatalf("files after finish: %+v", ct.Files)
+		}
+		got, err := e.readFile(s, f.ID)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("download: %d bytes, %v", len(got), err)
+		}
+	})
+}
+
+// TestFinishLeavesPartialUploadIncomplete: only an upload that received
+// every byte is completed at Finish; one that stopped short still refuses
+// the transfer (the client resumes it first).
+func TestFinishLeavesPartialUploadIncomplete(t *testing.T) {
+	e := newEnv(t)
+	c := e.create(createOpts{message: "bericht"})
+	o := owner(c)
+	data := randomBytes(12, 250_000)
+	f, err := e.svc.NewFile(e.ctx, o, "a.bin", "application/octet-stream", int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.WriteFile(e.ctx, o, f.ID, 0, bytes.NewReader(data[:200_000])); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Finish(e.ctx, o, c.LinkSecret)
+	wantCode(t, err, kluis.ECONFLICT)
+}
