@@ -35,7 +35,7 @@ func (a *API) plainUpload(w http.ResponseWriter, r *http.Request, o transfer.Own
 		ctype = "application/octet-stream"
 	}
 	size := r.ContentLength // -1 when chunked
-	f, err := a.svc.NewFile(r.Context(), o, name, ctype, size)
+	f, err := a.svc.NewPlainFile(r.Context(), o, name, ctype, size)
 	if err != nil {
 		a.Error(w, r, err)
 		return

@@ -3,6 +3,7 @@ package transfer_test
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -74,4 +75,52 @@ func TestFinishLeavesPartialUploadIncomplete(t *testing.T) {
 	}
 	_, err = e.svc.Finish(e.ctx, o, c.LinkSecret)
 	wantCode(t, err, kluis.ECONFLICT)
+}
+
+// TestFinishDropsCutPlainUploadOnceNobodyWritesIt: a plain upload that a
+// killed process left incomplete keeps nothing; Finish drops it, but only
+// once its upload lease shows that no request writes it any more (here: a
+// dead instance's lease, on PostgreSQL, that has to run out first).
+func TestFinishDropsCutPlainUploadOnceNobodyWritesIt(t *testing.T) {
+	forEachDB(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t)
+		c := e.create(createOpts{message: "bericht"})
+		o := owner(c)
+		data := randomBytes(13, 250_000)
+		f, err := e.svc.NewPlainFile(e.ctx, o, "cut.bin", "application/octet-stream", int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.WriteFile(e.ctx, o, f.ID, 0, bytes.NewReader(data[:120_000])); err != nil {
+			t.Fatal(err)
+		}
+		if len(e.segmentPaths(c.Transfer.ID, f.ID)) == 0 {
+			t.Fatal("no segment committed: the test would prove nothing")
+		}
+		// The instance that ran the PUT died holding its lease.
+		if _, err := e.db.AcquireLease(e.ctx, f.ID, "dead-instance", "dead-token", e.clock.Now(), transfer.DefaultUploadLease); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Finish(e.ctx, o, c.LinkSecret)
+		wantCode(t, err, kluis.ECONFLICT)
+		if len(e.segmentPaths(c.Transfer.ID, f.ID)) == 0 {
+			t.Fatal("a plain upload whose lease is held was dropped")
+		}
+		e.clock.Advance(transfer.DefaultUploadLease + time.Second)
+		fin, err := e.svc.Finish(e.ctx, o, c.LinkSecret)
+		if err != nil {
+			t.Fatalf("finish once the lease ran out: %v", err)
+		}
+		s := e.unlock(fin.Links[0].AccessID, secretOf(c))
+		ct, err := e.svc.Contents(e.ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ct.Files) != 0 || ct.Message != "bericht" {
+			t.Fatalf("contents: %d files, message %q; want no file and the message", len(ct.Files), ct.Message)
+		}
+		if p := e.blobFiles(c.Transfer.ID)[f.ID]; len(p) != 0 {
+			t.Errorf("segments of the dropped upload remain: %v", p)
+		}
+	})
 }

@@ -57,6 +57,9 @@ type fileMeta struct {
 	// written before Limit existed have 0 and use the transfer's budget.
 	Limit      int64 `json:"limit,omitempty"`
 	QuotaLimit bool  `json:"quota_limit,omitempty"`
+	// Plain says the file is written by one request and cannot be
+	// resumed (NewPlainFile).
+	Plain bool `json:"plain,omitempty"`
 }
 
 // filePrivate is what only the transfer secret opens.

@@ -95,6 +95,17 @@ func (s *Service) writable(t *store.TransferRow) error {
 // Upload-Length); -1 means unknown (a plain streaming upload), in which case
 // the remaining transfer budget is the limit while streaming.
 func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string, size int64) (*kluis.File, error) {
+	return s.newFile(ctx, o, name, contentType, size, false)
+}
+
+// NewPlainFile is NewFile for a plain upload, written by one request and
+// not resumable: if that request dies with its process, Finish drops the
+// file (see settleUploads).
+func (s *Service) NewPlainFile(ctx context.Context, o Owner, name, contentType string, size int64) (*kluis.File, error) {
+	return s.newFile(ctx, o, name, contentType, size, true)
+}
+
+func (s *Service) newFile(ctx context.Context, o Owner, name, contentType string, size int64, plain bool) (*kluis.File, error) {
 	if size < -1 {
 		return nil, kluis.Errorf(kluis.EINVALID, "The file size must not be negative.")
 	}
@@ -123,7 +134,7 @@ func (s *Service) NewFile(ctx context.Context, o Owner, name, contentType string
 		return nil, s.tooLarge(max)
 	}
 	// The sender's daily volume, counted in this transaction (quota.go).
-	meta := fileMeta{Size: size}
+	meta := fileMeta{Size: size, Plain: plain}
 	room := max - used
 	if size < 0 && room <= 0 {
 		return nil, s.tooLarge(max)
