@@ -134,22 +134,38 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 	// when the answer breaks off (a deferred call runs while a panic with
 	// http.ErrAbortHandler unwinds).
 	var sent []transfer.Span
-	complete := false
+	complete, recorded := false, false
+	delivery := func(spans []transfer.Span, complete bool) transfer.Delivery {
+		return transfer.Delivery{Files: []transfer.Served{{Index: f.Index, Size: f.Size, Spans: spans}}, Complete: complete}
+	}
 	defer func() {
-		if len(sent) == 0 && !(complete && f.Size == 0) {
+		if recorded || len(sent) == 0 && !(complete && f.Size == 0) {
 			return
 		}
-		d := transfer.Delivery{Files: []transfer.Served{{Index: f.Index, Size: f.Size, Spans: sent}}, Complete: complete}
-		if err := svc.RecordDelivery(r.Context(), s, d); err != nil {
+		if err := svc.RecordDelivery(r.Context(), s, delivery(sent, complete)); err != nil {
 			log.Error("record download", "err", err)
 		}
 	}()
+	// The answer is recorded (and the sender's notice queued) before its
+	// last bytes go out, so a client never holds them unrecorded, not even
+	// when the process dies right after; if the record fails, the answer
+	// is cut short instead. Found by the SIGKILL nemesis (e2e).
+	recordBeforeEnd := func(final transfer.Span) {
+		recorded = true
+		if err := svc.RecordDelivery(r.Context(), s, delivery(append(append([]transfer.Span(nil), sent...), final), true)); err != nil {
+			log.Error("record download; the download is cut short", "err", err)
+			panic(http.ErrAbortHandler)
+		}
+	}
+	if f.Size == 0 {
+		recordBeforeEnd(transfer.Span{})
+	}
 	var mw *multipart.Writer
 	if boundary != "" {
 		mw = multipart.NewWriter(w)
 		mw.SetBoundary(boundary)
 	}
-	for _, sp := range body {
+	for i, sp := range body {
 		dst := io.Writer(w)
 		if mw != nil {
 			part, err := mw.CreatePart(partHeader(sp, f.Size))
@@ -158,7 +174,11 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 			}
 			dst = part
 		}
-		n, rerr, werr := copySpan(dst, fr, sp)
+		var beforeLast func(transfer.Span)
+		if i == len(body)-1 && !recorded {
+			beforeLast = recordBeforeEnd
+		}
+		n, rerr, werr := copySpan(dst, fr, sp, beforeLast)
 		if n > 0 {
 			sent = append(sent, transfer.Span{Start: sp.Start, End: sp.Start + n})
 		}
@@ -184,11 +204,15 @@ func ServeFile(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s 
 // copySpan copies span sp of the file fr to dst, reading ahead. It returns
 // how many bytes dst took, and either a read error of fr (the stored data
 // failed; a short read counts) or a write error of dst (the client went
-// away).
-func copySpan(dst io.Writer, fr *segment.FileReader, sp transfer.Span) (n int64, rerr, werr error) {
+// away). beforeLast, if set, is called with sp once the last piece of sp
+// has been read and verified, before that piece is written.
+func copySpan(dst io.Writer, fr *segment.FileReader, sp transfer.Span, beforeLast func(transfer.Span)) (n int64, rerr, werr error) {
 	ra := segment.NewReadAhead(fr, sp.Start, sp.Len())
 	defer ra.Close()
-	tw := &trackWriter{w: dst}
+	tw := &trackWriter{w: dst, left: sp.Len()}
+	if beforeLast != nil {
+		tw.beforeLast = func() { beforeLast(sp) }
+	}
 	n, err := ra.WriteTo(tw)
 	if tw.err != nil {
 		return n, nil, tw.err
@@ -199,14 +223,24 @@ func copySpan(dst io.Writer, fr *segment.FileReader, sp transfer.Span) (n int64,
 	return n, err, nil
 }
 
-// trackWriter keeps w's error, to tell it from a read error.
+// trackWriter keeps w's error, to tell it from a read error, and calls
+// beforeLast before the write that reaches the end of the span (left
+// bytes).
 type trackWriter struct {
-	w   io.Writer
-	err error
+	w          io.Writer
+	err        error
+	left       int64
+	beforeLast func()
 }
 
 func (t *trackWriter) Write(p []byte) (int, error) {
+	if t.beforeLast != nil && int64(len(p)) >= t.left {
+		f := t.beforeLast
+		t.beforeLast = nil
+		f()
+	}
 	n, err := t.w.Write(p)
+	t.left -= int64(n)
 	if err != nil {
 		t.err = err
 	}
@@ -242,9 +276,9 @@ func ServeZip(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *
 		size, start int64
 	}
 	var entries []entry
-	complete := false
+	complete, recorded := false, false
 	defer func() {
-		if sent.n == 0 {
+		if recorded || sent.n == 0 {
 			return
 		}
 		d := transfer.Delivery{Zip: true, Complete: complete}
@@ -315,6 +349,17 @@ func ServeZip(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *
 			log.Error("zip: file failed verification or write; aborting", "file", f.ID, "err", err)
 			panic(http.ErrAbortHandler)
 		}
+	}
+	// Every file is whole: recorded before the archive's central
+	// directory, its last bytes, goes out (see ServeFile).
+	d := transfer.Delivery{Zip: true, Complete: true}
+	for _, e := range entries {
+		d.Files = append(d.Files, transfer.Served{Index: e.index, Size: e.size, Spans: []transfer.Span{{Start: 0, End: e.size}}})
+	}
+	recorded = true
+	if err := svc.RecordDelivery(r.Context(), s, d); err != nil {
+		log.Error("record download; the download is cut short", "err", err)
+		panic(http.ErrAbortHandler)
 	}
 	if err := zw.Close(); err != nil {
 		panic(http.ErrAbortHandler)
