@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"testing"
@@ -89,3 +90,61 @@ var errUnexpectedSuccess = errorString("unexpected success")
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// TestMailClaimedByKilledServerGoesOutAfterRestart kills the server while
+// its outbox is sending a mail (the relay accepted the connection and says
+// nothing). The row stayed claimed for the 3-minute outbox lease, so after
+// a restart on SQLite, where no other process can be sending it, the mail
+// (here a verification code, valid 10 minutes) waited 3 minutes.
+func TestMailClaimedByKilledServerGoesOutAfterRestart(t *testing.T) {
+	t.Parallel()
+	// A relay that accepts connections and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+
+	data := t.TempDir()
+	srv1 := startServer(t, data, "--smtp", "smtp://"+ln.Addr().String()+"?tls=none", "--mail-from", "Kluis Test <kluis@example.nl>")
+	addr := uniq("code-") + "@example.nl"
+	if st, code := call(t, "POST", srv1.base+"/api/v1/verify", "", map[string]string{"email": addr, "name": "Test", "lang": "nl"}, nil); st != http.StatusAccepted {
+		t.Fatalf("POST /verify: %d %s", st, code)
+	}
+	select {
+	case c := <-accepted:
+		accepted <- c // closed in the cleanup
+	case <-time.After(20 * time.Second):
+		t.Fatal("the outbox did not connect to the relay within 20 s")
+	}
+	time.Sleep(200 * time.Millisecond)
+	srv1.kill9(t)
+
+	mp := startMailpit(t)
+	startServer(t, data, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
+	began := time.Now()
+	mp.waitMail(t, 30*time.Second, "the code mail the killed server had claimed", func(ms []*mpMessage) bool {
+		return len(mailsTo(ms, addr)) == 1
+	})
+	t.Logf("the mail arrived %v after the restart", time.Since(began).Round(time.Millisecond))
+}

@@ -187,6 +187,9 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 	a.Metrics = metrics.New(a.DB, o.Now, a.log)
 	a.Audit = audit.New(a.DB, cfg.AuditRetention, o.Now, a.log)
 	a.Outbox = outbox.New(outbox.Deps{DB: a.DB, Keys: a.Keys, Sender: relay, Domain: domain, Now: o.Now, Log: a.log, Metrics: a.Metrics})
+	if err := a.Outbox.ClearStaleClaims(ctx); err != nil {
+		return nil, err
+	}
 	tc := engineConfig(cfg)
 	if o.Engine != nil {
 		o.Engine(&tc)

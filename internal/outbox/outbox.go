@@ -163,6 +163,26 @@ func (o *Outbox) Enqueue(ctx context.Context, tx *store.Tx, m *mail.Message) (id
 	return id, nil
 }
 
+// ClearStaleClaims releases the claims an earlier run left on mail it was
+// sending, in a database that only this process uses (SQLite): after a
+// crash that mail would otherwise wait for the lease (3 minutes) before it
+// goes out. It may be sent twice then, with the same Message-ID, as after
+// any crash between the relay's acceptance and the row's deletion. On
+// PostgreSQL other instances hold live claims, so it does nothing there.
+func (o *Outbox) ClearStaleClaims(ctx context.Context) error {
+	if o.db.Dialect() != store.SQLite {
+		return nil
+	}
+	n, err := o.db.ReleaseOutboxClaims(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		o.log.Info("outbox: released mail claimed by an earlier run", "count", n)
+	}
+	return nil
+}
+
 // Wake makes the worker look for due mail now. It never blocks.
 func (o *Outbox) Wake() {
 	select {

@@ -482,3 +482,28 @@ func TestErasure(t *testing.T) {
 		t.Errorf("pending %d, want 5", p)
 	}
 }
+
+// TestClearStaleClaims: on SQLite, a mail that a crashed run had claimed
+// is due again at once after ClearStaleClaims, not after the lease.
+func TestClearStaleClaims(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.enqueue(t, e.o, testMsg(1))
+	if rows, err := e.db.ClaimOutbox(ctx, e.clock.Now(), Lease, 10); err != nil || len(rows) != 1 {
+		t.Fatalf("claim: %v %v", rows, err)
+	}
+	// The next run, on the same database.
+	o := e.newOutbox(e.db)
+	if err := o.ClearStaleClaims(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.row(t, id); r.ClaimedUntil != nil {
+		t.Fatalf("still claimed until %v", r.ClaimedUntil)
+	}
+	if err := o.drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := e.sender.Delivered(); d["<"+id+"@example.org>"] != 1 {
+		t.Fatalf("delivered %v, want the claimed mail once", d)
+	}
+}

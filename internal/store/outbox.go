@@ -147,3 +147,15 @@ func (q Q) DeleteFailedOutbox(ctx context.Context, before time.Time) (int64, err
 	}
 	return res.RowsAffected()
 }
+
+// ReleaseOutboxClaims ends every claim on waiting mail, so it is due again
+// at once. Only for a database that no other process uses (SQLite at
+// start): claims there can only be a dead process's. Returns how many it
+// released.
+func (q Q) ReleaseOutboxClaims(ctx context.Context) (int64, error) {
+	res, err := q.q.ExecContext(ctx, `UPDATE outbox SET claimed_until = NULL WHERE claimed_until IS NOT NULL AND failed_at IS NULL`)
+	if err != nil {
+		return 0, fmt.Errorf("release outbox claims: %w", err)
+	}
+	return res.RowsAffected()
+}
