@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	tusd "github.com/tus/tusd/v2/pkg/handler"
@@ -69,30 +70,57 @@ func tusRouter(h *tusd.UnroutedHandler) http.Handler {
 	// sees for the whole request.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPatch {
-			w = closeOnError{w}
+			w = &closeOnError{ResponseWriter: w}
 		}
 		routed.ServeHTTP(w, r)
 	})
 }
 
-// closeOnError makes the server close the connection after a PATCH that
-// did not succeed. tusd ends an interrupted, timed-out or shut-down PATCH by
-// moving the connection's read deadline to now, to unblock the body read;
-// if the body had already been read to its end, net/http's background read
-// of the connection fails on that deadline instead and cancels the
-// connection's context, and every later request on the kept-alive
-// connection would start out cancelled (golang/go#70834).
-type closeOnError struct{ http.ResponseWriter }
+// closeOnError keeps a PATCH that tusd cut short from breaking the
+// connection for later requests. tusd ends an interrupted or shut-down
+// PATCH (and one whose lock another request asks for, even after it has
+// answered) by moving the connection's read deadline to now, to unblock
+// the body read. If the body had already been read to its end, net/http's
+// background read of the connection fails on that deadline instead and
+// cancels the connection's context, and every later request on the
+// kept-alive connection starts out cancelled (golang/go#70834). So: a
+// deadline in the past before the answer is written makes the answer close
+// the connection; one after the answer is dropped (nothing reads the body
+// any more); and any error answer closes the connection too (a read that
+// timed out on tusd's own deadline has the same effect).
+type closeOnError struct {
+	http.ResponseWriter
 
-func (w closeOnError) WriteHeader(code int) {
-	if code >= 400 {
+	mu    sync.Mutex
+	wrote bool // WriteHeader was called
+	cut   bool // a deadline in the past was set before that
+}
+
+func (w *closeOnError) WriteHeader(code int) {
+	w.mu.Lock()
+	if code >= 400 || w.cut {
 		w.Header().Set("Connection", "close")
 	}
+	w.wrote = true
+	w.mu.Unlock()
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// SetReadDeadline is what tusd's http.ResponseController finds first.
+func (w *closeOnError) SetReadDeadline(t time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !t.IsZero() && !t.After(time.Now()) {
+		if w.wrote {
+			return nil
+		}
+		w.cut = true
+	}
+	return http.NewResponseController(w.ResponseWriter).SetReadDeadline(t)
+}
+
 // Unwrap lets tusd's http.ResponseController reach the connection.
-func (w closeOnError) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *closeOnError) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // tusAuth checks the upload token before tus sees the request and puts the
 // owner into the context for the store.
