@@ -42,6 +42,7 @@ type mailpit struct {
 	httpAddr string // 127.0.0.1:PORT
 	dbPath   string // kept across restarts, so earlier mail stays countable
 	logPath  string
+	extra    []string // more command-line arguments (startMailpitWith)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -91,8 +92,16 @@ func freePort(t *testing.T) string {
 // t.Cleanup. stop and start restart it on the same ports and database.
 func startMailpit(t *testing.T) *mailpit {
 	t.Helper()
+	return startMailpitWith(t)
+}
+
+// startMailpitWith is startMailpit with more Mailpit arguments (such as
+// "--max", "0" to keep more than its default 500 messages).
+func startMailpitWith(t *testing.T, extra ...string) *mailpit {
+	t.Helper()
 	dir := t.TempDir()
 	m := &mailpit{
+		extra:    extra,
 		bin:      mailpitBin(t),
 		smtpAddr: freePort(t),
 		httpAddr: freePort(t),
@@ -120,8 +129,8 @@ func (m *mailpit) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(m.bin, "--smtp", m.smtpAddr, "--listen", m.httpAddr,
-		"--database", m.dbPath, "--disable-version-check")
+	cmd := exec.Command(m.bin, append([]string{"--smtp", m.smtpAddr, "--listen", m.httpAddr,
+		"--database", m.dbPath, "--disable-version-check"}, m.extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting mailpit: %v", err)
