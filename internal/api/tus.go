@@ -70,7 +70,7 @@ func tusRouter(h *tusd.UnroutedHandler) http.Handler {
 	// sees for the whole request.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPatch {
-			w = &closeOnError{ResponseWriter: w}
+			w = &closeOnError{ResponseWriter: w, ctx: r.Context()}
 		}
 		routed.ServeHTTP(w, r)
 	})
@@ -86,10 +86,12 @@ func tusRouter(h *tusd.UnroutedHandler) http.Handler {
 // kept-alive connection starts out cancelled (golang/go#70834). So: a
 // deadline in the past before the answer is written makes the answer close
 // the connection; one after the answer is dropped (nothing reads the body
-// any more); and any error answer closes the connection too (a read that
-// timed out on tusd's own deadline has the same effect).
+// any more); and an error answer, or any answer once the request's context
+// has ended, closes the connection too (tusd's own per-read deadline can
+// run out after the body's end while a commit is slow).
 type closeOnError struct {
 	http.ResponseWriter
+	ctx context.Context // the request's
 
 	mu    sync.Mutex
 	wrote bool // WriteHeader was called
@@ -98,7 +100,7 @@ type closeOnError struct {
 
 func (w *closeOnError) WriteHeader(code int) {
 	w.mu.Lock()
-	if code >= 400 || w.cut {
+	if code >= 400 || w.cut || w.ctx.Err() != nil {
 		w.Header().Set("Connection", "close")
 	}
 	w.wrote = true

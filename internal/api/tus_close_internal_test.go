@@ -18,8 +18,14 @@ func TestCloseOnErrorAfterAnswer(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		early  bool // the deadline comes before the answer
+		expire bool // tusd's per-read deadline runs out after the body's end, before the answer
 		status int
-	}{{"after a 204", false, http.StatusNoContent}, {"before a 204", true, http.StatusNoContent}, {"with a 400", false, http.StatusBadRequest}} {
+	}{
+		{"after a 204", false, false, http.StatusNoContent},
+		{"before a 204", true, false, http.StatusNoContent},
+		{"with a 400", false, false, http.StatusBadRequest},
+		{"expired before a 204", false, true, http.StatusNoContent},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if r.Method == http.MethodGet {
@@ -31,13 +37,17 @@ func TestCloseOnErrorAfterAnswer(t *testing.T) {
 					return
 				}
 				io.Copy(io.Discard, r.Body) // the body is read to its end, as tusd does
-				cw := &closeOnError{ResponseWriter: w}
+				cw := &closeOnError{ResponseWriter: w, ctx: r.Context()}
 				rc := http.NewResponseController(cw)
-				if tc.early {
+				switch {
+				case tc.expire:
+					rc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+					time.Sleep(50 * time.Millisecond) // a slow commit
+				case tc.early:
 					rc.SetReadDeadline(time.Now())
 				}
 				cw.WriteHeader(tc.status)
-				if !tc.early {
+				if !tc.early && !tc.expire {
 					rc.SetReadDeadline(time.Now())
 				}
 				time.Sleep(50 * time.Millisecond) // the background read sees the deadline
