@@ -834,12 +834,12 @@ func (n *nemesis) finalTransfer(x *xfer) *transferView {
 				continue
 			}
 			if i == 0 {
+				// One recipient downloads everything and sees the page;
+				// the others' sessions and contents are checked above.
 				for _, f := range c.Files {
 					n.downloadFile(-1, x, r, sess, f)
 				}
-				if len(x.recipients) > 1 {
-					n.page(-1, x, link, c)
-				}
+				n.page(-1, x, link, c)
 			}
 		case gone:
 			n.probe(-1, x, link)

@@ -8,6 +8,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -455,7 +456,9 @@ func (n *nemesis) newWorker(i int) *worker {
 	return &worker{n: n, id: i, rng: mrand.New(mrand.NewPCG(n.cfg.seed, uint64(i)+1))}
 }
 
-func (w *worker) run(ctx interface{ Err() error }) {
+// run does lifecycles until ctx ends (no more kills); the one under way
+// is finished.
+func (w *worker) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		w.lifecycle()
 	}
