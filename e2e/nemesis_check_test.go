@@ -262,7 +262,21 @@ func (n *nemesis) offline(k int) {
 		n.sqliteIntegrity(fmt.Sprintf("after kill %d", k))
 	}
 	lo := n.leftovers()
-	n.count(func(f *figures) { f.orphansSeen += len(lo.orphans); f.tempsSeen += len(lo.temps) })
+	for _, k := range lo.orphans {
+		n.seen["orphan "+k] = true
+	}
+	for _, k := range lo.temps {
+		n.seen["temp "+k] = true
+	}
+	orphans, temps := 0, 0
+	for k := range n.seen {
+		if strings.HasPrefix(k, "orphan ") {
+			orphans++
+		} else {
+			temps++
+		}
+	}
+	n.count(func(f *figures) { f.orphansSeen, f.tempsSeen = orphans, temps })
 	n.hist.event("leftovers", map[string]any{"k": k, "orphans": len(lo.orphans), "temps": len(lo.temps)})
 	if n.mc == nil {
 		n.backdate()
@@ -981,7 +995,7 @@ func (n *nemesis) report(wall time.Duration) {
   downloads %d files + %d ZIPs + %d pages, %s verified byte for byte; %d refusal probes
   verification codes %d (+%d unknown)
   mail: %d distinct, %d deliveries, %d duplicates (same Message-ID)
-  collector: %d orphans and %d temporary writes seen after kills; %d collects checked, %d not (the next kill came first)
+  collector: %d distinct orphans and %d temporary writes seen after kills; %d collects checked, %d not (the next kill came first)
   %d integrity checks; %d requests, %d without an answer (in flight at a kill, or cut), %d not sent (server down)
   failures: %v`,
 		n.cfg.variant, n.cfg.seed, f.kills, wall.Round(time.Second), f.restartTime.Round(time.Millisecond),

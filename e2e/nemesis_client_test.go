@@ -71,8 +71,9 @@ type nemesis struct {
 	verifies map[string]outcome // sender verifications: address → outcome of POST /verify
 	canaries []string           // must never appear in plain in logs or the data folder
 	fig      figures
-	failures map[string]int // by kind
-	pending  *leftovers     // what the collector must remove after the last kill
+	failures map[string]int  // by kind
+	pending  *leftovers      // what the collector must remove after the last kill
+	seen     map[string]bool // orphans and temporary writes seen after kills
 
 	mailMu    sync.Mutex
 	mailCache map[string]*mpMessage // by Mailpit ID
@@ -189,6 +190,7 @@ func newNemesis(t *testing.T, cfg nemConfig) *nemesis {
 		hc:        &http.Client{Transport: tr, Timeout: 3 * time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		verifies:  map[string]outcome{},
 		failures:  map[string]int{},
+		seen:      map[string]bool{},
 		mailCache: map[string]*mpMessage{},
 	}
 	n.base = "http://" + n.addr
