@@ -31,10 +31,14 @@ import (
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
-// manifestPurpose is the engine's purpose string for sealed manifests
-// (internal/transfer/seal.go): the checker reads manifests itself instead
-// of asking the code under test which blobs it lists.
-const manifestPurpose = "file.manifest"
+// The engine's purpose strings for sealed manifests (internal/transfer/
+// seal.go): the checker reads manifests itself instead of asking the code
+// under test which blobs they list.
+const (
+	manifestPurpose = "file.manifest" // a whole manifest, before migration 0009
+	headPurpose     = "file.head"
+	segmentPurpose  = "file.segment"
+)
 
 // ---------------------------------------------------------------------------
 // Database and blobs, read by the checker
@@ -125,7 +129,14 @@ func (n *nemesis) postgresIntegrity() {
 	n.count(func(f *figures) { f.integrityChecks++ })
 }
 
-// listed reads every file's manifest and returns the blob keys they list.
+// listed reads every file's manifest and returns the blob keys it lists.
+// Since migration 0009 a manifest is a sealed head in files.head_sealed
+// and one sealed entry per segments row (bound to the row id FILE:INDEX);
+// files written before keep it whole in files.manifest_sealed. The checker
+// opens them with the master key itself, in one read transaction (a commit
+// writes a head and a row together), and checks that each file's rows
+// assemble to its head, instead of asking the code under test which blobs
+// it lists.
 func (n *nemesis) listed() map[string]bool {
 	keys, err := secret.LoadMasterKey(filepath.Join(n.data, "master.key"))
 	if err != nil {
@@ -135,37 +146,106 @@ func (n *nemesis) listed() map[string]bool {
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rows, err := db.QueryContext(ctx, `SELECT id, manifest_sealed FROM files`)
+	opts := &sql.TxOptions{ReadOnly: true}
+	if n.dsn != "" {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		n.t.Fatalf("reading manifests: %v", err)
 	}
-	defer rows.Close()
-	out := map[string]bool{}
+	defer tx.Rollback()
+	type fileRow struct {
+		id           string
+		head, legacy []byte
+	}
+	var files []fileRow
+	rows, err := tx.QueryContext(ctx, `SELECT id, head_sealed, manifest_sealed FROM files`)
+	if err != nil {
+		n.t.Fatalf("reading manifests: %v", err)
+	}
 	for rows.Next() {
-		var id string
-		var sealed []byte
-		if err := rows.Scan(&id, &sealed); err != nil {
+		var f fileRow
+		if err := rows.Scan(&f.id, &f.head, &f.legacy); err != nil {
 			n.t.Fatal(err)
 		}
-		if sealed == nil {
+		files = append(files, f)
+	}
+	if err := rows.Close(); err != nil {
+		n.t.Fatal(err)
+	}
+	entries := map[string][]segment.Entry{}
+	rows, err = tx.QueryContext(ctx, `SELECT id, file_id, idx, entry_sealed FROM segments ORDER BY file_id, idx`)
+	if err != nil {
+		n.t.Fatalf("reading segment entries: %v", err)
+	}
+	for rows.Next() {
+		var id, fid string
+		var idx int
+		var sealed []byte
+		if err := rows.Scan(&id, &fid, &idx, &sealed); err != nil {
+			n.t.Fatal(err)
+		}
+		if idx != len(entries[fid]) || id != fmt.Sprintf("%s:%d", fid, idx) {
+			n.failf("integrity", "file %s: segment row %q where entry %d belongs", fid, id, len(entries[fid]))
 			continue
 		}
-		b, err := keys.Open(manifestPurpose, id, sealed)
+		b, err := keys.Open(segmentPurpose, id, sealed)
 		if err != nil {
-			n.failf("integrity", "file %s: sealed manifest does not open: %v", id, err)
+			n.failf("integrity", "segment entry %s does not open: %v", id, err)
 			continue
 		}
-		m, err := segment.Unmarshal(b)
+		e, err := segment.UnmarshalEntry(b)
 		if err != nil {
-			n.failf("integrity", "file %s: manifest: %v", id, err)
+			n.failf("integrity", "segment entry %s: %v", id, err)
+			continue
+		}
+		entries[fid] = append(entries[fid], e)
+	}
+	if err := rows.Close(); err != nil {
+		n.t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, f := range files {
+		ents := entries[f.id]
+		delete(entries, f.id)
+		var m *segment.Manifest
+		switch {
+		case f.head != nil:
+			b, err := keys.Open(headPurpose, f.id, f.head)
+			if err != nil {
+				n.failf("integrity", "file %s: sealed head does not open: %v", f.id, err)
+				continue
+			}
+			h, err := segment.UnmarshalHead(b)
+			if err != nil {
+				n.failf("integrity", "file %s: head: %v", f.id, err)
+				continue
+			}
+			if m, err = segment.Assemble(h, ents); err != nil {
+				n.failf("integrity", "file %s: segment entries: %v", f.id, err)
+				continue
+			}
+		case f.legacy != nil:
+			b, err := keys.Open(manifestPurpose, f.id, f.legacy)
+			if err != nil {
+				n.failf("integrity", "file %s: sealed manifest does not open: %v", f.id, err)
+				continue
+			}
+			if m, err = segment.Unmarshal(b); err != nil {
+				n.failf("integrity", "file %s: manifest: %v", f.id, err)
+				continue
+			}
+		default:
+			n.failf("integrity", "file %s has neither a head nor a manifest", f.id)
 			continue
 		}
 		for _, e := range m.Entries {
 			out[e.Key] = true
 		}
 	}
-	if err := rows.Err(); err != nil {
-		n.t.Fatal(err)
+	for fid := range entries {
+		n.failf("integrity", "segment entries of %s, which is no file", fid)
 	}
 	return out
 }
@@ -563,7 +643,17 @@ func (n *nemesis) checkMail(states map[string]*transferView) {
 				n.failf("mail-extra", "%s mail to the sender names no known transfer: %q", kind, m.Subject)
 				continue
 			}
-			got[key{mm[1], kind, ""}] = append(got[key{mm[1], kind, ""}], m)
+			k := key{mm[1], kind, ""}
+			if kind == "download" {
+				// A notice names its recipient first in the subject, and
+				// either one file or all files (a ZIP that was the first
+				// download of every file).
+				k.addr, _, _ = strings.Cut(m.Subject, " ")
+				if strings.Contains(m.Subject, " all files") || strings.Contains(m.Subject, " alle bestanden") {
+					k.kind = "download-all"
+				}
+			}
+			got[k] = append(got[k], m)
 		default:
 			x := byAddr[to]
 			if x == nil {
@@ -580,6 +670,11 @@ func (n *nemesis) checkMail(states map[string]*transferView) {
 		case o == oUnknown && codes[addr] > 1:
 			n.failf("mail-extra", "verification for %s: %d distinct code mails", addr, codes[addr])
 		}
+	}
+	pop := func(k key) []*mpMessage {
+		ms := got[k]
+		delete(got, k)
+		return ms
 	}
 	expectN := func(x *xfer, kind, addr string, want int, why string) []*mpMessage {
 		ms := got[key{x.id, kind, addr}]
@@ -603,7 +698,6 @@ func (n *nemesis) checkMail(states map[string]*transferView) {
 		downloads := slices.Clone(x.downloads)
 		finishAcked := x.finish == oAcked
 		x.mu.Unlock()
-		records := 0
 		recs := map[[2]any]int{}
 		for _, r := range v.Recipients {
 			addr := strings.ToLower(r.Address)
@@ -629,49 +723,114 @@ func (n *nemesis) checkMail(states map[string]*transferView) {
 				want = 1
 			}
 			expectN(x, "revoked", addr, want, "notified, then revoked")
-			records += len(r.Downloads)
 			for _, d := range r.Downloads {
 				recs[[2]any{addr, d.FileIndex}]++
 			}
+			n.checkDownloadNotices(x, addr, opts.NotifyDownload, r.Downloads, downloads,
+				pop(key{x.id, "download", addr}), pop(key{x.id, "download-all", addr}))
 		}
 		want := 0
 		if opts.Confirm && v.FinishedAt != nil {
 			want = 1
 		}
 		expectN(x, "confirm", "", want, "confirm chosen and finished")
-		want = 0
-		if opts.NotifyDownload {
-			want = records
-		}
-		expectN(x, "download", "", want, fmt.Sprintf("%d download records", records))
 		if ms := got[key{x.id, "reminder", ""}]; len(ms) > 1 || (len(ms) == 1 && (!opts.RemindExpiry || v.FinishedAt == nil)) {
 			n.failf("mail-extra", "transfer %s: %d expiry reminders (remind_expiry %v)", x.id, len(ms), opts.RemindExpiry)
 		}
 		delete(got, key{x.id, "reminder", ""})
-		// Downloads: every one the client completed is recorded (and so
-		// notified); none is recorded that no client made.
-		acked, maybe := map[[2]any]int{}, map[[2]any]int{}
+		// Downloads (docs/security.md, "Download accounting"): a file
+		// counts as downloaded by a recipient once the bytes sent to them
+		// cover it, and is recorded once. So every file a client received
+		// completely, alone or in a ZIP, is recorded (and so the sender
+		// told); none is recorded that no client of that recipient tried
+		// to download; none twice.
+		acked, tried := map[[2]any]bool{}, map[[2]any]bool{}
 		for _, d := range downloads {
 			k := [2]any{d.addr, d.index}
+			tried[k] = true
 			if d.acked {
-				acked[k]++
+				acked[k] = true
 			}
-			maybe[k]++
 		}
-		for k, c := range acked {
-			if recs[k] < c {
-				n.failf("download-unrecorded", "transfer %s: %s downloaded file %v completely %d times, %d recorded (the sender is not told)", x.id, k[0], k[1], c, recs[k])
+		for k := range acked {
+			if recs[k] == 0 {
+				n.failf("download-unrecorded", "transfer %s: %s downloaded file %v completely, but it is not recorded (the sender is not told)", x.id, k[0], k[1])
 			}
 		}
 		for k, c := range recs {
-			if c > maybe[k] {
-				n.failf("download-phantom", "transfer %s: %d downloads of file %v by %s recorded, the clients made %d", x.id, c, k[1], k[0], maybe[k])
+			if !tried[k] {
+				n.failf("download-phantom", "transfer %s: a download of file %v by %s is recorded, but no client of theirs tried it", x.id, k[1], k[0])
+			}
+			if c > 1 {
+				n.failf("download-twice", "transfer %s: file %v by %s recorded %d times, want once", x.id, k[1], k[0], c)
 			}
 		}
 	}
 	for k, ms := range got {
 		n.failf("mail-extra", "%d %s mails to %q for transfer %s that no committed change explains", len(ms), k.kind, k.addr, k.xid)
 	}
+}
+
+// recordedDownload is a downloads record of the owner's view.
+type recordedDownload struct {
+	FileIndex int       `json:"file_index"`
+	At        time.Time `json:"at"`
+}
+
+// checkDownloadNotices holds the download notices about recipient addr
+// to its records (docs/security.md, "Download accounting"): with
+// notify_download, one notice per record, each naming another file;
+// except when a ZIP was the first download of every file, which gives one
+// notice for all files (and then every record was written at that ZIP's
+// moment, and a ZIP of as many files was tried). Without notify_download,
+// none.
+func (n *nemesis) checkDownloadNotices(x *xfer, addr string, notify bool, recs []recordedDownload, tried []dlRec, singles, alls []*mpMessage) {
+	if !notify {
+		if len(singles)+len(alls) > 0 {
+			n.failf("mail-extra", "transfer %s: %d download notices about %s without notify_download", x.id, len(singles)+len(alls), addr)
+		}
+		return
+	}
+	switch {
+	case len(alls) > 1:
+		n.failf("mail-extra", "transfer %s: %d notices that %s downloaded all files", x.id, len(alls), addr)
+	case len(alls) == 1:
+		if len(singles) > 0 {
+			n.failf("mail-extra", "transfer %s: a notice that %s downloaded all files, and %d for single files", x.id, addr, len(singles))
+		}
+		zip := slices.ContainsFunc(tried, func(d dlRec) bool { return d.addr == addr && d.zip == len(recs) })
+		same := len(recs) > 0 && !slices.ContainsFunc(recs, func(r recordedDownload) bool { return !r.At.Equal(recs[0].At) })
+		if !zip || !same {
+			n.failf("mail-extra", "transfer %s: a notice that %s downloaded all files, but %d records (one moment: %v) and no ZIP of as many files tried",
+				x.id, addr, len(recs), same)
+		}
+	default:
+		if len(singles) != len(recs) {
+			what := "mail-missing"
+			if len(singles) > len(recs) {
+				what = "mail-extra"
+			}
+			n.failf(what, "transfer %s: %d distinct download notices about %s, want %d (its download records)", x.id, len(singles), addr, len(recs))
+		}
+		labels := map[string]bool{}
+		for _, m := range singles {
+			l := noticeLabel(m)
+			if labels[l] {
+				n.failf("mail-extra", "transfer %s: two download notices about %s name %q", x.id, addr, l)
+			}
+			labels[l] = true
+		}
+	}
+}
+
+// noticeLabel is the line of a download notice that names the file.
+func noticeLabel(m *mpMessage) string {
+	for _, l := range strings.Split(m.Text, "\n") {
+		if s, ok := strings.CutPrefix(strings.TrimSpace(l), "- "); ok {
+			return s
+		}
+	}
+	return ""
 }
 
 func maps(m map[string]string) map[string]string {

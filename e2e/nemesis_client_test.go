@@ -165,11 +165,13 @@ type xfile struct {
 	complete outcome
 }
 
-// dlRec is one whole download (a file, or the ZIP with index -1).
+// dlRec is one whole download of a file: alone, or in a ZIP (one record
+// per file the ZIP holds).
 type dlRec struct {
 	addr  string
 	index int
 	acked bool // the whole body arrived and verified; false: cut by a kill
+	zip   int  // in a ZIP: how many files it held; 0 for a file alone
 }
 
 // leftovers are what a collect after a kill must remove.
@@ -944,15 +946,12 @@ type transferView struct {
 	FinishedAt *time.Time `json:"finished_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
 	Recipients []struct {
-		Address    string     `json:"address"`
-		Kind       string     `json:"kind"`
-		Status     string     `json:"status"`
-		NotifiedAt *time.Time `json:"notified_at"`
-		RevokedAt  *time.Time `json:"revoked_at"`
-		Downloads  []struct {
-			FileIndex int       `json:"file_index"`
-			At        time.Time `json:"at"`
-		} `json:"downloads"`
+		Address    string             `json:"address"`
+		Kind       string             `json:"kind"`
+		Status     string             `json:"status"`
+		NotifiedAt *time.Time         `json:"notified_at"`
+		RevokedAt  *time.Time         `json:"revoked_at"`
+		Downloads  []recordedDownload `json:"downloads"`
 	} `json:"recipients"`
 }
 
@@ -1404,9 +1403,8 @@ func (n *nemesis) downloadZip(worker int, x *xfer, addr, sess string, c *nemCont
 	r := n.send(worker, "zip", x, n.newReq("GET", "/api/v1/session/zip", sess, nil), map[string]any{"to": addr})
 	switch {
 	case r.unknown():
-		x.mu.Lock()
-		x.downloads = append(x.downloads, dlRec{addr: addr, index: -1})
-		x.mu.Unlock()
+		// Cut: the files the server sent whole before are downloaded.
+		x.zipDownloaded(addr, c, false)
 		return
 	case r.status == http.StatusGone:
 		n.checkGoneCode(x, "zip", r)
@@ -1420,13 +1418,21 @@ func (n *nemesis) downloadZip(worker int, x *xfer, addr, sess string, c *nemCont
 		return
 	}
 	ok := n.checkZip(x, r.body, c)
-	x.mu.Lock()
-	x.downloads = append(x.downloads, dlRec{addr: addr, index: -1, acked: ok})
-	x.mu.Unlock()
+	x.zipDownloaded(addr, c, ok)
 	if !ok {
 		return
 	}
 	n.count(func(fg *figures) { fg.zips++; fg.bytesDown += int64(len(r.body)) })
+}
+
+// zipDownloaded records a ZIP download of c's files by addr: each file a
+// download of its own, as the server counts them.
+func (x *xfer) zipDownloaded(addr string, c *nemContents, acked bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, f := range c.Files {
+		x.downloads = append(x.downloads, dlRec{addr: addr, index: f.Index, acked: acked, zip: len(c.Files)})
+	}
 }
 
 // checkZip checks every entry of a downloaded ZIP against the uploads and
