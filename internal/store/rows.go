@@ -475,6 +475,14 @@ func (q Q) DeleteFile(ctx context.Context, id string) error {
 	return err
 }
 
+// DeleteIncompleteFile removes a file row if it is still incomplete at
+// revision rev; ErrConflict otherwise (a segment was committed, or the file
+// completed, since it was read).
+func (q Q) DeleteIncompleteFile(ctx context.Context, id string, rev int64) error {
+	res, err := q.q.ExecContext(ctx, `DELETE FROM files WHERE id = ? AND rev = ? AND complete = 0`, id, rev)
+	return affected(res, err, ErrConflict)
+}
+
 // InsertDownload records that a recipient downloaded a file (fileIdx -1,
 // written by earlier versions only: all files as one archive), once: it
 // reports whether this call added the row, so of parallel callers exactly

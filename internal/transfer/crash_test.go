@@ -75,6 +75,77 @@ func TestFinishLeavesPartialUploadIncomplete(t *testing.T) {
 	}
 	_, err = e.svc.Finish(e.ctx, o, c.LinkSecret)
 	wantCode(t, err, kluis.ECONFLICT)
+	// However long it waits: its client resumes it whenever it can.
+	e.clock.Advance(24 * time.Hour)
+	_, err = e.svc.Finish(e.ctx, o, c.LinkSecret)
+	wantCode(t, err, kluis.ECONFLICT)
+}
+
+// TestFinishDropsUploadWhoseCreateAnswerWasLost: a tus POST whose 201 was
+// lost (the process was killed, or the connection broke, after the file's
+// row was committed) leaves an upload that its client cannot name; the
+// client creates another one. Finish then refused the transfer until it
+// expired ("File 1 of 2 has not been uploaded completely yet"). Now Finish
+// drops an incomplete tus upload that holds no byte, that no request holds
+// the lease of, and that nobody has touched for an upload lease
+// (transfer.DefaultUploadLease); an upload that was just created, whose
+// lease is held, or that holds bytes (TestFinishLeavesPartialUploadIncomplete)
+// still refuses the transfer. Found by the nemesis (e2e/nemesis_test.go).
+func TestFinishDropsUploadWhoseCreateAnswerWasLost(t *testing.T) {
+	forEachDB(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t)
+		c := e.create(createOpts{message: "bericht"})
+		o := owner(c)
+		// Two lost answers: a file of 5000 bytes, and an empty one, which
+		// tusd completes in its creation request before the 201 goes out.
+		lost, err := e.svc.NewFile(e.ctx, o, "lost.bin", "application/octet-stream", 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lostEmpty, err := e.svc.NewFile(e.ctx, o, "lost-empty.bin", "application/octet-stream", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := randomBytes(14, 100_000)
+		kept := e.upload(o, "a.bin", data)
+
+		// Just created: a client that has the answer may be about to write.
+		_, err = e.svc.Finish(e.ctx, o, c.LinkSecret)
+		wantCode(t, err, kluis.ECONFLICT)
+		e.clock.Advance(transfer.DefaultUploadLease + time.Second)
+		// A request holds the lease (a PATCH that has committed nothing yet).
+		if _, err := e.db.AcquireLease(e.ctx, lost.ID, "other-instance", "other-token", e.clock.Now(), transfer.DefaultUploadLease); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Finish(e.ctx, o, c.LinkSecret)
+		wantCode(t, err, kluis.ECONFLICT)
+		if _, err := e.svc.FileState(e.ctx, o, lost.ID); err != nil {
+			t.Fatalf("an upload whose lease is held was dropped: %v", err)
+		}
+		if err := e.db.ReleaseLease(e.ctx, lost.ID, "other-token"); err != nil {
+			t.Fatal(err)
+		}
+
+		fin, err := e.svc.Finish(e.ctx, o, c.LinkSecret)
+		if err != nil {
+			t.Fatalf("finish with two uploads nobody can name: %v", err)
+		}
+		for _, id := range []string{lost.ID, lostEmpty.ID} {
+			_, err := e.svc.FileState(e.ctx, o, id)
+			wantCode(t, err, kluis.ENOTFOUND)
+		}
+		s := e.unlock(fin.Links[0].AccessID, secretOf(c))
+		ct, err := e.svc.Contents(e.ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ct.Files) != 1 || ct.Files[0].ID != kept.ID || ct.Message != "bericht" {
+			t.Fatalf("contents: %+v, message %q; want only %s and the message", ct.Files, ct.Message, kept.ID)
+		}
+		if got, err := e.readFile(s, kept.ID); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("download: %d bytes, %v", len(got), err)
+		}
+	})
 }
 
 // TestFinishDropsCutPlainUploadOnceNobodyWritesIt: a plain upload that a

@@ -28,6 +28,16 @@ import (
 //     request, so taking the lease proves the writer gone (on SQLite at
 //     once after the restart, which clears the leases; on PostgreSQL when
 //     the dead instance's lease has run out).
+//   - A tus POST whose 201 was lost (the process was killed, or the
+//     connection broke, after the file's row was committed) leaves an
+//     upload that its client cannot name; the client creates another one.
+//     An incomplete tus upload that holds no byte, that nobody has touched
+//     for an upload lease and whose lease nobody holds is dropped here: a
+//     client that has the 201 writes at once (or, for an empty file, tusd
+//     completes it before answering), and one that calls Finish has no
+//     writing left to do. An upload that holds bytes is never dropped, as
+//     its client may resume it at any time; so a POST that carried data
+//     (tus creation-with-upload) and lost its answer still blocks Finish.
 func (s *Service) settleUploads(ctx context.Context, o Owner) error {
 	files, err := s.db.Files(ctx, o.TransferID)
 	if err != nil {
@@ -43,6 +53,16 @@ func (s *Service) settleUploads(ctx context.Context, o Owner) error {
 		}
 		if meta.Plain {
 			if err := s.dropFailedPlain(ctx, f); err != nil {
+				return err
+			}
+			continue
+		}
+		h, err := s.head(f)
+		if err != nil {
+			return err
+		}
+		if h.Count == 0 {
+			if err := s.dropUnnamedUpload(ctx, f); err != nil {
 				return err
 			}
 			continue
@@ -83,5 +103,36 @@ func (s *Service) dropFailedPlain(ctx context.Context, f *store.FileRow) error {
 		return err
 	}
 	s.log.Info("removed a plain upload that a crash cut off", "transfer", f.TransferID, "file", f.ID)
+	return nil
+}
+
+// dropUnnamedUpload deletes an incomplete tus upload that holds no byte
+// once nothing suggests a client is about to write it: it is older than an
+// upload lease, and taking its lease shows that no request holds it. The
+// delete is conditional on the revision read, so a segment committed or a
+// completion in between keeps the file.
+func (s *Service) dropUnnamedUpload(ctx context.Context, f *store.FileRow) error {
+	if s.now().Sub(f.UpdatedAt) < s.leaseTTL() {
+		return nil // just created: its client may be about to write
+	}
+	token := newLeaseToken()
+	if _, err := s.db.AcquireLease(ctx, f.ID, s.holder, token, s.now(), s.leaseTTL()); err != nil {
+		if errors.Is(err, store.ErrLeaseHeld) {
+			return nil // a request holds it; Finish reports it incomplete
+		}
+		return err
+	}
+	defer s.db.ReleaseLease(context.WithoutCancel(ctx), f.ID, token)
+	if err := s.db.DeleteIncompleteFile(ctx, f.ID, f.Rev); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return nil
+		}
+		return err
+	}
+	// A write that failed before its commit may have left a blob.
+	if err := s.deletePrefix(context.WithoutCancel(ctx), fmt.Sprintf("t/%s/%s/", f.TransferID, f.ID)); err != nil {
+		return err
+	}
+	s.log.Info("removed an upload that never received a byte and that no client can name", "transfer", f.TransferID, "file", f.ID)
 	return nil
 }
