@@ -1148,7 +1148,7 @@ func (n *nemesis) report(wall time.Duration) {
 	}
 	sort.Strings(fails)
 	msg := fmt.Sprintf(`%s nemesis, seed %d: %d kills in %v (restarts took %v in all)
-  transfers %d created (+%d create answers lost), %d finished (+%d whose answer was lost), %d finishes blocked (+%d by a lost tus create answer), %d revoked (+%d unknown), %d purged
+  transfers %d created (+%d create answers lost), %d finished (+%d whose answer was lost), %d finishes blocked (%d waited for a cut upload to be dropped), %d revoked (+%d unknown), %d purged
   files %d over tus, %d by PUT, %d upload answers lost; %s of files acknowledged, %s of request bodies sent
   %d client cuts, %d PATCHes ended by a newer request, %d resumes, %d offsets checked after interruptions
   downloads %d files + %d ZIPs + %d pages, %s verified byte for byte; %d refusal probes
@@ -1158,7 +1158,7 @@ func (n *nemesis) report(wall time.Duration) {
   %d integrity checks; %d requests, %d without an answer (in flight at a kill, or cut), %d not sent (server down)
   failures: %v`,
 		n.cfg.variant, n.cfg.seed, f.kills, wall.Round(time.Second), f.restartTime.Round(time.Millisecond),
-		f.transfers, f.ghostCreates, f.finished, f.finishUnknown, f.blocked, f.blockedTus, f.revoked, f.revokeUnknown, f.purged,
+		f.transfers, f.ghostCreates, f.finished, f.finishUnknown, f.blocked, f.finishWaited, f.revoked, f.revokeUnknown, f.purged,
 		f.filesTus, f.filesPlain, f.filesGhost, mb(f.bytesUp), mb(f.bytesSent),
 		f.clientCuts, f.interrupted, f.resumes, f.headChecks,
 		f.downloads, f.zips, f.pages, mb(f.bytesDown), f.refusalProbes,

@@ -95,7 +95,7 @@ type figures struct {
 	bytesDown                        int64
 	verifies, verifyUnknown          int
 	unknownOps, ops, unsent          int
-	blockedTus                       int
+	finishWaited                     int
 	refusalProbes                    int
 	integrityChecks                  int
 	collectChecks, collectUnchecked  int
@@ -991,6 +991,7 @@ func (w *worker) finish(x *xfer) bool {
 	if x.pwMode == "none" {
 		body = map[string]string{"link_secret": x.linkSecret}
 	}
+	waited := false // refused at first: a cut upload had to be dropped
 	for attempt := 0; attempt < 200; attempt++ {
 		r := n.send(w.id, "finish", x, n.newReq("POST", "/api/v1/transfers/"+x.id+"/finish", x.token, body), nil)
 		switch {
@@ -1002,6 +1003,9 @@ func (w *worker) finish(x *xfer) bool {
 			if err := json.Unmarshal(r.body, &out); err != nil || out.State != "ready" {
 				n.failf("finish", "finish of %s answered %q", x.id, r.body)
 				return false
+			}
+			if waited {
+				n.count(func(f *figures) { f.finishWaited++ })
 			}
 			x.mu.Lock()
 			x.finish = oAcked
@@ -1034,31 +1038,29 @@ func (w *worker) finish(x *xfer) bool {
 			x.mu.Lock()
 			tusGhosts, plainGhosts := x.ghostsTus, x.ghostsPlain
 			x.mu.Unlock()
-			if plainGhosts > 0 && attempt < 60 {
+			if (plainGhosts > 0 || tusGhosts > 0) && attempt < 60 {
+				waited = true
 				// A PUT cut by a kill keeps nothing: the server drops it
 				// at finish once no request holds its upload lease (at
 				// once after a restart on SQLite, within the lease's 10 s
-				// on PostgreSQL).
+				// on PostgreSQL). A tus POST whose answer was lost left
+				// an empty upload nobody can name: finish drops it once
+				// nobody has touched it for the upload lease (10 s).
 				time.Sleep(500 * time.Millisecond)
 				continue
 			}
 			x.mu.Lock()
 			x.abandoned = "finish refused: " + r.msg
 			x.mu.Unlock()
+			n.count(func(f *figures) { f.blocked++ })
 			switch {
 			case plainGhosts > 0:
-				n.count(func(f *figures) { f.blocked++ })
 				n.failf("finish-blocked-put", "finish of %s refused for 30 s (%s): a PUT cut by a kill (%d) left a file that blocks the transfer, though a failed plain upload keeps nothing",
 					x.id, r.msg, plainGhosts)
 			case tusGhosts > 0:
-				// Known limitation: a tus POST whose 201 was lost leaves
-				// an empty upload the client cannot name; the owner API
-				// lists no files, so nothing can remove it. Counted, and
-				// the client starts over as the CLI does.
-				n.count(func(f *figures) { f.blockedTus++ })
-				n.hist.event("blocked-tus", map[string]any{"tid": x.id, "ghosts": tusGhosts})
+				n.failf("finish-blocked-tus", "finish of %s refused for 30 s (%s): a tus POST whose answer was lost (%d) left an empty upload that blocks the transfer",
+					x.id, r.msg, tusGhosts)
 			default:
-				n.count(func(f *figures) { f.blocked++ })
 				n.failf("finish-blocked", "finish of %s refused (%s) although every file was acknowledged complete", x.id, r.msg)
 			}
 			w.revoke(x)
