@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/kluis-nl/kluis/internal/store/storetest"
 )
 
 // TestKilledPlainUploadKeepsNothing kills the server while a plain PUT
@@ -94,10 +96,26 @@ func (e errorString) Error() string { return string(e) }
 // TestMailClaimedByKilledServerGoesOutAfterRestart kills the server while
 // its outbox is sending a mail (the relay accepted the connection and says
 // nothing). The row stayed claimed for the 3-minute outbox lease, so after
-// a restart on SQLite, where no other process can be sending it, the mail
-// (here a verification code, valid 10 minutes) waited 3 minutes.
+// a restart the mail (here a verification code, valid 10 minutes) waited
+// 3 minutes: on SQLite, where no other process can be sending it, until
+// the restart ended every claim; on PostgreSQL, where other instances may
+// be sending, until a claim recorded its instance, which PostgreSQL shows
+// dead once its session ends (store.DB.ClaimOutbox).
 func TestMailClaimedByKilledServerGoesOutAfterRestart(t *testing.T) {
 	t.Parallel()
+	for _, db := range []string{"SQLite", "PostgreSQL"} {
+		t.Run(db, func(t *testing.T) {
+			t.Parallel()
+			var args []string
+			if db == "PostgreSQL" {
+				args = []string{"--db", storetest.Postgres(t)}
+			}
+			mailClaimedByKilledServer(t, args...)
+		})
+	}
+}
+
+func mailClaimedByKilledServer(t *testing.T, args ...string) {
 	// A relay that accepts connections and never answers.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -126,7 +144,7 @@ func TestMailClaimedByKilledServerGoesOutAfterRestart(t *testing.T) {
 	})
 
 	data := t.TempDir()
-	srv1 := startServer(t, data, "--smtp", "smtp://"+ln.Addr().String()+"?tls=none", "--mail-from", "Kluis Test <kluis@example.nl>")
+	srv1 := startServer(t, data, append([]string{"--smtp", "smtp://" + ln.Addr().String() + "?tls=none", "--mail-from", "Kluis Test <kluis@example.nl>"}, args...)...)
 	addr := uniq("code-") + "@example.nl"
 	if st, code := call(t, "POST", srv1.base+"/api/v1/verify", "", map[string]string{"email": addr, "name": "Test", "lang": "nl"}, nil); st != http.StatusAccepted {
 		t.Fatalf("POST /verify: %d %s", st, code)
@@ -141,7 +159,7 @@ func TestMailClaimedByKilledServerGoesOutAfterRestart(t *testing.T) {
 	srv1.kill9(t)
 
 	mp := startMailpit(t)
-	startServer(t, data, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
+	startServer(t, data, append([]string{"--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>"}, args...)...)
 	began := time.Now()
 	mp.waitMail(t, 30*time.Second, "the code mail the killed server had claimed", func(ms []*mpMessage) bool {
 		return len(mailsTo(ms, addr)) == 1

@@ -7,8 +7,11 @@
 // The worker claims due rows with a lease, so several instances can run on
 // one database; it sends each, and deletes the row once the relay accepted
 // it. A crash between the relay's acceptance and the delete sends the mail
-// again after the lease, with the same Message-ID (<id@domain>), so the
-// receiving side can drop the copy. Temporary failures back off
+// again, with the same Message-ID (<id@domain>), so the receiving side can
+// drop the copy. A dead process's claims do not wait out the lease: on
+// SQLite the next start ends them (ClearStaleClaims), on PostgreSQL a claim
+// of an instance whose database session has ended is free at once
+// (store.DB.ClaimOutbox). Temporary failures back off
 // exponentially from InitialBackoff, doubling up to MaxBackoff, until the
 // mail is older than GiveUpAfter; then, or at once on a permanent failure,
 // the row is marked failed, its content erased, and an error is logged with
@@ -168,7 +171,9 @@ func (o *Outbox) Enqueue(ctx context.Context, tx *store.Tx, m *mail.Message) (id
 // crash that mail would otherwise wait for the lease (3 minutes) before it
 // goes out. It may be sent twice then, with the same Message-ID, as after
 // any crash between the relay's acceptance and the row's deletion. On
-// PostgreSQL other instances hold live claims, so it does nothing there.
+// PostgreSQL other instances hold live claims, so it does nothing there:
+// a dead instance's claims are free once PostgreSQL has ended its session
+// (store.DB.ClaimOutbox).
 func (o *Outbox) ClearStaleClaims(ctx context.Context) error {
 	if o.db.Dialect() != store.SQLite {
 		return nil

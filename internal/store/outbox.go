@@ -71,17 +71,35 @@ func (q Q) Outbox(ctx context.Context, id string) (*OutboxRow, error) {
 //
 // On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so two
 // instances claiming at the same moment take different rows instead of
-// both updating the same ones.
-func (q Q) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*OutboxRow, error) {
-	lock := ""
-	if q.postgres() {
+// both updating the same ones. A claim also records the claiming
+// instance's own advisory lock key (claimed_by, migration 0010), which the
+// instance holds on its dedicated connection for as long as it lives
+// (holdInstanceLock). A claim whose key no session holds any more (the
+// instance died, and PostgreSQL ended its session and locks with it) is
+// free at once, lease or not: the mail a killed instance was sending goes
+// out on the next round of any instance, with the same Message-ID, instead
+// of after the lease. An instance that only lost its connection for a
+// moment may see such a mail sent twice, as after any crash.
+func (db *DB) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*OutboxRow, error) {
+	lock, dead := "", ""
+	var by any
+	if db.postgres() {
 		lock = " FOR UPDATE SKIP LOCKED"
+		if db.claimant != 0 {
+			by = db.claimant
+		}
+		// A 64-bit advisory key shows in pg_locks as classid (high half)
+		// and objid (low half), in the database it belongs to.
+		dead = ` OR (claimed_by IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_locks l
+				WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+				AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+				AND l.classid::bigint = claimed_by >> 32 AND l.objid::bigint = claimed_by & 4294967295))`
 	}
-	rows, err := q.q.QueryContext(ctx, `UPDATE outbox SET claimed_until = ?
+	rows, err := db.q.QueryContext(ctx, `UPDATE outbox SET claimed_until = ?, claimed_by = ?
 		WHERE id IN (SELECT id FROM outbox
-			WHERE failed_at IS NULL AND not_before <= ? AND (claimed_until IS NULL OR claimed_until < ?)
+			WHERE failed_at IS NULL AND not_before <= ? AND (claimed_until IS NULL OR claimed_until < ?`+dead+`)
 			ORDER BY not_before LIMIT ?`+lock+`)
-		RETURNING `+outboxCols, ms(now.Add(lease)), ms(now), ms(now), limit)
+		RETURNING `+outboxCols, ms(now.Add(lease)), by, ms(now), ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
 	}
@@ -113,7 +131,7 @@ func (q Q) DeleteOutbox(ctx context.Context, id string) error {
 // RetryOutbox records a failed attempt and releases the claim until
 // notBefore. Returns ErrNotFound if the row is gone or failed.
 func (q Q) RetryOutbox(ctx context.Context, id string, notBefore time.Time, attempts int, lastError string) error {
-	res, err := q.q.ExecContext(ctx, `UPDATE outbox SET not_before = ?, attempts = ?, last_error = ?, claimed_until = NULL
+	res, err := q.q.ExecContext(ctx, `UPDATE outbox SET not_before = ?, attempts = ?, last_error = ?, claimed_until = NULL, claimed_by = NULL
 		WHERE id = ? AND failed_at IS NULL`, ms(notBefore), attempts, lastError, id)
 	return affected(res, err, ErrNotFound)
 }
@@ -122,7 +140,7 @@ func (q Q) RetryOutbox(ctx context.Context, id string, notBefore time.Time, atte
 // is erased; id, kind, dates and the error stay for the operator. Returns
 // ErrNotFound if the row is gone.
 func (q Q) FailOutbox(ctx context.Context, id string, at time.Time, lastError string) error {
-	res, err := q.q.ExecContext(ctx, `UPDATE outbox SET failed_at = ?, last_error = ?, claimed_until = NULL, sealed = NULL
+	res, err := q.q.ExecContext(ctx, `UPDATE outbox SET failed_at = ?, last_error = ?, claimed_until = NULL, claimed_by = NULL, sealed = NULL
 		WHERE id = ?`, ms(at), lastError, id)
 	return affected(res, err, ErrNotFound)
 }
@@ -153,7 +171,7 @@ func (q Q) DeleteFailedOutbox(ctx context.Context, before time.Time) (int64, err
 // start): claims there can only be a dead process's. Returns how many it
 // released.
 func (q Q) ReleaseOutboxClaims(ctx context.Context) (int64, error) {
-	res, err := q.q.ExecContext(ctx, `UPDATE outbox SET claimed_until = NULL WHERE claimed_until IS NOT NULL AND failed_at IS NULL`)
+	res, err := q.q.ExecContext(ctx, `UPDATE outbox SET claimed_until = NULL, claimed_by = NULL WHERE claimed_until IS NOT NULL AND failed_at IS NULL`)
 	if err != nil {
 		return 0, fmt.Errorf("release outbox claims: %w", err)
 	}

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
@@ -253,9 +255,11 @@ const instanceLockKey int64 = 0x6b6c7569735f696e // "kluis_in"
 // the database to itself (a master key rotation) holds it.
 var ErrMaintenance = errors.New("store: maintenance (a master key rotation) holds the database; start again when it has finished")
 
-// instanceHold keeps the instance lock on one dedicated connection.
+// instanceHold keeps the instance lock on one dedicated connection, and
+// with it the instance's own key (see [DB.ClaimOutbox]).
 type instanceHold struct {
-	exclusive bool // maintenance ([OpenPostgresExclusive]), not an instance
+	exclusive bool  // maintenance ([OpenPostgresExclusive]), not an instance
+	key       int64 // this instance's own advisory lock, held exclusively; 0 for maintenance
 	mu        sync.Mutex
 	conn      *sql.Conn
 	stop      chan struct{}
@@ -267,18 +271,30 @@ type instanceHold struct {
 // connection and keeps it: a watcher checks the connection every 30 s and,
 // if it was lost (a database restart or a broken network path), takes the
 // lock again on a new one, so the process stays visible to maintenance.
+//
+// On the same connection it holds a lock of its own, under a random key
+// that names this instance while it lives: outbox claims record it, and a
+// claim whose instance no longer holds its key is free at once
+// ([DB.ClaimOutbox]).
 func (db *DB) holdInstanceLock(ctx context.Context) error {
-	conn, err := db.sharedInstanceLock(ctx)
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	// Positive and never 0, so that the key's halves read back from
+	// pg_locks as they are stored.
+	key := int64(binary.BigEndian.Uint64(b[:])>>2) | 1
+	conn, err := db.sharedInstanceLock(ctx, key)
 	if err != nil {
 		return err
 	}
-	h := &instanceHold{conn: conn, stop: make(chan struct{}), done: make(chan struct{})}
-	db.hold = h
+	h := &instanceHold{conn: conn, key: key, stop: make(chan struct{}), done: make(chan struct{})}
+	db.hold, db.claimant = h, key
 	go h.watch(db)
 	return nil
 }
 
-func (db *DB) sharedInstanceLock(ctx context.Context) (*sql.Conn, error) {
+func (db *DB) sharedInstanceLock(ctx context.Context, key int64) (*sql.Conn, error) {
 	conn, err := db.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres database: %w", err)
@@ -291,6 +307,16 @@ func (db *DB) sharedInstanceLock(ctx context.Context) (*sql.Conn, error) {
 	if !ok {
 		conn.Close()
 		return nil, ErrMaintenance
+	}
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil || !ok {
+		// Closing returns the connection to the pool with its session,
+		// so give the shared lock up first.
+		conn.ExecContext(ctx, "SELECT pg_advisory_unlock_all()")
+		conn.Close()
+		if err == nil {
+			err = errors.New("another session holds this instance's key")
+		}
+		return nil, fmt.Errorf("open postgres database: instance key: %w", err)
 	}
 	return conn, nil
 }
@@ -318,7 +344,7 @@ func (h *instanceHold) watch(db *DB) {
 		}
 		// Lost: take the lock again on a fresh connection (waiting, if a
 		// rotation holds it, until the next tick).
-		conn, err := db.sharedInstanceLock(ctx)
+		conn, err := db.sharedInstanceLock(ctx, h.key)
 		cancel()
 		h.mu.Lock()
 		if err != nil {

@@ -197,3 +197,72 @@ func TestPostgresInstanceLock(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestOutboxClaimOfDeadInstance: mail that an instance had claimed when it
+// died is due again at once for the instances that live on (and for the
+// dead one's restart), not after the 3-minute outbox lease; mail that a
+// live instance claimed stays its own. The first nemesis run found the
+// lease delaying, after every kill, the mail the killed process was
+// sending (a verification code waited 3 minutes). The instance "dies"
+// here as a killed process does for PostgreSQL: its session ends.
+func TestOutboxClaimOfDeadInstance(t *testing.T) {
+	dsn := storetest.Postgres(t)
+	ctx := context.Background()
+	open := func() *DB {
+		t.Helper()
+		db, err := OpenPostgres(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	dead, live, other := open(), open(), open()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for _, id := range []string{"m1", "m2"} {
+		if err := dead.InsertOutbox(ctx, &OutboxRow{ID: id, Kind: "verify_code", CreatedAt: now, NotBefore: now, Sealed: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := dead.ClaimOutbox(ctx, now, time.Hour, 1); err != nil || len(got) != 1 || got[0].ID != "m1" {
+		t.Fatalf("first instance's claim: %v %v", got, err)
+	}
+	if got, err := live.ClaimOutbox(ctx, now, time.Hour, 1); err != nil || len(got) != 1 || got[0].ID != "m2" {
+		t.Fatalf("second instance's claim: %v %v", got, err)
+	}
+	if got, err := other.ClaimOutbox(ctx, now.Add(time.Minute), time.Hour, 10); err != nil || len(got) != 0 {
+		t.Fatalf("mail claimed by live instances was claimed again: %v %v", got, err)
+	}
+
+	// The first instance dies: PostgreSQL ends its session.
+	var pid int
+	if err := dead.hold.conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	var ok bool
+	if err := other.db.QueryRowContext(ctx, "SELECT pg_terminate_backend($1)", pid).Scan(&ok); err != nil || !ok {
+		t.Fatalf("pg_terminate_backend(%d): %v %v", pid, ok, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := other.db.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the terminated session did not end within 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	got, err := other.ClaimOutbox(ctx, now.Add(time.Minute), time.Hour, 10)
+	if err != nil || len(got) != 1 || got[0].ID != "m1" {
+		t.Fatalf("a minute after its instance died, well within the lease: claimed %v %v, want m1 only", got, err)
+	}
+	if got, err := live.ClaimOutbox(ctx, now.Add(time.Minute), time.Hour, 10); err != nil || len(got) != 0 {
+		t.Fatalf("a mail claimed by a live instance after its claimant died was claimed again: %v %v", got, err)
+	}
+}

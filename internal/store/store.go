@@ -71,6 +71,10 @@ type DB struct {
 	db      *sql.DB
 	dialect Dialect
 	hold    *instanceHold // PostgreSQL: the instance lock (rekey.go)
+	// claimant is this instance's own advisory lock key on PostgreSQL
+	// (holdInstanceLock), recorded in the outbox rows it claims; 0 on
+	// SQLite and for maintenance.
+	claimant int64
 }
 
 // Dialect reports which SQL dialect the database speaks.
