@@ -884,7 +884,7 @@ func (n *nemesis) final() {
 		n.start()
 	}
 
-	n.waitOutbox(5 * time.Minute)
+	n.waitOutbox(90 * time.Second)
 	states := map[string]*transferView{}
 	n.mu.Lock()
 	xfers := slices.Clone(n.xfers)
@@ -896,7 +896,7 @@ func (n *nemesis) final() {
 	}
 	n.checkUnknownTransfers()
 	n.waitPurged(xfers, states)
-	n.waitOutbox(5 * time.Minute)
+	n.waitOutbox(90 * time.Second)
 	for _, x := range xfers {
 		if v := n.state(-1, x); v != nil {
 			states[x.id] = v
