@@ -25,9 +25,11 @@ import (
 // security.md #33 wants every completed download to reach the sender.
 // Found by the nemesis (e2e/nemesis_test.go). The test holds the database's
 // write lock, so the record cannot commit, and checks that the client does
-// not get the whole file meanwhile.
+// not get the whole file meanwhile. The range cases complete a file that
+// an earlier Range request sent part of: by one more range, and by a
+// multi-range request (multipart/byteranges).
 func TestDownloadRecordedBeforeItsLastByte(t *testing.T) {
-	for _, what := range []string{"file", "zip", "empty file"} {
+	for _, what := range []string{"file", "zip", "empty file", "range", "multipart"} {
 		t.Run(what, func(t *testing.T) {
 			e := newAPIEnv(t)
 			var sh *shared
@@ -47,11 +49,35 @@ func TestDownloadRecordedBeforeItsLastByte(t *testing.T) {
 				sh.access = e.finish(sh.c)
 				sh.session = e.unlock(sh.access[0], sh.c.Password)
 			} else {
-				sh = e.shared([]string{"a.bin"}, []int{300_000})
+				sh = e.shared([]string{"a.bin"}, []int{700_000})
 			}
 			path := "/api/v1/session/files/" + sh.files[0].ID
 			if what == "zip" {
 				path = "/api/v1/session/zip"
+			}
+			// The range cases: part of the file went out earlier; the
+			// request under the lock sends the rest, more than one
+			// buffer's worth (256 KiB) after a gap.
+			earlier, rest, wantStatus := "", "", http.StatusOK
+			switch what {
+			case "range":
+				earlier, rest, wantStatus = "bytes=0-99999", "bytes=100000-", http.StatusPartialContent
+			case "multipart":
+				earlier, rest, wantStatus = "bytes=100000-149999", "bytes=0-99999,150000-", http.StatusPartialContent
+			}
+			if earlier != "" {
+				req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+				req.Header.Set("Authorization", "Bearer "+sh.session)
+				req.Header.Set("Range", earlier)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusPartialContent {
+					t.Fatalf("the earlier range: %d %v", resp.StatusCode, err)
+				}
 			}
 
 			db, err := sql.Open("sqlite", "file:"+filepath.Join(e.dir, "kluis.db")+"?_pragma=busy_timeout(5000)")
@@ -87,6 +113,9 @@ func TestDownloadRecordedBeforeItsLastByte(t *testing.T) {
 			go func() {
 				req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
 				req.Header.Set("Authorization", "Bearer "+sh.session)
+				if rest != "" {
+					req.Header.Set("Range", rest)
+				}
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					done <- err
@@ -128,7 +157,7 @@ func TestDownloadRecordedBeforeItsLastByte(t *testing.T) {
 			unlock()
 			select {
 			case err := <-done:
-				if err != nil || status != http.StatusOK {
+				if err != nil || status != wantStatus {
 					t.Fatalf("download after the database was free again: status %d, %v", status, err)
 				}
 			case <-time.After(20 * time.Second):
