@@ -122,6 +122,9 @@ func TestFinishDropsUploadWhoseCreateAnswerWasLost(t *testing.T) {
 		if _, err := e.svc.FileState(e.ctx, o, lost.ID); err != nil {
 			t.Fatalf("an upload whose lease is held was dropped: %v", err)
 		}
+		if l, err := e.db.CurrentLease(e.ctx, lost.ID); err != nil || l.ReleaseRequested {
+			t.Fatalf("finish asked the request that holds the lease to let go: %+v %v", l, err)
+		}
 		if err := e.db.ReleaseLease(e.ctx, lost.ID, "other-token"); err != nil {
 			t.Fatal(err)
 		}

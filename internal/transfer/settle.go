@@ -115,6 +115,13 @@ func (s *Service) dropUnnamedUpload(ctx context.Context, f *store.FileRow) error
 	if s.now().Sub(f.UpdatedAt) < s.leaseTTL() {
 		return nil // just created: its client may be about to write
 	}
+	// A request holds the lease (a PATCH before its first commit): leave
+	// it be, without asking it to let go as AcquireLease would.
+	if l, err := s.db.CurrentLease(ctx, f.ID); err == nil && l.ExpiresAt.After(s.now()) {
+		return nil
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
 	token := newLeaseToken()
 	if _, err := s.db.AcquireLease(ctx, f.ID, s.holder, token, s.now(), s.leaseTTL()); err != nil {
 		if errors.Is(err, store.ErrLeaseHeld) {
