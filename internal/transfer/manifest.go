@@ -44,8 +44,30 @@ func (s *Service) head(f *store.FileRow) (segment.Head, error) {
 }
 
 // manifest reads every entry of f and checks them against its head (see
-// segment.Assemble): for downloads and the collector.
+// segment.Assemble): for downloads, Finish and the collector.
+//
+// f was read before the entries, outside any transaction the entries are
+// read in, so a segment committed in between (a file being written while
+// the collector or Finish looks at it) pairs an older head with newer
+// entries. That is no integrity failure: when the entries do not fit, the
+// file row is read again, and only a failure at an unchanged revision
+// counts. The collector used to take such a file for unreadable and keep
+// its orphans until the next collect; Finish failed with EINTEGRITY.
 func (s *Service) manifest(ctx context.Context, q store.Q, f *store.FileRow) (*segment.Manifest, error) {
+	for attempt := 1; ; attempt++ {
+		m, err := s.readManifest(ctx, q, f)
+		if err == nil || kluis.ErrorCode(err) != kluis.EINTEGRITY || attempt == 5 {
+			return m, err
+		}
+		now, ferr := q.File(ctx, f.ID)
+		if ferr != nil || now.Rev == f.Rev {
+			return m, err
+		}
+		f = now
+	}
+}
+
+func (s *Service) readManifest(ctx context.Context, q store.Q, f *store.FileRow) (*segment.Manifest, error) {
 	if f.HeadSealed == nil {
 		return s.legacyManifest(f)
 	}
