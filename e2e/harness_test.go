@@ -106,6 +106,17 @@ func (s *server) senderKey(t *testing.T) string {
 // after 10 s).
 func startServer(t *testing.T, data string, args ...string) *server {
 	t.Helper()
+	s, err := launchServer(t, data, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// launchServer is startServer that returns an error, instead of failing
+// the test, when the process ends or stays silent before it is ready.
+func launchServer(t *testing.T, data string, args ...string) (*server, error) {
+	t.Helper()
 	logf, err := os.CreateTemp(t.TempDir(), "stderr-*.log")
 	if err != nil {
 		t.Fatal(err)
@@ -147,11 +158,11 @@ func startServer(t *testing.T, data string, args ...string) *server {
 		s.base = u
 		s.addr = strings.TrimPrefix(u, "http://")
 	case <-s.done:
-		t.Fatalf("kluis serve exited before it was ready (%v); log:\n%s", s.waitErr, s.log())
+		return s, fmt.Errorf("kluis serve exited before it was ready (%v); log:\n%s", s.waitErr, s.log())
 	case <-time.After(30 * time.Second):
-		t.Fatalf("kluis serve printed no URL within 30 s; log:\n%s", s.log())
+		return s, fmt.Errorf("kluis serve printed no URL within 30 s; log:\n%s", s.log())
 	}
-	return s
+	return s, nil
 }
 
 func (s *server) log() []byte {

@@ -1155,7 +1155,7 @@ func (n *nemesis) report(wall time.Duration) {
   verification codes %d (+%d unknown)
   mail: %d distinct, %d deliveries, %d duplicates (same Message-ID)
   collector: %d distinct orphans and %d temporary writes seen after kills; %d collects checked, %d not (the next kill came first)
-  %d integrity checks; %d requests, %d without an answer (in flight at a kill, or cut), %d not sent (server down)
+  %d integrity checks; %d requests, %d without an answer (in flight at a kill, or cut), %d not sent (server down); %d starts failed and were tried again
   failures: %v`,
 		n.cfg.variant, n.cfg.seed, f.kills, wall.Round(time.Second), f.restartTime.Round(time.Millisecond),
 		f.transfers, f.ghostCreates, f.finished, f.finishUnknown, f.blocked, f.finishWaited, f.revoked, f.revokeUnknown, f.purged,
@@ -1165,7 +1165,7 @@ func (n *nemesis) report(wall time.Duration) {
 		f.verifies, f.verifyUnknown,
 		f.mails, f.deliveries, f.duplicates,
 		f.orphansSeen, f.tempsSeen, f.collectChecks, f.collectUnchecked,
-		f.integrityChecks, f.ops, f.unknownOps, f.unsent,
+		f.integrityChecks, f.ops, f.unknownOps, f.unsent, f.failedStarts,
 		fails)
 	n.t.Log(msg)
 	fmt.Fprintln(os.Stderr, msg)

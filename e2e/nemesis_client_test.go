@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +66,10 @@ type nemesis struct {
 	hist *history
 
 	draining atomic.Bool
+	// aborted is set when the run ends early (a fatal error in the test's
+	// goroutine): workers then stop at their next request or pause, and
+	// nothing they see counts.
+	aborted atomic.Bool
 
 	mu       sync.Mutex
 	xfers    []*xfer
@@ -102,6 +107,7 @@ type figures struct {
 	orphansSeen, tempsSeen           int
 	mails, deliveries, duplicates    int
 	purged                           int
+	failedStarts                     int
 }
 
 // outcome is what the client knows of a state-changing request.
@@ -207,6 +213,10 @@ func newNemesis(t *testing.T, cfg nemConfig) *nemesis {
 // and fails the test. It may be called from any goroutine.
 func (n *nemesis) failf(kind, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
+	if n.aborted.Load() {
+		n.hist.event("after-abort", map[string]any{"kind": kind, "msg": msg})
+		return
+	}
 	n.mu.Lock()
 	n.failures[kind]++
 	c := n.failures[kind]
@@ -342,6 +352,9 @@ func (c *cutReader) Read(p []byte) (int, error) {
 // send does one request and records it. body may be nil. A worker id of -1
 // is the checker.
 func (n *nemesis) send(worker int, op string, x *xfer, req *http.Request, detail map[string]any) result {
+	if worker >= 0 && n.aborted.Load() {
+		runtime.Goexit() // the run ended early; see nemesis.aborted
+	}
 	var cr *countingReader
 	if req.Body != nil && req.Body != http.NoBody {
 		cr = &countingReader{r: req.Body}
@@ -469,7 +482,12 @@ func (w *worker) run(ctx context.Context) {
 }
 
 // pause waits a little before trying again (the server is restarting).
-func (w *worker) pause() { time.Sleep(time.Duration(50+w.rng.IntN(100)) * time.Millisecond) }
+func (w *worker) pause() {
+	if w.n.aborted.Load() {
+		runtime.Goexit() // the run ended early; see nemesis.aborted
+	}
+	time.Sleep(time.Duration(50+w.rng.IntN(100)) * time.Millisecond)
+}
 
 // retry runs f until it reports done; f returns true when it is done. It
 // gives up (a failure) after two minutes without an answer.

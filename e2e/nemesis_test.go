@@ -151,6 +151,24 @@ func runNemesis(t *testing.T, cfg nemConfig) {
 	ctx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	var wg sync.WaitGroup
+	// A run that ends early (t.Fatal here) must not leave workers behind
+	// that report into a finished test; its logs are kept like a failed
+	// run's.
+	completed := false
+	t.Cleanup(func() {
+		if !completed {
+			defer n.keepLogs()
+		}
+		n.aborted.Store(true)
+		stopWork()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			t.Log("workers still running 2 minutes after the run ended early")
+		}
+	})
 	for i := range cfg.workers {
 		w := n.newWorker(i)
 		wg.Add(1)
@@ -186,6 +204,7 @@ func runNemesis(t *testing.T, cfg nemConfig) {
 	n.final()
 	n.report(time.Since(began))
 	n.keepLogs()
+	completed = true
 }
 
 // keepLogs copies every server log next to the history when the run failed
@@ -211,10 +230,36 @@ func (n *nemesis) keepLogs() {
 
 // start runs kluis serve on the run's data folder and fixed address, so
 // that clients reach each incarnation at the same URL and links stay valid.
+//
+// A start that fails is tried again twice, a second apart, as a service
+// manager would: the shared S3 server of the test machine has refused the
+// start's storage probe now and then under load. Each such start is logged
+// and counted in the report; a third failure ends the run.
 func (n *nemesis) start() {
 	n.t.Helper()
 	began := time.Now()
-	s := startServer(n.t, n.data, n.args...)
+	var s *server
+	for attempt := 1; ; attempt++ {
+		var err error
+		s, err = launchServer(n.t, n.data, n.args...)
+		if err == nil {
+			break
+		}
+		if !s.exited() {
+			s.cmd.Process.Kill()
+			<-s.done
+		}
+		if attempt == 3 {
+			n.t.Fatalf("%s: kluis serve did not start, 3 times: %v", n.cfg.variant, err)
+		}
+		n.t.Logf("%s: a start failed, trying again: %v", n.cfg.variant, err)
+		n.hist.event("start-failed", map[string]any{"err": err.Error()})
+		n.srvMu.Lock()
+		n.servers = append(n.servers, s) // its log is kept and scanned too
+		n.srvMu.Unlock()
+		n.count(func(f *figures) { f.failedStarts++ })
+		time.Sleep(time.Second)
+	}
 	if s.base != n.base {
 		n.t.Fatalf("server listens at %s, want %s", s.base, n.base)
 	}
