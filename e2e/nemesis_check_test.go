@@ -953,7 +953,7 @@ func (n *nemesis) collectInProcess() transfer.CollectStats {
 	}
 	cfg := transfer.DefaultConfig()
 	cfg.OrphanGrace, cfg.TempMaxAge = time.Nanosecond, time.Nanosecond
-	st, err := transfer.New(db, blobs, keys, cfg, nil, nil).Collect(ctx)
+	st, err := transfer.New(transfer.Deps{DB: db, Blobs: blobs, Keys: keys, Config: cfg}).Collect(ctx)
 	if err != nil {
 		n.failf("collector", "collect: %v", err)
 	}

@@ -66,7 +66,7 @@ func TestDownloadRecordedBeforeItsLastByte(t *testing.T) {
 				earlier, rest, wantStatus = "bytes=100000-149999", "bytes=0-99999,150000-", http.StatusPartialContent
 			}
 			if earlier != "" {
-				req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+				req, _ := http.NewRequest("GET", e.url+path, nil)
 				req.Header.Set("Authorization", "Bearer "+sh.session)
 				req.Header.Set("Range", earlier)
 				resp, err := http.DefaultClient.Do(req)
@@ -111,7 +111,7 @@ func TestDownloadRecordedBeforeItsLastByte(t *testing.T) {
 			done := make(chan error, 1)
 			var status int
 			go func() {
-				req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+				req, _ := http.NewRequest("GET", e.url+path, nil)
 				req.Header.Set("Authorization", "Bearer "+sh.session)
 				if rest != "" {
 					req.Header.Set("Range", rest)

@@ -34,7 +34,7 @@ func TestInterruptedPatchLeavesConnectionUsable(t *testing.T) {
 		if body != nil {
 			rd = bytes.NewReader(body)
 		}
-		r, err := http.NewRequest(method, e.srv.URL+path, rd)
+		r, err := http.NewRequest(method, e.url+path, rd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestInterruptedPatchLeavesConnectionUsable(t *testing.T) {
 		}
 		resp.Body.Close()
 		loc := resp.Header.Get("Location")
-		path := loc[len(e.srv.URL):]
+		path := loc[len(e.url):]
 
 		var wg sync.WaitGroup
 		var patch *http.Response

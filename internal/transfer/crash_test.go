@@ -31,7 +31,7 @@ func TestFinishCompletesUploadWhoseBytesAllArrived(t *testing.T) {
 			t.Fatalf("write: %d %v", n, err)
 		}
 		// The crash: no CompleteFile. A new process on the same data.
-		svc := transfer.New(e.db, e.blobs, e.keys, e.cfg, e.clock.Now, nil)
+		svc := transfer.New(transfer.Deps{DB: e.db, Blobs: e.blobs, Keys: e.keys, Config: e.cfg, Now: e.clock.Now})
 		st, err := svc.FileState(e.ctx, o, f.ID)
 		if err != nil || st.Offset != int64(len(data)) || st.Complete {
 			t.Fatalf("state after the crash: %+v %v, want the whole length and not complete", st, err)

@@ -38,7 +38,7 @@ func TestManifestOfFileBeingWritten(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.PasswordLogN = 10
-	svc := New(db, blobs, keys, cfg, nil, nil)
+	svc := New(Deps{DB: db, Blobs: blobs, Keys: keys, Config: cfg})
 	c, err := svc.Create(ctx, CreateRequest{
 		SenderEmail: "sender@example.nl", To: []string{"to@example.nl"}, Lang: "nl",
 		PasswordMode: kluis.PasswordManual, Password: "correct horse battery",
