@@ -917,6 +917,7 @@ func (n *nemesis) final() {
 func (n *nemesis) stop() {
 	n.srvMu.Lock()
 	s := n.srv
+	n.up = make(chan struct{}) // closed again by the next start
 	n.srvMu.Unlock()
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {

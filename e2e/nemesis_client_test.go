@@ -60,6 +60,9 @@ type nemesis struct {
 	servers   []*server
 	startedAt time.Time
 	epoch     atomic.Int64 // incarnation: +1 per kill
+	// up is closed while the server runs: kill replaces it with an open
+	// one before the SIGKILL, start closes it (see waitUp).
+	up chan struct{}
 
 	tr   *http.Transport
 	hc   *http.Client
@@ -200,6 +203,7 @@ func newNemesis(t *testing.T, cfg nemConfig) *nemesis {
 		failures:  map[string]int{},
 		seen:      map[string]bool{},
 		mailCache: map[string]*mpMessage{},
+		up:        make(chan struct{}),
 	}
 	n.base = "http://" + n.addr
 	n.args = []string{"--addr", n.addr, "--smtp", n.mp.smtpURL(), "--mail-from", "Kluis Nemesis <kluis@example.nl>",
@@ -349,6 +353,27 @@ func (c *cutReader) Read(p []byte) (int, error) {
 	return m, err
 }
 
+// waitUp returns once the server runs again, after a request found it
+// down. A request that cannot connect tells nothing about the server, so
+// the loops that give up after so many attempts spend none while it is
+// down: how long a restart takes (the checks with the server down, then
+// the start) depends on the load of the machine, not on Kluis.
+func (n *nemesis) waitUp() {
+	n.srvMu.Lock()
+	up := n.up
+	n.srvMu.Unlock()
+	for {
+		select {
+		case <-up:
+			return
+		case <-time.After(100 * time.Millisecond):
+			if n.aborted.Load() {
+				return
+			}
+		}
+	}
+}
+
 // send does one request and records it. body may be nil. A worker id of -1
 // is the checker.
 func (n *nemesis) send(worker int, op string, x *xfer, req *http.Request, detail map[string]any) result {
@@ -386,6 +411,7 @@ func (n *nemesis) send(worker int, op string, x *xfer, req *http.Request, detail
 		err = nil
 		n.hist.add(rec)
 		n.count(func(f *figures) { f.ops++; f.unsent++ })
+		n.waitUp()
 		return res
 	}
 	if err != nil {

@@ -267,6 +267,7 @@ func (n *nemesis) start() {
 	n.srv = s
 	n.servers = append(n.servers, s)
 	n.startedAt = time.Now()
+	close(n.up)
 	n.srvMu.Unlock()
 	n.fig.restartTime += time.Since(began)
 }
@@ -277,6 +278,7 @@ func (n *nemesis) kill(k int, after time.Duration) {
 	n.t.Helper()
 	n.srvMu.Lock()
 	s := n.srv
+	n.up = make(chan struct{}) // before the kill: a request it refuses waits for the restart
 	n.srvMu.Unlock()
 	n.hist.event("kill", map[string]any{"k": k, "after_ms": after.Milliseconds(), "epoch": n.epoch.Load()})
 	s.kill9(n.t)
