@@ -95,6 +95,17 @@ func (s *Service) reserve(ctx context.Context, t *store.TransferRow, r *store.Re
 		s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlock, Object: t.ID, Result: audit.Locked,
 			Detail: "kind=" + string(kind)})
 		s.met().Unlock(UnlockLocked)
+		// The count is at a limit and yet nothing locks the access: the
+		// tries that reached it were cut off between their reservation
+		// and their check (a killed process, an answer that could not be
+		// written), and counted as wrong, as a reserved try does until it
+		// succeeds. Take the lock the last of them would have taken, with
+		// its end and the sender's mail, instead of refusing for ever
+		// without either.
+		hold := s.cfg.HoldAfter > 0 && r.FailTotal >= s.cfg.HoldAfter
+		if !locked(r, s.now()) && (r.Failures >= s.cfg.MaxFailures || hold) {
+			return nil, s.lock(context.WithoutCancel(ctx), t, r, r.Failures, r.FailTotal, hold)
+		}
 		return nil, s.lockedError(r)
 	}
 	if err != nil {
@@ -153,6 +164,14 @@ func (s *Service) failure(ctx context.Context, a *Attempt, wrong error) error {
 	if n < s.cfg.MaxFailures && !hold {
 		return wrong
 	}
+	return s.lock(ctx, t, r, n, total, hold)
+}
+
+// lock locks r's access after the wrong try number n (total in all): for
+// the next step of the schedule, or until the sender lifts it (hold). Only
+// the try whose count is still n (total) locks, and tells the sender, with
+// a one-time unblock link. It returns the ELOCKED to answer.
+func (s *Service) lock(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, n, total int, hold bool) error {
 	now := s.now()
 	var until *time.Time
 	if !hold {

@@ -287,3 +287,38 @@ func TestAttemptKindsShareOneCount(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestTriesCutOffBeforeTheirCheckLockWithADate: a try is counted before it
+// is checked, and a process killed in between (or a request whose answer
+// could not be written) leaves it counted. Ten such tries in a row used to
+// leave the count at the limit with no lock: every later try, the right
+// password too, was refused as "locked" without an end, the sender was not
+// told (the answer said they were), and LiftLock found nothing to lift.
+// Found by the SIGKILL nemesis (e2e), which killed ten unlocks of one link
+// in a row. The next try now takes the lock those tries would have taken:
+// timed, with the sender's lock-out mail, and it ends.
+func TestTriesCutOffBeforeTheirCheckLockWithADate(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t)
+		mails := e.mailbox(t)
+		r := e.readyTransfer(createOpts{to: []string{"een@example.nl"}, expires: e.clock.Now().Add(29 * 24 * time.Hour)}, 10)
+		access := r.fin.Links[0].AccessID
+		for range e.cfg.MaxFailures {
+			// Reserved and never resolved, as by a kill before the check.
+			if _, err := e.svc.BeginAttempt(e.ctx, access, transfer.AttemptPassword); err != nil {
+				t.Fatal(err)
+			}
+		}
+		until := e.clock.Now().Add(15 * time.Minute)
+		_, err := e.svc.Unlock(e.ctx, access, r.c.Password)
+		wantAt(t, err, kluis.ELOCKED, until)
+		if m := mails(mail.KindLockout, 1)[0]; m.To != "afzender@example.nl" {
+			t.Errorf("lock-out mail to %s", m.To)
+		}
+		_, err = e.svc.Unlock(e.ctx, access, r.c.Password)
+		wantAt(t, err, kluis.ELOCKED, until)
+		e.clock.Advance(15 * time.Minute)
+		e.unlock(access, r.c.Password)
+	})
+}
