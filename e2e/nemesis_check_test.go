@@ -1153,7 +1153,7 @@ func (n *nemesis) report(wall time.Duration) {
   files %d over tus, %d by PUT, %d upload answers lost; %s of files acknowledged, %s of request bodies sent
   %d client cuts, %d PATCHes ended by a newer request, %d resumes, %d offsets checked after interruptions
   downloads %d files + %d ZIPs + %d pages, %s verified byte for byte; %d refusal probes
-  verification codes %d (+%d unknown)
+  verification codes %d (+%d unknown); %d links locked by 10 unlocks in a row cut off before their check
   mail: %d distinct, %d deliveries, %d duplicates (same Message-ID)
   collector: %d distinct orphans and %d temporary writes seen after kills; %d collects checked, %d not (the next kill came first)
   %d integrity checks; %d requests, %d without an answer (in flight at a kill, or cut), %d not sent (server down); %d starts failed and were tried again
@@ -1163,7 +1163,7 @@ func (n *nemesis) report(wall time.Duration) {
 		f.filesTus, f.filesPlain, f.filesGhost, mb(f.bytesUp), mb(f.bytesSent),
 		f.clientCuts, f.interrupted, f.resumes, f.headChecks,
 		f.downloads, f.zips, f.pages, mb(f.bytesDown), f.refusalProbes,
-		f.verifies, f.verifyUnknown,
+		f.verifies, f.verifyUnknown, f.cutLocks,
 		f.mails, f.deliveries, f.duplicates,
 		f.orphansSeen, f.tempsSeen, f.collectChecks, f.collectUnchecked,
 		f.integrityChecks, f.ops, f.unknownOps, f.unsent, f.failedStarts,

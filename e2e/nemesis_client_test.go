@@ -85,6 +85,10 @@ type nemesis struct {
 
 	mailMu    sync.Mutex
 	mailCache map[string]*mpMessage // by Mailpit ID
+
+	// cutUnlocks counts, per access id, the unlocks in a row whose answer
+	// was lost (see unlock).
+	cutUnlocks map[string]int
 }
 
 // figures are the run's numbers for the closing report.
@@ -103,6 +107,7 @@ type figures struct {
 	bytesDown                        int64
 	verifies, verifyUnknown          int
 	unknownOps, ops, unsent          int
+	cutLocks                         int // links locked by unlocks cut off before their check
 	finishWaited                     int
 	refusalProbes                    int
 	integrityChecks                  int
@@ -194,16 +199,17 @@ func newNemesis(t *testing.T, cfg nemConfig) *nemesis {
 	tr := &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 32, ResponseHeaderTimeout: 2 * time.Minute}
 	n := &nemesis{
 		t: t, cfg: cfg,
-		mp:        startMailpitWith(t, "--max", "0"),
-		data:      t.TempDir(),
-		addr:      freePort(t),
-		tr:        tr,
-		hc:        &http.Client{Transport: tr, Timeout: 3 * time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		verifies:  map[string]outcome{},
-		failures:  map[string]int{},
-		seen:      map[string]bool{},
-		mailCache: map[string]*mpMessage{},
-		up:        make(chan struct{}),
+		mp:         startMailpitWith(t, "--max", "0"),
+		data:       t.TempDir(),
+		addr:       freePort(t),
+		tr:         tr,
+		hc:         &http.Client{Transport: tr, Timeout: 3 * time.Minute, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		verifies:   map[string]outcome{},
+		failures:   map[string]int{},
+		seen:       map[string]bool{},
+		mailCache:  map[string]*mpMessage{},
+		up:         make(chan struct{}),
+		cutUnlocks: map[string]int{},
 	}
 	n.base = "http://" + n.addr
 	n.args = []string{"--addr", n.addr, "--smtp", n.mp.smtpURL(), "--mail-from", "Kluis Nemesis <kluis@example.nl>",
@@ -1245,6 +1251,9 @@ func (n *nemesis) unlock(worker int, x *xfer, link string) (sess string, ok bool
 		r := n.send(worker, "unlock", x, n.newReq("POST", "/api/v1/links/"+access+"/unlock", "", map[string]string{"secret": x.secret}), nil)
 		switch {
 		case r.ok():
+			n.mu.Lock()
+			n.cutUnlocks[access] = 0
+			n.mu.Unlock()
 			var out struct {
 				Session string `json:"session"`
 			}
@@ -1254,10 +1263,30 @@ func (n *nemesis) unlock(worker int, x *xfer, link string) (sess string, ok bool
 			}
 			return out.Session, true
 		case r.unknown(), r.status == http.StatusServiceUnavailable:
+			if r.unknown() {
+				n.mu.Lock()
+				n.cutUnlocks[access]++
+				n.mu.Unlock()
+			}
 			time.Sleep(100 * time.Millisecond)
 		case r.status == http.StatusGone:
 			n.checkGoneCode(x, "unlock", r)
 			return "", true
+		case r.status == 423 && n.cutUnlocksOf(access) >= nemMaxFailures:
+			// A try counts before it is checked, and one cut off in
+			// between stays counted (a crash errs on the safe side):
+			// after --max-failures of them in a row the access locks,
+			// for a while and with the sender's mail, never for ever.
+			var e struct {
+				Error struct {
+					At *time.Time `json:"at"`
+				} `json:"error"`
+			}
+			if json.Unmarshal(r.body, &e) != nil || e.Error.At == nil {
+				n.failf("unlock", "unlock of %s locked after %d cut tries, without an end: %s", x.id, n.cutUnlocksOf(access), r.String())
+			}
+			n.count(func(f *figures) { f.cutLocks++ })
+			return "", false
 		default:
 			n.failf("unlock", "unlock of %s: %s", x.id, r.String())
 			return "", false
@@ -1265,6 +1294,16 @@ func (n *nemesis) unlock(worker int, x *xfer, link string) (sess string, ok bool
 	}
 	n.failf("stuck", "unlock of %s: 100 attempts", x.id)
 	return "", false
+}
+
+// nemMaxFailures is kluis serve's --max-failures, which the nemesis leaves
+// at its default.
+const nemMaxFailures = 10
+
+func (n *nemesis) cutUnlocksOf(access string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cutUnlocks[access]
 }
 
 // checkGoneCode checks a 410: "revoked" when a revoke was acknowledged,
