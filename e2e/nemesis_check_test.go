@@ -738,6 +738,16 @@ func (n *nemesis) checkMail(states map[string]*transferView) {
 			n.failf("mail-extra", "transfer %s: %d expiry reminders (remind_expiry %v)", x.id, len(ms), opts.RemindExpiry)
 		}
 		delete(got, key{x.id, "reminder", ""})
+		// A lock-out comes only from --max-failures unlocks of one link
+		// in a row cut off before their check (see unlock): one mail per
+		// such link at most, and a lock seen has its mail.
+		x.mu.Lock()
+		lockable, locked := x.cutLockable, x.cutLocked
+		x.mu.Unlock()
+		if ms := got[key{x.id, "lockout", ""}]; len(ms) > lockable || (locked > 0 && len(ms) == 0) {
+			n.failf("mail-lockout", "transfer %s: %d lock-out mails; %d links had %d unlocks in a row cut off, %d were seen locked", x.id, len(ms), lockable, nemMaxFailures, locked)
+		}
+		delete(got, key{x.id, "lockout", ""})
 		// Downloads (docs/security.md, "Download accounting"): a file
 		// counts as downloaded by a recipient once the bytes sent to them
 		// cover it, and is recorded once. So every file a client received
