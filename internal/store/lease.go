@@ -174,10 +174,9 @@ func (q Q) DeleteAllLeases(ctx context.Context) (int64, error) {
 // Returns ErrLeaseLost (wrapped, with the reason) if the lease does not
 // hold, ErrConflict if the revision moved on; nothing is changed then.
 //
-// Unlike BeginTx it does not take the global writer lock on PostgreSQL
-// (a plain manifest update never did): the lease row lock and the
-// revision compare-and-swap are all the ordering a commit needs, so
-// uploads on several instances commit in parallel.
+// The lease row lock and the revision compare-and-swap are all the
+// ordering a commit needs (it takes no transfer lock, see locks.go), so
+// uploads of several files, on several instances, commit in parallel.
 func (db *DB) AppendSegmentFenced(ctx context.Context, fileID, token string, rev int64, seg SegmentRow, head []byte, now time.Time) error {
 	stx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -188,9 +187,6 @@ func (db *DB) AppendSegmentFenced(ctx context.Context, fileID, token string, rev
 	query := `SELECT token, expires_at FROM upload_leases WHERE file_id = ?`
 	if db.dialect == Postgres {
 		tx = Q{pgQuerier{stx}}
-		if _, err := stx.ExecContext(ctx, "SET LOCAL lock_timeout = '15s'"); err != nil {
-			return fmt.Errorf("begin: %w", err)
-		}
 		query += ` FOR UPDATE`
 	}
 	var cur string

@@ -148,8 +148,10 @@ func (q Q) FailOutbox(ctx context.Context, id string, at time.Time, lastError st
 // OutboxDepth counts the mails waiting (including those being sent) and
 // those that failed for good.
 func (q Q) OutboxDepth(ctx context.Context) (pending, failed int, err error) {
-	err = q.q.QueryRowContext(ctx, `SELECT
-		count(CASE WHEN failed_at IS NULL THEN 1 END), count(CASE WHEN failed_at IS NOT NULL THEN 1 END) FROM outbox`).Scan(&pending, &failed)
+	// Two counts over outbox_due (failed_at first), not a pass over the
+	// table: failed mails stay 30 days.
+	err = q.q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM outbox WHERE failed_at IS NULL),
+		(SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL)`).Scan(&pending, &failed)
 	if err != nil {
 		return 0, 0, fmt.Errorf("outbox depth: %w", err)
 	}

@@ -23,6 +23,16 @@ func openPostgresPool(ctx context.Context, dsn string) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Like SQLite's busy timeout: a statement waits at most 15 s for a row
+	// or advisory lock, then fails rather than hang (a pool full of
+	// waiting writers would otherwise never let the holder finish). An
+	// operator's own lock_timeout in the URL wins.
+	if _, ok := cfg.RuntimeParams["lock_timeout"]; !ok {
+		if cfg.RuntimeParams == nil {
+			cfg.RuntimeParams = map[string]string{}
+		}
+		cfg.RuntimeParams["lock_timeout"] = "15s"
+	}
 	sqldb := stdlib.OpenDB(*cfg)
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()

@@ -19,9 +19,6 @@ const (
 	// migrateLockKey is held by the transaction that applies one migration,
 	// so instances starting at once migrate once.
 	migrateLockKey int64 = 0x6b6c7569735f6d67 // "kluis_mg"
-	// writerLockKey is held by every write transaction (BeginTx), so
-	// write transactions run one at a time, as on SQLite.
-	writerLockKey int64 = 0x6b6c7569735f7778 // "kluis_wx"
 )
 
 // OpenPostgres opens the PostgreSQL database at dsn (a postgres:// URL,
@@ -74,6 +71,11 @@ func (db *DB) migratePostgresOne(ctx context.Context, name, version string) erro
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer tx.Rollback()
+	// Another instance may be building an index for minutes: wait for it
+	// rather than give up after the connection's lock_timeout.
+	if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = 0"); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
 	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLockKey); err != nil {
 		return fmt.Errorf("migrate: lock: %w", err)
 	}

@@ -7,10 +7,11 @@ import (
 
 // Counts for the per-sender and per-recipient limits (transfer.Create,
 // transfer.NewFile). Call them inside the write transaction that creates
-// the transfer or file: write transactions run one at a time (SQLite's
-// immediate transactions; PostgreSQL's writer lock in BeginTx), so a count
-// and the insert it allows cannot interleave with another's. Addresses are
-// compared without regard to case.
+// the transfer or file, after Tx.LockSender (locks.go): then a count and
+// the insert it allows cannot interleave with another's, on SQLite (one
+// writer) or PostgreSQL (the sender's advisory lock). Addresses are
+// compared without regard to case, with the database's lower(), which the
+// sender lock's key uses too.
 
 // CountOpenDrafts counts a sender's transfers that are not finished yet
 // (draft or uploading) and still live at now: not revoked, purged or

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -127,13 +128,53 @@ func (q Q) ExtendTransfer(ctx context.Context, id string, expires time.Time) err
 	return affected(res, err, ErrConflict)
 }
 
-// DueForPurge returns ids of transfers whose content must go: expired or
-// revoked, and not yet purged.
+// DueForPurge returns ids of transfers whose content must go: revoked or
+// expired, and not yet purged; the revoked first, then the expired, those
+// that expired longest ago first. Two queries, each served by its own
+// index (transfers_revoked_due, transfers_due), so neither reads the live
+// transfers.
 func (q Q) DueForPurge(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	rows, err := q.q.QueryContext(ctx, `SELECT id FROM transfers
-		WHERE purged_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= ?)
-		ORDER BY expires_at LIMIT ?`, ms(now), limit)
-	return scanStrings(rows, err)
+	ids, err := scanStrings(q.q.QueryContext(ctx, qDueRevoked, limit))
+	if err != nil || len(ids) >= limit {
+		return ids, err
+	}
+	more, err := scanStrings(q.q.QueryContext(ctx, qDueExpired, ms(now), limit-len(ids)))
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		seen[id] = true
+	}
+	for _, id := range more {
+		if !seen[id] {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+const (
+	qDueRevoked = `SELECT id FROM transfers WHERE purged_at IS NULL AND revoked_at IS NOT NULL ORDER BY revoked_at LIMIT ?`
+	qDueExpired = `SELECT id FROM transfers WHERE purged_at IS NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`
+)
+
+// ClaimForPurge returns those of ids that are still due for the purge at
+// now (revoked or expired, not purged), locked until the transaction ends.
+// On PostgreSQL it waits for a transaction that holds one of them (a
+// download being recorded, the purge of another instance) and reads it
+// again after that one ended; the rows are locked in id order, so two
+// purges never wait for each other in a circle.
+func (tx *Tx) ClaimForPurge(ctx context.Context, ids []string, now time.Time) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	in, args := inList(ids)
+	query := `SELECT id FROM transfers WHERE id IN (` + in + `) AND purged_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= ?) ORDER BY id`
+	if tx.pg {
+		query += ` FOR NO KEY UPDATE`
+	}
+	return scanStrings(tx.q.QueryContext(ctx, query, append(args, ms(now))...))
 }
 
 // PurgeTransfer erases every encrypted field of a transfer and its files
@@ -142,26 +183,51 @@ func (q Q) DueForPurge(ctx context.Context, now time.Time, limit int) ([]string,
 // never issued: the sender keeps access to the minimal record by verifying
 // their address. The served byte ranges go as well; the downloads rows stay.
 func (q Q) PurgeTransfer(ctx context.Context, id string, now time.Time) error {
+	return q.PurgeTransfers(ctx, []string{id}, now)
+}
+
+// PurgeTransfers is PurgeTransfer for many transfers at once, in four
+// statements.
+func (q Q) PurgeTransfers(ctx context.Context, ids []string, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	in, args := inList(ids)
 	// Sessions lose their sealed identity but stay until they expire, so a
 	// client still gets "revoked" or "expired" (with the date) rather than
 	// "session ended".
-	if _, err := q.q.ExecContext(ctx, `UPDATE sessions SET identity_sealed = ? WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id = ?)`, []byte{}, id); err != nil {
+	if _, err := q.q.ExecContext(ctx, `UPDATE sessions SET identity_sealed = ? WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id IN (`+in+`))`,
+		append([]any{[]byte{}}, args...)...); err != nil {
 		return fmt.Errorf("purge sessions: %w", err)
 	}
-	if _, err := q.q.ExecContext(ctx, `DELETE FROM files WHERE transfer_id = ?`, id); err != nil {
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM files WHERE transfer_id IN (`+in+`)`, args...); err != nil {
 		return fmt.Errorf("purge files: %w", err)
 	}
-	if _, err := q.q.ExecContext(ctx, `DELETE FROM served WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id = ?)`, id); err != nil {
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM served WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id IN (`+in+`))`, args...); err != nil {
 		return fmt.Errorf("purge served ranges: %w", err)
 	}
 	// An empty hash matches no token: HashToken is never empty.
 	_, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = 'purged', purged_at = ?, upload_token_hash = ?,
 		recipient_sealed = NULL, identity_sealed = NULL, details_sealed = NULL, private_sealed = NULL
-		WHERE id = ?`, ms(now), []byte{}, id)
+		WHERE id IN (`+in+`)`, append([]any{ms(now), []byte{}}, args...)...)
 	if err != nil {
 		return fmt.Errorf("purge transfer: %w", err)
 	}
 	return nil
+}
+
+// inList returns "?, ?, ..." for the values and the values as arguments.
+func inList[T any](vs []T) (string, []any) {
+	var b strings.Builder
+	args := make([]any, len(vs))
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('?')
+		args[i] = v
+	}
+	return b.String(), args
 }
 
 // DeleteRetired deletes the minimal records of transfers purged before the

@@ -22,8 +22,9 @@ func (q Q) ServedSpans(ctx context.Context, recipientID int64, fileIdx int) (str
 }
 
 // SetServedSpans stores the byte ranges of file fileIdx served so far to a
-// recipient. Call it in the transaction that read them (write transactions
-// run one at a time), so parallel downloads do not lose each other's ranges.
+// recipient. Call it in the transaction that read them, after
+// Tx.RecipientForUpdate, so parallel downloads do not lose each other's
+// ranges.
 func (q Q) SetServedSpans(ctx context.Context, recipientID int64, fileIdx int, spans string) error {
 	_, err := q.q.ExecContext(ctx, `INSERT INTO served (recipient_id, file_idx, spans) VALUES (?, ?, ?)
 		ON CONFLICT (recipient_id, file_idx) DO UPDATE SET spans = excluded.spans`, recipientID, fileIdx, spans)

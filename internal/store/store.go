@@ -127,7 +127,25 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 		sqldb.Close()
 		return nil, err
 	}
+	// Table statistics for the query planner, where they are missing or
+	// old (bounded work): without them SQLite may count a sender's drafts
+	// through the index of all live transfers.
+	if _, err := sqldb.ExecContext(ctx, "PRAGMA optimize=0x10002"); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("optimize database %s: %w", path, err)
+	}
 	return db, nil
+}
+
+// Optimize refreshes the query planner's statistics where the tables
+// changed much (SQLite's PRAGMA optimize, bounded work; run it about
+// hourly). On PostgreSQL autovacuum does this; it does nothing there.
+func (db *DB) Optimize(ctx context.Context) error {
+	if db.dialect == Postgres {
+		return nil
+	}
+	_, err := db.db.ExecContext(ctx, "PRAGMA optimize")
+	return err
 }
 
 // Close closes the database (on PostgreSQL it first gives up the instance
@@ -230,32 +248,28 @@ func (db *DB) migrate(ctx context.Context) error {
 type Tx struct {
 	Q
 	tx *sql.Tx
+	pg bool // PostgreSQL: the row and advisory locks of locks.go apply
 }
 
 // BeginTx starts a write transaction. Always defer Rollback.
 //
-// Write transactions run one at a time, as on SQLite (_txlock=immediate):
-// on PostgreSQL each one first takes a transaction-level advisory lock, so
-// read-then-write code keeps SQLite's serial semantics across instances.
+// On SQLite write transactions run one at a time (_txlock=immediate). On
+// PostgreSQL they run in parallel at READ COMMITTED: a transaction that
+// reads rows and then writes on the strength of what it read must lock
+// what it relies on first, with the narrowest lock that keeps its check
+// true until the commit (locks.go): the transfer row for a transfer's
+// state, files and recipients, the sender's advisory lock for per-sender
+// quotas. Single statements that check and change at once (conditional
+// updates, upserts) need no lock. Every statement waits at most 15 s for a
+// lock (lock_timeout, set for each connection), like SQLite's busy
+// timeout.
 func (db *DB) BeginTx(ctx context.Context) (*Tx, error) {
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	if db.dialect == Postgres {
-		// Like SQLite's busy timeout: wait at most 15 s for the lock (and
-		// for row locks in this transaction), then fail rather than hang;
-		// a pool full of waiting writers would otherwise never let a
-		// writer that also reads outside its transaction finish.
-		if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout = '15s'"); err != nil {
-			tx.Rollback()
-			return nil, fmt.Errorf("begin: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", writerLockKey); err != nil {
-			tx.Rollback()
-			return nil, fmt.Errorf("begin: %w", err)
-		}
-		return &Tx{Q: Q{pgQuerier{tx}}, tx: tx}, nil
+		return &Tx{Q: Q{pgQuerier{tx}}, tx: tx, pg: true}, nil
 	}
 	return &Tx{Q: Q{tx}, tx: tx}, nil
 }

@@ -74,7 +74,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 	}{
 		{"MigrationsIdempotent", testMigrationsIdempotent},
 		{"PurgeAndRetention", testPurgeAndRetention},
-		{"OneWriterAtATime", testOneWriterAtATime},
+		{"WriteLocks", testWriteLocks},
 		{"ConcurrentFirstOpen", testConcurrentFirstOpen},
 		{"Rows", testRows},
 		{"Outbox", testOutbox},
@@ -87,6 +87,10 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"ClaimReminder", testClaimReminder},
 		{"DownloadOnce", testDownloadOnce},
 		{"MigrateDuplicateDownloads", testMigrateDuplicateDownloads},
+		{"Stats", testStats},
+		{"SenderPages", testSenderPages},
+		{"PurgeBatch", testPurgeBatch},
+		{"HotPathPlans", testHotPathPlans},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -326,44 +330,161 @@ func testPurgeAndRetention(t *testing.T, fresh freshFunc) {
 	}
 }
 
-// testOneWriterAtATime: _txlock=immediate (SQLite) or the writer advisory
-// lock (PostgreSQL) makes BeginTx take the write lock, so two writers queue
-// instead of failing with SQLITE_BUSY at commit or interleaving.
-func testOneWriterAtATime(t *testing.T, fresh freshFunc) {
+// testWriteLocks: on SQLite _txlock=immediate makes BeginTx take the
+// database's one write lock, so two writers queue instead of failing with
+// SQLITE_BUSY at commit or interleaving. On PostgreSQL writers run in
+// parallel and queue only on what they lock (locks.go): the sender's
+// advisory lock (any case of the address), a transfer's row (FOR NO KEY
+// UPDATE against FOR SHARE and itself, never against foreign-key checks),
+// a recipient's row. Each check fails if its lock is left out.
+func testWriteLocks(t *testing.T, fresh freshFunc) {
 	ctx := context.Background()
 	db, _ := openFresh(t, fresh)
-	tx1, err := db.BeginTx(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		close(started)
-		tx2, err := db.BeginTx(ctx)
-		if err != nil {
-			done <- err
-			return
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for _, id := range []string{"t1", "t2"} {
+		if err := db.InsertTransfer(ctx, newTransfer(id, now)); err != nil {
+			t.Fatal(err)
 		}
-		defer tx2.Rollback()
-		done <- tx2.Commit()
-	}()
-	<-started
+	}
+	r := &RecipientRow{TransferID: "t1", Kind: "to", Address: "x@example.nl"}
+	if err := db.InsertRecipient(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	begin := func() *Tx {
+		t.Helper()
+		tx, err := db.BeginTx(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tx.Rollback() })
+		return tx
+	}
+	if db.Dialect() == SQLite {
+		holder := begin()
+		waitsFor(t, "a second writer", holder, true, func() error {
+			tx, err := db.BeginTx(ctx)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			return tx.Commit()
+		})
+		return
+	}
+	// No lock taken: another writer commits while this one is open.
+	open := begin()
+	if _, err := open.Transfer(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	waitsFor(t, "a writer beside an open one", nil, false, func() error {
+		tx, err := db.BeginTx(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if err := tx.MarkReminded(ctx, "t2", now); err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+	open.Rollback()
+
+	// inTx runs fn in a transaction of its own and commits.
+	inTx := func(fn func(tx *Tx) error) func() error {
+		return func() error {
+			tx, err := db.BeginTx(ctx)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return tx.Commit()
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		hold  func(tx *Tx) error
+		other func(tx *Tx) error
+		waits bool
+	}{
+		{"the same sender, in another case",
+			func(tx *Tx) error { return tx.LockSender(ctx, "Afzender@Example.nl") },
+			func(tx *Tx) error { return tx.LockSender(ctx, "afzender@example.NL") }, true},
+		{"another sender",
+			func(tx *Tx) error { return tx.LockSender(ctx, "afzender@example.nl") },
+			func(tx *Tx) error { return tx.LockSender(ctx, "collega@example.nl") }, false},
+		{"the transfer, for update",
+			func(tx *Tx) error { _, err := tx.TransferForUpdate(ctx, "t1"); return err },
+			func(tx *Tx) error { _, err := tx.TransferForUpdate(ctx, "t1"); return err }, true},
+		{"the transfer, shared behind an update",
+			func(tx *Tx) error { _, err := tx.TransferForUpdate(ctx, "t1"); return err },
+			func(tx *Tx) error { _, err := tx.TransferForShare(ctx, "t1"); return err }, true},
+		{"the transfer, an update behind a share",
+			func(tx *Tx) error { _, err := tx.TransferForShare(ctx, "t1"); return err },
+			func(tx *Tx) error { _, err := tx.TransferForUpdate(ctx, "t1"); return err }, true},
+		{"the transfer, shared twice",
+			func(tx *Tx) error { _, err := tx.TransferForShare(ctx, "t1"); return err },
+			func(tx *Tx) error { _, err := tx.TransferForShare(ctx, "t1"); return err }, false},
+		{"another transfer",
+			func(tx *Tx) error { _, err := tx.TransferForUpdate(ctx, "t1"); return err },
+			func(tx *Tx) error { _, err := tx.TransferForUpdate(ctx, "t2"); return err }, false},
+		{"a row that refers to the locked transfer",
+			func(tx *Tx) error { _, err := tx.TransferForUpdate(ctx, "t1"); return err },
+			func(tx *Tx) error {
+				return tx.InsertRecipient(ctx, &RecipientRow{TransferID: "t1", Kind: "cc", Address: "y@example.nl"})
+			}, false},
+		{"the recipient",
+			func(tx *Tx) error { _, err := tx.RecipientForUpdate(ctx, r.ID); return err },
+			func(tx *Tx) error { _, err := tx.RecipientForUpdate(ctx, r.ID); return err }, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			holder := begin()
+			if err := c.hold(holder); err != nil {
+				t.Fatal(err)
+			}
+			waitsFor(t, c.name, holder, c.waits, inTx(c.other))
+		})
+	}
+	if _, err := begin().TransferForUpdate(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("locking a missing transfer: %v", err)
+	}
+}
+
+// waitsFor runs other beside the open transaction holder and checks that
+// it waits for holder's commit (wait) or finishes while holder is open.
+func waitsFor(t *testing.T, what string, holder *Tx, wait bool, other func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- other() }()
 	select {
 	case err := <-done:
-		t.Fatalf("second writer did not wait for the first: %v", err)
-	case <-time.After(200 * time.Millisecond):
+		if wait {
+			t.Fatalf("%s did not wait for the lock holder (%v)", what, err)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if holder != nil {
+			holder.Rollback()
+		}
+		return
+	case <-time.After(300 * time.Millisecond):
+		if !wait {
+			t.Fatalf("%s waited for a lock it should not need", what)
+		}
 	}
-	if err := tx1.Commit(); err != nil {
+	if err := holder.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("second writer: %v", err)
+			t.Fatalf("%s, after the holder committed: %v", what, err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("second writer never got the lock")
+		t.Fatalf("%s never got the lock", what)
 	}
 }
 

@@ -144,8 +144,13 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 		return nil, err
 	}
 	defer tx.Rollback()
-	// Write transactions run one at a time (store.BeginTx), so of parallel
-	// creates only as many as the quota allows get past this count.
+	// The sender's lock (on SQLite the database's write lock): of parallel
+	// creates by one sender, on any instance, only as many as the quotas
+	// allow get past this count. A reply's sender is the recipient, so the
+	// same lock covers the replies to one transfer.
+	if err := tx.LockSender(ctx, sender); err != nil {
+		return nil, err
+	}
 	if err := s.checkCreateQuota(ctx, tx.Q, sender, req.replyTo, lim, now); err != nil {
 		s.log.Info("transfer refused by quota", "action", "transfer.create", "result", "quota")
 		return nil, err
@@ -190,37 +195,68 @@ func (s *Service) transfer(ctx context.Context, q store.Q, id string) (*kluis.Tr
 // ownerView is the sender's view: the transfer with every recipient and
 // what each downloaded when.
 func (s *Service) ownerView(ctx context.Context, q store.Q, row *store.TransferRow) (*kluis.Transfer, error) {
-	rs, err := q.Recipients(ctx, row.ID)
+	ts, err := s.ownerViews(ctx, q, []*store.TransferRow{row}, nil)
 	if err != nil {
 		return nil, err
 	}
-	t := s.view(row, rs)
-	downloads, err := q.Downloads(ctx, row.ID)
-	if err != nil || len(downloads) == 0 {
-		return t, err
+	return ts[0], nil
+}
+
+// ownerViews is ownerView for many transfers, with one query for all
+// their recipients, one for their downloads and (for the names, when a
+// sender chose to show them) one for their files. files, if not nil, are
+// the transfers' files already loaded.
+func (s *Service) ownerViews(ctx context.Context, q store.Q, rows []*store.TransferRow, files map[string][]*store.FileRow) ([]*kluis.Transfer, error) {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
 	}
-	names := map[int]string{}
-	if parseOptions(row.Options).ShowFilenames {
-		files, err := q.Files(ctx, row.ID)
-		if err != nil {
+	rcpts, err := q.RecipientsOf(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	downloads, err := q.DownloadsOf(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	if files == nil {
+		var named []string
+		for _, r := range rows {
+			if len(downloads[r.ID]) > 0 && parseOptions(r.Options).ShowFilenames {
+				named = append(named, r.ID)
+			}
+		}
+		if files, err = q.FilesOf(ctx, named); err != nil {
 			return nil, err
 		}
-		for _, f := range files {
-			var m fileMeta
-			if s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m) == nil {
-				names[f.Index] = m.Name
+	}
+	out := make([]*kluis.Transfer, len(rows))
+	for i, row := range rows {
+		t := s.view(row, rcpts[row.ID])
+		out[i] = t
+		ds := downloads[row.ID]
+		if len(ds) == 0 {
+			continue
+		}
+		names := map[int]string{}
+		if parseOptions(row.Options).ShowFilenames {
+			for _, f := range files[row.ID] {
+				var m fileMeta
+				if s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m) == nil {
+					names[f.Index] = m.Name
+				}
+			}
+		}
+		for i := range t.Recipients {
+			r := &t.Recipients[i]
+			for _, d := range ds {
+				if d.RecipientID == r.ID {
+					r.Downloads = append(r.Downloads, kluis.Download{FileIndex: d.FileIndex, Name: names[d.FileIndex], At: d.At})
+				}
 			}
 		}
 	}
-	for i := range t.Recipients {
-		r := &t.Recipients[i]
-		for _, d := range downloads {
-			if d.RecipientID == r.ID {
-				r.Downloads = append(r.Downloads, kluis.Download{FileIndex: d.FileIndex, Name: names[d.FileIndex], At: d.At})
-			}
-		}
-	}
-	return t, nil
+	return out, nil
 }
 
 func (s *Service) view(row *store.TransferRow, rs []*store.RecipientRow) *kluis.Transfer {

@@ -149,9 +149,18 @@ func (s *Service) RecordDelivery(ctx context.Context, a *Session, d Delivery) er
 		return err
 	}
 	defer tx.Rollback()
-	t, err := tx.Transfer(ctx, a.transfer.ID)
+	// Shared: the purge waits for this commit (so no served ranges outlive
+	// it), and the recipient's row lock makes the read-merge-write of the
+	// served ranges one at a time per recipient (parallel ranges of one
+	// download manager), while other recipients record beside it.
+	t, err := tx.TransferForShare(ctx, a.transfer.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
+	}
+	if t != nil {
+		if _, err := tx.RecipientForUpdate(ctx, a.recipient.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 	}
 	// A purge since the response began has erased the served ranges;
 	// writing them again would outlive it. What this response sent still

@@ -282,3 +282,41 @@ func TestDeliveryAfterPurge(t *testing.T) {
 		}
 	})
 }
+
+// TestDeliveryDuringPurge: answers recorded while the purge runs leave no
+// served ranges behind it, on SQLite and PostgreSQL. A recording holds the
+// transfer's row shared until it commits, so the purge waits for it (and
+// then deletes its ranges), or the recording waits for the purge and sees
+// it; without that lock a recording that read the transfer just before
+// the purge committed wrote its ranges after it.
+func TestDeliveryDuringPurge(t *testing.T) {
+	forEachDB(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t)
+		e.svc.SetAudit(audit.New(e.db, 0, e.clock.Now, nil))
+		const size, pieces = 100_000, 12
+		for round := range 12 {
+			r := e.readyTransfer(createOpts{}, size)
+			if err := e.svc.Revoke(e.ctx, owner(r.c), ""); err != nil {
+				t.Fatal(err)
+			}
+			errs := parallel(pieces+1, func(i int) error {
+				if i == pieces {
+					_, err := e.svc.Purge(e.ctx)
+					return err
+				}
+				return e.svc.RecordDelivery(e.ctx, r.sess, file(0, size, transfer.Span{Start: int64(i) * size / pieces, End: int64(i+1) * size / pieces}))
+			})
+			for _, err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if row, err := e.db.Transfer(e.ctx, r.c.Transfer.ID); err != nil || row.PurgedAt == nil {
+				t.Fatalf("round %d: not purged (%v)", round, err)
+			}
+			if got, err := e.svc.Fragments(e.ctx, r.sess, 0, nil); err != nil || got != 0 {
+				t.Fatalf("round %d: %d served ranges outlived the purge (%v)", round, got, err)
+			}
+		}
+	})
+}

@@ -287,8 +287,9 @@ func (s *Service) liftLock(ctx context.Context, o Owner, recipientID int64, unlo
 		return "", err
 	}
 	defer tx.Rollback()
-	// An expired, revoked or purged transfer has nothing to unblock.
-	if t, err := tx.Transfer(ctx, o.TransferID); err != nil || s.live(t) != nil {
+	// An expired, revoked or purged transfer has nothing to unblock; the
+	// shared lock keeps a revoke from passing in between.
+	if t, err := tx.TransferForShare(ctx, o.TransferID); err != nil || s.live(t) != nil {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return "", err
 		}

@@ -216,7 +216,8 @@ func (s *Service) remindOne(ctx context.Context, id string, now time.Time) error
 	}
 	defer tx.Rollback()
 	// Claim the reminder first: another instance may have sent it since
-	// DueForReminder (write transactions run one at a time).
+	// DueForReminder (the claim is one conditional update; a parallel
+	// claim waits for this transaction and then finds it claimed).
 	if claimed, err := tx.ClaimReminder(ctx, id, now); err != nil || !claimed {
 		return err
 	}

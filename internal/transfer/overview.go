@@ -3,6 +3,8 @@ package transfer
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kluis-nl/kluis"
@@ -63,69 +65,108 @@ func (s *Service) Overview(ctx context.Context, o Owner) (*Overview, error) {
 		return nil, err
 	}
 	// Replies are the transfers its recipients sent back that name it.
-	for _, r := range ov.Recipients {
-		rows, err := s.db.TransfersBySender(ctx, r.Address)
-		if err != nil {
-			return nil, err
+	replies, err := s.db.RepliesTo(ctx, row.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range replies {
+		if x.FinishedAt == nil || !ov.isRecipient(x.SenderEmail) {
+			continue
 		}
-		for _, x := range rows {
-			if parseOptions(x.Options).ReplyTo != row.ID || x.FinishedAt == nil {
-				continue
-			}
-			t := kluis.Transfer{State: kluis.State(x.State), ExpiresAt: x.ExpiresAt}
-			ov.Replies = append(ov.Replies, ReplySummary{From: x.SenderEmail, At: *x.FinishedAt, State: t.EffectiveState(s.now())})
-		}
+		t := kluis.Transfer{State: kluis.State(x.State), ExpiresAt: x.ExpiresAt}
+		ov.Replies = append(ov.Replies, ReplySummary{From: x.SenderEmail, At: *x.FinishedAt, State: t.EffectiveState(s.now())})
 	}
 	return ov, nil
 }
 
-// SenderOverviews lists a sender's transfers as overviews, newest first.
-func (s *Service) SenderOverviews(ctx context.Context, email string) ([]*Overview, error) {
-	rows, err := s.db.TransfersBySender(ctx, email)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*Overview, 0, len(rows))
-	for _, row := range rows {
-		ov, err := s.overview(ctx, row)
-		if err != nil {
-			return nil, err
+func (ov *Overview) isRecipient(addr string) bool {
+	for _, r := range ov.Recipients {
+		if strings.EqualFold(r.Address, addr) {
+			return true
 		}
-		out = append(out, ov)
 	}
-	return out, nil
+	return false
+}
+
+// OverviewPageSize is how many transfers one page of a sender's list holds.
+const OverviewPageSize = 50
+
+// SenderOverviewPage lists one page of a sender's transfers as overviews,
+// newest first: the first page for an empty cursor, else the page after
+// the one whose next cursor it is. next is the cursor of the following
+// page, or "" on the last page. A cursor that is not one gives EINVALID.
+func (s *Service) SenderOverviewPage(ctx context.Context, email, cursor string) (ovs []*Overview, next string, err error) {
+	var before time.Time
+	var beforeID string
+	if cursor != "" {
+		at, id, ok := strings.Cut(cursor, ".")
+		v, err := strconv.ParseInt(at, 10, 64)
+		if !ok || err != nil || v <= 0 || id == "" {
+			return nil, "", kluis.Errorf(kluis.EINVALID, "This page of your transfers does not exist; start at the first page.")
+		}
+		before, beforeID = time.UnixMilli(v).UTC(), id
+	}
+	rows, err := s.db.TransfersBySenderPage(ctx, email, before, beforeID, OverviewPageSize+1)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(rows) > OverviewPageSize {
+		rows = rows[:OverviewPageSize]
+		last := rows[len(rows)-1]
+		next = strconv.FormatInt(last.CreatedAt.UnixMilli(), 10) + "." + last.ID
+	}
+	ovs, err = s.overviews(ctx, rows)
+	return ovs, next, err
 }
 
 func (s *Service) overview(ctx context.Context, row *store.TransferRow) (*Overview, error) {
-	t, err := s.ownerView(ctx, s.db.Q, row)
+	ovs, err := s.overviews(ctx, []*store.TransferRow{row})
 	if err != nil {
 		return nil, err
 	}
-	opts := parseOptions(row.Options)
-	ov := &Overview{Transfer: t, NamesShown: opts.ShowFilenames, HasMessage: opts.HasMessage, ReplyTo: opts.ReplyTo, MaxExpiry: s.cfg.MaxExpiry}
-	if opts.MaxExpiry > 0 && opts.MaxExpiry < ov.MaxExpiry {
-		ov.MaxExpiry = opts.MaxExpiry
+	return ovs[0], nil
+}
+
+// overviews builds the overviews of rows with one query each for their
+// recipients, downloads and files.
+func (s *Service) overviews(ctx context.Context, rows []*store.TransferRow) ([]*Overview, error) {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
 	}
-	if row.DetailsSealed != nil {
-		var d details
-		if err := s.openJSON(purposeDetails, row.ID, row.DetailsSealed, &d); err == nil {
-			ov.Subject = d.Subject
-		}
-	}
-	files, err := s.db.Files(ctx, row.ID)
+	files, err := s.db.FilesOf(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range files {
-		var m fileMeta
-		if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m); err != nil {
-			continue // purged: the sealed values are gone
-		}
-		fs := FileSummary{Index: f.Index, Size: m.Size, Complete: f.Complete}
-		if opts.ShowFilenames {
-			fs.Name = m.Name
-		}
-		ov.Files = append(ov.Files, fs)
+	ts, err := s.ownerViews(ctx, s.db.Q, rows, files)
+	if err != nil {
+		return nil, err
 	}
-	return ov, nil
+	out := make([]*Overview, len(rows))
+	for i, row := range rows {
+		opts := parseOptions(row.Options)
+		ov := &Overview{Transfer: ts[i], NamesShown: opts.ShowFilenames, HasMessage: opts.HasMessage, ReplyTo: opts.ReplyTo, MaxExpiry: s.cfg.MaxExpiry}
+		if opts.MaxExpiry > 0 && opts.MaxExpiry < ov.MaxExpiry {
+			ov.MaxExpiry = opts.MaxExpiry
+		}
+		if row.DetailsSealed != nil {
+			var d details
+			if err := s.openJSON(purposeDetails, row.ID, row.DetailsSealed, &d); err == nil {
+				ov.Subject = d.Subject
+			}
+		}
+		for _, f := range files[row.ID] {
+			var m fileMeta
+			if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m); err != nil {
+				continue // purged: the sealed values are gone
+			}
+			fs := FileSummary{Index: f.Index, Size: m.Size, Complete: f.Complete}
+			if opts.ShowFilenames {
+				fs.Name = m.Name
+			}
+			ov.Files = append(ov.Files, fs)
+		}
+		out[i] = ov
+	}
+	return out, nil
 }

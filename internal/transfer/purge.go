@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/audit"
@@ -15,8 +16,8 @@ import (
 
 // Run does the background work until ctx ends: the purge of expired and
 // revoked transfers (every PurgeInterval, and at once after a revoke), and
-// about hourly the collector of unfinished and unlisted blobs and the end of
-// retention. Failures are logged and retried on the next round, so deletion
+// about hourly the collector of unfinished and unlisted blobs and the
+// statistics of the days that ended (store.RollupStats). Failures are logged and retried on the next round, so deletion
 // is journaled by the transfer rows themselves: a transfer is due until its
 // purged_at is set, which happens only after its blobs are gone.
 func (s *Service) Run(ctx context.Context) {
@@ -34,6 +35,14 @@ func (s *Service) Run(ctx context.Context) {
 			if _, err := s.Collect(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("collector failed; will retry", "err", err)
 			}
+			// The statistics of the days that ended, before the audit
+			// retention and the outbox cleanup remove what they count.
+			if _, err := s.db.RollupStats(ctx, s.now()); err != nil && ctx.Err() == nil {
+				s.log.Error("statistics rollup failed; will retry", "err", err)
+			}
+			if err := s.db.Optimize(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("database optimize failed; will retry", "err", err)
+			}
 			lastCollect = time.Now()
 		}
 		select {
@@ -45,54 +54,41 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
+// purgeBatch is how many transfers one purge transaction handles.
+const purgeBatch = 500
+
 // Purge erases the content of every transfer that is expired or revoked:
 // first its blobs, then its encrypted fields, then it marks the transfer
 // purged and truncates the WAL. It also deletes minimal records past the
 // retention and sessions past their end. Returns how many transfers it
 // purged.
+//
+// It works in batches of purgeBatch transfers until none is due (a backlog
+// of 100,000 takes well under a minute, bench/README.md): each batch
+// deletes the blobs of its transfers, then purges them in one transaction
+// (claimed with their rows locked, so two instances never purge one
+// transfer twice), then lists their blobs once more.
 func (s *Service) Purge(ctx context.Context) (int, error) {
 	now := s.now()
-	ids, err := s.db.DueForPurge(ctx, now, 100)
-	if err != nil {
-		return 0, err
-	}
 	n := 0
-	for _, id := range ids {
-		if err := s.deletePrefix(ctx, "t/"+id+"/"); err != nil {
-			return n, fmt.Errorf("purge blobs of %s: %w", id, err)
-		}
-		tx, err := s.db.BeginTx(ctx)
+	for {
+		ids, err := s.db.DueForPurge(ctx, now, purgeBatch)
 		if err != nil {
 			return n, err
 		}
-		// Another instance may have purged it since DueForPurge: write
-		// transactions run one at a time, so this read sees its commit.
-		if t, err := tx.Transfer(ctx, id); err != nil || t.PurgedAt != nil {
-			tx.Rollback()
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return n, err
-			}
-			continue
+		if len(ids) == 0 {
+			break
 		}
-		if err := tx.PurgeTransfer(ctx, id, now); err != nil {
-			tx.Rollback()
+		k, err := s.purgeBatch(ctx, ids, now)
+		n += k
+		if err != nil {
 			return n, err
 		}
-		if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.System, Action: audit.TransferPurge, Object: id}); err != nil {
-			tx.Rollback()
-			return n, err
+		// k == 0: another instance purged all of them meanwhile; it goes
+		// on with the rest.
+		if len(ids) < purgeBatch || k == 0 {
+			break
 		}
-		if err := tx.Commit(); err != nil {
-			return n, err
-		}
-		// A segment committed by a request still in flight when the purge
-		// listed the blobs would outlive it; list once more.
-		if err := s.deletePrefix(ctx, "t/"+id+"/"); err != nil {
-			return n, fmt.Errorf("purge blobs of %s: %w", id, err)
-		}
-		s.log.Info("transfer purged", "transfer", id)
-		s.met().Purged(1)
-		n++
 	}
 	retired, err := s.db.DeleteRetired(ctx, now.Add(-s.cfg.Retention))
 	if err != nil {
@@ -123,6 +119,66 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// purgeBatch purges the transfers ids (due at now) and returns how many it
+// purged.
+func (s *Service) purgeBatch(ctx context.Context, ids []string, now time.Time) (int, error) {
+	if err := s.deletePrefixes(ctx, ids); err != nil {
+		return 0, err
+	}
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	// Another instance may have purged some since DueForPurge: the claim
+	// locks the rows (waiting for a download being recorded, or that
+	// instance's batch) and reads them again.
+	claimed, err := tx.ClaimForPurge(ctx, ids, now)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.PurgeTransfers(ctx, claimed, now); err != nil {
+		return 0, err
+	}
+	for _, id := range claimed {
+		if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.System, Action: audit.TransferPurge, Object: id}); err != nil {
+			return 0, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	// A segment committed by a request still in flight when the purge
+	// listed the blobs would outlive it; list once more.
+	if err := s.deletePrefixes(ctx, claimed); err != nil {
+		return len(claimed), err
+	}
+	for _, id := range claimed {
+		s.log.Info("transfer purged", "transfer", id)
+	}
+	s.met().Purged(len(claimed))
+	return len(claimed), nil
+}
+
+// deletePrefixes deletes the blobs of the transfers ids, a few transfers
+// at a time (on S3 each is a listing and a delete per object version).
+func (s *Service) deletePrefixes(ctx context.Context, ids []string) error {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.deletePrefix(ctx, "t/"+id+"/"); err != nil {
+				errs[i] = fmt.Errorf("purge blobs of %s: %w", id, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // CollectStats reports what the collector removed.

@@ -16,9 +16,10 @@ import (
 // policy.DefaultMax*): per sender, the transfers not yet sent at once and
 // the bytes declared in the transfers of the last 24 hours; per recipient,
 // the replies to one transfer. Every check that lets a row be written
-// runs inside the transaction that writes it (Create, NewFile): write
-// transactions run one at a time on both databases (store.BeginTx), so
-// parallel requests cannot both take the last place.
+// runs inside the transaction that writes it (Create, NewFile), after
+// that transaction took the sender's lock (store.Tx.LockSender; on SQLite
+// the database's one write lock), so parallel requests, on any instance,
+// cannot both take the last place.
 //
 // The daily volume counts declared sizes, not bytes written: a tus upload
 // declares its Upload-Length before any byte arrives, so the check happens

@@ -157,7 +157,9 @@ func (s *Service) AbandonReply(ctx context.Context, d *ReplyDraft) error {
 		return err
 	}
 	defer tx.Rollback()
-	t, err := tx.Transfer(ctx, d.Owner.TransferID)
+	// Locked: a SendReply (Finish) of the same reply waits, or this sees
+	// its commit.
+	t, err := tx.TransferForUpdate(ctx, d.Owner.TransferID)
 	if err != nil {
 		return err
 	}

@@ -60,15 +60,10 @@ func (s *Service) SenderTransfers(ctx context.Context, email string) ([]*kluis.T
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*kluis.Transfer, 0, len(rows))
-	for _, row := range rows {
-		t, err := s.ownerView(ctx, s.db.Q, row)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
+	if len(rows) == 0 {
+		return []*kluis.Transfer{}, nil
 	}
-	return out, nil
+	return s.ownerViews(ctx, s.db.Q, rows, nil)
 }
 
 // Transfer returns the owner's view of their transfer.
@@ -118,8 +113,17 @@ func (s *Service) newFile(ctx context.Context, o Owner, name, contentType string
 		return nil, err
 	}
 	defer tx.Rollback()
+	// The sender's lock for the daily volume (counted over all the
+	// sender's transfers), then the transfer's row for its size budget,
+	// its file count and the next file index; read again under the lock.
 	t, err := tx.Transfer(ctx, o.TransferID)
 	if err != nil {
+		return nil, err
+	}
+	if err := tx.LockSender(ctx, t.SenderEmail); err != nil {
+		return nil, err
+	}
+	if t, err = tx.TransferForUpdate(ctx, o.TransferID); err != nil {
 		return nil, err
 	}
 	if err := s.writable(t); err != nil {
@@ -572,7 +576,9 @@ func (s *Service) CompleteFile(ctx context.Context, o Owner, fileID string) (*kl
 	if f.Complete {
 		return nil, kluis.Errorf(kluis.ECONFLICT, "This file is already complete.")
 	}
-	t, err := tx.Transfer(ctx, f.TransferID)
+	// Shared: the transfer must stay writable until this commits (a
+	// revoke or the purge waits), while other files complete beside it.
+	t, err := tx.TransferForShare(ctx, f.TransferID)
 	if err != nil {
 		return nil, err
 	}
@@ -633,14 +639,23 @@ func (s *Service) DeleteFile(ctx context.Context, o Owner, fileID string) error 
 	if err != nil {
 		return err
 	}
-	t, err := s.db.Transfer(ctx, f.TransferID)
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// Locked, so a Finish cannot send a file this removes.
+	t, err := tx.TransferForUpdate(ctx, f.TransferID)
 	if err != nil {
 		return err
 	}
 	if t.State != string(kluis.StateDraft) && t.State != string(kluis.StateUploading) {
 		return kluis.Errorf(kluis.ECONFLICT, "Files of a finished transfer cannot be removed; revoke the transfer instead.")
 	}
-	if err := s.db.DeleteFile(ctx, f.ID); err != nil {
+	if err := tx.DeleteFile(ctx, f.ID); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
 		return err
 	}
 	return s.deletePrefix(context.WithoutCancel(ctx), fmt.Sprintf("t/%s/%s/", f.TransferID, f.ID))
@@ -697,7 +712,9 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 		return nil, err
 	}
 	defer tx.Rollback()
-	t, err := tx.Transfer(ctx, o.TransferID)
+	// Locked: no file can be added or removed between the check that every
+	// file is complete and the commit.
+	t, err := tx.TransferForUpdate(ctx, o.TransferID)
 	if err != nil {
 		return nil, err
 	}
@@ -783,7 +800,7 @@ func (s *Service) Revoke(ctx context.Context, o Owner, address string) error {
 		return err
 	}
 	defer tx.Rollback()
-	t, err := tx.Transfer(ctx, o.TransferID)
+	t, err := tx.TransferForUpdate(ctx, o.TransferID)
 	if err != nil {
 		return err
 	}
