@@ -60,21 +60,33 @@ type mineRow struct {
 type minePage struct {
 	Email string
 	Rows  []mineRow
+	// Next is the query value of the page of older transfers, or "";
+	// Later is set on every page but the first.
+	Next  string
+	Later bool
 }
 
-// mine lists the sender's transfers, newest first.
+// mine lists the sender's transfers, newest first, a page at a time
+// (?before= names where a page starts), so a sender with thousands of
+// transfers still gets the page at once.
 func (h *Web) mine(w http.ResponseWriter, r *http.Request) {
 	s := h.verifiedSender(w, r, "/transfers")
 	if s == nil {
 		return
 	}
-	ovs, err := h.svc.SenderOverviews(r.Context(), s.Email)
+	cursor := r.URL.Query().Get("before")
+	ovs, next, err := h.svc.SenderOverviewPage(r.Context(), s.Email, cursor)
+	if kluis.ErrorCode(err) == kluis.EINVALID {
+		// Not a page of ours (edited by hand): the first page.
+		http.Redirect(w, r, "/transfers", http.StatusSeeOther)
+		return
+	}
 	if err != nil {
 		h.linkError(w, r, "", err)
 		return
 	}
 	now := h.svc.Now()
-	p := minePage{Email: s.Email}
+	p := minePage{Email: s.Email, Next: next, Later: cursor != ""}
 	for _, ov := range ovs {
 		row := mineRow{ID: ov.ID, Title: ov.Subject, Files: len(ov.Files), HasMessage: ov.HasMessage, Created: ov.CreatedAt, Expires: ov.ExpiresAt,
 			State: ov.EffectiveState(now), Recipients: len(ov.Recipients), Reply: ov.ReplyTo != ""}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -227,4 +228,69 @@ func TestMyTransfers(t *testing.T) {
 	}
 	resp, body = get(t, c, e.srv.URL+"/transfers")
 	wantStatus(t, "after logout", resp, body, http.StatusSeeOther)
+}
+
+// TestMyTransfersPages (issue 21 item 4): My transfers shows 50 transfers
+// a page, newest first, with links to older and back to the newest, so a
+// sender with thousands of transfers gets the page at once; every transfer
+// is on exactly one page. A page name edited by hand leads to the first
+// page.
+func TestMyTransfersPages(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	const email, n = "a.jansen@gemeente.example.nl", 120
+	var ids []string
+	for range n {
+		c, err := e.svc.Create(context.Background(), transfer.CreateRequest{SenderEmail: email, To: []string{"burger@example.nl"},
+			PasswordMode: kluis.PasswordNone, Message: "bericht"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Revoked, so the drafts quota does not stop the loop.
+		if err := e.svc.Revoke(context.Background(), transfer.Owner{TransferID: c.Transfer.ID}, ""); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.Transfer.ID)
+	}
+	c := e.client(t)
+	e.login(t, c, email)
+	row := regexp.MustCompile(`href="/transfers/([a-z0-9]+)"`)
+	older := regexp.MustCompile(`href="/transfers\?before=([^"]+)"`)
+	seen := map[string]bool{}
+	var order []string
+	page := "/transfers"
+	for i := 0; ; i++ {
+		resp, body := getLang(t, c, e.srv.URL+page, "nl")
+		wantStatus(t, page, resp, body, http.StatusOK)
+		rows := row.FindAllStringSubmatch(body, -1)
+		if want := min(transfer.OverviewPageSize, n-i*transfer.OverviewPageSize); len(rows) != want {
+			t.Fatalf("page %d: %d transfers, want %d", i+1, len(rows), want)
+		}
+		for _, m := range rows {
+			if seen[m[1]] {
+				t.Fatalf("transfer %s on two pages", m[1])
+			}
+			seen[m[1]] = true
+			order = append(order, m[1])
+		}
+		if newest := strings.Contains(body, translate("nl", "mine.newest")); newest != (i > 0) {
+			t.Errorf("page %d: link to the newest: %v", i+1, newest)
+		}
+		m := older.FindStringSubmatch(body)
+		if m == nil {
+			break
+		}
+		if !strings.Contains(body, translate("nl", "mine.older")) {
+			t.Errorf("page %d: the link to older transfers has no text", i+1)
+		}
+		page = "/transfers?before=" + m[1]
+	}
+	slices.Reverse(ids)
+	if !slices.Equal(order, ids) {
+		t.Errorf("the pages do not list every transfer once, newest first")
+	}
+	resp, body := get(t, c, e.srv.URL+"/transfers?before=nonsense")
+	wantStatus(t, "a page name edited by hand", resp, body, http.StatusSeeOther)
+	if loc := resp.Header.Get("Location"); loc != "/transfers" {
+		t.Errorf("a bad page name leads to %q", loc)
+	}
 }
