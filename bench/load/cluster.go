@@ -39,6 +39,7 @@ type cluster struct {
 	storageKind string
 	instances   []*instance
 	mailpit     *mailpit
+	pg          *sql.DB // PostgreSQL: the run's database, for the lock waits
 	cleanups    []func()
 }
 
@@ -165,6 +166,11 @@ func (c *cluster) freshPostgres(ctx context.Context) (string, error) {
 		}
 	})
 	u.Path = "/" + name
+	if c.pg, err = sql.Open("pgx", u.String()); err != nil {
+		return "", err
+	}
+	c.pg.SetMaxOpenConns(1)
+	c.cleanups = append(c.cleanups, func() { c.pg.Close() })
 	return u.String(), nil
 }
 
@@ -280,6 +286,24 @@ func (in *instance) rss() int64 {
 	return 0
 }
 
+// cpu is the CPU time the process has used so far (Linux), or 0.
+func (in *instance) cpu() time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(in.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name (which may hold spaces): utime and
+	// stime are the 12th and 13th of them, in clock ticks (100 a second).
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * 10 * time.Millisecond
+}
+
 // apiKeys makes one API key per sender address with the admin command.
 func (c *cluster) apiKeys(ctx context.Context, senders []string) ([]string, error) {
 	keys := make([]string, len(senders))
@@ -306,6 +330,15 @@ func (c *cluster) apiKeys(ctx context.Context, senders []string) ([]string, erro
 	}
 	wg.Wait()
 	return keys, errors.Join(errs...)
+}
+
+// cpu is the CPU time all instances have used so far.
+func (c *cluster) cpu() time.Duration {
+	var d time.Duration
+	for _, in := range c.instances {
+		d += in.cpu()
+	}
+	return d
 }
 
 func (c *cluster) stop() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -18,7 +19,14 @@ type results struct {
 	elapsed time.Duration
 	ops     map[string]*opStats
 	// memory samples per instance: resident bytes at each sample time.
-	mem     [][]memSample
+	mem [][]memSample
+	// PostgreSQL: at each sample, the sessions of the run's database that
+	// wait for a lock, by wait event (advisory, tuple, transactionid, ...),
+	// and the number of samples.
+	waits      map[string]int
+	waitSample int
+	// cpu is the CPU time the servers used during the run.
+	cpu     time.Duration
 	notes   []string
 	clients int
 }
@@ -87,6 +95,30 @@ func (r *results) sampleMem(c *cluster) {
 	}
 }
 
+// sampleWaits counts the sessions of the run's database that wait for a
+// lock now.
+func (r *results) sampleWaits(ctx context.Context, c *cluster) {
+	rows, err := c.pg.QueryContext(ctx, `SELECT wait_event, count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event_type = 'Lock' GROUP BY wait_event`)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.waits == nil {
+		r.waits = map[string]int{}
+	}
+	r.waitSample++
+	for rows.Next() {
+		var ev string
+		var n int
+		if rows.Scan(&ev, &n) == nil {
+			r.waits[ev] += n
+		}
+	}
+}
+
 func percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
@@ -118,12 +150,17 @@ type memSummary struct {
 }
 
 type summary struct {
-	Seconds float64      `json:"seconds"`
-	Clients int          `json:"clients"`
-	Ops     []opSummary  `json:"ops"`
-	Total   opSummary    `json:"total"`
-	Memory  []memSummary `json:"memory"`
-	Notes   []string     `json:"notes,omitempty"`
+	// LockWaits is the mean number of the database's sessions waiting for
+	// a lock at a sample, by wait event (PostgreSQL only).
+	LockWaits map[string]float64 `json:"lock_waits,omitempty"`
+	// ServerCPU is the CPU time of all instances during the run, seconds.
+	ServerCPU float64      `json:"server_cpu_seconds"`
+	Seconds   float64      `json:"seconds"`
+	Clients   int          `json:"clients"`
+	Ops       []opSummary  `json:"ops"`
+	Total     opSummary    `json:"total"`
+	Memory    []memSummary `json:"memory"`
+	Notes     []string     `json:"notes,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -132,7 +169,7 @@ func (r *results) summary() summary {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	secs := r.elapsed.Seconds()
-	out := summary{Seconds: secs, Clients: r.clients, Notes: r.notes}
+	out := summary{Seconds: secs, Clients: r.clients, Notes: r.notes, ServerCPU: r.cpu.Seconds()}
 	kinds := make([]string, 0, len(r.ops))
 	for k := range r.ops {
 		kinds = append(kinds, k)
@@ -168,6 +205,12 @@ func (r *results) summary() summary {
 		total.MaxMs = ms(all[len(all)-1])
 	}
 	out.Total = total
+	if r.waitSample > 0 {
+		out.LockWaits = map[string]float64{}
+		for k, n := range r.waits {
+			out.LockWaits[k] = float64(n) / float64(r.waitSample)
+		}
+	}
 	for i, samples := range r.mem {
 		out.Memory = append(out.Memory, memStats(i, samples))
 	}
@@ -244,9 +287,25 @@ func (r *results) print(w io.Writer) {
 	o.Errors, o.Intended = nil, nil
 	line(o)
 	fmt.Fprintf(w, "\n  errors: %d   intended refusals: %d\n", errs, intended)
+	fmt.Fprintf(w, "  server CPU: %.1f s in %.1f s (%.2f cores)\n", s.ServerCPU, s.Seconds, s.ServerCPU/s.Seconds)
 	for _, m := range s.Memory {
 		fmt.Fprintf(w, "  instance %d RSS: start %.0f MiB, first quarter %.0f MiB, last quarter %.0f MiB, max %.0f MiB, trend after the first quarter %+.2f MiB/min\n",
 			m.Instance, m.FirstMiB, m.EarlyMiB, m.LateMiB, m.MaxMiB, m.SlopeMiBMin)
+	}
+	if s.LockWaits != nil {
+		var parts []string
+		keys := make([]string, 0, len(s.LockWaits))
+		for k := range s.LockWaits {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %.1f", k, s.LockWaits[k]))
+		}
+		if len(parts) == 0 {
+			parts = []string{"none"}
+		}
+		fmt.Fprintf(w, "  PostgreSQL sessions waiting for a lock, mean per sample: %s\n", strings.Join(parts, ", "))
 	}
 	for _, n := range s.Notes {
 		fmt.Fprintln(w, "  note:", n)

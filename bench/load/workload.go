@@ -240,6 +240,22 @@ func sampler(ctx context.Context, c *cluster, res *results, every time.Duration,
 			}
 		}
 	})
+	if c.pg == nil {
+		return
+	}
+	// Lock waits are short: sample them more often than memory.
+	wg.Go(func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				res.sampleWaits(ctx, c)
+			}
+		}
+	})
 }
 
 // runTransfers: every client its own sender, looping create, upload,
@@ -258,6 +274,7 @@ func runTransfers(ctx context.Context, c *cluster, o options) (*results, error) 
 	rctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	res.start = time.Now()
+	cpu0 := c.cpu()
 	var wg sync.WaitGroup
 	sampler(rctx, c, res, o.sample, &wg)
 	var clients sync.WaitGroup
@@ -271,6 +288,7 @@ func runTransfers(ctx context.Context, c *cluster, o options) (*results, error) 
 	}
 	clients.Wait()
 	res.elapsed = time.Since(res.start)
+	res.cpu = c.cpu() - cpu0
 	cancel()
 	wg.Wait()
 	return res, ctx.Err()
@@ -358,6 +376,7 @@ func runMixed(ctx context.Context, c *cluster, o options) (*results, error) {
 	rctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	res.start = time.Now()
+	cpu0 := c.cpu()
 	var wg sync.WaitGroup
 	sampler(rctx, c, res, o.sample, &wg)
 	var clients sync.WaitGroup
@@ -416,6 +435,7 @@ func runMixed(ctx context.Context, c *cluster, o options) (*results, error) {
 	}
 	clients.Wait()
 	res.elapsed = time.Since(res.start)
+	res.cpu = c.cpu() - cpu0
 	cancel()
 	wg.Wait()
 	return res, ctx.Err()
