@@ -269,6 +269,7 @@ func (a *App) newHandler(o Options) (*web.Web, http.Handler, error) {
 		SecurityTxt:    a.securityTxt(),
 		Metrics:        a.Metrics,
 		MetricsToken:   cfg.MetricsToken,
+		StaticLog:      server.StaticLog(cfg.LogStatic),
 	}
 	if a.Mailbox != nil {
 		deps.Mailbox = a.Mailbox.Handler()

@@ -48,6 +48,7 @@ type Serve struct {
 	UnlockConcurrency int
 	ShutdownTimeout   time.Duration
 	LogLevel          string
+	LogStatic         int    // successful static-file requests in the access log: 0 all, -1 none, N one in N (server.StaticLog)
 	SMTP              string // smtp:// or smtps:// URL; empty: development mailbox
 	MailFrom          string
 	OrgName           string
@@ -143,6 +144,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "unlock-concurrency", def: "4", usage: "most password checks at once (each uses 32 MiB of memory)", set: integer(&c.UnlockConcurrency)},
 		{name: "shutdown-timeout", def: "10s", usage: "how long to wait for requests to end on SIGTERM", set: dur(&c.ShutdownTimeout)},
 		{name: "log-level", def: "info", usage: "debug, info, warn or error", set: str(&c.LogLevel)},
+		{name: "log-static", def: "all", usage: "which successful requests for static files (stylesheets, scripts, images) get an access-log line: all, none, or 1/N for one in N (e.g. 1/100); failed ones always do", set: staticLog(&c.LogStatic)},
 		{name: "smtp", secret: true, usage: "mail relay: smtp://USER:PASS@HOST:PORT (STARTTLS required; add ?tls=none only for a local test relay) or smtps://... (implicit TLS). Empty: mail is kept in the development mailbox at /dev/mailbox, allowed only with a loopback address, a loopback http base URL and no trusted proxy", set: str(&c.SMTP)},
 		{name: "mail-from", usage: "sender of Kluis's mails, \"Name <address>\" (default: Kluis <kluis@HOST of the base URL>)", set: str(&c.MailFrom)},
 		{name: "org-name", def: "Kluis", usage: "organisation name shown in mails and pages", set: str(&c.OrgName)},
@@ -463,6 +465,31 @@ func date(p *time.Time) func(string) error {
 			return fmt.Errorf("%q is not a date; write for example 2027-06-30 (midnight UTC) or 2027-06-30T12:00:00Z", v)
 		}
 		*p = t.UTC()
+		return nil
+	}
+}
+
+// staticLog reads --log-static: "all" (0), "none" (-1) or "1/N" (N; 1/1
+// is all).
+func staticLog(p *int) func(string) error {
+	return func(v string) error {
+		switch v {
+		case "all":
+			*p = 0
+			return nil
+		case "none":
+			*p = -1
+			return nil
+		}
+		n, ok := strings.CutPrefix(v, "1/")
+		k, err := strconv.Atoi(n)
+		if !ok || err != nil || k < 1 {
+			return fmt.Errorf("--log-static %q: give all, none, or 1/N to log one in N (e.g. 1/100)", v)
+		}
+		if k == 1 {
+			k = 0
+		}
+		*p = k
 		return nil
 	}
 }

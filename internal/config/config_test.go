@@ -116,6 +116,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--body-timeout", "500ms"}, "at least 1s"},
 		{[]string{"--min-body-rate", "fast"}, "not a rate"},
 		{[]string{"--min-body-rate", "-1KB"}, "not a rate"},
+		{[]string{"--log-static", "some"}, "all, none, or 1/N"},
+		{[]string{"--log-static", "1/0"}, "all, none, or 1/N"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {
 		_, err := ParseServe(tc.args, env(nil), io.Discard)
@@ -135,6 +137,32 @@ func TestHelp(t *testing.T) {
 	for _, want := range []string{"--addr", "KLUIS_ADDR", "--smtp", "KLUIS_SMTP_FILE", "--max-transfer-size"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
+		}
+	}
+}
+
+// TestLogStatic: --log-static (KLUIS_LOG_STATIC) says which successful
+// static-file requests get an access-log line: all (the default), none,
+// or one in N.
+func TestLogStatic(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{nil, nil, 0},
+		{[]string{"--log-static", "all"}, nil, 0},
+		{[]string{"--log-static", "none"}, nil, -1},
+		{[]string{"--log-static", "1/100"}, nil, 100},
+		{[]string{"--log-static", "1/1"}, nil, 0},
+		{nil, map[string]string{"KLUIS_LOG_STATIC": "1/10"}, 10},
+	} {
+		c, err := ParseServe(tc.args, env(tc.env), io.Discard)
+		if err != nil {
+			t.Errorf("ParseServe(%q, %v): %v", tc.args, tc.env, err)
+		} else if c.LogStatic != tc.want {
+			t.Errorf("ParseServe(%q, %v): LogStatic %d, want %d", tc.args, tc.env, c.LogStatic, tc.want)
 		}
 	}
 }

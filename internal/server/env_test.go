@@ -36,6 +36,8 @@ type envOptions struct {
 	// noRun serves the server's handler on a loopback server of the test
 	// without its background work, for a test that runs the purge itself.
 	noRun bool
+	// staticLog is --log-static ("": the default).
+	staticLog string
 }
 
 // env is the real server (package app) on a loopback port.
@@ -97,6 +99,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	if o.metricsToken != "" {
 		ao.Args = append(ao.Args, "--metrics-token", o.metricsToken)
+	}
+	if o.staticLog != "" {
+		ao.Args = append(ao.Args, "--log-static", o.staticLog)
 	}
 	a := apptest.New(t, ao)
 	url := a.URL()

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	tusd "github.com/tus/tusd/v2/pkg/handler"
@@ -49,6 +50,9 @@ type Deps struct {
 	// MetricsToken is the bearer token for /metrics and the /healthz
 	// details; empty: loopback clients only.
 	MetricsToken string
+	// StaticLog says which successful static-file requests get an
+	// access-log line (zero: all).
+	StaticLog StaticLog
 }
 
 // rateLimited are the routes that anyone may call and that can be used to
@@ -121,7 +125,7 @@ func New(d Deps) (http.Handler, error) {
 	cop.SetDenyHandler(http.HandlerFunc(crossOriginDenied))
 	h = cop.Handler(h)
 	h = securityHeaders(isHTTPS(d.Transfers.Config().BaseURL), h)
-	h = accessLog(d.Log, h)
+	h = accessLog(d.Log, d.StaticLog, h)
 	// Outermost: the client IP (trusted proxies only) for the limiter, the
 	// audit log and the pages.
 	h = clientip.Middleware(d.TrustedProxies, h)
@@ -150,7 +154,7 @@ func (m *routeMux) Handle(pattern string, h http.Handler) {
 			h = m.limiter.Guard(h, o)
 		}
 	}
-	m.ServeMux.Handle(pattern, h)
+	m.ServeMux.Handle(pattern, noteRoute(pattern, h))
 }
 
 // limitedRoute reports whether a route is rate-limited: it is listed in
@@ -253,20 +257,46 @@ func (s *statusWriter) Write(p []byte) (int, error) {
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // accessLog logs method, route pattern (never the path: it may hold an
-// access id), status, size and duration.
-func accessLog(log *slog.Logger, next http.Handler) http.Handler {
+// access id), status, bytes sent and received, and duration; successful
+// static-file requests as static says.
+func accessLog(log *slog.Logger, static StaticLog, next http.Handler) http.Handler {
+	var staticSeen atomic.Uint64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		r, route := withRouteSlot(r)
+		var in *countingBody
+		if r.Body != nil && r.Body != http.NoBody {
+			in = &countingBody{ReadCloser: r.Body}
+			r.Body = in
+		}
+		attrs := func(status int) []slog.Attr {
+			var got int64
+			if in != nil {
+				got = in.n.Load()
+			}
+			return []slog.Attr{slog.String("method", r.Method), slog.String("route", route.pattern), slog.Int("status", status),
+				slog.Int64("bytes", sw.bytes), slog.Int64("bytes_in", got),
+				// Microseconds as a fraction: at load most answers take
+				// less than a millisecond.
+				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)}
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v != http.ErrAbortHandler {
-					log.Error("panic in handler", "route", r.Pattern, "panic", v)
+					log.Error("panic in handler", "route", route.pattern, "panic", v)
 				}
-				log.Info("request aborted", "method", r.Method, "route", r.Pattern, "duration_ms", time.Since(start).Milliseconds())
+				log.LogAttrs(r.Context(), slog.LevelInfo, "request aborted", attrs(sw.status)...)
 				panic(http.ErrAbortHandler)
 			}
-			log.Info("request", "method", r.Method, "route", r.Pattern, "status", sw.status, "bytes", sw.bytes, "duration_ms", time.Since(start).Milliseconds())
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK // a handler that wrote nothing
+			}
+			if route.pattern == staticRoute && status < 400 && !static.keep(&staticSeen) {
+				return
+			}
+			log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs(status)...)
 		}()
 		next.ServeHTTP(sw, r)
 	})
