@@ -9,6 +9,11 @@ CREATE INDEX sessions_expiry ON sessions (expires_at);
 -- Transfers revoked and not yet purged: the purge finds them without
 -- reading the live ones (the expired ones come from transfers_due).
 CREATE INDEX transfers_revoked_due ON transfers (revoked_at) WHERE purged_at IS NULL AND revoked_at IS NOT NULL;
+-- A sender's open drafts (the quota counted at every create): only the
+-- unfinished transfers that are not revoked or purged, so the count reads
+-- the sender's few drafts, not every live transfer.
+CREATE INDEX transfers_open_drafts ON transfers (lower(sender_email))
+	WHERE state IN ('draft', 'uploading') AND revoked_at IS NULL AND purged_at IS NULL;
 -- My transfers in pages, newest first, the id breaking ties.
 DROP INDEX transfers_sender;
 CREATE INDEX transfers_sender ON transfers (sender_email, created_at, id);
