@@ -9,6 +9,9 @@
 #   bash bench/scale.sh                          # a million transfers
 #   KLUIS_SCALE_N=200000 bash bench/scale.sh     # a smaller trial
 #   KLUIS_SCALE_DIR=/srv/scratch bash bench/scale.sh
+#   KLUIS_SCALE_N=250000 KLUIS_SCALE_BACKLOG=100000 bash bench/scale.sh
+#                                                # fewer rows, the full purge backlog
+#   KLUIS_SCALE_DB=postgres bash bench/scale.sh  # one database only
 #
 # The databases are kept in KLUIS_SCALE_DIR (default the system temporary
 # folder)/kluis-scale/N and as PostgreSQL database kluis_scale_N; remove
