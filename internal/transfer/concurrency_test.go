@@ -2,10 +2,8 @@ package transfer_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -68,7 +66,6 @@ func TestTwoInstancesUnderLoad(t *testing.T) {
 		insts := []*env{a, b}
 		for _, e := range insts {
 			e.withPolicy(fmt.Sprintf(`{"defaults": {"max_open_drafts": %d, "max_bytes_per_day": "%d"}}`, maxDrafts, dayLimit))
-			e.svc.SetAudit(audit.New(e.db, 0, e.clock.Now, nil))
 		}
 		ctx := a.ctx
 
@@ -344,9 +341,6 @@ func TestPurgeBatchesOnTwoInstances(t *testing.T) {
 	forEachDB(t, func(t *testing.T, newEnv envMaker) {
 		a := newEnv(t)
 		b := secondInstance(t, a)
-		for _, e := range []*env{a, b} {
-			e.svc.SetAudit(audit.New(e.db, 0, e.clock.Now, nil))
-		}
 		const n = 1200
 		ids := make([]string, n)
 		parallel(8, func(i int) error {

@@ -292,7 +292,6 @@ func TestDeliveryAfterPurge(t *testing.T) {
 func TestDeliveryDuringPurge(t *testing.T) {
 	forEachDB(t, func(t *testing.T, newEnv envMaker) {
 		e := newEnv(t)
-		e.svc.SetAudit(audit.New(e.db, 0, e.clock.Now, nil))
 		const size, pieces = 100_000, 12
 		for round := range 12 {
 			r := e.readyTransfer(createOpts{}, size)
