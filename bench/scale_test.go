@@ -176,7 +176,10 @@ func generate(t *testing.T, d scaleDB, n int) error {
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return err
 	}
-	if d.pg != "" {
+	// A PostgreSQL database that holds exactly the engine part (a run
+	// stopped in the bulk part) is kept: the engine part takes the longest.
+	resume := d.pg != "" && engineDone(ctx, d)
+	if d.pg != "" && !resume {
 		adb, err := sql.Open("pgx", d.admin)
 		if err != nil {
 			return err
@@ -199,9 +202,13 @@ func generate(t *testing.T, d scaleDB, n int) error {
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	// The heavy sender's transfers, through the engine.
-	t.Logf("%s: %d transfers of %s through the engine", d.name, bigCount, bigSender)
-	if err := generateBig(ctx, d, db, keys, now); err != nil {
-		return err
+	if resume {
+		t.Logf("%s: the %d transfers of %s are there from a run before", d.name, bigCount, bigSender)
+	} else {
+		t.Logf("%s: %d transfers of %s through the engine", d.name, bigCount, bigSender)
+		if err := generateBig(ctx, d, db, keys, now); err != nil {
+			return err
+		}
 	}
 	t.Logf("%s: %s; the other %d transfers in bulk", d.name, time.Since(start).Round(time.Second), n-bigCount)
 	rows, err := generateBulk(ctx, t, d, db, n-bigCount, now)
@@ -223,6 +230,19 @@ func generate(t *testing.T, d scaleDB, n int) error {
 	return os.WriteFile(d.metaPath(), b, 0o600)
 }
 
+// engineDone reports whether d's PostgreSQL database holds bigSender's
+// bigCount transfers and no other.
+func engineDone(ctx context.Context, d scaleDB) bool {
+	db, err := sql.Open("pgx", d.spec)
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	var big, other int
+	err = db.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE sender_email = $1), COUNT(*) FILTER (WHERE sender_email <> $1) FROM transfers`, bigSender).Scan(&big, &other)
+	return err == nil && big == bigCount && other == 0
+}
+
 // clock is an engine clock the generator moves.
 type clock struct{ ms atomic.Int64 }
 
@@ -242,8 +262,8 @@ func generateBig(ctx context.Context, d scaleDB, db *store.DB, keys *secret.Keyr
 	}
 	clk := newClock(now)
 	cfg := transfer.DefaultConfig()
-	svc := transfer.New(db, blobs, keys, cfg, clk.fixed(), slog.New(slog.DiscardHandler))
-	svc.SetAudit(audit.New(db, 0, clk.fixed(), nil))
+	svc := transfer.New(transfer.Deps{DB: db, Blobs: blobs, Keys: keys, Config: cfg, Now: clk.fixed(), Log: slog.New(slog.DiscardHandler),
+		Audit: audit.New(db, 0, clk.fixed(), nil)})
 	r := mrand.New(mrand.NewPCG(1, 21))
 	// Creation times in order, as a real sender's: the daily volume reads
 	// the sender's transfers of the 24 hours before the clock.
@@ -270,8 +290,8 @@ func generateBig(ctx context.Context, d scaleDB, db *store.DB, keys *secret.Keyr
 			wclk := newClock(now)
 			wsvc := svc
 			if workers > 1 {
-				wsvc = transfer.New(db, blobs, keys, cfg, wclk.fixed(), slog.New(slog.DiscardHandler))
-				wsvc.SetAudit(audit.New(db, 0, wclk.fixed(), nil))
+				wsvc = transfer.New(transfer.Deps{DB: db, Blobs: blobs, Keys: keys, Config: cfg, Now: wclk.fixed(), Log: slog.New(slog.DiscardHandler),
+					Audit: audit.New(db, 0, wclk.fixed(), nil)})
 			} else {
 				wclk = clk
 			}
@@ -378,7 +398,26 @@ func (s *sink) add(table string, cols []string, row ...any) error {
 	s.buf[table] = append(s.buf[table], row)
 	s.counts[table]++
 	if len(s.buf[table]) >= 2000 {
-		return s.flush(table)
+		return s.flushAll()
+	}
+	return nil
+}
+
+// sinkOrder lists the tables parents first: PostgreSQL checks each row's
+// foreign keys as it is copied.
+var sinkOrder = []string{"transfers", "recipients", "files", "segments", "downloads", "served", "sessions", "audit", "outbox"}
+
+// flushAll writes every table's buffered rows, parents first.
+func (s *sink) flushAll() error {
+	for _, table := range sinkOrder {
+		if err := s.flush(table); err != nil {
+			return err
+		}
+	}
+	for table := range s.buf {
+		if !slices.Contains(sinkOrder, table) {
+			return fmt.Errorf("sink: table %s is not in sinkOrder", table)
+		}
 	}
 	return nil
 }
@@ -440,10 +479,7 @@ func (s *sink) flush(table string) error {
 }
 
 func (s *sink) close() error {
-	var errs []error
-	for table := range s.buf {
-		errs = append(errs, s.flush(table))
-	}
+	errs := []error{s.flushAll()}
 	if s.tx != nil {
 		errs = append(errs, s.tx.Commit())
 	}
@@ -952,10 +988,10 @@ func measurePage(t *testing.T, d scaleDB, m *scaleMeta, report reportFunc) {
 	}
 	log := slog.New(slog.DiscardHandler)
 	clk := newClock(m.Now)
-	svc := transfer.New(db, blobs, keys, transfer.DefaultConfig(), clk.fixed(), log)
 	ml := &captureMail{}
-	svc.SetMailer(ml, mail.Org{BaseURL: "http://127.0.0.1"})
-	senders := sender.New(db, keys, ml, mail.Org{BaseURL: "http://127.0.0.1"}, sender.DefaultConfig(), clk.fixed(), log)
+	org := mail.Org{BaseURL: "http://127.0.0.1"}
+	svc := transfer.New(transfer.Deps{DB: db, Blobs: blobs, Keys: keys, Config: transfer.DefaultConfig(), Now: clk.fixed(), Log: log, Mailer: ml, Org: org})
+	senders := sender.New(sender.Deps{DB: db, Keys: keys, Mailer: ml, Org: org, Config: sender.DefaultConfig(), Now: clk.fixed(), Log: log})
 	pages, err := web.New(web.Deps{Transfers: svc, Senders: senders, BaseURL: "http://127.0.0.1", Log: log})
 	if err != nil {
 		t.Fatal(err)
@@ -1086,8 +1122,8 @@ func measurePurge(t *testing.T, d scaleDB, m *scaleMeta, report reportFunc) {
 	}
 	defer os.RemoveAll(d.dir + "-purge")
 	clk := newClock(m.Now)
-	svc := transfer.New(db, blobs, keys, transfer.DefaultConfig(), clk.fixed(), slog.New(slog.DiscardHandler))
-	svc.SetAudit(audit.New(db, 365*24*time.Hour, clk.fixed(), nil))
+	svc := transfer.New(transfer.Deps{DB: db, Blobs: blobs, Keys: keys, Config: transfer.DefaultConfig(), Now: clk.fixed(), Log: slog.New(slog.DiscardHandler),
+		Audit: audit.New(db, 365*24*time.Hour, clk.fixed(), nil)})
 	due, err := db.DueForPurge(ctx, m.Now, 1_000_000)
 	if err != nil {
 		t.Fatal(err)
@@ -1107,7 +1143,10 @@ func measurePurge(t *testing.T, d scaleDB, m *scaleMeta, report reportFunc) {
 // copyDB copies the generated database, so the purge leaves it as it is.
 func copyDB(t *testing.T, d scaleDB) (string, func()) {
 	ctx := context.Background()
-	if d.pg != "" {
+	// A PostgreSQL database that holds exactly the engine part (a run
+	// stopped in the bulk part) is kept: the engine part takes the longest.
+	resume := d.pg != "" && engineDone(ctx, d)
+	if d.pg != "" && !resume {
 		adb, err := sql.Open("pgx", d.admin)
 		if err != nil {
 			t.Fatal(err)
