@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/kluistest"
@@ -250,6 +251,10 @@ func TestMyTransfersPages(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, c.Transfer.ID)
+		// The server's clock stands still; a millisecond apart, the
+		// order of creation is the order of created_at (an id only breaks
+		// ties).
+		e.app.Clock.Advance(time.Millisecond)
 	}
 	c := e.client(t)
 	e.login(t, c, email)
