@@ -888,7 +888,6 @@ func openScale(t *testing.T, d scaleDB, spec string) *store.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
 	return db
 }
 
@@ -941,18 +940,79 @@ func hotArgs(t *testing.T, db *store.DB, now time.Time) store.HotArgs {
 // the planner left alone (PostgreSQL after ANALYZE).
 func measurePlans(t *testing.T, d scaleDB, m *scaleMeta, report reportFunc) {
 	db := openScale(t, d, d.spec)
+	defer db.Close()
 	plans, err := db.HotPathPlans(context.Background(), hotArgs(t, db, m.Now), false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := 0
+	// The planner rightly reads a table of a few pages whole (the
+	// generator leaves sender sessions, API keys and verifications nearly
+	// empty, and stats_daily holds a few rows a day); those are listed, not
+	// counted. The CI test (enable_seqscan off) shows an index can serve
+	// them.
+	rows := tableRows(t, d)
+	bad, small := 0, 0
 	for _, p := range plans {
-		if len(p.Scans) > 0 {
+		var big []string
+		for _, tb := range p.Scans {
+			if rows[tb] >= smallTable {
+				big = append(big, tb)
+			}
+		}
+		switch {
+		case len(big) > 0:
 			bad++
-			t.Errorf("%s reads %v whole:\n%s\n%s", p.Name, p.Scans, p.SQL, p.Plan)
+			t.Errorf("%s reads %v whole:\n%s\n%s", p.Name, big, p.SQL, p.Plan)
+		case len(p.Scans) > 0:
+			small++
+			t.Logf("%s reads small %v whole (%v rows)", p.Name, p.Scans, rows)
 		}
 	}
-	report("hot-path queries that read a table whole", fmt.Sprintf("%d of %d", bad, len(plans)), "0", bad == 0)
+	report("hot-path queries that read a table whole", fmt.Sprintf("%d of %d (and %d a table of < %d rows)", bad, len(plans), small, smallTable), "0", bad == 0)
+}
+
+// smallTable is where the plan check stops asking for an index.
+const smallTable = 10_000
+
+// tableRows counts the rows of every table of d.
+func tableRows(t *testing.T, d scaleDB) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	var db *sql.DB
+	var err error
+	list := `SELECT name FROM sqlite_master WHERE type = 'table'`
+	if d.pg != "" {
+		db, err = sql.Open("pgx", d.spec)
+		list = `SELECT tablename FROM pg_tables WHERE schemaname = current_schema()`
+	} else {
+		db, err = sql.Open("sqlite", "file:"+strings.TrimPrefix(d.spec, "sqlite:")+"?mode=ro&_pragma=busy_timeout(15000)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rs, err := db.QueryContext(ctx, list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for rs.Next() {
+		var n string
+		if err := rs.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	rs.Close()
+	out := map[string]int64{}
+	for _, n := range names {
+		var c int64
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+n).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		out[n] = c
+	}
+	return out
 }
 
 // capture is a mailer that keeps the verification mail (for the login).
@@ -978,6 +1038,7 @@ var codeRe = regexp.MustCompile(`\b\d{4}[ -]?\d{4}\b`)
 func measurePage(t *testing.T, d scaleDB, m *scaleMeta, report reportFunc) {
 	ctx := context.Background()
 	db := openScale(t, d, d.spec)
+	defer db.Close()
 	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(d.dir, "master.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -1065,6 +1126,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func measureStats(t *testing.T, d scaleDB, m *scaleMeta, report reportFunc) {
 	ctx := context.Background()
 	db := openScale(t, d, d.spec)
+	defer db.Close()
 	start := time.Now()
 	n, err := db.RollupStats(ctx, m.Now)
 	if err != nil {
@@ -1112,6 +1174,7 @@ func measurePurge(t *testing.T, d scaleDB, m *scaleMeta, report reportFunc) {
 	copySpec, cleanup := copyDB(t, d)
 	defer cleanup()
 	db := openScale(t, d, copySpec)
+	defer db.Close()
 	keys, _, err := secret.LoadOrCreateMasterKey(filepath.Join(d.dir, "master.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -1143,10 +1206,7 @@ func measurePurge(t *testing.T, d scaleDB, m *scaleMeta, report reportFunc) {
 // copyDB copies the generated database, so the purge leaves it as it is.
 func copyDB(t *testing.T, d scaleDB) (string, func()) {
 	ctx := context.Background()
-	// A PostgreSQL database that holds exactly the engine part (a run
-	// stopped in the bulk part) is kept: the engine part takes the longest.
-	resume := d.pg != "" && engineDone(ctx, d)
-	if d.pg != "" && !resume {
+	if d.pg != "" {
 		adb, err := sql.Open("pgx", d.admin)
 		if err != nil {
 			t.Fatal(err)

@@ -146,21 +146,35 @@ func (q Q) StatsDays(ctx context.Context, from, to time.Time) ([]Stats, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	// Days not rolled up yet (today, the days before the first rollup, a
+	// day the hourly rollup has not reached) are counted from the audit
+	// log and the outbox, a run of consecutive days at a time: a year
+	// before the first rollup is then three queries, not a thousand.
+	counted := map[int64]Stats{}
+	for d := first; d.Before(end); {
+		if rolled[ms(d)] {
+			d = d.AddDate(0, 0, 1)
+			continue
+		}
+		runEnd := d.AddDate(0, 0, 1)
+		for runEnd.Before(end) && !rolled[ms(runEnd)] {
+			runEnd = runEnd.AddDate(0, 0, 1)
+		}
+		if err := q.countDays(ctx, d, runEnd, counted); err != nil {
+			return nil, err
+		}
+		d = runEnd
+	}
 	var out []Stats
 	for d := first; d.Before(end); d = d.AddDate(0, 0, 1) {
+		s := counted[ms(d)]
 		if rolled[ms(d)] {
-			s := Stats{}
+			s = Stats{}
 			if p := stored[ms(d)]; p != nil {
 				s = *p
 			}
-			s.Start = d
-			out = append(out, s)
-			continue
 		}
-		s, err := q.countDay(ctx, d)
-		if err != nil {
-			return nil, err
-		}
+		s.Start = d
 		out = append(out, s)
 	}
 	return out, nil
@@ -187,69 +201,104 @@ func (q Q) StatsMonths(ctx context.Context, from, to time.Time) ([]Stats, error)
 }
 
 // countDay counts the statistics of the UTC day starting at d from the
-// audit log and the outbox: three queries, each reading one day of rows
-// through an index (audit_action_at, outbox_due).
+// audit log and the outbox.
 func (q Q) countDay(ctx context.Context, d time.Time) (Stats, error) {
-	s := Stats{Start: d}
-	lo, hi := ms(d), ms(d.AddDate(0, 0, 1))
+	out := map[int64]Stats{}
+	if err := q.countDays(ctx, d, d.AddDate(0, 0, 1), out); err != nil {
+		return Stats{Start: d}, err
+	}
+	s := out[ms(d)]
+	s.Start = d
+	return s, nil
+}
+
+// countDays adds the statistics of the UTC days from first up to end
+// (day starts) to out, by day start (ms), from the audit log and the
+// outbox: three queries, each reading the days' rows through an index
+// (audit_action_at, outbox_due).
+func (q Q) countDays(ctx context.Context, first, end time.Time, out map[int64]Stats) error {
+	lo, hi := ms(first), ms(end)
+	// dayOf is the start (ms) of the UTC day of at (ms; days have no leap
+	// seconds in Unix time).
+	dayOf := func(at int64) int64 { return at - at%msPerDay }
+	upd := func(at int64, f func(s *Stats)) {
+		s := out[dayOf(at)]
+		f(&s)
+		out[dayOf(at)] = s
+	}
 	rows, err := q.q.QueryContext(ctx, qStatsActions, actionCreate, actionFinish, actionFile, actionDownload, actionZip, actionLocked, lo, hi)
 	if err != nil {
-		return s, fmt.Errorf("statistics: %w", err)
+		return fmt.Errorf("statistics: %w", err)
 	}
 	for rows.Next() {
 		var action, result string
-		var n int64
-		if err := rows.Scan(&action, &result, &n); err != nil {
+		var d, n int64
+		if err := rows.Scan(&d, &action, &result, &n); err != nil {
 			rows.Close()
-			return s, err
+			return err
 		}
-		switch action {
-		case actionCreate:
-			s.TransfersCreated += n
-		case actionFinish:
-			s.TransfersSent += n
-		case actionFile:
-			s.Files += n
-		case actionDownload, actionZip:
-			if result == "ok" {
-				s.Downloads += n
+		upd(d*msPerDay, func(s *Stats) {
+			switch action {
+			case actionCreate:
+				s.TransfersCreated += n
+			case actionFinish:
+				s.TransfersSent += n
+			case actionFile:
+				s.Files += n
+			case actionDownload, actionZip:
+				if result == "ok" {
+					s.Downloads += n
+				}
+			case actionLocked:
+				s.Lockouts += n
 			}
-		case actionLocked:
-			s.Lockouts += n
-		}
+		})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return s, err
+		return err
 	}
 	// The sizes are in the entries' detail ("file=ID size=N").
 	rows, err = q.q.QueryContext(ctx, qStatsSizes, actionFile, lo, hi)
 	if err != nil {
-		return s, fmt.Errorf("statistics: %w", err)
+		return fmt.Errorf("statistics: %w", err)
 	}
 	for rows.Next() {
+		var at int64
 		var detail string
-		if err := rows.Scan(&detail); err != nil {
+		if err := rows.Scan(&at, &detail); err != nil {
 			rows.Close()
-			return s, err
+			return err
 		}
-		s.Bytes += sizeOf(detail)
+		upd(at, func(s *Stats) { s.Bytes += sizeOf(detail) })
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return s, err
+		return err
 	}
-	if err := q.q.QueryRowContext(ctx, qStatsMailsFailed, lo, hi).Scan(&s.MailsFailed); err != nil {
-		return s, fmt.Errorf("statistics: %w", err)
+	rows, err = q.q.QueryContext(ctx, qStatsMailsFailed, lo, hi)
+	if err != nil {
+		return fmt.Errorf("statistics: %w", err)
 	}
-	return s, nil
+	for rows.Next() {
+		var d, n int64
+		if err := rows.Scan(&d, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		upd(d*msPerDay, func(s *Stats) { s.MailsFailed += n })
+	}
+	rows.Close()
+	return rows.Err()
 }
 
+const msPerDay = 24 * 3600 * 1000
+
 const (
-	qStatsActions = `SELECT action, result, count(*) FROM audit
-		WHERE action IN (?, ?, ?, ?, ?, ?) AND at >= ? AND at < ? GROUP BY action, result`
-	qStatsSizes       = `SELECT detail FROM audit WHERE action = ? AND at >= ? AND at < ?`
-	qStatsMailsFailed = `SELECT count(*) FROM outbox WHERE failed_at >= ? AND failed_at < ?`
+	qStatsActions = `SELECT at / 86400000, action, result, count(*) FROM audit
+		WHERE action IN (?, ?, ?, ?, ?, ?) AND at >= ? AND at < ? GROUP BY at / 86400000, action, result`
+	qStatsSizes       = `SELECT at, detail FROM audit WHERE action = ? AND at >= ? AND at < ?`
+	qStatsMailsFailed = `SELECT failed_at / 86400000, count(*) FROM outbox WHERE failed_at >= ? AND failed_at < ? GROUP BY failed_at / 86400000`
 )
 
 // sizeOf reads N from an audit detail holding "size=N"; 0 if none.
