@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // accessLines returns the access-log lines ("request") that the server
@@ -20,9 +21,28 @@ type accessLines struct {
 
 func (l *accessLines) requests(t *testing.T) []map[string]any {
 	t.Helper()
-	all := l.e.app.Logs.Bytes()
-	b := all[l.seen:]
-	l.seen = len(all)
+	return l.await(t, 0)
+}
+
+// await is requests once at least n lines are there (or after 10 s): a
+// line is written when the handler returns, which can be just after the
+// client has read the answer.
+func (l *accessLines) await(t *testing.T, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		all := l.e.app.Logs.Bytes()
+		out := parseRequests(t, all[l.seen:])
+		if len(out) >= n || time.Now().After(deadline) {
+			l.seen = len(all)
+			return out
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func parseRequests(t *testing.T, b []byte) []map[string]any {
+	t.Helper()
 	var out []map[string]any
 	for _, line := range strings.Split(string(b), "\n") {
 		if line == "" {
@@ -71,7 +91,7 @@ func TestAccessLog(t *testing.T) {
 		t.Fatal("no stylesheet linked from the start page")
 	}
 	e.do("GET", string(css), "", nil, nil)
-	lines := logs.requests(t)
+	lines := logs.await(t, 4)
 	want := []struct {
 		route  string
 		status float64
@@ -114,7 +134,9 @@ func TestAccessLog(t *testing.T) {
 		// A static file that is not there is always logged.
 		e.do("GET", "/static/0000/geen-bestand.css", "", nil, nil)
 		var ok, failed int
-		for _, l := range logs.requests(t) {
+		// The start page, the static files this setting logs, the
+		// failed one.
+		for _, l := range logs.await(t, 1+c.logged+1) {
 			if l["route"] != "GET /static/{sum}/{name...}" {
 				continue
 			}
