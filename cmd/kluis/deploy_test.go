@@ -118,7 +118,7 @@ func TestDeployFilesMatchTheCode(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, m := range varRe.FindAllStringSubmatch(string(b), -1) {
-			if strings.HasPrefix(m[1], "KLUIS_BENCH_") || strings.HasPrefix(m[1], "KLUIS_PEERS_") {
+			if strings.HasPrefix(m[1], "KLUIS_BENCH_") || strings.HasPrefix(m[1], "KLUIS_PEERS_") || strings.HasPrefix(m[1], "KLUIS_SCALE_") {
 				benchVars[m[1]] = true
 			}
 		}

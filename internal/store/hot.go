@@ -175,7 +175,7 @@ var hotCalls = []struct {
 		return err
 	}},
 	{"ClaimOutbox, OutboxDepth, DeleteFailedOutbox: the mail worker", func(ctx context.Context, tx *Tx, a HotArgs) error {
-		if _, err := tx.ClaimOutbox(ctx, a.Now, time.Minute, 3); err != nil {
+		if _, err := tx.claimOutbox(ctx, tx.pg, 0, a.Now, time.Minute, 3); err != nil {
 			return err
 		}
 		if _, _, err := tx.OutboxDepth(ctx); err != nil {

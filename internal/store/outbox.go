@@ -81,12 +81,18 @@ func (q Q) Outbox(ctx context.Context, id string) (*OutboxRow, error) {
 // of after the lease. An instance that only lost its connection for a
 // moment may see such a mail sent twice, as after any crash.
 func (db *DB) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*OutboxRow, error) {
+	return db.claimOutbox(ctx, db.postgres(), db.claimant, now, lease, limit)
+}
+
+// claimOutbox is ClaimOutbox on q (a transaction too, for the plan checks
+// of hot.go), for the dialect and the claiming instance's key.
+func (q Q) claimOutbox(ctx context.Context, pg bool, claimant int64, now time.Time, lease time.Duration, limit int) ([]*OutboxRow, error) {
 	lock, dead := "", ""
 	var by any
-	if db.postgres() {
+	if pg {
 		lock = " FOR UPDATE SKIP LOCKED"
-		if db.claimant != 0 {
-			by = db.claimant
+		if claimant != 0 {
+			by = claimant
 		}
 		// A 64-bit advisory key shows in pg_locks as classid (high half)
 		// and objid (low half), in the database it belongs to.
@@ -95,7 +101,7 @@ func (db *DB) ClaimOutbox(ctx context.Context, now time.Time, lease time.Duratio
 				AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 				AND l.classid::bigint = claimed_by >> 32 AND l.objid::bigint = claimed_by & 4294967295))`
 	}
-	rows, err := db.q.QueryContext(ctx, `UPDATE outbox SET claimed_until = ?, claimed_by = ?
+	rows, err := q.q.QueryContext(ctx, `UPDATE outbox SET claimed_until = ?, claimed_by = ?
 		WHERE id IN (SELECT id FROM outbox
 			WHERE failed_at IS NULL AND not_before <= ? AND (claimed_until IS NULL OR claimed_until < ?`+dead+`)
 			ORDER BY not_before LIMIT ?`+lock+`)
