@@ -103,7 +103,7 @@ type Notify struct {
 	Subject     string // the sender's subject (untrusted); a default is used when empty
 	BodyHTML    string // the sender's formatted text (untrusted); sanitized with SanitizeBody
 	Link        string // this recipient's own link (absolute http or https)
-	AccessCode  string // the access id; shown in groups of five (see GroupCode)
+	AccessCode  string // the receive code; shown in groups (see GroupCode)
 	ExpiresAt   time.Time
 	// PasswordRequired says whether a password is needed. The password itself
 	// is never passed to this package.
@@ -517,22 +517,32 @@ func HeaderValue(s string) string {
 	return s
 }
 
-// GroupCode writes an access id as lower-case groups of five separated by
-// hyphens ("abcde-fghij-k"), so that it is easy to read aloud and type.
-// Characters other than letters and digits are dropped, so GroupCode is
-// idempotent and accepts what a user typed.
+// GroupCode writes a code for a person to read aloud and type: a receive
+// code (16 characters) as capitals in groups of four ("K7QM-3XPT-9HRW-D2FA"),
+// anything longer (an access id, which mails showed before receive codes)
+// as lower-case groups of five ("abcde-fghij-k"). Characters other than
+// letters and digits are dropped, so GroupCode is idempotent and accepts
+// what a user typed.
 func GroupCode(id string) string {
-	var b strings.Builder
-	n := 0
+	var clean []rune
 	for _, r := range strings.ToLower(id) {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
-			continue
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			clean = append(clean, r)
 		}
-		if n > 0 && n%5 == 0 {
+	}
+	group, upper := 5, false
+	if len(clean) == 16 {
+		group, upper = 4, true
+	}
+	var b strings.Builder
+	for i, r := range clean {
+		if i > 0 && i%group == 0 {
 			b.WriteByte('-')
 		}
+		if upper {
+			r = unicode.ToUpper(r)
+		}
 		b.WriteRune(r)
-		n++
 	}
 	return b.String()
 }

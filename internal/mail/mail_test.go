@@ -42,7 +42,7 @@ func fixtures() map[Kind]any {
 				`<p>Vragen? Zie <a href="https://www.voorbeeld.nl/bijstand" target="_blank">onze website</a>.<br>Met vriendelijke groet,<br>Anna</p>` +
 				`<script>alert(1)</script>`,
 			Link:              "https://kluis.voorbeeld.nl/t/abcdefghijklmnopqrstuvwxyz#k=secretkey",
-			AccessCode:        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+			AccessCode:        "K7QM3XPT9HRWD2FA",
 			ExpiresAt:         fixed,
 			PasswordRequired:  true,
 			VisibleRecipients: []string{"p.jansen@example.org", "team@voorbeeld.nl"},
@@ -510,8 +510,11 @@ func TestAccessCodeGrouped(t *testing.T) {
 	if got := GroupCode("abcde-FGHIJ-klmno-pqrst-uvwxy-z"); got != "abcde-fghij-klmno-pqrst-uvwxy-z" {
 		t.Errorf("GroupCode not idempotent: %q", got)
 	}
+	if got := GroupCode("k7qm 3xpt-9hrw d2fa"); got != "K7QM-3XPT-9HRW-D2FA" {
+		t.Errorf("GroupCode of a receive code = %q", got)
+	}
 	m := render(t, KindNotify, "en", fixtures()[KindNotify])
-	if !strings.Contains(m.Text, "https://kluis.voorbeeld.nl/receive and enter this code:\nabcde-fghij-klmno-pqrst-uvwxy-z\n") {
+	if !strings.Contains(m.Text, "https://kluis.voorbeeld.nl/receive and enter this code:\nK7QM-3XPT-9HRW-D2FA\n") {
 		t.Errorf("access code missing:\n%s", m.Text)
 	}
 }

@@ -258,15 +258,18 @@ type RecipientRow struct {
 	FailTotal int
 	Lockouts  int
 	HeldAt    *time.Time
+	// CodeHash is the keyed hash of the recipient's receive code
+	// (migration 0013); nil before it.
+	CodeHash []byte
 }
 
-const recipientCols = `id, transfer_id, kind, address, access_hash, notified_at, opened_at, revoked_at, failures, locked_until, fail_total, lockouts, held_at`
+const recipientCols = `id, transfer_id, kind, address, access_hash, notified_at, opened_at, revoked_at, failures, locked_until, fail_total, lockouts, held_at, code_hash`
 
 func scanRecipient(row interface{ Scan(...any) error }) (*RecipientRow, error) {
 	var r RecipientRow
 	var notified, opened, revoked, locked, held sql.NullInt64
 	err := row.Scan(&r.ID, &r.TransferID, &r.Kind, &r.Address, &r.AccessHash, &notified, &opened, &revoked, &r.Failures, &locked,
-		&r.FailTotal, &r.Lockouts, &held)
+		&r.FailTotal, &r.Lockouts, &held, &r.CodeHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -310,6 +313,18 @@ func (q Q) Recipients(ctx context.Context, transferID string) ([]*RecipientRow, 
 // Returns ErrNotFound if there is none.
 func (q Q) RecipientByAccess(ctx context.Context, hash []byte) (*RecipientRow, error) {
 	return scanRecipient(q.q.QueryRowContext(ctx, `SELECT `+recipientCols+` FROM recipients WHERE access_hash = ?`, hash))
+}
+
+// RecipientByCode finds a recipient by the keyed hash of its receive code.
+// Returns ErrNotFound if there is none.
+func (q Q) RecipientByCode(ctx context.Context, hash []byte) (*RecipientRow, error) {
+	return scanRecipient(q.q.QueryRowContext(ctx, `SELECT `+recipientCols+` FROM recipients WHERE code_hash = ?`, hash))
+}
+
+// SetRecipientCode stores the keyed hash of a recipient's receive code.
+func (q Q) SetRecipientCode(ctx context.Context, id int64, hash []byte) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE recipients SET code_hash = ? WHERE id = ?`, hash, id)
+	return affected(res, err, ErrNotFound)
 }
 
 // Recipient returns one recipient by id.

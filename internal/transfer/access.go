@@ -48,12 +48,29 @@ func notFound() error {
 	return kluis.Errorf(kluis.ENOTFOUND, "There is no transfer at this link. Check that you copied the whole link.")
 }
 
+// purposeCode names the keyed hash of a receive code (store code_hash).
+const purposeCode = "recipient.code"
+
+// codeHash is what the database keeps of a receive code: an HMAC under a
+// key derived from the master key, because 80 bits are too few to leave
+// to a plain hash in a stolen database.
+func (s *Service) codeHash(code string) []byte {
+	return s.keys.MAC(purposeCode, []byte(code))
+}
+
+// recipientByAccess finds a recipient by its access id (the link) or by
+// its receive code (the short code in the mail, typed at /receive): both
+// name the same recipient and lead to the same password form.
 func (s *Service) recipientByAccess(ctx context.Context, q store.Q, accessID string) (*store.RecipientRow, *store.TransferRow, error) {
-	id, ok := secret.NormalizeAccessID(accessID)
-	if !ok {
+	var r *store.RecipientRow
+	var err error
+	if id, ok := secret.NormalizeAccessID(accessID); ok {
+		r, err = q.RecipientByAccess(ctx, secret.HashToken(id))
+	} else if code, ok := secret.NormalizeReceiveCode(accessID); ok {
+		r, err = q.RecipientByCode(ctx, s.codeHash(code))
+	} else {
 		return nil, nil, notFound()
 	}
-	r, err := q.RecipientByAccess(ctx, secret.HashToken(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, notFound()
 	}
@@ -153,6 +170,7 @@ type Session struct {
 	transfer  *store.TransferRow
 	recipient *store.RecipientRow
 	identity  *age.X25519Identity
+	keys      *secret.Keyring // for ForAccess with a receive code
 	// secret is the password the recipient unlocked with (password
 	// transfers only; "" for a no-password transfer or an older session).
 	// A reply is protected by it. It lives only in memory and, sealed
@@ -166,11 +184,14 @@ func (a *Session) TransferID() string { return a.transfer.ID }
 // RecipientID returns the id of the recipient whose access this is.
 func (a *Session) RecipientID() int64 { return a.recipient.ID }
 
-// ForAccess reports whether accessID is the link of this session's own
-// recipient (compared by hash, in constant time).
+// ForAccess reports whether accessID is the link or the receive code of
+// this session's own recipient (compared by hash, in constant time).
 func (a *Session) ForAccess(accessID string) bool {
-	id, ok := secret.NormalizeAccessID(accessID)
-	return ok && a.recipient.AccessHash != nil && secret.Equal(secret.HashToken(id), a.recipient.AccessHash)
+	if id, ok := secret.NormalizeAccessID(accessID); ok {
+		return a.recipient.AccessHash != nil && secret.Equal(secret.HashToken(id), a.recipient.AccessHash)
+	}
+	code, ok := secret.NormalizeReceiveCode(accessID)
+	return ok && a.keys != nil && a.recipient.CodeHash != nil && secret.Equal(a.keys.MAC(purposeCode, []byte(code)), a.recipient.CodeHash)
 }
 
 // Unlock checks the transfer secret for a recipient's access id and opens a
@@ -263,7 +284,7 @@ func (s *Service) newSession(ctx context.Context, t *store.TransferRow, r *store
 	if err := s.db.InsertSession(ctx, row); err != nil {
 		return nil, err
 	}
-	return &Session{Token: base64.RawURLEncoding.EncodeToString(raw), ExpiresAt: expires, transfer: t, recipient: r, identity: id, secret: transferSecret}, nil
+	return &Session{Token: base64.RawURLEncoding.EncodeToString(raw), ExpiresAt: expires, transfer: t, recipient: r, identity: id, keys: s.keys, secret: transferSecret}, nil
 }
 
 // OpenSession checks a download session token. Every call checks the
@@ -305,7 +326,7 @@ func (s *Service) OpenSession(ctx context.Context, token string) (*Session, erro
 	if err != nil {
 		return nil, fmt.Errorf("session identity: %w", err)
 	}
-	return &Session{Token: token, ExpiresAt: row.ExpiresAt, transfer: t, recipient: r, identity: id, secret: pw}, nil
+	return &Session{Token: token, ExpiresAt: row.ExpiresAt, transfer: t, recipient: r, identity: id, keys: s.keys, secret: pw}, nil
 }
 
 // Contents is what an unlocked recipient sees.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
@@ -84,7 +85,7 @@ func (s *Service) notifyReady(ctx context.Context, tx *store.Tx, t *store.Transf
 		n := mail.Notify{
 			SenderName: senderName, SenderPhone: d.SenderPhone, SenderEmail: t.SenderEmail,
 			Subject: d.Subject, BodyHTML: d.Body,
-			Link: l.URL, AccessCode: mail.GroupCode(l.AccessID),
+			Link: l.URL, AccessCode: secret.FormatReceiveCode(l.Code),
 			ExpiresAt: t.ExpiresAt, PasswordRequired: t.PasswordMode != string(kluis.PasswordNone),
 			VisibleRecipients: visible, Files: refs, HasMessage: opts.HasMessage,
 			Reply: opts.ReplyTo != "",

@@ -681,7 +681,10 @@ func (s *Service) deletePrefix(ctx context.Context, prefix string) error {
 type RecipientLink struct {
 	Recipient kluis.Recipient
 	AccessID  string
-	URL       string
+	// Code is the recipient's receive code, for typing at /receive (the
+	// mail shows it); it leads to the same form as the link.
+	Code string
+	URL  string
 }
 
 // Finished is the result of Finish.
@@ -763,9 +766,14 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 		if err := tx.SetRecipientAccess(ctx, r.ID, secret.HashToken(access), notified); err != nil {
 			return nil, err
 		}
+		code := secret.NewReceiveCode()
+		if err := tx.SetRecipientCode(ctx, r.ID, s.codeHash(code)); err != nil {
+			return nil, err
+		}
 		out.Links = append(out.Links, RecipientLink{
 			Recipient: kluis.Recipient{ID: r.ID, TransferID: t.ID, Kind: kluis.RecipientKind(r.Kind), Address: r.Address},
 			AccessID:  access,
+			Code:      code,
 			URL:       s.cfg.BaseURL + "/r/" + access + fragment,
 		})
 	}

@@ -24,18 +24,25 @@ func (h *Web) receiveForm(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusOK, "receive", h.newView(r, ""))
 }
 
-// receiveCode takes a code typed by hand (any case, with dashes or
-// spaces) or a whole pasted link, and goes to that link's page. A pasted
-// no-password link has its secret after '#': that is used at once, since
-// it must not go into the redirect's URL.
+// receiveCode takes a code typed by hand (the short receive code from the
+// mail, or an older mail's access id; any case, with dashes or spaces) or a
+// whole pasted link, and goes to that link's page. A code that names no
+// transfer shows the form again with the error and what was typed, rather
+// than the page for a broken link. A pasted no-password link has its
+// secret after '#': that is used at once, since it must not go into the
+// redirect's URL. The route is rate-limited (server.rateLimited), and a
+// wrong code counts as a failure there.
 func (h *Web) receiveCode(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	input := strings.TrimSpace(r.PostFormValue("code"))
 	v := h.newView(r, input)
 	v.Here = "/receive"
-	if input == "" {
-		v.Errors = []fieldError{{Field: "code", Key: "receive.error_empty"}}
+	wrong := func(key string) {
+		v.Errors = []fieldError{{Field: "code", Key: key}}
 		h.render(w, r, http.StatusUnprocessableEntity, "receive", v)
+	}
+	if input == "" {
+		wrong("receive.error_empty")
 		return
 	}
 	code, frag, _ := strings.Cut(input, "#")
@@ -46,10 +53,17 @@ func (h *Web) receiveCode(w http.ResponseWriter, r *http.Request) {
 	code = strings.Trim(code, "/ ")
 	id, ok := secret.NormalizeAccessID(code)
 	if !ok {
-		v.Errors = []fieldError{{Field: "code", Key: "receive.error_invalid"}}
-		h.render(w, r, http.StatusUnprocessableEntity, "receive", v)
+		id, ok = secret.NormalizeReceiveCode(code)
+	}
+	if !ok {
+		wrong("receive.error_invalid")
 		return
 	}
+	if _, err := h.svc.Lookup(r.Context(), id); kluis.ErrorCode(err) == kluis.ENOTFOUND {
+		wrong("receive.error_invalid")
+		return
+	}
+	// Expired, revoked and locked links are told so on their own page.
 	if frag != "" {
 		h.unlockWith(w, r, id, frag)
 		return

@@ -536,7 +536,7 @@ func (h *Web) preview(w http.ResponseWriter, r *http.Request) {
 	m, err := mail.Render(mail.KindNotify, rlang, mail.Org{Name: h.org.Name, BaseURL: base}, "preview@example.nl", mail.Notify{
 		SenderName: name, SenderPhone: s.Phone, SenderEmail: s.Email,
 		Subject: f.Get("subject"), BodyHTML: f.Get("body"),
-		Link: base + "/r/" + access, AccessCode: access, ExpiresAt: expires,
+		Link: base + "/r/" + access, AccessCode: "K7QM3XPT9HRWD2FA", ExpiresAt: expires,
 		PasswordRequired:  f.Get("password_mode") != string(kluis.PasswordNone),
 		VisibleRecipients: visible, Files: refs, HasMessage: f.Get("has_message") == "1" || len(refs) == 0,
 	})

@@ -205,6 +205,7 @@ func newEnv(t *testing.T) *env {
 
 type sent struct {
 	access, secret string
+	code           string // the receive code
 	files          map[string][]byte
 	owner          transfer.Owner
 }
@@ -252,7 +253,7 @@ func (e *env) send(t *testing.T, mode kluis.PasswordMode, pw, message string, fi
 	if mode == kluis.PasswordNone {
 		secretValue = c.LinkSecret
 	}
-	return &sent{access: fin.Links[0].AccessID, secret: secretValue, files: files, owner: o}
+	return &sent{access: fin.Links[0].AccessID, code: fin.Links[0].Code, secret: secretValue, files: files, owner: o}
 }
 
 // client is a browser-like client: cookies, no automatic redirects.
