@@ -26,7 +26,7 @@ func TestReceiveCodeForm(t *testing.T) {
 	for _, typed := range []string{
 		secret.FormatAccessID(secret.NewAccessID()),       // an old-style code that was never issued
 		secret.FormatReceiveCode(secret.NewReceiveCode()), // a short code that was never issued
-		"K7QM-3XPT-9HRW",                                  // too short
+		"K7QM-3XPT-9HRW", // too short
 	} {
 		resp, body := post(t, c, e.srv.URL+"/receive", url.Values{"code": {typed}})
 		if resp.StatusCode != http.StatusUnprocessableEntity {
