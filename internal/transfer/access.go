@@ -194,6 +194,22 @@ func (a *Session) ForAccess(accessID string) bool {
 	return ok && a.keys != nil && a.recipient.CodeHash != nil && secret.Equal(a.keys.MAC(purposeCode, []byte(code)), a.recipient.CodeHash)
 }
 
+// normalizeSecret is the form of what a recipient typed that the identity
+// was wrapped with: a generated password may come back read out over the
+// phone, in capitals, with spaces for dashes or none at all.
+func normalizeSecret(t *store.TransferRow, typed string) string {
+	if t.PasswordMode != string(kluis.PasswordGenerate) {
+		return typed
+	}
+	if parseOptions(t.Options).WordPassword {
+		return secret.NormalizeWordPassword(typed)
+	}
+	if norm, ok := secret.NormalizeGeneratedPassword(typed); ok {
+		return norm
+	}
+	return typed
+}
+
 // Unlock checks the transfer secret for a recipient's access id and opens a
 // download session. The try counts in the recipient's lock-out (see
 // lockout.go): reserved before the check, and the whole count cleared when
@@ -207,13 +223,7 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 		return nil, err
 	}
 	now := s.now()
-	if t.PasswordMode == string(kluis.PasswordGenerate) {
-		// Read out over the phone, a generated password may come back in
-		// capitals or without its dashes.
-		if norm, ok := secret.NormalizeGeneratedPassword(transferSecret); ok {
-			transferSecret = norm
-		}
-	}
+	transferSecret = normalizeSecret(t, transferSecret)
 	if len(transferSecret) > 4*secret.MaxPasswordLength {
 		transferSecret = transferSecret[:4*secret.MaxPasswordLength] // wrong anyway; bounds the KDF input
 	}

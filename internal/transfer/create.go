@@ -53,6 +53,9 @@ type CreateRequest struct {
 	// transfer, which its sender knows) and the original transfer's id.
 	reuseSecret string
 	replyTo     string
+	// reuseWords says the reused secret is a word password in its
+	// normalised form (storedOptions.WordPassword of the original).
+	reuseWords bool
 }
 
 // Created is the result of Create. Password and LinkSecret are returned
@@ -88,15 +91,19 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 
 	out := &Created{}
 	var transferSecret string
+	words := false
 	logN := s.cfg.PasswordLogN
 	switch {
 	case req.reuseSecret != "" && req.PasswordMode != kluis.PasswordNone:
 		transferSecret = req.reuseSecret
+		words = req.reuseWords
 	case req.PasswordMode == kluis.PasswordManual:
 		transferSecret = req.Password
 	case req.PasswordMode == kluis.PasswordGenerate:
-		out.Password = secret.GeneratePassword()
-		transferSecret = out.Password
+		// Words in the sender's language, to read out over the phone.
+		out.Password = secret.GenerateWordPassword(req.SenderLang)
+		transferSecret = secret.NormalizeWordPassword(out.Password)
+		words = true
 	default: // PasswordNone: Validate allows no other mode
 		out.LinkSecret = secret.NewLinkSecret()
 		transferSecret = out.LinkSecret
@@ -113,7 +120,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 		return nil, fmt.Errorf("wrap identity: %w", err)
 	}
 	opts, _ := json.Marshal(storedOptions{Options: req.Options, HasMessage: strings.TrimSpace(req.Message) != "", SenderLang: req.SenderLang,
-		MaxSize: lim.MaxTransferSize, MaxExpiry: lim.MaxExpiry, MaxBytesPerDay: lim.MaxBytesPerDay, ReplyTo: req.replyTo})
+		MaxSize: lim.MaxTransferSize, MaxExpiry: lim.MaxExpiry, MaxBytesPerDay: lim.MaxBytesPerDay, ReplyTo: req.replyTo,
+		WordPassword: words})
 	det, err := s.sealJSON(purposeDetails, id, details{SenderName: req.SenderName, SenderPhone: req.SenderPhone, Subject: ck.Subject, Body: ck.Body})
 	if err != nil {
 		return nil, err

@@ -122,11 +122,7 @@ func (s *Service) ExportIdentity(ctx context.Context, transferID, transferSecret
 	if err != nil {
 		return "", err
 	}
-	if t.PasswordMode == string(kluis.PasswordGenerate) {
-		if norm, ok := secret.NormalizeGeneratedPassword(transferSecret); ok {
-			transferSecret = norm
-		}
-	}
+	transferSecret = normalizeSecret(t, transferSecret)
 	if len(transferSecret) > 4*secret.MaxPasswordLength {
 		transferSecret = transferSecret[:4*secret.MaxPasswordLength]
 	}

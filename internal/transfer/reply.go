@@ -84,6 +84,7 @@ func (s *Service) StartReply(ctx context.Context, a *Session, req ReplyRequest) 
 		SenderLang:   req.Lang,
 		PasswordMode: mode,
 		reuseSecret:  a.secret,
+		reuseWords:   parseOptions(t.Options).WordPassword,
 		replyTo:      t.ID,
 	}
 	if mode == kluis.PasswordNone {

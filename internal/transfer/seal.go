@@ -181,6 +181,10 @@ type storedOptions struct {
 	// ReplyTo is the id of the transfer this one answers (made by a
 	// recipient with Reply), or "".
 	ReplyTo string `json:"reply_to,omitempty"`
+	// WordPassword says the generated password is words (issue 13, item
+	// 8): the identity is wrapped with its normalised form. Generated
+	// passwords from before are groups of characters.
+	WordPassword bool `json:"word_password,omitempty"`
 }
 
 func parseOptions(s string) storedOptions {
