@@ -5,6 +5,9 @@
 // 2. A no-password link carries its secret in the #fragment, which browsers
 //    never send to the server. Take it from there, remove it from the
 //    address bar and history, and post it in the body of the form.
+// 3. A password field gets a Show button (a toggle: its name stays, its
+//    aria-pressed state says whether the password is shown), so a recipient
+//    can check what they typed from a dictated password.
 const summary = document.querySelector("[data-error-summary]");
 if (summary) {
   summary.focus();
@@ -20,4 +23,18 @@ if (form && !summary) {
     form.classList.add("kluis-hidden");
     form.submit();
   }
+}
+
+for (const box of document.querySelectorAll("[data-show-password]")) {
+  const button = box.querySelector("button");
+  const input = document.getElementById(button?.getAttribute("aria-controls") ?? "");
+  if (!input) {
+    continue;
+  }
+  box.hidden = false;
+  button.addEventListener("click", () => {
+    const show = input.type === "password";
+    input.type = show ? "text" : "password";
+    button.setAttribute("aria-pressed", String(show));
+  });
 }
