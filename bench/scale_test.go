@@ -523,14 +523,6 @@ func newID(r *mrand.Rand) string {
 	return string(b)
 }
 
-// nullable turns a zero time into NULL, others into Unix ms.
-func nullable(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixMilli()
-}
-
 // generateBulk writes the other n transfers with their recipients, files,
 // segments, downloads, served ranges, sessions, audit entries and mails,
 // in a realistic mix of states: live ones mostly sent, some drafts and

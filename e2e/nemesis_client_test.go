@@ -102,7 +102,7 @@ type figures struct {
 	clientCuts, resumes, headChecks  int
 	interrupted                      int
 	finished, finishUnknown, blocked int
-	revoked, revokeUnknown, expired  int
+	revoked, revokeUnknown           int
 	downloads, zips, pages           int
 	bytesDown                        int64
 	verifies, verifyUnknown          int
@@ -127,10 +127,6 @@ const (
 	oAcked                  // a 2xx answer was fully received
 	oSeen                   // unknown at first, later seen to have happened
 )
-
-func (o outcome) String() string {
-	return [...]string{"none", "unknown", "acked", "seen"}[o]
-}
 
 // xfer is what the client knows of one transfer it created.
 type xfer struct {

@@ -179,7 +179,7 @@ func (c *cluster) freshPostgres(ctx context.Context) (string, error) {
 func (c *cluster) freshS3(ctx context.Context) error {
 	u, err := url.Parse(c.o.storage)
 	if err != nil || u.Scheme != "s3" || u.Host == "" {
-		return errors.New("-storage: give s3://BUCKET?endpoint=...&region=...")
+		return errors.New("-storage: give s3://BUCKET?endpoint=HOST&region=REGION")
 	}
 	var b [6]byte
 	rand.Read(b[:])

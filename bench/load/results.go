@@ -80,12 +80,6 @@ func (r *results) intended(kind string, status int) {
 	r.op(kind).intended[status]++
 }
 
-func (r *results) note(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.notes = append(r.notes, fmt.Sprintf(format, args...))
-}
-
 func (r *results) sampleMem(c *cluster) {
 	at := time.Since(r.start)
 	r.mu.Lock()

@@ -18,7 +18,7 @@ func TestReceiveMessageVisible(t *testing.T) {
 	msg := "Beste,\r\n\x1b]0;Kluis: alles in orde\x07\x1b[2JUw bestanden\tstaan klaar.\x1b[1A\rVerwijderd\u009b31m\x7f"
 	sent := sendNoPassword(t, srv, 1000, msg)
 
-	err, out, _ := receiveCounting(t, sent.link, "-o", t.TempDir())
+	out, _, err := receiveCounting(t, sent.link, "-o", t.TempDir())
 	if err != nil {
 		t.Fatalf("receive: %v\n%s", err, out)
 	}
@@ -30,7 +30,7 @@ func TestReceiveMessageVisible(t *testing.T) {
 		t.Errorf("message printed as\n%q\nwant it to end in\n%q", out, want)
 	}
 
-	err, out, _ = receiveCounting(t, sent.link, "-o", t.TempDir(), "--json")
+	out, _, err = receiveCounting(t, sent.link, "-o", t.TempDir(), "--json")
 	if err != nil {
 		t.Fatalf("receive --json: %v\n%s", err, out)
 	}

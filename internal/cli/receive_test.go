@@ -72,7 +72,7 @@ func (r readCounter) Read(p []byte) (int, error) {
 
 // receiveCounting runs kluis receive args in-process and returns its error,
 // what it printed and how many bytes it read back from its part files.
-func receiveCounting(t *testing.T, args ...string) (error, string, int64) {
+func receiveCounting(t *testing.T, args ...string) (string, int64, error) {
 	t.Helper()
 	var out bytes.Buffer
 	a, err := Program{Version: "test"}.newApp(english(noEnv), Stdio{In: strings.NewReader(""), Out: &out, Err: &out})
@@ -82,7 +82,7 @@ func receiveCounting(t *testing.T, args ...string) (error, string, int64) {
 	var read atomic.Int64
 	a.wrapPart = func(f *os.File) partFile { return readCounter{File: f, read: &read} }
 	err = a.run(context.Background(), append([]string{"receive"}, args...))
-	return err, out.String(), read.Load()
+	return out.String(), read.Load(), err
 }
 
 // TestReceiveHashesWhileWriting (issue 21 item 2): kluis receive checks
@@ -98,7 +98,7 @@ func TestReceiveHashesWhileWriting(t *testing.T) {
 
 	t.Run("fresh", func(t *testing.T) {
 		dir := t.TempDir()
-		err, out, read := receiveCounting(t, sent.link, "-o", dir)
+		out, read, err := receiveCounting(t, sent.link, "-o", dir)
 		if err != nil {
 			t.Fatalf("receive: %v\n%s", err, out)
 		}
@@ -112,7 +112,7 @@ func TestReceiveHashesWhileWriting(t *testing.T) {
 		dir := t.TempDir()
 		const have = 300_000
 		os.WriteFile(filepath.Join(dir, ".data.bin.kluis-part"), sent.data[:have], 0o600)
-		err, out, read := receiveCounting(t, sent.link, "-o", dir)
+		out, read, err := receiveCounting(t, sent.link, "-o", dir)
 		if err != nil {
 			t.Fatalf("receive: %v\n%s", err, out)
 		}
@@ -128,7 +128,7 @@ func TestReceiveHashesWhileWriting(t *testing.T) {
 		bad[12345] ^= 1
 		part := filepath.Join(dir, ".data.bin.kluis-part")
 		os.WriteFile(part, bad, 0o600)
-		err, out, _ := receiveCounting(t, sent.link, "-o", dir)
+		out, _, err := receiveCounting(t, sent.link, "-o", dir)
 		if got := exitCode(err); got != exitIntegrity {
 			t.Fatalf("exit %d (%v), want %d\n%s", got, err, exitIntegrity, out)
 		}
