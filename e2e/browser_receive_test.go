@@ -18,8 +18,8 @@ func TestBrowserReceiveCode(t *testing.T) {
 	mp := startMailpit(t)
 	s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
 	c := s.create(t, password{Mode: "generate"}, "Bericht via de code")
-	if !regexp.MustCompile(`^[a-z]+(-[a-z]+){4}$`).MatchString(c.Password) {
-		t.Fatalf("generated password %q is not five words", c.Password)
+	if !regexp.MustCompile(`^[a-z]+(-[a-z]+){6}$`).MatchString(c.Password) {
+		t.Fatalf("generated password %q is not seven words", c.Password)
 	}
 	access, _ := s.finish(t, c)
 	codeRE := regexp.MustCompile(`\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b`)

@@ -41,7 +41,7 @@
 // [CheckPassword] follows ASVS 5.0 and NIST SP 800-63B: a minimum length, a
 // generous maximum that is never silently truncated, a blocklist of common
 // passwords, and no character-class rules. [GenerateWordPassword] makes
-// passwords of five words (about 64.6 bits) in the sender's language that can
+// passwords of seven words (about 90.5 bits) in the sender's language that can
 // be read out over the phone; [GeneratePassword] made the older ones, groups of
 // characters, which [NormalizeGeneratedPassword] still accepts.
 package secret

@@ -30,8 +30,8 @@ func TestWordLists(t *testing.T) {
 
 func TestGenerateWordPassword(t *testing.T) {
 	t.Parallel()
-	if bits := WordPasswordBits(); bits < 64 {
-		t.Errorf("a word password carries %.1f bits, want at least 64", bits)
+	if bits := WordPasswordBits(); bits < 80 {
+		t.Errorf("a word password carries %.1f bits, want at least 80 (security requirement 8)", bits)
 	}
 	for _, lang := range []string{"nl", "en"} {
 		in := make(map[string]bool)

@@ -11,13 +11,13 @@ import (
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
-// TestWordPasswords: a generated password is five words in the sender's
+// TestWordPasswords: a generated password is seven words in the sender's
 // language (issue 13, item 8: "cwxm-rft5-rpj3-2a86-qwhk" was hard to
 // dictate), and what the recipient types opens it whatever its case and
 // spaces; passwords generated before (groups of characters) still open.
 func TestWordPasswords(t *testing.T) {
 	e := newEnv(t)
-	wordsRE := regexp.MustCompile(`^[a-z]+(-[a-z]+){4}$`)
+	wordsRE := regexp.MustCompile(`^[a-z]+(-[a-z]+){6}$`)
 	for _, lang := range []string{"nl", "en"} {
 		c, err := e.svc.Create(e.ctx, transfer.CreateRequest{
 			SenderEmail: "afzender@example.nl", SenderLang: lang, To: []string{"ontvanger@example.nl"},
@@ -27,7 +27,7 @@ func TestWordPasswords(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !wordsRE.MatchString(c.Password) {
-			t.Fatalf("%s: generated password %q is not five words", lang, c.Password)
+			t.Fatalf("%s: generated password %q is not seven words", lang, c.Password)
 		}
 		fin := e.finish(c)
 		access := fin.Links[0].AccessID
