@@ -80,6 +80,13 @@ func FuzzTusMetadata(f *testing.F) {
 		// A transfer takes a few uploads until its size budget is spent;
 		// a fresh one now and then keeps POST reaching the engine.
 		if c.ID == "" || uses >= 20 {
+			if c.ID != "" {
+				// Revoke the spent draft: a sender may hold at most 20
+				// unsent transfers at once (the open-drafts quota).
+				if resp, err := e.try("POST", "/api/v1/transfers/"+c.ID+"/revoke", c.UploadToken, nil, nil); err == nil {
+					resp.Body.Close()
+				}
+			}
 			c, uses = e.create(""), 0
 		}
 		uses++
