@@ -26,20 +26,7 @@ func (q Q) TransfersBySenderPage(ctx context.Context, email string, before time.
 	if !before.IsZero() {
 		at = ms(before)
 	}
-	rows, err := q.q.QueryContext(ctx, qSenderPage, email, at, beforeID, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*TransferRow
-	for rows.Next() {
-		t, err := scanTransfer(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return scanAll(scanTransfer)(q.q.QueryContext(ctx, qSenderPage, email, at, beforeID, limit))
 }
 
 // chunks calls fn with ids in pieces of at most pageChunk.
@@ -130,18 +117,5 @@ func (q Q) FilesOf(ctx context.Context, ids []string) (map[string][]*FileRow, er
 // RepliesTo lists the transfers that answer transfer id (replies of its
 // recipients), oldest first.
 func (q Q) RepliesTo(ctx context.Context, id string) ([]*TransferRow, error) {
-	rows, err := q.q.QueryContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE reply_to = ? ORDER BY created_at`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*TransferRow
-	for rows.Next() {
-		t, err := scanTransfer(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return scanAll(scanTransfer)(q.q.QueryContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE reply_to = ? ORDER BY created_at`, id))
 }

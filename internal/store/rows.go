@@ -75,20 +75,7 @@ func (q Q) Transfer(ctx context.Context, id string) (*TransferRow, error) {
 
 // TransfersBySender lists a sender's transfers, newest first.
 func (q Q) TransfersBySender(ctx context.Context, email string) ([]*TransferRow, error) {
-	rows, err := q.q.QueryContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE sender_email = ? ORDER BY created_at DESC`, email)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*TransferRow
-	for rows.Next() {
-		t, err := scanTransfer(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return scanAll(scanTransfer)(q.q.QueryContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE sender_email = ? ORDER BY created_at DESC`, email))
 }
 
 // SetTransferState moves a transfer from one of the states in from to to.
@@ -293,20 +280,7 @@ func (q Q) InsertRecipient(ctx context.Context, r *RecipientRow) error {
 
 // Recipients lists a transfer's recipients in the order they were added.
 func (q Q) Recipients(ctx context.Context, transferID string) ([]*RecipientRow, error) {
-	rows, err := q.q.QueryContext(ctx, `SELECT `+recipientCols+` FROM recipients WHERE transfer_id = ? ORDER BY id`, transferID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*RecipientRow
-	for rows.Next() {
-		r, err := scanRecipient(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return scanAll(scanRecipient)(q.q.QueryContext(ctx, `SELECT `+recipientCols+` FROM recipients WHERE transfer_id = ? ORDER BY id`, transferID))
 }
 
 // RecipientByAccess finds a recipient by the hash of its access id.
@@ -493,20 +467,7 @@ func (q Q) File(ctx context.Context, id string) (*FileRow, error) {
 
 // Files lists a transfer's files in upload order.
 func (q Q) Files(ctx context.Context, transferID string) ([]*FileRow, error) {
-	rows, err := q.q.QueryContext(ctx, `SELECT `+fileCols+` FROM files WHERE transfer_id = ? ORDER BY idx`, transferID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*FileRow
-	for rows.Next() {
-		f, err := scanFile(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return scanAll(scanFile)(q.q.QueryContext(ctx, `SELECT `+fileCols+` FROM files WHERE transfer_id = ? ORDER BY idx`, transferID))
 }
 
 // EachFile calls fn for every file row (for the orphan collector).
@@ -668,6 +629,26 @@ func affected(res sql.Result, err error, none error) error {
 		return none
 	}
 	return nil
+}
+
+// scanAll returns a function that reads every row of a query's answer
+// with scan: scanAll(scanFile)(q.q.QueryContext(…)).
+func scanAll[T any](scan func(interface{ Scan(...any) error }) (T, error)) func(*sql.Rows, error) ([]T, error) {
+	return func(rows *sql.Rows, err error) ([]T, error) {
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		var out []T
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, rows.Err()
+	}
 }
 
 func scanStrings(rows *sql.Rows, err error) ([]string, error) {
