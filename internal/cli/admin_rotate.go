@@ -26,12 +26,8 @@ var lockWait = 2 * time.Second
 func (a *app) adminRotateKey(ctx context.Context, args []string) error {
 	f := a.flags("admin rotate-master-key", "cli.rotate.usage")
 	sf := f.storeFlags(true)
-	pos, err := f.parse(args)
-	if err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return f.usageError("cli.err.unexpected_argument", pos[0])
 	}
 	st, err := a.store(sf)
 	if err != nil {

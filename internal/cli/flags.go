@@ -90,6 +90,19 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
+// parseNone is parse for a command that takes flags only: an argument that
+// is not a flag is a usage error naming it.
+func (f *flagSet) parseNone(args []string) error {
+	pos, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return f.usageError("cli.err.unexpected_argument", pos[0])
+	}
+	return nil
+}
+
 // parse parses args and returns the arguments that are not flags. --help
 // writes the help to Err and returns flag.ErrHelp (exit 0); a wrong flag
 // is a usage error (exit 1) that points at --help.

@@ -21,15 +21,12 @@ func (a *app) healthcheck(ctx context.Context, args []string) error {
 	base := f.String("url", "cli.ph.url", "cli.flag.healthcheck_url")
 	ready := f.Bool("ready", "cli.flag.ready")
 	timeout := f.Duration("timeout", 5*time.Second, "cli.ph.duration", "cli.flag.timeout")
-	pos, err := f.parse(args)
-	if err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return f.usageError("cli.err.unexpected_argument", pos[0])
 	}
 	serverName := ""
 	if *base == "" {
+		var err error
 		if *base, serverName, err = a.localBase(); err != nil {
 			return f.usageError("cli.healthcheck.no_base", err.Error())
 		}

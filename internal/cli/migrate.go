@@ -17,12 +17,8 @@ import (
 func (a *app) migrate(ctx context.Context, args []string) error {
 	f := a.flags("migrate", "cli.migrate.usage")
 	sf := f.storeFlags(false)
-	pos, err := f.parse(args)
-	if err != nil {
+	if err := f.parseNone(args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return f.usageError("cli.err.unexpected_argument", pos[0])
 	}
 	st, err := a.store(sf)
 	if err != nil {
