@@ -15,7 +15,8 @@ import (
 // tat <= now + (burst-1)*interval and then setting tat to
 // max(tat, now) + interval. One conditional upsert takes a token, so
 // parallel requests on several instances never pass the limit together.
-// Times are Unix microseconds.
+// "now" is the later of the request's clock reading and the newest one
+// the bucket has seen (column seen). Times are Unix microseconds.
 
 func us(t time.Time) int64 { return t.UnixMicro() }
 
@@ -27,19 +28,26 @@ func (q Q) TakeRateToken(ctx context.Context, key string, now time.Time, interva
 		return false, 0, errors.New("store: rate bucket needs a positive interval and burst")
 	}
 	n, iv := us(now), interval.Microseconds()
-	limit := n + int64(burst-1)*iv
+	// The request counts at the newest time the bucket has seen if that
+	// is later than its own reading (e, below): it read the clock, then
+	// waited for a connection or for the row while other requests took
+	// tokens at later times. Judged at its own, older time the bucket
+	// would look fuller than it is.
+	const e = `(CASE WHEN rate_limits.seen > ? THEN rate_limits.seen ELSE ? END)`
 	var tat int64
-	err := q.q.QueryRowContext(ctx, `INSERT INTO rate_limits (key, tat) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET tat = (CASE WHEN rate_limits.tat > ? THEN rate_limits.tat ELSE ? END) + ?
-		WHERE rate_limits.tat <= ?
-		RETURNING tat`, key, n+iv, n, n, iv, limit).Scan(&tat)
+	err := q.q.QueryRowContext(ctx, `INSERT INTO rate_limits (key, tat, seen) VALUES (?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET tat = (CASE WHEN rate_limits.tat > `+e+` THEN rate_limits.tat ELSE `+e+` END) + ?,
+			seen = `+e+`
+		WHERE rate_limits.tat <= `+e+` + ?
+		RETURNING tat`, key, n+iv, n, n, n, n, n, iv, n, n, n, n, int64(burst-1)*iv).Scan(&tat)
 	if err == nil {
 		return true, 0, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return false, 0, fmt.Errorf("take rate token: %w", err)
 	}
-	err = q.q.QueryRowContext(ctx, `SELECT tat FROM rate_limits WHERE key = ?`, key).Scan(&tat)
+	var seen int64
+	err = q.q.QueryRowContext(ctx, `SELECT tat, seen FROM rate_limits WHERE key = ?`, key).Scan(&tat, &seen)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Pruned in the meantime: full again, but this request was refused.
 		return false, time.Microsecond, nil
@@ -47,7 +55,7 @@ func (q Q) TakeRateToken(ctx context.Context, key string, now time.Time, interva
 	if err != nil {
 		return false, 0, fmt.Errorf("take rate token: %w", err)
 	}
-	return false, time.Duration(max(tat-limit, 1)) * time.Microsecond, nil
+	return false, time.Duration(max(tat-(max(n, seen)+int64(burst-1)*iv), 1)) * time.Microsecond, nil
 }
 
 // ReturnRateToken gives back a token taken from key (when a second bucket

@@ -84,6 +84,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"Leases", testLeases},
 		{"LeaseFencing", testLeaseFencing},
 		{"RateBuckets", testRateBuckets},
+		{"RateBucketsLateRequest", testRateBucketsLateRequest},
 		{"ClaimReminder", testClaimReminder},
 		{"DownloadOnce", testDownloadOnce},
 		{"MigrateDuplicateDownloads", testMigrateDuplicateDownloads},
