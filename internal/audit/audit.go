@@ -246,7 +246,7 @@ func (r *Recorder) Prune(ctx context.Context, now time.Time) (int64, error) {
 	if r == nil {
 		return 0, nil
 	}
-	return r.db.DeleteAuditBefore(ctx, now.Add(-r.retention))
+	return r.db.PruneAudit(ctx, now.Add(-r.retention))
 }
 
 // Formats of Export.

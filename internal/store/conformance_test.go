@@ -485,7 +485,7 @@ func testAudit(t *testing.T, fresh freshFunc) {
 	if err := db.AuditSince(ctx, now.Add(time.Second), func(a *AuditRow) error { got = append(got, a.ID); return nil }); err != nil || !slices.Equal(got, ids[1:]) {
 		t.Errorf("since: %v %v", got, err)
 	}
-	if n, err := db.DeleteAuditBefore(ctx, now.Add(time.Second)); n != 1 || err != nil {
+	if n, err := db.PruneAudit(ctx, now.Add(time.Second)); n != 1 || err != nil {
 		t.Errorf("delete: %d %v", n, err)
 	}
 	// A rolled-back entry is gone.

@@ -96,7 +96,7 @@ func testStats(t *testing.T, fresh freshFunc) {
 	}
 	// The rows the days were counted from go (audit retention, outbox
 	// cleanup); the rolled-up figures stay.
-	if _, err := db.DeleteAuditBefore(ctx, d0.AddDate(0, 0, 3)); err != nil {
+	if _, err := db.PruneAudit(ctx, d0.AddDate(0, 0, 3)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.DeleteFailedOutbox(ctx, d0.AddDate(0, 0, 3)); err != nil {

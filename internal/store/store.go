@@ -198,6 +198,13 @@ func (db *DB) migrateRetrying(ctx context.Context) error {
 }
 
 func (db *DB) migrate(ctx context.Context) error {
+	if err := db.migrateSchema(ctx); err != nil {
+		return err
+	}
+	return db.chainLegacyAudit(ctx)
+}
+
+func (db *DB) migrateSchema(ctx context.Context) error {
 	if db.dialect == Postgres {
 		return db.migratePostgres(ctx)
 	}
