@@ -6,7 +6,11 @@
 //
 // Actors are "sender:<address>", "apikey:<key id>", "upload_token" (the
 // holder of a transfer's upload token), "recipient:<recipient id>",
-// "admin" or "system". Objects are ids: a transfer id, an API key id. The
+// "break-glass:<os user>@<host>" (kluis admin on the server), "admin"
+// (entries from before the break-glass actor) or "system". Role says in
+// which role the actor acted ("break-glass-admin"; the SSO roles set it
+// with WithRole, like WithActor) and Reason why (kluis admin --reason,
+// WithReason). Objects are ids: a transfer id, an API key id. The
 // detail is short and made by the code, never from free user text. No
 // entry ever holds a secret, code, password, link secret, access id,
 // token, URL or file name; recipient addresses are referred to by their
@@ -29,15 +33,24 @@
 // injection in spreadsheets) or as JSON Lines (one JSON object per line,
 // so an export of any size streams and each line parses on its own).
 //
+// # Chain
+//
+// The entries form one SHA-256 hash chain (store.AuditHash): changing,
+// deleting, inserting or reordering an entry in the database breaks it,
+// and Verify (kluis admin audit verify) names the first broken entry.
+//
 // # Retention
 //
-// Prune deletes entries older than the configured retention (default one
-// year); the engine's purge round calls it.
+// Prune removes the oldest entries once they are older than the
+// configured retention (default one year), behind a checkpoint that keeps
+// the rest verifiable; the engine's purge round calls it. Nothing else
+// deletes entries, and the database refuses it (triggers).
 package audit
 
 import (
 	"context"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,6 +93,9 @@ const (
 	SenderLogout        = "sender.logout"
 	APIKeyCreate        = "apikey.create"
 	APIKeyRevoke        = "apikey.revoke"
+	MasterKeyRotate     = "admin.rotate_master_key"
+	IdentityExport      = "admin.export_identity" // a transfer's age identity unwrapped for recovery
+	AuditExport         = "admin.audit_export"
 )
 
 // Results.
@@ -116,10 +132,35 @@ type Event struct {
 	Result string // empty: "ok"
 	IP     string // empty: the client address in the context (clientip)
 	Detail string // short, made by the code; never secret
+	Role   string // empty: the role in the context (WithRole)
+	Reason string // empty: the reason in the context (WithReason)
 	At     time.Time
 }
 
-type actorKey struct{}
+type (
+	actorKey  struct{}
+	roleKey   struct{}
+	reasonKey struct{}
+)
+
+// Roles of an actor that are not a sender's. SSO roles (administrator,
+// auditor, helpdesk) are set with WithRole the same way.
+const BreakGlassRole = "break-glass-admin"
+
+// BreakGlass is the actor of the local administrator: kluis admin run on
+// the server by an operating system user, outside any sign-in.
+func BreakGlass(osUser, host string) string { return "break-glass:" + osUser + "@" + host }
+
+// WithRole returns ctx carrying the role the actor acts in.
+func WithRole(ctx context.Context, role string) context.Context {
+	return context.WithValue(ctx, roleKey{}, role)
+}
+
+// WithReason returns ctx carrying why an administrator acts (kluis admin
+// --reason).
+func WithReason(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, reasonKey{}, reason)
+}
 
 // WithActor returns ctx carrying the authenticated actor of a request.
 func WithActor(ctx context.Context, actor string) context.Context {
@@ -212,6 +253,12 @@ func (r *Recorder) row(ctx context.Context, e Event) *store.AuditRow {
 	if e.Result == "" {
 		e.Result = OK
 	}
+	if e.Role == "" {
+		e.Role, _ = ctx.Value(roleKey{}).(string)
+	}
+	if e.Reason == "" {
+		e.Reason, _ = ctx.Value(reasonKey{}).(string)
+	}
 	return &store.AuditRow{
 		At:     e.At.UTC(),
 		Actor:  clean(e.Actor, maxActor),
@@ -220,6 +267,8 @@ func (r *Recorder) row(ctx context.Context, e Event) *store.AuditRow {
 		Result: clean(e.Result, maxShort),
 		IP:     clean(e.IP, maxShort),
 		Detail: clean(e.Detail, maxDetail),
+		Role:   clean(e.Role, maxShort),
+		Reason: clean(e.Reason, maxDetail),
 	}
 }
 
@@ -249,6 +298,14 @@ func (r *Recorder) Prune(ctx context.Context, now time.Time) (int64, error) {
 	return r.db.PruneAudit(ctx, now.Add(-r.retention))
 }
 
+// Verify walks the chain (see store.VerifyAudit).
+func (r *Recorder) Verify(ctx context.Context) (*store.AuditVerdict, error) {
+	if r == nil {
+		return nil, errors.New("audit: no audit log")
+	}
+	return r.db.VerifyAudit(ctx)
+}
+
 // Formats of Export.
 const (
 	CSV  = "csv"
@@ -256,7 +313,7 @@ const (
 )
 
 // Header is the CSV header row, and the JSON field names.
-var Header = []string{"id", "at", "actor", "action", "object", "result", "ip", "detail"}
+var Header = []string{"id", "at", "actor", "action", "object", "result", "ip", "detail", "role", "reason", "prev_hash", "hash"}
 
 // Entry is one exported entry (the JSON Lines form).
 type Entry struct {
@@ -268,6 +325,11 @@ type Entry struct {
 	Result string    `json:"result"`
 	IP     string    `json:"ip"`
 	Detail string    `json:"detail"`
+	Role   string    `json:"role"`
+	Reason string    `json:"reason"`
+	// The chain (hex SHA-256; see store.AuditHash and kluis admin audit verify).
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
 }
 
 // Export writes every entry at or after since, oldest first, in format
@@ -286,6 +348,7 @@ func (r *Recorder) Export(ctx context.Context, since time.Time, format string, w
 			return cw.Write([]string{
 				strconv.FormatInt(a.ID, 10), formatTime(a.At),
 				CSVSafe(a.Actor), CSVSafe(a.Action), CSVSafe(a.Object), CSVSafe(a.Result), CSVSafe(a.IP), CSVSafe(a.Detail),
+				CSVSafe(a.Role), CSVSafe(a.Reason), hex.EncodeToString(a.PrevHash), hex.EncodeToString(a.Hash),
 			})
 		})
 		if err != nil {
@@ -297,7 +360,8 @@ func (r *Recorder) Export(ctx context.Context, since time.Time, format string, w
 		enc := json.NewEncoder(w)
 		return r.db.AuditSince(ctx, since, func(a *store.AuditRow) error {
 			return enc.Encode(Entry{ID: a.ID, At: a.At.UTC().Truncate(time.Millisecond), Actor: a.Actor, Action: a.Action,
-				Object: a.Object, Result: a.Result, IP: a.IP, Detail: a.Detail})
+				Object: a.Object, Result: a.Result, IP: a.IP, Detail: a.Detail, Role: a.Role, Reason: a.Reason,
+				PrevHash: hex.EncodeToString(a.PrevHash), Hash: hex.EncodeToString(a.Hash)})
 		})
 	}
 	return fmt.Errorf("audit: unknown export format %q: choose csv or json", format)

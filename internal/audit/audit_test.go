@@ -103,7 +103,10 @@ func TestRecordDefaultsAndTransactions(t *testing.T) {
 		if !g.At.Equal(now.Truncate(time.Millisecond)) || g.At.Location() != time.UTC {
 			t.Errorf("entry %d at %v, want %v UTC", i, g.At, now)
 		}
-		g.ID, g.At = 0, time.Time{}
+		if len(g.Hash) != 64 || i > 0 && g.PrevHash != got[i-1].Hash {
+			t.Errorf("entry %d not chained: %+v", i, g)
+		}
+		g.ID, g.At, g.PrevHash, g.Hash = 0, time.Time{}, "", ""
 		if g != want[i] {
 			t.Errorf("entry %d = %+v, want %+v", i, g, want[i])
 		}
@@ -162,7 +165,7 @@ func TestCSVInjection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(recs[0], ",") != "id,at,actor,action,object,result,ip,detail" {
+	if strings.Join(recs[0], ",") != "id,at,actor,action,object,result,ip,detail,role,reason,prev_hash,hash" {
 		t.Errorf("header %v", recs[0])
 	}
 	if len(recs) != len(vals)+1 {
@@ -223,5 +226,30 @@ func TestLongValuesBounded(t *testing.T) {
 		if len(v) > 300 || !strings.HasPrefix(long, v) {
 			t.Errorf("value of %d bytes kept, or cut inside a character", len(v))
 		}
+	}
+}
+
+// TestRoleReasonAndChainExported: the role and reason carried in the
+// context are recorded, and the export holds them with each entry's hash,
+// chained to the one before; Verify finds the chain whole.
+func TestRoleReasonAndChainExported(t *testing.T) {
+	db := openDB(t)
+	r := audit.New(db, 0, nil, nil)
+	ctx := audit.WithReason(audit.WithRole(audit.WithActor(context.Background(), audit.BreakGlass("root", "srv1")), audit.BreakGlassRole), "ticket 4711")
+	r.Log(ctx, audit.Event{Action: audit.APIKeyRevoke, Object: "k1"})
+	r.Log(context.Background(), audit.Event{Action: audit.TransferPurge, Object: "t1"})
+	es := jsonLines(t, export(t, r, time.Time{}, audit.JSON))
+	if len(es) != 2 {
+		t.Fatalf("%d entries", len(es))
+	}
+	if e := es[0]; e.Actor != "break-glass:root@srv1" || e.Role != audit.BreakGlassRole || e.Reason != "ticket 4711" || len(e.Hash) != 64 {
+		t.Errorf("break-glass entry %+v", e)
+	}
+	if e := es[1]; e.Actor != audit.System || e.Role != "" || e.Reason != "" || e.PrevHash != es[0].Hash {
+		t.Errorf("second entry %+v does not follow the first", e)
+	}
+	v, err := r.Verify(context.Background())
+	if err != nil || v.Break != nil || v.Entries != 2 {
+		t.Fatalf("verify: %+v %v", v, err)
 	}
 }
