@@ -155,7 +155,7 @@ export KLUIS_PEERS_KLUIS="$kluis_url" KLUIS_PEERS_KLUIS_SESSION="$kluis_session"
 # age: the identity of that transfer (exported with its link secret, as
 # an operator would) and its stored segments; and the whole file as one
 # age file, for the one-process figure.
-"$work/kluis" admin export-identity "$kluis_tid" --data "$work/local/data" --password-stdin -o "$work/age-identity.txt" <<<"$kluis_secret" 2>/dev/null
+"$work/kluis" admin export-identity "$kluis_tid" --reason "bench: peers interoperability" --data "$work/local/data" --password-stdin -o "$work/age-identity.txt" <<<"$kluis_secret" 2>/dev/null
 export KLUIS_PEERS_AGE="$work/age" KLUIS_PEERS_AGE_IDENTITY="$work/age-identity.txt"
 export KLUIS_PEERS_AGE_SEGMENTS="$work/local/data/blobs/t/$kluis_tid/$kluis_fid" KLUIS_PEERS_AGE_FILE="$work/bench.bin.age"
 "$work/age" -e -i "$work/age-identity.txt" -o "$KLUIS_PEERS_AGE_FILE" "$file"

@@ -121,8 +121,12 @@ func (a *app) adminAPIKey(ctx context.Context, args []string) error {
 	cmd := args[0]
 	f := a.flags("admin apikey "+cmd, "cli.apikey.usage")
 	var addr *string
+	var reason *string
 	if cmd == "create" {
 		addr = f.String("sender", "cli.ph.address", "cli.flag.sender")
+	}
+	if cmd != "list" {
+		reason = f.reasonFlag()
 	}
 	sf := f.storeFlags(false)
 	pos, err := f.parse(args[1:])
@@ -137,6 +141,12 @@ func (a *app) adminAPIKey(ctx context.Context, args []string) error {
 	case cmd == "list" && len(pos) > 0:
 		return f.usageError("cli.err.unexpected_argument", pos[0])
 	}
+	if reason != nil {
+		// Revoking cuts a script off: say why. Creating may say why.
+		if ctx, err = a.breakGlass(ctx, f, *reason, cmd == "revoke"); err != nil {
+			return err
+		}
+	}
 	st, err := a.store(sf)
 	if err != nil {
 		return err
@@ -150,7 +160,7 @@ func (a *app) adminAPIKey(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	svc := sender.New(sender.Deps{DB: db, Keys: keys, Config: sender.DefaultConfig(), Audit: audit.New(db, 0, nil, nil)}) // actor "admin"
+	svc := sender.New(sender.Deps{DB: db, Keys: keys, Config: sender.DefaultConfig(), Audit: audit.New(db, 0, nil, nil)}) // actor: the break-glass administrator
 	switch cmd {
 	case "create":
 		id, key, err := svc.CreateAPIKey(ctx, *addr)

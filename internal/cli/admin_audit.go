@@ -2,18 +2,24 @@ package cli
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/unit"
 )
 
 // adminAudit is kluis admin audit export: the audit log as CSV or JSON
 // Lines (the same in every language: it is for programs).
 func (a *app) adminAudit(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return a.adminAuditVerify(ctx, args[1:])
+	}
 	f := a.flags("admin audit export", "cli.audit.usage")
 	if len(args) == 0 || args[0] != "export" {
 		if _, err := f.parse(args); err != nil {
@@ -21,6 +27,7 @@ func (a *app) adminAudit(ctx context.Context, args []string) error {
 		}
 		return f.usageError("cli.audit.which")
 	}
+	reason := f.reasonFlag()
 	sinceArg := f.String("since", "cli.ph.when", "cli.flag.since")
 	format := f.StringDefault("format", audit.CSV, "cli.ph.format", "cli.flag.format")
 	output := f.String("output", "cli.ph.file", "cli.flag.output")
@@ -38,6 +45,10 @@ func (a *app) adminAudit(ctx context.Context, args []string) error {
 	since, err := parseSince(*sinceArg, time.Now())
 	if err != nil {
 		return f.usageError("cli.audit.since", *sinceArg)
+	}
+	ctx, err = a.breakGlass(ctx, f, *reason, false)
+	if err != nil {
+		return err
 	}
 	st, err := a.store(sf)
 	if err != nil {
@@ -57,7 +68,12 @@ func (a *app) adminAudit(ctx context.Context, args []string) error {
 		}
 		w = file
 	}
-	err = audit.New(db, 0, nil, nil).Export(ctx, since, *format, w)
+	rec := audit.New(db, 0, nil, nil)
+	err = rec.Export(ctx, since, *format, w)
+	if err == nil {
+		// The log holds personal data: who took a copy is in it too.
+		err = rec.Record(ctx, db.Q, audit.Event{Action: audit.AuditExport, Detail: "format=" + *format + " since=" + since.Format(time.RFC3339)})
+	}
 	if file != nil {
 		if cerr := file.Close(); err == nil {
 			err = cerr
@@ -68,6 +84,51 @@ func (a *app) adminAudit(ctx context.Context, args []string) error {
 	}
 	return err
 }
+
+// adminAuditVerify is kluis admin audit verify: walk the hash chain from
+// the retention checkpoint to the newest entry; a break is exit code 5
+// (integrity) with the first broken entry's id and time.
+func (a *app) adminAuditVerify(ctx context.Context, args []string) error {
+	f := a.flags("admin audit verify", "cli.audit.verify_usage")
+	sf := f.storeFlags(false)
+	if err := f.parseNone(args); err != nil {
+		return err
+	}
+	st, err := a.store(sf)
+	if err != nil {
+		return err
+	}
+	db, err := a.openStore(ctx, st)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	v, err := audit.New(db, 0, nil, nil).Verify(ctx)
+	if err != nil {
+		return err
+	}
+	h := v.Head
+	if v.Break != nil {
+		b := v.Break
+		key := auditBreakKeys[b.Problem]
+		return a.fail(exitIntegrity, a.p.T("cli.hint.audit_broken"), key, b.ID, formatAuditTime(b.At), h.LastID)
+	}
+	if h.CutID > 0 {
+		fmt.Fprintln(a.io.Out, a.p.T("cli.audit.verify_checkpoint", h.CutID, formatAuditTime(h.CutAt), hex.EncodeToString(h.CutHash)))
+	}
+	fmt.Fprintln(a.io.Out, a.p.T("cli.audit.verify_ok", v.Entries, h.LastID, hex.EncodeToString(h.LastHash)))
+	return nil
+}
+
+// auditBreakKeys say each problem store.VerifyAudit reports.
+var auditBreakKeys = map[string]string{
+	store.AuditEdited:     "cli.audit.verify_edited",
+	store.AuditLink:       "cli.audit.verify_link",
+	store.AuditBeyondHead: "cli.audit.verify_beyond_head",
+	store.AuditTail:       "cli.audit.verify_tail",
+}
+
+func formatAuditTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z") }
 
 // parseSince reads --since: empty (everything), a date, an RFC 3339 time,
 // or an age such as 30d or 12h counted back from now.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/config"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -25,12 +26,17 @@ func (a *app) adminExportIdentity(ctx context.Context, args []string) error {
 	sf := f.storeFlags(true)
 	secretFlags := f.secretFlags()
 	out := f.String("o", "cli.ph.file", "cli.flag.identity_o")
+	reason := f.reasonFlag()
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return f.usageError("cli.identity.one_transfer")
+	}
+	// It gives the power to read a transfer: always say why.
+	if ctx, err = a.breakGlass(ctx, f, *reason, true); err != nil {
+		return err
 	}
 	if *secretFlags.file != "" && *secretFlags.stdin {
 		return f.usageError("cli.password.both")
@@ -73,6 +79,13 @@ func (a *app) adminExportIdentity(ctx context.Context, args []string) error {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := transfer.New(transfer.Deps{DB: db, Keys: keys, Config: transfer.DefaultConfig(), Log: log}) // no blobs needed
 	identity, err := svc.ExportIdentity(ctx, transferID, sec)
+	result := audit.OK
+	if err != nil {
+		result = audit.Refused
+	}
+	if aerr := audit.New(db, 0, nil, nil).Record(ctx, db.Q, audit.Event{Action: audit.IdentityExport, Object: transferID, Result: result}); aerr != nil && err == nil {
+		err = aerr // no identity without its entry
+	}
 	if err != nil {
 		if file != nil {
 			file.Close()

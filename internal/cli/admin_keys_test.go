@@ -223,7 +223,7 @@ func TestAdminRotateMasterKey(t *testing.T) {
 	noPw := e.send(t, kluis.PasswordNone, 1000)
 	oldID := e.keys.ID()
 	oldText, _ := os.ReadFile(keyFile)
-	args := []string{"admin", "rotate-master-key", "--data", dir}
+	args := []string{"admin", "rotate-master-key", "--reason", "yearly rotation", "--data", dir}
 
 	// Refused while a server has the database open; nothing changes.
 	var out, errOut bytes.Buffer
@@ -324,7 +324,7 @@ func TestAdminExportIdentity(t *testing.T) {
 		os.WriteFile(pwFile, []byte(tr.secret+"\n"), 0o600)
 		idFile := filepath.Join(t.TempDir(), "identity.txt")
 		var out, errOut bytes.Buffer
-		args := []string{"admin", "export-identity", tr.id, "--data", dir, "--password-file", pwFile, "-o", idFile}
+		args := []string{"admin", "export-identity", tr.id, "--reason", "recovery request 7", "--data", dir, "--password-file", pwFile, "-o", idFile}
 		if err := run(ctx, args, noEnv, &out, &errOut); err != nil {
 			t.Fatalf("%s: export: %v", mode, err)
 		}
@@ -343,7 +343,7 @@ func TestAdminExportIdentity(t *testing.T) {
 		// Wrong password: refused, and no file is left.
 		os.WriteFile(pwFile, []byte("wrong\n"), 0o600)
 		other := filepath.Join(t.TempDir(), "x.txt")
-		args = []string{"admin", "export-identity", tr.id, "--data", dir, "--password-file", pwFile, "-o", other}
+		args = []string{"admin", "export-identity", tr.id, "--reason", "recovery request 7", "--data", dir, "--password-file", pwFile, "-o", other}
 		if err := run(ctx, args, noEnv, &out, &errOut); kluis.ErrorCode(err) != kluis.EWRONGSECRET {
 			t.Fatalf("wrong password: %v", err)
 		}

@@ -97,7 +97,7 @@ func TestAdminPostgres(t *testing.T) {
 	}
 	keyID := strings.Fields(lines[1])[0]
 	reset()
-	if err := run(ctx, []string{"admin", "apikey", "revoke", keyID}, envURL, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"admin", "apikey", "revoke", keyID, "--reason", "script retired"}, envURL, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	reset()
@@ -125,7 +125,7 @@ func TestAdminPostgres(t *testing.T) {
 	os.WriteFile(pwFile, []byte(withPw.secret+"\n"), 0o600)
 	idFile := filepath.Join(t.TempDir(), "identity.txt")
 	reset()
-	if err := run(ctx, []string{"admin", "export-identity", withPw.id, "--db", dsn, "--data", dir, "--password-file", pwFile, "-o", idFile}, noEnv, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"admin", "export-identity", withPw.id, "--reason", "recovery", "--db", dsn, "--data", dir, "--password-file", pwFile, "-o", idFile}, noEnv, &out, &errOut); err != nil {
 		t.Fatalf("export-identity: %v\n%s", err, errOut.String())
 	}
 	if !bytes.Equal(decryptSegments(t, dir, withPw, idFile), withPw.data) {
@@ -137,7 +137,7 @@ func TestAdminPostgres(t *testing.T) {
 	defer func(d time.Duration) { lockWait = d }(lockWait)
 	lockWait = 100 * time.Millisecond
 	oldID := e.keys.ID()
-	rotate := []string{"admin", "rotate-master-key", "--data", dir, "--db", dsn}
+	rotate := []string{"admin", "rotate-master-key", "--reason", "yearly rotation", "--data", dir, "--db", dsn}
 	reset()
 	err := run(ctx, rotate, noEnv, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "in use") || !strings.Contains(err.Error(), "pid ") {

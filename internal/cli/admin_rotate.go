@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -26,7 +27,12 @@ var lockWait = 2 * time.Second
 func (a *app) adminRotateKey(ctx context.Context, args []string) error {
 	f := a.flags("admin rotate-master-key", "cli.rotate.usage")
 	sf := f.storeFlags(true)
+	reason := f.reasonFlag()
 	if err := f.parseNone(args); err != nil {
+		return err
+	}
+	ctx, err := a.breakGlass(ctx, f, *reason, true)
+	if err != nil {
 		return err
 	}
 	st, err := a.store(sf)
@@ -86,6 +92,10 @@ func (a *app) adminRotateKey(ctx context.Context, args []string) error {
 	counts, err := transfer.RotateMasterKey(ctx, db, oldKeys, newKeys)
 	if err != nil {
 		return &cliError{code: exitUsage, msg: a.p.T("cli.rotate.failed", err.Error()), hint: a.p.T("cli.hint.rotate_unchanged", newPath), err: err}
+	}
+	// The database is re-sealed; the entry says who did it and why.
+	if err := audit.New(db, 0, nil, nil).Record(ctx, db.Q, audit.Event{Action: audit.MasterKeyRotate, Object: newKeys.ID(), Detail: "old=" + oldKeys.ID()}); err != nil {
+		return err
 	}
 	if err := db.Close(); err != nil {
 		return err

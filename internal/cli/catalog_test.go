@@ -141,7 +141,7 @@ func TestHelpOfEveryCommand(t *testing.T) {
 	commands := [][]string{
 		{"login"}, {"logout"}, {"send"}, {"receive"}, {"status"}, {"revoke"}, {"healthcheck"}, {"migrate"},
 		{"admin", "apikey", "create"}, {"admin", "apikey", "revoke"}, {"admin", "apikey", "list"},
-		{"admin", "policy", "check"}, {"admin", "audit", "export"}, {"admin", "rotate-master-key"},
+		{"admin", "policy", "check"}, {"admin", "audit", "export"}, {"admin", "audit", "verify"}, {"admin", "rotate-master-key"},
 		{"admin", "export-identity"},
 	}
 	for _, lang := range []string{"nl", "en"} {
