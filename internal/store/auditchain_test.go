@@ -253,3 +253,32 @@ func testAuditPruneKeepsChain(t *testing.T, fresh freshFunc) {
 		t.Fatalf("deletion after prune: %+v", v.Break)
 	}
 }
+
+// testAuditLegacyChained: entries written before migration 0015 (no
+// hashes) are chained once when the database is next opened, and new
+// entries continue the chain after them.
+func testAuditLegacyChained(t *testing.T, fresh freshFunc) {
+	ctx := context.Background()
+	db, open := openFresh(t, fresh)
+	// The state right after the migration on a database with entries.
+	exec(t, db, `UPDATE audit_head SET legacy = 1`)
+	for _, id := range []int64{3, 7, 8} { // ids with gaps, as an identity column leaves them
+		exec(t, db, `INSERT INTO audit (id, at, actor, action, object, result, ip, detail) VALUES (?, ?, 'admin', 'apikey.revoke', 'k', 'ok', '', '')`, id, id*1000)
+	}
+	db2, err := open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if err := db2.InsertAudit(ctx, &AuditRow{At: time.Now(), Actor: "system", Action: "x", Result: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	v := mustVerify(t, db2)
+	if v.Break != nil || v.Entries != 4 || v.Head.LastID != 9 {
+		t.Fatalf("legacy chain: %d entries, head %+v, break %+v", v.Entries, v.Head, v.Break)
+	}
+	// Chained entries are now append-only too.
+	if _, err := db2.q.ExecContext(ctx, `UPDATE audit SET detail = 'x' WHERE id = 3`); err == nil {
+		t.Error("a chained legacy entry was changed")
+	}
+}

@@ -84,6 +84,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"AuditChainTamper", testAuditChainTamper},
 		{"AuditChainConcurrent", testAuditChainConcurrent},
 		{"AuditPruneKeepsChain", testAuditPruneKeepsChain},
+		{"AuditLegacyChained", testAuditLegacyChained},
 		{"Leases", testLeases},
 		{"LeaseFencing", testLeaseFencing},
 		{"RateBuckets", testRateBuckets},
