@@ -110,9 +110,16 @@ func (q Q) insertAudit(ctx context.Context, a *AuditRow) error {
 		return fmt.Errorf("insert audit: chain head: %w", err)
 	}
 	a.Hash = AuditHash(a)
-	if _, err := q.q.ExecContext(ctx, `INSERT INTO audit (id, at, actor, action, object, result, ip, detail, role, reason, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, ms(a.At), a.Actor, a.Action, a.Object, a.Result, a.IP, a.Detail, a.Role, a.Reason, a.PrevHash, a.Hash); err != nil {
+	args := []any{a.ID, ms(a.At), a.Actor, a.Action, a.Object, a.Result, a.IP, a.Detail, a.Role, a.Reason, a.PrevHash, a.Hash}
+	if q.postgres() {
+		// One round trip less while the head is locked.
+		_, err = q.q.ExecContext(ctx, `WITH h AS (UPDATE audit_head SET last_hash = ? WHERE one = 1) `+qInsertAudit, append([]any{a.Hash}, args...)...)
+		if err != nil {
+			return fmt.Errorf("insert audit: %w", err)
+		}
+		return nil
+	}
+	if _, err := q.q.ExecContext(ctx, qInsertAudit, args...); err != nil {
 		return fmt.Errorf("insert audit: %w", err)
 	}
 	if _, err := q.q.ExecContext(ctx, `UPDATE audit_head SET last_hash = ? WHERE one = 1`, a.Hash); err != nil {
@@ -120,6 +127,9 @@ func (q Q) insertAudit(ctx context.Context, a *AuditRow) error {
 	}
 	return nil
 }
+
+const qInsertAudit = `INSERT INTO audit (id, at, actor, action, object, result, ip, detail, role, reason, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const auditColumns = `id, at, actor, action, object, result, ip, detail, role, reason, prev_hash, hash`
 
