@@ -228,13 +228,16 @@ func (s *Service) Start(ctx context.Context, preToken, email, name, phone, lang 
 	} else if err != nil {
 		return "", err
 	}
-	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.Sender(addr), Action: audit.VerifyStart}); err != nil {
-		return "", err
-	}
 	if err := s.takeCodeMail(ctx, tx, addr, idHash, now); err != nil {
 		return "", err
 	}
 	if _, err := s.mailer.Enqueue(ctx, tx, m); err != nil {
+		return "", err
+	}
+	// The audit entry is the transaction's last write: it takes the chain
+	// head's lock, which every transaction takes last (no lock cycle), and
+	// holds it only until the commit.
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.Sender(addr), Action: audit.VerifyStart}); err != nil {
 		return "", err
 	}
 	if err := tx.Commit(); err != nil {
