@@ -40,6 +40,7 @@ import (
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/role"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 )
@@ -57,6 +58,12 @@ type Config struct {
 	// CodeMails bounds the code mails to one address, and separately
 	// those asked for by one pre-session.
 	CodeMails CodeMailLimit
+	// SSOSessionMax is the absolute lifetime of a browser session made
+	// by single sign-on; SSOTokenMax that of a CLI token made by it
+	// (which re-checks the account with the provider every
+	// SSOSessionMax, see sso.go).
+	SSOSessionMax time.Duration
+	SSOTokenMax   time.Duration
 }
 
 // CodeMailLimit is how many code mails may go out: Burst at once, then one
@@ -78,6 +85,9 @@ func DefaultConfig() Config {
 		SessionTTL:  30 * 24 * time.Hour,
 		IdleTTL:     30 * 24 * time.Hour,
 		CodeMails:   CodeMailLimit{Burst: 5, Every: 10 * time.Minute, PerDay: 20},
+
+		SSOSessionMax: 12 * time.Hour,
+		SSOTokenMax:   30 * 24 * time.Hour,
 	}
 }
 
@@ -98,6 +108,8 @@ type Service struct {
 	now    func() time.Time
 	log    *slog.Logger
 	audit  *audit.Recorder // nil: no audit log
+
+	ssoRequired func(addr string) bool
 }
 
 // Deps are what the service is built from.
@@ -116,6 +128,9 @@ type Deps struct {
 	// Audit records verifications, logouts and API keys; nil: no audit
 	// log.
 	Audit *audit.Recorder
+	// SSORequired reports whether an address must sign in with the
+	// organisation's identity provider (no mailed code); nil: none must.
+	SSORequired func(addr string) bool
 }
 
 // New returns the service built from d.
@@ -127,7 +142,7 @@ func New(d Deps) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: d.DB, keys: d.Keys, mailer: d.Mailer, org: d.Org, cfg: d.Config, now: func() time.Time { return now().UTC() }, log: log, audit: d.Audit}
+	return &Service{db: d.DB, keys: d.Keys, mailer: d.Mailer, org: d.Org, cfg: d.Config, now: func() time.Time { return now().UTC() }, log: log, audit: d.Audit, ssoRequired: d.SSORequired}
 }
 
 // Config returns the service's configuration.
@@ -143,6 +158,15 @@ type Sender struct {
 	Via string `json:"-"`
 	// KeyID is the API key's id when Via is "apikey" (for the audit log).
 	KeyID string `json:"-"`
+	// Auth is "sso" for a session made by single sign-on, else "code".
+	Auth string `json:"-"`
+	// Roles are the staff roles of an SSO session; Withheld those its
+	// groups give but its sign-in lacked the second factor for.
+	Roles    role.Set `json:"-"`
+	Withheld role.Set `json:"-"`
+	// IDToken is the provider's ID token of an SSO session (the hint
+	// for logout at the provider).
+	IDToken string `json:"-"`
 }
 
 // AuditActor is the sender as an audit log actor: "apikey:<id>" for a
@@ -172,6 +196,9 @@ const (
 func (s *Service) Start(ctx context.Context, preToken, email, name, phone, lang string) (string, error) {
 	addr, err := kluis.ParseAddress(email)
 	if err != nil {
+		return "", err
+	}
+	if err := s.mustUseSSO(addr); err != nil {
 		return "", err
 	}
 	if err := checkLine("name", name, 200); err != nil {
@@ -464,14 +491,18 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Sender, erro
 		_ = s.db.DeleteSenderSession(ctx, h)
 		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your verification has ended. Verify your e-mail address again.")
 	}
-	var d details
+	var d ssoDetails
 	if b, err := s.keys.Open(purposeSession, fmt.Sprintf("%x", h), sess.DetailsSealed); err == nil {
 		_ = json.Unmarshal(b, &d)
 	}
 	if now.Sub(sess.LastSeenAt) > time.Minute {
 		_ = s.db.TouchSenderSession(ctx, h, now)
 	}
-	return &Sender{Email: sess.Email, Name: d.Name, Phone: d.Phone, Lang: d.Lang, Via: "session"}, nil
+	out := &Sender{Email: sess.Email, Name: d.Name, Phone: d.Phone, Lang: d.Lang, Via: "session", Auth: sess.Auth}
+	if sess.Auth == "sso" {
+		out.Roles, out.Withheld, out.IDToken = role.ParseSet(sess.Roles), role.ParseSet(d.Withheld), d.IDToken
+	}
+	return out, nil
 }
 
 // Logout ends a session on the server. Unknown tokens are not an error.

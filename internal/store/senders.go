@@ -95,13 +95,29 @@ type SenderSession struct {
 	CreatedAt     time.Time
 	LastSeenAt    time.Time
 	ExpiresAt     time.Time
+	// Auth is how the address was proved: "code" (mailed code) or "sso".
+	Auth string
+	// Roles are the staff roles granted at sign-in ("admin,helpdesk").
+	Roles string
+	// CheckedAt is when the identity provider last confirmed the
+	// account (sso only).
+	CheckedAt *time.Time
 }
 
 // InsertSenderSession stores a new sender session.
 func (q Q) InsertSenderSession(ctx context.Context, s *SenderSession) error {
-	_, err := q.q.ExecContext(ctx, `INSERT INTO sender_sessions (id_hash, email, details_sealed, kind, created_at, last_seen_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, s.IDHash, s.Email, s.DetailsSealed, s.Kind, ms(s.CreatedAt), ms(s.LastSeenAt), ms(s.ExpiresAt))
+	_, err := q.q.ExecContext(ctx, `INSERT INTO sender_sessions (id_hash, email, details_sealed, kind, created_at, last_seen_at, expires_at, auth, roles, checked_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, s.IDHash, s.Email, s.DetailsSealed, s.Kind, ms(s.CreatedAt), ms(s.LastSeenAt), ms(s.ExpiresAt),
+		authOr(s.Auth), s.Roles, msPtr(s.CheckedAt))
 	return err
+}
+
+// RecheckSenderSession records that the identity provider confirmed an
+// SSO session's account at at, with the details (a new refresh token)
+// and roles it answered with.
+func (q Q) RecheckSenderSession(ctx context.Context, idHash []byte, at time.Time, detailsSealed []byte, roles string) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE sender_sessions SET checked_at = ?, details_sealed = ?, roles = ? WHERE id_hash = ?`, ms(at), detailsSealed, roles, idHash)
+	return affected(res, err, ErrNotFound)
 }
 
 // SenderSession returns a sender session. Returns ErrNotFound if there is
@@ -109,16 +125,17 @@ func (q Q) InsertSenderSession(ctx context.Context, s *SenderSession) error {
 func (q Q) SenderSession(ctx context.Context, idHash []byte) (*SenderSession, error) {
 	var s SenderSession
 	var created, seen, expires int64
-	err := q.q.QueryRowContext(ctx, `SELECT id_hash, email, details_sealed, kind, created_at, last_seen_at, expires_at
+	var checked sql.NullInt64
+	err := q.q.QueryRowContext(ctx, `SELECT id_hash, email, details_sealed, kind, created_at, last_seen_at, expires_at, auth, roles, checked_at
 		FROM sender_sessions WHERE id_hash = ?`, idHash).
-		Scan(&s.IDHash, &s.Email, &s.DetailsSealed, &s.Kind, &created, &seen, &expires)
+		Scan(&s.IDHash, &s.Email, &s.DetailsSealed, &s.Kind, &created, &seen, &expires, &s.Auth, &s.Roles, &checked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.CreatedAt, s.LastSeenAt, s.ExpiresAt = fromMS(created), fromMS(seen), fromMS(expires)
+	s.CreatedAt, s.LastSeenAt, s.ExpiresAt, s.CheckedAt = fromMS(created), fromMS(seen), fromMS(expires), fromNullMS(checked)
 	return &s, nil
 }
 
@@ -140,8 +157,45 @@ func (q Q) DeleteExpiredSenderData(ctx context.Context, now time.Time, idleBefor
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM verifications WHERE expires_at <= ?`, ms(now)); err != nil {
 		return err
 	}
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM oidc_flows WHERE expires_at <= ?`, ms(now)); err != nil {
+		return err
+	}
 	_, err := q.q.ExecContext(ctx, `DELETE FROM sender_sessions WHERE expires_at <= ? OR last_seen_at < ?`, ms(now), ms(idleBefore))
 	return err
+}
+
+// OIDCFlow is a single sign-on in progress (see migration 0014).
+type OIDCFlow struct {
+	StateHash   []byte
+	BindingHash []byte
+	FlowSealed  []byte
+	ExpiresAt   time.Time
+}
+
+// InsertOIDCFlow stores a sign-in in progress.
+func (q Q) InsertOIDCFlow(ctx context.Context, f *OIDCFlow) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO oidc_flows (state_hash, binding_hash, flow_sealed, expires_at) VALUES (?, ?, ?, ?)`,
+		f.StateHash, f.BindingHash, f.FlowSealed, ms(f.ExpiresAt))
+	return err
+}
+
+// TakeOIDCFlow deletes the sign-in in progress with the state's hash and
+// returns it, in one statement: a state works once, even for parallel
+// callbacks. Returns ErrNotFound if there is none (never issued, used, or
+// removed after it expired); the caller checks ExpiresAt and the binding.
+func (q Q) TakeOIDCFlow(ctx context.Context, stateHash []byte) (*OIDCFlow, error) {
+	var f OIDCFlow
+	var expires int64
+	err := q.q.QueryRowContext(ctx, `DELETE FROM oidc_flows WHERE state_hash = ? RETURNING state_hash, binding_hash, flow_sealed, expires_at`, stateHash).
+		Scan(&f.StateHash, &f.BindingHash, &f.FlowSealed, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.ExpiresAt = fromMS(expires)
+	return &f, nil
 }
 
 // APIKey is an administrator-issued key bound to one sender address.
@@ -204,4 +258,12 @@ func (q Q) APIKeys(ctx context.Context) ([]*APIKey, error) {
 func (q Q) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
 	res, err := q.q.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(at), id)
 	return affected(res, err, ErrNotFound)
+}
+
+// authOr is a session's auth, "code" for rows made before single sign-on.
+func authOr(a string) string {
+	if a == "" {
+		return "code"
+	}
+	return a
 }

@@ -41,6 +41,7 @@ var SealedValues = []SealedValue{
 	{store.SealedColumn{Table: "outbox", Column: "sealed", RowID: "id"}, "outbox.mail"},                                      // internal/outbox sealPurpose
 	{store.SealedColumn{Table: "verifications", Column: "details_sealed", RowID: "lower(hex(id_hash))"}, "verify.details"},   // internal/sender purposeVerify
 	{store.SealedColumn{Table: "sender_sessions", Column: "details_sealed", RowID: "lower(hex(id_hash))"}, "sender.details"}, // internal/sender purposeSession
+	{store.SealedColumn{Table: "oidc_flows", Column: "flow_sealed", RowID: "lower(hex(state_hash))"}, "sso.flow"},            // internal/sender purposeFlow
 }
 
 // NotMasterSealed are *_sealed columns that are not under the master key:

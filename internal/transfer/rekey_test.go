@@ -159,6 +159,10 @@ func TestRotateMasterKey(t *testing.T) {
 	if _, err := snd.Start(ctx, "", "ander@example.nl", "Ander", "", "nl"); err != nil {
 		t.Fatal(err)
 	}
+	// A single sign-on in progress (its nonce and PKCE verifier).
+	if err := snd.SaveFlow(ctx, "binding", "state", []byte(`{"nonce":"n"}`), time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	withPw := e.readyTransfer(createOpts{message: "het geheime bericht"}, 250_000, 10)
 	noPw := e.readyTransfer(createOpts{mode: kluis.PasswordNone}, 5_000)
 	// A file stored as versions before migration 0009 did (one sealed
