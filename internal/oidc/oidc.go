@@ -302,3 +302,24 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
+
+// Account re-checks accounts for package sender (sender.Rechecker): a
+// refresh at the provider, and the roles mapped again from the answer.
+type Account struct {
+	Provider *Provider
+	Mapping  Mapping
+}
+
+// Recheck refreshes at the provider; a disabled account fails with ErrSignIn.
+func (a Account) Recheck(ctx context.Context, refreshToken string) (string, role.Set, role.Set, error) {
+	id, err := a.Provider.Refresh(ctx, refreshToken)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	rt := id.RefreshToken
+	if rt == "" {
+		rt = refreshToken // a provider that does not rotate
+	}
+	g, w := a.Mapping.Roles(id)
+	return rt, g, w, nil
+}

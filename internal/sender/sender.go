@@ -110,6 +110,7 @@ type Service struct {
 	audit  *audit.Recorder // nil: no audit log
 
 	ssoRequired func(addr string) bool
+	recheck     Rechecker
 }
 
 // Deps are what the service is built from.
@@ -131,6 +132,9 @@ type Deps struct {
 	// SSORequired reports whether an address must sign in with the
 	// organisation's identity provider (no mailed code); nil: none must.
 	SSORequired func(addr string) bool
+	// Recheck asks the identity provider whether an SSO account still
+	// exists; nil: an SSO session ends when it is due for a re-check.
+	Recheck Rechecker
 }
 
 // New returns the service built from d.
@@ -142,7 +146,7 @@ func New(d Deps) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: d.DB, keys: d.Keys, mailer: d.Mailer, org: d.Org, cfg: d.Config, now: func() time.Time { return now().UTC() }, log: log, audit: d.Audit, ssoRequired: d.SSORequired}
+	return &Service{db: d.DB, keys: d.Keys, mailer: d.Mailer, org: d.Org, cfg: d.Config, now: func() time.Time { return now().UTC() }, log: log, audit: d.Audit, ssoRequired: d.SSORequired, recheck: d.Recheck}
 }
 
 // Config returns the service's configuration.
@@ -494,6 +498,11 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Sender, erro
 	var d ssoDetails
 	if b, err := s.keys.Open(purposeSession, fmt.Sprintf("%x", h), sess.DetailsSealed); err == nil {
 		_ = json.Unmarshal(b, &d)
+	}
+	if sess.Auth == "sso" && (sess.CheckedAt == nil || now.Sub(*sess.CheckedAt) >= s.cfg.SSOSessionMax) {
+		if err := s.recheckSSO(ctx, sess, &d, now); err != nil {
+			return nil, err
+		}
 	}
 	if now.Sub(sess.LastSeenAt) > time.Minute {
 		_ = s.db.TouchSenderSession(ctx, h, now)

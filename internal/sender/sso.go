@@ -149,3 +149,36 @@ func (s *Service) mustUseSSO(addr string) error {
 	return &kluis.Error{Code: kluis.EPOLICY, Err: ErrSSORequired,
 		Message: fmt.Sprintf("Addresses at %s sign in with the organisation account, not with a mailed code. Choose \"Sign in with your organisation account\".", domain)}
 }
+
+// Rechecker asks the identity provider about an SSO account through its
+// refresh token. It returns the rotated refresh token and the roles the
+// account holds now; an error means the account (or its grant) is gone.
+type Rechecker interface {
+	Recheck(ctx context.Context, refreshToken string) (newRefreshToken string, roles, withheld role.Set, err error)
+}
+
+// recheckSSO re-checks an SSO session that is due (a CLI token lives up to
+// SSOTokenMax, longer than the SSO cap): the provider must still know the
+// account, or the session ends. So a disabled account loses a CLI token
+// within SSOSessionMax, as it loses a browser session.
+func (s *Service) recheckSSO(ctx context.Context, sess *store.SenderSession, d *ssoDetails, now time.Time) error {
+	ended := kluis.Errorf(kluis.EUNAUTHORIZED, "Your sign-in has ended. Sign in again with your organisation account.")
+	if s.recheck == nil || d.RefreshToken == "" {
+		_ = s.db.DeleteSenderSession(ctx, sess.IDHash)
+		return ended
+	}
+	rt, roles, withheld, err := s.recheck.Recheck(ctx, d.RefreshToken)
+	if err != nil {
+		s.log.Warn("sso account re-check failed: session ended", "action", "sso.recheck", "result", "refused", "error", err)
+		_ = s.db.DeleteSenderSession(ctx, sess.IDHash)
+		s.audit.Log(ctx, audit.Event{Actor: audit.Sender(sess.Email), Action: audit.SenderLogout, Result: "sso_recheck_refused"})
+		return ended
+	}
+	d.RefreshToken, d.Withheld = rt, withheld.String()
+	det, _ := json.Marshal(d)
+	if err := s.db.RecheckSenderSession(ctx, sess.IDHash, now, s.keys.Seal(purposeSession, fmt.Sprintf("%x", sess.IDHash), det), roles.String()); err != nil {
+		return err
+	}
+	sess.Roles = roles.String()
+	return nil
+}
