@@ -239,9 +239,6 @@ func (p *Provider) LogoutURL(idToken, postLogout string) string {
 	return p.endSession + sep + q.Encode()
 }
 
-// DeviceEndpoint is the provider's device authorization endpoint, or "".
-func (p *Provider) DeviceEndpoint() string { return p.device }
-
 // Mapping turns group claims into roles.
 type Mapping struct {
 	// Groups per role: the group names or ids (as the provider sends
@@ -322,4 +319,41 @@ func (a Account) Recheck(ctx context.Context, refreshToken string) (string, role
 	}
 	g, w := a.Mapping.Roles(id)
 	return rt, g, w, nil
+}
+
+// ErrNoDeviceGrant: the provider advertises no device authorization
+// endpoint; use a browser on a loopback redirect instead (RFC 8252).
+var ErrNoDeviceGrant = errors.New("oidc: the provider does not offer the device authorization grant")
+
+// DeviceStart begins the device authorization grant (RFC 8628) for a
+// command-line sign-in: show the user VerificationURI and UserCode.
+func (p *Provider) DeviceStart(ctx context.Context) (*oauth2.DeviceAuthResponse, error) {
+	if p.device == "" {
+		return nil, ErrNoDeviceGrant
+	}
+	ctx = gooidc.ClientContext(ctx, p.cfg.HTTPClient)
+	c := p.oauth
+	c.Endpoint.DeviceAuthURL = p.device
+	da, err := c.DeviceAuth(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: device authorization: %w", ErrSignIn, err)
+	}
+	return da, nil
+}
+
+// DeviceFinish polls the provider until the user approved (or refused, or
+// the code expired) and verifies the ID token. The device grant has no
+// nonce; the ID token is still checked for signature, issuer, audience and
+// expiry.
+func (p *Provider) DeviceFinish(ctx context.Context, da *oauth2.DeviceAuthResponse) (*Identity, error) {
+	ctx = gooidc.ClientContext(ctx, p.cfg.HTTPClient)
+	tok, err := p.oauth.DeviceAccessToken(ctx, da)
+	if err != nil {
+		return nil, fmt.Errorf("%w: device grant: %w", ErrSignIn, err)
+	}
+	id, err := p.identity(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	return &id.Identity, nil
 }

@@ -163,3 +163,67 @@ func TestMappingRoles(t *testing.T) {
 		})
 	}
 }
+
+func TestDeviceGrant(t *testing.T) {
+	op, p := setup(t)
+	op.SetUser(oidctest.User{Subject: "u1", Email: "a.jansen@gemeente.example", AMR: []string{"mfa"}})
+	ctx := context.Background()
+	da, err := p.DeviceStart(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if da.VerificationURI == "" || da.UserCode == "" {
+		t.Fatalf("device response = %+v", da)
+	}
+	done := make(chan error, 1)
+	var id *oidc.Identity
+	go func() {
+		var err error
+		id, err = p.DeviceFinish(ctx, da)
+		done <- err
+	}()
+	if err := op.ApproveDevice(da.UserCode, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if id.Email != "a.jansen@gemeente.example" || id.RefreshToken == "" {
+		t.Errorf("identity = %+v", id)
+	}
+}
+
+func TestDeviceGrantRefusesDisabledUser(t *testing.T) {
+	op, p := setup(t)
+	op.SetUser(oidctest.User{Subject: "u1", Email: "a@gemeente.example", Disabled: true})
+	da, err := p.DeviceStart(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := op.ApproveDevice(da.UserCode, "u1"); err == nil {
+		t.Error("a disabled user approved a device sign-in")
+	}
+}
+
+func TestLogoutAtProvider(t *testing.T) {
+	op, p := setup(t)
+	op.SetUser(oidctest.User{Subject: "u1", Email: "a@gemeente.example"})
+	code, flow := signIn(t, p, "u1")
+	id, err := p.Finish(context.Background(), code, flow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := p.LogoutURL(id.IDToken, "")
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if op.EndedSessions() != 1 {
+		t.Errorf("the provider ended %d sessions, want 1 (answer %s)", op.EndedSessions(), resp.Status)
+	}
+	if _, err := p.Refresh(context.Background(), id.RefreshToken); !errors.Is(err, oidc.ErrSignIn) {
+		t.Errorf("refresh after logout: err = %v, want ErrSignIn", err)
+	}
+}
