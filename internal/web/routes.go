@@ -14,6 +14,7 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("GET /send", h.send)
 	mux.HandleFunc("POST /send/verify", h.verifyStart)
 	mux.HandleFunc("POST /send/confirm", h.verifyConfirm)
+	mux.HandleFunc("POST /send/review", h.review)
 	mux.HandleFunc("POST /send/transfer", h.createTransfer)
 	mux.HandleFunc("POST /send/preview", h.preview)
 	mux.HandleFunc("GET /help", h.help)

@@ -72,6 +72,13 @@ type composePage struct {
 	Decimal        string                 // the decimal separator of the page's language, for the script's sizes
 	I18n           map[string]string      // texts the script needs, in the page's language, unformatted
 	DefaultSubj    map[locale.Lang]string // the default subject per recipients' language
+	// F holds the values of a form posted back without JavaScript (Back
+	// from the review, or field errors); nil for a new form.
+	F *composeForm
+	// Errs are the field errors of such a post by field id, ErrList the
+	// same in order for the error summary.
+	Errs    map[string]string
+	ErrList []composeError
 }
 
 // send is the start of the flow: the details form, or for a verified
@@ -122,14 +129,9 @@ func (h *Web) composeData(r *http.Request, s *sender.Sender) composePage {
 			break
 		}
 	}
-	name := s.Name
-	if name == "" {
-		name = s.Email
-	}
 	for _, l := range locale.All {
-		if m, err := mail.Render(mail.KindNotify, string(l), mail.Org{Name: h.org.Name}, "preview@example.nl",
-			mail.Notify{SenderName: name, Link: "https://example.nl/r/x", ExpiresAt: now, HasMessage: true}); err == nil {
-			p.DefaultSubj[l] = m.Subject
+		if subj := h.defaultSubject(s, l); subj != "" {
+			p.DefaultSubj[l] = subj
 		}
 	}
 	p.I18n = map[string]string{}
@@ -137,6 +139,21 @@ func (h *Web) composeData(r *http.Request, s *sender.Sender) composePage {
 		p.I18n[k] = pr.Format("sendjs." + k)
 	}
 	return p
+}
+
+// defaultSubject is the notification's subject in lang when the sender
+// leaves it empty.
+func (h *Web) defaultSubject(s *sender.Sender, l locale.Lang) string {
+	name := s.Name
+	if name == "" {
+		name = s.Email
+	}
+	m, err := mail.Render(mail.KindNotify, string(l), mail.Org{Name: h.org.Name}, "preview@example.nl",
+		mail.Notify{SenderName: name, Link: "https://example.nl/r/x", ExpiresAt: h.svc.Now(), HasMessage: true})
+	if err != nil {
+		return ""
+	}
+	return m.Subject
 }
 
 // scriptKeys are the catalog keys "sendjs.*" the compose script uses.
@@ -150,6 +167,7 @@ var scriptKeys = []string{
 	"kind_to", "kind_cc", "kind_bcc", "pw_generate", "pw_manual", "pw_none", "yes", "no",
 	"seconds", "minutes", "hours", "preview_subject", "error_files_needed",
 	"summary_heading_done", "format_on", "format_off", "pw_generate_shown", "error_prefix",
+	"privacy_choose", "summary_transfer", "transfer_of",
 }
 
 // verifyStart checks the sender details, mails a code and shows the code
@@ -324,11 +342,15 @@ type composeRequest struct {
 	Expires        string // YYYY-MM-DD
 	Lang           string
 	Confirm        bool
-	NotifyDownload bool   `json:"notify_download"`
-	ShowFilenames  bool   `json:"show_filenames"`
-	PasswordMode   string `json:"password_mode"`
-	Password       string
-	Files          []struct {
+	NotifyDownload bool `json:"notify_download"`
+	// Privacy is the sender's choice for visible addresses: privacyBcc
+	// sends every To and Cc address as Bcc. One transfer per recipient
+	// (privacySeparate) is one request per address, made by the script.
+	Privacy       string
+	ShowFilenames bool   `json:"show_filenames"`
+	PasswordMode  string `json:"password_mode"`
+	Password      string
+	Files         []struct {
 		Name string
 		Size int64
 	}
@@ -439,9 +461,13 @@ func composeCreateRequest(s *sender.Sender, req *composeRequest) transfer.Create
 	if mode == kluis.PasswordManual {
 		pw = req.Password
 	}
+	to, cc, bcc := kluis.SplitAddressList(req.To), kluis.SplitAddressList(req.Cc), kluis.SplitAddressList(req.Bcc)
+	if req.Privacy == privacyBcc {
+		to, cc, bcc = nil, nil, append(append(to, cc...), bcc...)
+	}
 	return transfer.CreateRequest{
 		SenderEmail: s.Email, SenderName: s.Name, SenderPhone: s.Phone,
-		To: kluis.SplitAddressList(req.To), Cc: kluis.SplitAddressList(req.Cc), Bcc: kluis.SplitAddressList(req.Bcc),
+		To: to, Cc: cc, Bcc: bcc,
 		Message: req.Message, Subject: req.Subject, Body: req.Body, ExpiresOn: req.Expires,
 		Lang: req.Lang, SenderLang: s.Lang, PasswordMode: mode, Password: pw, Files: sizes,
 		Options: kluis.Options{Confirm: req.Confirm, NotifyDownload: req.NotifyDownload, ShowFilenames: req.ShowFilenames},
