@@ -77,6 +77,24 @@ func (b *tab) shot(name, sel string) {
 	}
 }
 
+// startTransfer goes from the compose form to the review (Next) and
+// starts the transfer there: the only button that sends. privacy, if
+// given, is the choice for visible external addresses (keep, bcc,
+// separate).
+func (b *tab) startTransfer(privacy ...string) {
+	b.t.Helper()
+	b.do(chromedp.Click(chromedp.CSS("#next")))
+	b.waitLong(`!document.getElementById("review").hidden || !document.getElementById("compose-errors").hidden`, 30*time.Second)
+	if b.eval(`String(document.getElementById("review").hidden)`) == "true" {
+		b.t.Fatalf("no review; errors: %q", b.eval(`document.getElementById("compose-errors-list").textContent`))
+	}
+	for _, p := range privacy {
+		b.do(chromedp.Click(chromedp.CSS("#privacy-" + p)))
+		b.waitLong(`document.getElementById("review-content").dataset.privacy === "`+p+`" && !document.getElementById("review").hidden`, 30*time.Second)
+	}
+	b.do(chromedp.Click(chromedp.CSS("#start")))
+}
+
 // writeSource writes src into dir/name and returns the path.
 func writeSource(t *testing.T, dir, name string, src *source) string {
 	t.Helper()
@@ -189,7 +207,7 @@ func TestBrowserSend(t *testing.T) {
 	if v := b.eval(`String(document.getElementById("strength-meter").value)`); v != "1" && v != "2" {
 		t.Errorf("strength of Welkom2025: %s, want weak (1 or 2)", v)
 	}
-	b.do(chromedp.Click(chromedp.CSS("#start")))
+	b.do(chromedp.Click(chromedp.CSS("#next")))
 	b.waitFor(`!document.getElementById("compose-errors").hidden`)
 	got := b.eval(`[...document.querySelectorAll("#compose-errors-list a")].map(a => a.getAttribute("href") + " " + a.textContent).join("|")`)
 	if !strings.Contains(got, "#cc ") || !strings.Contains(got, "geen-adres") {
@@ -229,7 +247,7 @@ func TestBrowserSend(t *testing.T) {
 	px.cutTotalStall.Store(int64(time.Second))
 	px.cutTotal.Store(base + 12<<20)
 	cutsBefore := px.cuts.Load()
-	b.do(chromedp.Click(chromedp.CSS("#start")))
+	b.startTransfer("keep")
 	b.waitLong(`!document.getElementById("progress").hidden || !document.getElementById("summary").hidden || !document.getElementById("compose-errors").hidden`, 30*time.Second)
 	if got := b.eval(`document.getElementById("gen-password").textContent`); got == "" {
 		t.Error("the generated password is not shown while uploading")
@@ -397,7 +415,7 @@ func TestBrowserSendReloadResume(t *testing.T) {
 	base := px.forwarded.Load()
 	px.cutTotalStall.Store(int64(4 * time.Second))
 	px.cutTotal.Store(base + 12<<20)
-	b.do(chromedp.Click(chromedp.CSS("#start")))
+	b.startTransfer()
 	b.waitLong(`!document.getElementById("progress").hidden`, 30*time.Second)
 	password := b.text("#gen-password")
 	if password == "" {
@@ -442,7 +460,7 @@ func TestBrowserSendReloadResume(t *testing.T) {
 	b.waitFor(`document.querySelectorAll("#file-list li").length === 1`)
 	px.cutTotalStall.Store(int64(3 * time.Second))
 	px.cutTotal.Store(px.forwarded.Load() + 6<<20)
-	b.do(chromedp.Click(chromedp.CSS("#start")))
+	b.startTransfer()
 	b.waitLong(`document.getElementById("total-progress").value >= 15`, 60*time.Second)
 	b.eval(`window.confirm = () => true; ""`)
 	b.do(chromedp.Click(chromedp.CSS("#cancel")))
@@ -507,7 +525,7 @@ func TestBrowserSendNoPassword(t *testing.T) {
 		t.Errorf("no-password warning %q", got)
 	}
 	b.check("no-password-nl")
-	b.do(chromedp.Click(chromedp.CSS("#start")))
+	b.startTransfer()
 	b.waitLong(`!document.getElementById("summary").hidden || !document.getElementById("compose-errors").hidden`, time.Minute)
 	if !strings.Contains(b.text("#summary-heading"), sendWords["nl"]["summary"]) {
 		t.Fatalf("no summary; errors: %q", b.eval(`document.getElementById("compose-errors-list").textContent`))

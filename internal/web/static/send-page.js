@@ -61,6 +61,12 @@ const maxSize = data.Limits.MaxTransferSize;
 let files = []; // File objects, in order
 
 form.hidden = false;
+// What works only with this script: shown now. The native file input is
+// shown as a button, its label (its "no file chosen" would sit above the
+// list of chosen files); the input keeps the focus and opens the dialog.
+document.querySelectorAll("[data-js-only]").forEach((x) => (x.hidden = false));
+$("files-button").hidden = false;
+$("files").classList.add("kluis-visually-hidden");
 
 function fileKey(f) {
   return `${f.name}\u0000${f.size}\u0000${f.lastModified}`;
@@ -302,7 +308,7 @@ function recipientLang() {
 function updatePreview() {
   const subj = $("subject");
   const rl = recipientLang();
-  if (subj) subj.placeholder = data.DefaultSubj[rl] || "";
+  if ($("subject-default")) $("subject-default").textContent = data.DefaultSubj[rl] || "";
   $("preview-subject").textContent = T("preview_subject", (subj && subj.value.trim()) || data.DefaultSubj[rl] || "");
   const v = {
     subject: subj ? subj.value : "",
@@ -336,6 +342,28 @@ function clearErrors() {
   });
   form.querySelectorAll(".utrecht-form-field--invalid").forEach((x) => x.classList.remove("utrecht-form-field--invalid"));
 }
+
+// clearFieldError removes the error of a field the sender changed, from the
+// field and from the summary (which goes when it is empty): an error that
+// stays after the fix reads as if the fix did not count.
+function clearFieldError(id) {
+  const input = $(id);
+  const msg = $(id + "-error");
+  if (!input || !msg || msg.hidden) return;
+  input.removeAttribute("aria-invalid");
+  msg.hidden = true;
+  msg.textContent = "";
+  msg.closest(".utrecht-form-field")?.classList.remove("utrecht-form-field--invalid");
+  for (const a of document.querySelectorAll(`#compose-errors-list a[href="#${CSS.escape(id)}"], [data-error-summary] a[href="#${CSS.escape(id)}"]`)) a.closest("li").remove();
+  for (const box of [$("compose-errors"), document.querySelector("[data-error-summary]")]) {
+    if (box && !box.querySelector("li")) box.hidden = true;
+  }
+}
+form.addEventListener("input", (e) => e.target.id && clearFieldError(e.target.id));
+form.addEventListener("change", (e) => {
+  if (e.target.name === "password_mode") form.querySelectorAll("input[name=password_mode]").forEach((r) => clearFieldError(r.id));
+  else if (e.target.id) clearFieldError(e.target.id);
+});
 
 // showErrors fills the error summary (each entry links to its field), marks
 // the fields and moves the focus to the summary.
@@ -453,28 +481,108 @@ function gather() {
   };
 }
 
-form.addEventListener("submit", async (e) => {
-  e.preventDefault();
+// The form's only submit button is Next: Enter in a one-line field
+// reaches the review, never the start. The review is the server's (the
+// same check and page as without this script); only its Start button
+// creates the transfer.
+let reviewed = null; // {req, separate: [addresses], choose}
+
+async function review(privacy) {
   clearErrors();
   $("compose-status").hidden = true;
-  const req = gather();
+  const req = { ...gather(), privacy: privacy || "" };
   // Quick checks the server repeats.
   const local = [];
   if (!files.length && !req.message.trim()) local.push({ field: "files", message: T("error_files_needed") });
   if (totalSize() > maxSize) local.push({ field: "files", message: T("over_limit", size(totalSize() - maxSize)) });
-  if (local.length) return showErrors(local);
-  $("start").disabled = true;
+  if (local.length) return showReviewErrors(local);
+  $("next").disabled = true;
   let resp, body;
   try {
-    resp = await fetch("/send/transfer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(req), credentials: "same-origin" });
+    resp = await fetch("/send/review", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(req), credentials: "same-origin" });
     body = await resp.json();
   } catch {
-    $("start").disabled = false;
-    return showErrors([{ field: "", message: T("error_network") }]);
+    return showReviewErrors([{ field: "", message: T("error_network") }]);
+  } finally {
+    $("next").disabled = false;
+  }
+  if (!resp.ok) return showReviewErrors(body.errors || [{ message: T("error_generic") }]);
+  reviewed = { req, separate: body.separate || [], choose: !!body.choose };
+  $("review-content").innerHTML = body.html; // the server's template, escaped there
+  $("review-content").dataset.privacy = req.privacy;
+  $("review-content").querySelectorAll("input[name=privacy]").forEach((r) => r.addEventListener("change", () => review(r.value)));
+  form.hidden = true;
+  $("step-compose").hidden = true;
+  $("review").hidden = false;
+  if (privacy) $("privacy-" + privacy)?.focus();
+  else $("review-heading").focus();
+}
+
+// showReviewErrors shows errors of the review at the form's fields.
+function showReviewErrors(errors) {
+  $("review").hidden = true;
+  form.hidden = false;
+  $("step-compose").hidden = false;
+  showErrors(errors);
+}
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  review("");
+});
+
+$("review-back").addEventListener("click", () => {
+  $("review").hidden = true;
+  form.hidden = false;
+  $("step-compose").hidden = false;
+  $("send-heading").setAttribute("tabindex", "-1");
+  $("send-heading").focus();
+});
+
+$("start").addEventListener("click", async () => {
+  const req = reviewed.req;
+  if (reviewed.choose && !req.privacy) {
+    const msg = $("privacy-error");
+    msg.replaceChildren(el("span", { class: "kluis-visually-hidden", text: T("error_prefix") + ": " }), T("privacy_choose"));
+    msg.hidden = false;
+    $("privacy").setAttribute("aria-describedby", "privacy-text privacy-error");
+    $("privacy-bcc").focus();
+    return;
+  }
+  // One transfer per recipient: one request per address, each with its
+  // own password or link; the same files, message and options.
+  const reqs = req.privacy === "separate" ? reviewed.separate.map((a) => ({ ...req, to: a, cc: "", bcc: "", privacy: "" })) : [req];
+  $("start").disabled = true;
+  const made = [];
+  let failure = null;
+  for (const r of reqs) {
+    try {
+      const resp = await fetch("/send/transfer", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(r), credentials: "same-origin" });
+      const body = await resp.json();
+      if (!resp.ok) {
+        failure = body.errors || [{ message: T("error_generic") }];
+        break;
+      }
+      made.push(newRun(r, body));
+    } catch {
+      failure = [{ field: "", message: T("error_network") }];
+      break;
+    }
   }
   $("start").disabled = false;
-  if (!resp.ok) return showErrors(body.errors || [{ message: T("error_generic") }]);
-  clearErrors();
+  if (failure) {
+    // All or nothing: drafts made before the failure are revoked.
+    for (const run of made) await revokeDraft(run.state);
+    return showReviewErrors(failure);
+  }
+  // A no-password transfer cannot be finished without its link secret,
+  // which is never stored: after a reload it starts anew. Several
+  // transfers at once are not resumed after a reload either.
+  if (made.length === 1 && made[0].state.mode !== "none") saveState(made[0].state);
+  startAll(made, files);
+});
+
+function newRun(req, body) {
   const state = {
     id: body.id,
     token: body.upload_token,
@@ -491,28 +599,55 @@ form.addEventListener("submit", async (e) => {
       filenames: req.show_filenames,
     },
   };
-  // A no-password transfer cannot be finished without its link secret,
-  // which is never stored: after a reload it starts anew.
-  if (state.mode !== "none") saveState(state);
-  start({ state, password: body.password || "", linkSecret: body.link_secret || "" }, files);
-});
+  return { state, password: body.password || "", linkSecret: body.link_secret || "" };
+}
 
-function start(run, fileObjs) {
+async function revokeDraft(state) {
+  try {
+    await fetch(`/api/v1/transfers/${encodeURIComponent(state.id)}/revoke`, {
+      method: "POST",
+      headers: { Authorization: "Bearer " + state.token, "Content-Type": "application/json" },
+      body: "{}",
+      credentials: "same-origin",
+    });
+  } catch {}
+}
+
+let runs = []; // every transfer of this start, in order
+
+async function startAll(all, fileObjs) {
+  runs = all;
+  for (let i = 0; i < all.length; i++) {
+    $("transfer-of").textContent = all.length > 1 ? T("transfer_of", i + 1, all.length) + ": " + all[i].state.summary.recipients.map((r) => r.address).join(", ") : "";
+    if (!(await start(all[i], fileObjs))) return;
+    all[i].finished = true;
+  }
+  clearState();
+  showSummary();
+}
+
+// start uploads one transfer's files and finishes it; false when it was
+// cancelled or failed (the form shows why).
+async function start(run, fileObjs) {
   current = { ...run, uploads: [], cancelled: false };
   form.hidden = true;
+  $("review").hidden = true;
   $("resume-notice").hidden = true;
   $("progress").hidden = false;
-  if (run.password) {
-    $("gen-password").textContent = run.password;
-    $("gen-password-box").hidden = false;
-  }
+  $("gen-password-box").hidden = !run.password;
+  $("gen-password").textContent = run.password;
   $("progress-heading").focus();
-  upload(fileObjs).catch((err) => {
-    if (current?.cancelled) return;
+  try {
+    await upload(fileObjs);
+    return !current.cancelled;
+  } catch (err) {
+    if (current?.cancelled) return false;
     $("progress").hidden = true;
     form.hidden = false;
+    $("step-compose").hidden = false;
     showErrors([{ field: "", message: err.message || T("error_generic") }]);
-  });
+    return false;
+  }
 }
 
 async function upload(fileObjs) {
@@ -633,8 +768,6 @@ async function finish() {
     const scanKeys = { infected: "error_infected", too_large_to_scan: "error_unscannable", scan_pending: "error_scan_pending" };
     throw new Error(resp.status === 401 ? T("error_session") : T(scanKeys[code] || "error_finish"));
   }
-  clearState();
-  showSummary();
 }
 
 function showSummary() {
@@ -642,7 +775,15 @@ function showSummary() {
   const s = st.summary;
   $("progress").hidden = true;
   $("summary").hidden = false;
-  if (current.password) {
+  if (runs.length > 1 && runs.some((r) => r.password)) {
+    // One password per transfer: each with the address it is for.
+    $("summary-password").replaceChildren(
+      ...runs.map((r) =>
+        el("span", { class: "kluis-password-line" }, el("span", { class: "kluis-password-for", text: T("summary_transfer", r.state.summary.recipients.map((x) => x.address).join(", ")) + ": " }), r.password),
+      ),
+    );
+    $("summary-password-box").hidden = false;
+  } else if (current.password) {
     $("summary-password").textContent = current.password;
     $("summary-password-box").hidden = false;
   }
@@ -663,7 +804,8 @@ function showSummary() {
   const yn = (b) => (b ? T("yes") : T("no"));
   const me = data.Sender;
   row("sender", [me.name, me.email, me.phone].filter(Boolean).join(", "));
-  row("recipients", ...s.recipients.map((r) => `${T("kind_" + r.kind)}: ${r.address}`));
+  const all = runs.length > 1 ? runs.flatMap((r) => r.state.summary.recipients) : s.recipients;
+  row("recipients", ...all.map((r) => `${T("kind_" + r.kind)}: ${r.address}`));
   if (st.files.length) row("files", ...st.files.map((f) => `${f.name} (${size(f.size)})`));
   row("message", yn(s.message));
   row("expires", s.expires);
@@ -706,20 +848,16 @@ $("cancel").addEventListener("click", async () => {
       await u.abort(true);
     } catch {}
   }
-  // Revoke the draft so nothing of it stays (the engine deletes it).
-  try {
-    await fetch(`/api/v1/transfers/${encodeURIComponent(current.state.id)}/revoke`, {
-      method: "POST",
-      headers: { Authorization: "Bearer " + current.state.token, "Content-Type": "application/json" },
-      body: "{}",
-      credentials: "same-origin",
-    });
-  } catch {}
+  // Revoke the draft so nothing of it stays (the engine deletes it), and
+  // the drafts of the transfers not started yet; finished ones went out.
+  await revokeDraft(current.state);
+  for (const r of runs) if (!r.finished && r.state.id !== current.state.id) await revokeDraft(r.state);
   clearState();
   current = null;
   $("progress").hidden = true;
   $("gen-password-box").hidden = true;
   form.hidden = false;
+  $("step-compose").hidden = false;
   clearErrors();
   $("compose-status-text").textContent = T("cancelled");
   $("compose-status").hidden = false;
@@ -749,7 +887,7 @@ if (saved && saved.id && saved.token) {
       matched.push(m);
     }
     clearErrors();
-    start({ state: saved, password: "", linkSecret: "" }, matched);
+    startAll([{ state: saved, password: "", linkSecret: "" }], matched);
   });
   $("resume-discard").addEventListener("click", async () => {
     try {
