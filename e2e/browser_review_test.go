@@ -143,3 +143,51 @@ func TestBrowserSendReview(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestBrowserSenderPagesPhone: every sender page reflows at 320 and 390
+// px (WCAG 1.4.10): start, sign-in, code, compose (also with its errors),
+// review, My transfers, help, privacy and accessibility.
+func TestBrowserSenderPagesPhone(t *testing.T) {
+	mp := startMailpit(t)
+	s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
+	b := newBrowser(t, s.base)
+	both := func(name string) {
+		t.Helper()
+		for _, w := range []int64{320, 390} {
+			b.viewport(w, 800)
+			b.noSideways(name + " at " + itoa(w))
+		}
+	}
+	b.setLang("nl", "/")
+	for _, p := range []string{"/", "/send", "/help/send", "/help", "/privacy", "/accessibility"} {
+		b.open(p)
+		both(p)
+	}
+	email := uniq("een-lange-naam-van-een-afzender-") + "@gemeente-met-een-lange-naam.example.nl"
+	b.open("/send")
+	b.do(chromedp.SendKeys(chromedp.CSS("#name"), "Anne de Vries"), chromedp.SendKeys(chromedp.CSS("#email"), email))
+	b.submit("main form[action='/send/verify'] button[type=submit]")
+	both("code page")
+	msgs := mp.waitMail(t, 15*time.Second, "the code", func(ms []*mpMessage) bool { return len(mailsTo(ms, email)) > 0 })
+	m := codeLine.FindStringSubmatch(mailsTo(msgs, email)[0].Text)
+	if m == nil {
+		t.Fatal("no code in the mail")
+	}
+	b.do(chromedp.SendKeys(chromedp.CSS("#code"), m[1]))
+	b.submit("main form[action='/send/confirm'] button[type=submit]")
+	b.waitFor(`!document.getElementById("compose").hidden`)
+	both("compose")
+	b.do(chromedp.Click(chromedp.CSS("#next")))
+	b.waitFor(`!document.getElementById("compose-errors").hidden`)
+	both("compose with errors")
+	b.do(chromedp.SendKeys(chromedp.CSS("#to"), uniq("ontvanger-met-een-lang-adres-")+"@example.org"),
+		chromedp.SendKeys(chromedp.CSS("#message"), "Bericht"))
+	b.do(chromedp.Click(chromedp.CSS("#next")))
+	b.waitFor(`!document.getElementById("review").hidden`)
+	both("review")
+	b.check("review-phone-nl")
+	for _, p := range []string{"/transfers", "/help/send", "/privacy", "/accessibility"} {
+		b.open(p)
+		both(p + " (signed in)")
+	}
+}
