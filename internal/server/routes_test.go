@@ -255,6 +255,10 @@ func routeTable() []routeRow {
 				return req{method: "POST", path: "/send/transfer", body: map[string]any{"to": "burger@example.nl", "password_mode": "generate", "message": "x"}}
 			},
 			want: everyone(want{http.StatusUnauthorized, ""})},
+		{pattern: "POST /send/review",
+			req:  func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/send/review", "to=burger%40example.nl&password_mode=generate") },
+			// Not signed in as a sender: to the sign-in page (as GET /send).
+			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "POST /send/preview",
 			req:  func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/send/preview", "subject=x&body=y") },
 			want: everyone(want{http.StatusUnauthorized, ""})},
