@@ -10,6 +10,8 @@ package kluis
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -91,12 +93,59 @@ func (t *Transfer) EffectiveState(now time.Time) State {
 
 // Options are the sender's choices for notifications.
 type Options struct {
-	Confirm        bool `json:"confirm"`
-	NotifyDownload bool `json:"notify_download"`
-	ShowFilenames  bool `json:"show_filenames"`
+	Confirm bool `json:"confirm"`
+	// NotifyDownload asks for download notices in the default mode
+	// (NotifyFirst); Notify, when set, says which mode and wins.
+	NotifyDownload bool       `json:"notify_download"`
+	Notify         NotifyMode `json:"notify,omitempty"`
+	ShowFilenames  bool       `json:"show_filenames"`
 	// RemindExpiry mails the sender a day before expiry while recipients
 	// have not downloaded anything yet.
 	RemindExpiry bool `json:"remind_expiry"`
+}
+
+// NotifyMode says when the sender hears of downloads (issue 13, item 10).
+type NotifyMode string
+
+const (
+	// NotifyNone sends no download notices.
+	NotifyNone NotifyMode = "none"
+	// NotifyFirst sends one notice per recipient, at the first file that
+	// recipient has downloaded completely: the default, because one mail
+	// per file flooded senders of many files.
+	NotifyFirst NotifyMode = "first"
+	// NotifyEach sends a notice each time a file counts as downloaded by a
+	// recipient for the first time (a ZIP of every file is one notice).
+	NotifyEach NotifyMode = "each"
+	// NotifySummary sends no notice at downloads but one summary of every
+	// recipient's downloads when the transfer expires or is revoked
+	// (Cryptshare's download summary).
+	NotifySummary NotifyMode = "summary"
+)
+
+// NotifyModes lists the modes in the order forms show them.
+func NotifyModes() []NotifyMode {
+	return []NotifyMode{NotifyNone, NotifyFirst, NotifyEach, NotifySummary}
+}
+
+// ParseNotifyMode reads a mode as a person or a form may write it ("Each",
+// " summary "). ok is false for anything else.
+func ParseNotifyMode(s string) (m NotifyMode, ok bool) {
+	m = NotifyMode(strings.ToLower(strings.TrimSpace(s)))
+	return m, slices.Contains(NotifyModes(), m)
+}
+
+// NotifyMode is the download-notice mode these options ask for: Notify when
+// set, else NotifyFirst with NotifyDownload and NotifyNone without. An
+// unknown Notify is returned as it is (Validate refuses it).
+func (o Options) NotifyMode() NotifyMode {
+	switch {
+	case o.Notify != "":
+		return o.Notify
+	case o.NotifyDownload:
+		return NotifyFirst
+	}
+	return NotifyNone
 }
 
 // Recipient is one addressee. Each has an own access id (only its hash is

@@ -35,17 +35,18 @@ type Kind string
 
 // The kinds of mail Kluis sends.
 const (
-	KindVerifyCode     Kind = "verify_code"     // to a sender: the one-time code
-	KindNotify         Kind = "notify"          // to each recipient: the link
-	KindConfirm        Kind = "confirm"         // to the sender: summary of the transfer
-	KindDownload       Kind = "download"        // to the sender: a recipient downloaded
-	KindLockout        Kind = "lockout"         // to the sender: too many wrong passwords
-	KindRevoked        Kind = "revoked"         // to a recipient: the transfer was revoked
-	KindExpiryReminder Kind = "expiry_reminder" // to the sender: the transfer expires soon
+	KindVerifyCode     Kind = "verify_code"      // to a sender: the one-time code
+	KindNotify         Kind = "notify"           // to each recipient: the link
+	KindConfirm        Kind = "confirm"          // to the sender: summary of the transfer
+	KindDownload       Kind = "download"         // to the sender: a recipient downloaded
+	KindLockout        Kind = "lockout"          // to the sender: too many wrong passwords
+	KindRevoked        Kind = "revoked"          // to a recipient: the transfer was revoked
+	KindExpiryReminder Kind = "expiry_reminder"  // to the sender: the transfer expires soon
+	KindSummary        Kind = "download_summary" // to the sender: who downloaded what, at expiry or revoke
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder}
+var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary}
 
 // Languages lists the languages mails are written in: every language of
 // package locale.
@@ -134,10 +135,13 @@ type Confirm struct {
 	HasMessage     bool
 	ExpiresAt      time.Time
 	PasswordMode   string // "none", "generate" or "manual"
-	NotifyDownload bool   // the sender gets a download notice
-	ShowFilenames  bool   // file names are shown in the recipients' mails
-	RecipientLang  string // the recipients' language: one of Languages
-	StatusURL      string // the sender's status page; optional
+	NotifyDownload bool   // the sender gets a download notice (Notify "first" when Notify is empty)
+	// Notify is the download-notice mode: "none", "first", "each" or
+	// "summary" (kluis.NotifyMode); empty reads NotifyDownload.
+	Notify        string
+	ShowFilenames bool   // file names are shown in the recipients' mails
+	RecipientLang string // the recipients' language: one of Languages
+	StatusURL     string // the sender's status page; optional
 }
 
 // Download is the data for KindDownload: a recipient downloaded a file.
@@ -176,6 +180,29 @@ type ExpiryReminder struct {
 	StatusURL  string // optional
 	Recipients int    // recipients who have not downloaded anything yet
 	Subject    string // the notification subject; optional
+}
+
+// Summary is the data for KindSummary: the sender's download summary
+// when the transfer expired or was revoked.
+type Summary struct {
+	Subject    string    // the notification subject, to recognise the transfer; optional
+	Ended      time.Time // when the transfer expired or was revoked
+	Revoked    bool      // revoked rather than expired
+	Recipients []SummaryRecipient
+	StatusURL  string // optional
+}
+
+// SummaryRecipient is one recipient in a download summary, with what they
+// downloaded completely, oldest first (none: nothing).
+type SummaryRecipient struct {
+	Address   string
+	Downloads []Downloaded
+}
+
+// Downloaded is one file a recipient downloaded completely, and when.
+type Downloaded struct {
+	File FileRef
+	At   time.Time
 }
 
 // ErrInvalid is wrapped by every validation error from Render.
@@ -354,6 +381,16 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 			return nil, invalid("status URL must be an absolute http or https address")
 		}
 		d.TransferID, d.Subject = line(d.TransferID), HeaderValue(d.Subject)
+		switch d.Notify {
+		case "":
+			d.Notify = "none"
+			if d.NotifyDownload {
+				d.Notify = "first"
+			}
+		case "none", "first", "each", "summary":
+		default:
+			return nil, invalid("notice mode %q must be none, first, each or summary", d.Notify)
+		}
 		d.RecipientLang = Lang(d.RecipientLang)
 		d.Files = cleanFiles(d.Files)
 		v.D = d
@@ -413,6 +450,40 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 			return nil, invalid("status URL must be an absolute http or https address")
 		}
 		d.Subject = HeaderValue(d.Subject)
+		v.D = d
+	case KindSummary:
+		d, ok := as[Summary](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		if d.Ended.IsZero() {
+			return nil, invalid("download summary needs the date it ended")
+		}
+		if len(d.Recipients) == 0 {
+			return nil, invalid("download summary without recipients")
+		}
+		if d.StatusURL != "" && !isWebURL(d.StatusURL) {
+			return nil, invalid("status URL must be an absolute http or https address")
+		}
+		d.Subject = HeaderValue(d.Subject)
+		rs := make([]SummaryRecipient, 0, len(d.Recipients))
+		for _, r := range d.Recipients {
+			r.Address = line(r.Address)
+			if r.Address == "" {
+				return nil, invalid("download summary: recipient without address")
+			}
+			ds := make([]Downloaded, 0, len(r.Downloads))
+			for _, x := range r.Downloads {
+				if x.At.IsZero() || x.File.Index < -1 || x.File.Index == 0 {
+					return nil, invalid("download summary: a download needs a time and a file index of -1 (all) or 1 or more")
+				}
+				x.File.Name = fileName(x.File.Name)
+				ds = append(ds, x)
+			}
+			r.Downloads = ds
+			rs = append(rs, r)
+		}
+		d.Recipients = rs
 		v.D = d
 	default:
 		return nil, invalid("unknown kind %q", kind)

@@ -93,6 +93,18 @@ func fixtures() map[Kind]any {
 			Recipients: 1,
 			Subject:    "Uw aanvraag bijzondere bijstand",
 		},
+		KindSummary: Summary{
+			Subject: "Uw aanvraag bijzondere bijstand",
+			Ended:   fixed,
+			Recipients: []SummaryRecipient{
+				{Address: "p.jansen@example.org", Downloads: []Downloaded{
+					{File: FileRef{Index: 1, Count: 3, Size: 1_500_000}, At: fixed.Add(-50 * time.Hour)},
+					{File: FileRef{Index: 3, Count: 3, Size: 2_000}, At: fixed.Add(-26 * time.Hour)},
+				}},
+				{Address: "team@voorbeeld.nl"},
+			},
+			StatusURL: "https://kluis.voorbeeld.nl/transfers/T-2026-0042",
+		},
 	}
 }
 
@@ -137,6 +149,11 @@ func TestGolden(t *testing.T) {
 	held := fx[KindLockout].(Lockout)
 	held.Until, held.Failures = time.Time{}, 50
 	variants = append(variants, variant{KindLockout, "lockout-held", held})
+	// A revoked transfer without a subject of its own, downloaded as one ZIP.
+	revoked := fx[KindSummary].(Summary)
+	revoked.Revoked, revoked.Subject = true, ""
+	revoked.Recipients = []SummaryRecipient{{Address: "p.jansen@example.org", Downloads: []Downloaded{{File: FileRef{Index: -1, Count: 3}, At: fixed.Add(-2 * time.Hour)}}}}
+	variants = append(variants, variant{KindSummary, "download_summary-revoked", revoked})
 	for _, v := range variants {
 		kind := v.kind
 		for _, lang := range goldenLangs {
@@ -461,17 +478,19 @@ func TestPasswordNotes(t *testing.T) {
 // must be added on purpose, after checking it is not secret.
 func TestCanaryNoSecretFields(t *testing.T) {
 	allowed := map[string][]string{
-		"VerifyCode":     {"Code"},
-		"FileRef":        {"Name"},
-		"Notify":         {"SenderName", "SenderPhone", "SenderEmail", "Subject", "BodyHTML", "Link", "AccessCode"},
-		"RecipientLine":  {"Address", "Kind"},
-		"Confirm":        {"TransferID", "Subject", "PasswordMode", "RecipientLang", "StatusURL"},
-		"Download":       {"Recipient", "Subject", "StatusURL"},
-		"Lockout":        {"Recipient", "Subject", "StatusURL", "UnlockURL"},
-		"Revoked":        {"SenderName", "SenderEmail", "Subject"},
-		"ExpiryReminder": {"StatusURL", "Subject"},
+		"VerifyCode":       {"Code"},
+		"FileRef":          {"Name"},
+		"Notify":           {"SenderName", "SenderPhone", "SenderEmail", "Subject", "BodyHTML", "Link", "AccessCode"},
+		"RecipientLine":    {"Address", "Kind"},
+		"Confirm":          {"TransferID", "Subject", "PasswordMode", "Notify", "RecipientLang", "StatusURL"},
+		"Download":         {"Recipient", "Subject", "StatusURL"},
+		"Lockout":          {"Recipient", "Subject", "StatusURL", "UnlockURL"},
+		"Revoked":          {"SenderName", "SenderEmail", "Subject"},
+		"ExpiryReminder":   {"StatusURL", "Subject"},
+		"Summary":          {"Subject", "StatusURL"},
+		"SummaryRecipient": {"Address"},
 	}
-	for _, v := range []any{VerifyCode{}, FileRef{}, Notify{}, RecipientLine{}, Confirm{}, Download{}, Lockout{}, Revoked{}, ExpiryReminder{}} {
+	for _, v := range []any{VerifyCode{}, FileRef{}, Notify{}, RecipientLine{}, Confirm{}, Download{}, Lockout{}, Revoked{}, ExpiryReminder{}, Summary{}, SummaryRecipient{}} {
 		typ := reflect.TypeOf(v)
 		var got []string
 		for f := range typ.Fields() {

@@ -82,6 +82,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	}
 	sender, lim := ck.Sender, ck.Decision.Limits
 	req.PasswordMode = ck.Mode
+	req.Options.Notify, req.Options.NotifyDownload = ck.Notify, ck.Notify != kluis.NotifyNone
 	// Quotas: checked here so a sender over them costs no key wrap, and
 	// again inside the transaction below, which is what counts.
 	if err := s.checkCreateQuota(ctx, s.db.Q, sender, req.replyTo, lim, now); err != nil {

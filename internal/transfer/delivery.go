@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/store"
 )
@@ -166,6 +167,18 @@ func (s *Service) RecordDelivery(ctx context.Context, a *Session, d Delivery) er
 	// writing them again would outlive it. What this response sent still
 	// counts on its own.
 	purged := t == nil || t.PurgedAt != nil
+	mode := parseOptions(a.transfer.Options).NotifyMode()
+	// In NotifyFirst a recipient's notice goes out with the first file
+	// that counts; the row lock above makes "none before" hold until the
+	// commit.
+	hadDownloads := false
+	if mode == kluis.NotifyFirst {
+		ds, err := tx.Downloads(ctx, a.transfer.ID)
+		if err != nil {
+			return err
+		}
+		hadDownloads = slices.ContainsFunc(ds, func(d store.Download) bool { return d.RecipientID == a.recipient.ID })
+	}
 	var newly []int
 	for _, f := range d.Files {
 		sent := mergeSpans(f.Spans)
@@ -197,21 +210,13 @@ func (s *Service) RecordDelivery(ctx context.Context, a *Session, d Delivery) er
 			newly = append(newly, f.Index)
 		}
 	}
-	if len(newly) > 0 {
-		notices := newly
-		if d.Zip {
-			files, err := tx.Files(ctx, a.transfer.ID)
-			if err != nil {
-				return err
-			}
-			if len(files) > 0 && len(newly) == len(files) {
-				notices = []int{-1} // "all files, as a ZIP"
-			}
-		}
-		for _, idx := range notices {
-			if err := s.notifyDownload(ctx, tx, a.transfer, a.recipient, idx, now); err != nil {
-				return err
-			}
+	notices, err := s.notices(ctx, tx, mode, hadDownloads, a.transfer.ID, d.Zip, newly)
+	if err != nil {
+		return err
+	}
+	for _, idx := range notices {
+		if err := s.notifyDownload(ctx, tx, a.transfer, a.recipient, idx, now); err != nil {
+			return err
 		}
 	}
 	ev := audit.Event{Actor: audit.Recipient(a.recipient.ID), Action: audit.FileDownload, Object: a.transfer.ID, Detail: deliveryDetail(d)}
@@ -227,7 +232,7 @@ func (s *Service) RecordDelivery(ctx context.Context, a *Session, d Delivery) er
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	if len(newly) > 0 {
+	if len(notices) > 0 {
 		s.wakeMailer()
 	}
 	kind := "file"
@@ -243,6 +248,40 @@ func (s *Service) RecordDelivery(ctx context.Context, a *Session, d Delivery) er
 	s.log.Info("download", "transfer", a.transfer.ID, "recipient", a.recipient.ID, "kind", kind,
 		"complete", d.Complete, "detail", ev.Detail, "newly_downloaded", len(newly))
 	return nil
+}
+
+// notices returns which download notices one response causes in mode: the
+// indexes of the files that newly count as downloaded (-1: every file, by
+// one ZIP), given whether the recipient had downloaded anything before.
+// NotifyEach: one per file, or one for a ZIP that made every file
+// downloaded at once. NotifyFirst: one, at the recipient's first download.
+// NotifyNone and NotifySummary: none (the summary goes out at the purge).
+func (s *Service) notices(ctx context.Context, tx *store.Tx, mode kluis.NotifyMode, hadDownloads bool, transferID string, zip bool, newly []int) ([]int, error) {
+	if len(newly) == 0 || s.mailer == nil {
+		return nil, nil
+	}
+	switch mode {
+	case kluis.NotifyEach:
+	case kluis.NotifyFirst:
+		if hadDownloads {
+			return nil, nil
+		}
+	default:
+		return nil, nil
+	}
+	if zip {
+		files, err := tx.Files(ctx, transferID)
+		if err != nil {
+			return nil, err
+		}
+		if len(files) > 0 && len(newly) == len(files) {
+			return []int{-1}, nil // "all files, as a ZIP"
+		}
+	}
+	if mode == kluis.NotifyFirst {
+		return newly[:1], nil
+	}
+	return newly, nil
 }
 
 // deliveryDetail is the audit detail of a download response. A file:

@@ -26,14 +26,26 @@ type accounting struct {
 
 func newAccounting(t *testing.T, newEnv envMaker, sizes ...int) *accounting {
 	t.Helper()
+	return newAccountingWith(t, newEnv, kluis.Options{Notify: kluis.NotifyEach}, sizes...)
+}
+
+func newAccountingWith(t *testing.T, newEnv envMaker, opts kluis.Options, sizes ...int) *accounting {
+	t.Helper()
 	e := newEnv(t)
-	r := e.readyTransfer(createOpts{to: []string{"een@example.nl", "twee@example.nl"}, options: kluis.Options{NotifyDownload: true}}, sizes...)
+	r := e.readyTransfer(createOpts{to: []string{"een@example.nl", "twee@example.nl"}, options: opts}, sizes...)
 	return &accounting{env: e, r: r}
 }
 
 // newNotices returns the download notices queued since the last call,
 // opened as the mail worker opens them.
 func (a *accounting) newNotices() []mail.Message {
+	a.t.Helper()
+	return a.newMail(mail.KindDownload)
+}
+
+// newMail returns the mails of kind queued since the last call (mails of
+// other kinds claimed meanwhile are dropped).
+func (a *accounting) newMail(kind mail.Kind) []mail.Message {
 	a.t.Helper()
 	rows, err := a.db.ClaimOutbox(a.ctx, a.clock.Now(), time.Hour, 1000)
 	if err != nil {
@@ -49,7 +61,7 @@ func (a *accounting) newNotices() []mail.Message {
 		if err := json.Unmarshal(plain, &m); err != nil {
 			a.t.Fatal(err)
 		}
-		if m.Kind == mail.KindDownload {
+		if m.Kind == kind {
 			out = append(out, m)
 		}
 	}
@@ -315,6 +327,111 @@ func TestDeliveryDuringPurge(t *testing.T) {
 			}
 			if got, err := e.svc.Fragments(e.ctx, r.sess, 0, nil); err != nil || got != 0 {
 				t.Fatalf("round %d: %d served ranges outlived the purge (%v)", round, got, err)
+			}
+		}
+	})
+}
+
+// all3 is a whole ZIP of the three files of newAccounting(…, big, 1_000, 0).
+func all3(big int64) transfer.Delivery {
+	return transfer.Delivery{Zip: true, Complete: true, Files: []transfer.Served{
+		{Index: 0, Size: big, Spans: []transfer.Span{{Start: 0, End: big}}},
+		{Index: 1, Size: 1_000, Spans: []transfer.Span{{Start: 0, End: 1_000}}},
+		{Index: 2, Size: 0},
+	}}
+}
+
+// TestDownloadNoticeModes is issue 13 item 10: one mail per download
+// flooded the sender. By default (notify_download, or notify "first") a
+// recipient's downloads make one notice, at the first file; "each" keeps
+// one per file (TestDeliveryAccounting); "none" and "summary" send none
+// at downloads.
+func TestDownloadNoticeModes(t *testing.T) {
+	const big = 250_000
+	for _, tc := range []struct {
+		name string
+		opts kluis.Options
+		want int // notices after two recipients downloaded file by file, then a ZIP
+	}{
+		{"notify_download: the default, first", kluis.Options{NotifyDownload: true}, 2},
+		{"first", kluis.Options{Notify: kluis.NotifyFirst}, 2},
+		{"each", kluis.Options{Notify: kluis.NotifyEach}, 4},
+		{"none", kluis.Options{}, 0},
+		{"summary", kluis.Options{Notify: kluis.NotifySummary}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAccountingWith(t, newEnv, tc.opts, big, 1_000, 0)
+			a.newNotices() // the notifications of Finish
+			one := a.r.sess
+			a.deliver(one, file(0, big, transfer.Span{Start: 0, End: big}))
+			a.deliver(one, file(1, 1_000, transfer.Span{Start: 0, End: 1_000}))
+			a.deliver(one, file(2, 0))
+			a.deliver(one, all3(big))
+			two := a.unlock(a.r.fin.Links[1].AccessID, secretOf(a.r.c))
+			a.deliver(two, all3(big))
+			a.deliver(two, file(1, 1_000, transfer.Span{Start: 0, End: 1_000}))
+			n := a.newNotices()
+			if len(n) != tc.want {
+				t.Fatalf("%d notices, want %d", len(n), tc.want)
+			}
+			if tc.want == 2 {
+				if !strings.Contains(n[0].Subject, "een@example.nl heeft een bestand") || !strings.Contains(n[1].Subject, "twee@example.nl heeft alle bestanden") {
+					t.Errorf("notices %q, %q: want the first file of een, all files of twee", n[0].Subject, n[1].Subject)
+				}
+			}
+		})
+	}
+}
+
+// TestDownloadSummary: with notify "summary" the sender gets one mail when
+// the transfer expires or is revoked, queued with the purge in one
+// transaction (so once, also when the purge runs again), listing every
+// notified recipient with what they downloaded and when.
+func TestDownloadSummary(t *testing.T) {
+	const big = 250_000
+	forEachDB(t, func(t *testing.T, newEnv envMaker) {
+		for _, revoke := range []bool{false, true} {
+			a := newAccountingWith(t, newEnv, kluis.Options{Notify: kluis.NotifySummary, ShowFilenames: true}, big, 1_000, 0)
+			a.newMail(mail.KindNotify)
+			a.clock.Advance(time.Hour)
+			a.deliver(a.r.sess, file(1, 1_000, transfer.Span{Start: 0, End: 1_000}))
+			if n := a.newMail(mail.KindSummary); len(n) != 0 {
+				t.Fatalf("summary before the end: %+v", n)
+			}
+			if revoke {
+				if err := a.svc.Revoke(a.ctx, owner(a.r.c), ""); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				a.clock.Set(a.r.c.Transfer.ExpiresAt.Add(time.Second))
+			}
+			for range 2 {
+				if _, err := a.svc.Purge(a.ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n := a.newMail(mail.KindSummary)
+			if len(n) != 1 {
+				t.Fatalf("revoke %v: %d summaries, want 1", revoke, len(n))
+			}
+			m := n[0]
+			if m.To != "afzender@example.nl" {
+				t.Errorf("summary to %s", m.To)
+			}
+			intro := "is verlopen op"
+			if revoke {
+				intro = "is ingetrokken op"
+			}
+			for _, want := range []string{intro, "een@example.nl", "twee@example.nl", "Heeft niets gedownload.", ", op "} {
+				if !strings.Contains(m.Text, want) {
+					t.Errorf("revoke %v: summary lacks %q:\n%s", revoke, want, m.Text)
+				}
+			}
+			if strings.Count(m.Text, "Heeft niets gedownload.") != 1 {
+				t.Errorf("revoke %v: want exactly one recipient without downloads:\n%s", revoke, m.Text)
+			}
+			if n := a.newNotices(); len(n) != 0 {
+				t.Errorf("summary mode sent %d download notices", len(n))
 			}
 		}
 	})

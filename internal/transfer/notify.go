@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/kluis-nl/kluis"
@@ -113,11 +114,12 @@ func (s *Service) statusURL(transferID string) string {
 	return s.cfg.BaseURL + "/transfers/" + transferID
 }
 
-// notifyDownload tells the sender who downloaded what, when asked for
-// (fileIndex -1: all files, as a ZIP).
+// notifyDownload tells the sender who downloaded what (fileIndex -1: all
+// files, as a ZIP). The caller decides by the transfer's notice mode
+// whether a notice is due (notices).
 func (s *Service) notifyDownload(ctx context.Context, tx *store.Tx, t *store.TransferRow, r *store.RecipientRow, fileIndex int, at time.Time) error {
 	opts := parseOptions(t.Options)
-	if s.mailer == nil || !opts.NotifyDownload {
+	if s.mailer == nil {
 		return nil
 	}
 	files, err := tx.Files(ctx, t.ID)
@@ -143,6 +145,87 @@ func (s *Service) notifyDownload(ctx context.Context, tx *store.Tx, t *store.Tra
 	_ = s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d)
 	return s.enqueue(ctx, tx, mail.KindDownload, opts.senderLang(), t.SenderEmail,
 		mail.Download{Recipient: r.Address, File: ref, At: at, Subject: d.Subject, StatusURL: s.statusURL(t.ID)})
+}
+
+// notifySummary queues the sender's download summary of transfer id when
+// it asked for one (kluis.NotifySummary) and its recipients were notified.
+// The purge calls it in the transaction that claims the transfer and
+// erases its content, so the summary is queued exactly once (the claim
+// and purged_at commit with it) and can still name the files. It reports
+// whether it queued a mail. A summary that cannot be rendered is logged
+// and skipped: a mail must never hold up the erasure.
+func (s *Service) notifySummary(ctx context.Context, tx *store.Tx, id string) (bool, error) {
+	if s.mailer == nil {
+		return false, nil
+	}
+	t, err := tx.Transfer(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	opts := parseOptions(t.Options)
+	if opts.NotifyMode() != kluis.NotifySummary {
+		return false, nil
+	}
+	rs, err := tx.Recipients(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	if !slices.ContainsFunc(rs, func(r *store.RecipientRow) bool { return r.NotifiedAt != nil }) {
+		return false, nil // never sent: nobody could download
+	}
+	downloads, err := tx.Downloads(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	files, err := tx.Files(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	refs, err := s.fileRefs(files, opts.ShowFilenames)
+	if err != nil {
+		// Unreadable metadata: name the files by position only.
+		s.log.Warn("download summary without file details", "transfer", id, "err", err)
+		refs = nil
+	}
+	ref := func(idx int) mail.FileRef {
+		if idx < 0 {
+			return mail.FileRef{Index: -1, Count: len(files)}
+		}
+		for _, f := range refs {
+			if f.Index == idx+1 {
+				return f
+			}
+		}
+		return mail.FileRef{Index: idx + 1, Count: max(len(files), idx+1), Size: -1}
+	}
+	sum := mail.Summary{Ended: t.ExpiresAt, StatusURL: s.statusURL(t.ID)}
+	if t.RevokedAt != nil && t.RevokedAt.Before(t.ExpiresAt) {
+		sum.Ended, sum.Revoked = *t.RevokedAt, true
+	}
+	var d details
+	_ = s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d)
+	sum.Subject = d.Subject
+	for _, r := range rs {
+		if r.NotifiedAt == nil {
+			continue
+		}
+		line := mail.SummaryRecipient{Address: r.Address}
+		for _, dl := range downloads { // oldest first
+			if dl.RecipientID == r.ID {
+				line.Downloads = append(line.Downloads, mail.Downloaded{File: ref(dl.FileIndex), At: dl.At})
+			}
+		}
+		sum.Recipients = append(sum.Recipients, line)
+	}
+	m, err := mail.Render(mail.KindSummary, opts.senderLang(), s.org, t.SenderEmail, sum)
+	if err != nil {
+		s.log.Error("download summary not rendered; skipped", "transfer", id, "err", err)
+		return false, nil
+	}
+	if _, err := s.mailer.Enqueue(ctx, tx, m); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // notifyLockout tells the sender that a recipient's access was locked

@@ -139,6 +139,17 @@ func (s *Service) purgeBatch(ctx context.Context, ids []string, now time.Time) (
 	if err != nil {
 		return 0, err
 	}
+	// The download summaries first: they still read the file names.
+	summaries := 0
+	for _, id := range claimed {
+		queued, err := s.notifySummary(ctx, tx, id)
+		if err != nil {
+			return 0, err
+		}
+		if queued {
+			summaries++
+		}
+	}
 	if err := tx.PurgeTransfers(ctx, claimed, now); err != nil {
 		return 0, err
 	}
@@ -149,6 +160,9 @@ func (s *Service) purgeBatch(ctx context.Context, ids []string, now time.Time) (
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, err
+	}
+	if summaries > 0 {
+		s.wakeMailer()
 	}
 	// A segment committed by a request still in flight when the purge
 	// listed the blobs would outlive it; list once more.

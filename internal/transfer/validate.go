@@ -31,6 +31,7 @@ const (
 	FieldPasswordMode  = "password.mode"
 	FieldPassword      = "password.value"
 	FieldShowFilenames = "options.show_filenames"
+	FieldNotify        = "options.notify"
 	FieldFiles         = "files"
 )
 
@@ -62,6 +63,7 @@ const (
 	CodeFilesTooLarge       = "files_too_large"
 	CodeNothingToSend       = "nothing_to_send"
 	CodeTooManyFiles        = "too_many_files"
+	CodeNotifyUnknown       = "notify_unknown"
 	// The password's own problems are secret.PasswordProblem's codes
 	// (password_empty, password_too_short, ...).
 )
@@ -89,8 +91,10 @@ type Checked struct {
 	Subject    string // trimmed
 	Body       string // sanitized as the mail shows it; "" when it shows nothing
 	Mode       kluis.PasswordMode
-	Decision   *policy.Decision
-	req        CreateRequest
+	// Notify is the download-notice mode, normalised.
+	Notify   kluis.NotifyMode
+	Decision *policy.Decision
+	req      CreateRequest
 }
 
 // checker collects the field errors of one request.
@@ -182,6 +186,12 @@ func (s *Service) Validate(req CreateRequest) (*Checked, error) {
 	}
 	if req.Options.ShowFilenames && !lim.AllowShowFilenames {
 		c.limit(dec, policy.FieldAllowShowFilenames, FieldShowFilenames, CodeFilenamesForbidden)
+	}
+	ck.Notify = req.Options.NotifyMode()
+	if m, ok := kluis.ParseNotifyMode(string(ck.Notify)); ok {
+		ck.Notify = m
+	} else {
+		c.add(FieldNotify, CodeNotifyUnknown, string(ck.Notify))
 	}
 	ck.Mode = c.password(dec, req)
 	c.files(dec, req)

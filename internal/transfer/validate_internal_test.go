@@ -51,6 +51,7 @@ func TestValidate(t *testing.T) {
 		{"subject too long", func(r *CreateRequest) { r.Subject = strings.Repeat("a", MaxSubjectLength+1) }, []want{{FieldSubject, CodeTooLong, ""}}},
 		{"body too long after sanitizing", func(r *CreateRequest) { r.Body = "<p>" + strings.Repeat("a", MaxBodyLength) + "</p>" }, []want{{FieldBody, CodeTooLong, ""}}},
 		{"language", func(r *CreateRequest) { r.Lang = "es" }, []want{{FieldLang, CodeLangUnsupported, ""}}},
+		{"download notice mode", func(r *CreateRequest) { r.Options.Notify = "often" }, []want{{FieldNotify, CodeNotifyUnknown, ""}}},
 		{"bad addresses in each field", func(r *CreateRequest) {
 			r.To, r.Cc, r.Bcc = []string{"b@gemeente.nl", "x@"}, []string{"geen adres"}, []string{"a@@gemeente.nl"}
 		}, []want{{FieldTo, CodeAddressInvalid, ""}, {FieldCc, CodeAddressInvalid, ""}, {FieldBcc, CodeAddressInvalid, ""}}},
