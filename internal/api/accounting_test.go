@@ -35,7 +35,7 @@ func (e *auditEnv) notifying(sizes ...int) *shared {
 	const pw = "Vrolijk-Paarse-Olifant-42"
 	c, err := e.svc.Create(e.ctx, transfer.CreateRequest{
 		SenderEmail: "afzender@example.nl", SenderName: "Afzender", SenderLang: "en", To: []string{"ontvanger@example.nl"},
-		PasswordMode: kluis.PasswordManual, Password: pw, Options: kluis.Options{NotifyDownload: true},
+		PasswordMode: kluis.PasswordManual, Password: pw, Options: kluis.Options{Notify: kluis.NotifyEach},
 	})
 	if err != nil {
 		e.t.Fatal(err)

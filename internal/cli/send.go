@@ -26,6 +26,7 @@ type sendRequest struct {
 	expiresAt                *time.Time
 	lang                     string
 	confirm, notify, showAll bool
+	notifyMode               string // --notify; the server checks it
 	mode, password           string // password mode "generate", "manual" or "none"
 	files                    []sendFile
 	total                    int64
@@ -125,6 +126,7 @@ func (a *app) sendFlags(f *flagSet, args []string) (*sendRequest, error) {
 	lang := f.Lang("cli.flag.send_lang")
 	confirm := f.Bool("confirm", "cli.flag.confirm")
 	notify := f.Bool("notify-download", "cli.flag.notify_download")
+	notifyMode := f.String("notify", "cli.ph.notify", "cli.flag.notify")
 	showNames := f.Bool("show-filenames", "cli.flag.show_filenames")
 	pwGen := f.Bool("password-generate", "cli.flag.password_generate")
 	secret := f.secretFlags()
@@ -138,6 +140,7 @@ func (a *app) sendFlags(f *flagSet, args []string) (*sendRequest, error) {
 	r.to, r.cc, r.bcc = *to, *cc, *bcc
 	r.subject, r.expires, r.lang = *subject, *expires, *lang
 	r.confirm, r.notify, r.showAll = *confirm, *notify, *showNames
+	r.notifyMode = *notifyMode
 	r.apiKey, r.json = *apiKey, *asJSON
 	if len(r.to)+len(r.cc)+len(r.bcc) == 0 {
 		return nil, f.usageError("cli.send.no_recipient")
@@ -256,6 +259,9 @@ func (a *app) sendStatePath(c *client.Client, r *sendRequest) (string, error) {
 		fmt.Fprintf(h, "%q\x00", []string(l))
 	}
 	fmt.Fprintf(h, "%q\x00%q\x00%q\x00%q\x00%q\x00%v%v%v\x00", r.message, r.subject, r.body, r.expires, r.lang, r.confirm, r.notify, r.showAll)
+	if r.notifyMode != "" { // only then, so state saved before --notify still matches
+		fmt.Fprintf(h, "notify=%q\x00", r.notifyMode)
+	}
 	for _, f := range r.files {
 		fmt.Fprintf(h, "%q\x00%d\x00%d\x00", f.path, f.size, f.mtime.UnixNano())
 	}
@@ -273,7 +279,7 @@ func (a *app) createTransfer(ctx context.Context, c *client.Client, token string
 		To: r.to, Cc: r.cc, Bcc: r.bcc, Message: r.message, Subject: r.subject, Body: r.body,
 		ExpiresAt: r.expiresAt, Lang: r.lang,
 		Password: client.Password{Mode: r.mode, Value: r.password},
-		Options:  client.Options{Confirm: r.confirm, NotifyDownload: r.notify, ShowFilenames: r.showAll},
+		Options:  client.Options{Confirm: r.confirm, NotifyDownload: r.notify, Notify: r.notifyMode, ShowFilenames: r.showAll},
 	}
 	cr, err := c.CreateTransfer(ctx, token, req)
 	if err != nil {

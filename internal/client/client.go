@@ -379,7 +379,10 @@ func (c *Client) Logout(ctx context.Context, token string) error {
 type Options struct {
 	Confirm        bool `json:"confirm"`
 	NotifyDownload bool `json:"notify_download"`
-	ShowFilenames  bool `json:"show_filenames"`
+	// Notify is the download-notice mode (none, first, each, summary);
+	// empty leaves it to NotifyDownload.
+	Notify        string `json:"notify,omitempty"`
+	ShowFilenames bool   `json:"show_filenames"`
 }
 
 // Password is the password choice of a new transfer.
