@@ -162,8 +162,11 @@ type xfer struct {
 type nemOptions struct {
 	Confirm        bool `json:"confirm"`
 	NotifyDownload bool `json:"notify_download"`
-	ShowFilenames  bool `json:"show_filenames"`
-	RemindExpiry   bool `json:"remind_expiry"`
+	// Notify is "each" with NotifyDownload: the checker expects a notice
+	// per file (notify_download alone now means one per recipient).
+	Notify        string `json:"notify,omitempty"`
+	ShowFilenames bool   `json:"show_filenames"`
+	RemindExpiry  bool   `json:"remind_expiry"`
 }
 
 // xfile is one upload attempt.
@@ -655,6 +658,9 @@ func (w *worker) create() *xfer {
 				Confirm: w.rng.Float64() < 0.5, NotifyDownload: w.rng.Float64() < 0.5,
 				ShowFilenames: w.rng.Float64() < 0.3, RemindExpiry: w.rng.Float64() < 0.3,
 			},
+		}
+		if x.opts.NotifyDownload {
+			x.opts.Notify = "each"
 		}
 		for i := range 1 + w.rng.IntN(3) {
 			x.recipients = append(x.recipients, fmt.Sprintf("r%d-%s@example.nl", i, tag))
