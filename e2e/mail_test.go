@@ -865,3 +865,56 @@ func dirContains(t *testing.T, dir, needle string) bool {
 	})
 	return found
 }
+
+// TestMailDownloadSummary is issue 13 item 10 through the binary and a real
+// SMTP server: with notify "summary" downloads send the sender no notice,
+// and revoking sends one summary naming each recipient and what they
+// downloaded.
+func TestMailDownloadSummary(t *testing.T) {
+	t.Parallel()
+	mp := startMailpit(t)
+	srv := startServer(t, t.TempDir(), "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
+	senderAddr := uniq("sender-") + "@example.nl"
+	token := verifySender(t, srv, mp, senderAddr)
+	a, b := uniq("a-")+"@example.nl", uniq("b-")+"@example.nl"
+	cr := createReq(t, srv, token, map[string]any{
+		"to": []string{a, b}, "password": password{Mode: "generate"},
+		"options": map[string]any{"notify": "summary"},
+	})
+	src := newSource(902, 40_000, "")
+	newTus(cr.UploadToken, nil).upload(t, srv.base, "stukken.pdf", src, 40_000)
+	links := finishLinks(t, srv, cr)
+	for _, l := range links {
+		if strings.EqualFold(l.Address, a) {
+			access, _ := splitLink(t, l.URL)
+			sess := srv.unlock(t, access, cr.Password)
+			cont := srv.contents(t, sess)
+			srv.download(t, sess, cont.file(t, "stukken.pdf"), src)
+		}
+	}
+	if st, code := call(t, "POST", srv.base+"/api/v1/transfers/"+cr.ID+"/revoke", cr.UploadToken, nil, nil); st != http.StatusOK {
+		t.Fatalf("revoke: %d %s", st, code)
+	}
+	isSummary := func(x *mpMessage) bool { return strings.HasPrefix(x.Subject, "Overzicht van downloads") }
+	mp.waitMail(t, 20*time.Second, "the download summary", func(ms []*mpMessage) bool {
+		return slices.ContainsFunc(mailsTo(ms, senderAddr), isSummary)
+	})
+	time.Sleep(2 * time.Second) // room for a duplicate to show
+	var sums []*mpMessage
+	for _, x := range mailsTo(mp.all(t), senderAddr) {
+		if isDownloadNotice(x) {
+			t.Errorf("download notice %q in summary mode", x.Subject)
+		}
+		if isSummary(x) {
+			sums = append(sums, x)
+		}
+	}
+	if len(sums) != 1 {
+		t.Fatalf("%d summaries, want 1", len(sums))
+	}
+	for _, want := range []string{"is ingetrokken op", a, b, "Heeft niets gedownload."} {
+		if !strings.Contains(sums[0].Text, want) {
+			t.Errorf("summary lacks %q:\n%s", want, sums[0].Text)
+		}
+	}
+}
