@@ -342,7 +342,8 @@ type composeRequest struct {
 	Expires        string // YYYY-MM-DD
 	Lang           string
 	Confirm        bool
-	NotifyDownload bool `json:"notify_download"`
+	NotifyDownload bool   `json:"notify_download"`
+	Notify         string // the mode, read only with NotifyDownload
 	// Privacy is the sender's choice for visible addresses: privacyBcc
 	// sends every To and Cc address as Bcc. One transfer per recipient
 	// (privacySeparate) is one request per address, made by the script.
@@ -465,12 +466,16 @@ func composeCreateRequest(s *sender.Sender, req *composeRequest) transfer.Create
 	if req.Privacy == privacyBcc {
 		to, cc, bcc = nil, nil, append(append(to, cc...), bcc...)
 	}
+	var notify kluis.NotifyMode
+	if req.NotifyDownload { // the mode's select means nothing with the box unticked
+		notify = kluis.NotifyMode(req.Notify)
+	}
 	return transfer.CreateRequest{
 		SenderEmail: s.Email, SenderName: s.Name, SenderPhone: s.Phone,
 		To: to, Cc: cc, Bcc: bcc,
 		Message: req.Message, Subject: req.Subject, Body: req.Body, ExpiresOn: req.Expires,
 		Lang: req.Lang, SenderLang: s.Lang, PasswordMode: mode, Password: pw, Files: sizes,
-		Options: kluis.Options{Confirm: req.Confirm, NotifyDownload: req.NotifyDownload, ShowFilenames: req.ShowFilenames},
+		Options: kluis.Options{Confirm: req.Confirm, NotifyDownload: req.NotifyDownload, Notify: notify, ShowFilenames: req.ShowFilenames},
 	}
 }
 

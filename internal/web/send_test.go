@@ -405,3 +405,23 @@ func TestSendCodeMailLimit(t *testing.T) {
 		t.Fatalf("past the limit: %d Retry-After %q\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 }
+
+// TestSendNotifyMode: the form's download-notice mode reaches Validate
+// with the box ticked (a bad one is refused and named), and means nothing
+// without it.
+func TestSendNotifyMode(t *testing.T) {
+	e := newSendEnv(t, nil)
+	c := e.verify(t, "a.jansen@example.nl")
+	st, out := postJSON(t, c, e.srv.URL+"/send/transfer", compose(map[string]any{"notify_download": true, "notify": "often"}))
+	named := false
+	for _, msg := range fieldErrors(out) {
+		named = named || strings.Contains(msg, "often")
+	}
+	if st != http.StatusUnprocessableEntity || !named {
+		t.Errorf("bad mode with the box ticked: %d %v, want 422 naming it", st, out)
+	}
+	st, out = postJSON(t, c, e.srv.URL+"/send/transfer", compose(map[string]any{"notify_download": false, "notify": "often"}))
+	if st == http.StatusUnprocessableEntity {
+		t.Errorf("mode without the box: %d %v, want it ignored", st, out)
+	}
+}

@@ -474,6 +474,7 @@ function gather() {
     lang: recipientLang(),
     confirm: !!$("confirm")?.checked,
     notify_download: !!$("notify_download")?.checked,
+    notify: $("notify")?.value || "",
     show_filenames: !!$("show_filenames")?.checked,
     password_mode: mode(),
     password: mode() === "manual" ? v("password") : "",
