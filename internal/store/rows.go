@@ -701,3 +701,35 @@ func (q Q) MarkReminded(ctx context.Context, id string, at time.Time) error {
 	_, err := q.q.ExecContext(ctx, `UPDATE transfers SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL`, ms(at), id)
 	return err
 }
+
+// SetTransferLabel stores a transfer's sealed label (what its sender
+// recognises it by). A purge keeps it; DeleteRetired removes it with the
+// row.
+func (q Q) SetTransferLabel(ctx context.Context, id string, sealed []byte) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE transfers SET label_sealed = ? WHERE id = ?`, sealed, id)
+	return affected(res, err, ErrNotFound)
+}
+
+// TransferLabels returns the sealed labels of the transfers ids that have
+// one, by id.
+func (q Q) TransferLabels(ctx context.Context, ids []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	in, args := inList(ids)
+	rows, err := q.q.QueryContext(ctx, `SELECT id, label_sealed FROM transfers WHERE label_sealed IS NOT NULL AND id IN (`+in+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var b []byte
+		if err := rows.Scan(&id, &b); err != nil {
+			return nil, err
+		}
+		out[id] = b
+	}
+	return out, rows.Err()
+}

@@ -32,6 +32,18 @@ type Overview struct {
 	// MaxExpiry is how far from now the expiry may be moved (the policy's
 	// limit decided at Create, never above the server's).
 	MaxExpiry time.Duration
+	// Kept is what the transfer's label kept of its files once they were
+	// purged (revoked or expired), so the sender still recognises it; nil
+	// while Files lists them, or for a transfer never sent.
+	Kept *KeptFiles
+}
+
+// KeptFiles is what a sender's pages still show of a purged transfer's
+// files, until the minimal record's retention ends.
+type KeptFiles struct {
+	Count int
+	Size  int64
+	First string // the first file's name, only when names were shown
 }
 
 // ReplySummary is a recipient's reply as the original sender's pages see
@@ -51,7 +63,8 @@ type FileSummary struct {
 }
 
 // Overview returns the owner's overview of their transfer. A purged
-// transfer has only its minimal record: no subject, no files.
+// transfer has only its minimal record and its label: the subject and
+// Kept, no file list.
 func (s *Service) Overview(ctx context.Context, o Owner) (*Overview, error) {
 	row, err := s.db.Transfer(ctx, o.TransferID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -142,6 +155,16 @@ func (s *Service) overviews(ctx context.Context, rows []*store.TransferRow) ([]*
 	if err != nil {
 		return nil, err
 	}
+	var purged []string
+	for _, r := range rows {
+		if r.DetailsSealed == nil {
+			purged = append(purged, r.ID)
+		}
+	}
+	labels, err := s.db.TransferLabels(ctx, purged)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*Overview, len(rows))
 	for i, row := range rows {
 		opts := parseOptions(row.Options)
@@ -153,6 +176,16 @@ func (s *Service) overviews(ctx context.Context, rows []*store.TransferRow) ([]*
 			var d details
 			if err := s.openJSON(purposeDetails, row.ID, row.DetailsSealed, &d); err == nil {
 				ov.Subject = d.Subject
+			}
+		}
+		if b, ok := labels[row.ID]; ok {
+			var l label
+			if err := s.openJSON(purposeLabel, row.ID, b, &l); err == nil {
+				ov.Subject = l.Subject
+				ov.Kept = &KeptFiles{Count: l.Files, Size: l.Size, First: kluis.CleanFileName(l.First)}
+				if l.First == "" {
+					ov.Kept.First = ""
+				}
 			}
 		}
 		for _, f := range files[row.ID] {
@@ -169,4 +202,33 @@ func (s *Service) overviews(ctx context.Context, rows []*store.TransferRow) ([]*
 		out[i] = ov
 	}
 	return out, nil
+}
+
+// keepLabel seals the label of a transfer being finished: the subject its
+// recipients are about to see and its files, which the purge after a
+// revoke or expiry would otherwise take from the sender's list.
+func (s *Service) keepLabel(ctx context.Context, tx *store.Tx, t *store.TransferRow, files []*store.FileRow) error {
+	var d details
+	if t.DetailsSealed != nil {
+		if err := s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d); err != nil {
+			return err
+		}
+	}
+	l := label{Subject: d.Subject, Files: len(files)}
+	show := parseOptions(t.Options).ShowFilenames
+	for _, f := range files {
+		var m fileMeta
+		if err := s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m); err != nil {
+			return err
+		}
+		l.Size += max(m.Size, 0)
+		if show && f.Index == 0 {
+			l.First = m.Name
+		}
+	}
+	sealed, err := s.sealJSON(purposeLabel, t.ID, l)
+	if err != nil {
+		return err
+	}
+	return tx.SetTransferLabel(ctx, t.ID, sealed)
 }

@@ -31,6 +31,7 @@ var SealedValues = []SealedValue{
 	{store.SealedColumn{Table: "transfers", Column: "identity_sealed", RowID: "id"}, purposeIdentity},
 	{store.SealedColumn{Table: "transfers", Column: "details_sealed", RowID: "id"}, purposeDetails},
 	{store.SealedColumn{Table: "transfers", Column: "private_sealed", RowID: "id"}, purposePrivate},
+	{store.SealedColumn{Table: "transfers", Column: "label_sealed", RowID: "id"}, purposeLabel},
 	{store.SealedColumn{Table: "files", Column: "meta_sealed", RowID: "id"}, purposeFileMeta},
 	{store.SealedColumn{Table: "files", Column: "private_sealed", RowID: "id"}, purposeFilePriv},
 	{store.SealedColumn{Table: "files", Column: "sum_sealed", RowID: "id"}, purposeFileSum},

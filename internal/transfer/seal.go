@@ -28,7 +28,21 @@ const (
 	purposeSegment   = "file.segment"
 	purposeScan      = "file.scan" // a file's scan identity, until its scan finished (scan.go)
 	purposeSession   = "session.identity"
+	purposeLabel     = "transfer.label"
 )
+
+// label is what a sender recognises a transfer by once its details are
+// purged (revoked or expired): the subject the recipients saw in their
+// mail, and the files as the sender's pages showed them. Sealed under the
+// master key and kept until the minimal record's retention ends.
+type label struct {
+	Subject string `json:"subject,omitempty"`
+	Files   int    `json:"files"`
+	Size    int64  `json:"size"`
+	// First is the first file's name, only when the sender chose to show
+	// file names (it was in the mails then).
+	First string `json:"first,omitempty"`
+}
 
 // details are sealed under the master key only: the server needs them to
 // write mails.

@@ -780,6 +780,9 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	if err := tx.FinishTransfer(ctx, t.ID, now); err != nil {
 		return nil, kluis.Errorf(kluis.ECONFLICT, "This transfer is already finished.")
 	}
+	if err := s.keepLabel(ctx, tx, t, files); err != nil {
+		return nil, err
+	}
 	if err := s.notifyReady(ctx, tx, t, files, out.Links); err != nil {
 		return nil, err
 	}

@@ -89,13 +89,19 @@ func (h *Web) mine(w http.ResponseWriter, r *http.Request) {
 	p := minePage{Email: s.Email, Next: next, Later: cursor != ""}
 	for _, ov := range ovs {
 		row := mineRow{ID: ov.ID, Title: ov.Subject, Files: len(ov.Files), HasMessage: ov.HasMessage, Created: ov.CreatedAt, Expires: ov.ExpiresAt,
-			State: ov.EffectiveState(now), Recipients: len(ov.Recipients), Reply: ov.ReplyTo != ""}
+			State: shownState(ov, now), Recipients: len(ov.Recipients), Reply: ov.ReplyTo != ""}
 		row.StateKey = stateKey(row.State)
 		for _, f := range ov.Files {
 			row.Size += max(f.Size, 0)
 		}
 		if row.Title == "" && len(ov.Files) > 0 {
 			row.Title = ov.Files[0].Name
+		}
+		if k := ov.Kept; k != nil {
+			row.Files, row.Size = k.Count, k.Size
+			if row.Title == "" {
+				row.Title = k.First
+			}
 		}
 		p.Rows = append(p.Rows, row)
 	}
@@ -120,6 +126,7 @@ type downloadStatus struct {
 	All   bool   // all files as one ZIP
 	Name  string // when the sender chose to show file names
 	Index int    // 1-based
+	Of    int    // how many files the transfer has (had, once purged)
 	At    time.Time
 }
 
@@ -154,8 +161,10 @@ type detailPage struct {
 	NamesShown bool
 	HasMessage bool
 	TotalSize  int64
-	Reply      bool
-	Replies    []replyRow
+	// KeptFiles is how many files a purged transfer had (its label).
+	KeptFiles int
+	Reply     bool
+	Replies   []replyRow
 	// Extend form: <input type="date"> bounds and value.
 	ExtendMin, ExtendMax, ExtendValue string
 	ExtendMaxDate                     time.Time
@@ -190,7 +199,7 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 	}
 	now := h.svc.Now()
 	p := &detailPage{
-		Email: s.Email, ID: ov.ID, Title: ov.Subject, State: ov.EffectiveState(now), Created: ov.CreatedAt, Expires: ov.ExpiresAt,
+		Email: s.Email, ID: ov.ID, Title: ov.Subject, State: shownState(ov, now), Created: ov.CreatedAt, Expires: ov.ExpiresAt,
 		RevokedAt: ov.RevokedAt, PurgedAt: ov.PurgedAt, NamesShown: ov.NamesShown, HasMessage: ov.HasMessage,
 		Reply: ov.ReplyTo != "",
 	}
@@ -203,6 +212,10 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 		p.TotalSize += max(f.Size, 0)
 		p.Files = append(p.Files, fileRow{Number: f.Index + 1, Name: f.Name, Size: f.Size})
 	}
+	if k := ov.Kept; k != nil {
+		p.KeptFiles, p.TotalSize = k.Count, k.Size
+	}
+	fileCount := max(len(ov.Files), p.KeptFiles)
 	names := map[int]string{}
 	for _, f := range ov.Files {
 		names[f.Index] = f.Name
@@ -220,7 +233,7 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 		}
 		st.Held = rc.HeldAt != nil
 		for _, d := range rc.Downloads {
-			ds := downloadStatus{All: d.FileIndex < 0, Index: d.FileIndex + 1, At: d.At, Name: d.Name}
+			ds := downloadStatus{All: d.FileIndex < 0, Index: d.FileIndex + 1, Of: max(fileCount, d.FileIndex+1), At: d.At, Name: d.Name}
 			if ds.Name == "" {
 				ds.Name = names[d.FileIndex]
 			}
@@ -238,6 +251,17 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 		p.ExtendValue = p.ExtendMin
 	}
 	return p, nil
+}
+
+// shownState is the state a sender's pages show: a revoked transfer stays
+// "revoked" after its content was purged, so the sender reads what they
+// did rather than what the server did next.
+func shownState(ov *transfer.Overview, now time.Time) kluis.State {
+	st := ov.EffectiveState(now)
+	if st == kluis.StatePurged && ov.RevokedAt != nil {
+		return kluis.StateRevoked
+	}
+	return st
 }
 
 // stateKey is the catalog key of a state's label.

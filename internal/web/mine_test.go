@@ -138,7 +138,7 @@ func TestMyTransfers(t *testing.T) {
 
 	resp, body = getLang(t, c, e.srv.URL+"/transfers/"+id, "nl")
 	wantStatus(t, "detail", resp, body, http.StatusOK)
-	for _, want := range []string{"burger@example.nl", "archief@example.nl", "bcc, niet zichtbaar", "Geopend op", "Bestand 1 gedownload op", "Nog niet geopend",
+	for _, want := range []string{"burger@example.nl", "archief@example.nl", "bcc, niet zichtbaar", "Geopend op", "Bestand 1 van 2 gedownload op", "Nog niet geopend",
 		"Toegang intrekken voor burger@example.nl", "Intrekken voor iedereen", `type="date"`, "De namen van de bestanden zijn versleuteld", "vertrouwelijk bericht"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("detail lacks %q", want)
@@ -297,5 +297,88 @@ func TestMyTransfersPages(t *testing.T) {
 	wantStatus(t, "a page name edited by hand", resp, body, http.StatusSeeOther)
 	if loc := resp.Header.Get("Location"); loc != "/transfers" {
 		t.Errorf("a bad page name leads to %q", loc)
+	}
+}
+
+// TestRevokedKeepsLabel (issue 13, item 5): after "revoke for everyone"
+// and the purge, My transfers still shows the subject that went out in
+// the mail and the files' count and size, says "Ingetrokken" rather than
+// "Verwijderd", and the download reads as the transfer's only file rather
+// than "Bestand 1". Past the metadata retention the record is gone.
+func TestRevokedKeepsLabel(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	ctx := context.Background()
+	c, err := e.svc.Create(ctx, transfer.CreateRequest{
+		SenderEmail: "a.jansen@gemeente.example.nl", To: []string{"burger@example.nl"}, Lang: "nl",
+		Subject: "Uw aanvraag bijzondere bijstand", PasswordMode: kluis.PasswordManual, Password: "Zeven-Groene-Appels",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := e.svc.AuthorizeUpload(ctx, c.UploadToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := []byte("%PDF beschikking")
+	f, err := e.svc.NewFile(ctx, o, "beschikking.pdf", "application/pdf", int64(len(content)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.WriteFile(ctx, o, f.ID, 0, bytes.NewReader(content)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CompleteFile(ctx, o, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	fin, err := e.svc.Finish(ctx, o, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	access := fin.Links[0].AccessID
+	rc := e.client(t)
+	resp, body := post(t, rc, e.srv.URL+"/r/"+access+"/unlock", url.Values{"password": {"Zeven-Groene-Appels"}})
+	wantStatus(t, "unlock", resp, body, http.StatusSeeOther)
+	_, body = get(t, rc, e.srv.URL+"/r/"+access+"/open")
+	resp, body = get(t, rc, e.srv.URL+regexp.MustCompile(`/r/[^"]+/files/[^"]+`).FindString(body))
+	wantStatus(t, "download", resp, body, http.StatusOK)
+
+	sc := e.client(t)
+	e.login(t, sc, "a.jansen@gemeente.example.nl")
+	resp, body = post(t, sc, e.srv.URL+"/transfers/"+o.TransferID+"/revoke", url.Values{"confirm": {"yes"}})
+	wantStatus(t, "revoke all", resp, body, http.StatusSeeOther)
+	if _, err := e.svc.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := e.svc.Transfer(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.PurgedAt == nil {
+		t.Fatal("the revoked transfer was not purged")
+	}
+	size := locale.For(locale.NL).Size(int64(len(content)))
+	_, body = getLang(t, sc, e.srv.URL+"/transfers", "nl")
+	for _, want := range []string{"Uw aanvraag bijzondere bijstand", translate("nl", "mine.one_file", size), "Ingetrokken"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("list after revoke lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"Zonder onderwerp", "Geen bestanden", "Verwijderd"} {
+		if strings.Contains(body, bad) {
+			t.Errorf("list after revoke says %q", bad)
+		}
+	}
+	_, body = getLang(t, sc, e.srv.URL+"/transfers/"+o.TransferID, "nl")
+	for _, want := range []string{"Uw aanvraag bijzondere bijstand", "Ingetrokken", "Het bestand gedownload op", translate("nl", "mine.one_file", size)} {
+		if !strings.Contains(body, want) {
+			t.Errorf("detail after revoke lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "Bestand 1 gedownload") || strings.Contains(body, ">Verwijderd<") {
+		t.Error("detail after revoke names the download by number or says Verwijderd")
+	}
+	_, body = getLang(t, sc, e.srv.URL+"/transfers/"+o.TransferID, "en")
+	if !strings.Contains(body, "Revoked") || !strings.Contains(body, "Downloaded the file on") {
+		t.Error("English detail after revoke lacks Revoked or the download")
 	}
 }
