@@ -30,13 +30,18 @@ func (s *Service) live(t *store.TransferRow) error {
 	return nil
 }
 
+// ErrAccessRevoked is wrapped in the EREVOKED error of a recipient whose
+// own access was revoked while the transfer stays live for the others,
+// so pages do not tell them the files were deleted.
+var ErrAccessRevoked = errors.New("transfer: access revoked for this recipient")
+
 // openable adds the recipient's own state to live.
 func (s *Service) openable(t *store.TransferRow, r *store.RecipientRow) error {
 	if err := s.live(t); err != nil {
 		return err
 	}
 	if r.RevokedAt != nil {
-		return &kluis.Error{Code: kluis.EREVOKED, Message: "The sender has revoked your access to this transfer.", At: r.RevokedAt}
+		return &kluis.Error{Code: kluis.EREVOKED, Message: "The sender has revoked your access to this transfer.", At: r.RevokedAt, Err: ErrAccessRevoked}
 	}
 	if t.State != string(kluis.StateReady) {
 		return notFound()

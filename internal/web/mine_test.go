@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -205,6 +206,10 @@ func TestMyTransfers(t *testing.T) {
 	wantStatus(t, "revoke one", resp, body, http.StatusSeeOther)
 	resp, body = get(t, rc, e.srv.URL+"/r/"+s.access)
 	wantStatus(t, "revoked link", resp, body, http.StatusGone)
+	// Issue 13, item 9: the files are still there for the others.
+	if !strings.Contains(body, html.EscapeString(translate("nl", "gone.access_ended"))) || strings.Contains(body, "Niemand kan ze nog openen") {
+		t.Error("the recipient whose access was revoked is told the files are deleted for everyone")
+	}
 	_, body = get(t, c, e.srv.URL+"/transfers/"+id)
 	if !strings.Contains(body, "Toegang ingetrokken op") || strings.Contains(body, "Toegang intrekken voor burger@example.nl") {
 		t.Error("detail does not show the revoked recipient")

@@ -251,6 +251,9 @@ func (h *Web) downloadZip(w http.ResponseWriter, r *http.Request) {
 type gonePage struct {
 	Kind string // "expired" or "revoked"
 	At   *time.Time
+	// OnlyYou: this recipient's access was revoked; the transfer and its
+	// files are still there for the others.
+	OnlyYou bool
 }
 
 // lockedPage says until when a link is locked, or that it waits for the
@@ -277,7 +280,7 @@ func (h *Web) linkError(w http.ResponseWriter, r *http.Request, access string, e
 	case kluis.EEXPIRED:
 		h.render(w, r, statusOf(err), "gone", h.newView(r, gonePage{Kind: "expired", At: at}))
 	case kluis.EREVOKED:
-		h.render(w, r, statusOf(err), "gone", h.newView(r, gonePage{Kind: "revoked", At: at}))
+		h.render(w, r, statusOf(err), "gone", h.newView(r, gonePage{Kind: "revoked", At: at, OnlyYou: errors.Is(err, transfer.ErrAccessRevoked)}))
 	case kluis.ELOCKED:
 		p := lockedPage{Until: at}
 		// Who to contact (the recipient knows the sender from the mail).
