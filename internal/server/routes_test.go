@@ -351,6 +351,7 @@ func routeTable() []routeRow {
 			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "POST /logout", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/logout", "") },
 			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /logout", req: get("/logout"), want: everyone(want{http.StatusOK, ""})},
 
 		{pattern: "GET /.well-known/security.txt", req: get("/.well-known/security.txt"), want: everyone(want{http.StatusOK, ""})},
 	}

@@ -442,5 +442,11 @@ func (h *Web) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: senderSessionCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	http.Redirect(w, r, "/logout", http.StatusSeeOther)
+}
+
+// loggedOut confirms the logout (issue 13, item 9: the start page alone
+// left the sender unsure whether it worked).
+func (h *Web) loggedOut(w http.ResponseWriter, r *http.Request) {
+	h.render(w, r, http.StatusOK, "problem", h.newView(r, problemPage{Title: "mine.logged_out_title", Text: "mine.logged_out_text", Back: "/", BackText: "mine.logged_out_back"}))
 }

@@ -229,6 +229,15 @@ func TestMyTransfers(t *testing.T) {
 	if sc := resp.Header.Get("Set-Cookie"); !strings.Contains(sc, senderSessionCookie+"=;") || !strings.Contains(sc, "Max-Age=0") {
 		t.Errorf("logout cookie: %q", sc)
 	}
+	// Issue 13, item 9: the sender sees that the logout worked.
+	if loc := resp.Header.Get("Location"); loc != "/logout" {
+		t.Errorf("logout redirects to %q, want the confirmation", loc)
+	}
+	resp, body = getLang(t, c, e.srv.URL+"/logout", "nl")
+	wantStatus(t, "logged out", resp, body, http.StatusOK)
+	if !strings.Contains(body, "U bent uitgelogd") {
+		t.Error("no logout confirmation")
+	}
 	if _, err := e.senders.Authenticate(context.Background(), token); err == nil {
 		t.Error("the session still works after logout")
 	}

@@ -40,6 +40,7 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("POST /transfers/{id}/unlock", h.unblock)
 	mux.HandleFunc("GET /transfers/{id}/unlock/{token}", h.unblockLink)
 	mux.HandleFunc("POST /logout", h.logout)
+	mux.HandleFunc("GET /logout", h.loggedOut)
 
 	mux.HandleFunc("GET /static/{sum}/{name...}", h.serveStatic)
 }
