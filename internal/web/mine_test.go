@@ -396,3 +396,19 @@ func TestRevokedKeepsLabel(t *testing.T) {
 		t.Error("English detail after revoke lacks Revoked or the download")
 	}
 }
+
+// TestSummarySaysRepliesUseThePassword (issue 13, item 4): the summary
+// told the sender the password is shown once and never again, yet the
+// sender needs it to open every reply.
+func TestSummarySaysRepliesUseThePassword(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	c := e.client(t)
+	e.login(t, c, "a.jansen@gemeente.example.nl")
+	for lang, want := range map[string]string{"nl": "antwoorden van ontvangers opent u met hetzelfde wachtwoord", "en": "replies from recipients open with the same password"} {
+		resp, body := getLang(t, c, e.srv.URL+"/send", lang)
+		wantStatus(t, "send "+lang, resp, body, http.StatusOK)
+		if !strings.Contains(body, want) {
+			t.Errorf("%s: the summary does not say replies open with the same password", lang)
+		}
+	}
+}
