@@ -412,3 +412,22 @@ func TestSummarySaysRepliesUseThePassword(t *testing.T) {
 		}
 	}
 }
+
+// TestSendHelpCoversMyTransfers (issue 13, item 9): the senders' help
+// said nothing about My transfers, replies, revoking or extending.
+func TestSendHelpCoversMyTransfers(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	c := e.client(t)
+	for _, lang := range []string{"nl", "en"} {
+		resp, body := getLang(t, c, e.srv.URL+"/help/send", lang)
+		wantStatus(t, "help "+lang, resp, body, http.StatusOK)
+		for _, key := range []string{"sendhelp.mine_heading", "sendhelp.replies_heading", "sendhelp.revoke_heading"} {
+			if !strings.Contains(body, ">"+html.EscapeString(translate(lang, key))+"</h2>") {
+				t.Errorf("%s: /help/send lacks the section %s", lang, key)
+			}
+		}
+		if !strings.Contains(body, `href="/transfers"`) {
+			t.Errorf("%s: /help/send does not link to My transfers", lang)
+		}
+	}
+}
