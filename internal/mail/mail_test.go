@@ -103,6 +103,11 @@ func fixtures() map[Kind]any {
 				}},
 				{Address: "team@voorbeeld.nl"},
 			},
+		KindScanFailed: ScanFailed{
+			Reason:    ScanInfected,
+			File:      FileRef{Index: 2, Count: 3, Size: 250_000},
+			Since:     fixed.Add(-2 * time.Hour),
+			Subject:   "Uw aanvraag bijzondere bijstand",
 			StatusURL: "https://kluis.voorbeeld.nl/transfers/T-2026-0042",
 		},
 	}
@@ -154,6 +159,14 @@ func TestGolden(t *testing.T) {
 	revoked.Revoked, revoked.Subject = true, ""
 	revoked.Recipients = []SummaryRecipient{{Address: "p.jansen@example.org", Downloads: []Downloaded{{File: FileRef{Index: -1, Count: 3}, At: fixed.Add(-2 * time.Hour)}}}}
 	variants = append(variants, variant{KindSummary, "download_summary-revoked", revoked})
+	// The scan that could not run in time, and the file too large to scan
+	// (named: the sender chose to show file names).
+	timeout := fx[KindScanFailed].(ScanFailed)
+	timeout.Reason, timeout.File = ScanTimeout, FileRef{}
+	variants = append(variants, variant{KindScanFailed, "scan_failed-timeout", timeout})
+	large := fx[KindScanFailed].(ScanFailed)
+	large.Reason, large.File = ScanTooLarge, FileRef{Index: 1, Count: 1, Name: "scan.tif", Size: 400_000_000}
+	variants = append(variants, variant{KindScanFailed, "scan_failed-too_large", large})
 	for _, v := range variants {
 		kind := v.kind
 		for _, lang := range goldenLangs {
