@@ -20,6 +20,11 @@ import (
 //	draft ──upload──▶ uploading ──finish──▶ ready ──time──▶ expired ─┐
 //	  └─────────────────────┴──────revoke──────┴─────────▶ revoked ─┴─purge─▶ purged
 //
+// When the malware scanner cannot be reached at finish (fail-closed), the
+// transfer waits in scanning ("being checked") until a retry scans it
+// (ready) or a file is refused or the wait ends (failed; purged like a
+// revoked transfer).
+//
 // expired and revoked transfers are refused on every request at once, before
 // the purge has run; purged transfers keep only a minimal record until the
 // retention period ends.
@@ -32,6 +37,8 @@ const (
 	StateExpired   State = "expired"
 	StateRevoked   State = "revoked"
 	StatePurged    State = "purged"
+	StateScanning  State = "scanning"
+	StateFailed    State = "failed"
 )
 
 // PasswordMode says how the transfer secret is chosen.
@@ -82,7 +89,7 @@ type Transfer struct {
 // run yet).
 func (t *Transfer) EffectiveState(now time.Time) State {
 	switch t.State {
-	case StatePurged, StateRevoked, StateExpired:
+	case StatePurged, StateRevoked, StateExpired, StateFailed:
 		return t.State
 	}
 	if !now.Before(t.ExpiresAt) {

@@ -17,7 +17,8 @@
 // # Background work
 //
 // Run runs, in one errgroup: the HTTP server, the outbox worker, the
-// engine's purge round, the sender cleanup and the policy watcher. When
+// engine's purge round, the malware-scan retries, the sender cleanup and
+// the policy watcher. When
 // the context ends the server stops accepting and drains the requests in
 // flight (--shutdown-timeout); then the background loops stop, and Run
 // returns once every one of them has returned. If one fails, the others
@@ -315,6 +316,7 @@ func (a *App) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { a.Outbox.Run(bg); return nil })
 	g.Go(func() error { a.Transfers.Run(bg); return nil })
+	g.Go(func() error { a.Transfers.RunScans(bg); return nil })
 	g.Go(func() error { runSenderCleanup(bg, a.Senders, a.log); return nil })
 	g.Go(func() error { watchPolicy(bg, a.reload, a.Policy, a.cfg.Policy, a.log); return nil })
 	err := g.Wait()
@@ -483,6 +485,7 @@ func engineConfig(cfg *config.Serve) transfer.Config {
 		Scope:        transfer.ScanScope(cfg.Scan),
 		FailOpen:     cfg.ScanUnavailable == "open",
 		PassTooLarge: cfg.ScanTooLarge == "pass",
+		Wait:         cfg.ScanWait,
 	}
 	return tc
 }

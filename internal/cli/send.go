@@ -99,7 +99,7 @@ func (a *app) send(ctx context.Context, args []string) error {
 	if err != nil {
 		if client.Code(err) == "conflict" {
 			// Finished by an earlier run whose answer was lost?
-			if t, terr := c.Transfer(ctx, st.UploadToken, st.TransferID); terr == nil && t.State == "ready" {
+			if t, terr := c.Transfer(ctx, st.UploadToken, st.TransferID); terr == nil && (t.State == "ready" || t.State == "scanning") {
 				os.Remove(statePath)
 				return a.printSendResult(req.json, t, password)
 			}
@@ -326,7 +326,12 @@ func (a *app) printSendResult(asJSON bool, t *client.Transfer, password string) 
 		return writeJSON(a.io.Out, out)
 	}
 	w := a.io.Out
-	fmt.Fprintln(w, a.p.T("cli.send.sent", t.ID, a.p.Date(t.ExpiresAt)))
+	if t.State == "scanning" {
+		// Finished, but held until the malware scan can run (fail-closed).
+		fmt.Fprintln(w, a.p.T("cli.send.scanning", t.ID))
+	} else {
+		fmt.Fprintln(w, a.p.T("cli.send.sent", t.ID, a.p.Date(t.ExpiresAt)))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, r := range t.Recipients {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", a.kindText(r.Kind), visible(r.Address), a.recipientStatus(r.Status))

@@ -73,7 +73,7 @@ func (a *app) loadSendState(ctx context.Context, c *client.Client, path string, 
 			return nil, false, nil
 		}
 		return st, true, nil
-	case "ready":
+	case "ready", "scanning":
 		return st, false, nil
 	}
 	fmt.Fprintln(a.io.Err, "kluis: "+a.p.T("cli.send.cannot_continue_state", st.TransferID, a.stateText(t.State)))

@@ -7,6 +7,7 @@ var (
 	stateKeys = map[string]string{
 		"draft": "cli.state.draft", "uploading": "cli.state.uploading", "ready": "cli.state.ready",
 		"expired": "cli.state.expired", "revoked": "cli.state.revoked", "purged": "cli.state.purged",
+		"scanning": "cli.state.scanning", "failed": "cli.state.failed",
 	}
 	recipientStatusKeys = map[string]string{
 		"pending": "cli.rstatus.pending", "notified": "cli.rstatus.notified", "opened": "cli.rstatus.opened",

@@ -95,6 +95,10 @@ type Serve struct {
 	Scan            string
 	ScanUnavailable string
 	ScanTooLarge    string
+	// ScanWait is how long a transfer finished while clamd could not be
+	// reached waits for its scan (fail-closed) before it fails and the
+	// sender is told.
+	ScanWait time.Duration
 }
 
 // option describes one setting: its flag, its environment variable, and
@@ -168,7 +172,8 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "min-body-rate", def: "1KB", usage: "bytes per second a request body must arrive at, averaged over each --body-timeout of waiting (e.g. 1KB, 500B); 0 leaves only --body-timeout", set: rate(&c.MinBodyRate)},
 		{name: "clamd", usage: "ClamAV's daemon for the malware scan of files before anyone is notified: unix:/run/clamav/clamd.ctl or tcp://HOST:3310. Without it nothing is scanned", set: str(&c.Clamd)},
 		{name: "scan", usage: "which transfers' files are scanned: off, inbound (what recipients send back: replies) or all (default all with --clamd, off without)", set: str(&c.Scan)},
-		{name: "scan-unavailable", def: "closed", usage: "when clamd cannot be reached: closed (nothing is sent; the sender is told the files are being checked and finishes again later) or open (files pass unscanned, with a warning in the log and the audit log)", set: str(&c.ScanUnavailable)},
+		{name: "scan-unavailable", def: "closed", usage: "when clamd cannot be reached: closed (the transfer waits as \"being checked\", nothing is sent, and the scan is retried until it runs or --scan-wait ends) or open (files pass unscanned, with a warning to the sender, in the log and in the audit log)", set: str(&c.ScanUnavailable)},
+		{name: "scan-wait", def: "24h", usage: "how long a transfer waits for its malware scan while clamd cannot be reached (--scan-unavailable closed); then it fails, its content is erased and the sender is told by mail", set: dur(&c.ScanWait)},
 		{name: "scan-too-large", def: "refuse", usage: "a file larger than clamd's StreamMaxLength: refuse (removed, the sender is told) or pass (unscanned, with a note in the log and the audit log)", set: str(&c.ScanTooLarge)},
 		{name: "metrics-token", secret: true, usage: "bearer token (at least 16 characters) that Prometheus sends to read /metrics and /healthz?details=1 (Authorization: Bearer TOKEN). Without it they answer only clients connecting from loopback without X-Forwarded-For (set a token, or block /metrics, when a reverse proxy on the same host forwards without that header)", set: str(&c.MetricsToken)},
 	}
@@ -530,6 +535,9 @@ func (c *Serve) validateScan() error {
 	}
 	if c.ScanTooLarge != "refuse" && c.ScanTooLarge != "pass" {
 		return fmt.Errorf("--scan-too-large %q: use refuse or pass", c.ScanTooLarge)
+	}
+	if c.ScanWait < time.Minute {
+		return fmt.Errorf("--scan-wait %s: use at least 1m (the default is 24h)", c.ScanWait)
 	}
 	return nil
 }

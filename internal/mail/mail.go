@@ -43,22 +43,11 @@ const (
 	KindRevoked        Kind = "revoked"          // to a recipient: the transfer was revoked
 	KindExpiryReminder Kind = "expiry_reminder"  // to the sender: the transfer expires soon
 	KindSummary        Kind = "download_summary" // to the sender: who downloaded what, at expiry or revoke
+	KindScanFailed     Kind = "scan_failed"      // to the sender: the malware scan stopped the transfer
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary}
-	KindVerifyCode     Kind = "verify_code"     // to a sender: the one-time code
-	KindNotify         Kind = "notify"          // to each recipient: the link
-	KindConfirm        Kind = "confirm"         // to the sender: summary of the transfer
-	KindDownload       Kind = "download"        // to the sender: a recipient downloaded
-	KindLockout        Kind = "lockout"         // to the sender: too many wrong passwords
-	KindRevoked        Kind = "revoked"         // to a recipient: the transfer was revoked
-	KindExpiryReminder Kind = "expiry_reminder" // to the sender: the transfer expires soon
-	KindScanFailed     Kind = "scan_failed"     // to the sender: the malware scan stopped the transfer
-)
-
-// Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindScanFailed}
+var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed}
 
 // Languages lists the languages mails are written in: every language of
 // package locale.
@@ -215,6 +204,8 @@ type SummaryRecipient struct {
 type Downloaded struct {
 	File FileRef
 	At   time.Time
+}
+
 // Reasons of ScanFailed.
 const (
 	ScanInfected = "infected"  // a file contains malware
@@ -490,22 +481,6 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 		}
 		if len(d.Recipients) == 0 {
 			return nil, invalid("download summary without recipients")
-	case KindScanFailed:
-		d, ok := as[ScanFailed](data)
-		if !ok {
-			return nil, typeErr(kind, data)
-		}
-		switch d.Reason {
-		case ScanInfected, ScanTooLarge:
-			if d.File.Index < 1 {
-				return nil, invalid("scan notice: the refused file needs its number")
-			}
-		case ScanTimeout:
-			if d.Since.IsZero() {
-				return nil, invalid("scan notice: a time-out needs the time the transfer was finished")
-			}
-		default:
-			return nil, invalid("scan notice: reason %q must be infected, too_large or timeout", d.Reason)
 		}
 		if d.StatusURL != "" && !isWebURL(d.StatusURL) {
 			return nil, invalid("status URL must be an absolute http or https address")
@@ -529,6 +504,27 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 			rs = append(rs, r)
 		}
 		d.Recipients = rs
+		v.D = d
+	case KindScanFailed:
+		d, ok := as[ScanFailed](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		switch d.Reason {
+		case ScanInfected, ScanTooLarge:
+			if d.File.Index < 1 {
+				return nil, invalid("scan notice: the refused file needs its number")
+			}
+		case ScanTimeout:
+			if d.Since.IsZero() {
+				return nil, invalid("scan notice: a time-out needs the time the transfer was finished")
+			}
+		default:
+			return nil, invalid("scan notice: reason %q must be infected, too_large or timeout", d.Reason)
+		}
+		if d.StatusURL != "" && !isWebURL(d.StatusURL) {
+			return nil, invalid("status URL must be an absolute http or https address")
+		}
 		d.File.Name = fileName(d.File.Name)
 		d.Subject = HeaderValue(d.Subject)
 		v.D = d

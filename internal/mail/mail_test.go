@@ -103,6 +103,8 @@ func fixtures() map[Kind]any {
 				}},
 				{Address: "team@voorbeeld.nl"},
 			},
+			StatusURL: "https://kluis.voorbeeld.nl/transfers/T-2026-0042",
+		},
 		KindScanFailed: ScanFailed{
 			Reason:    ScanInfected,
 			File:      FileRef{Index: 2, Count: 3, Size: 250_000},

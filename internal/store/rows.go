@@ -173,7 +173,7 @@ func (q Q) PurgeTransfer(ctx context.Context, id string, now time.Time) error {
 	return q.PurgeTransfers(ctx, []string{id}, now)
 }
 
-// PurgeTransfers is PurgeTransfer for many transfers at once, in four
+// PurgeTransfers is PurgeTransfer for many transfers at once, in five
 // statements.
 func (q Q) PurgeTransfers(ctx context.Context, ids []string, now time.Time) error {
 	if len(ids) == 0 {
@@ -192,6 +192,11 @@ func (q Q) PurgeTransfers(ctx context.Context, ids []string, now time.Time) erro
 	}
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM served WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id IN (`+in+`))`, args...); err != nil {
 		return fmt.Errorf("purge served ranges: %w", err)
+	}
+	// Mails held for a transfer that was revoked or expired while it
+	// waited for its malware scan (scanwait.go) are never sent.
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM outbox WHERE held_for IN (`+in+`)`, args...); err != nil {
+		return fmt.Errorf("purge held mail: %w", err)
 	}
 	// An empty hash matches no token: HashToken is never empty.
 	_, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = 'purged', purged_at = ?, upload_token_hash = ?,

@@ -20,15 +20,21 @@ type Mailer interface {
 }
 
 func (s *Service) enqueue(ctx context.Context, tx *store.Tx, kind mail.Kind, lang, to string, data any) error {
+	_, err := s.enqueueID(ctx, tx, kind, lang, to, data)
+	return err
+}
+
+// enqueueID is enqueue that returns the outbox id of the mail ("" without
+// a mailer).
+func (s *Service) enqueueID(ctx context.Context, tx *store.Tx, kind mail.Kind, lang, to string, data any) (string, error) {
 	if s.mailer == nil {
-		return nil
+		return "", nil
 	}
 	m, err := mail.Render(kind, lang, s.org, to, data)
 	if err != nil {
-		return err
+		return "", err
 	}
-	_, err = s.mailer.Enqueue(ctx, tx, m)
-	return err
+	return s.mailer.Enqueue(ctx, tx, m)
 }
 
 func (s *Service) wakeMailer() {
@@ -56,20 +62,22 @@ func (s *Service) fileRefs(files []*store.FileRow, show bool) ([]mail.FileRef, e
 }
 
 // notifyReady queues one notification per recipient (each with only its
-// own address and its own link) and the sender's confirmation.
-func (s *Service) notifyReady(ctx context.Context, tx *store.Tx, t *store.TransferRow, files []*store.FileRow, links []RecipientLink) error {
+// own address and its own link) and the sender's confirmation, and returns
+// the outbox ids of those mails.
+func (s *Service) notifyReady(ctx context.Context, tx *store.Tx, t *store.TransferRow, files []*store.FileRow, links []RecipientLink) ([]string, error) {
 	if s.mailer == nil {
-		return nil
+		return nil, nil
 	}
 	opts := parseOptions(t.Options)
 	var d details
 	if err := s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d); err != nil {
-		return err
+		return nil, err
 	}
 	refs, err := s.fileRefs(files, opts.ShowFilenames)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var ids []string
 	var visible []string
 	var lines []mail.RecipientLine
 	for _, l := range links {
@@ -91,9 +99,11 @@ func (s *Service) notifyReady(ctx context.Context, tx *store.Tx, t *store.Transf
 			VisibleRecipients: visible, Files: refs, HasMessage: opts.HasMessage,
 			Reply: opts.ReplyTo != "",
 		}
-		if err := s.enqueue(ctx, tx, mail.KindNotify, t.Lang, l.Recipient.Address, n); err != nil {
-			return err
+		id, err := s.enqueueID(ctx, tx, mail.KindNotify, t.Lang, l.Recipient.Address, n)
+		if err != nil {
+			return nil, err
 		}
+		ids = append(ids, id)
 	}
 	if opts.Confirm {
 		c := mail.Confirm{
@@ -101,11 +111,13 @@ func (s *Service) notifyReady(ctx context.Context, tx *store.Tx, t *store.Transf
 			ExpiresAt: t.ExpiresAt, PasswordMode: t.PasswordMode, NotifyDownload: opts.NotifyDownload,
 			ShowFilenames: opts.ShowFilenames, RecipientLang: t.Lang, StatusURL: s.statusURL(t.ID),
 		}
-		if err := s.enqueue(ctx, tx, mail.KindConfirm, opts.senderLang(), t.SenderEmail, c); err != nil {
-			return err
+		id, err := s.enqueueID(ctx, tx, mail.KindConfirm, opts.senderLang(), t.SenderEmail, c)
+		if err != nil {
+			return nil, err
 		}
+		ids = append(ids, id)
 	}
-	return nil
+	return ids, nil
 }
 
 // statusURL is the link to the sender's status page ("my transfers") in

@@ -62,6 +62,10 @@ type ScanConfig struct {
 	// PassTooLarge passes a file larger than clamd's StreamMaxLength with
 	// a note; otherwise such a file is refused like an infected one.
 	PassTooLarge bool
+	// Wait is how long a transfer finished while clamd could not be
+	// reached waits for its scan (fail-closed) before it fails and its
+	// sender is told (scanwait.go).
+	Wait time.Duration
 }
 
 // Values of Metrics.Scanned and of the audit entries' detail.

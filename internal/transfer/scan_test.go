@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
@@ -122,9 +123,12 @@ func TestScanReplyInfected(t *testing.T) {
 	}
 }
 
-// TestScanClamdDown: with clamd stopped, fail-closed keeps the transfer
-// unsent (ESCANPENDING, no mail, scan key kept) and Finish succeeds once
-// clamd is back; fail-open passes the file with a warning.
+// TestScanClamdDown: with clamd stopped, fail-closed finishes the transfer
+// into the visible "being checked" state (scanning): its mails are held,
+// nothing goes to a recipient, the scan key is kept, and retries with
+// backoff do nothing while clamd is down; once clamd is back the next
+// retry scans it, it becomes ready and its notifications go out.
+// Fail-open passes the file with a warning.
 func TestScanClamdDown(t *testing.T) {
 	t.Parallel()
 	t.Run("closed", func(t *testing.T) {
@@ -134,22 +138,52 @@ func TestScanClamdDown(t *testing.T) {
 		c := e.create(createOpts{})
 		f := e.upload(owner(c), "a.bin", randomBytes(3, 200_000))
 		d.Stop(t)
-		_, err := e.svc.Finish(e.ctx, owner(c), c.LinkSecret)
-		ke := wantCode(t, err, kluis.ESCANPENDING)
-		if ke.RetryAfter <= 0 || !strings.Contains(ke.Message, "being checked") {
-			t.Errorf("pending error: %+v", ke)
+		fin := e.finish(c)
+		if fin.Transfer.State != kluis.StateScanning {
+			t.Fatalf("state %s after finish with clamd down, want scanning", fin.Transfer.State)
 		}
 		if q := e.app.Queued("", ""); len(q) != 0 {
-			t.Fatalf("%d mails queued while the scan is pending", len(q))
+			t.Fatalf("%d mails due while the scan is pending", len(q))
+		}
+		if held, _ := e.db.HeldOutbox(e.ctx, c.Transfer.ID); len(held) == 0 {
+			t.Fatal("no notification held for the waiting transfer")
 		}
 		if row, _ := e.db.File(e.ctx, f.ID); row.ScanSealed == nil {
 			t.Fatal("the scan key was erased before the scan")
 		}
-		d.Start(t)
-		fin := e.finish(c)
-		if fin.Transfer.State != kluis.StateReady || len(e.app.Queued(mail.KindNotify, "")) != 1 {
-			t.Fatalf("after clamd returned: state %s, %d notifications", fin.Transfer.State, len(e.app.Queued(mail.KindNotify, "")))
+		if _, err := e.svc.Unlock(e.ctx, fin.Links[0].AccessID, secretOf(c)); err == nil {
+			t.Fatal("a recipient link opens a transfer that is still being checked")
 		}
+		// Retries while clamd is down: still waiting, the backoff grows.
+		for range 3 {
+			e.clock.Advance(11 * time.Minute) // past the longest backoff
+			if _, err := e.svc.RetryScans(e.ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w, err := e.db.ScanWaitOf(e.ctx, c.Transfer.ID)
+		if err != nil || w.Attempts != 3 {
+			t.Fatalf("after three failed retries: %+v, %v", w, err)
+		}
+		if len(e.app.Queued("", "")) != 0 {
+			t.Fatal("mail went out while clamd was down")
+		}
+		d.Start(t)
+		e.clock.Advance(time.Hour)
+		if n, err := e.svc.RetryScans(e.ctx); err != nil || n != 1 {
+			t.Fatalf("retry after clamd returned: %d, %v", n, err)
+		}
+		tr, err := e.db.Transfer(e.ctx, c.Transfer.ID)
+		if err != nil || tr.State != string(kluis.StateReady) || tr.FinishedAt == nil {
+			t.Fatalf("after clamd returned: %s, %v\n%s", tr.State, err, e.logs.String())
+		}
+		if n := len(e.app.Queued(mail.KindNotify, "")); n != 1 {
+			t.Fatalf("%d notifications after the scan passed, want 1", n)
+		}
+		if row, _ := e.db.File(e.ctx, f.ID); row.ScanSealed != nil {
+			t.Fatal("the scan key was kept after the scan")
+		}
+		e.unlock(fin.Links[0].AccessID, secretOf(c))
 	})
 	t.Run("open", func(t *testing.T) {
 		t.Parallel()

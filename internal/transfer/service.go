@@ -111,6 +111,7 @@ func DefaultConfig() Config {
 		OrphanGrace:       time.Hour,
 		PurgeInterval:     15 * time.Second,
 		UnlockConcurrency: 4,
+		Scan:              ScanConfig{Wait: 24 * time.Hour},
 	}
 }
 

@@ -706,9 +706,15 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	}
 	// Files waiting for their malware scan are scanned first, outside the
 	// transaction (a scan reads the whole file): a refused file is removed
-	// and Finish ends there, so no recipient is notified.
+	// and Finish ends there, so no recipient is notified. When clamd
+	// cannot be reached (fail-closed) the transfer is finished all the
+	// same, but waits in state scanning with its mails held (scanwait.go).
+	waiting := false
 	if err := s.scanBeforeFinish(ctx, o); err != nil {
-		return nil, err
+		if kluis.ErrorCode(err) != kluis.ESCANPENDING {
+			return nil, err
+		}
+		waiting = true
 	}
 	tx, err := s.db.BeginTx(ctx)
 	if err != nil {
@@ -732,7 +738,7 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 		if !f.Complete {
 			return nil, kluis.Errorf(kluis.ECONFLICT, "File %d of %d has not been uploaded completely yet.", f.Index+1, len(files))
 		}
-		if f.ScanSealed != nil {
+		if f.ScanSealed != nil && !waiting {
 			// Added or completed while the others were scanned.
 			return nil, &kluis.Error{Code: kluis.ESCANPENDING, RetryAfter: time.Second,
 				Message: "A file was added while the files were being checked for malware. Nothing was sent yet; finish again."}
@@ -758,7 +764,7 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	now := s.now()
 	out := &Finished{}
 	var notified *time.Time
-	if s.mailer != nil {
+	if s.mailer != nil && !waiting {
 		notified = &now
 	}
 	for _, r := range rs {
@@ -777,17 +783,31 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 			URL:       s.cfg.BaseURL + "/r/" + access + fragment,
 		})
 	}
-	if err := tx.FinishTransfer(ctx, t.ID, now); err != nil {
+	detail := fmt.Sprintf("files=%d recipients=%d", len(files), len(rs))
+	if waiting {
+		// Never past the expiry: the purge ends the transfer then.
+		until := earliest(now.Add(s.cfg.Scan.Wait), t.ExpiresAt)
+		if err := tx.StartScanWait(ctx, t.ID, now, now.Add(scanRetryFirst), until); err != nil {
+			return nil, kluis.Errorf(kluis.ECONFLICT, "This transfer is already finished.")
+		}
+		detail += " scan=waiting"
+	} else if err := tx.FinishTransfer(ctx, t.ID, now); err != nil {
 		return nil, kluis.Errorf(kluis.ECONFLICT, "This transfer is already finished.")
 	}
 	if err := s.keepLabel(ctx, tx, t, files); err != nil {
 		return nil, err
 	}
-	if err := s.notifyReady(ctx, tx, t, files, out.Links); err != nil {
+	mails, err := s.notifyReady(ctx, tx, t, files, out.Links)
+	if err != nil {
 		return nil, err
 	}
+	if waiting {
+		if err := tx.HoldOutbox(ctx, t.ID, mails); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.UploadToken), Action: audit.TransferFinish, Object: t.ID,
-		Detail: fmt.Sprintf("files=%d recipients=%d", len(files), len(rs))}); err != nil {
+		Detail: detail}); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -797,6 +817,10 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	out.Transfer, err = s.transfer(ctx, s.db.Q, t.ID)
 	if err != nil {
 		return nil, err
+	}
+	if waiting {
+		s.log.Warn("transfer waits for its malware scan", "transfer", t.ID, "files", len(files))
+		return out, nil
 	}
 	s.log.Info("transfer ready", "transfer", t.ID, "files", len(files))
 	return out, nil
@@ -845,6 +869,11 @@ func (s *Service) Revoke(ctx context.Context, o Owner, address string) error {
 				found = true
 				if r.RevokedAt != nil {
 					return kluis.Errorf(kluis.ECONFLICT, "Access for %s was already revoked.", r.Address)
+				}
+				if t.State == string(kluis.StateScanning) {
+					// Its notification is queued, held until the scan:
+					// revoking one recipient now would still send it.
+					return kluis.Errorf(kluis.ECONFLICT, "This transfer is still being checked for malware and nothing was sent yet. Revoke the whole transfer, or wait until it is sent.")
 				}
 				if err := tx.RevokeRecipient(ctx, r.ID, now); err != nil {
 					return err

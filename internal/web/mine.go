@@ -207,7 +207,7 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 	for _, rp := range ov.Replies {
 		p.Replies = append(p.Replies, replyRow{From: rp.From, At: rp.At, StateKey: stateKey(rp.State)})
 	}
-	p.Live = p.State == kluis.StateReady || p.State == kluis.StateDraft || p.State == kluis.StateUploading
+	p.Live = p.State == kluis.StateReady || p.State == kluis.StateDraft || p.State == kluis.StateUploading || p.State == kluis.StateScanning
 	for _, f := range ov.Files {
 		p.TotalSize += max(f.Size, 0)
 		p.Files = append(p.Files, fileRow{Number: f.Index + 1, Name: f.Name, Size: f.Size})
@@ -275,6 +275,10 @@ func stateKey(st kluis.State) string {
 		return "mine.state_expired"
 	case kluis.StateRevoked:
 		return "mine.state_revoked"
+	case kluis.StateScanning:
+		return "mine.state_scanning"
+	case kluis.StateFailed:
+		return "mine.state_failed"
 	default:
 		return "mine.state_purged"
 	}

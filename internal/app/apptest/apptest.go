@@ -247,7 +247,7 @@ func (a *App) Queued(kind mail.Kind, to string) []mail.Message {
 		a.T.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT id, sealed FROM outbox WHERE sealed IS NOT NULL ORDER BY created_at, id`)
+	rows, err := db.Query(`SELECT id, sealed FROM outbox WHERE sealed IS NOT NULL AND held_for IS NULL ORDER BY created_at, id`)
 	if err != nil {
 		a.T.Fatal(err)
 	}
