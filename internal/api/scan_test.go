@@ -2,11 +2,13 @@ package api_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kluis-nl/kluis/internal/app/apptest"
 	"github.com/kluis-nl/kluis/internal/scan/scantest"
@@ -15,8 +17,8 @@ import (
 // TestScanAPI: with --clamd, a file with malware sent over tus (in two
 // requests, so resumed) or a plain PUT is refused at finish with
 // 422 infected, and no mail is queued; the transfer then finishes with the
-// clean file. With clamd stopped, finish answers 503 scan_pending with
-// Retry-After, and succeeds once clamd is back.
+// clean file. With clamd stopped, finish answers 200 with state scanning
+// (nothing sent), and the transfer becomes ready once clamd is back.
 func TestScanAPI(t *testing.T) {
 	d := scantest.Start(t, scantest.Options{})
 	e := startAPIEnv(t, apptest.Options{Args: []string{"--clamd", d.TCP()}})
@@ -61,17 +63,25 @@ func TestScanAPI(t *testing.T) {
 		t.Fatalf("plain upload of EICAR: %s", code)
 	}
 
-	// clamd down: 503 scan_pending with Retry-After, then recovery.
+	// clamd down: 200 with state scanning ("being checked", fail-closed),
+	// then ready once clamd is back and the background retry ran.
 	c = e.create("")
 	e.put(c, "a.txt", []byte("schoon"))
 	d.Stop(t)
 	resp = finish(c)
-	if resp.Header.Get("Retry-After") == "" {
-		t.Error("scan_pending without Retry-After")
+	var got struct {
+		State string `json:"state"`
 	}
-	if code, _, _ := apiError(t, resp, http.StatusServiceUnavailable); code != "scan_pending" {
-		t.Fatalf("clamd down: %s", code)
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&got) != nil || got.State != "scanning" {
+		t.Fatalf("clamd down: status %d, state %q, want 200 scanning", resp.StatusCode, got.State)
 	}
+	resp.Body.Close()
 	d.Start(t)
-	e.finish(c)
+	e.clock.Advance(time.Hour)
+	if n, err := e.app.Transfers.RetryScans(e.ctx); err != nil || n != 1 {
+		t.Fatalf("retry after clamd returned: %d, %v", n, err)
+	}
+	if tr, err := e.db.Transfer(e.ctx, c.ID); err != nil || tr.State != "ready" {
+		t.Fatalf("after the retry: %v, %v", tr, err)
+	}
 }
