@@ -122,7 +122,9 @@ func TestScanWaitPostgres(t *testing.T) {
 	t.Parallel()
 	d := scantest.Start(t, scantest.Options{})
 	e := openEnv(t, apptest.Options{DB: storetest.Postgres(t), Clock: kluistest.NewClock(), Args: []string{"--clamd", d.Unix()}})
-	e2 := e.reopen(t, e.dir)
+	// The second instance scans with the same clamd (reopen alone would
+	// start it without --clamd: then only the first could ever scan).
+	e2 := openEnv(t, apptest.Options{Dir: e.dir, DB: e.app.DBSpec, Clock: e.clock, Args: []string{"--clamd", d.Unix()}}, e.tune...)
 	rec := e.withAudit()
 	id := waitingTransfer(t, e, d, randomBytes(9, 220_000))
 	d.Start(t)
@@ -147,7 +149,8 @@ func TestScanWaitPostgres(t *testing.T) {
 	tr, err := e.db.Transfer(e.ctx, id)
 	for i := 0; err == nil && tr.State == string(kluis.StateScanning) && i < 5; i++ {
 		e.clock.Advance(time.Hour)
-		if _, err = e2.svc.RetryScans(e2.ctx); err == nil {
+		x := []*env{e, e2}[i%2]
+		if _, err = x.svc.RetryScans(x.ctx); err == nil {
 			tr, err = e.db.Transfer(e.ctx, id)
 		}
 	}
