@@ -55,6 +55,27 @@ func (m PasswordMode) Valid() bool {
 	return m == PasswordNone || m == PasswordGenerate || m == PasswordManual
 }
 
+// AuthMethod is how a recipient proves who they are. A second factor
+// always comes on top of the transfer password, which stays the key.
+type AuthMethod string
+
+const (
+	AuthPassword    AuthMethod = "password"     // the password only: the lower level
+	AuthPasswordSMS AuthMethod = "password+sms" // the password, then a code by SMS
+)
+
+// Valid reports whether m is one of the known methods.
+func (m AuthMethod) Valid() bool { return m == AuthPassword || m == AuthPasswordSMS }
+
+// Level orders the methods by strength: a method meets a minimum when its
+// level is at least the minimum's.
+func (m AuthMethod) Level() int {
+	if m == AuthPasswordSMS {
+		return 2
+	}
+	return 1
+}
+
 // RecipientKind is To, Cc or Bcc.
 type RecipientKind string
 
@@ -109,6 +130,10 @@ type Options struct {
 	// RemindExpiry mails the sender a day before expiry while recipients
 	// have not downloaded anything yet.
 	RemindExpiry bool `json:"remind_expiry"`
+	// SpecialData marks a transfer as containing special personal data
+	// (AVG art. 9 and 10, BSN, medical data): the policy may then ask a
+	// stronger recipient verification (policy.AuthLimits).
+	SpecialData bool `json:"special_data"`
 }
 
 // NotifyMode says when the sender hears of downloads (issue 13, item 10).
@@ -171,6 +196,12 @@ type Recipient struct {
 	HeldAt    *time.Time
 	Failures  int
 	Downloads []Download
+	// AuthMethod is how the recipient proves who they are; Phone the
+	// masked mobile number of the SMS code (never the whole number);
+	// VerifiedAt the last time the second factor was passed.
+	AuthMethod AuthMethod
+	Phone      string
+	VerifiedAt *time.Time
 }
 
 // Download is one completed download by a recipient.

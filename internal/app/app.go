@@ -59,6 +59,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/server"
+	"github.com/kluis-nl/kluis/internal/sms"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 	"github.com/kluis-nl/kluis/internal/web"
@@ -199,10 +200,15 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 	if err != nil {
 		return nil, err
 	}
+	smsSender, err := a.smsSender()
+	if err != nil {
+		return nil, err
+	}
+	tc.SMS = transfer.SMSConfig{PerRecipientDay: cfg.SMSPerRecipientDay, PerHour: cfg.SMSPerHour}
 	a.Transfers = transfer.New(transfer.Deps{
 		DB: a.DB, Blobs: a.Blobs, Keys: a.Keys, Config: tc, Now: o.Now, Log: a.log,
 		Mailer: a.Outbox, Org: org, Policy: a.Policy.Get, Audit: a.Audit, Metrics: a.Metrics,
-		Scanner: scanner,
+		Scanner: scanner, SMS: smsSender,
 	})
 	if err := a.Transfers.ClearStaleLeases(ctx); err != nil {
 		return nil, err
@@ -460,6 +466,42 @@ func (a *App) mailRelay() (outbox.Sender, string, error) {
 	}
 	a.log.Info("mail goes out through SMTP", "relay", sc.String())
 	return ss, ss.Domain(), nil
+}
+
+// smsSender is the SMS gateway of --sms-url, else the development
+// mailbox when there is one, else nil (no recipient can then be verified
+// by SMS, and Validate refuses that method).
+func (a *App) smsSender() (sms.Sender, error) {
+	cfg := a.cfg
+	if cfg.SMSURL == "" {
+		if a.Mailbox != nil {
+			return a.Mailbox.SMS(), nil
+		}
+		return nil, nil
+	}
+	gc := cfg.SMSGateway()
+	if cfg.SMSHeadersFile != "" {
+		h, err := sms.ReadHeaders(cfg.SMSHeadersFile)
+		if err != nil {
+			return nil, fmt.Errorf("--sms-headers-file: %w", err)
+		}
+		gc.Headers = h
+	}
+	g, err := sms.NewHTTP(gc)
+	if err != nil {
+		return nil, fmt.Errorf("--sms-url: %w", err)
+	}
+	a.log.Info("SMS codes go out through the gateway", "host", hostOf(cfg.SMSURL))
+	return g, nil
+}
+
+// hostOf is the host of a URL, for the log (a gateway URL may carry a key
+// in its query).
+func hostOf(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Host
+	}
+	return ""
 }
 
 func domainOf(from string) string {

@@ -85,6 +85,7 @@ const (
 	RecipientUnlockFail = "recipient.unlock_failed"
 	RecipientLocked     = "recipient.locked"
 	RecipientLockLifted = "recipient.lock_lifted" // the sender unblocked a recipient's access
+	RecipientSMS        = "recipient.sms_code"    // a code was sent by SMS (or refused by a cap)
 	FileDownload        = "file.download"
 	ZipDownload         = "zip.download"
 	VerifyStart         = "sender.verify_start"
@@ -106,6 +107,7 @@ const (
 	WrongCode     = "wrong_code"
 	Locked        = "locked"
 	Aborted       = "aborted" // a download answer that broke off
+	Pending       = "pending" // the password was right; the second factor is due
 )
 
 // Actors that are not a person.

@@ -23,6 +23,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/scan"
+	"github.com/kluis-nl/kluis/internal/sms"
 	"github.com/kluis-nl/kluis/internal/unit"
 )
 
@@ -99,6 +100,19 @@ type Serve struct {
 	// reached waits for its scan (fail-closed) before it fails and the
 	// sender is told.
 	ScanWait time.Duration
+
+	// The SMS gateway of the recipients' second factor (issue 15): one
+	// HTTP request per message. Without SMSURL the codes go to the
+	// development mailbox, where that is allowed (a plainly local
+	// server), and nowhere otherwise.
+	SMSURL             string
+	SMSMethod          string
+	SMSHeadersFile     string
+	SMSBody            string
+	SMSEncoding        string
+	SMSTimeout         time.Duration
+	SMSPerRecipientDay int
+	SMSPerHour         int
 }
 
 // option describes one setting: its flag, its environment variable, and
@@ -175,6 +189,14 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "scan-unavailable", def: "closed", usage: "when clamd cannot be reached: closed (the transfer waits as \"being checked\", nothing is sent, and the scan is retried until it runs or --scan-wait ends) or open (files pass unscanned, with a warning to the sender, in the log and in the audit log)", set: str(&c.ScanUnavailable)},
 		{name: "scan-wait", def: "24h", usage: "how long a transfer waits for its malware scan while clamd cannot be reached (--scan-unavailable closed); then it fails, its content is erased and the sender is told by mail", set: dur(&c.ScanWait)},
 		{name: "scan-too-large", def: "refuse", usage: "a file larger than clamd's StreamMaxLength: refuse (removed, the sender is told) or pass (unscanned, with a note in the log and the audit log)", set: str(&c.ScanTooLarge)},
+		{name: "sms-url", usage: "the SMS gateway's URL (http or https) for the codes of recipients verified by SMS; one request per message. Without it the codes go to the development mailbox (local servers only). Examples in docs/sms.md", set: str(&c.SMSURL)},
+		{name: "sms-method", def: "POST", usage: "HTTP method of the SMS gateway request: POST, PUT or GET (GET puts the form-encoded body in the query)", set: str(&c.SMSMethod)},
+		{name: "sms-headers-file", usage: "file with the SMS gateway's request headers, one \"Name: value\" a line (its credentials: keep it mode 0600)", set: str(&c.SMSHeadersFile)},
+		{name: "sms-body", usage: "body template of the SMS gateway request with {{.To}} (the number, +31612345678) and {{.Text}}; with --sms-encoding json the values come as JSON strings with their quotes, as {\"to\": [{{.To}}], \"body\": {{.Text}}}; with form they are URL-encoded, as To={{.To}}&Body={{.Text}}", set: str(&c.SMSBody)},
+		{name: "sms-encoding", def: "json", usage: "how --sms-body's values are encoded, and the request's Content-Type: json or form", set: str(&c.SMSEncoding)},
+		{name: "sms-timeout", def: "10s", usage: "longest wait for the SMS gateway's answer", set: dur(&c.SMSTimeout)},
+		{name: "sms-per-recipient-day", def: "5", usage: "SMS codes one recipient may be sent in 24 hours", set: integer(&c.SMSPerRecipientDay)},
+		{name: "sms-per-hour", def: "100", usage: "SMS codes the whole service may send in an hour, so holding links cannot run up costs", set: integer(&c.SMSPerHour)},
 		{name: "metrics-token", secret: true, usage: "bearer token (at least 16 characters) that Prometheus sends to read /metrics and /healthz?details=1 (Authorization: Bearer TOKEN). Without it they answer only clients connecting from loopback without X-Forwarded-For (set a token, or block /metrics, when a reverse proxy on the same host forwards without that header)", set: str(&c.MetricsToken)},
 	}
 	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
@@ -256,6 +278,9 @@ func envName(flagName string) string {
 }
 
 func (c *Serve) validate() error {
+	if err := c.validateSMS(); err != nil {
+		return err
+	}
 	if err := c.validateScan(); err != nil {
 		return err
 	}
@@ -509,6 +534,36 @@ func rate(p *int64) func(string) error {
 		*p = n
 		return nil
 	}
+}
+
+// SMSGateway is the gateway request of the --sms-* flags, without the
+// headers (the app reads --sms-headers-file).
+func (c *Serve) SMSGateway() sms.Config {
+	return sms.Config{URL: c.SMSURL, Method: c.SMSMethod, Body: c.SMSBody, Encoding: c.SMSEncoding, Timeout: c.SMSTimeout}
+}
+
+func (c *Serve) validateSMS() error {
+	if c.SMSPerRecipientDay < 1 || c.SMSPerHour < 1 {
+		return fmt.Errorf("--sms-per-recipient-day and --sms-per-hour must be at least 1")
+	}
+	if c.SMSTimeout <= 0 {
+		return fmt.Errorf("--sms-timeout must be positive")
+	}
+	if c.SMSURL == "" {
+		if c.SMSBody != "" || c.SMSHeadersFile != "" {
+			return fmt.Errorf("--sms-body and --sms-headers-file need --sms-url: the SMS gateway's address")
+		}
+		return nil
+	}
+	if _, err := sms.NewHTTP(c.SMSGateway()); err != nil {
+		return fmt.Errorf("--sms-url, --sms-method, --sms-body, --sms-encoding: %w", err)
+	}
+	if c.SMSHeadersFile != "" {
+		if _, err := sms.ReadHeaders(c.SMSHeadersFile); err != nil {
+			return fmt.Errorf("--sms-headers-file: %w", err)
+		}
+	}
+	return nil
 }
 
 func (c *Serve) validateScan() error {

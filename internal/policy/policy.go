@@ -63,11 +63,52 @@ const (
 	FieldMaxOpenDrafts      = "max_open_drafts"
 	FieldMaxBytesPerDay     = "max_bytes_per_day"
 	FieldMaxReplies         = "max_replies"
+	FieldRecipientAuth      = "recipient_auth"
 )
 
 var limitFields = []string{FieldMaxTransferSize, FieldDefaultExpiry, FieldMaxExpiry, FieldPasswordModes,
 	FieldAllowMessage, FieldAllowCustomText, FieldAllowShowFilenames, FieldMaxRecipients,
-	FieldMaxOpenDrafts, FieldMaxBytesPerDay, FieldMaxReplies}
+	FieldMaxOpenDrafts, FieldMaxBytesPerDay, FieldMaxReplies, FieldRecipientAuth}
+
+// AuthLimits are the recipient verification methods a rule allows (see
+// RecipientAuth). Unlike the other limits they apply per recipient: each
+// recipient's own rule decides, so an outside recipient can need an SMS
+// code while a colleague in the same transfer does not.
+type AuthLimits struct {
+	// Allowed methods, in order of kluis.AuthMethod.Level.
+	Allowed []kluis.AuthMethod
+	// Minimum is the weakest method allowed; SpecialMinimum the weakest
+	// when the sender marks the transfer as containing special personal
+	// data (AVG art. 9, BSN, medical data).
+	Minimum, SpecialMinimum kluis.AuthMethod
+	// SpecialDefault ticks "special personal data" on the send form.
+	SpecialDefault bool
+}
+
+// AllAuthMethods returns the recipient verification methods, weakest first.
+func AllAuthMethods() []kluis.AuthMethod {
+	return []kluis.AuthMethod{kluis.AuthPassword, kluis.AuthPasswordSMS}
+}
+
+// DefaultAuthLimits: every method allowed, the password alone is enough,
+// and a transfer with special personal data needs the SMS code.
+func DefaultAuthLimits() AuthLimits {
+	return AuthLimits{Allowed: AllAuthMethods(), Minimum: kluis.AuthPassword, SpecialMinimum: kluis.AuthPasswordSMS}
+}
+
+// Allows reports whether m is allowed and at least the minimum (the
+// special one when special).
+func (a AuthLimits) Allows(m kluis.AuthMethod, special bool) bool {
+	return slices.Contains(a.Allowed, m) && m.Level() >= a.MinimumFor(special).Level()
+}
+
+// MinimumFor is the weakest method allowed.
+func (a AuthLimits) MinimumFor(special bool) kluis.AuthMethod {
+	if special && a.SpecialMinimum.Level() > a.Minimum.Level() {
+		return a.SpecialMinimum
+	}
+	return a.Minimum
+}
 
 // Quota defaults, when the policy names none (issue 11, item 6: one sender
 // made 100 drafts of 2 GB each in 13 s, one recipient sent 30 replies in
@@ -108,6 +149,9 @@ type Limits struct {
 	MaxOpenDrafts  int
 	MaxBytesPerDay int64
 	MaxReplies     int
+	// RecipientAuth is per recipient: Decide leaves it at the defaults;
+	// Policy.RecipientAuth gives each recipient's.
+	RecipientAuth AuthLimits
 }
 
 // AllowsPassword reports whether mode m is allowed.
@@ -136,6 +180,7 @@ type partial struct {
 	MaxOpenDrafts      *int
 	MaxBytesPerDay     *int64
 	MaxReplies         *int
+	RecipientAuth      *AuthLimits
 }
 
 // over returns base with p's settings in place of base's.
@@ -175,6 +220,9 @@ func (p *partial) over(base Limits) Limits {
 	}
 	if p.MaxReplies != nil {
 		base.MaxReplies = *p.MaxReplies
+	}
+	if p.RecipientAuth != nil {
+		base.RecipientAuth = *p.RecipientAuth
 	}
 	if base.DefaultExpiry > 0 && base.MaxExpiry > 0 && base.DefaultExpiry > base.MaxExpiry {
 		base.DefaultExpiry = base.MaxExpiry
@@ -274,7 +322,8 @@ func (p *Policy) Domains() []string {
 // baseLimits is what applies before the file says anything.
 func baseLimits() Limits {
 	return Limits{PasswordModes: AllPasswordModes(), AllowMessage: true, AllowCustomText: true, AllowShowFilenames: true,
-		MaxOpenDrafts: DefaultMaxOpenDrafts, MaxBytesPerDay: DefaultMaxBytesPerDay, MaxReplies: DefaultMaxReplies}
+		MaxOpenDrafts: DefaultMaxOpenDrafts, MaxBytesPerDay: DefaultMaxBytesPerDay, MaxReplies: DefaultMaxReplies,
+		RecipientAuth: DefaultAuthLimits()}
 }
 
 // Defaults returns the policy's default limits (what the default rule gives).
@@ -458,6 +507,18 @@ func (p *Policy) Refuses(sender, recipient string) (by string, refused bool) {
 		return DefaultRule, true
 	}
 	return "", false
+}
+
+// RecipientAuth returns the verification methods allowed for recipient
+// when sender sends: those of the rule that decides the pair, else the
+// default limits'. (A refused pair gets the defaults; Refuses tells it.)
+func (p *Policy) RecipientAuth(sender, recipient string) AuthLimits {
+	s := strings.ToLower(strings.TrimSpace(sender))
+	rc := strings.ToLower(strings.TrimSpace(recipient))
+	if ru := p.ruleFor(s, domainOf(s), rc, domainOf(rc)); ru != nil && !ru.deny {
+		return ru.limits.over(p.Defaults()).RecipientAuth
+	}
+	return p.Defaults().RecipientAuth
 }
 
 // DefaultRule is what Refuses names when the default rule refused: neither
@@ -874,6 +935,12 @@ func parseLimits(at string, raw json.RawMessage) (*partial, error) {
 			default:
 				p.MaxReplies = &n
 			}
+		case FieldRecipientAuth:
+			a, err := parseAuth(path, v)
+			if err != nil {
+				return nil, err
+			}
+			p.RecipientAuth = a
 		case FieldMaxBytesPerDay:
 			n, err := parseSize(path, v)
 			if err != nil {
@@ -970,4 +1037,76 @@ func parseDomain(s string) (string, error) {
 		return "", fmt.Errorf("%q is not a domain; write it as example.nl", s)
 	}
 	return domainOf(a), nil
+}
+
+// parseAuth reads {"allowed": [...], "minimum": "...", "special_minimum":
+// "...", "special_default": true}; what it leaves out keeps the default.
+func parseAuth(at string, raw json.RawMessage) (*AuthLimits, error) {
+	obj, err := object(at, raw, "allowed", "minimum", "special_minimum", "special_default")
+	if err != nil {
+		return nil, err
+	}
+	a := DefaultAuthLimits()
+	method := func(path, s string) (kluis.AuthMethod, error) {
+		m := kluis.AuthMethod(strings.ToLower(strings.TrimSpace(s)))
+		if !m.Valid() {
+			return "", errAt(path, "%q is not a method; choose password or password+sms", s)
+		}
+		return m, nil
+	}
+	if v, ok := obj["allowed"]; ok {
+		list, err := stringList(at+".allowed", v)
+		if err != nil {
+			return nil, err
+		}
+		if len(list) == 0 {
+			return nil, errAt(at+".allowed", "allow at least one method: password or password+sms")
+		}
+		var ms []kluis.AuthMethod
+		for i, s := range list {
+			m, err := method(fmt.Sprintf("%s.allowed[%d]", at, i), s)
+			if err != nil {
+				return nil, err
+			}
+			ms = append(ms, m)
+		}
+		a.Allowed = slices.DeleteFunc(AllAuthMethods(), func(m kluis.AuthMethod) bool { return !slices.Contains(ms, m) })
+		a.Minimum = a.Allowed[0]
+	}
+	for _, k := range []string{"minimum", "special_minimum"} {
+		v, ok := obj[k]
+		if !ok {
+			continue
+		}
+		s, err := text(at+"."+k, v, 20, true)
+		if err != nil {
+			return nil, err
+		}
+		m, err := method(at+"."+k, s)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(a.Allowed, m) {
+			return nil, errAt(at+"."+k, "%q is not in \"allowed\"", s)
+		}
+		if k == "minimum" {
+			a.Minimum = m
+		} else {
+			a.SpecialMinimum = m
+		}
+	}
+	if _, given := obj["special_minimum"]; !given {
+		// Special personal data needs the strongest allowed method
+		// unless the rule says otherwise.
+		a.SpecialMinimum = a.Allowed[len(a.Allowed)-1]
+	}
+	if a.SpecialMinimum.Level() < a.Minimum.Level() {
+		return nil, errAt(at+".special_minimum", "must not be weaker than \"minimum\" (%s)", a.Minimum)
+	}
+	if v, ok := obj["special_default"]; ok {
+		if err := json.Unmarshal(v, &a.SpecialDefault); err != nil {
+			return nil, errAt(at+".special_default", "must be true or false (without quotes)")
+		}
+	}
+	return &a, nil
 }

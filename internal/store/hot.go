@@ -222,6 +222,7 @@ var hotCascades = []struct {
 	{"cascade: sessions of a recipient", `SELECT id_hash FROM sessions WHERE recipient_id = ?`, func(a HotArgs) any { return a.RecipientID }},
 	{"cascade: downloads of a recipient", `SELECT id FROM downloads WHERE recipient_id = ?`, func(a HotArgs) any { return a.RecipientID }},
 	{"cascade: served ranges of a recipient", `SELECT file_idx FROM served WHERE recipient_id = ?`, func(a HotArgs) any { return a.RecipientID }},
+	{"cascade: SMS sends of a recipient", `SELECT id FROM sms_sends WHERE recipient_id = ?`, func(a HotArgs) any { return a.RecipientID }},
 	{"cascade: segments of a file", `SELECT id FROM segments WHERE file_id = ?`, func(a HotArgs) any { return a.FileID }},
 }
 

@@ -190,6 +190,10 @@ func (q Q) PurgeTransfers(ctx context.Context, ids []string, now time.Time) erro
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM files WHERE transfer_id IN (`+in+`)`, args...); err != nil {
 		return fmt.Errorf("purge files: %w", err)
 	}
+	// The mobile number is no part of the minimal record.
+	if _, err := q.q.ExecContext(ctx, `UPDATE recipients SET phone_sealed = NULL WHERE transfer_id IN (`+in+`)`, args...); err != nil {
+		return fmt.Errorf("purge phones: %w", err)
+	}
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM served WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id IN (`+in+`))`, args...); err != nil {
 		return fmt.Errorf("purge served ranges: %w", err)
 	}
@@ -253,15 +257,22 @@ type RecipientRow struct {
 	// CodeHash is the keyed hash of the recipient's receive code
 	// (migration 0013); nil before it.
 	CodeHash []byte
+	// AuthMethod is how the recipient proves who they are ("password",
+	// "password+sms"); PhoneSealed the number for the SMS code, sealed
+	// under the master key; VerifiedAt the last pass of the second factor
+	// (migration 0016).
+	AuthMethod  string
+	PhoneSealed []byte
+	VerifiedAt  *time.Time
 }
 
-const recipientCols = `id, transfer_id, kind, address, access_hash, notified_at, opened_at, revoked_at, failures, locked_until, fail_total, lockouts, held_at, code_hash`
+const recipientCols = `id, transfer_id, kind, address, access_hash, notified_at, opened_at, revoked_at, failures, locked_until, fail_total, lockouts, held_at, code_hash, auth_method, phone_sealed, verified_at`
 
 func scanRecipient(row interface{ Scan(...any) error }) (*RecipientRow, error) {
 	var r RecipientRow
-	var notified, opened, revoked, locked, held sql.NullInt64
+	var notified, opened, revoked, locked, held, verified sql.NullInt64
 	err := row.Scan(&r.ID, &r.TransferID, &r.Kind, &r.Address, &r.AccessHash, &notified, &opened, &revoked, &r.Failures, &locked,
-		&r.FailTotal, &r.Lockouts, &held, &r.CodeHash)
+		&r.FailTotal, &r.Lockouts, &held, &r.CodeHash, &r.AuthMethod, &r.PhoneSealed, &verified)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -269,14 +280,17 @@ func scanRecipient(row interface{ Scan(...any) error }) (*RecipientRow, error) {
 		return nil, err
 	}
 	r.NotifiedAt, r.OpenedAt, r.RevokedAt, r.LockedUntil = fromNullMS(notified), fromNullMS(opened), fromNullMS(revoked), fromNullMS(locked)
-	r.HeldAt = fromNullMS(held)
+	r.HeldAt, r.VerifiedAt = fromNullMS(held), fromNullMS(verified)
 	return &r, nil
 }
 
 // InsertRecipient inserts a recipient and sets its ID.
 func (q Q) InsertRecipient(ctx context.Context, r *RecipientRow) error {
-	err := q.q.QueryRowContext(ctx, `INSERT INTO recipients (transfer_id, kind, address) VALUES (?, ?, ?) RETURNING id`,
-		r.TransferID, r.Kind, r.Address).Scan(&r.ID)
+	if r.AuthMethod == "" {
+		r.AuthMethod = "password"
+	}
+	err := q.q.QueryRowContext(ctx, `INSERT INTO recipients (transfer_id, kind, address, auth_method) VALUES (?, ?, ?, ?) RETURNING id`,
+		r.TransferID, r.Kind, r.Address, r.AuthMethod).Scan(&r.ID)
 	if err != nil {
 		return fmt.Errorf("insert recipient: %w", err)
 	}
@@ -303,6 +317,13 @@ func (q Q) RecipientByCode(ctx context.Context, hash []byte) (*RecipientRow, err
 // SetRecipientCode stores the keyed hash of a recipient's receive code.
 func (q Q) SetRecipientCode(ctx context.Context, id int64, hash []byte) error {
 	res, err := q.q.ExecContext(ctx, `UPDATE recipients SET code_hash = ? WHERE id = ?`, hash, id)
+	return affected(res, err, ErrNotFound)
+}
+
+// SetRecipientPhone stores a recipient's sealed mobile number (sealed
+// with the recipient's id, so it is written after the insert).
+func (q Q) SetRecipientPhone(ctx context.Context, id int64, sealed []byte) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE recipients SET phone_sealed = ? WHERE id = ?`, sealed, id)
 	return affected(res, err, ErrNotFound)
 }
 
@@ -580,13 +601,76 @@ type SessionRow struct {
 	RecipientID    int64
 	IdentitySealed []byte
 	ExpiresAt      time.Time
+	// Pending: the password was right but the second factor is still
+	// due; the session opens nothing yet (migration 0016). CodeHash,
+	// CodeExpires and CodeSentAt describe the SMS code last sent for it.
+	Pending     bool
+	CodeHash    []byte
+	CodeExpires *time.Time
+	CodeSentAt  *time.Time
 }
 
 // InsertSession stores a download session.
 func (q Q) InsertSession(ctx context.Context, s *SessionRow) error {
-	_, err := q.q.ExecContext(ctx, `INSERT INTO sessions (id_hash, recipient_id, identity_sealed, expires_at) VALUES (?, ?, ?, ?)`,
-		s.IDHash, s.RecipientID, s.IdentitySealed, ms(s.ExpiresAt))
+	_, err := q.q.ExecContext(ctx, `INSERT INTO sessions (id_hash, recipient_id, identity_sealed, expires_at, pending) VALUES (?, ?, ?, ?, ?)`,
+		s.IDHash, s.RecipientID, s.IdentitySealed, ms(s.ExpiresAt), boolInt(s.Pending))
 	return err
+}
+
+// SetSessionCode stores the keyed hash of a new SMS code of a pending
+// session, replacing any earlier code, and records the send for the caps,
+// unless a code was sent at or after cooldownFrom (the resend cooldown):
+// then it changes nothing and returns ErrConflict.
+func (q Q) SetSessionCode(ctx context.Context, idHash []byte, recipientID int64, codeHash []byte, expires, now, cooldownFrom time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE sessions SET code_hash = ?, code_expires = ?, code_sent_at = ?
+		WHERE id_hash = ? AND pending = 1 AND (code_sent_at IS NULL OR code_sent_at < ?)`,
+		codeHash, ms(expires), ms(now), idHash, ms(cooldownFrom))
+	if err := affected(res, err, ErrConflict); err != nil {
+		return err
+	}
+	_, err = q.q.ExecContext(ctx, `INSERT INTO sms_sends (recipient_id, sent_at) VALUES (?, ?)`, recipientID, ms(now))
+	return err
+}
+
+// VerifySession ends the pending state of a session whose code hash is
+// codeHash and not expired at now, and uses the code up: of parallel
+// tries with the same code only one succeeds. The session then lasts
+// until expires. Returns ErrNotFound if no such pending session exists.
+func (q Q) VerifySession(ctx context.Context, idHash, codeHash []byte, now, expires time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE sessions SET pending = 0, code_hash = NULL, code_expires = NULL, expires_at = ?
+		WHERE id_hash = ? AND pending = 1 AND code_hash = ? AND code_expires > ?`, ms(expires), idHash, codeHash, ms(now))
+	return affected(res, err, ErrNotFound)
+}
+
+// MarkVerified records that a recipient passed the second factor at at.
+func (q Q) MarkVerified(ctx context.Context, id int64, at time.Time) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE recipients SET verified_at = ? WHERE id = ?`, ms(at), id)
+	return err
+}
+
+// SMSSent counts the SMS messages sent since since: to one recipient, or
+// (recipientID 0) to anyone.
+func (q Q) SMSSent(ctx context.Context, recipientID int64, since time.Time) (int, error) {
+	var n int
+	err := q.q.QueryRowContext(ctx, `SELECT count(*) FROM sms_sends WHERE (? = 0 OR recipient_id = ?) AND sent_at >= ?`,
+		recipientID, recipientID, ms(since)).Scan(&n)
+	return n, err
+}
+
+// DeleteSMSSends forgets the SMS messages sent before before.
+func (q Q) DeleteSMSSends(ctx context.Context, before time.Time) (int64, error) {
+	res, err := q.q.ExecContext(ctx, `DELETE FROM sms_sends WHERE sent_at < ?`, ms(before))
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Session returns a session by the hash of its id. Returns ErrNotFound if
@@ -594,8 +678,11 @@ func (q Q) InsertSession(ctx context.Context, s *SessionRow) error {
 func (q Q) Session(ctx context.Context, idHash []byte) (*SessionRow, error) {
 	var s SessionRow
 	var exp int64
-	err := q.q.QueryRowContext(ctx, `SELECT id_hash, recipient_id, identity_sealed, expires_at FROM sessions WHERE id_hash = ?`, idHash).
-		Scan(&s.IDHash, &s.RecipientID, &s.IdentitySealed, &exp)
+	var pending int
+	var codeExp, sent sql.NullInt64
+	err := q.q.QueryRowContext(ctx, `SELECT id_hash, recipient_id, identity_sealed, expires_at, pending, code_hash, code_expires, code_sent_at
+		FROM sessions WHERE id_hash = ?`, idHash).
+		Scan(&s.IDHash, &s.RecipientID, &s.IdentitySealed, &exp, &pending, &s.CodeHash, &codeExp, &sent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -603,6 +690,7 @@ func (q Q) Session(ctx context.Context, idHash []byte) (*SessionRow, error) {
 		return nil, err
 	}
 	s.ExpiresAt = fromMS(exp)
+	s.Pending, s.CodeExpires, s.CodeSentAt = pending != 0, fromNullMS(codeExp), fromNullMS(sent)
 	return &s, nil
 }
 

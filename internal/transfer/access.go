@@ -181,7 +181,14 @@ type Session struct {
 	// A reply is protected by it. It lives only in memory and, sealed
 	// under the key in the client's token, in the session row.
 	secret string
+	// pending: made by the right password of a recipient with a second
+	// factor; it opens nothing until VerifyCode.
+	pending bool
 }
+
+// Pending reports whether the session still waits for the second factor
+// (see OpenPending, SendCode, VerifyCode).
+func (a *Session) Pending() bool { return a.pending }
 
 // TransferID returns the id of the unlocked transfer.
 func (a *Session) TransferID() string { return a.transfer.ID }
@@ -255,14 +262,31 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	if err != nil {
 		return nil, err
 	}
+	if kluis.AuthMethod(r.AuthMethod) == kluis.AuthPasswordSMS {
+		// The password is right, but opens nothing yet: this try no
+		// longer counts, the rest of the count stays until the code is
+		// right too, so re-entering the password gives no fresh code
+		// tries.
+		if err := a.Succeed(ctx); err != nil {
+			return nil, err
+		}
+		sess, err := s.newSession(ctx, t, r, id, transferSecret, true)
+		if err != nil {
+			return nil, err
+		}
+		s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlock, Object: t.ID, Result: audit.Pending,
+			Detail: "method=" + r.AuthMethod + " step=password"})
+		s.log.Info("transfer password right, code due", "transfer", t.ID, "recipient", r.ID)
+		return sess, nil
+	}
 	if err := s.db.MarkOpened(ctx, r.ID, now); err != nil {
 		return nil, err
 	}
-	sess, err := s.newSession(ctx, t, r, id, transferSecret)
+	sess, err := s.newSession(ctx, t, r, id, transferSecret, false)
 	if err != nil {
 		return nil, err
 	}
-	s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlock, Object: t.ID})
+	s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlock, Object: t.ID, Detail: "method=" + string(kluis.AuthPassword)})
 	s.log.Info("transfer unlocked", "transfer", t.ID, "recipient", r.ID)
 	s.met().Unlock(UnlockOK)
 	return sess, nil
@@ -273,7 +297,10 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 // cannot use a session. For a password transfer the password is sealed
 // with it ("identity\npassword"), so the recipient can reply under the
 // same password; a no-password transfer's link secret is not kept.
-func (s *Service) newSession(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, id *age.X25519Identity, transferSecret string) (*Session, error) {
+//
+// A pending session (the password of a recipient with a second factor)
+// lasts pendingTTL and opens nothing until VerifyCode.
+func (s *Service) newSession(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, id *age.X25519Identity, transferSecret string, pending bool) (*Session, error) {
 	raw := make([]byte, 48)
 	if _, err := randRead(raw); err != nil {
 		return nil, err
@@ -281,6 +308,9 @@ func (s *Service) newSession(ctx context.Context, t *store.TransferRow, r *store
 	sid, key := raw[:16], raw[16:]
 	idHash := secret.HashToken(string(sid))
 	expires := s.now().Add(s.cfg.SessionTTL)
+	if pending {
+		expires = s.now().Add(pendingTTL)
+	}
 	if expires.After(t.ExpiresAt) {
 		expires = t.ExpiresAt
 	}
@@ -288,6 +318,7 @@ func (s *Service) newSession(ctx context.Context, t *store.TransferRow, r *store
 		IDHash:      idHash,
 		RecipientID: r.ID,
 		ExpiresAt:   expires,
+		Pending:     pending,
 	}
 	plain := id.String()
 	if t.PasswordMode == string(kluis.PasswordNone) {
@@ -299,27 +330,22 @@ func (s *Service) newSession(ctx context.Context, t *store.TransferRow, r *store
 	if err := s.db.InsertSession(ctx, row); err != nil {
 		return nil, err
 	}
-	return &Session{Token: base64.RawURLEncoding.EncodeToString(raw), ExpiresAt: expires, transfer: t, recipient: r, identity: id, keys: s.keys, secret: transferSecret}, nil
+	return &Session{Token: base64.RawURLEncoding.EncodeToString(raw), ExpiresAt: expires, transfer: t, recipient: r, identity: id, keys: s.keys, secret: transferSecret,
+		pending: pending}, nil
 }
 
 // OpenSession checks a download session token. Every call checks the
 // transfer and the recipient again, so expiry and revocation apply at once.
+//
+// A pending session (password right, code still due) is refused with
+// EUNAUTHORIZED: it opens nothing.
 func (s *Service) OpenSession(ctx context.Context, token string) (*Session, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(raw) != 48 {
-		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your download session is not valid. Open the link from your mail again.")
-	}
-	sid, key := raw[:16], raw[16:]
-	idHash := secret.HashToken(string(sid))
-	row, err := s.db.Session(ctx, idHash)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your download session has ended. Open the link from your mail again.")
-	}
+	row, idHash, key, err := s.sessionRow(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	if !s.now().Before(row.ExpiresAt) {
-		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your download session has ended. Open the link from your mail again.")
+	if row.Pending {
+		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Enter the code we sent you by SMS first.")
 	}
 	r, err := s.db.Recipient(ctx, row.RecipientID)
 	if err != nil {
@@ -342,6 +368,29 @@ func (s *Service) OpenSession(ctx context.Context, token string) (*Session, erro
 		return nil, fmt.Errorf("session identity: %w", err)
 	}
 	return &Session{Token: token, ExpiresAt: row.ExpiresAt, transfer: t, recipient: r, identity: id, keys: s.keys, secret: pw}, nil
+}
+
+// sessionRow decodes a session token and loads its row, if it has not
+// expired. It returns the row, the hash of the session id and the key
+// only the token carries.
+func (s *Service) sessionRow(ctx context.Context, token string) (*store.SessionRow, []byte, []byte, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(raw) != 48 {
+		return nil, nil, nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Your download session is not valid. Open the link from your mail again.")
+	}
+	sid, key := raw[:16], raw[16:]
+	idHash := secret.HashToken(string(sid))
+	row, err := s.db.Session(ctx, idHash)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, nil, errSessionEnded()
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !s.now().Before(row.ExpiresAt) {
+		return nil, nil, nil, errSessionEnded()
+	}
+	return row, idHash, key, nil
 }
 
 // Contents is what an unlocked recipient sees.

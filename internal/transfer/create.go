@@ -47,6 +47,9 @@ type CreateRequest struct {
 	// is refused before any byte is sent (the compose page knows them; API
 	// clients add files later, and the upload enforces the budget).
 	Files []int64
+	// Auth is the sender's choice of verification per recipient, by
+	// address; a recipient not in it gets the minimum of its policy rule.
+	Auth map[string]RecipientAuth
 
 	// reply, set only by Reply: the secret to protect the transfer with
 	// (for password modes; the recipient's password of the original
@@ -167,13 +170,21 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	if err := tx.InsertTransfer(ctx, row); err != nil {
 		return nil, err
 	}
+	second := 0
 	for _, r := range ck.Recipients {
-		if err := tx.InsertRecipient(ctx, &store.RecipientRow{TransferID: id, Kind: string(r.Kind), Address: r.Address}); err != nil {
+		row := &store.RecipientRow{TransferID: id, Kind: string(r.Kind), Address: r.Address, AuthMethod: string(r.Auth)}
+		if err := tx.InsertRecipient(ctx, row); err != nil {
 			return nil, err
+		}
+		if r.Phone != "" {
+			second++
+			if err := tx.SetRecipientPhone(ctx, row.ID, s.sealPhone(row.ID, r.Phone)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.Sender(sender)), Action: audit.TransferCreate, Object: id,
-		Detail: fmt.Sprintf("recipients=%d password_mode=%s", len(ck.Recipients), req.PasswordMode)}); err != nil {
+		Detail: fmt.Sprintf("recipients=%d password_mode=%s sms=%d special=%t", len(ck.Recipients), req.PasswordMode, second, req.Options.SpecialData)}); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -292,6 +303,7 @@ func (s *Service) view(row *store.TransferRow, rs []*store.RecipientRow) *kluis.
 		t.Recipients = append(t.Recipients, kluis.Recipient{
 			ID: r.ID, TransferID: r.TransferID, Kind: kluis.RecipientKind(r.Kind), Address: r.Address,
 			NotifiedAt: r.NotifiedAt, OpenedAt: r.OpenedAt, RevokedAt: r.RevokedAt, LockedUntil: r.LockedUntil, HeldAt: r.HeldAt, Failures: r.Failures,
+			AuthMethod: kluis.AuthMethod(r.AuthMethod), Phone: s.maskedPhone(r), VerifiedAt: r.VerifiedAt,
 		})
 	}
 	return t

@@ -101,6 +101,10 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 	if _, err := s.db.DeleteExpiredSessions(ctx, now); err != nil {
 		return n, err
 	}
+	// The SMS caps look back a day at most.
+	if _, err := s.db.DeleteSMSSends(ctx, now.Add(-24*time.Hour)); err != nil {
+		return n, err
+	}
 	// Upload leases left by crashed instances (or tus requests for ids
 	// that do not exist); an expired lease holds nothing.
 	if _, err := s.db.DeleteExpiredLeases(ctx, now); err != nil {

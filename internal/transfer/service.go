@@ -34,6 +34,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/sms"
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
@@ -88,6 +89,9 @@ type Config struct {
 	// Scan is the malware-scan policy (scan.go); the zero value scans
 	// nothing.
 	Scan ScanConfig
+	// SMS bounds the SMS codes of the second factor (sms.go); zero
+	// values take DefaultSMSConfig's.
+	SMS SMSConfig
 }
 
 // DefaultConfig returns the embedded defaults.
@@ -144,6 +148,10 @@ type Deps struct {
 	// Scanner is clamd (scan.Client); nil with Config.Scan on makes every
 	// scanned file wait as for a clamd that is down.
 	Scanner Scanner
+	// SMS sends the codes of the second factor (an sms.HTTP gateway, or
+	// the development mailbox); nil: recipients with an SMS code cannot
+	// be verified, and SendCode says so.
+	SMS sms.Sender
 }
 
 // Service is the transfer engine.
@@ -162,6 +170,7 @@ type Service struct {
 	audit   *audit.Recorder       // nil: no audit log
 	metrics Metrics               // nil: nothing counted
 	scanner Scanner               // nil: no clamd
+	sms     sms.Sender            // nil: no SMS gateway
 	holder  string                // this process in upload lease rows
 	leases  *leaseRegistry        // upload leases held by this process
 }
@@ -193,6 +202,7 @@ func New(d Deps) *Service {
 		audit:   d.Audit,
 		metrics: d.Metrics,
 		scanner: d.Scanner,
+		sms:     d.SMS,
 		holder:  newHolderID(),
 		leases:  &leaseRegistry{held: map[string]*UploadLease{}},
 	}

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/sms"
 )
 
 // The fields of a CreateRequest as field errors name them: as in the
@@ -33,6 +35,9 @@ const (
 	FieldShowFilenames = "options.show_filenames"
 	FieldNotify        = "options.notify"
 	FieldFiles         = "files"
+	// FieldRecipientAuth is the per-recipient verification (method and
+	// mobile number); the error's first argument names the address.
+	FieldRecipientAuth = "recipient_auth"
 )
 
 // The codes of the field errors of Validate. They are stable: API clients
@@ -64,6 +69,16 @@ const (
 	CodeNothingToSend       = "nothing_to_send"
 	CodeTooManyFiles        = "too_many_files"
 	CodeNotifyUnknown       = "notify_unknown"
+	// Recipient verification (issue 15).
+	CodeAuthUnknown      = "auth_method_unknown"
+	CodeAuthNotAllowed   = "auth_method_not_allowed"
+	CodeAuthNoPassword   = "auth_needs_password"
+	CodeAuthNotRecipient = "auth_not_a_recipient"
+	CodePhoneMissing     = "phone_missing"
+	CodePhoneCountry     = "phone_country"
+	CodePhoneInvalid     = "phone_invalid"
+	CodePhoneUnexpected  = "phone_unexpected"
+	CodeSMSUnavailable   = "sms_unavailable"
 	// The password's own problems are secret.PasswordProblem's codes
 	// (password_empty, password_too_short, ...).
 )
@@ -79,6 +94,16 @@ var textKeys = map[string]string{
 type Addressee struct {
 	Kind    kluis.RecipientKind
 	Address string
+	// Auth is how the recipient proves who they are; Phone (E.164) is
+	// set for an SMS code.
+	Auth  kluis.AuthMethod
+	Phone string
+}
+
+// RecipientAuth is a sender's choice of verification for one recipient.
+type RecipientAuth struct {
+	Method kluis.AuthMethod // "": the minimum the policy asks
+	Phone  string           // the mobile number for an SMS code
 }
 
 // Checked is a CreateRequest that passed Validate: parsed, normalised and
@@ -194,6 +219,7 @@ func (s *Service) Validate(req CreateRequest) (*Checked, error) {
 		c.add(FieldNotify, CodeNotifyUnknown, string(ck.Notify))
 	}
 	ck.Mode = c.password(dec, req)
+	c.auth(s.Policy(), sender, req, ck.Recipients, ck.Mode, s.sms != nil)
 	c.files(dec, req)
 	if len(c.errs) > 0 {
 		if slices.ContainsFunc(c.errs, func(f kluis.FieldError) bool { return f.Policy != "" }) {
@@ -238,7 +264,7 @@ func (c *checker) recipients(pol *policy.Policy, sender string, req CreateReques
 					continue
 				}
 			}
-			out = append(out, Addressee{group.kind, addr})
+			out = append(out, Addressee{Kind: group.kind, Address: addr})
 		}
 	}
 	if given == 0 {
@@ -336,6 +362,68 @@ func (c *checker) password(dec *policy.Decision, req CreateRequest) kluis.Passwo
 		}
 	}
 	return mode
+}
+
+// auth decides each recipient's verification: the sender's choice (by
+// address, any case) or the minimum of the recipient's policy rule. It
+// checks the choice against that rule, a second factor against a
+// no-password link (which has no password to come after), and the mobile
+// numbers.
+func (c *checker) auth(pol *policy.Policy, sender string, req CreateRequest, rs []Addressee, mode kluis.PasswordMode, canSMS bool) {
+	byAddr := map[string]RecipientAuth{}
+	for a, v := range req.Auth {
+		addr, err := kluis.ParseAddress(a)
+		if err != nil {
+			c.add(FieldRecipientAuth, CodeAuthNotRecipient, shorten(a))
+			continue
+		}
+		byAddr[strings.ToLower(addr)] = v
+	}
+	for i := range rs {
+		r := &rs[i]
+		key := strings.ToLower(r.Address)
+		choice, chosen := byAddr[key]
+		delete(byAddr, key)
+		lim := pol.RecipientAuth(sender, r.Address)
+		m := choice.Method
+		if m == "" {
+			m = lim.MinimumFor(req.Options.SpecialData)
+		}
+		r.Auth = m
+		switch {
+		case !m.Valid():
+			c.add(FieldRecipientAuth, CodeAuthUnknown, r.Address, string(m))
+			continue
+		case !lim.Allows(m, req.Options.SpecialData):
+			c.add(FieldRecipientAuth, CodeAuthNotAllowed, r.Address, string(lim.MinimumFor(req.Options.SpecialData)))
+			c.errs[len(c.errs)-1].Policy = "recipient_auth"
+		}
+		if m == kluis.AuthPassword {
+			if chosen && strings.TrimSpace(choice.Phone) != "" {
+				c.add(FieldRecipientAuth, CodePhoneUnexpected, r.Address)
+			}
+			continue
+		}
+		if mode == kluis.PasswordNone {
+			c.add(FieldRecipientAuth, CodeAuthNoPassword, r.Address)
+		}
+		if !canSMS {
+			c.add(FieldRecipientAuth, CodeSMSUnavailable, r.Address)
+		}
+		phone, err := sms.ParsePhone(choice.Phone)
+		switch {
+		case errors.Is(err, sms.ErrPhoneEmpty):
+			c.add(FieldRecipientAuth, CodePhoneMissing, r.Address)
+		case errors.Is(err, sms.ErrPhoneCountry):
+			c.add(FieldRecipientAuth, CodePhoneCountry, r.Address)
+		case err != nil:
+			c.add(FieldRecipientAuth, CodePhoneInvalid, r.Address)
+		}
+		r.Phone = phone
+	}
+	for a := range byAddr {
+		c.add(FieldRecipientAuth, CodeAuthNotRecipient, shorten(a))
+	}
 }
 
 // files checks the planned files, when the request names them: something

@@ -87,6 +87,27 @@ func (b *Box) Send(ctx context.Context, m *mail.Message, messageID string) error
 	return nil
 }
 
+// SMS is the box as an SMS gateway: each text message becomes an entry
+// of kind "sms" (To the number, Text the message), under the same rules
+// as mails: only a plainly local server has a box, and only loopback
+// requests read it. For a development setup without an SMS gateway.
+func (b *Box) SMS() *SMSSender { return &SMSSender{b: b} }
+
+// SMSSender keeps text messages in a Box; see Box.SMS.
+type SMSSender struct{ b *Box }
+
+// Send keeps the message.
+func (s *SMSSender) Send(ctx context.Context, to, text string) error {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	s.b.seq++
+	s.b.entries = append(s.b.entries, Entry{ID: strconv.Itoa(s.b.seq), Time: s.b.now().UTC(), Kind: "sms", To: to, Subject: "SMS", Text: text})
+	if len(s.b.entries) > MaxEntries {
+		s.b.entries = s.b.entries[len(s.b.entries)-MaxEntries:]
+	}
+	return nil
+}
+
 // List returns the kept mails, newest first.
 func (b *Box) List() []Entry {
 	b.mu.Lock()
