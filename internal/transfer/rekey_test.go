@@ -170,6 +170,11 @@ func TestRotateMasterKey(t *testing.T) {
 	e.makeLegacy(noPw.files[0].ID)
 	// A file that waits for its malware scan (not finished yet).
 	e.upload(owner(e.create(createOpts{})), "wacht.bin", randomBytes(11, 1000))
+	// A recipient verified by SMS: its mobile number is sealed.
+	if _, err := e.svc.Create(e.ctx, transfer.CreateRequest{SenderEmail: "afzender@example.nl", To: []string{"sms@example.nl"},
+		Auth: map[string]transfer.RecipientAuth{"sms@example.nl": {Method: kluis.AuthPasswordSMS, Phone: "+31612345678"}}}); err != nil {
+		t.Fatal(err)
+	}
 
 	oldKeys := e.keys
 	before := eachSealed(t, dbPath, func(v transfer.SealedValue, id string, b []byte) {
