@@ -256,7 +256,9 @@ func routeTable() []routeRow {
 			},
 			want: everyone(want{http.StatusUnauthorized, ""})},
 		{pattern: "POST /send/review",
-			req:  func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/send/review", "to=burger%40example.nl&password_mode=generate") },
+			req: func(fx *fixture, a actor) req {
+				return webReq(fx, a, "POST", "/send/review", "to=burger%40example.nl&password_mode=generate")
+			},
 			// Not signed in as a sender: to the sign-in page (as GET /send).
 			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "POST /send/preview",
