@@ -202,11 +202,10 @@ func scalePurge(t *testing.T, c *cluster, token string) {
 		srv *server
 	}
 	const n = 6
-	var trs []tr
 	// The ones to revoke (n/2 and up) are made first; each expiring one
 	// gets its expiry when it is created, so a slow machine stretches the
 	// run, not the time an upload has before its transfer expires.
-	trs = make([]tr, n)
+	trs := make([]tr, n)
 	var expires time.Time
 	for _, i := range []int{3, 4, 5, 0, 1, 2} {
 		srv := c.a

@@ -307,11 +307,3 @@ func (h *Web) renderCompose(w http.ResponseWriter, r *http.Request, s *sender.Se
 	v.Here = "/send"
 	h.render(w, r, status, "send", v)
 }
-
-// sizeOrUnknown is a file's size in words, or "" when unknown.
-func sizeOrUnknown(pr *locale.Printer, n int64) string {
-	if n < 0 {
-		return ""
-	}
-	return pr.Size(n)
-}
