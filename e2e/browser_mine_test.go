@@ -277,11 +277,13 @@ func TestBrowserMyTransfers(t *testing.T) {
 			}
 			b.check("extended")
 
-			// Log out: My transfers asks for verification again.
+			// Log out: a page confirms it, and My transfers asks for
+			// verification again.
 			b.submit(`form[action="/logout"] button`)
-			if p := b.path(); p != "/" {
-				t.Errorf("after logout at %s", p)
+			if p := b.path(); p != "/logout" {
+				t.Errorf("after logout at %s, want the confirmation page /logout", p)
 			}
+			b.check("logged-out")
 			b.open("/transfers")
 			if p := b.path(); !strings.HasPrefix(p, "/send") {
 				t.Errorf("after logout /transfers went to %s", p)
