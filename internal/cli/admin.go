@@ -72,6 +72,20 @@ func (a *app) store(s storeFlags) (*config.Store, error) {
 	return config.ResolveStore(given, a.getenv)
 }
 
+// openStoreFlags resolves the store flags and opens the database they
+// name (the pair every admin command that reads the database starts with).
+func (a *app) openStoreFlags(ctx context.Context, sf storeFlags) (*config.Store, *store.DB, error) {
+	st, err := a.store(sf)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := a.openStore(ctx, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, db, nil
+}
+
 // openStore opens the database for administration. It never creates a
 // SQLite database or data folder: a typo must not start an empty one.
 func (a *app) openStore(ctx context.Context, st *config.Store) (*store.DB, error) {
@@ -147,11 +161,7 @@ func (a *app) adminAPIKey(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	st, err := a.store(sf)
-	if err != nil {
-		return err
-	}
-	db, err := a.openStore(ctx, st)
+	_, db, err := a.openStoreFlags(ctx, sf)
 	if err != nil {
 		return err
 	}

@@ -50,11 +50,7 @@ func (a *app) adminAudit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := a.store(sf)
-	if err != nil {
-		return err
-	}
-	db, err := a.openStore(ctx, st)
+	_, db, err := a.openStoreFlags(ctx, sf)
 	if err != nil {
 		return err
 	}
@@ -94,11 +90,7 @@ func (a *app) adminAuditVerify(ctx context.Context, args []string) error {
 	if err := f.parseNone(args); err != nil {
 		return err
 	}
-	st, err := a.store(sf)
-	if err != nil {
-		return err
-	}
-	db, err := a.openStore(ctx, st)
+	_, db, err := a.openStoreFlags(ctx, sf)
 	if err != nil {
 		return err
 	}

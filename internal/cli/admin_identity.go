@@ -42,11 +42,7 @@ func (a *app) adminExportIdentity(ctx context.Context, args []string) error {
 		return f.usageError("cli.password.both")
 	}
 	transferID := pos[0]
-	st, err := a.store(sf)
-	if err != nil {
-		return err
-	}
-	db, err := a.openStore(ctx, st)
+	st, db, err := a.openStoreFlags(ctx, sf)
 	if err != nil {
 		return err
 	}
