@@ -144,23 +144,31 @@ func (s *Service) retryScan(ctx context.Context, id string) error {
 	return s.passScan(ctx, t, len(files))
 }
 
+// lockScanning begins a transaction and locks transfer id (a revoke waits,
+// or this sees it). It returns a nil row, and no transaction, when the
+// transfer no longer waits for its scan; otherwise the caller owns tx.
+func (s *Service) lockScanning(ctx context.Context, id string) (*store.Tx, *store.TransferRow, error) {
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := tx.TransferForUpdate(ctx, id)
+	if err != nil || t.State != string(kluis.StateScanning) {
+		tx.Rollback()
+		return nil, nil, err
+	}
+	return tx, t, nil
+}
+
 // passScan makes a waiting transfer whose files all passed ready and
 // releases its mails.
 func (s *Service) passScan(ctx context.Context, t *store.TransferRow, nfiles int) error {
 	ctx = context.WithoutCancel(ctx)
-	tx, err := s.db.BeginTx(ctx)
-	if err != nil {
+	tx, t, err := s.lockScanning(ctx, t.ID)
+	if err != nil || t == nil {
 		return err
 	}
 	defer tx.Rollback()
-	// Locked: a revoke waits, or this sees it.
-	t, err = tx.TransferForUpdate(ctx, t.ID)
-	if err != nil {
-		return err
-	}
-	if t.State != string(kluis.StateScanning) {
-		return nil
-	}
 	now := s.now()
 	if err := tx.EndScanWait(ctx, t.ID, now, s.mailer != nil); err != nil {
 		return err
@@ -182,18 +190,11 @@ func (s *Service) passScan(ctx context.Context, t *store.TransferRow, nfiles int
 // and tells its sender.
 func (s *Service) failScan(ctx context.Context, t *store.TransferRow, reason string, file mail.FileRef) error {
 	ctx = context.WithoutCancel(ctx)
-	tx, err := s.db.BeginTx(ctx)
-	if err != nil {
+	tx, t, err := s.lockScanning(ctx, t.ID)
+	if err != nil || t == nil {
 		return err
 	}
 	defer tx.Rollback()
-	t, err = tx.TransferForUpdate(ctx, t.ID)
-	if err != nil {
-		return err
-	}
-	if t.State != string(kluis.StateScanning) {
-		return nil
-	}
 	now := s.now()
 	w, err := tx.ScanWaitOf(ctx, t.ID)
 	if err != nil {
