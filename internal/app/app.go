@@ -61,6 +61,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/server"
 	"github.com/kluis-nl/kluis/internal/sms"
 	"github.com/kluis-nl/kluis/internal/store"
+	"github.com/kluis-nl/kluis/internal/syslog"
 	"github.com/kluis-nl/kluis/internal/transfer"
 	"github.com/kluis-nl/kluis/internal/web"
 )
@@ -325,10 +326,22 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { a.Transfers.RunScans(bg); return nil })
 	g.Go(func() error { runSenderCleanup(bg, a.Senders, a.log); return nil })
 	g.Go(func() error { watchPolicy(bg, a.reload, a.Policy, a.cfg.Policy, a.log); return nil })
+	if a.cfg.SyslogSends("audit") {
+		w, err := syslog.New(a.cfg.SyslogConfig())
+		if err != nil {
+			return fmt.Errorf("--syslog-addr: %w", err)
+		}
+		defer w.Close()
+		g.Go(func() error { return syslog.ForwardAudit(bg, a.DB, w, auditForwardEvery, a.log) })
+	}
 	err := g.Wait()
 	a.log.Info("kluis stopped")
 	return err
 }
+
+// auditForwardEvery is how often committed audit entries are sent to
+// syslog (--syslog-send audit).
+const auditForwardEvery = 2 * time.Second
 
 // Close releases what New opened: the listener (if Run did not close it),
 // the SIGHUP subscription and the database. Call it after Run has

@@ -24,6 +24,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/scan"
 	"github.com/kluis-nl/kluis/internal/sms"
+	"github.com/kluis-nl/kluis/internal/syslog"
 	"github.com/kluis-nl/kluis/internal/unit"
 )
 
@@ -113,6 +114,16 @@ type Serve struct {
 	SMSTimeout         time.Duration
 	SMSPerRecipientDay int
 	SMSPerHour         int
+
+	// Syslog (RFC 5424) for the organisation's SIEM: the receiver
+	// (udp://, tcp:// or tls://HOST:PORT; empty: none), a CA file for tls,
+	// the application log's facility, APP-NAME, and what is sent ("log",
+	// "audit" or both, comma-separated).
+	SyslogAddr     string
+	SyslogCAFile   string
+	SyslogFacility string
+	SyslogAppName  string
+	SyslogSend     string
 }
 
 // option describes one setting: its flag, its environment variable, and
@@ -197,6 +208,11 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "sms-timeout", def: "10s", usage: "longest wait for the SMS gateway's answer", set: dur(&c.SMSTimeout)},
 		{name: "sms-per-recipient-day", def: "5", usage: "SMS codes one recipient may be sent in 24 hours", set: integer(&c.SMSPerRecipientDay)},
 		{name: "sms-per-hour", def: "100", usage: "SMS codes the whole service may send in an hour, so holding links cannot run up costs", set: integer(&c.SMSPerHour)},
+		{name: "syslog-addr", usage: "a syslog receiver (the organisation's SIEM) that gets the application log and the audit log in RFC 5424 format: tls://HOST:6514 (RFC 5425), tcp://HOST:601 (octet counting) or udp://HOST:514 (lines longer than 2048 bytes are cut). The console log stays as it is", set: str(&c.SyslogAddr)},
+		{name: "syslog-ca-file", usage: "PEM file with the certificates the tls:// syslog receiver's certificate must chain to (default: the system's)", set: str(&c.SyslogCAFile)},
+		{name: "syslog-facility", def: "daemon", usage: "syslog facility of the application log (daemon, local0 … local7, …); audit entries always use facility 13, log audit", set: str(&c.SyslogFacility)},
+		{name: "syslog-app-name", def: "kluis", usage: "APP-NAME in the syslog messages (e.g. to tell several Kluis services apart)", set: str(&c.SyslogAppName)},
+		{name: "syslog-send", def: "log,audit", usage: "what goes to the syslog receiver: log (the application log), audit (every audit entry, in order, at least once, sent again after an outage) or log,audit", set: str(&c.SyslogSend)},
 		{name: "metrics-token", secret: true, usage: "bearer token (at least 16 characters) that Prometheus sends to read /metrics and /healthz?details=1 (Authorization: Bearer TOKEN). Without it they answer only clients connecting from loopback without X-Forwarded-For (set a token, or block /metrics, when a reverse proxy on the same host forwards without that header)", set: str(&c.MetricsToken)},
 	}
 	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
@@ -279,6 +295,9 @@ func envName(flagName string) string {
 
 func (c *Serve) validate() error {
 	if err := c.validateSMS(); err != nil {
+		return err
+	}
+	if err := c.validateSyslog(); err != nil {
 		return err
 	}
 	if err := c.validateScan(); err != nil {
@@ -564,6 +583,47 @@ func (c *Serve) validateSMS() error {
 		}
 	}
 	return nil
+}
+
+func (c *Serve) validateSyslog() error {
+	if _, err := syslog.ParseFacility(c.SyslogFacility); err != nil {
+		return fmt.Errorf("--syslog-facility: %w", err)
+	}
+	for _, part := range strings.Split(c.SyslogSend, ",") {
+		if p := strings.TrimSpace(part); p != "log" && p != "audit" {
+			return fmt.Errorf("--syslog-send %q: use log, audit or log,audit", c.SyslogSend)
+		}
+	}
+	if c.SyslogAddr == "" {
+		if c.SyslogCAFile != "" {
+			return errors.New("--syslog-ca-file needs --syslog-addr tls://HOST:PORT")
+		}
+		return nil
+	}
+	if _, err := syslog.New(c.SyslogConfig()); err != nil {
+		return fmt.Errorf("--syslog-addr, --syslog-ca-file: %w", err)
+	}
+	return nil
+}
+
+// SyslogConfig is the syslog receiver's configuration (Addr empty: none).
+func (c *Serve) SyslogConfig() syslog.Config {
+	f, _ := syslog.ParseFacility(c.SyslogFacility)
+	return syslog.Config{Addr: c.SyslogAddr, CAFile: c.SyslogCAFile, Facility: f, AppName: c.SyslogAppName}
+}
+
+// SyslogSends reports whether what ("log" or "audit") goes to the syslog
+// receiver.
+func (c *Serve) SyslogSends(what string) bool {
+	if c.SyslogAddr == "" {
+		return false
+	}
+	for _, part := range strings.Split(c.SyslogSend, ",") {
+		if strings.TrimSpace(part) == what {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Serve) validateScan() error {

@@ -118,6 +118,12 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--min-body-rate", "-1KB"}, "not a rate"},
 		{[]string{"--log-static", "some"}, "all, none, or 1/N"},
 		{[]string{"--log-static", "1/0"}, "all, none, or 1/N"},
+		{[]string{"--syslog-addr", "siem:514"}, "udp://HOST:PORT, tcp://HOST:PORT or tls://HOST:PORT"},
+		{[]string{"--syslog-addr", "tcp://siem"}, "give a port"},
+		{[]string{"--syslog-addr", "tcp://siem:601", "--syslog-facility", "local8"}, "local0 … local7"},
+		{[]string{"--syslog-addr", "tcp://siem:601", "--syslog-send", "all"}, "log, audit or log,audit"},
+		{[]string{"--syslog-addr", "tcp://siem:601", "--syslog-ca-file", "/x.pem"}, "needs a tls:// address"},
+		{[]string{"--syslog-ca-file", "/x.pem"}, "needs --syslog-addr"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {
 		_, err := ParseServe(tc.args, env(nil), io.Discard)

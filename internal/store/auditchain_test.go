@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -280,5 +281,78 @@ func testAuditLegacyChained(t *testing.T, fresh freshFunc) {
 	// Chained entries are now append-only too.
 	if _, err := db2.q.ExecContext(ctx, `UPDATE audit SET detail = 'x' WHERE id = 3`); err == nil {
 		t.Error("a chained legacy entry was changed")
+	}
+}
+
+// testAuditForward: forwarding hands every entry over once and in order,
+// also with two instances forwarding while writers add entries; a failed
+// send records nothing, so the same entries come again.
+func testAuditForward(t *testing.T, fresh freshFunc) {
+	ctx := context.Background()
+	db1, open := openFresh(t, fresh)
+	db2, err := open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	add := func(db *DB, n int) {
+		for i := range n {
+			if err := db.InsertAudit(ctx, &AuditRow{At: time.Now(), Actor: "system", Action: "fw", Object: fmt.Sprint(i), Result: "ok"}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+	add(db1, 3)
+	boom := errors.New("receiver down")
+	n, err := db1.ForwardAudit(ctx, "syslog", 10, func([]*AuditRow) error { return boom })
+	if !errors.Is(err, boom) || n != 0 {
+		t.Fatalf("failed send: n=%d err=%v", n, err)
+	}
+	var mu sync.Mutex
+	var got []int64
+	record := func(b []*AuditRow) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, a := range b {
+			got = append(got, a.ID)
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { add(db1, 20) })
+	wg.Go(func() { add(db2, 20) })
+	for _, db := range []*DB{db1, db2} {
+		wg.Go(func() {
+			for range 30 {
+				if _, err := db.ForwardAudit(ctx, "syslog", 4, record); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for {
+		n, err := db1.ForwardAudit(ctx, "syslog", 4, record)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if len(got) != 43 {
+		t.Fatalf("forwarded %d entries, want 43: %v", len(got), got)
+	}
+	for i, id := range got {
+		if id != int64(i+1) {
+			t.Fatalf("entry %d forwarded as id %d, want %d (each once, in order): %v", i, id, i+1, got)
+		}
+	}
+	// Another destination has its own position.
+	n, err = db2.ForwardAudit(ctx, "siem2", 100, func(b []*AuditRow) error { return nil })
+	if err != nil || n != 43 {
+		t.Fatalf("second destination: n=%d err=%v", n, err)
 	}
 }

@@ -85,6 +85,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"AuditChainConcurrent", testAuditChainConcurrent},
 		{"AuditPruneKeepsChain", testAuditPruneKeepsChain},
 		{"AuditLegacyChained", testAuditLegacyChained},
+		{"AuditForward", testAuditForward},
 		{"Leases", testLeases},
 		{"LeaseFencing", testLeaseFencing},
 		{"RateBuckets", testRateBuckets},
