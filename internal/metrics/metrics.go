@@ -26,6 +26,7 @@ import (
 // DB is what the scrape-time gauges read; *store.DB has it.
 type DB interface {
 	OutboxDepth(ctx context.Context) (pending, failed int, err error)
+	OutboxHeld(ctx context.Context) (int, error)
 	OldestDueForPurge(ctx context.Context, now time.Time) (since time.Time, ok bool, err error)
 }
 
@@ -282,7 +283,7 @@ type dbCollector struct{ m *Metrics }
 
 var (
 	queueDesc = prometheus.NewDesc("kluis_mail_queue_depth",
-		"Mails in the outbox: pending (waiting or being sent) and failed (given up; kept for the operator).",
+		"Mails in the outbox: pending (waiting or being sent), held (queued for a transfer that waits for its malware scan; sent when the scan passes) and failed (given up; kept for the operator).",
 		[]string{"state"}, nil)
 	lagDesc = prometheus.NewDesc("kluis_purge_lag_seconds",
 		"How long the longest-waiting transfer has been due for purge (expired or revoked) without being purged; 0 when none is due.",
@@ -302,6 +303,11 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(p), "pending")
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(f), "failed")
+	}
+	if h, err := c.m.db.OutboxHeld(ctx); err != nil {
+		ch <- prometheus.NewInvalidMetric(queueDesc, err)
+	} else {
+		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(h), "held")
 	}
 	now := c.m.now()
 	since, ok, err := c.m.db.OldestDueForPurge(ctx, now)

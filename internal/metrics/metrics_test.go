@@ -103,6 +103,7 @@ type fakeDB struct {
 }
 
 func (f *fakeDB) OutboxDepth(context.Context) (int, int, error) { return 0, 0, f.err }
+func (f *fakeDB) OutboxHeld(context.Context) (int, error)       { return 0, f.err }
 func (f *fakeDB) OldestDueForPurge(context.Context, time.Time) (time.Time, bool, error) {
 	return f.since, !f.since.IsZero(), f.err
 }

@@ -184,6 +184,23 @@ var hotCalls = []struct {
 		_, err := tx.DeleteFailedOutbox(ctx, a.Now.Add(-30*24*time.Hour))
 		return err
 	}},
+	{"OutboxHeld: the mail queue gauge", func(ctx context.Context, tx *Tx, a HotArgs) error {
+		_, err := tx.OutboxHeld(ctx)
+		return err
+	}},
+	{"ClaimScanWaits, ScanWaitOf, RetryScanWait, HeldOutbox: the malware scan retries", func(ctx context.Context, tx *Tx, a HotArgs) error {
+		if _, err := tx.claimScanWaits(ctx, tx.pg, a.Now, time.Minute, 20); err != nil {
+			return err
+		}
+		if _, err := tx.ScanWaitOf(ctx, a.TransferID); ignoreNotFound(err) != nil {
+			return err
+		}
+		if err := tx.RetryScanWait(ctx, a.TransferID, a.Now); err != nil && err != ErrConflict {
+			return err
+		}
+		_, err := tx.HeldOutbox(ctx, a.TransferID)
+		return err
+	}},
 	{"InsertAudit: every audited request", func(ctx context.Context, tx *Tx, a HotArgs) error {
 		return tx.InsertAudit(ctx, &AuditRow{At: a.Now, Actor: "system", Action: "hot.path", Object: a.TransferID, Result: "ok"})
 	}},

@@ -152,16 +152,27 @@ func (q Q) FailOutbox(ctx context.Context, id string, at time.Time, lastError st
 }
 
 // OutboxDepth counts the mails waiting (including those being sent) and
-// those that failed for good.
+// those that failed for good. Mails held for a transfer that waits for its
+// malware scan are not pending (OutboxHeld counts them).
 func (q Q) OutboxDepth(ctx context.Context) (pending, failed int, err error) {
 	// Two counts over outbox_due (failed_at first), not a pass over the
-	// table: failed mails stay 30 days.
-	err = q.q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM outbox WHERE failed_at IS NULL),
-		(SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL)`).Scan(&pending, &failed)
+	// table: failed mails stay 30 days. A held mail's not_before is
+	// heldNotBefore, so the index alone tells it apart.
+	err = q.q.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM outbox WHERE failed_at IS NULL AND not_before < ?),
+		(SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL)`, heldNotBefore).Scan(&pending, &failed)
 	if err != nil {
 		return 0, 0, fmt.Errorf("outbox depth: %w", err)
 	}
 	return pending, failed, nil
+}
+
+// OutboxHeld counts the mails held until a malware scan has run.
+func (q Q) OutboxHeld(ctx context.Context) (int, error) {
+	var n int
+	if err := q.q.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE held_for IS NOT NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("outbox held: %w", err)
+	}
+	return n, nil
 }
 
 // DeleteFailedOutbox deletes the records of mails that failed before the

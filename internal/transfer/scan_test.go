@@ -148,6 +148,10 @@ func TestScanClamdDown(t *testing.T) {
 		if held, _ := e.db.HeldOutbox(e.ctx, c.Transfer.ID); len(held) == 0 {
 			t.Fatal("no notification held for the waiting transfer")
 		}
+		// Held mails are not a queue that fails to drain.
+		if p, h := metricValue(t, e, `kluis_mail_queue_depth{state="pending"}`), metricValue(t, e, `kluis_mail_queue_depth{state="held"}`); p != 0 || h != 1 {
+			t.Errorf("mail queue gauge while the scan waits: pending %v, held %v; want 0, 1", p, h)
+		}
 		if row, _ := e.db.File(e.ctx, f.ID); row.ScanSealed == nil {
 			t.Fatal("the scan key was erased before the scan")
 		}
@@ -328,8 +332,14 @@ func metricValue(t *testing.T, e *env, series string) float64 {
 			for _, l := range m.GetLabel() {
 				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
 			}
-			if mf.GetName()+"{"+strings.Join(labels, ",")+"}" == series && m.GetCounter() != nil {
+			if mf.GetName()+"{"+strings.Join(labels, ",")+"}" != series {
+				continue
+			}
+			if m.GetCounter() != nil {
 				return m.GetCounter().GetValue()
+			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
 			}
 		}
 	}
