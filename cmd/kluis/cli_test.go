@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/kluis-nl/kluis/internal/scan/scantest"
 )
 
 // The scripts in testdata/script run the real kluis command (this test
@@ -37,9 +39,22 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
+	// One clamd with the test signatures (scantest) for the scripts that
+	// scan; they skip without it ($CLAMD empty), except in CI.
+	clamd := ""
+	if os.Getenv("KLUIS_TEST_CLAMD") != "" || os.Getenv("CI") == "true" {
+		clamd = scantest.Start(t, scantest.Options{}).Unix()
+	}
 	testscript.Run(t, testscript.Params{
 		Dir: filepath.Join("testdata", "script"),
+		Condition: func(cond string) (bool, error) {
+			if cond == "clamd" {
+				return clamd != "", nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Setup: func(env *testscript.Env) error {
+			env.Setenv("CLAMD", clamd)
 			env.Setenv("HOME", filepath.Join(env.WorkDir, "home"))
 			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, "config"))
 			env.Setenv("XDG_CACHE_HOME", filepath.Join(env.WorkDir, "cache"))
@@ -53,6 +68,7 @@ func TestScripts(t *testing.T) {
 			"server":     cmdServer,
 			"loginmail":  cmdLoginMail,
 			"maillink":   cmdMailLink,
+			"nomail":     cmdNoMail,
 			"exitcode":   cmdExitCode,
 			"mkfile":     cmdMkfile,
 			"echofile":   cmdEchoFile,
@@ -235,6 +251,21 @@ func cmdMailLink(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("no link in the mail:\n%s", m.Text)
 	}
 	ts.Setenv(args[1], link)
+}
+
+// nomail ADDR: no mail went to ADDR, including one still in the outbox
+// (it waits up to 2 s for the outbox to run).
+func cmdNoMail(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: nomail ADDR")
+	}
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		for _, e := range mailbox(ts) {
+			if strings.EqualFold(e.To, args[0]) {
+				ts.Fatalf("a %s mail went to %s", e.Kind, args[0])
+			}
+		}
+	}
 }
 
 // exitcode N CMD [ARGS...]: runs CMD and checks that it exits with N.

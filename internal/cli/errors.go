@@ -94,6 +94,9 @@ var apiText = map[string]map[string]struct{ msg, hint string }{
 	"internal":             {"": {"cli.api.internal", "cli.hint.server_failed"}},
 	"invalid":              {"": {"cli.api.invalid", "cli.hint.correct_input"}},
 	"conflict":             {"": {"cli.api.conflict", "cli.hint.check_status"}},
+	"infected":             {"": {"cli.api.infected", "cli.hint.infected"}},
+	"too_large_to_scan":    {"": {"cli.api.too_large_to_scan", "cli.hint.too_large_to_scan"}},
+	"scan_pending":         {"": {"cli.api.scan_pending", "cli.hint.busy"}},
 }
 
 // exitOf is the exit code of an error of the server or the client library.

@@ -104,6 +104,15 @@ func (a *app) send(ctx context.Context, args []string) error {
 				return a.printSendResult(req.json, t, password)
 			}
 		}
+		if code := client.Code(err); code == "infected" || code == "too_large_to_scan" {
+			// The server removed the refused file and keeps the transfer
+			// open. Running the same command again would resume it and
+			// send the other files without the sender having chosen so;
+			// cancel it instead, so a new run starts afresh.
+			if _, rerr := c.Revoke(ctx, st.UploadToken, st.TransferID, ""); rerr == nil {
+				os.Remove(statePath)
+			}
+		}
 		return a.explain(err, "sender")
 	}
 	os.Remove(statePath)
