@@ -257,6 +257,13 @@ func (h *Web) replyFailed(w http.ResponseWriter, r *http.Request, access string,
 		h.problem(w, r, statusOf(err), "reply.refused", "/r/"+access+"/open")
 	case kluis.ErrorCode(err) == kluis.ENOSPACE:
 		fail(formStatus(err), "files", "reply.error_space")
+	case kluis.ErrorCode(err) == kluis.EINFECTED:
+		// The malware scan at send: the reply was deleted whole and nobody
+		// was told; the engine's own message names the signature, which
+		// the recipient does not need.
+		fail(formStatus(err), "files", "reply.error_infected")
+	case kluis.ErrorCode(err) == kluis.EUNSCANNABLE:
+		fail(formStatus(err), "files", "reply.error_unscannable")
 	case errors.Is(err, transfer.ErrReplyLimit):
 		setRetryAfter(w, err)
 		h.problem(w, r, statusOf(err), "reply.limit", "/r/"+access+"/open")
