@@ -85,3 +85,26 @@ func TestScanAPI(t *testing.T) {
 		t.Fatalf("after the retry: %v, %v", tr, err)
 	}
 }
+
+// TestScanAPIFailOpen: with --scan-unavailable open and clamd down, finish
+// answers 200 and names the files that went out unscanned, so the
+// client can warn its sender.
+func TestScanAPIFailOpen(t *testing.T) {
+	d := scantest.Start(t, scantest.Options{})
+	e := startAPIEnv(t, apptest.Options{Args: []string{"--clamd", d.TCP(), "--scan-unavailable", "open"}})
+	c := e.create("")
+	e.put(c, "a.txt", []byte("schoon"))
+	d.Stop(t)
+	resp := e.req("POST", "/api/v1/transfers/"+c.ID+"/finish", c.UploadToken, nil, nil)
+	defer resp.Body.Close()
+	var got struct {
+		State          string `json:"state"`
+		UnscannedFiles []int  `json:"unscanned_files"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&got) != nil {
+		t.Fatalf("finish with clamd down, fail-open: %d", resp.StatusCode)
+	}
+	if got.State != "ready" || len(got.UnscannedFiles) != 1 || got.UnscannedFiles[0] != 1 {
+		t.Fatalf("finish: state %q, unscanned_files %v; want ready, [1]", got.State, got.UnscannedFiles)
+	}
+}

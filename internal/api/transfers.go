@@ -210,6 +210,10 @@ type finishRequest struct {
 type finishResponse struct {
 	transferJSON
 	Links []recipientJSON `json:"links"`
+	// UnscannedFiles are the numbers (from 1) of the files that went out
+	// without a malware scan by policy (fail-open, or too large with
+	// --scan-too-large pass), so the client can warn its sender.
+	UnscannedFiles []int `json:"unscanned_files,omitempty"`
 }
 
 func (a *API) finish(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
@@ -225,7 +229,7 @@ func (a *API) finish(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
 		a.Error(w, r, err)
 		return
 	}
-	out := finishResponse{transferJSON: transferView(f.Transfer, a.svc.Now()), Links: []recipientJSON{}}
+	out := finishResponse{transferJSON: transferView(f.Transfer, a.svc.Now()), Links: []recipientJSON{}, UnscannedFiles: f.Unscanned}
 	for _, l := range f.Links {
 		out.Links = append(out.Links, recipientJSON{Address: l.Recipient.Address, Kind: string(l.Recipient.Kind), URL: l.URL})
 	}

@@ -74,7 +74,7 @@ func (a *app) send(ctx context.Context, args []string) error {
 		}
 		os.Remove(statePath)
 		fmt.Fprintln(a.io.Err, "kluis: "+a.p.T("cli.send.already_sent"))
-		return a.printSendResult(req.json, t, "")
+		return a.printSendResult(req.json, t, "", nil)
 	}
 	var password string
 	if st == nil {
@@ -101,7 +101,7 @@ func (a *app) send(ctx context.Context, args []string) error {
 			// Finished by an earlier run whose answer was lost?
 			if t, terr := c.Transfer(ctx, st.UploadToken, st.TransferID); terr == nil && (t.State == "ready" || t.State == "scanning") {
 				os.Remove(statePath)
-				return a.printSendResult(req.json, t, password)
+				return a.printSendResult(req.json, t, password, nil)
 			}
 		}
 		if code := client.Code(err); code == "infected" || code == "too_large_to_scan" {
@@ -116,7 +116,15 @@ func (a *app) send(ctx context.Context, args []string) error {
 		return a.explain(err, "sender")
 	}
 	os.Remove(statePath)
-	return a.printSendResult(req.json, &fin.Transfer, password)
+	var unscanned []string
+	for _, n := range fin.UnscannedFiles {
+		// The server numbers files in upload order, which is the order
+		// of the arguments.
+		if n >= 1 && n <= len(req.files) {
+			unscanned = append(unscanned, req.files[n-1].name)
+		}
+	}
+	return a.printSendResult(req.json, &fin.Transfer, password, unscanned)
 }
 
 // sendFlags parses and checks the flags and files of kluis send, and reads
@@ -318,6 +326,8 @@ type sendJSON struct {
 	Recipients []recipientJSON `json:"recipients"`
 	ExpiresAt  string          `json:"expires_at"`
 	Password   string          `json:"password,omitempty"`
+	// Unscanned names the files sent without a malware scan (policy).
+	Unscanned []string `json:"unscanned_files,omitempty"`
 }
 
 type recipientJSON struct {
@@ -326,9 +336,12 @@ type recipientJSON struct {
 	Status  string `json:"status"`
 }
 
-func (a *app) printSendResult(asJSON bool, t *client.Transfer, password string) error {
+func (a *app) printSendResult(asJSON bool, t *client.Transfer, password string, unscanned []string) error {
+	if len(unscanned) > 0 {
+		fmt.Fprintln(a.io.Err, "kluis: "+a.p.T("cli.send.unscanned", strings.Join(unscanned, ", ")))
+	}
 	if asJSON {
-		out := sendJSON{ID: t.ID, ExpiresAt: t.ExpiresAt.UTC().Format(time.RFC3339), Password: password, Recipients: []recipientJSON{}}
+		out := sendJSON{ID: t.ID, ExpiresAt: t.ExpiresAt.UTC().Format(time.RFC3339), Password: password, Recipients: []recipientJSON{}, Unscanned: unscanned}
 		for _, r := range t.Recipients {
 			out.Recipients = append(out.Recipients, recipientJSON{Address: r.Address, Kind: r.Kind, Status: r.Status})
 		}

@@ -492,6 +492,9 @@ func (c *Client) Transfers(ctx context.Context, token string) ([]Transfer, error
 type Finished struct {
 	Transfer
 	Links []Recipient `json:"links"`
+	// UnscannedFiles are the numbers (from 1, in upload order) of the
+	// files the server's policy let go out without a malware scan.
+	UnscannedFiles []int `json:"unscanned_files,omitempty"`
 }
 
 // Finish makes the transfer ready; linkSecret is needed for password mode

@@ -51,6 +51,7 @@ type Metrics struct {
 	mailFailures  *prometheus.CounterVec
 	purged        prometheus.Counter
 	scans         *prometheus.CounterVec
+	unscanned     *prometheus.CounterVec
 
 	mu          sync.Mutex
 	lastMailErr string // short, addresses removed; "" after a delivery
@@ -103,6 +104,9 @@ func New(db DB, now func() time.Time, log *slog.Logger) *Metrics {
 	m.scans = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "kluis_scan_total", Help: "Malware scans of files by result: clean, infected, too_large (over clamd's StreamMaxLength), unavailable (clamd gave no verdict).",
 	}, []string{"result"})
+	m.unscanned = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kluis_scan_passed_unscanned_total", Help: "Files the policy let pass without a malware verdict, by reason: unavailable (clamd could not be reached, --scan-unavailable open) or too_large (--scan-too-large pass).",
+	}, []string{"reason"})
 	// Every label value shows from the start, so rate() and alerts work
 	// before the first event.
 	for _, k := range []string{"tus", "plain"} {
@@ -120,8 +124,11 @@ func New(db DB, now func() time.Time, log *slog.Logger) *Metrics {
 	for _, k := range []string{"clean", "infected", "too_large", "unavailable"} {
 		m.scans.WithLabelValues(k)
 	}
+	for _, k := range []string{"unavailable", "too_large"} {
+		m.unscanned.WithLabelValues(k)
+	}
 	for _, c := range []prometheus.Collector{m.uploads, m.uploadBytes, m.segmentCommit, m.downloads, m.downloadBytes,
-		m.unlocks, m.lockouts, m.mailSent, m.mailFailures, m.purged, m.scans} {
+		m.unlocks, m.lockouts, m.mailSent, m.mailFailures, m.purged, m.scans, m.unscanned} {
 		f(c)
 	}
 	f(&dbCollector{m: m})
@@ -196,6 +203,10 @@ func (m *Metrics) Purged(n int) {
 
 // Scanned counts one malware scan of a file by its result.
 func (m *Metrics) Scanned(result string) { m.scans.WithLabelValues(result).Inc() }
+
+// PassedUnscanned counts a file the policy let pass without a malware
+// verdict, by reason.
+func (m *Metrics) PassedUnscanned(reason string) { m.unscanned.WithLabelValues(reason).Inc() }
 
 // outbox.Metrics
 

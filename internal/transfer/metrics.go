@@ -28,6 +28,10 @@ type Metrics interface {
 	// Scanned: one file's malware scan ended with result "clean",
 	// "infected", "too_large" or "unavailable" (scan.go).
 	Scanned(result string)
+	// PassedUnscanned: the policy let a file pass without a malware
+	// verdict, because clamd could not be reached ("unavailable",
+	// fail-open) or the file is larger than clamd takes ("too_large").
+	PassedUnscanned(reason string)
 }
 
 // Values of Unlock's result.
@@ -54,6 +58,7 @@ func (noMetrics) Unlock(string)                         {}
 func (noMetrics) Lockout()                              {}
 func (noMetrics) Purged(int)                            {}
 func (noMetrics) Scanned(string)                        {}
+func (noMetrics) PassedUnscanned(string)                {}
 
 type uploadKindKey struct{}
 

@@ -123,29 +123,37 @@ func (s *Service) recipientsOf(transfer age.Recipient, f *store.FileRow) ([]age.
 }
 
 // scanFiles scans every complete file of t that still holds a scan
-// identity. It returns nil when all passed; EINFECTED or EUNSCANNABLE
-// after removing a refused file; ESCANPENDING when clamd cannot be
-// reached (fail-closed).
-func (s *Service) scanFiles(ctx context.Context, t *store.TransferRow, files []*store.FileRow) error {
+// identity. It returns the numbers (from 1) of the files that passed
+// unscanned by policy (fail-open, or too large with PassTooLarge), so the
+// sender can be warned; EINFECTED or EUNSCANNABLE after removing a refused
+// file; ESCANPENDING when clamd cannot be reached (fail-closed).
+func (s *Service) scanFiles(ctx context.Context, t *store.TransferRow, files []*store.FileRow) ([]int, error) {
+	var unscanned []int
 	for _, f := range files {
 		if f.ScanSealed == nil || !f.Complete {
 			continue
 		}
-		if err := s.scanFile(ctx, t, f, len(files)); err != nil {
-			return err
+		passed, err := s.scanFile(ctx, t, f, len(files))
+		if err != nil {
+			return unscanned, err
+		}
+		if passed {
+			unscanned = append(unscanned, f.Index+1)
 		}
 	}
-	return nil
+	return unscanned, nil
 }
 
-func (s *Service) scanFile(ctx context.Context, t *store.TransferRow, f *store.FileRow, nfiles int) error {
+// scanFile scans one file and ends its scan. unscanned reports that the
+// policy let it pass without a verdict.
+func (s *Service) scanFile(ctx context.Context, t *store.TransferRow, f *store.FileRow, nfiles int) (unscanned bool, err error) {
 	id, err := s.scanIdentity(f)
 	if err != nil {
-		return err
+		return false, err
 	}
 	man, err := s.manifest(ctx, s.db.Q, f)
 	if err != nil {
-		return err
+		return false, err
 	}
 	start := time.Now()
 	var res scan.Result
@@ -165,36 +173,38 @@ func (s *Service) scanFile(ctx context.Context, t *store.TransferRow, f *store.F
 	case err == nil && !res.Infected:
 		log.Info("file scanned", "result", ScanClean)
 		s.met().Scanned(ScanClean)
-		return s.endScan(ctx, t, f, audit.OK, ScanClean)
+		return false, s.endScan(ctx, t, f, audit.OK, ScanClean)
 	case err == nil:
 		log.Warn("malware found; file removed", "result", ScanInfected, "signature", res.Signature)
 		s.met().Scanned(ScanInfected)
 		if err := s.refuseFile(ctx, t, f, ScanInfected+" signature="+res.Signature); err != nil {
-			return err
+			return false, err
 		}
-		return kluis.Errorf(kluis.EINFECTED, "%s contains malware (%s). It was removed from this transfer and nothing was sent. Do not open the file; ask your IT department for help. You can send the other files without it.", which, res.Signature)
+		return false, kluis.Errorf(kluis.EINFECTED, "%s contains malware (%s). It was removed from this transfer and nothing was sent. Do not open the file; ask your IT department for help. You can send the other files without it.", which, res.Signature)
 	case errors.Is(err, scan.ErrTooLarge):
 		s.met().Scanned(ScanTooLarge)
 		if s.cfg.Scan.PassTooLarge {
 			log.Warn("file larger than the scanner takes: passed unscanned (policy)", "result", ScanTooLarge)
-			return s.endScan(ctx, t, f, audit.OK, ScanTooLarge+" passed unscanned")
+			s.met().PassedUnscanned(ScanTooLarge)
+			return true, s.endScan(ctx, t, f, audit.OK, ScanTooLarge+" passed unscanned")
 		}
 		log.Warn("file larger than the scanner takes: refused (policy)", "result", ScanTooLarge)
 		if err := s.refuseFile(ctx, t, f, ScanTooLarge); err != nil {
-			return err
+			return false, err
 		}
-		return kluis.Errorf(kluis.EUNSCANNABLE, "%s is too large to be checked for malware, and files that cannot be checked are not accepted. It was removed from this transfer and nothing was sent. Send it in smaller parts, for example as several files.", which)
+		return false, kluis.Errorf(kluis.EUNSCANNABLE, "%s is too large to be checked for malware, and files that cannot be checked are not accepted. It was removed from this transfer and nothing was sent. Send it in smaller parts, for example as several files.", which)
 	case errors.Is(err, scan.ErrUnavailable):
 		s.met().Scanned(ScanUnavailable)
 		if s.cfg.Scan.FailOpen {
 			log.Warn("malware scanner unavailable: file passed unscanned (fail-open)", "result", ScanUnavailable, "err", err)
-			return s.endScan(ctx, t, f, audit.OK, ScanUnavailable+" passed unscanned")
+			s.met().PassedUnscanned(ScanUnavailable)
+			return true, s.endScan(ctx, t, f, audit.OK, ScanUnavailable+" passed unscanned")
 		}
 		log.Warn("malware scanner unavailable: transfer waits (fail-closed)", "result", ScanUnavailable, "err", err)
-		return &kluis.Error{Code: kluis.ESCANPENDING, RetryAfter: scanRetry, Err: err,
+		return false, &kluis.Error{Code: kluis.ESCANPENDING, RetryAfter: scanRetry, Err: err,
 			Message: "Your files are being checked for malware, but the check cannot run right now. Nothing was sent yet and your files are kept. Try to finish again in a few minutes."}
 	}
-	return err
+	return false, err
 }
 
 // endScan erases a file's scan identity after its scan, with an audit
@@ -247,22 +257,23 @@ func (s *Service) refuseFile(ctx context.Context, t *store.TransferRow, f *store
 }
 
 // scanBeforeFinish scans the files of o's transfer that wait for it, once
-// the transfer could be finished but for the scan.
-func (s *Service) scanBeforeFinish(ctx context.Context, o Owner) error {
+// the transfer could be finished but for the scan. It returns the numbers
+// of the files that passed unscanned (scanFiles).
+func (s *Service) scanBeforeFinish(ctx context.Context, o Owner) ([]int, error) {
 	t, err := s.db.Transfer(ctx, o.TransferID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.writable(t); err != nil {
-		return err
+		return nil, err
 	}
 	files, err := s.db.Files(ctx, t.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, f := range files {
 		if !f.Complete {
-			return kluis.Errorf(kluis.ECONFLICT, "File %d of %d has not been uploaded completely yet.", f.Index+1, len(files))
+			return nil, kluis.Errorf(kluis.ECONFLICT, "File %d of %d has not been uploaded completely yet.", f.Index+1, len(files))
 		}
 	}
 	return s.scanFiles(ctx, t, files)

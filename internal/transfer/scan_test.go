@@ -193,15 +193,31 @@ func TestScanClamdDown(t *testing.T) {
 		t.Parallel()
 		d := scantest.Start(t, scantest.Options{})
 		e := newScanEnv(t, d, "--scan-unavailable", "open")
+		rec := e.withAudit()
 		c := e.create(createOpts{})
+		e.upload(owner(c), "brief.txt", []byte("schoon"))
 		f := e.upload(owner(c), "a.bin", []byte(scantest.EICAR))
 		d.Stop(t)
-		e.finish(c) // unscanned, so EICAR passes: that is what fail-open means
+		fin := e.finish(c) // unscanned, so EICAR passes: that is what fail-open means
 		if row, _ := e.db.File(e.ctx, f.ID); row.ScanSealed != nil {
 			t.Fatal("the scan key was kept after the file passed")
 		}
 		if !strings.Contains(e.logs.String(), "file passed unscanned (fail-open)") {
 			t.Errorf("no warning in the log:\n%s", e.logs.String())
+		}
+		// The sender is warned which files went out unscanned.
+		if len(fin.Unscanned) != 2 || fin.Unscanned[0] != 1 || fin.Unscanned[1] != 2 {
+			t.Errorf("Finished.Unscanned = %v, want [1 2]", fin.Unscanned)
+		}
+		if got := metricValue(t, e, `kluis_scan_passed_unscanned_total{reason="unavailable"}`); got != 2 {
+			t.Errorf("kluis_scan_passed_unscanned_total unavailable = %v, want 2", got)
+		}
+		var buf bytes.Buffer
+		if err := rec.Export(e.ctx, e.clock.Now().AddDate(0, 0, -1), "csv", &buf); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(buf.String(), "unavailable passed unscanned"); n != 2 {
+			t.Errorf("%d audit entries of files passed unscanned, want 2:\n%s", n, buf.String())
 		}
 	})
 }
@@ -216,7 +232,7 @@ func TestScanTooLarge(t *testing.T) {
 			e := newScanEnv(t, d, "--scan-too-large", policy)
 			c := e.create(createOpts{})
 			e.upload(owner(c), "groot.bin", randomBytes(5, 1_500_000))
-			_, err := e.svc.Finish(e.ctx, owner(c), c.LinkSecret)
+			fin, err := e.svc.Finish(e.ctx, owner(c), c.LinkSecret)
 			if policy == "refuse" {
 				wantCode(t, err, kluis.EUNSCANNABLE)
 				if len(e.blobFiles(c.Transfer.ID)) != 0 {
@@ -227,8 +243,17 @@ func TestScanTooLarge(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if len(fin.Unscanned) != 1 || fin.Unscanned[0] != 1 {
+				t.Errorf("Finished.Unscanned = %v, want [1]", fin.Unscanned)
+			}
 			if !strings.Contains(e.logs.String(), "passed unscanned (policy)") {
 				t.Error("no note in the log")
+			}
+			if fin, err := e.svc.Transfer(e.ctx, owner(c)); err != nil || fin.State != kluis.StateReady {
+				t.Fatalf("after finish: %v", err)
+			}
+			if got := metricValue(t, e, `kluis_scan_passed_unscanned_total{reason="too_large"}`); got != 1 {
+				t.Errorf("kluis_scan_passed_unscanned_total too_large = %v, want 1", got)
 			}
 		})
 	}

@@ -120,7 +120,7 @@ func (s *Service) retryScan(ctx context.Context, id string) error {
 		if f.ScanSealed == nil {
 			continue
 		}
-		err := s.scanFile(ctx, t, f, len(files))
+		_, err := s.scanFile(ctx, t, f, len(files))
 		if err == nil {
 			continue
 		}

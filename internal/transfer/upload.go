@@ -691,6 +691,11 @@ type RecipientLink struct {
 type Finished struct {
 	Transfer *kluis.Transfer
 	Links    []RecipientLink
+	// Unscanned are the numbers (from 1) of the files that this finish
+	// let pass without a malware scan, by policy: clamd could not be
+	// reached and the policy is fail-open, or the file is larger than
+	// clamd takes and the policy passes such files. The sender is warned.
+	Unscanned []int
 }
 
 // Finish closes a transfer for uploads and makes it ready: every file must
@@ -710,7 +715,8 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	// cannot be reached (fail-closed) the transfer is finished all the
 	// same, but waits in state scanning with its mails held (scanwait.go).
 	waiting := false
-	if err := s.scanBeforeFinish(ctx, o); err != nil {
+	unscanned, err := s.scanBeforeFinish(ctx, o)
+	if err != nil {
 		if kluis.ErrorCode(err) != kluis.ESCANPENDING {
 			return nil, err
 		}
@@ -762,7 +768,7 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 		return nil, err
 	}
 	now := s.now()
-	out := &Finished{}
+	out := &Finished{Unscanned: unscanned}
 	var notified *time.Time
 	if s.mailer != nil && !waiting {
 		notified = &now
