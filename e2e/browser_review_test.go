@@ -100,7 +100,7 @@ func TestBrowserSendReview(t *testing.T) {
 	// One transfer per recipient: two transfers, two passwords, one click.
 	b.do(chromedp.Click(chromedp.CSS("#privacy-separate")))
 	b.waitLong(`document.getElementById("review-content").dataset.privacy === "separate"`, 30*time.Second)
-	if got := b.text("#review-content"); strings.Contains(got, "Ziet de andere adressen") || !strings.Contains(got, "eigen transfer") {
+	if got := b.text("#review-content"); strings.Contains(got, "Ziet de andere adressen") || !strings.Contains(got, "eigen verzending") {
 		t.Errorf("review for one transfer per recipient:\n%s", got)
 	}
 	b.do(chromedp.Click(chromedp.CSS("#start")))

@@ -30,7 +30,7 @@ import (
 
 // sendWords are texts the send pages must show, per language.
 var sendWords = map[string]map[string]string{
-	"nl": {"details": "Wie verstuurt er?", "code": "verificatiecode", "compose": "Bestanden en bericht versturen", "summary": "De transfer is verstuurd", "problem": "Er is een probleem"},
+	"nl": {"details": "Wie verstuurt er?", "code": "verificatiecode", "compose": "Bestanden en bericht versturen", "summary": "De verzending is verstuurd", "problem": "Er is een probleem"},
 	"en": {"details": "Who is sending?", "code": "verification code", "compose": "Send files and a message", "summary": "The transfer has been sent", "problem": "There is a problem"},
 }
 

@@ -560,7 +560,7 @@ func mailKind(m *mpMessage) string {
 		return "confirm"
 	case isDownloadNotice(m):
 		return "download"
-	case strings.HasPrefix(s, "Your transfer is available until") || strings.HasPrefix(s, "Uw transfer is beschikbaar tot"):
+	case strings.HasPrefix(s, "Your transfer is available until") || strings.HasPrefix(s, "Uw verzending is beschikbaar tot"):
 		return "reminder"
 	case strings.HasPrefix(s, "Too many wrong passwords") || strings.HasPrefix(s, "Te vaak een verkeerd"):
 		return "lockout"
