@@ -259,8 +259,14 @@ func (a *App) newHandler(o Options) (*web.Web, http.Handler, error) {
 		Transfers: a.Transfers, Senders: a.Senders, OrgName: cfg.OrgName, BaseURL: cfg.BaseURL, Mailbox: a.Mailbox != nil,
 		LogoFile: cfg.OrgLogoFile, ThemeCSS: cfg.ThemeCSS, ThemeClass: cfg.ThemeClass,
 		Retention: cfg.Retention, DefaultExpiry: cfg.DefaultExpiry, MaxExpiry: cfg.MaxExpiry, SessionTTL: cfg.SessionTTL,
-		Log: a.log, ReplyLimiter: o.ReplyLimiter,
+		AuditRetention: cfg.AuditRetention, SenderSessionTTL: cfg.VerifyTTL, CodeTTL: sender.DefaultConfig().CodeTTL,
+		About: cfg.About, Log: a.log, ReplyLimiter: o.ReplyLimiter,
 	})
+	// The statements show what is configured and say plainly what is not;
+	// the administrator hears it here.
+	for _, m := range cfg.About.Missing(time.Now()) {
+		a.log.Warn(m)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

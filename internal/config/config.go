@@ -55,13 +55,17 @@ type Serve struct {
 	MailFrom          string
 	OrgName           string
 	OrgLogoURL        string
-	OrgLogoFile       string
-	Storage           string // "" (the data folder) or s3://BUCKET?endpoint=...
-	DB                string // "" (SQLite at DATA/kluis.db), sqlite:PATH or postgres://...; may hold a password
-	ThemeCSS          string
-	ThemeClass        string
-	VerifyTTL         time.Duration
-	Policy            string // policy file (JSON); empty: the built-in demo policy (every address allowed)
+	// The organisation as the privacy and accessibility statements name it
+	// (issue 13 item 7). Empty values are "not configured": the pages say
+	// so where it matters and the app warns at start (About).
+	About       About
+	OrgLogoFile string
+	Storage     string // "" (the data folder) or s3://BUCKET?endpoint=...
+	DB          string // "" (SQLite at DATA/kluis.db), sqlite:PATH or postgres://...; may hold a password
+	ThemeCSS    string
+	ThemeClass  string
+	VerifyTTL   time.Duration
+	Policy      string // policy file (JSON); empty: the built-in demo policy (every address allowed)
 
 	// Guessing limits and the client IP.
 	TrustedProxies  []netip.Prefix // reverse proxies whose X-Forwarded-For is believed
@@ -177,6 +181,16 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "smtp", secret: true, usage: "mail relay: smtp://USER:PASS@HOST:PORT (STARTTLS required; add ?tls=none only for a local test relay) or smtps://... (implicit TLS). Empty: mail is kept in the development mailbox at /dev/mailbox, allowed only with a loopback address, a loopback http base URL and no trusted proxy", set: str(&c.SMTP)},
 		{name: "mail-from", usage: "sender of Kluis's mails, \"Name <address>\" (default: Kluis <kluis@HOST of the base URL>)", set: str(&c.MailFrom)},
 		{name: "org-name", def: "Kluis", usage: "organisation name shown in mails and pages", set: str(&c.OrgName)},
+		{name: "org-email", usage: "the organisation's contact e-mail address for the people who use Kluis, shown in the privacy and accessibility statements (e.g. info@gemeente.example.nl)", set: str(&c.About.Email)},
+		{name: "org-phone", usage: "the organisation's contact phone number, shown in the privacy and accessibility statements (e.g. 14 058 or +31 58 123 4567)", set: str(&c.About.Phone)},
+		{name: "org-url", usage: "https URL of the organisation's contact page, shown in the privacy and accessibility statements", set: str(&c.About.URL)},
+		{name: "controller", usage: "the controller (verwerkingsverantwoordelijke, AVG article 4(7)) named in the privacy statement, with the --org-email/--org-phone/--org-url contact (default: --org-name)", set: str(&c.About.Controller)},
+		{name: "dpo-email", usage: "e-mail address of the data protection officer (functionaris gegevensbescherming), shown in the privacy statement", set: str(&c.About.DPOEmail)},
+		{name: "dpo-phone", usage: "phone number of the data protection officer, shown in the privacy statement", set: str(&c.About.DPOPhone)},
+		{name: "accessibility-status", usage: "compliance status of the accessibility statement as in the Dutch government's model (digitoegankelijk.nl): A (meets all requirements), B (meets part), C (first measures taken) or D (first measures not yet taken); A and B need --accessibility-audit-date. Empty: the statement says no status has been determined", set: str(&c.About.A11yStatus)},
+		{name: "accessibility-statement-date", usage: "the day the accessibility statement was drawn up or last reviewed, as 2026-12-01", set: date(&c.About.A11yStatementDate)},
+		{name: "accessibility-audit-date", usage: "the day of the last accessibility audit (WCAG-EM, all 50 requirements), as 2026-11-15; empty: no audit yet", set: date(&c.About.A11yAuditDate)},
+		{name: "accessibility-report-url", usage: "https URL of that audit's report", set: str(&c.About.A11yReportURL)},
 		{name: "db", secret: true, usage: "metadata database: empty for SQLite at DATA/kluis.db, sqlite:PATH for SQLite elsewhere, or postgres://USER:PASS@HOST:PORT/DBNAME?sslmode=verify-full for PostgreSQL (several instances may share it)", set: str(&c.DB)},
 		{name: "storage", usage: "where encrypted files are stored: empty for DATA/blobs, or s3://BUCKET[/PREFIX]?endpoint=https://HOST:PORT&region=REGION for S3-compatible storage (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or their _FILE variants)", set: str(&c.Storage)},
 		{name: "org-logo-file", usage: "image file (SVG, PNG, JPEG or WebP) with the organisation's logo for the web pages", set: str(&c.OrgLogoFile)},
@@ -411,6 +425,9 @@ func (c *Serve) validate() error {
 		if u, err := url.Parse(c.SecurityPolicyURL); err != nil || u.Scheme != "https" || u.Host == "" {
 			return fmt.Errorf("--security-policy-url %q: give an absolute https URL", c.SecurityPolicyURL)
 		}
+	}
+	if err := c.About.validate(c.OrgName, time.Now()); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

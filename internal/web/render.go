@@ -45,6 +45,7 @@ func funcs(p *locale.Printer, st *assets) template.FuncMap {
 		"t":      p.T,
 		"static": st.url,
 		"date":   p.Date,
+		"day":    p.Day,
 		"size":   p.Size,
 		"days":   p.Duration,
 		"code":   mail.GroupCode,

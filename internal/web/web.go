@@ -32,6 +32,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/url"
 	"os"
@@ -39,6 +40,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/config"
 	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
@@ -71,7 +74,16 @@ type Deps struct {
 	// Retention, DefaultExpiry and MaxExpiry are shown on the privacy
 	// page; zero means the engine's defaults.
 	Retention, DefaultExpiry, MaxExpiry, SessionTTL time.Duration
-	Log                                             *slog.Logger
+	// AuditRetention (the audit log), SenderSessionTTL (a verified
+	// sender's cookie, --verify-ttl) and CodeTTL (a verification code)
+	// are shown there too; zero: the defaults of package audit's flag and
+	// of package sender.
+	AuditRetention, SenderSessionTTL, CodeTTL time.Duration
+	// About is what the privacy and accessibility statements say about the
+	// organisation: contacts, controller, data protection officer, the
+	// accessibility status and dates.
+	About config.About
+	Log   *slog.Logger
 	// ReplyLimiter limits the reply pages (GET and POST /r/{access}/reply)
 	// per client IP and over all clients; nil: NewReplyLimiter() (in this
 	// process's memory).
@@ -94,6 +106,8 @@ type Web struct {
 
 type org struct {
 	Name       string
+	Site       string // the base URL's host, or "" (the accessibility statement's scope)
+	About      config.About
 	LogoURL    string // /static/… or ""
 	ThemeURL   string // /static/… or ""
 	ThemeClass string
@@ -102,6 +116,44 @@ type org struct {
 // policy is what the privacy page says about periods.
 type policy struct {
 	Retention, DefaultExpiry, MaxExpiry, SessionTTL time.Duration
+	AuditRetention, SenderSessionTTL                time.Duration
+	CodeMinutes                                     int
+}
+
+// contact is one way of reaching someone, as the statements list it.
+type contact struct {
+	Email, Phone, URL string
+}
+
+// Tel is the phone number as a tel: URI. html/template would replace a
+// tel: URL by "#ZgotmplZ"; this one is safe, made only of digits and a
+// leading +.
+func (c contact) Tel() template.URL {
+	var b strings.Builder
+	for i, r := range c.Phone {
+		if ('0' <= r && r <= '9') || (i == 0 && r == '+') {
+			b.WriteRune(r)
+		}
+	}
+	return template.URL("tel:" + b.String())
+}
+
+// Any reports whether any way of contact is known.
+func (c contact) Any() bool { return c.Email != "" || c.Phone != "" || c.URL != "" }
+
+// Contact is the organisation's contact; DPO the data protection officer's.
+func (o org) Contact() contact {
+	return contact{Email: o.About.Email, Phone: o.About.Phone, URL: o.About.URL}
+}
+
+func (o org) DPO() contact { return contact{Email: o.About.DPOEmail, Phone: o.About.DPOPhone} }
+
+// Controller is the controller the privacy statement names.
+func (o org) Controller() string {
+	if o.About.Controller != "" {
+		return o.About.Controller
+	}
+	return o.Name
 }
 
 // New checks d, reads the organisation's files and parses every template.
@@ -114,7 +166,12 @@ func New(d Deps) (*Web, error) {
 			return nil, fmt.Errorf("web: base URL %q is not an http(s) address", d.BaseURL)
 		}
 	}
+	var site string
+	if u, err := url.Parse(d.BaseURL); err == nil {
+		site = u.Host
+	}
 	def := transfer.DefaultConfig()
+	sdef := sender.DefaultConfig()
 	if d.ReplyLimiter == nil {
 		d.ReplyLimiter = NewReplyLimiter()
 	}
@@ -125,15 +182,19 @@ func New(d Deps) (*Web, error) {
 		log:     d.Log,
 		mailbox: d.Mailbox,
 		secure:  true,
-		org:     org{Name: strings.TrimSpace(d.OrgName), ThemeClass: d.ThemeClass},
+		org:     org{Name: strings.TrimSpace(d.OrgName), ThemeClass: d.ThemeClass, About: d.About},
 		policy: policy{
 			Retention: or(d.Retention, def.Retention), DefaultExpiry: or(d.DefaultExpiry, def.DefaultExpiry),
 			MaxExpiry: or(d.MaxExpiry, def.MaxExpiry), SessionTTL: or(d.SessionTTL, def.SessionTTL),
+			AuditRetention:   or(d.AuditRetention, audit.DefaultRetention),
+			SenderSessionTTL: or(d.SenderSessionTTL, sdef.SessionTTL),
+			CodeMinutes:      int((or(d.CodeTTL, sdef.CodeTTL) + time.Minute - 1) / time.Minute),
 		},
 	}
 	if h.org.Name == "" {
 		h.org.Name = "Kluis"
 	}
+	h.org.Site = site
 	if h.org.ThemeClass == "" {
 		h.org.ThemeClass = "kluis-theme"
 	}
