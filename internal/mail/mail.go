@@ -119,6 +119,10 @@ type Notify struct {
 	// Reply says this is a recipient's answer to the addressee's own
 	// transfer: it opens with the password of that transfer.
 	Reply bool
+	// ReplySubject is, for a Reply, the subject of the transfer it answers
+	// (untrusted): the mail's subject is then "Re: <subject>" in the
+	// addressee's language, so it lands beside the original in their mailbox.
+	ReplySubject string
 }
 
 // RecipientLine is one recipient in the sender's confirmation.
@@ -354,7 +358,7 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 		if d.SenderName == "" {
 			d.SenderName = d.SenderEmail
 		}
-		d.Subject = HeaderValue(d.Subject)
+		d.Subject, d.ReplySubject = HeaderValue(d.Subject), HeaderValue(d.ReplySubject)
 		vis := make([]string, 0, len(d.VisibleRecipients))
 		for _, r := range d.VisibleRecipients {
 			if r = line(r); r != "" {

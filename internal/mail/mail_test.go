@@ -138,10 +138,13 @@ func TestGolden(t *testing.T) {
 	}
 	// Variants of a kind with their own golden files: a reply's notice
 	// (to the original sender; no subject of the sender's own, so the
-	// "Reply from" subject shows).
+	// "Reply from" subject shows), and one to a transfer with a subject,
+	// from a replier who gave their name ("Re: <subject>").
 	reply := fx[KindNotify].(Notify)
 	reply.Reply, reply.Subject, reply.BodyHTML, reply.VisibleRecipients = true, "", "", nil
 	reply.SenderName, reply.SenderPhone, reply.SenderEmail = "p.jansen@example.org", "", "p.jansen@example.org"
+	replyRe := reply
+	replyRe.SenderName, replyRe.ReplySubject = "Piet Jansen", "Uw aanvraag bijzondere bijstand"
 	type variant struct {
 		kind Kind
 		name string
@@ -151,7 +154,7 @@ func TestGolden(t *testing.T) {
 	for _, kind := range Kinds {
 		variants = append(variants, variant{kind, string(kind), fx[kind]})
 	}
-	variants = append(variants, variant{KindNotify, "notify-reply", reply})
+	variants = append(variants, variant{KindNotify, "notify-reply", reply}, variant{KindNotify, "notify-reply-re", replyRe})
 	// The lock that lasts until the sender unblocks it (no date).
 	held := fx[KindLockout].(Lockout)
 	held.Until, held.Failures = time.Time{}, 50
@@ -495,7 +498,7 @@ func TestCanaryNoSecretFields(t *testing.T) {
 	allowed := map[string][]string{
 		"VerifyCode":       {"Code"},
 		"FileRef":          {"Name"},
-		"Notify":           {"SenderName", "SenderPhone", "SenderEmail", "Subject", "BodyHTML", "Link", "AccessCode"},
+		"Notify":           {"SenderName", "SenderPhone", "SenderEmail", "Subject", "BodyHTML", "Link", "AccessCode", "ReplySubject"},
 		"RecipientLine":    {"Address", "Kind"},
 		"Confirm":          {"TransferID", "Subject", "PasswordMode", "Notify", "RecipientLang", "StatusURL"},
 		"Download":         {"Recipient", "Subject", "StatusURL"},

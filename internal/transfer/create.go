@@ -54,8 +54,9 @@ type CreateRequest struct {
 	// reply, set only by Reply: the secret to protect the transfer with
 	// (for password modes; the recipient's password of the original
 	// transfer, which its sender knows) and the original transfer's id.
-	reuseSecret string
-	replyTo     string
+	reuseSecret  string
+	replyTo      string
+	replySubject string
 	// reuseWords says the reused secret is a word password in its
 	// normalised form (storedOptions.WordPassword of the original).
 	reuseWords bool
@@ -126,7 +127,8 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	opts, _ := json.Marshal(storedOptions{Options: req.Options, HasMessage: strings.TrimSpace(req.Message) != "", SenderLang: req.SenderLang,
 		MaxSize: lim.MaxTransferSize, MaxExpiry: lim.MaxExpiry, MaxBytesPerDay: lim.MaxBytesPerDay, ReplyTo: req.replyTo,
 		WordPassword: words})
-	det, err := s.sealJSON(purposeDetails, id, details{SenderName: req.SenderName, SenderPhone: req.SenderPhone, Subject: ck.Subject, Body: ck.Body})
+	det, err := s.sealJSON(purposeDetails, id, details{SenderName: req.SenderName, SenderPhone: req.SenderPhone, Subject: ck.Subject, Body: ck.Body,
+		ReplySubject: req.replySubject})
 	if err != nil {
 		return nil, err
 	}

@@ -130,6 +130,7 @@ type createOpts struct {
 	mode     kluis.PasswordMode
 	password string
 	message  string
+	subject  string
 	to, bcc  []string
 	expires  time.Time
 	options  kluis.Options
@@ -151,7 +152,7 @@ func (e *env) create(o createOpts) *transfer.Created {
 	}
 	c, err := e.svc.Create(e.ctx, transfer.CreateRequest{
 		SenderEmail: "afzender@example.nl", SenderName: "Afzender", To: to, Bcc: o.bcc,
-		Message: o.message, PasswordMode: mode, Password: pw, ExpiresAt: o.expires, Options: o.options,
+		Message: o.message, Subject: o.subject, PasswordMode: mode, Password: pw, ExpiresAt: o.expires, Options: o.options,
 	})
 	if err != nil {
 		e.t.Fatalf("create: %v", err)

@@ -97,7 +97,7 @@ func (s *Service) notifyReady(ctx context.Context, tx *store.Tx, t *store.Transf
 			Link: l.URL, AccessCode: secret.FormatReceiveCode(l.Code),
 			ExpiresAt: t.ExpiresAt, PasswordRequired: t.PasswordMode != string(kluis.PasswordNone),
 			VisibleRecipients: visible, Files: refs, HasMessage: opts.HasMessage,
-			Reply: opts.ReplyTo != "",
+			Reply: opts.ReplyTo != "", ReplySubject: d.ReplySubject,
 		}
 		id, err := s.enqueueID(ctx, tx, mail.KindNotify, t.Lang, l.Recipient.Address, n)
 		if err != nil {

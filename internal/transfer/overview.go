@@ -47,9 +47,13 @@ type KeptFiles struct {
 }
 
 // ReplySummary is a recipient's reply as the original sender's pages see
-// it: who and when. The reply itself opens with the link in the mail.
+// it: who and when. The reply itself opens with the link in the mail, or
+// from the sender's own pages by its ID (see ReplyLink).
 type ReplySummary struct {
-	From  string
+	ID   string
+	From string
+	// Name is the name the replier gave, or "".
+	Name  string
 	At    time.Time
 	State kluis.State
 }
@@ -87,7 +91,14 @@ func (s *Service) Overview(ctx context.Context, o Owner) (*Overview, error) {
 			continue
 		}
 		t := kluis.Transfer{State: kluis.State(x.State), ExpiresAt: x.ExpiresAt}
-		ov.Replies = append(ov.Replies, ReplySummary{From: x.SenderEmail, At: *x.FinishedAt, State: t.EffectiveState(s.now())})
+		rs := ReplySummary{ID: x.ID, From: x.SenderEmail, At: *x.FinishedAt, State: t.EffectiveState(s.now())}
+		if x.DetailsSealed != nil {
+			var d details
+			if err := s.openJSON(purposeDetails, x.ID, x.DetailsSealed, &d); err == nil {
+				rs.Name = d.SenderName
+			}
+		}
+		ov.Replies = append(ov.Replies, rs)
 	}
 	return ov, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
@@ -16,6 +17,9 @@ const MaxReplyFiles = 20
 // ReplyRequest is what a recipient sends back.
 type ReplyRequest struct {
 	Message string
+	// Name is the replier's own name, optional: the original sender sees
+	// it in the reply's mail and pages instead of only an address.
+	Name string
 	// Lang is the language of the recipient's pages; their own mails (none
 	// today) would use it.
 	Lang string
@@ -26,6 +30,7 @@ type ReplyRequest struct {
 // file. StartReply checks it again through Create.
 func (r ReplyRequest) Check() error {
 	c := &checker{}
+	c.text(FieldSenderName, r.Name, MaxNameLength, true)
 	c.text(FieldMessage, r.Message, MaxMessageLength, false)
 	if len(c.errs) > 0 {
 		return kluis.Invalid(c.errs...)
@@ -76,8 +81,13 @@ func (s *Service) StartReply(ctx context.Context, a *Session, req ReplyRequest) 
 		return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Open the link from your mail again and enter the password, then reply.")
 	}
 	lang := parseOptions(t.Options).senderLang()
+	var orig details
+	if err := s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &orig); err != nil {
+		return nil, err
+	}
 	cr := CreateRequest{
 		SenderEmail:  r.Address,
+		SenderName:   strings.TrimSpace(req.Name),
 		To:           []string{t.SenderEmail},
 		Message:      req.Message,
 		Lang:         lang,
@@ -86,6 +96,7 @@ func (s *Service) StartReply(ctx context.Context, a *Session, req ReplyRequest) 
 		reuseSecret:  a.secret,
 		reuseWords:   parseOptions(t.Options).WordPassword,
 		replyTo:      t.ID,
+		replySubject: orig.Subject,
 	}
 	if mode == kluis.PasswordNone {
 		cr.reuseSecret = ""

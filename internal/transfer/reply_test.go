@@ -242,3 +242,45 @@ func TestReplyLimits(t *testing.T) {
 	_, err = e.svc.SendReply(e.ctx, d)
 	wantCode(t, err, kluis.EINVALID)
 }
+
+// TestReplySubjectAndName: the reply's mail to the original sender is
+// titled "Re: <original subject>" in the sender's language, and the name
+// the replier gave shows in that mail and in the sender's overview.
+func TestReplySubjectAndName(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, newEnv envMaker) {
+		e := newEnv(t)
+		e.runMail(t)
+		r := e.readyTransfer(createOpts{subject: "Uw aanvraag bijzondere bijstand", message: "Hierbij de stukken."}, 1000)
+		sess, err := e.svc.OpenSession(e.ctx, r.sess.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := e.svc.StartReply(e.ctx, sess, transfer.ReplyRequest{Name: "  Joke de Vries ", Message: "Mijn formulier.", Lang: "nl"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.AddReplyFile(e.ctx, d, "formulier.pdf", "application/pdf", bytes.NewReader(randomBytes(7, 1000))); err != nil {
+			t.Fatal(err)
+		}
+		fin, err := e.svc.SendReply(e.ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := e.app.Mail(mail.KindNotify, "afzender@example.nl")
+		if n.Subject != "Antw: Uw aanvraag bijzondere bijstand" {
+			t.Errorf("reply mail subject %q, want %q", n.Subject, "Antw: Uw aanvraag bijzondere bijstand")
+		}
+		if !strings.Contains(n.Text, "Joke de Vries") || !strings.Contains(n.HTML, "Joke de Vries") {
+			t.Errorf("reply mail does not name the replier:\n%s", n.Text)
+		}
+		ov, err := e.svc.Overview(e.ctx, owner(r.c))
+		if err != nil || len(ov.Replies) != 1 || ov.Replies[0].Name != "Joke de Vries" || ov.Replies[0].ID != fin.Transfer.ID {
+			t.Errorf("replies of the original: %+v %v", ov.Replies, err)
+		}
+
+		// A name on more than one line is refused before anything is made.
+		_, err = e.svc.StartReply(e.ctx, sess, transfer.ReplyRequest{Name: "Joke\r\nBcc: x@example.org", Message: "x"})
+		wantCode(t, err, kluis.EINVALID)
+	})
+}

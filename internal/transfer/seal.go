@@ -51,6 +51,10 @@ type details struct {
 	SenderPhone string `json:"sender_phone"`
 	Subject     string `json:"subject"`
 	Body        string `json:"body"`
+	// ReplySubject is, for a reply, the subject of the transfer it
+	// answers, copied when the reply is made: the reply's mail is titled
+	// after it even if the original is purged by then.
+	ReplySubject string `json:"reply_subject,omitempty"`
 }
 
 // private is what only the transfer secret opens.
