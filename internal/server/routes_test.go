@@ -351,6 +351,39 @@ func routeTable() []routeRow {
 				return webReq(fx, a, "GET", "/transfers/"+fx.openID+"/unlock/onbekend", "")
 			},
 			want: everyone(want{http.StatusSeeOther, ""})},
+		// A reply opened from the sender's own pages: only the browser's
+		// sender session gets past the first step; owner, other sender and
+		// the reply's recipient are covered by TestOwnReply in internal/web.
+		{pattern: "GET /transfers/{id}/replies/{rid}",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "GET", "/transfers/"+fx.openID+"/replies/onbekend", "")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /transfers/{id}/replies/{rid}/unlock",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "POST", "/transfers/"+fx.openID+"/replies/onbekend/unlock", "password=geraden")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /transfers/{id}/replies/{rid}/open",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "GET", "/transfers/"+fx.openID+"/replies/onbekend/open", "")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /transfers/{id}/replies/{rid}/files/{fid}",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "GET", "/transfers/"+fx.openID+"/replies/onbekend/files/x", "")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /transfers/{id}/replies/{rid}/zip",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "GET", "/transfers/"+fx.openID+"/replies/onbekend/zip", "")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "POST /logout", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/logout", "") },
 			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "GET /logout", req: get("/logout"), want: everyone(want{http.StatusOK, ""})},

@@ -120,6 +120,10 @@ type Link struct {
 	LockedUntil             *time.Time
 	Held                    bool
 	SenderName, SenderEmail string
+	// Reply says the transfer is a recipient's answer: its only
+	// recipient is the sender of the original, who opens it with the
+	// password of their own transfer, and the pages speak to them so.
+	Reply bool
 }
 
 // Lookup checks a recipient's access id. Returns ENOTFOUND, EEXPIRED or
@@ -129,10 +133,17 @@ func (s *Service) Lookup(ctx context.Context, accessID string) (*Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.lookup(t, r)
+}
+
+// lookup is Lookup for a recipient found by its link or by its sender's
+// own pages (ReplyLink).
+func (s *Service) lookup(t *store.TransferRow, r *store.RecipientRow) (*Link, error) {
 	if err := s.openable(t, r); err != nil {
 		return nil, err
 	}
-	l := &Link{TransferID: t.ID, RecipientID: r.ID, PasswordRequired: t.PasswordMode != string(kluis.PasswordNone), ExpiresAt: t.ExpiresAt}
+	l := &Link{TransferID: t.ID, RecipientID: r.ID, PasswordRequired: t.PasswordMode != string(kluis.PasswordNone), ExpiresAt: t.ExpiresAt,
+		Reply: t.ReplyTo != ""}
 	if locked(r, s.now()) {
 		l.LockedUntil, l.Held = r.LockedUntil, r.HeldAt != nil
 		var d details
@@ -231,6 +242,12 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	if err != nil {
 		return nil, err
 	}
+	return s.unlock(ctx, t, r, transferSecret)
+}
+
+// unlock is Unlock for a recipient found by its link or by its sender's
+// own pages (UnlockReply): the same lock-out counts every try.
+func (s *Service) unlock(ctx context.Context, t *store.TransferRow, r *store.RecipientRow, transferSecret string) (*Session, error) {
 	if err := s.openable(t, r); err != nil {
 		return nil, err
 	}
@@ -242,7 +259,7 @@ func (s *Service) Unlock(ctx context.Context, accessID, transferSecret string) (
 	// Each unlock costs tens of MiB for scrypt; wait a little for a slot,
 	// then tell the client to come back rather than queueing without end.
 	waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = s.unlocks.Acquire(waitCtx)
+	err := s.unlocks.Acquire(waitCtx)
 	cancel()
 	if err != nil {
 		return nil, kluis.Errorf(kluis.EUNAVAILABLE, "The server is busy. Please try again in a moment.")

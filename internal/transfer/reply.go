@@ -2,12 +2,14 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strconv"
 	"strings"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/store"
 )
 
 // MaxReplyFiles bounds the files of one reply: a reply is an answer, not a
@@ -198,4 +200,51 @@ func (s *Service) ReplyTo(ctx context.Context, o Owner) (string, error) {
 		return "", err
 	}
 	return parseOptions(t.Options).ReplyTo, nil
+}
+
+// replyRecipient finds, for the sender's own pages, the reply replyID to
+// the owner's transfer and its recipient: the owner's address. Anything
+// else, a reply to another transfer included, is "not found", as an id
+// that does not exist.
+func (s *Service) replyRecipient(ctx context.Context, o Owner, senderEmail, replyID string) (*store.TransferRow, *store.RecipientRow, error) {
+	t, err := s.db.Transfer(ctx, replyID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && (t.ReplyTo == "" || t.ReplyTo != o.TransferID) {
+		return nil, nil, notFound()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := s.db.Recipients(ctx, t.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, r := range rs {
+		if strings.EqualFold(r.Address, senderEmail) {
+			return t, r, nil
+		}
+	}
+	return nil, nil, notFound()
+}
+
+// ReplyLink is Lookup for a reply opened from its addressee's own pages
+// (the sender of the original transfer o, signed in as senderEmail)
+// instead of the link in the mail, which is never stored.
+func (s *Service) ReplyLink(ctx context.Context, o Owner, senderEmail, replyID string) (*Link, error) {
+	t, r, err := s.replyRecipient(ctx, o, senderEmail, replyID)
+	if err != nil {
+		return nil, err
+	}
+	return s.lookup(t, r)
+}
+
+// UnlockReply is Unlock for a reply opened from its addressee's own
+// pages: the same password, the same lock-out and the same session as
+// through the link in the mail. Signing in proves the mailbox only; the
+// password is what opens the reply.
+func (s *Service) UnlockReply(ctx context.Context, o Owner, senderEmail, replyID, transferSecret string) (*Session, error) {
+	t, r, err := s.replyRecipient(ctx, o, senderEmail, replyID)
+	if err != nil {
+		return nil, err
+	}
+	return s.unlock(ctx, t, r, transferSecret)
 }

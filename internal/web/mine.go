@@ -139,7 +139,10 @@ type fileRow struct {
 
 // replyRow is a recipient's reply on the detail page.
 type replyRow struct {
+	// Open is the sender's own path of the reply.
+	Open     string
 	From     string
+	Name     string
 	At       time.Time
 	StateKey string
 }
@@ -205,7 +208,7 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 	}
 	p.StateKey = stateKey(p.State)
 	for _, rp := range ov.Replies {
-		p.Replies = append(p.Replies, replyRow{From: rp.From, At: rp.At, StateKey: stateKey(rp.State)})
+		p.Replies = append(p.Replies, replyRow{Open: replyBase(o, rp.ID), From: rp.From, Name: rp.Name, At: rp.At, StateKey: stateKey(rp.State)})
 	}
 	p.Live = p.State == kluis.StateReady || p.State == kluis.StateDraft || p.State == kluis.StateUploading || p.State == kluis.StateScanning
 	for _, f := range ov.Files {

@@ -75,6 +75,12 @@ func (h *Web) receiveCode(w http.ResponseWriter, r *http.Request) {
 type linkPage struct {
 	Access    string
 	ExpiresAt time.Time
+	// Base is the path the forms post under: "/r/<access>", or the
+	// sender's own path of a reply (replyBase).
+	Base string
+	// Reply: the transfer is a reply, so whoever opens it is the sender
+	// of the original, with the password of their own transfer.
+	Reply bool
 }
 
 // link is where the link in the mail leads: a password form, or for a
@@ -95,7 +101,7 @@ func (h *Web) link(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Web) renderLink(w http.ResponseWriter, r *http.Request, status int, access string, l *transfer.Link, errs []fieldError) {
-	v := h.newView(r, linkPage{Access: access, ExpiresAt: l.ExpiresAt})
+	v := h.newView(r, linkPage{Access: access, ExpiresAt: l.ExpiresAt, Base: "/r/" + access, Reply: l.Reply})
 	v.Here = "/r/" + access
 	v.Errors = errs
 	page := "password"
@@ -195,7 +201,14 @@ func (h *Web) unlocked(w http.ResponseWriter, r *http.Request, next func(*transf
 
 // openPage is what an unlocked recipient sees.
 type openPage struct {
-	Access                               string
+	Access string
+	// Base is the path of the files and the ZIP: "/r/<access>", or the
+	// sender's own path of a reply (replyBase).
+	Base string
+	// Own: the sender opened a reply to their transfer from their own
+	// pages; Back is that transfer's page. No reply to a reply is offered.
+	Own                                  bool
+	Back                                 string
 	SenderName, SenderPhone, SenderEmail string
 	Recipients                           []string
 	Message                              string
@@ -213,7 +226,7 @@ func (h *Web) open(w http.ResponseWriter, r *http.Request) {
 		}
 		t := c.Transfer
 		p := openPage{
-			Access: access, SenderName: t.SenderName, SenderPhone: t.SenderPhone, SenderEmail: t.SenderEmail,
+			Access: access, Base: "/r/" + access, SenderName: t.SenderName, SenderPhone: t.SenderPhone, SenderEmail: t.SenderEmail,
 			Message: c.Message, Files: c.Files, ExpiresAt: t.ExpiresAt,
 		}
 		for _, rc := range t.Recipients {

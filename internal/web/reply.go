@@ -72,7 +72,9 @@ type replyPage struct {
 	Password   bool // the reply is protected by the same password
 	MaxSize    int64
 	MaxFiles   int
-	Message    string
+	// Name is the replier's own name as typed (optional).
+	Name    string
+	Message string
 	// Files names what was sent, on the confirmation page.
 	Files []string
 }
@@ -156,7 +158,7 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 			if draft != nil {
 				return true
 			}
-			draft, err = h.svc.StartReply(r.Context(), s, transfer.ReplyRequest{Message: p.Message, Lang: string(h.pageLang(r, true))})
+			draft, err = h.svc.StartReply(r.Context(), s, transfer.ReplyRequest{Name: p.Name, Message: p.Message, Lang: string(h.pageLang(r, true))})
 			if err != nil {
 				draft = nil
 				h.replyFailed(w, r, access, err, fail)
@@ -175,6 +177,22 @@ func (h *Web) reply(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			switch part.FormName() {
+			case "name":
+				if draft != nil {
+					abandon()
+					fail(http.StatusUnprocessableEntity, "message", "reply.error_form")
+					return
+				}
+				b, err := io.ReadAll(io.LimitReader(part, transfer.MaxNameLength+1))
+				if err != nil {
+					h.bodyFailed(err, fail)
+					return
+				}
+				p.Name = string(b)
+				if err := (transfer.ReplyRequest{Name: p.Name}).Check(); err != nil {
+					h.replyFailed(w, r, access, err, fail)
+					return
+				}
 			case "message":
 				if draft != nil {
 					abandon()
@@ -287,6 +305,8 @@ func replyFieldKey(fs []kluis.FieldError) (field, key string) {
 			return "files", "reply.error_too_many"
 		case f.Field == transfer.FieldMessage && f.Code == transfer.CodeTooLong:
 			return "message", "reply.error_message_long"
+		case f.Field == transfer.FieldSenderName:
+			return "name", "reply.error_name"
 		}
 	}
 	return "message", "reply.error_invalid"

@@ -39,6 +39,11 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("POST /transfers/{id}/extend", h.extend)
 	mux.HandleFunc("POST /transfers/{id}/unlock", h.unblock)
 	mux.HandleFunc("GET /transfers/{id}/unlock/{token}", h.unblockLink)
+	mux.HandleFunc("GET /transfers/{id}/replies/{rid}", h.replyLink)
+	mux.HandleFunc("POST /transfers/{id}/replies/{rid}/unlock", h.replyUnlock)
+	mux.HandleFunc("GET /transfers/{id}/replies/{rid}/open", h.replyOpen)
+	mux.HandleFunc("GET /transfers/{id}/replies/{rid}/files/{fid}", h.replyFile)
+	mux.HandleFunc("GET /transfers/{id}/replies/{rid}/zip", h.replyZip)
 	mux.HandleFunc("POST /logout", h.logout)
 	mux.HandleFunc("GET /logout", h.loggedOut)
 
