@@ -21,10 +21,12 @@ import (
 var mineWords = map[string]map[string]string{
 	"nl": {"reply": "Antwoord sturen", "sent": "Uw antwoord is verstuurd", "problem": "Er is een probleem", "mine": "Mijn verzendingen",
 		"opened": "Geopend op", "downloaded": "gedownload op", "sure": "Weet u het zeker?", "revoked_one": "Toegang ingetrokken op",
-		"gone": "ingetrokken", "extended": "De nieuwe datum is opgeslagen", "too_late": "te laat", "subject": "Antwoord van"},
+		"gone": "ingetrokken", "extended": "De nieuwe datum is opgeslagen", "too_late": "te laat", "subject": "Antwoord van",
+		"re": "Antw: ", "reply_intro": "bestanden die u zelf heeft verstuurd", "open_reply": "Antwoord openen"},
 	"en": {"reply": "Send a reply", "sent": "Your reply has been sent", "problem": "There is a problem", "mine": "My transfers",
 		"opened": "Opened on", "downloaded": "Downloaded", "sure": "Are you sure?", "revoked_one": "Access revoked on",
-		"gone": "revoked", "extended": "The new date has been saved", "too_late": "too late", "subject": "Reply from"},
+		"gone": "revoked", "extended": "The new date has been saved", "too_late": "too late", "subject": "Reply from",
+		"re": "Re: ", "reply_intro": "files you sent yourself", "open_reply": "Open reply"},
 }
 
 func otherLang(lang string) string {
@@ -38,6 +40,10 @@ func otherLang(lang string) string {
 // with a message and a file; the sender gets the mail in Mailpit, opens the
 // reply with their own password, reads the message and downloads the file.
 // The recipient's pages run in one language, the sender's in the other.
+// The replier gives a name; the mail is titled "Re: <subject>" and names
+// them; the reply's password page speaks to the sender; and the signed-in
+// sender finds the reply under the transfer in My transfers and opens it
+// there too.
 func TestBrowserReply(t *testing.T) {
 	needBrowser(t)
 	mp := startMailpit(t)
@@ -48,7 +54,14 @@ func TestBrowserReply(t *testing.T) {
 			s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
 			w := mineWords[lang]
 			pw := "Herfst-Peer-" + lang + "-73"
-			c := s.create(t, password{Mode: "manual", Value: pw}, "Wilt u het formulier ingevuld terugsturen?")
+			subject := "Uw formulier " + lang
+			c := createReq(t, s, s.senderKey(t), map[string]any{
+				"sender":   map[string]string{"email": "sender@example.nl", "name": "Sender"},
+				"to":       []string{"to@example.nl"},
+				"subject":  subject,
+				"message":  "Wilt u het formulier ingevuld terugsturen?",
+				"password": password{Mode: "manual", Value: pw},
+			})
 			form := newSource(21, 40_000, "FORMULIER")
 			if st, code := s.plainUpload(t, c, "formulier.pdf", form, false); st != http.StatusCreated {
 				t.Fatalf("upload: %d %s", st, code)
@@ -87,7 +100,9 @@ func TestBrowserReply(t *testing.T) {
 				t.Fatal(err)
 			}
 			message := "Hierbij het ingevulde formulier.\nMet vriendelijke groet, " + lang
-			b.do(chromedp.SendKeys(chromedp.ID("message"), message), chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}))
+			replier := "Joke de Vries " + lang
+			b.do(chromedp.SendKeys(chromedp.ID("name"), replier), chromedp.SendKeys(chromedp.ID("message"), message),
+				chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}))
 			b.submit("main form button[type=submit]")
 			if !strings.Contains(b.text("h1"), w["sent"]) || !strings.Contains(b.text("main"), "ingevuld-"+lang+".pdf") {
 				t.Fatalf("after sending the reply: %q", b.text("main"))
@@ -96,7 +111,7 @@ func TestBrowserReply(t *testing.T) {
 
 			// The sender's mail: a new one, with one link, from the recipient.
 			isReply := func(m *mpMessage) string {
-				if l := mailLinks(m); strings.Contains(m.Subject, "to@example.nl") && len(l) == 1 && !seenLink[l[0]] {
+				if l := mailLinks(m); strings.Contains(m.Subject, subject) && len(l) == 1 && !seenLink[l[0]] {
 					return l[0]
 				}
 				return ""
@@ -117,8 +132,8 @@ func TestBrowserReply(t *testing.T) {
 						t.Error("the reply mail holds the password or the confidential message")
 					}
 					// The sender's language (Dutch: the API default).
-					if !strings.Contains(m.Subject, mineWords["nl"]["subject"]) {
-						t.Errorf("reply mail subject %q", m.Subject)
+					if m.Subject != mineWords["nl"]["re"]+subject || !strings.Contains(m.Text, replier) {
+						t.Errorf("reply mail subject %q, want %q, naming %q:\n%s", m.Subject, mineWords["nl"]["re"]+subject, replier, m.Text)
 					}
 				}
 			}
@@ -132,6 +147,9 @@ func TestBrowserReply(t *testing.T) {
 			sb := newBrowser(t, s.base, "-sender")
 			sb.setLang(otherLang(lang), "/")
 			sb.open("/r/" + replyAccess)
+			if !strings.Contains(sb.text("main"), mineWords[otherLang(lang)]["reply_intro"]) {
+				t.Errorf("the reply's password page does not speak to its sender: %q", sb.text("main"))
+			}
 			sb.check("reply-password")
 			sb.do(chromedp.SendKeys(chromedp.ID("password"), pw))
 			sb.submit("main form button[type=submit]")
@@ -149,7 +167,60 @@ func TestBrowserReply(t *testing.T) {
 			if !bytes.Equal(got, answer.bytesAt(0, answer.size)) {
 				t.Errorf("the reply's file: %d bytes differ from the %d sent", len(got), answer.size)
 			}
+
+			// The sender, signed in in a fresh browser, finds the reply under
+			// the transfer in My transfers, and opens it there with the same
+			// password.
+			mb := newBrowser(t, s.base, "-mine")
+			mb.setLang(lang, "/")
+			browserLogin(t, mb, mp, "sender@example.nl", lang)
+			mb.open("/transfers/" + c.ID)
+			if !strings.Contains(mb.text("main"), replier) {
+				t.Errorf("the status page does not name the replier: %q", mb.text("main"))
+			}
+			mb.check("detail-with-reply")
+			mb.submit(`main a[href^="/transfers/` + c.ID + `/replies/"]`)
+			if !strings.Contains(mb.text("main"), w["reply_intro"]) {
+				t.Errorf("own reply page: %q", mb.text("main"))
+			}
+			mb.check("own-reply-password")
+			mb.do(chromedp.SendKeys(chromedp.ID("password"), pw))
+			mb.submit("main form button[type=submit]")
+			if p := mb.path(); !strings.HasPrefix(p, "/transfers/"+c.ID+"/replies/") || !strings.HasSuffix(p, "/open") {
+				t.Fatalf("the sender cannot open the reply from My transfers: at %s: %q", p, mb.text("main"))
+			}
+			if got := mb.eval(`document.querySelector(".kluis-message").textContent`); got != message {
+				t.Errorf("reply message shown as %q from My transfers", got)
+			}
+			mb.check("own-reply-opened")
+			got = mb.download(`a[href*="/files/"][data-name="ingevuld-` + lang + `.pdf"]`)
+			if !bytes.Equal(got, answer.bytesAt(0, answer.size)) {
+				t.Errorf("the reply's file from My transfers: %d bytes differ from the %d sent", len(got), answer.size)
+			}
 		})
+	}
+}
+
+// browserLogin verifies email inside the browser b (the JSON verification
+// called from the page, with the code from Mailpit), so the session cookie
+// is the browser's own.
+func browserLogin(t *testing.T, b *tab, mp *mailpit, email, lang string) {
+	t.Helper()
+	codeRE := regexp.MustCompile(`(?m)^\s*(\d{8})\s*$`)
+	before := len(mailsTo(mp.all(t), email))
+	if st := b.await(`fetch("/api/v1/verify", {method: "POST", headers: {"Content-Type": "application/json"},
+		body: JSON.stringify({email: "` + email + `", name: "Sender", lang: "` + lang + `"})}).then(r => String(r.status))`); st != "202" {
+		t.Fatalf("verify: %s", st)
+	}
+	msgs := mp.waitMail(t, 15*time.Second, "the verification code", func(ms []*mpMessage) bool {
+		got := mailsTo(ms, email)
+		return len(got) > before && codeRE.MatchString(got[len(got)-1].Text)
+	})
+	got := mailsTo(msgs, email)
+	code := codeRE.FindStringSubmatch(got[len(got)-1].Text)[1]
+	if st := b.await(`fetch("/api/v1/verify/confirm", {method: "POST", headers: {"Content-Type": "application/json"},
+		body: JSON.stringify({code: "` + code + `"})}).then(r => String(r.status))`); st != "200" {
+		t.Fatalf("confirm: %s", st)
 	}
 }
 
