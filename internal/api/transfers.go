@@ -23,6 +23,7 @@ type createRequest struct {
 	Bcc       []string       `json:"bcc"`
 	Message   string         `json:"message"`
 	Subject   string         `json:"subject"`
+	Reference string         `json:"reference"`
 	Body      string         `json:"body"`
 	ExpiresAt *time.Time     `json:"expires_at"`
 	Lang      string         `json:"lang"`
@@ -141,7 +142,7 @@ func (a *API) createTransfer(w http.ResponseWriter, r *http.Request, s *sender.S
 	cr := transfer.CreateRequest{
 		SenderEmail: s.Email, SenderName: name, SenderPhone: phone,
 		To: req.To, Cc: req.Cc, Bcc: req.Bcc,
-		Message: req.Message, Subject: req.Subject, Body: req.Body,
+		Message: req.Message, Subject: req.Subject, Reference: req.Reference, Body: req.Body,
 		Lang: req.Lang, SenderLang: s.Lang, PasswordMode: req.Password.Mode, Password: req.Password.Value, Options: req.Options,
 	}
 	if req.ExpiresAt != nil {

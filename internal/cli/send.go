@@ -22,6 +22,7 @@ import (
 type sendRequest struct {
 	to, cc, bcc              listFlag
 	message, subject, body   string
+	reference                string
 	expires                  string // as given, for the resume key
 	expiresAt                *time.Time
 	lang                     string
@@ -137,6 +138,7 @@ func (a *app) sendFlags(f *flagSet, args []string) (*sendRequest, error) {
 	message := f.String("message", "cli.ph.text", "cli.flag.message")
 	messageFile := f.String("message-file", "cli.ph.file", "cli.flag.message_file")
 	subject := f.String("subject", "cli.ph.text", "cli.flag.subject")
+	reference := f.String("reference", "cli.ph.text", "cli.flag.reference")
 	body := f.String("body", "cli.ph.text", "cli.flag.body")
 	bodyFile := f.String("body-file", "cli.ph.file", "cli.flag.body_file")
 	expires := f.String("expires", "cli.ph.when", "cli.flag.expires")
@@ -155,7 +157,7 @@ func (a *app) sendFlags(f *flagSet, args []string) (*sendRequest, error) {
 		return nil, err
 	}
 	r.to, r.cc, r.bcc = *to, *cc, *bcc
-	r.subject, r.expires, r.lang = *subject, *expires, *lang
+	r.subject, r.reference, r.expires, r.lang = *subject, *reference, *expires, *lang
 	r.confirm, r.notify, r.showAll = *confirm, *notify, *showNames
 	r.notifyMode = *notifyMode
 	r.apiKey, r.json = *apiKey, *asJSON
@@ -276,6 +278,11 @@ func (a *app) sendStatePath(c *client.Client, r *sendRequest) (string, error) {
 		fmt.Fprintf(h, "%q\x00", []string(l))
 	}
 	fmt.Fprintf(h, "%q\x00%q\x00%q\x00%q\x00%q\x00%v%v%v\x00", r.message, r.subject, r.body, r.expires, r.lang, r.confirm, r.notify, r.showAll)
+	if r.reference != "" {
+		// Only when set, so a send interrupted before the upgrade still
+		// finds its resume state.
+		fmt.Fprintf(h, "reference=%q\x00", r.reference)
+	}
 	if r.notifyMode != "" { // only then, so state saved before --notify still matches
 		fmt.Fprintf(h, "notify=%q\x00", r.notifyMode)
 	}
@@ -293,7 +300,7 @@ func (a *app) sendStatePath(c *client.Client, r *sendRequest) (string, error) {
 // returns the generated password, if any.
 func (a *app) createTransfer(ctx context.Context, c *client.Client, token string, r *sendRequest, statePath string) (*sendState, string, error) {
 	req := &client.CreateRequest{
-		To: r.to, Cc: r.cc, Bcc: r.bcc, Message: r.message, Subject: r.subject, Body: r.body,
+		To: r.to, Cc: r.cc, Bcc: r.bcc, Message: r.message, Subject: r.subject, Reference: r.reference, Body: r.body,
 		ExpiresAt: r.expiresAt, Lang: r.lang,
 		Password: client.Password{Mode: r.mode, Value: r.password},
 		Options:  client.Options{Confirm: r.confirm, NotifyDownload: r.notify, Notify: r.notifyMode, ShowFilenames: r.showAll},

@@ -399,6 +399,7 @@ type CreateRequest struct {
 	Bcc       []string       `json:"bcc,omitempty"`
 	Message   string         `json:"message,omitempty"`
 	Subject   string         `json:"subject,omitempty"`
+	Reference string         `json:"reference,omitempty"`
 	Body      string         `json:"body,omitempty"`
 	ExpiresAt *time.Time     `json:"expires_at,omitempty"`
 	Lang      string         `json:"lang,omitempty"`

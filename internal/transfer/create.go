@@ -21,6 +21,9 @@ const (
 	MaxBodyLength    = 20_000
 	MaxNameLength    = 200
 	MaxPhoneLength   = 40
+	// MaxReferenceLength bounds the sender's own reference: a case or file
+	// number, not a description.
+	MaxReferenceLength = 100
 )
 
 // CreateRequest is what a sender asks for.
@@ -32,7 +35,10 @@ type CreateRequest struct {
 	Message     string
 	Subject     string
 	Body        string
-	ExpiresAt   time.Time // zero: the default expiry
+	// Reference is the sender's own reference (a case number), optional:
+	// shown only on the sender's own pages, never to recipients.
+	Reference string
+	ExpiresAt time.Time // zero: the default expiry
 	// ExpiresOn is a day (YYYY-MM-DD) as people choose it: the transfer
 	// ends at 23:59 that day in Amsterdam (at the maximum expiry if that is
 	// earlier). When set, ExpiresAt is not used.
@@ -128,7 +134,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 		MaxSize: lim.MaxTransferSize, MaxExpiry: lim.MaxExpiry, MaxBytesPerDay: lim.MaxBytesPerDay, ReplyTo: req.replyTo,
 		WordPassword: words})
 	det, err := s.sealJSON(purposeDetails, id, details{SenderName: req.SenderName, SenderPhone: req.SenderPhone, Subject: ck.Subject, Body: ck.Body,
-		ReplySubject: req.replySubject})
+		ReplySubject: req.replySubject, Reference: ck.Reference})
 	if err != nil {
 		return nil, err
 	}

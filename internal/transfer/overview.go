@@ -20,6 +20,8 @@ type Overview struct {
 	*kluis.Transfer
 	// Subject is the sender's subject of the notification mail, or "".
 	Subject string
+	// Reference is the sender's own reference, or "".
+	Reference string
 	// Files lists sizes, and names only when the sender chose to show
 	// file names (NamesShown).
 	Files      []FileSummary
@@ -186,13 +188,13 @@ func (s *Service) overviews(ctx context.Context, rows []*store.TransferRow) ([]*
 		if row.DetailsSealed != nil {
 			var d details
 			if err := s.openJSON(purposeDetails, row.ID, row.DetailsSealed, &d); err == nil {
-				ov.Subject = d.Subject
+				ov.Subject, ov.Reference = d.Subject, d.Reference
 			}
 		}
 		if b, ok := labels[row.ID]; ok {
 			var l label
 			if err := s.openJSON(purposeLabel, row.ID, b, &l); err == nil {
-				ov.Subject = l.Subject
+				ov.Subject, ov.Reference = l.Subject, l.Reference
 				ov.Kept = &KeptFiles{Count: l.Files, Size: l.Size, First: kluis.CleanFileName(l.First)}
 				if l.First == "" {
 					ov.Kept.First = ""
@@ -225,7 +227,7 @@ func (s *Service) keepLabel(ctx context.Context, tx *store.Tx, t *store.Transfer
 			return err
 		}
 	}
-	l := label{Subject: d.Subject, Files: len(files)}
+	l := label{Subject: d.Subject, Reference: d.Reference, Files: len(files)}
 	show := parseOptions(t.Options).ShowFilenames
 	for _, f := range files {
 		var m fileMeta

@@ -43,6 +43,7 @@ var personal = map[string][]byte{
 	"message":             []byte("kanarie-bericht-vertrouwelijk"),
 	"file name":           []byte("kanarie-dossier.pdf"),
 	"mail subject":        []byte("kanarie-onderwerp"),
+	"reference":           []byte("kanarie-zaak-4711"),
 	"recipient addr (uc)": []byte("KANARIE.ONTVANGER"),
 }
 
@@ -59,7 +60,7 @@ func TestRetentionLeavesNothing(t *testing.T) {
 		SenderEmail: string(personal["sender address"]), SenderName: string(personal["sender name"]), SenderPhone: string(personal["sender phone"]),
 		To: []string{string(personal["to address"])}, Cc: []string{string(personal["cc address"])}, Bcc: []string{string(personal["bcc address"])},
 		Message: string(personal["message"]), Subject: string(personal["mail subject"]),
-		PasswordMode: kluis.PasswordManual, Password: "Vrolijk-Paarse-Olifant-42",
+		Reference: string(personal["reference"]), PasswordMode: kluis.PasswordManual, Password: "Vrolijk-Paarse-Olifant-42",
 	})
 	if err != nil {
 		t.Fatal(err)

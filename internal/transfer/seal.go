@@ -37,8 +37,10 @@ const (
 // master key and kept until the minimal record's retention ends.
 type label struct {
 	Subject string `json:"subject,omitempty"`
-	Files   int    `json:"files"`
-	Size    int64  `json:"size"`
+	// Reference is the sender's own reference, kept like the subject.
+	Reference string `json:"reference,omitempty"`
+	Files     int    `json:"files"`
+	Size      int64  `json:"size"`
 	// First is the first file's name, only when the sender chose to show
 	// file names (it was in the mails then).
 	First string `json:"first,omitempty"`
@@ -55,6 +57,8 @@ type details struct {
 	// answers, copied when the reply is made: the reply's mail is titled
 	// after it even if the original is purged by then.
 	ReplySubject string `json:"reply_subject,omitempty"`
+	// Reference is the sender's own reference; only their pages show it.
+	Reference string `json:"reference,omitempty"`
 }
 
 // private is what only the transfer secret opens.

@@ -27,6 +27,7 @@ const (
 	FieldBcc           = "bcc"
 	FieldMessage       = "message"
 	FieldSubject       = "subject"
+	FieldReference     = "reference"
 	FieldBody          = "body"
 	FieldExpires       = "expires_at"
 	FieldLang          = "lang"
@@ -87,7 +88,7 @@ const (
 // not_one_line and not_text.
 var textKeys = map[string]string{
 	FieldSenderName: "sender_name", FieldSenderPhone: "sender_phone", FieldMessage: "message",
-	FieldSubject: "subject", FieldBody: "body",
+	FieldSubject: "subject", FieldBody: "body", FieldReference: "reference",
 }
 
 // Addressee is one checked recipient.
@@ -114,6 +115,7 @@ type Checked struct {
 	Lang       string // a code of locale.All
 	ExpiresAt  time.Time
 	Subject    string // trimmed
+	Reference  string // trimmed
 	Body       string // sanitized as the mail shows it; "" when it shows nothing
 	Mode       kluis.PasswordMode
 	// Notify is the download-notice mode, normalised.
@@ -172,6 +174,8 @@ func (s *Service) Validate(req CreateRequest) (*Checked, error) {
 	c.text(FieldMessage, req.Message, MaxMessageLength, false)
 	ck.Subject = strings.TrimSpace(req.Subject)
 	c.text(FieldSubject, ck.Subject, MaxSubjectLength, true)
+	ck.Reference = strings.TrimSpace(req.Reference)
+	c.text(FieldReference, ck.Reference, MaxReferenceLength, true)
 	// An editor leaves markup when emptied: a body that shows no text is
 	// no body, and the length that counts is what the mail will hold.
 	if utf8.ValidString(req.Body) && strings.TrimSpace(mail.BodyText(req.Body)) != "" {

@@ -46,6 +46,7 @@ func (h *Web) verifiedSender(w http.ResponseWriter, r *http.Request, next string
 type mineRow struct {
 	ID         string
 	Title      string // subject, else the first file's name when shown, else ""
+	Reference  string
 	Files      int
 	Size       int64
 	HasMessage bool
@@ -88,7 +89,7 @@ func (h *Web) mine(w http.ResponseWriter, r *http.Request) {
 	now := h.svc.Now()
 	p := minePage{Email: s.Email, Next: next, Later: cursor != ""}
 	for _, ov := range ovs {
-		row := mineRow{ID: ov.ID, Title: ov.Subject, Files: len(ov.Files), HasMessage: ov.HasMessage, Created: ov.CreatedAt, Expires: ov.ExpiresAt,
+		row := mineRow{ID: ov.ID, Title: ov.Subject, Reference: ov.Reference, Files: len(ov.Files), HasMessage: ov.HasMessage, Created: ov.CreatedAt, Expires: ov.ExpiresAt,
 			State: shownState(ov, now), Recipients: len(ov.Recipients), Reply: ov.ReplyTo != ""}
 		row.StateKey = stateKey(row.State)
 		for _, f := range ov.Files {
@@ -152,6 +153,7 @@ type detailPage struct {
 	Email      string
 	ID         string
 	Title      string
+	Reference  string
 	State      kluis.State
 	StateKey   string
 	Live       bool
@@ -202,7 +204,7 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 	}
 	now := h.svc.Now()
 	p := &detailPage{
-		Email: s.Email, ID: ov.ID, Title: ov.Subject, State: shownState(ov, now), Created: ov.CreatedAt, Expires: ov.ExpiresAt,
+		Email: s.Email, ID: ov.ID, Title: ov.Subject, Reference: ov.Reference, State: shownState(ov, now), Created: ov.CreatedAt, Expires: ov.ExpiresAt,
 		RevokedAt: ov.RevokedAt, PurgedAt: ov.PurgedAt, NamesShown: ov.NamesShown, HasMessage: ov.HasMessage,
 		Reply: ov.ReplyTo != "",
 	}

@@ -68,6 +68,7 @@ type reviewPage struct {
 	Notify      bool
 	Filenames   bool
 	Subject     string        // as the mail will have it: the sender's or the default
+	Reference   string        // the sender's own, shown only to them
 	Body        template.HTML // sanitized by Validate as the mail will show it
 	// Form is what the no-JavaScript page posts back for Back.
 	Form composeForm
@@ -79,6 +80,7 @@ type reviewPage struct {
 // again with JavaScript, or listed by name).
 type composeForm struct {
 	To, Cc, Bcc, Message, Subject, Body, Expires, Lang, PasswordMode string
+	Reference                                                        string
 	Confirm, NotifyDownload, ShowFilenames                           bool
 	Privacy                                                          string
 	FileNames                                                        []string
@@ -191,7 +193,7 @@ func (h *Web) checkReview(s *sender.Sender, req *composeRequest, pr *locale.Prin
 	}
 	rp := &reviewPage{Sender: s, Lang: locale.Lang(ck.Lang), Mode: string(ck.Mode), Message: req.Message,
 		ExpiresText: pr.Date(ck.ExpiresAt), Confirm: req.Confirm, Notify: req.NotifyDownload, Filenames: req.ShowFilenames,
-		Subject: ck.Subject, Body: template.HTML(ck.Body), Privacy: req.Privacy} // #nosec G203: Body is mail.SanitizeBody's output
+		Subject: ck.Subject, Reference: ck.Reference, Body: template.HTML(ck.Body), Privacy: req.Privacy} // #nosec G203: Body is mail.SanitizeBody's output
 	if rp.Subject == "" {
 		rp.Subject = h.defaultSubject(s, locale.Lang(ck.Lang))
 	}
@@ -245,7 +247,7 @@ func formValues(r *http.Request) composeForm {
 	f := r.PostForm
 	on := func(k string) bool { return f.Get(k) != "" }
 	cf := composeForm{To: f.Get("to"), Cc: f.Get("cc"), Bcc: f.Get("bcc"), Message: f.Get("message"),
-		Subject: f.Get("subject"), Body: f.Get("body"), Expires: f.Get("expires"), Lang: f.Get("lang"),
+		Subject: f.Get("subject"), Reference: f.Get("reference"), Body: f.Get("body"), Expires: f.Get("expires"), Lang: f.Get("lang"),
 		PasswordMode: f.Get("password_mode"), Confirm: on("confirm"), NotifyDownload: on("notify_download"),
 		ShowFilenames: on("show_filenames"), Privacy: f.Get("privacy"), password: f.Get("password")}
 	for _, n := range f["files"] {
@@ -260,7 +262,7 @@ func formValues(r *http.Request) composeForm {
 // no file sizes: the files count as planned with an unknown size, which
 // the upload (with JavaScript) checks.
 func (cf composeForm) request() composeRequest {
-	req := composeRequest{To: cf.To, Cc: cf.Cc, Bcc: cf.Bcc, Message: cf.Message, Subject: cf.Subject,
+	req := composeRequest{To: cf.To, Cc: cf.Cc, Bcc: cf.Bcc, Message: cf.Message, Subject: cf.Subject, Reference: cf.Reference,
 		Body: plainBody(cf.Body), Expires: cf.Expires, Lang: cf.Lang, Confirm: cf.Confirm, NotifyDownload: cf.NotifyDownload,
 		ShowFilenames: cf.ShowFilenames, PasswordMode: cf.PasswordMode, Password: cf.password, Privacy: cf.Privacy}
 	for _, n := range cf.FileNames {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -140,5 +141,54 @@ func TestSendReviewPrivacy(t *testing.T) {
 	}
 	if n := e.countTransfers(t, "medewerker@gemeente.example.nl"); n != 1 {
 		t.Errorf("%d transfers after the reviews and one create, want 1", n)
+	}
+}
+
+// TestSendReference: the sender's own reference goes through the compose
+// form: the review shows it, Back keeps it, a bad one is an error at its
+// field, and My transfers (list and status page) show it once created.
+func TestSendReference(t *testing.T) {
+	e := newSendEnv(t, nil)
+	c := e.verify(t, "a.jansen@example.nl")
+	form := url.Values{
+		"to": {"burger@example.nl"}, "message": {"Hierbij de stukken."}, "reference": {"Zaak 2026-0042"},
+		"expires": {""}, "lang": {"nl"}, "password_mode": {"generate"}, "files": {"besluit.pdf"},
+	}
+	resp, body := post(t, c, e.srv.URL+"/send/review", form)
+	wantStatus(t, "review", resp, body, http.StatusOK)
+	if !strings.Contains(body, "<dd>Zaak 2026-0042</dd>") || !strings.Contains(body, `name="reference" value="Zaak 2026-0042"`) {
+		t.Errorf("the review does not show or keep the reference:\n%s", body)
+	}
+	back := url.Values{}
+	for k, v := range form {
+		back[k] = v
+	}
+	back.Set("step", "edit")
+	_, body = post(t, c, e.srv.URL+"/send/review", back)
+	if !strings.Contains(body, `id="reference"`) || !strings.Contains(body, `value="Zaak 2026-0042"`) {
+		t.Error("the compose form after Back lost the reference")
+	}
+	form.Set("reference", "Zaak\n42")
+	resp, body = post(t, c, e.srv.URL+"/send/review", form)
+	wantStatus(t, "bad reference", resp, body, http.StatusUnprocessableEntity)
+	if got := summaryLinks(body); len(got) != 1 || got[0] != "reference" {
+		t.Errorf("error summary links %v, want [reference]", got)
+	}
+
+	st, out := postJSON(t, c, e.srv.URL+"/send/transfer", compose(map[string]any{"reference": "Zaak 2026-0042"}))
+	if st != http.StatusCreated && st != http.StatusOK {
+		t.Fatalf("create: %d %v", st, out)
+	}
+	_, body = get(t, c, e.srv.URL+"/transfers")
+	if !strings.Contains(body, "Ref. Zaak 2026-0042") {
+		t.Errorf("My transfers does not show the reference:\n%s", body)
+	}
+	id := regexp.MustCompile(`href="/transfers/([^"?/]+)"`).FindStringSubmatch(body)
+	if id == nil {
+		t.Fatal("no transfer in the list")
+	}
+	_, body = get(t, c, e.srv.URL+"/transfers/"+id[1])
+	if !strings.Contains(body, "<dd>Zaak 2026-0042</dd>") {
+		t.Errorf("the status page does not show the reference:\n%s", body)
 	}
 }

@@ -338,6 +338,7 @@ type composeRequest struct {
 	To, Cc, Bcc    string
 	Message        string
 	Subject        string
+	Reference      string
 	Body           string
 	Expires        string // YYYY-MM-DD
 	Lang           string
@@ -473,7 +474,7 @@ func composeCreateRequest(s *sender.Sender, req *composeRequest) transfer.Create
 	return transfer.CreateRequest{
 		SenderEmail: s.Email, SenderName: s.Name, SenderPhone: s.Phone,
 		To: to, Cc: cc, Bcc: bcc,
-		Message: req.Message, Subject: req.Subject, Body: req.Body, ExpiresOn: req.Expires,
+		Message: req.Message, Subject: req.Subject, Reference: req.Reference, Body: req.Body, ExpiresOn: req.Expires,
 		Lang: req.Lang, SenderLang: s.Lang, PasswordMode: mode, Password: pw, Files: sizes,
 		Options: kluis.Options{Confirm: req.Confirm, NotifyDownload: req.NotifyDownload, Notify: notify, ShowFilenames: req.ShowFilenames},
 	}

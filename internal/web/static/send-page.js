@@ -469,6 +469,7 @@ function gather() {
     bcc: v("bcc"),
     message: v("message"),
     subject: v("subject"),
+    reference: v("reference"),
     body: bodyHTML(),
     expires: v("expires"),
     lang: recipientLang(),
