@@ -3,6 +3,7 @@ package download
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kluis-nl/kluis"
 )
@@ -43,4 +44,41 @@ func rfc5987(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// zipNameRunes bounds the subject part of a ZIP's name: long enough to
+// recognise, short enough for every file system's name limit.
+const zipNameRunes = 80
+
+// amsterdam is the time zone of the dates in mails and pages.
+var amsterdam = func() *time.Location {
+	if loc, err := time.LoadLocation("Europe/Amsterdam"); err == nil {
+		return loc
+	}
+	return time.FixedZone("CET", 3600)
+}()
+
+// ZipName is the name of a transfer's ZIP as people look for it in their
+// downloads: the mail's subject, cleaned of what file systems refuse, or
+// else the day it was sent ("kluis-2026-12-05.zip"). Never an id, which
+// tells a person nothing.
+func ZipName(subject string, sent time.Time) string {
+	name := ""
+	if strings.TrimSpace(subject) != "" {
+		// Separators first: CleanFileName would keep only a path's base.
+		name = kluis.CleanFileName(strings.Map(func(r rune) rune {
+			if strings.ContainsRune(`<>:"/\|?*`, r) {
+				return '-'
+			}
+			return r
+		}, subject))
+	}
+	name = strings.Trim(name, " .-")
+	if r := []rune(name); len(r) > zipNameRunes {
+		name = strings.TrimRight(string(r[:zipNameRunes]), " .-")
+	}
+	if name == "" {
+		return "kluis-" + sent.In(amsterdam).Format("2006-01-02") + ".zip"
+	}
+	return name + ".zip"
 }

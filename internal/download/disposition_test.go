@@ -4,6 +4,7 @@ import (
 	"mime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/download"
@@ -93,6 +94,26 @@ func TestContentDispositionCleansName(t *testing.T) {
 		}
 		if strings.Contains(strings.ToUpper(v), "%E2%80%AE") {
 			t.Errorf("ContentDisposition(%+q) = %q still carries U+202E", in, v)
+		}
+	}
+}
+
+// TestZipName: a ZIP is named after the mail's subject, cleaned of what
+// file systems refuse and bounded, or after the day it was sent; never
+// after an id.
+func TestZipName(t *testing.T) {
+	sent := time.Date(2026, 12, 5, 23, 30, 0, 0, time.UTC) // 6 December in Amsterdam
+	for _, c := range []struct{ subject, want string }{
+		{"Uw aanvraag bijzondere bijstand", "Uw aanvraag bijzondere bijstand.zip"},
+		{"Besluit 2026/42: bezwaar?", "Besluit 2026-42- bezwaar.zip"},
+		{"  ../../etc  ", "etc.zip"},
+		{"a\r\nb\x00c", "a bc.zip"},
+		{"", "kluis-2026-12-06.zip"},
+		{" ... ", "kluis-2026-12-06.zip"},
+		{strings.Repeat("é", 200), strings.Repeat("é", 80) + ".zip"},
+	} {
+		if got := download.ZipName(c.subject, sent); got != c.want {
+			t.Errorf("ZipName(%q) = %q, want %q", c.subject, got, c.want)
 		}
 	}
 }

@@ -260,7 +260,11 @@ func ServeZip(w http.ResponseWriter, r *http.Request, svc *transfer.Service, s *
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/zip")
-	h.Set("Content-Disposition", ContentDisposition("kluis-"+c.Transfer.ID[:8]+".zip"))
+	sentAt := c.Transfer.CreatedAt
+	if c.Transfer.FinishedAt != nil {
+		sentAt = *c.Transfer.FinishedAt
+	}
+	h.Set("Content-Disposition", ContentDisposition(ZipName(c.Subject, sentAt)))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; frame-ancestors 'none'")
 	h.Set("Cache-Control", "no-store")

@@ -415,6 +415,9 @@ type Contents struct {
 	Transfer *kluis.Transfer
 	Message  string
 	Files    []kluis.File
+	// Subject is the subject of the recipient's mail (not confidential:
+	// the mail carried it), or "" when the sender gave none.
+	Subject string
 }
 
 // Contents opens the message and the file list of an unlocked transfer. The
@@ -442,6 +445,10 @@ func (s *Service) Contents(ctx context.Context, a *Session) (*Contents, error) {
 		return nil, err
 	}
 	out.Message = p.Message
+	var d details
+	if err := s.openJSON(purposeDetails, a.transfer.ID, a.transfer.DetailsSealed, &d); err == nil {
+		out.Subject = d.Subject
+	}
 	files, err := s.db.Files(ctx, a.transfer.ID)
 	if err != nil {
 		return nil, err

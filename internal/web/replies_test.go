@@ -127,3 +127,19 @@ func TestOwnReply(t *testing.T) {
 		t.Errorf("zip: %d", resp.StatusCode)
 	}
 }
+
+// TestZipNamedByDate: a transfer without a subject downloads as a ZIP
+// named after the day it was sent, not after a random id.
+func TestZipNamedByDate(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	s := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "", map[string][]byte{"a.txt": []byte("a"), "b.txt": []byte("b")})
+	base := e.srv.URL + "/r/" + s.access
+	rc := e.client(t)
+	resp, body := post(t, rc, base+"/unlock", url.Values{"password": {s.secret}})
+	wantStatus(t, "unlock", resp, body, http.StatusSeeOther)
+	resp, body = get(t, rc, base+"/zip")
+	wantStatus(t, "zip", resp, body, http.StatusOK)
+	if cd := resp.Header.Get("Content-Disposition"); !regexp.MustCompile(`filename="kluis-\d{4}-\d{2}-\d{2}\.zip"`).MatchString(cd) {
+		t.Errorf("ZIP Content-Disposition %q, want kluis-<date>.zip", cd)
+	}
+}
