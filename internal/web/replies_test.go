@@ -143,3 +143,32 @@ func TestZipNamedByDate(t *testing.T) {
 		t.Errorf("ZIP Content-Disposition %q, want kluis-<date>.zip", cd)
 	}
 }
+
+// TestMessageOnlyPages: a transfer with only a message never speaks of
+// downloading files, on the open page nor on the reply form.
+func TestMessageOnlyPages(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	s := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "Uw afspraak is op dinsdag.", nil)
+	base := e.srv.URL + "/r/" + s.access
+	rc := e.client(t)
+	resp, body := post(t, rc, base+"/unlock", url.Values{"password": {s.secret}})
+	wantStatus(t, "unlock", resp, body, http.StatusSeeOther)
+	for _, lang := range []string{"nl", "en"} {
+		_, body = getLang(t, rc, base+"/open", lang)
+		if !strings.Contains(body, "Uw afspraak is op dinsdag.") {
+			t.Fatalf("open page (%s) lacks the message", lang)
+		}
+		for _, key := range []string{"open.safety_heading", "open.download_zip"} {
+			if strings.Contains(body, html.EscapeString(translate(lang, key))) {
+				t.Errorf("message-only open page (%s) says %q", lang, translate(lang, key))
+			}
+		}
+		if strings.Contains(body, html.EscapeString(strings.SplitN(translate(lang, "open.available_until", "X"), "X", 2)[0])) {
+			t.Errorf("message-only open page (%s) offers to download files until a date", lang)
+		}
+		_, body = getLang(t, rc, base+"/reply", lang)
+		if strings.Contains(body, html.EscapeString(translate(lang, "reply.back"))) || !strings.Contains(body, html.EscapeString(translate(lang, "reply.back_message"))) {
+			t.Errorf("message-only reply form (%s) links back to files", lang)
+		}
+	}
+}

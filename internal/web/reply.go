@@ -77,6 +77,8 @@ type replyPage struct {
 	Message string
 	// Files names what was sent, on the confirmation page.
 	Files []string
+	// MessageOnly: the transfer answered holds a message and no files.
+	MessageOnly bool
 }
 
 func (h *Web) replyData(r *http.Request, s *transfer.Session) (*replyPage, error) {
@@ -91,6 +93,7 @@ func (h *Web) replyData(r *http.Request, s *transfer.Session) (*replyPage, error
 	return &replyPage{
 		Access: r.PathValue("access"), To: c.Transfer.SenderEmail, SenderName: c.Transfer.SenderName,
 		Password: c.Transfer.PasswordMode != kluis.PasswordNone, MaxSize: maxSize, MaxFiles: transfer.MaxReplyFiles,
+		MessageOnly: len(c.Files) == 0,
 	}, nil
 }
 
