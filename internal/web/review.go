@@ -66,10 +66,13 @@ type reviewPage struct {
 	ExpiresText string
 	Confirm     bool
 	Notify      bool
-	Filenames   bool
-	Subject     string        // as the mail will have it: the sender's or the default
-	Reference   string        // the sender's own, shown only to them
-	Body        template.HTML // sanitized by Validate as the mail will show it
+	// NotifyMode is the download-notice mode as Validate settled it
+	// ("first", "each", "summary"; "none" when Notify is false).
+	NotifyMode string
+	Filenames  bool
+	Subject    string        // as the mail will have it: the sender's or the default
+	Reference  string        // the sender's own, shown only to them
+	Body       template.HTML // sanitized by Validate as the mail will show it
 	// Form is what the no-JavaScript page posts back for Back.
 	Form composeForm
 	// NoScript is true for the review page of a plain form post.
@@ -82,6 +85,7 @@ type composeForm struct {
 	To, Cc, Bcc, Message, Subject, Body, Expires, Lang, PasswordMode string
 	Reference                                                        string
 	Confirm, NotifyDownload, ShowFilenames                           bool
+	Notify                                                           string // the mode
 	Privacy                                                          string
 	FileNames                                                        []string
 	// password is checked but never shown again: not in the page's data,
@@ -192,7 +196,7 @@ func (h *Web) checkReview(s *sender.Sender, req *composeRequest, pr *locale.Prin
 		return nil, es, nil
 	}
 	rp := &reviewPage{Sender: s, Lang: locale.Lang(ck.Lang), Mode: string(ck.Mode), Message: req.Message,
-		ExpiresText: pr.Date(ck.ExpiresAt), Confirm: req.Confirm, Notify: req.NotifyDownload, Filenames: req.ShowFilenames,
+		ExpiresText: pr.Date(ck.ExpiresAt), Confirm: req.Confirm, Notify: req.NotifyDownload, NotifyMode: string(ck.Notify), Filenames: req.ShowFilenames,
 		Subject: ck.Subject, Reference: ck.Reference, Body: template.HTML(ck.Body), Privacy: req.Privacy} // #nosec G203: Body is mail.SanitizeBody's output
 	if rp.Subject == "" {
 		rp.Subject = h.defaultSubject(s, locale.Lang(ck.Lang))
@@ -248,7 +252,7 @@ func formValues(r *http.Request) composeForm {
 	on := func(k string) bool { return f.Get(k) != "" }
 	cf := composeForm{To: f.Get("to"), Cc: f.Get("cc"), Bcc: f.Get("bcc"), Message: f.Get("message"),
 		Subject: f.Get("subject"), Reference: f.Get("reference"), Body: f.Get("body"), Expires: f.Get("expires"), Lang: f.Get("lang"),
-		PasswordMode: f.Get("password_mode"), Confirm: on("confirm"), NotifyDownload: on("notify_download"),
+		PasswordMode: f.Get("password_mode"), Confirm: on("confirm"), NotifyDownload: on("notify_download"), Notify: f.Get("notify"),
 		ShowFilenames: on("show_filenames"), Privacy: f.Get("privacy"), password: f.Get("password")}
 	for _, n := range f["files"] {
 		if n = strings.TrimSpace(n); n != "" {
@@ -263,7 +267,7 @@ func formValues(r *http.Request) composeForm {
 // the upload (with JavaScript) checks.
 func (cf composeForm) request() composeRequest {
 	req := composeRequest{To: cf.To, Cc: cf.Cc, Bcc: cf.Bcc, Message: cf.Message, Subject: cf.Subject, Reference: cf.Reference,
-		Body: plainBody(cf.Body), Expires: cf.Expires, Lang: cf.Lang, Confirm: cf.Confirm, NotifyDownload: cf.NotifyDownload,
+		Body: plainBody(cf.Body), Expires: cf.Expires, Lang: cf.Lang, Confirm: cf.Confirm, NotifyDownload: cf.NotifyDownload, Notify: cf.Notify,
 		ShowFilenames: cf.ShowFilenames, PasswordMode: cf.PasswordMode, Password: cf.password, Privacy: cf.Privacy}
 	for _, n := range cf.FileNames {
 		req.Files = append(req.Files, struct {

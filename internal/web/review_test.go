@@ -192,3 +192,34 @@ func TestSendReference(t *testing.T) {
 		t.Errorf("the status page does not show the reference:\n%s", body)
 	}
 }
+
+// TestSendReviewNotifyMode: the download-notice mode chosen on the form is
+// what the review shows and what Back and Start keep (without JavaScript
+// it used to fall back to the default mode).
+func TestSendReviewNotifyMode(t *testing.T) {
+	e := newSendEnv(t, nil)
+	c := e.verify(t, "a.jansen@example.nl")
+	form := url.Values{
+		"to": {"burger@example.nl"}, "message": {"Hierbij de stukken."}, "expires": {""}, "lang": {"nl"},
+		"password_mode": {"generate"}, "files": {"besluit.pdf"}, "notify_download": {"on"}, "notify": {"summary"},
+	}
+	resp, body := post(t, c, e.srv.URL+"/send/review", form)
+	wantStatus(t, "review", resp, body, http.StatusOK)
+	if !strings.Contains(body, translate("nl", "send.notify_summary")) || !strings.Contains(body, `name="notify" value="summary"`) {
+		t.Errorf("the review does not show or keep the notice mode:\n%s", body)
+	}
+	back := url.Values{}
+	for k, v := range form {
+		back[k] = v
+	}
+	back.Set("step", "edit")
+	_, body = post(t, c, e.srv.URL+"/send/review", back)
+	if !strings.Contains(body, `<option value="summary" selected>`) {
+		t.Error("the compose form after Back lost the notice mode")
+	}
+	form.Del("notify_download")
+	_, body = post(t, c, e.srv.URL+"/send/review", form)
+	if strings.Contains(body, translate("nl", "send.notify_summary")) {
+		t.Error("the review shows a notice mode with notices off")
+	}
+}
