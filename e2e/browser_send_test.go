@@ -187,8 +187,8 @@ func TestBrowserSend(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#message"), message))
 	b.do(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{bigPath, smallPath}))
 	b.waitFor(`document.querySelectorAll("#file-list li").length === 2`)
-	if got := b.text("#files-total"); !strings.Contains(got, "26,2 MB") {
-		t.Errorf("total %q, want 26,2 MB (24 MiB + 1 MiB)", got)
+	if got := b.text("#files-total"); !strings.HasPrefix(got, "2 bestanden, samen 26,2 MB") || strings.Contains(got, "(en)") {
+		t.Errorf("total %q, want 2 bestanden, samen 26,2 MB (24 MiB + 1 MiB)", got)
 	}
 	// The mail text: bold by the toolbar button (aria-pressed follows).
 	b.do(chromedp.SendKeys(chromedp.CSS("#subject"), "Uw rapport"),

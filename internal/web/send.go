@@ -158,7 +158,7 @@ func (h *Web) defaultSubject(s *sender.Sender, l locale.Lang) string {
 
 // scriptKeys are the catalog keys "sendjs.*" the compose script uses.
 var scriptKeys = []string{
-	"remove", "remove_label", "total", "over_limit", "no_files", "bytes", "kb", "mb", "gb",
+	"remove", "remove_label", "total_one", "total_other", "file_waiting", "total_waiting", "over_limit", "no_files", "bytes", "kb", "mb", "gb",
 	"strength_0", "strength_1", "strength_2", "strength_3", "strength_4", "strength_label",
 	"uploading", "speed", "left", "done", "file_progress", "total_progress", "resumed", "retrying",
 	"error_network", "error_upload", "error_finish", "error_session", "error_generic",

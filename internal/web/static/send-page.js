@@ -107,7 +107,8 @@ function renderFiles() {
   if (files.length === 0) {
     p.textContent = T("no_files", size(maxSize));
   } else {
-    p.textContent = T("total", files.length, size(total), size(maxSize)) + (total > maxSize ? " " + T("over_limit", size(total - maxSize)) : "");
+    const sizes = [size(total), size(maxSize)];
+    p.textContent = (files.length === 1 ? T("total_one", ...sizes) : T("total_other", files.length, ...sizes)) + (total > maxSize ? " " + T("over_limit", size(total - maxSize)) : "");
   }
 }
 
@@ -660,7 +661,7 @@ async function upload(fileObjs) {
   let doneBytes = st.files.reduce((n, f) => n + (f.done ? f.size : 0), 0);
   const bars = st.files.map((f, i) => {
     const bar = el("progress", { max: "100", value: f.done ? "100" : "0", id: "up-" + i, "aria-label": f.name });
-    const txt = el("span", { class: "kluis-upload__text", text: T("file_progress", f.name, f.done ? 100 : 0, size(f.done ? f.size : 0), size(f.size)) });
+    const txt = el("span", { class: "kluis-upload__text", text: f.done ? T("file_progress", f.name, 100, size(f.size), size(f.size)) : T("file_waiting", f.name, size(f.size)) });
     ul.append(el("li", { class: "kluis-upload" }, txt, bar));
     return { bar, txt };
   });
@@ -675,13 +676,15 @@ async function upload(fileObjs) {
     const rate = now > t0 + 500 ? ((sent - b0) * 1000) / (now - t0) : 0;
     const pct = total ? Math.floor((sent * 100) / total) : 100;
     $("total-progress").value = pct;
-    let text = T("total_progress", pct, size(sent), size(total));
+    // Nothing sent yet reads as waiting, not as "0 bytes of 42 kB".
+    const totalText = () => (sent > 0 ? T("total_progress", pct, size(sent), size(total)) : T("total_waiting", size(total)));
+    let text = totalText();
     if (rate > 0 && sent < total) text += " · " + T("speed", size(rate)) + " · " + T("left", duration((total - sent) / rate));
     $("total-text").textContent = text;
     // Screen readers hear the progress every 15 seconds, not every chunk.
     if (force || now - lastSpoken > 15000) {
       lastSpoken = now;
-      $("progress-live").textContent = T("total_progress", pct, size(sent), size(total));
+      $("progress-live").textContent = totalText();
     }
   };
   report(doneBytes, true);
