@@ -191,6 +191,7 @@ func TestBrowserSend(t *testing.T) {
 		t.Errorf("total %q, want 2 bestanden, samen 26,2 MB (24 MiB + 1 MiB)", got)
 	}
 	// The mail text: bold by the toolbar button (aria-pressed follows).
+	b.do(chromedp.SendKeys(chromedp.CSS("#reference"), "Zaak 2026-0042"))
 	b.do(chromedp.SendKeys(chromedp.CSS("#subject"), "Uw rapport"),
 		chromedp.Click(chromedp.CSS("#body")),
 		chromedp.Click(chromedp.CSS(`.kluis-tool[data-cmd="bold"]`)))
@@ -281,7 +282,9 @@ func TestBrowserSend(t *testing.T) {
 		t.Fatalf("summary password %q", password)
 	}
 	summary := b.text("#summary-list")
-	for _, want := range []string{to, cc, bcc, "rapport.bin", "bijlage.bin"} {
+	// The print view (this summary) carries the send date and the
+	// sender's reference.
+	for _, want := range []string{to, cc, bcc, "rapport.bin", "bijlage.bin", "Verstuurd op", "Zaak 2026-0042"} {
 		if !strings.Contains(summary, want) {
 			t.Errorf("summary lacks %q:\n%s", want, summary)
 		}

@@ -373,7 +373,10 @@ type composeResponse struct {
 	Password    string `json:"password,omitempty"`
 	LinkSecret  string `json:"link_secret,omitempty"`
 	ExpiresText string `json:"expires_text"`
-	Recipients  []struct {
+	// SentText is when the sender sent it (the transfer's creation), for
+	// the summary and its print view.
+	SentText   string `json:"sent_text"`
+	Recipients []struct {
 		Address string `json:"address"`
 		Kind    string `json:"kind"`
 	} `json:"recipients"`
@@ -440,7 +443,8 @@ func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := composeResponse{ID: c.Transfer.ID, UploadToken: c.UploadToken, UploadURL: "/api/v1/uploads/", MaxSize: c.MaxSize,
-		Password: c.Password, LinkSecret: c.LinkSecret, ExpiresText: locale.For(lang).Date(c.Transfer.ExpiresAt)}
+		Password: c.Password, LinkSecret: c.LinkSecret, ExpiresText: locale.For(lang).Date(c.Transfer.ExpiresAt),
+		SentText: locale.For(lang).Date(c.Transfer.CreatedAt)}
 	for _, rc := range c.Transfer.Recipients {
 		out.Recipients = append(out.Recipients, struct {
 			Address string `json:"address"`

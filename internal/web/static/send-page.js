@@ -595,6 +595,8 @@ function newRun(req, body) {
     summary: {
       recipients: body.recipients,
       expires: body.expires_text,
+      sent: body.sent_text || "",
+      reference: (req.reference || "").trim(),
       lang: req.lang,
       message: !!req.message.trim(),
       confirm: req.confirm,
@@ -809,6 +811,9 @@ function showSummary() {
   const yn = (b) => (b ? T("yes") : T("no"));
   const me = data.Sender;
   row("sender", [me.name, me.email, me.phone].filter(Boolean).join(", "));
+  // The print view is what a sender files: when, and under which reference.
+  if (s.sent) row("sent", s.sent);
+  if (s.reference) row("reference", s.reference);
   const all = runs.length > 1 ? runs.flatMap((r) => r.state.summary.recipients) : s.recipients;
   row("recipients", ...all.map((r) => `${T("kind_" + r.kind)}: ${r.address}`));
   if (st.files.length) row("files", ...st.files.map((f) => `${f.name} (${size(f.size)})`));
