@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -83,6 +84,11 @@ func TestBrowserReply(t *testing.T) {
 				t.Fatalf("reply form: %q", b.text("main"))
 			}
 			b.check("reply-form")
+			for _, w := range []int64{320, 390} {
+				b.viewport(w, 800)
+				b.noSideways(fmt.Sprintf("reply-form-%d", w))
+			}
+			b.viewport(1280, 900)
 
 			// Nothing filled in: an error summary linked to the field.
 			b.submit("main form button[type=submit]")
@@ -179,11 +185,20 @@ func TestBrowserReply(t *testing.T) {
 				t.Errorf("the status page does not name the replier: %q", mb.text("main"))
 			}
 			mb.check("detail-with-reply")
+			phones := func(tb *tab, name string) {
+				for _, w := range []int64{320, 390} {
+					tb.viewport(w, 800)
+					tb.noSideways(fmt.Sprintf("%s-%d", name, w))
+				}
+				tb.viewport(1280, 900)
+			}
+			phones(mb, "detail-with-reply")
 			mb.submit(`main a[href^="/transfers/` + c.ID + `/replies/"]`)
 			if !strings.Contains(mb.text("main"), w["reply_intro"]) {
 				t.Errorf("own reply page: %q", mb.text("main"))
 			}
 			mb.check("own-reply-password")
+			phones(mb, "own-reply-password")
 			mb.do(chromedp.SendKeys(chromedp.ID("password"), pw))
 			mb.submit("main form button[type=submit]")
 			if p := mb.path(); !strings.HasPrefix(p, "/transfers/"+c.ID+"/replies/") || !strings.HasSuffix(p, "/open") {
@@ -193,6 +208,7 @@ func TestBrowserReply(t *testing.T) {
 				t.Errorf("reply message shown as %q from My transfers", got)
 			}
 			mb.check("own-reply-opened")
+			phones(mb, "own-reply-opened")
 			got = mb.download(`a[href*="/files/"][data-name="ingevuld-` + lang + `.pdf"]`)
 			if !bytes.Equal(got, answer.bytesAt(0, answer.size)) {
 				t.Errorf("the reply's file from My transfers: %d bytes differ from the %d sent", len(got), answer.size)
