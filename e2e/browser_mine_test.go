@@ -109,7 +109,15 @@ func TestBrowserReply(t *testing.T) {
 			replier := "Joke de Vries " + lang
 			b.do(chromedp.SendKeys(chromedp.ID("name"), replier), chromedp.SendKeys(chromedp.ID("message"), message),
 				chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}))
+			// The upload's progress: the page script posts the form itself
+			// and writes the answer into this same window, so what the
+			// progress line said survives in it.
+			b.eval(`window.kluisProgress = []; new MutationObserver(() => window.kluisProgress.push(document.getElementById("reply-progress-text").textContent))
+				.observe(document.getElementById("reply-progress-text"), {childList: true, characterData: true, subtree: true}); ""`)
 			b.submit("main form button[type=submit]")
+			if got := b.eval(`JSON.stringify(window.kluisProgress || null)`); !strings.Contains(got, `100%`) {
+				t.Errorf("the reply's upload showed no progress up to 100%%: %s", got)
+			}
 			if !strings.Contains(b.text("h1"), w["sent"]) || !strings.Contains(b.text("main"), "ingevuld-"+lang+".pdf") {
 				t.Fatalf("after sending the reply: %q", b.text("main"))
 			}
