@@ -338,6 +338,9 @@ type revokePage struct {
 	ID        string
 	Title     string
 	Recipient *recipientStatus // nil: everyone
+	// Mails is how many recipients the revocation will mail: only those
+	// who were sent their link, so the page promises no other mail.
+	Mails int
 }
 
 // revoke ends the transfer for everyone, or for one recipient. The first
@@ -366,7 +369,14 @@ func (h *Web) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostFormValue("confirm") != "yes" {
-		v := h.newView(r, revokePage{ID: o.TransferID, Title: p.Title, Recipient: target})
+		rp := revokePage{ID: o.TransferID, Title: p.Title, Recipient: target}
+		for i := range p.Recipients {
+			rc := &p.Recipients[i]
+			if rc.NotifiedAt != nil && rc.RevokedAt == nil && (target == nil || rc == target) {
+				rp.Mails++
+			}
+		}
+		v := h.newView(r, rp)
 		v.Here = back
 		h.render(w, r, http.StatusOK, "transfer_revoke", v)
 		return

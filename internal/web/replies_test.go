@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"html"
 	"io"
 	"mime/multipart"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // postNamedReply is postReply with the replier's name, the first field of
@@ -170,5 +172,25 @@ func TestMessageOnlyPages(t *testing.T) {
 		if strings.Contains(body, html.EscapeString(translate(lang, "reply.back"))) || !strings.Contains(body, html.EscapeString(translate(lang, "reply.back_message"))) {
 			t.Errorf("message-only reply form (%s) links back to files", lang)
 		}
+	}
+}
+
+// TestRevokeConfirmPromisesOnlySentMails: the confirmation step of a
+// revoke says a mail goes out only to recipients who were sent their link.
+func TestRevokeConfirmPromisesOnlySentMails(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	c, err := e.svc.Create(context.Background(), transfer.CreateRequest{
+		SenderEmail: "a.jansen@gemeente.example.nl", To: []string{"burger@example.nl"}, Lang: "nl",
+		PasswordMode: kluis.PasswordManual, Password: "Zeven-Groene-Appels",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := e.client(t)
+	e.login(t, sc, "a.jansen@gemeente.example.nl")
+	resp, body := post(t, sc, e.srv.URL+"/transfers/"+c.Transfer.ID+"/revoke", url.Values{})
+	wantStatus(t, "revoke step", resp, body, http.StatusOK)
+	if strings.Contains(body, html.EscapeString(translate("nl", "mine.confirm_final"))) || !strings.Contains(body, html.EscapeString(translate("nl", "mine.confirm_final_nomail"))) {
+		t.Errorf("the revoke step of a transfer nobody was mailed promises a mail:\n%s", body)
 	}
 }
