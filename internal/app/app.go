@@ -52,6 +52,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/mail/devbox"
 	"github.com/kluis-nl/kluis/internal/mail/smtp"
 	"github.com/kluis-nl/kluis/internal/metrics"
+	"github.com/kluis-nl/kluis/internal/oidc"
 	"github.com/kluis-nl/kluis/internal/outbox"
 	"github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
@@ -114,8 +115,10 @@ type App struct {
 	Outbox    *outbox.Outbox
 	Transfers *transfer.Service
 	Senders   *sender.Service
-	Web       *web.Web
-	Handler   http.Handler
+	// SSO is the organisation's OpenID provider (--oidc-issuer), or nil.
+	SSO     *oidc.Provider
+	Web     *web.Web
+	Handler http.Handler
 
 	cfg        *config.Serve
 	log        *slog.Logger
@@ -216,7 +219,20 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 	}
 	sc := sender.DefaultConfig()
 	sc.SessionTTL, sc.IdleTTL = cfg.VerifyTTL, cfg.VerifyTTL
-	a.Senders = sender.New(sender.Deps{DB: a.DB, Keys: a.Keys, Mailer: a.Outbox, Org: org, Config: sc, Now: o.Now, Log: a.log, Audit: a.Audit})
+	sd := sender.Deps{DB: a.DB, Keys: a.Keys, Mailer: a.Outbox, Org: org, Config: sc, Now: o.Now, Log: a.log, Audit: a.Audit}
+	if cfg.SSO() {
+		rp, mapping := cfg.OIDC()
+		if a.SSO, err = oidc.New(ctx, rp); err != nil {
+			return nil, fmt.Errorf("--oidc-issuer: %w", err)
+		}
+		sd.Config.SSOSessionMax = cfg.OIDCSessionMax
+		// The policy is read at each sign-in, so a reload (SIGHUP) that
+		// changes sso_domains applies at once.
+		sd.SSORequired = func(addr string) bool { return a.Policy.Get().SSORequired(addr) }
+		sd.Recheck = oidc.Account{Provider: a.SSO, Mapping: mapping}
+		a.log.Info("staff single sign-on", "issuer", cfg.OIDCIssuer, "sso_domains", a.Policy.Get().SSODomains(), "session_max", cfg.OIDCSessionMax.String())
+	}
+	a.Senders = sender.New(sd)
 	if a.Web, a.Handler, err = a.newHandler(o); err != nil {
 		return nil, err
 	}

@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis/internal/clientip"
+	"github.com/kluis-nl/kluis/internal/oidc"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
+	"github.com/kluis-nl/kluis/internal/role"
 	"github.com/kluis-nl/kluis/internal/scan"
 	"github.com/kluis-nl/kluis/internal/sms"
 	"github.com/kluis-nl/kluis/internal/syslog"
@@ -128,6 +130,23 @@ type Serve struct {
 	SyslogFacility string
 	SyslogAppName  string
 	SyslogSend     string
+	// Staff single sign-on with OpenID Connect (issue 14). Without
+	// OIDCIssuer there is none and every sender verifies by mailed code.
+	OIDCIssuer           string
+	OIDCClientID         string
+	OIDCClientSecretFile string
+	// OIDCClientSecret is read from OIDCClientSecretFile, or from
+	// KLUIS_OIDC_CLIENT_SECRET (environment only: a flag would show in ps).
+	OIDCClientSecret  string
+	OIDCScopes        []string
+	OIDCClaimEmail    string
+	OIDCClaimName     string
+	OIDCClaimGroups   string
+	OIDCSessionMax    time.Duration
+	OIDCRoleGroups    map[role.Role][]string // the groups (names or ids) whose members get each role
+	OIDCMFARoles      []role.Role            // roles granted only with a second factor
+	OIDCACR, OIDCAMR  []string               // what proves a second factor
+	oidcMFARolesGiven string
 }
 
 // option describes one setting: its flag, its environment variable, and
@@ -143,7 +162,7 @@ type option struct {
 // ParseServe parses args (without the subcommand) and the environment.
 // Output for -help goes to out. Returns flag.ErrHelp after printing help.
 func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serve, error) {
-	c := &Serve{}
+	c := &Serve{OIDCRoleGroups: map[role.Role][]string{}}
 	// --trusted-proxy may be repeated; given as flags it replaces
 	// KLUIS_TRUSTED_PROXY (flags win), so the first flag clears the list.
 	var parsingFlags, proxiesFromFlags bool
@@ -227,6 +246,20 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "syslog-facility", def: "daemon", usage: "syslog facility of the application log (daemon, local0 … local7, …); audit entries always use facility 13, log audit", set: str(&c.SyslogFacility)},
 		{name: "syslog-app-name", def: "kluis", usage: "APP-NAME in the syslog messages (e.g. to tell several Kluis services apart)", set: str(&c.SyslogAppName)},
 		{name: "syslog-send", def: "log,audit", usage: "what goes to the syslog receiver: log (the application log), audit (every audit entry, in order, at least once, sent again after an outage) or log,audit", set: str(&c.SyslogSend)},
+		{name: "oidc-issuer", usage: "staff single sign-on: the OpenID provider's issuer URL (https; see docs/sso.md for Entra ID, Keycloak and ADFS). Staff then sign in with the organisation account, and addresses in the policy's sso_domains (by default its organisation_domains) get no mailed code", set: str(&c.OIDCIssuer)},
+		{name: "oidc-client-id", usage: "Kluis's client id at the OpenID provider; register BASE-URL/sso/callback as its redirect URI", set: str(&c.OIDCClientID)},
+		{name: "oidc-client-secret-file", usage: "file holding the client secret at the OpenID provider (KLUIS_OIDC_CLIENT_SECRET may hold the secret itself instead)", set: str(&c.OIDCClientSecretFile)},
+		{name: "oidc-scopes", def: "openid,email,profile", usage: "scopes to ask the OpenID provider for, separated by commas (openid is always added); add offline_access where the provider needs it for refresh tokens", set: list(&c.OIDCScopes)},
+		{name: "oidc-claim-email", def: "email", usage: "ID-token claim with the user's e-mail address (Entra ID: email or preferred_username; ADFS: upn or email)", set: str(&c.OIDCClaimEmail)},
+		{name: "oidc-claim-name", def: "name", usage: "ID-token claim with the user's display name", set: str(&c.OIDCClaimName)},
+		{name: "oidc-claim-groups", def: "groups", usage: "ID-token claim with the user's groups (names or ids, as the provider sends them)", set: str(&c.OIDCClaimGroups)},
+		{name: "oidc-session-max", def: "12h", usage: "longest a staff session made by single sign-on lasts (and how often a CLI token re-checks the account at the provider), so a disabled account loses access within it", set: dur(&c.OIDCSessionMax)},
+		{name: "oidc-role-admin", usage: "groups (names or ids, separated by commas) whose members get the admin role", set: groups(c.OIDCRoleGroups, role.Admin)},
+		{name: "oidc-role-auditor", usage: "groups whose members get the auditor role (read the audit log and statistics)", set: groups(c.OIDCRoleGroups, role.Auditor)},
+		{name: "oidc-role-helpdesk", usage: "groups whose members get the helpdesk role (look up a transfer's status and revoke it, never its content)", set: groups(c.OIDCRoleGroups, role.Helpdesk)},
+		{name: "oidc-mfa-roles", def: "admin,auditor", usage: "roles granted only to a sign-in with a second factor (the ID token's acr or amr, see --oidc-acr and --oidc-amr), separated by commas; none for no role", set: str(&c.oidcMFARolesGiven)},
+		{name: "oidc-acr", usage: "acr values that prove a second factor, separated by commas (e.g. Keycloak's level names); empty: only --oidc-amr counts", set: list(&c.OIDCACR)},
+		{name: "oidc-amr", def: strings.Join(oidc.DefaultAMR, ","), usage: "amr values (RFC 8176) that prove a second factor, separated by commas", set: list(&c.OIDCAMR)},
 		{name: "metrics-token", secret: true, usage: "bearer token (at least 16 characters) that Prometheus sends to read /metrics and /healthz?details=1 (Authorization: Bearer TOKEN). Without it they answer only clients connecting from loopback without X-Forwarded-For (set a token, or block /metrics, when a reverse proxy on the same host forwards without that header)", set: str(&c.MetricsToken)},
 	}
 	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
@@ -290,6 +323,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		}
 	}
 	c.MasterKey = getenv("KLUIS_MASTER_KEY")
+	c.OIDCClientSecret = getenv("KLUIS_OIDC_CLIENT_SECRET")
 	parsingFlags = true
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -315,6 +349,9 @@ func (c *Serve) validate() error {
 		return err
 	}
 	if err := c.validateScan(); err != nil {
+		return err
+	}
+	if err := c.validateOIDC(); err != nil {
 		return err
 	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
@@ -670,6 +707,115 @@ func (c *Serve) validateScan() error {
 	}
 	if c.ScanWait < time.Minute {
 		return fmt.Errorf("--scan-wait %s: use at least 1m (the default is 24h)", c.ScanWait)
+	}
+	return nil
+}
+
+// list parses values separated by commas, dropping empty ones.
+func list(p *[]string) func(string) error {
+	return func(v string) error {
+		var out []string
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
+		}
+		*p = out
+		return nil
+	}
+}
+
+// groups sets the groups of role r in m.
+func groups(m map[role.Role][]string, r role.Role) func(string) error {
+	return func(v string) error {
+		var l []string
+		if err := list(&l)(v); err != nil {
+			return err
+		}
+		m[r] = l
+		return nil
+	}
+}
+
+// SSO reports whether staff single sign-on is configured.
+func (c *Serve) SSO() bool { return c.OIDCIssuer != "" }
+
+// OIDC is the relying party and the role mapping of the --oidc-* flags.
+func (c *Serve) OIDC() (oidc.Config, oidc.Mapping) {
+	return oidc.Config{
+			Issuer: c.OIDCIssuer, ClientID: c.OIDCClientID, ClientSecret: c.OIDCClientSecret,
+			RedirectURL: c.BaseURL + "/sso/callback", Scopes: c.OIDCScopes,
+			ClaimEmail: c.OIDCClaimEmail, ClaimName: c.OIDCClaimName, ClaimGroups: c.OIDCClaimGroups,
+		}, oidc.Mapping{
+			Groups: c.OIDCRoleGroups, MFA: c.OIDCMFARoles, ACR: c.OIDCACR, AMR: c.OIDCAMR,
+		}
+}
+
+func (c *Serve) validateOIDC() error {
+	if c.OIDCSessionMax <= 0 {
+		return fmt.Errorf("--oidc-session-max must be positive (the default is 12h)")
+	}
+	c.OIDCMFARoles = nil
+	if c.oidcMFARolesGiven != "none" {
+		for _, f := range strings.Split(c.oidcMFARolesGiven, ",") {
+			if strings.TrimSpace(f) == "" {
+				continue
+			}
+			r, err := role.Parse(f)
+			if err != nil {
+				return fmt.Errorf("--oidc-mfa-roles: %w, or none", err)
+			}
+			c.OIDCMFARoles = append(c.OIDCMFARoles, r)
+		}
+	}
+	if !c.SSO() {
+		// A setting without the issuer would be silently ignored.
+		given := c.OIDCClientID != "" || c.OIDCClientSecretFile != "" || c.OIDCClientSecret != ""
+		for _, g := range c.OIDCRoleGroups {
+			given = given || len(g) > 0
+		}
+		if given {
+			return fmt.Errorf("--oidc-client-id, --oidc-client-secret-file and --oidc-role-* need --oidc-issuer: the OpenID provider's issuer URL")
+		}
+		return nil
+	}
+	u, err := url.Parse(c.OIDCIssuer)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("--oidc-issuer %q: give the provider's issuer URL, such as https://login.microsoftonline.com/TENANT/v2.0", c.OIDCIssuer)
+	}
+	if u.Scheme == "http" {
+		// Tokens and the client secret cross this connection: plain http
+		// only to a provider on this machine.
+		ip, err := netip.ParseAddr(u.Hostname())
+		if u.Hostname() != "localhost" && (err != nil || !ip.IsLoopback()) {
+			return fmt.Errorf("--oidc-issuer %q: use https (plain http is accepted only for a provider on this machine)", c.OIDCIssuer)
+		}
+	}
+	if c.OIDCClientID == "" {
+		return fmt.Errorf("--oidc-client-id is required with --oidc-issuer: the client id Kluis is registered with at the provider")
+	}
+	switch {
+	case c.OIDCClientSecretFile != "" && c.OIDCClientSecret != "":
+		return fmt.Errorf("set either --oidc-client-secret-file or KLUIS_OIDC_CLIENT_SECRET, not both")
+	case c.OIDCClientSecretFile != "":
+		b, err := os.ReadFile(c.OIDCClientSecretFile)
+		if err != nil {
+			return fmt.Errorf("--oidc-client-secret-file: %w", err)
+		}
+		c.OIDCClientSecret = strings.TrimRight(string(b), "\r\n")
+		if strings.TrimSpace(c.OIDCClientSecret) == "" {
+			return fmt.Errorf("--oidc-client-secret-file: %s is empty; put the client secret in it", c.OIDCClientSecretFile)
+		}
+	case c.OIDCClientSecret == "":
+		return fmt.Errorf("--oidc-client-secret-file is required with --oidc-issuer: a file holding the client secret Kluis has at the provider")
+	}
+	for _, claim := range []struct{ flag, v string }{{"email", c.OIDCClaimEmail}, {"name", c.OIDCClaimName}, {"groups", c.OIDCClaimGroups}} {
+		if strings.TrimSpace(claim.v) == "" {
+			return fmt.Errorf("--oidc-claim-%s must not be empty", claim.flag)
+		}
+	}
+	if len(c.OIDCMFARoles) > 0 && len(c.OIDCACR) == 0 && len(c.OIDCAMR) == 0 {
+		return fmt.Errorf("--oidc-mfa-roles %s needs --oidc-acr or --oidc-amr: the values that prove a second factor (or --oidc-mfa-roles none)", c.oidcMFARolesGiven)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,69 @@ func TestLogStatic(t *testing.T) {
 			t.Errorf("ParseServe(%q, %v): %v", tc.args, tc.env, err)
 		} else if c.LogStatic != tc.want {
 			t.Errorf("ParseServe(%q, %v): LogStatic %d, want %d", tc.args, tc.env, c.LogStatic, tc.want)
+		}
+	}
+}
+
+func TestOIDC(t *testing.T) {
+	t.Parallel()
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"--oidc-issuer", "https://login.example.nl/realms/gemeente", "--oidc-client-id", "kluis", "--oidc-client-secret-file", secret}
+	c, err := ParseServe(append(base, "--oidc-role-admin", "kluis-admins, 0f1e-id", "--oidc-role-helpdesk", "servicedesk", "--oidc-scopes", "email,offline_access"), env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, m := c.OIDC()
+	if rp.ClientSecret != "s3cret" || rp.RedirectURL != "http://127.0.0.1:8080/sso/callback" || strings.Join(rp.Scopes, " ") != "email offline_access" {
+		t.Fatalf("relying party: %+v", rp)
+	}
+	if strings.Join(m.Groups["admin"], "|") != "kluis-admins|0f1e-id" || strings.Join(m.Groups["helpdesk"], "|") != "servicedesk" || len(m.Groups["auditor"]) != 0 {
+		t.Fatalf("groups: %v", m.Groups)
+	}
+	if len(m.MFA) != 2 || m.MFA[0] != "admin" || m.MFA[1] != "auditor" || !slices.Contains(m.AMR, "mfa") {
+		t.Fatalf("MFA on by default for admin and auditor: %+v", m)
+	}
+	if c.OIDCSessionMax != 12*time.Hour || !c.SSO() {
+		t.Fatalf("session max %v", c.OIDCSessionMax)
+	}
+	c, err = ParseServe([]string{"--oidc-issuer", "http://127.0.0.1:9999", "--oidc-client-id", "kluis", "--oidc-mfa-roles", "none"},
+		env(map[string]string{"KLUIS_OIDC_CLIENT_SECRET": "from-env", "KLUIS_OIDC_SESSION_MAX": "1h"}), io.Discard)
+	if err != nil || c.OIDCClientSecret != "from-env" || len(c.OIDCMFARoles) != 0 || c.OIDCSessionMax != time.Hour {
+		t.Fatalf("loopback http issuer with the secret from the environment: %+v, %v", c, err)
+	}
+	if c, err := ParseServe(nil, env(nil), io.Discard); err != nil || c.SSO() {
+		t.Fatalf("no SSO by default: %v", err)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--oidc-client-id", "kluis"}, nil, "need --oidc-issuer"},
+		{[]string{"--oidc-role-admin", "x"}, nil, "need --oidc-issuer"},
+		{[]string{"--oidc-issuer", "http://login.example.nl", "--oidc-client-id", "k", "--oidc-client-secret-file", secret}, nil, "use https"},
+		{[]string{"--oidc-issuer", "login.example.nl", "--oidc-client-id", "k", "--oidc-client-secret-file", secret}, nil, "issuer URL"},
+		{[]string{"--oidc-issuer", "https://login.example.nl", "--oidc-client-secret-file", secret}, nil, "--oidc-client-id is required"},
+		{[]string{"--oidc-issuer", "https://login.example.nl", "--oidc-client-id", "k"}, nil, "--oidc-client-secret-file is required"},
+		{[]string{"--oidc-issuer", "https://login.example.nl", "--oidc-client-id", "k", "--oidc-client-secret-file", empty}, nil, "is empty"},
+		{[]string{"--oidc-issuer", "https://login.example.nl", "--oidc-client-id", "k", "--oidc-client-secret-file", secret + "x"}, nil, "no such file"},
+		{base, map[string]string{"KLUIS_OIDC_CLIENT_SECRET": "x"}, "not both"},
+		{append(base, "--oidc-mfa-roles", "admin,boss"), nil, `unknown role "boss"`},
+		{append(base, "--oidc-amr", ""), nil, "needs --oidc-acr or --oidc-amr"},
+		{append(base, "--oidc-session-max", "0s"), nil, "--oidc-session-max must be positive"},
+		{append(base, "--oidc-claim-email", " "), nil, "--oidc-claim-email must not be empty"},
+	} {
+		_, err := ParseServe(tc.args, env(tc.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error with %q", tc.args, err, tc.want)
 		}
 	}
 }

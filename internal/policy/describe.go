@@ -15,6 +15,7 @@ import (
 // fileJSON is the canonical form Marshal writes.
 type fileJSON struct {
 	OrganisationDomains []string    `json:"organisation_domains,omitempty"`
+	SSODomains          *[]string   `json:"sso_domains,omitempty"`
 	Defaults            *limitsJSON `json:"defaults,omitempty"`
 	Rules               []ruleJSON  `json:"rules,omitempty"`
 }
@@ -64,6 +65,9 @@ func (p *Policy) Marshal() ([]byte, error) {
 		p = Default()
 	}
 	f := fileJSON{OrganisationDomains: p.domains, Defaults: p.defaults.toJSON()}
+	if p.ssoDomains != nil {
+		f.SSODomains = &p.ssoDomains
+	}
 	for _, r := range p.rules {
 		rj := ruleJSON{Name: r.name, Description: r.description, Action: "allow", Limits: r.limits.toJSON()}
 		if r.deny {
@@ -90,6 +94,9 @@ func (p *Policy) Describe(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "Organisation domains: %s (subdomains included)\n", strings.Join(p.domains, ", "))
 		fmt.Fprintln(w, "  Default rule: a transfer is allowed only when the sender or the recipient is inside them.")
+	}
+	if d := p.SSODomains(); len(d) > 0 {
+		fmt.Fprintf(w, "Single sign-on required (with --oidc-issuer) for senders at: %s\n", strings.Join(d, ", "))
 	}
 	fmt.Fprintln(w, "Default limits:")
 	describeLimits(w, "  ", p.Defaults())

@@ -296,9 +296,13 @@ type rule struct {
 // Policy is a validated policy. The zero value and nil are the demo
 // policy: no organisation domains, everything allowed.
 type Policy struct {
-	domains  []string
-	defaults *partial
-	rules    []rule
+	domains []string
+	// ssoDomains are the sender domains that must sign in with the
+	// organisation's identity provider; nil (not in the file): the
+	// organisation domains.
+	ssoDomains []string
+	defaults   *partial
+	rules      []rule
 }
 
 // Default returns the built-in policy: no organisation domains (a demo
@@ -550,6 +554,27 @@ func domainOf(addr string) string {
 	return addr
 }
 
+// SSODomains are the sender domains (subdomains included) that must sign
+// in with the organisation's identity provider when single sign-on is
+// configured: the file's sso_domains, or without it the organisation
+// domains. An empty sso_domains list names none.
+func (p *Policy) SSODomains() []string {
+	if p == nil {
+		return nil
+	}
+	if p.ssoDomains != nil {
+		return slices.Clone(p.ssoDomains)
+	}
+	return slices.Clone(p.domains)
+}
+
+// SSORequired reports whether addr is in one of SSODomains: such a sender
+// gets no mailed code (package sender refuses it).
+func (p *Policy) SSORequired(addr string) bool {
+	domain := domainOf(strings.ToLower(strings.TrimSpace(addr)))
+	return slices.ContainsFunc(p.SSODomains(), func(d string) bool { return inDomain(domain, d) })
+}
+
 // Inside reports whether addr is inside an organisation domain.
 func (p *Policy) Inside(addr string) bool {
 	return p.inside(domainOf(strings.ToLower(strings.TrimSpace(addr))))
@@ -626,7 +651,7 @@ func Parse(b []byte) (*Policy, error) {
 	if err := dec.Decode(&extra); err == nil {
 		return nil, errAt("", "there is more after the JSON object; the file must hold exactly one object")
 	}
-	obj, err := object("", top, "organisation_domains", "defaults", "rules")
+	obj, err := object("", top, "organisation_domains", "sso_domains", "defaults", "rules")
 	if err != nil {
 		return nil, err
 	}
@@ -646,6 +671,24 @@ func Parse(b []byte) (*Policy, error) {
 				return nil, errAt(at, "%q is listed twice; remove one", d)
 			}
 			p.domains = append(p.domains, d)
+		}
+	}
+	if raw, ok := obj["sso_domains"]; ok {
+		list, err := stringList("sso_domains", raw)
+		if err != nil {
+			return nil, err
+		}
+		p.ssoDomains = []string{}
+		for i, s := range list {
+			at := fmt.Sprintf("sso_domains[%d]", i)
+			d, err := parseDomain(strings.TrimPrefix(strings.TrimSpace(s), "domain:"))
+			if err != nil {
+				return nil, errAt(at, "%s", err)
+			}
+			if slices.Contains(p.ssoDomains, d) {
+				return nil, errAt(at, "%q is listed twice; remove one", d)
+			}
+			p.ssoDomains = append(p.ssoDomains, d)
 		}
 	}
 	if raw, ok := obj["defaults"]; ok {

@@ -201,7 +201,7 @@ func TestParseErrors(t *testing.T) {
 		{"syntax", "{\n  \"rules\": [,]\n}", "line 2, column 13"},
 		{"truncated", `{"rules": [`, "ends in the middle"},
 		{"two objects", `{} {}`, "exactly one object"},
-		{"unknown top", `{"organisation_domain": []}`, `organisation_domain: unknown setting "organisation_domain"; known settings here are organisation_domains, defaults, rules`},
+		{"unknown top", `{"organisation_domain": []}`, `organisation_domain: unknown setting "organisation_domain"; known settings here are organisation_domains, sso_domains, defaults, rules`},
 		{"unknown limit", `{"defaults": {"max_size": 1}}`, `defaults.max_size: unknown setting`},
 		{"unknown in rule", `{"rules": [{"name": "a", "action": "allow", "sender": ["x.nl"]}]}`, `rules[0].sender: unknown setting`},
 		{"bad domain", `{"organisation_domains": ["gemeente"]}`, `organisation_domains[0]: "gemeente" is not a domain`},
@@ -275,7 +275,7 @@ func TestParseNormalises(t *testing.T) {
 }
 
 func TestMarshalRoundTrip(t *testing.T) {
-	for _, in := range []string{orgPolicy, `{}`, exampleFile(t)} {
+	for _, in := range []string{orgPolicy, `{}`, exampleFile(t), `{"organisation_domains": ["a.nl"], "sso_domains": []}`, `{"sso_domains": ["b.nl"]}`} {
 		p := mustParse(t, in)
 		b, err := p.Marshal()
 		if err != nil {
@@ -400,5 +400,31 @@ func TestQuotaLimits(t *testing.T) {
 	p.Describe(&b)
 	if !strings.Contains(b.String(), "5 unfinished transfers at once, 1.00 GB of files a day; 3 replies") {
 		t.Errorf("describe:\n%s", b.String())
+	}
+}
+
+func TestSSODomains(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		addr string
+		want bool
+	}{
+		{`{"organisation_domains": ["gemeente.nl"]}`, "a@gemeente.nl", true},
+		{`{"organisation_domains": ["gemeente.nl"]}`, "a@wijk.gemeente.nl", true},
+		{`{"organisation_domains": ["gemeente.nl"]}`, "a@burger.nl", false},
+		{`{"organisation_domains": ["gemeente.nl", "ggd.nl"], "sso_domains": ["ggd.nl"]}`, "a@gemeente.nl", false},
+		{`{"organisation_domains": ["gemeente.nl", "ggd.nl"], "sso_domains": ["ggd.nl"]}`, "A@GGD.NL", true},
+		{`{"organisation_domains": ["gemeente.nl"], "sso_domains": []}`, "a@gemeente.nl", false},
+		{`{}`, "a@gemeente.nl", false},
+	} {
+		if got := mustParse(t, tc.file).SSORequired(tc.addr); got != tc.want {
+			t.Errorf("%s: SSORequired(%q) = %v, want %v", tc.file, tc.addr, got, tc.want)
+		}
+	}
+	if _, err := Parse([]byte(`{"sso_domains": ["a.nl", "A.nl"]}`)); err == nil || !strings.Contains(err.Error(), "sso_domains[1]") {
+		t.Fatalf("a domain listed twice: %v", err)
+	}
+	if _, err := Parse([]byte(`{"sso_domains": "a.nl"}`)); err == nil || !strings.Contains(err.Error(), "sso_domains") {
+		t.Fatalf("not a list: %v", err)
 	}
 }
