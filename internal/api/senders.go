@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/sender"
 )
 
@@ -129,7 +128,7 @@ func (a *API) verified(next func(http.ResponseWriter, *http.Request, *sender.Sen
 			a.Error(w, r, err)
 			return
 		}
-		ctx := audit.WithActor(context.WithValue(r.Context(), senderKey{}, s), s.AuditActor())
+		ctx := s.AuditContext(context.WithValue(r.Context(), senderKey{}, s))
 		next(w, r.WithContext(ctx), s)
 	}
 }

@@ -271,12 +271,14 @@ func (a *App) scanner(ctx context.Context) (transfer.Scanner, error) {
 // newHandler builds the pages, the rate limiter and the HTTP handler.
 func (a *App) newHandler(o Options) (*web.Web, http.Handler, error) {
 	cfg := a.cfg
+	_, mapping := cfg.OIDC()
 	w, err := web.New(web.Deps{
 		Transfers: a.Transfers, Senders: a.Senders, OrgName: cfg.OrgName, BaseURL: cfg.BaseURL, Mailbox: a.Mailbox != nil,
 		LogoFile: cfg.OrgLogoFile, ThemeCSS: cfg.ThemeCSS, ThemeClass: cfg.ThemeClass,
 		Retention: cfg.Retention, DefaultExpiry: cfg.DefaultExpiry, MaxExpiry: cfg.MaxExpiry, SessionTTL: cfg.SessionTTL,
 		AuditRetention: cfg.AuditRetention, SenderSessionTTL: cfg.VerifyTTL, CodeTTL: sender.DefaultConfig().CodeTTL,
 		About: cfg.About, Log: a.log, ReplyLimiter: o.ReplyLimiter,
+		SSO: a.SSO, SSORoles: mapping,
 	})
 	// The statements show what is configured and say plainly what is not;
 	// the administrator hears it here.

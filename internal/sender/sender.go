@@ -182,6 +182,16 @@ func (s *Sender) AuditActor() string {
 	return audit.Sender(s.Email)
 }
 
+// AuditContext returns ctx naming s as the actor of audit entries and,
+// for an SSO session with roles, the roles it acts in.
+func (s *Sender) AuditContext(ctx context.Context) context.Context {
+	ctx = audit.WithActor(ctx, s.AuditActor())
+	if s.Auth == "sso" && len(s.Roles) > 0 {
+		ctx = audit.WithRole(ctx, s.Roles.String())
+	}
+	return ctx
+}
+
 type details struct {
 	Name  string `json:"name"`
 	Phone string `json:"phone"`

@@ -24,6 +24,8 @@ type TestAppOptions struct {
 	Engine       func(*transfer.Config)
 	ReplyLimiter *ratelimit.Limiter
 	Logs         *kluistest.Logs
+	Env          map[string]string // KLUIS_* variables (apptest.Options.Env)
+	Policy       string            // the policy file's contents, or ""
 }
 
 // TestApp is the running server of one test.

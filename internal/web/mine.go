@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -313,7 +312,7 @@ func (h *Web) detail(w http.ResponseWriter, r *http.Request) {
 
 // senderCtx names the sender as the actor of audit entries.
 func senderCtx(r *http.Request, s *sender.Sender) *http.Request {
-	return r.WithContext(audit.WithActor(r.Context(), s.AuditActor()))
+	return r.WithContext(s.AuditContext(r.Context()))
 }
 
 // ownedAction starts a POST on the sender's own transfer: a bounded form
@@ -452,8 +451,14 @@ func (h *Web) extend(w http.ResponseWriter, r *http.Request) {
 }
 
 // logout ends the sender's session on the server and in the browser.
+// An SSO session then ends at the provider too (its end-session
+// endpoint), so the next sign-in on this computer asks again.
 func (h *Web) logout(w http.ResponseWriter, r *http.Request) {
+	next := "/logout"
 	if c, err := r.Cookie(senderSessionCookie); err == nil && c.Value != "" && h.senders != nil {
+		if u := h.ssoLogoutURL(h.sender(r)); u != "" {
+			next = u
+		}
 		if err := h.senders.Logout(r.Context(), c.Value); err != nil {
 			h.linkError(w, r, "", err)
 			return
@@ -461,7 +466,7 @@ func (h *Web) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: senderSessionCookie, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, "/logout", http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 // loggedOut confirms the logout (issue 13, item 9: the start page alone

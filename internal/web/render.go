@@ -72,7 +72,9 @@ type view struct {
 	// Demo is true when no organisation domains are configured: anyone
 	// may send to anyone, and the start page says so.
 	Demo bool
-	D    any // the page's own data
+	// SSO offers "Sign in with <organisation>" (staff single sign-on).
+	SSO bool
+	D   any // the page's own data
 }
 
 // fieldView is what the "field" partial gets: catalog keys for the texts.
@@ -103,7 +105,7 @@ func (h *Web) newView(r *http.Request, d any) *view { return h.viewFor(r, d, tru
 // viewFor is newView; lookup is pageLang's.
 func (h *Web) viewFor(r *http.Request, d any, lookup bool) *view {
 	v := &view{Lang: h.pageLang(r, lookup), Langs: switchLangs(recipientPath(r.URL.Path)),
-		Org: h.org, Mailbox: h.mailbox, Policy: h.policy, Demo: h.svc.Policy().Demo(), D: d}
+		Org: h.org, Mailbox: h.mailbox, Policy: h.policy, Demo: h.svc.Policy().Demo(), SSO: h.sso != nil, D: d}
 	if r.Method == http.MethodGet {
 		v.Here = r.URL.Path
 	}

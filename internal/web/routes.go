@@ -46,6 +46,9 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("GET /transfers/{id}/replies/{rid}/zip", h.replyZip)
 	mux.HandleFunc("POST /logout", h.logout)
 	mux.HandleFunc("GET /logout", h.loggedOut)
+	mux.HandleFunc("GET /sso/start", h.ssoStart)
+	mux.HandleFunc("GET /sso/callback", h.ssoCallback)
+	mux.HandleFunc("GET /admin", h.admin)
 
 	mux.HandleFunc("GET /static/{sum}/{name...}", h.serveStatic)
 }

@@ -203,6 +203,15 @@ func (h *Web) verifyStart(w http.ResponseWriter, r *http.Request) {
 		case kluis.EINVALID:
 			v.Errors = []fieldError{{Field: "email", Key: "send.error_email"}}
 			h.render(w, r, formStatus(err), "send_details", v)
+		case kluis.EPOLICY:
+			if !errors.Is(err, sender.ErrSSORequired) {
+				h.sendProblem(w, r, err)
+				return
+			}
+			// Staff sign in with the organisation account: the form
+			// again, saying so, with the sign-in button above it.
+			v.Errors = []fieldError{{Field: "email", Key: "send.error_sso_required"}}
+			h.render(w, r, formStatus(err), "send_details", v)
 		case kluis.ETOOMANYREQUESTS:
 			if errors.Is(err, sender.ErrCodeLimit) {
 				// Too many codes for this address (or from this

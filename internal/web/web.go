@@ -43,6 +43,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/config"
 	"github.com/kluis-nl/kluis/internal/locale"
+	"github.com/kluis-nl/kluis/internal/oidc"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -88,20 +89,27 @@ type Deps struct {
 	// per client IP and over all clients; nil: NewReplyLimiter() (in this
 	// process's memory).
 	ReplyLimiter *ratelimit.Limiter
+	// SSO is the organisation's OpenID provider for staff sign-in, or nil;
+	// SSORoles maps its group claims to roles.
+	SSO      *oidc.Provider
+	SSORoles oidc.Mapping
 }
 
 // Web holds the page handlers and what they share.
 type Web struct {
-	svc     *transfer.Service
-	senders *sender.Service
-	log     *slog.Logger
-	org     org
-	mailbox bool
-	secure  bool // cookies need Secure (always true except for tests over plain http)
-	policy  policy
-	tmpl    map[locale.Lang]map[string]*pageTemplate // [lang][page]
-	static  *assets
-	replies *ratelimit.Limiter
+	svc      *transfer.Service
+	senders  *sender.Service
+	log      *slog.Logger
+	org      org
+	mailbox  bool
+	secure   bool // cookies need Secure (always true except for tests over plain http)
+	policy   policy
+	tmpl     map[locale.Lang]map[string]*pageTemplate // [lang][page]
+	static   *assets
+	replies  *ratelimit.Limiter
+	sso      *oidc.Provider
+	ssoRoles oidc.Mapping
+	baseURL  string
 }
 
 type org struct {
@@ -176,13 +184,16 @@ func New(d Deps) (*Web, error) {
 		d.ReplyLimiter = NewReplyLimiter()
 	}
 	h := &Web{
-		replies: d.ReplyLimiter,
-		svc:     d.Transfers,
-		senders: d.Senders,
-		log:     d.Log,
-		mailbox: d.Mailbox,
-		secure:  true,
-		org:     org{Name: strings.TrimSpace(d.OrgName), ThemeClass: d.ThemeClass, About: d.About},
+		replies:  d.ReplyLimiter,
+		sso:      d.SSO,
+		ssoRoles: d.SSORoles,
+		baseURL:  strings.TrimRight(d.BaseURL, "/"),
+		svc:      d.Transfers,
+		senders:  d.Senders,
+		log:      d.Log,
+		mailbox:  d.Mailbox,
+		secure:   true,
+		org:      org{Name: strings.TrimSpace(d.OrgName), ThemeClass: d.ThemeClass, About: d.About},
 		policy: policy{
 			Retention: or(d.Retention, def.Retention), DefaultExpiry: or(d.DefaultExpiry, def.DefaultExpiry),
 			MaxExpiry: or(d.MaxExpiry, def.MaxExpiry), SessionTTL: or(d.SessionTTL, def.SessionTTL),
