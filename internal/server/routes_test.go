@@ -387,6 +387,11 @@ func routeTable() []routeRow {
 		{pattern: "POST /logout", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/logout", "") },
 			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "GET /logout", req: get("/logout"), want: everyone(want{http.StatusOK, ""})},
+		// Without --oidc-issuer there is no sign-in at a provider.
+		{pattern: "GET /sso/start", req: get("/sso/start"), want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "GET /sso/callback", req: get("/sso/callback?state=x&code=y"), want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "GET /admin", req: func(fx *fixture, a actor) req { return webReq(fx, a, "GET", "/admin", "") },
+			want: everyone(want{http.StatusSeeOther, ""})},
 
 		{pattern: "GET /.well-known/security.txt", req: get("/.well-known/security.txt"), want: everyone(want{http.StatusOK, ""})},
 	}
