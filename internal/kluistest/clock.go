@@ -1,5 +1,6 @@
 // Package kluistest is what Kluis's tests share: a clock they move by hand
-// ([Clock]) and a log that keeps what was logged ([Logs]). It imports no
+// ([Clock]), a log that keeps what was logged ([Logs]) and an SMS gateway
+// that records what it is asked to send ([SMSGateway]). It imports no
 // other Kluis package, so every package's tests can use it, also those of
 // the packages the server is built from. The server itself is started for
 // a test by package app/apptest.

@@ -290,6 +290,18 @@ func routeTable() []routeRow {
 				return webReq(fx, a, "POST", "/r/"+fx.access+"/unlock", "password="+pw)
 			},
 			want: only(want{http.StatusUnprocessableEntity, ""}, map[actor]want{recipient: {http.StatusSeeOther, ""}})},
+		// The fixture's recipient has no SMS code: the code page sends
+		// everyone to the link's page (internal/web's TestSMSCodePage
+		// covers a pending session).
+		{pattern: "GET /r/{access}/code",
+			req:  func(fx *fixture, a actor) req { fx.ready(); return webReq(fx, a, "GET", "/r/"+fx.access+"/code", "") },
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /r/{access}/code",
+			req: func(fx *fixture, a actor) req {
+				fx.ready()
+				return webReq(fx, a, "POST", "/r/"+fx.access+"/code", "code=123456")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "GET /r/{access}/open",
 			req:  func(fx *fixture, a actor) req { fx.ready(); return webReq(fx, a, "GET", "/r/"+fx.access+"/open", "") },
 			want: only(want{http.StatusSeeOther, ""}, map[actor]want{recipient: {http.StatusOK, ""}})},

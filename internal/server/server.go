@@ -72,6 +72,7 @@ var rateLimited = map[string]bool{
 	"POST /receive":                      true,
 	"GET /r/{access}":                    true,
 	"POST /r/{access}/unlock":            true,
+	"POST /r/{access}/code":              true, // the SMS code
 	// The send page's verification: the same mails and codes as the API's.
 	"POST /send/verify":  true,
 	"POST /send/confirm": true,

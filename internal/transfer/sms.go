@@ -120,6 +120,9 @@ type Pending struct {
 	Token      string // the session token (already the client's cookie)
 	Phone      string // masked
 	CodeSentAt *time.Time
+	// CodeExpiresAt is when the last code sent stops working (nil: none
+	// sent), so a page can tell an expired code from a wrong one.
+	CodeExpiresAt *time.Time
 	// NextSendAt is when another code may be asked for.
 	NextSendAt time.Time
 	idHash     []byte
@@ -151,7 +154,7 @@ func (s *Service) OpenPending(ctx context.Context, token string) (*Pending, erro
 	if err := s.openable(t, r); err != nil {
 		return nil, err
 	}
-	p := &Pending{Token: token, Phone: s.maskedPhone(r), CodeSentAt: row.CodeSentAt, idHash: idHash, transfer: t, recipient: r, row: row, key: key}
+	p := &Pending{Token: token, Phone: s.maskedPhone(r), CodeSentAt: row.CodeSentAt, CodeExpiresAt: row.CodeExpires, idHash: idHash, transfer: t, recipient: r, row: row, key: key}
 	cfg := s.cfg.SMS.withDefaults()
 	if row.CodeSentAt != nil {
 		p.NextSendAt = row.CodeSentAt.Add(cfg.Cooldown)
@@ -237,7 +240,7 @@ func (s *Service) SendCode(ctx context.Context, p *Pending) error {
 		return err
 	}
 	p.row.CodeSentAt, p.row.CodeHash, p.row.CodeExpires = &now, hash, &expires
-	p.CodeSentAt, p.NextSendAt = &now, now.Add(cfg.Cooldown)
+	p.CodeSentAt, p.CodeExpiresAt, p.NextSendAt = &now, &expires, now.Add(cfg.Cooldown)
 	if err := s.sms.Send(ctx, to, s.smsText(p.transfer, code)); err != nil {
 		s.log.Error("sms not sent", "transfer", p.transfer.ID, "recipient", p.recipient.ID, "err", err)
 		return &kluis.Error{Code: kluis.EUNAVAILABLE, Message: "The code could not be sent. Try again in a moment.", Err: err}

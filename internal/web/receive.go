@@ -97,6 +97,11 @@ func (h *Web) link(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/r/"+access+"/open", http.StatusSeeOther)
 		return
 	}
+	if h.pending(r, l) != nil {
+		// The password was right; the SMS code is still due.
+		http.Redirect(w, r, "/r/"+access+"/code", http.StatusSeeOther)
+		return
+	}
 	h.renderLink(w, r, http.StatusOK, access, l, nil)
 }
 
@@ -157,12 +162,11 @@ func (h *Web) unlockWith(w http.ResponseWriter, r *http.Request, access, value s
 		h.linkError(w, r, access, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: s.Token, Path: "/",
-		Expires: s.ExpiresAt, MaxAge: int(time.Until(s.ExpiresAt).Seconds()),
-		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
-	})
-	w.Header().Set("Cache-Control", "no-store")
+	if s.Pending() {
+		h.startCode(w, r, access, s)
+		return
+	}
+	setSessionCookie(w, s.Token, s.ExpiresAt)
 	http.Redirect(w, r, "/r/"+access+"/open", http.StatusSeeOther)
 }
 

@@ -27,6 +27,8 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("POST /receive", h.receiveCode)
 	mux.HandleFunc("GET /r/{access}", h.link)
 	mux.HandleFunc("POST /r/{access}/unlock", h.unlock)
+	mux.HandleFunc("GET /r/{access}/code", h.codeForm)
+	mux.HandleFunc("POST /r/{access}/code", h.code)
 	mux.HandleFunc("GET /r/{access}/open", h.open)
 	mux.HandleFunc("GET /r/{access}/files/{fid}", h.downloadFile)
 	mux.HandleFunc("GET /r/{access}/zip", h.downloadZip)
