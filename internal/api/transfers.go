@@ -29,6 +29,16 @@ type createRequest struct {
 	Lang      string         `json:"lang"`
 	Password  passwordChoice `json:"password"`
 	Options   kluis.Options  `json:"options"`
+	// RecipientAuth is the verification per recipient address; a
+	// recipient not named gets the minimum of the policy.
+	RecipientAuth map[string]recipientAuthJSON `json:"recipient_auth"`
+}
+
+// recipientAuthJSON is one recipient's verification in a create request:
+// the method, and the mobile number for password+sms.
+type recipientAuthJSON struct {
+	Method kluis.AuthMethod `json:"method"`
+	Phone  string           `json:"phone"`
 }
 
 type passwordChoice struct {
@@ -46,6 +56,11 @@ type recipientJSON struct {
 	URL        string     `json:"url,omitempty"`
 	// Downloads is for the sender's view only.
 	Downloads []downloadJSON `json:"downloads,omitempty"`
+	// AuthMethod, Phone (masked) and VerifiedAt: how the recipient
+	// verifies; the sender's view only.
+	AuthMethod kluis.AuthMethod `json:"auth_method,omitempty"`
+	Phone      string           `json:"phone,omitempty"`
+	VerifiedAt *time.Time       `json:"verified_at,omitempty"`
 }
 
 type downloadJSON struct {
@@ -106,7 +121,8 @@ func transferView(t *kluis.Transfer, now time.Time) transferJSON {
 		out.Recipients = append(out.Recipients, recipientJSON{
 			Address: r.Address, Kind: string(r.Kind), Status: recipientStatus(r),
 			NotifiedAt: r.NotifiedAt, OpenedAt: r.OpenedAt, RevokedAt: r.RevokedAt,
-			Downloads: downloadsJSON(r.Downloads),
+			Downloads:  downloadsJSON(r.Downloads),
+			AuthMethod: r.AuthMethod, Phone: r.Phone, VerifiedAt: r.VerifiedAt,
 		})
 	}
 	return out
@@ -147,6 +163,12 @@ func (a *API) createTransfer(w http.ResponseWriter, r *http.Request, s *sender.S
 	}
 	if req.ExpiresAt != nil {
 		cr.ExpiresAt = *req.ExpiresAt
+	}
+	if len(req.RecipientAuth) > 0 {
+		cr.Auth = map[string]transfer.RecipientAuth{}
+		for addr, v := range req.RecipientAuth {
+			cr.Auth[addr] = transfer.RecipientAuth{Method: v.Method, Phone: v.Phone}
+		}
 	}
 	c, err := a.svc.Create(r.Context(), cr)
 	if err != nil {
