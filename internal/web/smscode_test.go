@@ -159,7 +159,7 @@ func TestSMSLockoutAcrossPasswordAndCode(t *testing.T) {
 		wrong = "111111"
 	}
 	resp, body := post(t, c, base+"/code", url.Values{"code": {wrong}})
-	if resp.StatusCode != http.StatusUnprocessableEntity {
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, translate("nl", "unlock.code_error_wrong")) {
 		t.Fatalf("wrong code %d of %d: %d", max-1, max, resp.StatusCode)
 	}
 	resp, body = post(t, c, base+"/code", url.Values{"code": {wrong}})
