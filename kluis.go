@@ -62,15 +62,20 @@ type AuthMethod string
 const (
 	AuthPassword    AuthMethod = "password"     // the password only: the lower level
 	AuthPasswordSMS AuthMethod = "password+sms" // the password, then a code by SMS
+	// AuthPasswordLogin: the password, then a login with an OpenID
+	// provider of the policy whose claim matches what the sender gave.
+	AuthPasswordLogin AuthMethod = "password+login"
 )
 
 // Valid reports whether m is one of the known methods.
-func (m AuthMethod) Valid() bool { return m == AuthPassword || m == AuthPasswordSMS }
+func (m AuthMethod) Valid() bool {
+	return m == AuthPassword || m == AuthPasswordSMS || m == AuthPasswordLogin
+}
 
 // Level orders the methods by strength: a method meets a minimum when its
 // level is at least the minimum's.
 func (m AuthMethod) Level() int {
-	if m == AuthPasswordSMS {
+	if m == AuthPasswordSMS || m == AuthPasswordLogin {
 		return 2
 	}
 	return 1

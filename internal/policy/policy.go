@@ -35,6 +35,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -87,7 +88,7 @@ type AuthLimits struct {
 
 // AllAuthMethods returns the recipient verification methods, weakest first.
 func AllAuthMethods() []kluis.AuthMethod {
-	return []kluis.AuthMethod{kluis.AuthPassword, kluis.AuthPasswordSMS}
+	return []kluis.AuthMethod{kluis.AuthPassword, kluis.AuthPasswordSMS, kluis.AuthPasswordLogin}
 }
 
 // DefaultAuthLimits: every method allowed, the password alone is enough,
@@ -303,6 +304,7 @@ type Policy struct {
 	ssoDomains []string
 	defaults   *partial
 	rules      []rule
+	logins     []LoginProvider
 }
 
 // Default returns the built-in policy: no organisation domains (a demo
@@ -607,6 +609,9 @@ func Load(file string) (*Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("policy file %s: %w", file, err)
 	}
+	if err := p.readLoginSecrets(filepath.Dir(file)); err != nil {
+		return nil, fmt.Errorf("policy file %s: %w", file, err)
+	}
 	return p, nil
 }
 
@@ -651,7 +656,7 @@ func Parse(b []byte) (*Policy, error) {
 	if err := dec.Decode(&extra); err == nil {
 		return nil, errAt("", "there is more after the JSON object; the file must hold exactly one object")
 	}
-	obj, err := object("", top, "organisation_domains", "sso_domains", "defaults", "rules")
+	obj, err := object("", top, "organisation_domains", "sso_domains", "defaults", "rules", "recipient_login_providers")
 	if err != nil {
 		return nil, err
 	}
@@ -718,6 +723,13 @@ func Parse(b []byte) (*Policy, error) {
 			names[key] = i
 			p.rules = append(p.rules, r)
 		}
+	}
+	if raw, ok := obj["recipient_login_providers"]; ok {
+		ls, err := parseLoginProviders("recipient_login_providers", raw)
+		if err != nil {
+			return nil, err
+		}
+		p.logins = ls
 	}
 	// The defaults with every rule's limits must still make sense together.
 	if err := checkExpiries("defaults", p.Defaults()); err != nil {
@@ -1093,7 +1105,7 @@ func parseAuth(at string, raw json.RawMessage) (*AuthLimits, error) {
 	method := func(path, s string) (kluis.AuthMethod, error) {
 		m := kluis.AuthMethod(strings.ToLower(strings.TrimSpace(s)))
 		if !m.Valid() {
-			return "", errAt(path, "%q is not a method; choose password or password+sms", s)
+			return "", errAt(path, "%q is not a method; choose password, password+sms or password+login", s)
 		}
 		return m, nil
 	}
@@ -1103,7 +1115,7 @@ func parseAuth(at string, raw json.RawMessage) (*AuthLimits, error) {
 			return nil, err
 		}
 		if len(list) == 0 {
-			return nil, errAt(at+".allowed", "allow at least one method: password or password+sms")
+			return nil, errAt(at+".allowed", "allow at least one method: password, password+sms or password+login")
 		}
 		var ms []kluis.AuthMethod
 		for i, s := range list {
