@@ -207,6 +207,9 @@ type Recipient struct {
 	AuthMethod AuthMethod
 	Phone      string
 	VerifiedAt *time.Time
+	// Login is the OpenID provider of a password+login recipient and
+	// LoginValue the masked claim value its login must show.
+	Login, LoginValue string
 }
 
 // Download is one completed download by a recipient.

@@ -57,6 +57,9 @@ type Config struct {
 	ClaimEmail, ClaimName, ClaimGroups string
 	// HTTPClient talks to the provider; nil: a client with a 30 s timeout.
 	HTTPClient *http.Client
+	// EmailOptional accepts ID tokens without an e-mail claim: a
+	// recipient's login matches a subject or pseudonym, not an address.
+	EmailOptional bool
 }
 
 // Provider is a discovered OpenID provider and this side's client there.
@@ -141,6 +144,9 @@ type Identity struct {
 	// IDToken is the raw token, the hint for RP-initiated logout.
 	IDToken      string
 	RefreshToken string
+	// Claims are all claims of the verified ID token, for a match on a
+	// claim the fields above do not name (Entra's oid and tid).
+	Claims map[string]any
 }
 
 // ErrSignIn wraps every failure of Finish and Refresh that the user can
@@ -199,7 +205,7 @@ func (p *Provider) identity(ctx context.Context, tok *oauth2.Token) (*verified, 
 		return nil, fmt.Errorf("%w: ID token claims: %w", ErrSignIn, err)
 	}
 	v := &verified{nonce: idt.Nonce}
-	v.Subject, v.IDToken = idt.Subject, raw
+	v.Subject, v.IDToken, v.Claims = idt.Subject, raw, claims
 	v.RefreshToken = tok.RefreshToken
 	v.Email, _ = claims[p.cfg.ClaimEmail].(string)
 	v.Name, _ = claims[p.cfg.ClaimName].(string)
@@ -212,7 +218,7 @@ func (p *Provider) identity(ctx context.Context, tok *oauth2.Token) (*verified, 
 	if b, ok := claims["hasgroups"].(bool); ok && b {
 		v.GroupsOverage = true
 	}
-	if v.Email == "" {
+	if v.Email == "" && !p.cfg.EmailOptional {
 		return nil, fmt.Errorf("%w: the ID token has no %q claim; set the e-mail claim name or ask for the email scope", ErrSignIn, p.cfg.ClaimEmail)
 	}
 	return v, nil

@@ -190,8 +190,9 @@ func (q Q) PurgeTransfers(ctx context.Context, ids []string, now time.Time) erro
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM files WHERE transfer_id IN (`+in+`)`, args...); err != nil {
 		return fmt.Errorf("purge files: %w", err)
 	}
-	// The mobile number is no part of the minimal record.
-	if _, err := q.q.ExecContext(ctx, `UPDATE recipients SET phone_sealed = NULL WHERE transfer_id IN (`+in+`)`, args...); err != nil {
+	// The mobile number and the login's claim value are no part of the
+	// minimal record.
+	if _, err := q.q.ExecContext(ctx, `UPDATE recipients SET phone_sealed = NULL, login_sealed = NULL WHERE transfer_id IN (`+in+`)`, args...); err != nil {
 		return fmt.Errorf("purge phones: %w", err)
 	}
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM served WHERE recipient_id IN (SELECT id FROM recipients WHERE transfer_id IN (`+in+`))`, args...); err != nil {
@@ -264,15 +265,22 @@ type RecipientRow struct {
 	AuthMethod  string
 	PhoneSealed []byte
 	VerifiedAt  *time.Time
+	// LoginProvider names the policy's OpenID provider of a
+	// "password+login" recipient; LoginSealed the claim value its login
+	// must show, sealed under the master key (migration 0024).
+	LoginProvider string
+	LoginSealed   []byte
 }
 
-const recipientCols = `id, transfer_id, kind, address, access_hash, notified_at, opened_at, revoked_at, failures, locked_until, fail_total, lockouts, held_at, code_hash, auth_method, phone_sealed, verified_at`
+const recipientCols = `id, transfer_id, kind, address, access_hash, notified_at, opened_at, revoked_at, failures, locked_until, fail_total, lockouts, held_at, code_hash, auth_method, phone_sealed, verified_at, login_provider, login_sealed`
 
 func scanRecipient(row interface{ Scan(...any) error }) (*RecipientRow, error) {
 	var r RecipientRow
 	var notified, opened, revoked, locked, held, verified sql.NullInt64
+	var provider sql.NullString
 	err := row.Scan(&r.ID, &r.TransferID, &r.Kind, &r.Address, &r.AccessHash, &notified, &opened, &revoked, &r.Failures, &locked,
-		&r.FailTotal, &r.Lockouts, &held, &r.CodeHash, &r.AuthMethod, &r.PhoneSealed, &verified)
+		&r.FailTotal, &r.Lockouts, &held, &r.CodeHash, &r.AuthMethod, &r.PhoneSealed, &verified, &provider, &r.LoginSealed)
+	r.LoginProvider = provider.String
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -324,6 +332,56 @@ func (q Q) SetRecipientCode(ctx context.Context, id int64, hash []byte) error {
 // with the recipient's id, so it is written after the insert).
 func (q Q) SetRecipientPhone(ctx context.Context, id int64, sealed []byte) error {
 	res, err := q.q.ExecContext(ctx, `UPDATE recipients SET phone_sealed = ? WHERE id = ?`, sealed, id)
+	return affected(res, err, ErrNotFound)
+}
+
+// SetRecipientLogin stores a recipient's login provider and sealed claim
+// value (sealed with the recipient's id, so written after the insert).
+func (q Q) SetRecipientLogin(ctx context.Context, id int64, provider string, sealed []byte) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE recipients SET login_provider = ?, login_sealed = ? WHERE id = ?`, provider, sealed, id)
+	return affected(res, err, ErrNotFound)
+}
+
+// LoginFlow is a recipient's login in progress (migration 0024).
+type LoginFlow struct {
+	StateHash   []byte
+	SessionHash []byte
+	FlowSealed  []byte
+	ExpiresAt   time.Time
+}
+
+// InsertLoginFlow stores a login in progress.
+func (q Q) InsertLoginFlow(ctx context.Context, f *LoginFlow) error {
+	_, err := q.q.ExecContext(ctx, `INSERT INTO login_flows (state_hash, session_hash, flow_sealed, expires_at) VALUES (?, ?, ?, ?)`,
+		f.StateHash, f.SessionHash, f.FlowSealed, ms(f.ExpiresAt))
+	return err
+}
+
+// TakeLoginFlow deletes the login in progress with the state's hash and
+// returns it, in one statement: a state works once, even for parallel
+// callbacks. Returns ErrNotFound if there is none; the caller checks
+// ExpiresAt and the session.
+func (q Q) TakeLoginFlow(ctx context.Context, stateHash []byte) (*LoginFlow, error) {
+	var f LoginFlow
+	var expires int64
+	err := q.q.QueryRowContext(ctx, `DELETE FROM login_flows WHERE state_hash = ? RETURNING state_hash, session_hash, flow_sealed, expires_at`, stateHash).
+		Scan(&f.StateHash, &f.SessionHash, &f.FlowSealed, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.ExpiresAt = fromMS(expires)
+	return &f, nil
+}
+
+// VerifyLoginSession ends the pending state of a session after its login
+// matched; the session then lasts until expires. Returns ErrNotFound if
+// the session is not (or no longer) pending.
+func (q Q) VerifyLoginSession(ctx context.Context, idHash []byte, now, expires time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE sessions SET pending = 0, expires_at = ? WHERE id_hash = ? AND pending = 1 AND expires_at > ?`,
+		ms(expires), idHash, ms(now))
 	return affected(res, err, ErrNotFound)
 }
 
@@ -696,6 +754,9 @@ func (q Q) Session(ctx context.Context, idHash []byte) (*SessionRow, error) {
 
 // DeleteExpiredSessions removes sessions past their expiry.
 func (q Q) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error) {
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM login_flows WHERE expires_at <= ?`, ms(now)); err != nil {
+		return 0, err
+	}
 	res, err := q.q.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, ms(now))
 	if err != nil {
 		return 0, err

@@ -279,7 +279,7 @@ func (s *Service) unlock(ctx context.Context, t *store.TransferRow, r *store.Rec
 	if err != nil {
 		return nil, err
 	}
-	if kluis.AuthMethod(r.AuthMethod) == kluis.AuthPasswordSMS {
+	if m := kluis.AuthMethod(r.AuthMethod); m == kluis.AuthPasswordSMS || m == kluis.AuthPasswordLogin {
 		// The password is right, but opens nothing yet: this try no
 		// longer counts, the rest of the count stays until the code is
 		// right too, so re-entering the password gives no fresh code
@@ -293,7 +293,7 @@ func (s *Service) unlock(ctx context.Context, t *store.TransferRow, r *store.Rec
 		}
 		s.audit.Log(ctx, audit.Event{Actor: audit.Recipient(r.ID), Action: audit.RecipientUnlock, Object: t.ID, Result: audit.Pending,
 			Detail: "method=" + r.AuthMethod + " step=password"})
-		s.log.Info("transfer password right, code due", "transfer", t.ID, "recipient", r.ID)
+		s.log.Info("transfer password right, second factor due", "transfer", t.ID, "recipient", r.ID, "method", r.AuthMethod)
 		return sess, nil
 	}
 	if err := s.db.MarkOpened(ctx, r.ID, now); err != nil {

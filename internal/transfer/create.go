@@ -178,7 +178,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 	if err := tx.InsertTransfer(ctx, row); err != nil {
 		return nil, err
 	}
-	second := 0
+	second, logins := 0, 0
 	for _, r := range ck.Recipients {
 		row := &store.RecipientRow{TransferID: id, Kind: string(r.Kind), Address: r.Address, AuthMethod: string(r.Auth)}
 		if err := tx.InsertRecipient(ctx, row); err != nil {
@@ -190,9 +190,15 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*Created, erro
 				return nil, err
 			}
 		}
+		if r.LoginProvider != "" {
+			logins++
+			if err := tx.SetRecipientLogin(ctx, row.ID, r.LoginProvider, s.sealLogin(row.ID, r.LoginValue)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.Sender(sender)), Action: audit.TransferCreate, Object: id,
-		Detail: fmt.Sprintf("recipients=%d password_mode=%s sms=%d special=%t", len(ck.Recipients), req.PasswordMode, second, req.Options.SpecialData)}); err != nil {
+		Detail: fmt.Sprintf("recipients=%d password_mode=%s sms=%d login=%d special=%t", len(ck.Recipients), req.PasswordMode, second, logins, req.Options.SpecialData)}); err != nil {
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -312,6 +318,7 @@ func (s *Service) view(row *store.TransferRow, rs []*store.RecipientRow) *kluis.
 			ID: r.ID, TransferID: r.TransferID, Kind: kluis.RecipientKind(r.Kind), Address: r.Address,
 			NotifiedAt: r.NotifiedAt, OpenedAt: r.OpenedAt, RevokedAt: r.RevokedAt, LockedUntil: r.LockedUntil, HeldAt: r.HeldAt, Failures: r.Failures,
 			AuthMethod: kluis.AuthMethod(r.AuthMethod), Phone: s.maskedPhone(r), VerifiedAt: r.VerifiedAt,
+			Login: r.LoginProvider, LoginValue: s.maskedLogin(r),
 		})
 	}
 	return t

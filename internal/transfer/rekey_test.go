@@ -19,6 +19,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/oidc/oidctest"
 	"github.com/kluis-nl/kluis/internal/outbox"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
@@ -176,6 +177,28 @@ func TestRotateMasterKey(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A recipient who logs in after the password: the claim value is
+	// sealed, and so is the login in progress (nonce, PKCE verifier).
+	op := oidctest.New(t)
+	e.withPolicy(fmt.Sprintf(`{"recipient_login_providers": [{"name": "digid", "issuer": %q, "client_id": "kluis", "client_secret_file": "x"}]}`, op.Issuer))
+	lc, err := e.svc.Create(e.ctx, transfer.CreateRequest{SenderEmail: "afzender@example.nl", To: []string{"login@example.nl"},
+		PasswordMode: kluis.PasswordManual, Password: "Vrolijk-Paarse-Olifant-42",
+		Auth: map[string]transfer.RecipientAuth{"login@example.nl": {Method: kluis.AuthPasswordLogin, Login: "digid", LoginValue: "pseudoniem-1234"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.upload(owner(lc), "a.txt", []byte("a"))
+	ls, err := e.svc.Unlock(ctx, e.finish(lc).Links[0].AccessID, "Vrolijk-Paarse-Olifant-42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp, err := e.svc.OpenPending(ctx, ls.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.BeginLogin(ctx, lp, "binding"); err != nil {
+		t.Fatal(err)
+	}
 	oldKeys := e.keys
 	before := eachSealed(t, dbPath, func(v transfer.SealedValue, id string, b []byte) {
 		if transfer.KeyIDOf(b) != oldKeys.ID() {

@@ -173,6 +173,7 @@ type Service struct {
 	sms     sms.Sender            // nil: no SMS gateway
 	holder  string                // this process in upload lease rows
 	leases  *leaseRegistry        // upload leases held by this process
+	logins  loginRPs              // recipient login providers, discovered once
 }
 
 // New returns the engine built from d.

@@ -80,6 +80,14 @@ const (
 	CodePhoneInvalid     = "phone_invalid"
 	CodePhoneUnexpected  = "phone_unexpected"
 	CodeSMSUnavailable   = "sms_unavailable"
+	// A login with an OpenID provider (password+login).
+	CodeLoginNoPassword      = "login_needs_password"
+	CodeLoginProviderMissing = "login_provider_missing"
+	CodeLoginProviderUnknown = "login_provider_unknown"
+	CodeLoginValueMissing    = "login_value_missing"
+	CodeLoginValueInvalid    = "login_value_invalid"
+	CodeLoginEmailDomain     = "login_email_domain"
+	CodeLoginUnexpected      = "login_unexpected"
 	// The password's own problems are secret.PasswordProblem's codes
 	// (password_empty, password_too_short, ...).
 )
@@ -99,12 +107,21 @@ type Addressee struct {
 	// set for an SMS code.
 	Auth  kluis.AuthMethod
 	Phone string
+	// LoginProvider and LoginValue are set for a login: the policy's
+	// provider and the claim value (normalised) its login must show.
+	LoginProvider string
+	LoginValue    string
 }
 
 // RecipientAuth is a sender's choice of verification for one recipient.
 type RecipientAuth struct {
 	Method kluis.AuthMethod // "": the minimum the policy asks
 	Phone  string           // the mobile number for an SMS code
+	// Login is the provider (a name in the policy's
+	// recipient_login_providers) and LoginValue the claim value the
+	// recipient's login must show, for password+login.
+	Login      string
+	LoginValue string
 }
 
 // Checked is a CreateRequest that passed Validate: parsed, normalised and
@@ -402,10 +419,17 @@ func (c *checker) auth(pol *policy.Policy, sender string, req CreateRequest, rs 
 			c.add(FieldRecipientAuth, CodeAuthNotAllowed, r.Address, string(lim.MinimumFor(req.Options.SpecialData)))
 			c.errs[len(c.errs)-1].Policy = "recipient_auth"
 		}
+		if m != kluis.AuthPasswordLogin && chosen && (strings.TrimSpace(choice.Login) != "" || strings.TrimSpace(choice.LoginValue) != "") {
+			c.add(FieldRecipientAuth, CodeLoginUnexpected, r.Address)
+		}
 		if m == kluis.AuthPassword {
 			if chosen && strings.TrimSpace(choice.Phone) != "" {
 				c.add(FieldRecipientAuth, CodePhoneUnexpected, r.Address)
 			}
+			continue
+		}
+		if m == kluis.AuthPasswordLogin {
+			c.login(pol, r, choice, mode)
 			continue
 		}
 		if mode == kluis.PasswordNone {
@@ -428,6 +452,36 @@ func (c *checker) auth(pol *policy.Policy, sender string, req CreateRequest, rs 
 	for a := range byAddr {
 		c.add(FieldRecipientAuth, CodeAuthNotRecipient, shorten(a))
 	}
+}
+
+// login checks a password+login recipient's provider and claim value.
+func (c *checker) login(pol *policy.Policy, r *Addressee, choice RecipientAuth, mode kluis.PasswordMode) {
+	if mode == kluis.PasswordNone {
+		c.add(FieldRecipientAuth, CodeLoginNoPassword, r.Address)
+	}
+	if strings.TrimSpace(choice.Phone) != "" {
+		c.add(FieldRecipientAuth, CodePhoneUnexpected, r.Address)
+	}
+	name := strings.ToLower(strings.TrimSpace(choice.Login))
+	if name == "" {
+		c.add(FieldRecipientAuth, CodeLoginProviderMissing, r.Address)
+		return
+	}
+	lp, ok := pol.LoginProvider(name)
+	if !ok {
+		c.add(FieldRecipientAuth, CodeLoginProviderUnknown, r.Address, shorten(name))
+		return
+	}
+	v, err := lp.ExpectedValue(r.Address, choice.LoginValue)
+	switch {
+	case errors.Is(err, policy.ErrLoginValueMissing):
+		c.add(FieldRecipientAuth, CodeLoginValueMissing, r.Address, lp.Label)
+	case errors.Is(err, policy.ErrLoginEmailDomain):
+		c.add(FieldRecipientAuth, CodeLoginEmailDomain, r.Address, lp.Label)
+	case err != nil:
+		c.add(FieldRecipientAuth, CodeLoginValueInvalid, r.Address, lp.Label)
+	}
+	r.LoginProvider, r.LoginValue = lp.Name, v
 }
 
 // files checks the planned files, when the request names them: something
