@@ -305,6 +305,19 @@ func routeTable() []routeRow {
 		{pattern: "GET /r/{access}/open",
 			req:  func(fx *fixture, a actor) req { fx.ready(); return webReq(fx, a, "GET", "/r/"+fx.access+"/open", "") },
 			want: only(want{http.StatusSeeOther, ""}, map[actor]want{recipient: {http.StatusOK, ""}})},
+		// A recipient without a login step (the fixture's password-only
+		// one) is sent on to the files; anyone else back to the link.
+		{pattern: "GET /r/{access}/login",
+			req:  func(fx *fixture, a actor) req { fx.ready(); return webReq(fx, a, "GET", "/r/"+fx.access+"/login", "") },
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /r/{access}/login/start",
+			req: func(fx *fixture, a actor) req {
+				fx.ready()
+				return webReq(fx, a, "GET", "/r/"+fx.access+"/login/start", "")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		// Without the browser's login cookie there is no login to finish.
+		{pattern: "GET /r/login/callback", req: get("/r/login/callback?state=x&code=y"), want: everyone(want{http.StatusUnauthorized, ""})},
 		{pattern: "GET /r/{access}/files/{fid}",
 			req: func(fx *fixture, a actor) req {
 				fx.ready()

@@ -163,6 +163,13 @@ func (h *Web) unlockWith(w http.ResponseWriter, r *http.Request, access, value s
 		return
 	}
 	if s.Pending() {
+		// The second factor is due; a login has its own step, an SMS
+		// code is sent and asked for.
+		if p, err := h.svc.OpenPending(r.Context(), s.Token); err == nil && p.Method() == kluis.AuthPasswordLogin {
+			setSessionCookie(w, s.Token, s.ExpiresAt)
+			http.Redirect(w, r, "/r/"+access+"/login", http.StatusSeeOther)
+			return
+		}
 		h.startCode(w, r, access, s)
 		return
 	}

@@ -1,6 +1,10 @@
 package web
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/kluis-nl/kluis/internal/transfer"
+)
 
 // Mux is where Register adds the routes: an *http.ServeMux, or a wrapper
 // of one (the server's records patterns and adds rate limits).
@@ -30,6 +34,9 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("GET /r/{access}/code", h.codeForm)
 	mux.HandleFunc("POST /r/{access}/code", h.code)
 	mux.HandleFunc("GET /r/{access}/open", h.open)
+	mux.HandleFunc("GET /r/{access}/login", h.login)
+	mux.HandleFunc("GET /r/{access}/login/start", h.loginStart)
+	mux.HandleFunc("GET "+transfer.LoginCallbackPath, h.loginCallback)
 	mux.HandleFunc("GET /r/{access}/files/{fid}", h.downloadFile)
 	mux.HandleFunc("GET /r/{access}/zip", h.downloadZip)
 	mux.HandleFunc("GET /r/{access}/reply", h.limitReplies(h.replyForm))
