@@ -32,6 +32,9 @@ type createRequest struct {
 	// RecipientAuth is the verification per recipient address; a
 	// recipient not named gets the minimum of the policy.
 	RecipientAuth map[string]recipientAuthJSON `json:"recipient_auth"`
+	// RecipientLogin: per recipient address, the login after the password
+	// (method password+login).
+	RecipientLogin map[string]loginChoice `json:"recipient_login"`
 }
 
 // recipientAuthJSON is one recipient's verification in a create request:
@@ -39,6 +42,13 @@ type createRequest struct {
 type recipientAuthJSON struct {
 	Method kluis.AuthMethod `json:"method"`
 	Phone  string           `json:"phone"`
+}
+
+// loginChoice is a recipient's login: a provider of the policy's
+// recipient_login_providers and the claim value the login must show.
+type loginChoice struct {
+	Provider string `json:"provider"`
+	Value    string `json:"value"`
 }
 
 type passwordChoice struct {
@@ -61,6 +71,9 @@ type recipientJSON struct {
 	AuthMethod kluis.AuthMethod `json:"auth_method,omitempty"`
 	Phone      string           `json:"phone,omitempty"`
 	VerifiedAt *time.Time       `json:"verified_at,omitempty"`
+	// Login is the provider of a recipient who logs in after the
+	// password, with the claim value masked.
+	Login *loginChoice `json:"login,omitempty"`
 }
 
 type downloadJSON struct {
@@ -124,6 +137,9 @@ func transferView(t *kluis.Transfer, now time.Time) transferJSON {
 			Downloads:  downloadsJSON(r.Downloads),
 			AuthMethod: r.AuthMethod, Phone: r.Phone, VerifiedAt: r.VerifiedAt,
 		})
+		if r.Login != "" {
+			out.Recipients[len(out.Recipients)-1].Login = &loginChoice{Provider: r.Login, Value: r.LoginValue}
+		}
 	}
 	return out
 }
@@ -169,6 +185,18 @@ func (a *API) createTransfer(w http.ResponseWriter, r *http.Request, s *sender.S
 		for addr, v := range req.RecipientAuth {
 			cr.Auth[addr] = transfer.RecipientAuth{Method: v.Method, Phone: v.Phone}
 		}
+	}
+	for addr, l := range req.RecipientLogin {
+		if cr.Auth == nil {
+			cr.Auth = map[string]transfer.RecipientAuth{}
+		}
+		ra := cr.Auth[addr]
+		if ra.Method != "" && ra.Method != kluis.AuthPasswordLogin {
+			a.Error(w, r, kluis.Errorf(kluis.EINVALID, "recipient_auth gives %s the method %s, recipient_login a login: choose one (a login is method %s).", addr, ra.Method, kluis.AuthPasswordLogin))
+			return
+		}
+		ra.Method, ra.Login, ra.LoginValue = kluis.AuthPasswordLogin, l.Provider, l.Value
+		cr.Auth[addr] = ra
 	}
 	c, err := a.svc.Create(r.Context(), cr)
 	if err != nil {
