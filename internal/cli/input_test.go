@@ -61,6 +61,10 @@ func TestFlagErrors(t *testing.T) {
 		{"nl", []string{"status", "--json=misschien"}, `De waarde "misschien" van --json klopt niet`},
 		{"en", []string{"healthcheck", "--timeout", "soon"}, `The value "soon" of --timeout is not valid`},
 		{"en", []string{"admin", "apikey", "list", "---x"}, "---x is not a flag."},
+		{"en", []string{"send", "--to", "a@example.nl", "--password-generate", "--recipient-login", "a@example.nl", "x.txt"},
+			`--recipient-login "a@example.nl": write it as ADDRESS=PROVIDER or ADDRESS=PROVIDER:VALUE`},
+		{"nl", []string{"send", "--to", "a@example.nl", "--password-generate", "--recipient-login", "a@example.nl=:x", "x.txt"},
+			`--recipient-login "a@example.nl=:x": schrijf het als ADRES=DIENST`},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), tc.args, func(k string) string {

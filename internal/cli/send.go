@@ -33,6 +33,7 @@ type sendRequest struct {
 	total                    int64
 	apiKey                   string
 	json                     bool
+	logins                   map[string]client.RecipientLogin // --recipient-login
 }
 
 type sendFile struct {
@@ -135,6 +136,7 @@ func (a *app) sendFlags(f *flagSet, args []string) (*sendRequest, error) {
 	to := f.List("to", "cli.ph.list", "cli.flag.to")
 	cc := f.List("cc", "cli.ph.list", "cli.flag.cc")
 	bcc := f.List("bcc", "cli.ph.list", "cli.flag.bcc")
+	logins := f.List("recipient-login", "cli.ph.recipient_login", "cli.flag.recipient_login")
 	message := f.String("message", "cli.ph.text", "cli.flag.message")
 	messageFile := f.String("message-file", "cli.ph.file", "cli.flag.message_file")
 	subject := f.String("subject", "cli.ph.text", "cli.flag.subject")
@@ -163,6 +165,18 @@ func (a *app) sendFlags(f *flagSet, args []string) (*sendRequest, error) {
 	r.apiKey, r.json = *apiKey, *asJSON
 	if len(r.to)+len(r.cc)+len(r.bcc) == 0 {
 		return nil, f.usageError("cli.send.no_recipient")
+	}
+	for _, l := range *logins {
+		addr, login, ok := strings.Cut(l, "=")
+		provider, value, _ := strings.Cut(login, ":")
+		addr, provider = strings.TrimSpace(addr), strings.TrimSpace(provider)
+		if !ok || addr == "" || provider == "" {
+			return nil, f.usageError("cli.send.recipient_login", l)
+		}
+		if r.logins == nil {
+			r.logins = map[string]client.RecipientLogin{}
+		}
+		r.logins[addr] = client.RecipientLogin{Provider: provider, Value: value}
 	}
 	n := 0
 	for _, b := range []bool{*pwGen, *secret.file != "", *secret.stdin, *noPw} {
@@ -302,8 +316,9 @@ func (a *app) createTransfer(ctx context.Context, c *client.Client, token string
 	req := &client.CreateRequest{
 		To: r.to, Cc: r.cc, Bcc: r.bcc, Message: r.message, Subject: r.subject, Reference: r.reference, Body: r.body,
 		ExpiresAt: r.expiresAt, Lang: r.lang,
-		Password: client.Password{Mode: r.mode, Value: r.password},
-		Options:  client.Options{Confirm: r.confirm, NotifyDownload: r.notify, Notify: r.notifyMode, ShowFilenames: r.showAll},
+		Password:       client.Password{Mode: r.mode, Value: r.password},
+		Options:        client.Options{Confirm: r.confirm, NotifyDownload: r.notify, Notify: r.notifyMode, ShowFilenames: r.showAll},
+		RecipientLogin: r.logins,
 	}
 	cr, err := c.CreateTransfer(ctx, token, req)
 	if err != nil {

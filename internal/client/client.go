@@ -405,6 +405,15 @@ type CreateRequest struct {
 	Lang      string         `json:"lang,omitempty"`
 	Password  Password       `json:"password"`
 	Options   Options        `json:"options"`
+	// RecipientLogin: per recipient address, the login after the password.
+	RecipientLogin map[string]RecipientLogin `json:"recipient_login,omitempty"`
+}
+
+// RecipientLogin is a recipient's login after the password: a provider of the
+// server's policy and the claim value the login must show.
+type RecipientLogin struct {
+	Provider string `json:"provider"`
+	Value    string `json:"value,omitempty"`
 }
 
 // SenderDetails are the sender's name and phone for one transfer.
