@@ -209,14 +209,6 @@ func (p *Policy) readLoginSecrets(dir string) error {
 	return nil
 }
 
-// LoginProviders returns the providers recipients may log in with.
-func (p *Policy) LoginProviders() []LoginProvider {
-	if p == nil {
-		return nil
-	}
-	return slices.Clone(p.logins)
-}
-
 // LoginProvider returns the provider called name.
 func (p *Policy) LoginProvider(name string) (LoginProvider, bool) {
 	if p == nil {
