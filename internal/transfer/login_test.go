@@ -17,6 +17,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/kluistest"
 	"github.com/kluis-nl/kluis/internal/oidc/oidctest"
 	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/store/storetest"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -29,6 +30,12 @@ const canaryPseudonym = "PSEUDO-canary-7731-kx"
 // base + transfer.LoginCallbackPath.
 func loginEnv(t testing.TB, tune ...func(*transfer.Config)) (*env, *oidctest.Provider) {
 	t.Helper()
+	return loginEnvOn(t, "", tune...)
+}
+
+// loginEnvOn is loginEnv on the database db ("" for SQLite).
+func loginEnvOn(t testing.TB, db string, tune ...func(*transfer.Config)) (*env, *oidctest.Provider) {
+	t.Helper()
 	op := oidctest.New(t)
 	const base = "http://127.0.0.1:8080"
 	op.AddClient("kluis-rcpt", "rcpt-secret", base+transfer.LoginCallbackPath)
@@ -40,7 +47,7 @@ func loginEnv(t testing.TB, tune ...func(*transfer.Config)) (*env, *oidctest.Pro
 	}
 	pol := fmt.Sprintf(`{"recipient_login_providers": [{"name": "digid", "label": "DigiD (test)", "issuer": %q,
 		"client_id": "kluis-rcpt", "client_secret_file": %q, "claim": "sub"}]}`, op.Issuer, secretFile)
-	e := openEnv(t, apptest.Options{Clock: kluistest.NewClock(), Policy: pol, Args: []string{"--base-url", base}}, tune...)
+	e := openEnv(t, apptest.Options{DB: db, Clock: kluistest.NewClock(), Policy: pol, Args: []string{"--base-url", base}}, tune...)
 	return e, op
 }
 
@@ -89,10 +96,20 @@ func atProvider(t testing.TB, authURL, subject string) (state, code string) {
 }
 
 // TestLoginOpensTransfer: the right password leaves the session pending;
-// a login whose sub matches opens it, and the audit says how.
+// a login whose sub matches opens it, and the audit says how. On SQLite
+// and PostgreSQL.
 func TestLoginOpensTransfer(t *testing.T) {
-	t.Parallel()
-	e, _ := loginEnv(t)
+	forEachDB(t, func(t *testing.T, _ envMaker) {
+		db := ""
+		if strings.HasSuffix(t.Name(), "postgres") {
+			db = storetest.Postgres(t)
+		}
+		testLoginOpens(t, db)
+	})
+}
+
+func testLoginOpens(t *testing.T, db string) {
+	e, _ := loginEnvOn(t, db)
 	rec := e.withAudit()
 	c, access := e.loginTransfer(t)
 	p := e.pending(t, access)
