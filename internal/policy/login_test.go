@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kluis-nl/kluis"
 )
 
 func TestLoginProviderErrors(t *testing.T) {
@@ -110,5 +112,25 @@ func TestLoginExpectedValue(t *testing.T) {
 	}
 	if _, err := (LoginProvider{Claim: ClaimOID, Tenant: "x"}).ExpectedValue("a@b.nl", "not-a-guid"); !errors.Is(err, ErrLoginValueInvalid) {
 		t.Errorf("oid not a GUID: %v", err)
+	}
+}
+
+// TestSpecialMinimumPrefersSMS: a rule that names no special_minimum keeps
+// the SMS code as the default for special personal data, as before the
+// login method existed (a login needs a provider the sender must choose).
+func TestSpecialMinimumPrefersSMS(t *testing.T) {
+	p, err := Parse([]byte(`{"defaults": {"recipient_auth": {"minimum": "password"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Defaults().RecipientAuth.MinimumFor(true); got != kluis.AuthPasswordSMS {
+		t.Errorf("special minimum = %s, want password+sms", got)
+	}
+	p, err = Parse([]byte(`{"defaults": {"recipient_auth": {"allowed": ["password", "password+login"]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Defaults().RecipientAuth.MinimumFor(true); got != kluis.AuthPasswordLogin {
+		t.Errorf("special minimum with only a login = %s, want password+login", got)
 	}
 }

@@ -1151,9 +1151,15 @@ func parseAuth(at string, raw json.RawMessage) (*AuthLimits, error) {
 		}
 	}
 	if _, given := obj["special_minimum"]; !given {
-		// Special personal data needs the strongest allowed method
-		// unless the rule says otherwise.
-		a.SpecialMinimum = a.Allowed[len(a.Allowed)-1]
+		// Special personal data needs the strongest allowed level
+		// unless the rule says otherwise; of equal levels the first
+		// (an SMS code before a login, which needs a provider).
+		a.SpecialMinimum = a.Allowed[0]
+		for _, m := range a.Allowed {
+			if m.Level() > a.SpecialMinimum.Level() {
+				a.SpecialMinimum = m
+			}
+		}
 	}
 	if a.SpecialMinimum.Level() < a.Minimum.Level() {
 		return nil, errAt(at+".special_minimum", "must not be weaker than \"minimum\" (%s)", a.Minimum)
