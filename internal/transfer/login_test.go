@@ -30,11 +30,18 @@ const canaryPseudonym = "PSEUDO-canary-7731-kx"
 // base + transfer.LoginCallbackPath.
 func loginEnv(t testing.TB, tune ...func(*transfer.Config)) (*env, *oidctest.Provider) {
 	t.Helper()
-	return loginEnvOn(t, "", tune...)
+	return loginEnvWith(t, "", "", tune...)
 }
 
 // loginEnvOn is loginEnv on the database db ("" for SQLite).
 func loginEnvOn(t testing.TB, db string, tune ...func(*transfer.Config)) (*env, *oidctest.Provider) {
+	t.Helper()
+	return loginEnvWith(t, db, "", tune...)
+}
+
+// loginEnvWith is loginEnvOn with more settings of the provider (JSON
+// members, starting with a comma).
+func loginEnvWith(t testing.TB, db, extra string, tune ...func(*transfer.Config)) (*env, *oidctest.Provider) {
 	t.Helper()
 	op := oidctest.New(t)
 	const base = "http://127.0.0.1:8080"
@@ -46,7 +53,7 @@ func loginEnvOn(t testing.TB, db string, tune ...func(*transfer.Config)) (*env, 
 		t.Fatal(err)
 	}
 	pol := fmt.Sprintf(`{"recipient_login_providers": [{"name": "digid", "label": "DigiD (test)", "issuer": %q,
-		"client_id": "kluis-rcpt", "client_secret_file": %q, "claim": "sub"}]}`, op.Issuer, secretFile)
+		"client_id": "kluis-rcpt", "client_secret_file": %q, "claim": "sub"%s}]}`, op.Issuer, secretFile, extra)
 	e := openEnv(t, apptest.Options{DB: db, Clock: kluistest.NewClock(), Policy: pol, Args: []string{"--base-url", base}}, tune...)
 	return e, op
 }
@@ -320,5 +327,37 @@ func TestValidateRecipientLogin(t *testing.T) {
 				t.Errorf("errors = %v, want code %s", ke.Fields, c.code)
 			}
 		})
+	}
+}
+
+// TestLoginRequiredACR: a provider that asks for an acr refuses (and
+// counts) a login of the right account at a lower level.
+func TestLoginRequiredACR(t *testing.T) {
+	t.Parallel()
+	e, op := loginEnvWith(t, "", `, "acr": ["urn:eidas:substantial"]`)
+	op.SetUser(oidctest.User{Subject: canaryPseudonym, ACR: "urn:eidas:low"})
+	c, access := e.loginTransfer(t)
+	p := e.pending(t, access)
+	binding := secret.NewToken()
+	login := func() error {
+		authURL, err := e.svc.BeginLogin(e.ctx, p, binding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, code := atProvider(t, authURL, canaryPseudonym)
+		_, err = e.svc.FinishLogin(e.ctx, binding, state, code)
+		return err
+	}
+	wantCode(t, login(), kluis.EWRONGSECRET)
+	tr, err := e.svc.Transfer(e.ctx, owner(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := tr.Recipients[0].Failures; f != 1 {
+		t.Errorf("failures = %d, want 1", f)
+	}
+	op.SetUser(oidctest.User{Subject: canaryPseudonym, ACR: "urn:eidas:substantial"})
+	if err := login(); err != nil {
+		t.Fatalf("a login at the required level: %v", err)
 	}
 }
