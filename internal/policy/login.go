@@ -301,3 +301,11 @@ func (lp LoginProvider) Match(claims map[string]any, expected string) (ok bool, 
 	}
 	return true, ""
 }
+
+// LoginProviders returns the providers recipients may log in with.
+func (p *Policy) LoginProviders() []LoginProvider {
+	if p == nil {
+		return nil
+	}
+	return slices.Clone(p.logins)
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/sender"
+	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // How the sender chose to protect the recipients' addresses from each
@@ -40,6 +41,9 @@ type reviewRecipient struct {
 	// SeesOthers is true when the other To/Cc addresses are shown to this
 	// recipient (in the mail and on the page).
 	SeesOthers bool
+	// Login is the provider's label and the masked value of a recipient
+	// who logs in after the password; "" for none.
+	Login, LoginValue string
 }
 
 // reviewFile is a planned file as the review lists it.
@@ -88,6 +92,7 @@ type composeForm struct {
 	Notify                                                           string // the mode
 	Privacy                                                          string
 	FileNames                                                        []string
+	RecipientLogin                                                   string
 	// password is checked but never shown again: not in the page's data,
 	// not in the review's hidden fields (Back asks for it anew).
 	password string
@@ -219,6 +224,9 @@ func (h *Web) checkReview(s *sender.Sender, req *composeRequest, pr *locale.Prin
 	}
 	for _, a := range ck.Recipients {
 		rr := reviewRecipient{Address: a.Address, Kind: string(a.Kind), SeesOthers: a.Kind != kluis.KindBcc && visible > 1}
+		if lp, ok := pol.LoginProvider(a.LoginProvider); ok && a.LoginProvider != "" {
+			rr.Login, rr.LoginValue = lp.Label, transfer.MaskLoginValue(a.LoginValue)
+		}
 		if req.Privacy == privacySeparate {
 			rr.SeesOthers = false
 			rp.Separate = append(rp.Separate, a.Address)
@@ -253,7 +261,8 @@ func formValues(r *http.Request) composeForm {
 	cf := composeForm{To: f.Get("to"), Cc: f.Get("cc"), Bcc: f.Get("bcc"), Message: f.Get("message"),
 		Subject: f.Get("subject"), Reference: f.Get("reference"), Body: f.Get("body"), Expires: f.Get("expires"), Lang: f.Get("lang"),
 		PasswordMode: f.Get("password_mode"), Confirm: on("confirm"), NotifyDownload: on("notify_download"), Notify: f.Get("notify"),
-		ShowFilenames: on("show_filenames"), Privacy: f.Get("privacy"), password: f.Get("password")}
+		ShowFilenames: on("show_filenames"), Privacy: f.Get("privacy"), password: f.Get("password"),
+		RecipientLogin: f.Get("recipient_login")}
 	for _, n := range f["files"] {
 		if n = strings.TrimSpace(n); n != "" {
 			cf.FileNames = append(cf.FileNames, n)
@@ -268,7 +277,8 @@ func formValues(r *http.Request) composeForm {
 func (cf composeForm) request() composeRequest {
 	req := composeRequest{To: cf.To, Cc: cf.Cc, Bcc: cf.Bcc, Message: cf.Message, Subject: cf.Subject, Reference: cf.Reference,
 		Body: plainBody(cf.Body), Expires: cf.Expires, Lang: cf.Lang, Confirm: cf.Confirm, NotifyDownload: cf.NotifyDownload, Notify: cf.Notify,
-		ShowFilenames: cf.ShowFilenames, PasswordMode: cf.PasswordMode, Password: cf.password, Privacy: cf.Privacy}
+		ShowFilenames: cf.ShowFilenames, PasswordMode: cf.PasswordMode, Password: cf.password, Privacy: cf.Privacy,
+		RecipientLogin: cf.RecipientLogin}
 	for _, n := range cf.FileNames {
 		req.Files = append(req.Files, struct {
 			Name string

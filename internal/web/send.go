@@ -55,6 +55,9 @@ type detailsPage struct {
 
 // composePage is the data of the compose page.
 type composePage struct {
+	// Logins are the labels of the policy's login providers by name; the
+	// login field is shown only when there are any.
+	Logins        map[string]string
 	Sender        *sender.Sender
 	Limits        kpolicy.Limits
 	MaxSizeText   string
@@ -122,6 +125,12 @@ func (h *Web) composeData(r *http.Request, s *sender.Sender) composePage {
 	}
 	for _, m := range lim.PasswordModes {
 		p.Modes[string(m)] = true
+	}
+	for _, lp := range h.svc.Policy().LoginProviders() {
+		if p.Logins == nil {
+			p.Logins = map[string]string{}
+		}
+		p.Logins[lp.Name] = lp.Label
 	}
 	for _, m := range []kluis.PasswordMode{kluis.PasswordGenerate, kluis.PasswordManual, kluis.PasswordNone} {
 		if p.Modes[string(m)] {
@@ -365,6 +374,10 @@ type composeRequest struct {
 		Name string
 		Size int64
 	}
+	// RecipientLogin holds one "ADDRESS=PROVIDER[:VALUE]" per line: a
+	// login after the password for that recipient (as kluis send
+	// --recipient-login).
+	RecipientLogin string `json:"recipient_login"`
 }
 
 // composeError is one entry of the script's error summary: the field's id
@@ -490,7 +503,28 @@ func composeCreateRequest(s *sender.Sender, req *composeRequest) transfer.Create
 		Message: req.Message, Subject: req.Subject, Reference: req.Reference, Body: req.Body, ExpiresOn: req.Expires,
 		Lang: req.Lang, SenderLang: s.Lang, PasswordMode: mode, Password: pw, Files: sizes,
 		Options: kluis.Options{Confirm: req.Confirm, NotifyDownload: req.NotifyDownload, Notify: notify, ShowFilenames: req.ShowFilenames},
+		Auth:    recipientLogins(req.RecipientLogin),
 	}
+}
+
+// recipientLogins reads the lines "ADDRESS=PROVIDER[:VALUE]" of the
+// compose form's login field. A line without "=" is passed on with no
+// provider, so Validate names it (login_provider_missing).
+func recipientLogins(s string) map[string]transfer.RecipientAuth {
+	var out map[string]transfer.RecipientAuth
+	for _, line := range strings.Split(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		addr, login, _ := strings.Cut(line, "=")
+		provider, value, _ := strings.Cut(login, ":")
+		if out == nil {
+			out = map[string]transfer.RecipientAuth{}
+		}
+		out[strings.TrimSpace(addr)] = transfer.RecipientAuth{Method: kluis.AuthPasswordLogin, Login: strings.TrimSpace(provider), LoginValue: value}
+	}
+	return out
 }
 
 // composeField is the compose page's field (its element id) for an
@@ -509,6 +543,8 @@ func composeField(f kluis.FieldError, mode string) string {
 		return "password"
 	case transfer.FieldShowFilenames:
 		return "show_filenames"
+	case transfer.FieldRecipientAuth:
+		return "recipient_login"
 	case transfer.FieldSenderEmail, transfer.FieldSenderName, transfer.FieldSenderPhone:
 		return ""
 	}

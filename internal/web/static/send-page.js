@@ -481,6 +481,7 @@ function gather() {
     password_mode: mode(),
     password: mode() === "manual" ? v("password") : "",
     files: files.map((f) => ({ Name: f.name, Size: f.size })),
+    recipient_login: v("recipient_login"),
   };
 }
 
