@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -157,4 +158,37 @@ func TestBrowserRecipientLogin(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestBrowserSendRecipientLogin: with login services in the policy the
+// send form asks for a login per recipient; the review shows it with the
+// value masked, never whole. Both pages pass axe and reflow at 320 px.
+func TestBrowserSendRecipientLogin(t *testing.T) {
+	cfg := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cfg, "digid.secret"), []byte("s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	policyFile := filepath.Join(cfg, "policy.json")
+	if err := os.WriteFile(policyFile, []byte(`{"recipient_login_providers": [{"name": "digid", "label": "DigiD",
+		"issuer": "https://broker.example.nl", "client_id": "kluis", "client_secret_file": "digid.secret"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mp := startMailpit(t)
+	s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>", "--policy", policyFile)
+	b := newBrowser(t, s.base)
+	verifyInBrowser(t, b, mp, "en", uniq("afzender-")+"@example.nl")
+	b.viewport(320, 640)
+	b.check("compose-login")
+	b.noSideways("compose-login")
+	b.do(chromedp.SendKeys(chromedp.CSS("#to"), "burger@example.nl"),
+		chromedp.SendKeys(chromedp.CSS("#message"), "Het bericht"),
+		chromedp.SendKeys(chromedp.CSS("#recipient_login"), "burger@example.nl=digid:PSEUDO-form-6610-ab"))
+	b.do(chromedp.Click(chromedp.CSS("#next")))
+	b.waitLong(`!document.getElementById("review").hidden || !document.getElementById("compose-errors").hidden`, 30*time.Second)
+	got := b.text("#review-recipients")
+	if !strings.Contains(got, "Logs in with DigiD as PS•••ab after the password") || strings.Contains(got, "6610") {
+		t.Errorf("review recipients: %q (errors: %q)", got, b.eval(`document.getElementById("compose-errors-list").textContent`))
+	}
+	b.check("review-login")
+	b.noSideways("review-login")
 }
