@@ -92,6 +92,8 @@ const (
 	VerifyOK            = "sender.verify_ok"
 	VerifyFailed        = "sender.verify_failed"
 	SenderLogout        = "sender.logout"
+	InboxCreate         = "inbox.create" // a sender set an inbox passphrase (a new inbox key)
+	InboxUnlock         = "inbox.unlock" // a session unlocked (or failed to unlock) the sender's inbox
 	APIKeyCreate        = "apikey.create"
 	APIKeyRevoke        = "apikey.revoke"
 	MasterKeyRotate     = "admin.rotate_master_key"

@@ -111,6 +111,7 @@ type Service struct {
 
 	ssoRequired func(addr string) bool
 	recheck     Rechecker
+	unlocks     *secret.Limiter
 }
 
 // Deps are what the service is built from.
@@ -135,6 +136,10 @@ type Deps struct {
 	// Recheck asks the identity provider whether an SSO account still
 	// exists; nil: an SSO session ends when it is due for a re-check.
 	Recheck Rechecker
+	// Unlocks bounds concurrent inbox passphrase checks (scrypt); share
+	// the transfer service's, so one bound covers all unlocks. nil: an
+	// own limiter of secret.DefaultUnlockConcurrency.
+	Unlocks *secret.Limiter
 }
 
 // New returns the service built from d.
@@ -146,7 +151,12 @@ func New(d Deps) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{db: d.DB, keys: d.Keys, mailer: d.Mailer, org: d.Org, cfg: d.Config, now: func() time.Time { return now().UTC() }, log: log, audit: d.Audit, ssoRequired: d.SSORequired, recheck: d.Recheck}
+	unlocks := d.Unlocks
+	if unlocks == nil {
+		unlocks = secret.NewLimiter(secret.DefaultUnlockConcurrency)
+	}
+	return &Service{db: d.DB, keys: d.Keys, mailer: d.Mailer, org: d.Org, cfg: d.Config, now: func() time.Time { return now().UTC() }, log: log, audit: d.Audit, ssoRequired: d.SSORequired, recheck: d.Recheck,
+		unlocks: unlocks}
 }
 
 // Config returns the service's configuration.

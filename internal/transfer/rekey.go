@@ -46,12 +46,14 @@ var SealedValues = []SealedValue{
 	{store.SealedColumn{Table: "verifications", Column: "details_sealed", RowID: "lower(hex(id_hash))"}, "verify.details"},   // internal/sender purposeVerify
 	{store.SealedColumn{Table: "sender_sessions", Column: "details_sealed", RowID: "lower(hex(id_hash))"}, "sender.details"}, // internal/sender purposeSession
 	{store.SealedColumn{Table: "oidc_flows", Column: "flow_sealed", RowID: "lower(hex(state_hash))"}, "sso.flow"},            // internal/sender purposeFlow
+	{store.SealedColumn{Table: "inbox_keys", Column: "identity_sealed", RowID: "email"}, "inbox.identity"},                   // internal/sender purposeInbox
 }
 
 // NotMasterSealed are *_sealed columns that are not under the master key:
-// sessions.identity_sealed is sealed with a key only the client's token
-// carries, so a rotation neither can nor needs to touch it.
-var NotMasterSealed = []string{"sessions.identity_sealed"}
+// sessions.identity_sealed and sender_sessions.inbox_sealed are sealed with
+// a key only the client's token carries, so a rotation neither can nor
+// needs to touch them.
+var NotMasterSealed = []string{"sessions.identity_sealed", "sender_sessions.inbox_sealed"}
 
 // RotationCount is what [RotateMasterKey] did in one column.
 type RotationCount struct {

@@ -157,6 +157,10 @@ func TestRotateMasterKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("confirm %q: %v", code, err)
 	}
+	// The sender's inbox key (sealed wrap of its identity).
+	if err := snd.CreateInbox(ctx, sess.Token, "Inbox-Zin-Voor-Rotatie"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := snd.Start(ctx, "", "ander@example.nl", "Ander", "", "nl"); err != nil {
 		t.Fatal(err)
 	}
@@ -303,6 +307,9 @@ func TestRotateMasterKey(t *testing.T) {
 	who, err := snd2.Authenticate(ctx, sess.Token)
 	if err != nil || who.Name != "Afzender Naam" {
 		t.Fatalf("sender session after rotation: %v, %+v", err, who)
+	}
+	if err := snd2.UnlockInbox(ctx, sess.Token, "Inbox-Zin-Voor-Rotatie"); err != nil {
+		t.Fatalf("inbox after rotation: %v", err)
 	}
 	// The outbox opens its mail with the new key.
 	if n := drainOutbox(t, e2.db, e2.keys, e.clock.Now).count(); n == 0 {

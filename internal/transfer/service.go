@@ -231,3 +231,8 @@ func (s *Service) wakePurge() {
 	default:
 	}
 }
+
+// Unlocks returns the limiter of scrypt unlocks, so other services that
+// unwrap passphrase-wrapped identities (the sender's inbox) stay within
+// the same memory bound.
+func (s *Service) Unlocks() *secret.Limiter { return s.unlocks }
