@@ -409,6 +409,17 @@ func routeTable() []routeRow {
 				return webReq(fx, a, "GET", "/transfers/"+fx.openID+"/replies/onbekend/zip", "")
 			},
 			want: everyone(want{http.StatusSeeOther, ""})},
+		// The inbox, too, takes only the browser's sender session; each
+		// session sees only its own sender's inbox (TestInboxPages in
+		// internal/web).
+		{pattern: "GET /inbox", req: get("/inbox"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /inbox", req: func(fx *fixture, a actor) req {
+			return webReq(fx, a, "POST", "/inbox", "passphrase=Lange-Inbox-Zin-42&passphrase_again=Lange-Inbox-Zin-42")
+		}, want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /inbox/unlock", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/inbox/unlock", "passphrase=x") },
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /inbox/lock", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/inbox/lock", "") },
+			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "POST /logout", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/logout", "") },
 			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "GET /logout", req: get("/logout"), want: everyone(want{http.StatusOK, ""})},
