@@ -48,6 +48,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/blob/local"
 	"github.com/kluis-nl/kluis/internal/blob/s3"
 	"github.com/kluis-nl/kluis/internal/config"
+	"github.com/kluis-nl/kluis/internal/gateway"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/mail/devbox"
 	"github.com/kluis-nl/kluis/internal/mail/smtp"
@@ -119,13 +120,18 @@ type App struct {
 	SSO     *oidc.Provider
 	Web     *web.Web
 	Handler http.Handler
+	// Gateway and GatewayPasswords are the SMTP gateway (--gateway-addr)
+	// and its senders' waiting passwords; nil without it.
+	Gateway          *gateway.Gateway
+	GatewayPasswords *gateway.Passwords
 
 	cfg        *config.Serve
 	log        *slog.Logger
 	stdout     io.Writer
 	version    string
 	ln         net.Listener
-	url        string // where it listens: scheme://host:port
+	url        string       // where it listens: scheme://host:port
+	gwln       net.Listener // the gateway's, with --gateway-addr
 	reload     <-chan os.Signal
 	stopReload func()
 }
@@ -234,6 +240,9 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 		a.log.Info("staff single sign-on", "issuer", cfg.OIDCIssuer, "sso_domains", a.Policy.Get().SSODomains(), "session_max", cfg.OIDCSessionMax.String())
 	}
 	a.Senders = sender.New(sd)
+	if err := a.newGateway(org, o.Now); err != nil {
+		return nil, err
+	}
 	if a.Web, a.Handler, err = a.newHandler(o); err != nil {
 		return nil, err
 	}
@@ -273,13 +282,17 @@ func (a *App) scanner(ctx context.Context) (transfer.Scanner, error) {
 func (a *App) newHandler(o Options) (*web.Web, http.Handler, error) {
 	cfg := a.cfg
 	_, mapping := cfg.OIDC()
+	var passwords web.GatewayPasswords // an interface: no typed nil in it
+	if a.GatewayPasswords != nil {
+		passwords = a.GatewayPasswords
+	}
 	w, err := web.New(web.Deps{
 		Transfers: a.Transfers, Senders: a.Senders, OrgName: cfg.OrgName, BaseURL: cfg.BaseURL, Mailbox: a.Mailbox != nil,
 		LogoFile: cfg.OrgLogoFile, ThemeCSS: cfg.ThemeCSS, ThemeClass: cfg.ThemeClass,
 		Retention: cfg.Retention, DefaultExpiry: cfg.DefaultExpiry, MaxExpiry: cfg.MaxExpiry, SessionTTL: cfg.SessionTTL,
 		AuditRetention: cfg.AuditRetention, SenderSessionTTL: cfg.VerifyTTL, CodeTTL: sender.DefaultConfig().CodeTTL,
 		About: cfg.About, Log: a.log, ReplyLimiter: o.ReplyLimiter,
-		SSO: a.SSO, SSORoles: mapping,
+		SSO: a.SSO, SSORoles: mapping, GatewayPasswords: passwords,
 	})
 	// The statements show what is configured and say plainly what is not;
 	// the administrator hears it here.
@@ -359,6 +372,11 @@ func (a *App) Run(ctx context.Context) error {
 		defer w.Close()
 		g.Go(func() error { return syslog.ForwardAudit(bg, a.DB, w, auditForwardEvery, a.log) })
 	}
+	if a.Gateway != nil {
+		// Stops with the HTTP server: a mail in flight may still commit.
+		g.Go(func() error { return a.Gateway.Serve(serveCtx, a.gwln) })
+		g.Go(func() error { runGatewayCleanup(bg, a.GatewayPasswords, a.log); return nil })
+	}
 	err := g.Wait()
 	a.log.Info("kluis stopped")
 	return err
@@ -375,6 +393,9 @@ func (a *App) Close() error {
 	a.stopReload()
 	if a.ln != nil {
 		a.ln.Close()
+	}
+	if a.gwln != nil {
+		a.gwln.Close()
 	}
 	if a.DB != nil {
 		return a.DB.Close()
@@ -627,6 +648,53 @@ func runSenderCleanup(ctx context.Context, senders *sender.Service, log *slog.Lo
 	for {
 		if err := senders.Cleanup(ctx); err != nil && ctx.Err() == nil {
 			log.Error("sender cleanup failed; will retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// newGateway builds the SMTP gateway of --gateway-addr and listens (port 0
+// is resolved here, as for the HTTP listener); nothing without it.
+func (a *App) newGateway(org mail.Org, now func() time.Time) error {
+	cfg := a.cfg
+	if cfg.GatewayAddr == "" {
+		return nil
+	}
+	tlsCfg, err := server.ReloadingTLSConfig(cfg.GatewayTLSCert, cfg.GatewayTLSKey, a.log)
+	if err != nil {
+		return fmt.Errorf("--gateway-tls-cert: %w", err)
+	}
+	a.GatewayPasswords = gateway.NewPasswords(gateway.PasswordsDeps{DB: a.DB, Keys: a.Keys, Mailer: a.Outbox, Org: org, Now: now, Log: a.log})
+	a.Gateway, err = gateway.New(gateway.Deps{Transfers: a.Transfers, Senders: a.Senders, Confirmer: a.GatewayPasswords, Log: a.log,
+		Config: gateway.Config{Domain: cfg.GatewayDomain, TrustedRelays: cfg.GatewayTrustedRelays, Markers: cfg.GatewayMarkers, TLS: tlsCfg}})
+	if err != nil {
+		return err
+	}
+	if a.gwln, err = net.Listen("tcp", cfg.GatewayAddr); err != nil {
+		return fmt.Errorf("listen on --gateway-addr %s: %w", cfg.GatewayAddr, err)
+	}
+	return nil
+}
+
+// GatewayAddr is where the SMTP gateway listens ("" without it).
+func (a *App) GatewayAddr() string {
+	if a.gwln == nil {
+		return ""
+	}
+	return a.gwln.Addr().String()
+}
+
+// runGatewayCleanup erases the gateway passwords whose link expired.
+func runGatewayCleanup(ctx context.Context, p *gateway.Passwords, log *slog.Logger) {
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		if err := p.Cleanup(ctx); err != nil && ctx.Err() == nil {
+			log.Error("gateway password cleanup failed; will retry", "err", err)
 		}
 		select {
 		case <-ctx.Done():

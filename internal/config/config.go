@@ -147,6 +147,17 @@ type Serve struct {
 	OIDCMFARoles      []role.Role            // roles granted only with a second factor
 	OIDCACR, OIDCAMR  []string               // what proves a second factor
 	oidcMFARolesGiven string
+	// The SMTP gateway (issue 18, internal/gateway): off without
+	// GatewayAddr. Its STARTTLS certificate is GatewayTLSCert/Key, else
+	// TLSCert/Key. GatewayDomain is the name it greets with (default: the
+	// base URL's host); GatewayMarkers start the subject of a mail to be
+	// taken (default [vertrouwelijk] and [secure]).
+	GatewayAddr          string
+	GatewayTrustedRelays []netip.Prefix
+	GatewayMarkers       []string
+	GatewayDomain        string
+	GatewayTLSCert       string
+	GatewayTLSKey        string
 }
 
 // option describes one setting: its flag, its environment variable, and
@@ -175,6 +186,30 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 			return fmt.Errorf("%q: give addresses or CIDR ranges such as 10.0.0.0/8 or 192.0.2.7", v)
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p...)
+		return nil
+	}
+	var relaysFromFlags bool
+	addRelays := func(v string) error {
+		if parsingFlags && !relaysFromFlags {
+			c.GatewayTrustedRelays, relaysFromFlags = nil, true
+		}
+		p, err := clientip.ParsePrefixes(v)
+		if err != nil {
+			return fmt.Errorf("%q: give addresses or CIDR ranges such as 192.0.2.0/28", v)
+		}
+		c.GatewayTrustedRelays = append(c.GatewayTrustedRelays, p...)
+		return nil
+	}
+	setMarkers := func(v string) error {
+		c.GatewayMarkers = nil
+		for _, m := range strings.Split(v, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				c.GatewayMarkers = append(c.GatewayMarkers, m)
+			}
+		}
+		if len(c.GatewayMarkers) == 0 {
+			return errors.New("give at least one subject marker, such as [secure]")
+		}
 		return nil
 	}
 	opts := []option{
@@ -260,6 +295,12 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "oidc-mfa-roles", def: "admin,auditor", usage: "roles granted only to a sign-in with a second factor (the ID token's acr or amr, see --oidc-acr and --oidc-amr), separated by commas; none for no role", set: str(&c.oidcMFARolesGiven)},
 		{name: "oidc-acr", usage: "acr values that prove a second factor, separated by commas (e.g. Keycloak's level names); empty: only --oidc-amr counts", set: list(&c.OIDCACR)},
 		{name: "oidc-amr", def: strings.Join(oidc.DefaultAMR, ","), usage: "amr values (RFC 8176) that prove a second factor, separated by commas", set: list(&c.OIDCAMR)},
+		{name: "gateway-addr", usage: "address (HOST:PORT) of the SMTP gateway that turns a marked mail from the organisation's mail server into a transfer (docs/gateway.md); off without it", set: str(&c.GatewayAddr)},
+		{name: "gateway-trusted-relay", usage: "mail server (address or CIDR range) that may hand over mail to the gateway without SMTP AUTH: only the organisation's own on-premises server (the weaker option, see docs/gateway.md); repeat the flag or separate with commas. Others authenticate with SMTP AUTH and the sender's API key", set: addRelays},
+		{name: "gateway-marker", def: "[vertrouwelijk],[secure]", usage: "subject markers (comma-separated, case-insensitive) that make the gateway take a mail; the marker is removed from the subject", set: setMarkers},
+		{name: "gateway-domain", usage: "the name the gateway greets mail servers with (default: the host of --base-url)", set: str(&c.GatewayDomain)},
+		{name: "gateway-tls-cert", usage: "PEM certificate chain the gateway offers with STARTTLS (default: --tls-cert); needs --gateway-tls-key", set: str(&c.GatewayTLSCert)},
+		{name: "gateway-tls-key", usage: "PEM private key for --gateway-tls-cert", set: str(&c.GatewayTLSKey)},
 		{name: "metrics-token", secret: true, usage: "bearer token (at least 16 characters) that Prometheus sends to read /metrics and /healthz?details=1 (Authorization: Bearer TOKEN). Without it they answer only clients connecting from loopback without X-Forwarded-For (set a token, or block /metrics, when a reverse proxy on the same host forwards without that header)", set: str(&c.MetricsToken)},
 	}
 	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
@@ -452,6 +493,9 @@ func (c *Serve) validate() error {
 		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
 			return fmt.Errorf("--tls-cert %s / --tls-key %s: %w", c.TLSCert, c.TLSKey, err)
 		}
+	}
+	if err := c.checkGateway(); err != nil {
+		return err
 	}
 	if c.SecurityContact != "" {
 		if err := checkContact(c.SecurityContact); err != nil {
@@ -816,6 +860,39 @@ func (c *Serve) validateOIDC() error {
 	}
 	if len(c.OIDCMFARoles) > 0 && len(c.OIDCACR) == 0 && len(c.OIDCAMR) == 0 {
 		return fmt.Errorf("--oidc-mfa-roles %s needs --oidc-acr or --oidc-amr: the values that prove a second factor (or --oidc-mfa-roles none)", c.oidcMFARolesGiven)
+	}
+	return nil
+}
+
+// checkGateway validates the --gateway-* settings.
+func (c *Serve) checkGateway() error {
+	if c.GatewayAddr == "" {
+		if len(c.GatewayTrustedRelays) > 0 || c.GatewayTLSCert != "" || c.GatewayDomain != "" {
+			return errors.New("--gateway-trusted-relay, --gateway-tls-cert and --gateway-domain need --gateway-addr")
+		}
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(c.GatewayAddr); err != nil {
+		return fmt.Errorf("--gateway-addr %q: give HOST:PORT, for example 0.0.0.0:2525", c.GatewayAddr)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("--gateway-addr %q: the port must be a number from 0 to 65535", c.GatewayAddr)
+	}
+	if (c.GatewayTLSCert == "") != (c.GatewayTLSKey == "") {
+		return errors.New("give both --gateway-tls-cert and --gateway-tls-key, or neither")
+	}
+	if c.GatewayTLSCert == "" {
+		c.GatewayTLSCert, c.GatewayTLSKey = c.TLSCert, c.TLSKey
+	}
+	if c.GatewayTLSCert == "" {
+		return errors.New("--gateway-addr needs a certificate for STARTTLS (the gateway takes mail only over TLS): give --gateway-tls-cert and --gateway-tls-key, or --tls-cert and --tls-key")
+	}
+	if _, err := tls.LoadX509KeyPair(c.GatewayTLSCert, c.GatewayTLSKey); err != nil {
+		return fmt.Errorf("--gateway-tls-cert %s / --gateway-tls-key %s: %w", c.GatewayTLSCert, c.GatewayTLSKey, err)
+	}
+	if c.GatewayDomain == "" {
+		if u, err := url.Parse(c.BaseURL); err == nil {
+			c.GatewayDomain = u.Hostname()
+		}
 	}
 	return nil
 }

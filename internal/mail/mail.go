@@ -44,10 +44,13 @@ const (
 	KindExpiryReminder Kind = "expiry_reminder"  // to the sender: the transfer expires soon
 	KindSummary        Kind = "download_summary" // to the sender: who downloaded what, at expiry or revoke
 	KindScanFailed     Kind = "scan_failed"      // to the sender: the malware scan stopped the transfer
+	// KindGatewayPassword goes to the sender of a mail the SMTP gateway
+	// made a transfer of: the one-time link to its generated password.
+	KindGatewayPassword Kind = "gateway_password"
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed}
+var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword}
 
 // Languages lists the languages mails are written in: every language of
 // package locale.
@@ -156,6 +159,14 @@ type Download struct {
 	At        time.Time
 	Subject   string // the notification subject, to recognise the transfer; optional
 	StatusURL string // optional
+}
+
+// GatewayPassword is the data for KindGatewayPassword. It carries neither
+// the password nor the mail's subject or text: only the link to the page
+// that shows the password once, to the signed-in sender.
+type GatewayPassword struct {
+	Link      string    // absolute http or https
+	ExpiresAt time.Time // when the link stops working
 }
 
 // Lockout is the data for KindLockout: too many wrong passwords.
@@ -435,6 +446,15 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 		}
 		d.File.Name = fileName(d.File.Name)
 		d.Subject = HeaderValue(d.Subject)
+		v.D = d
+	case KindGatewayPassword:
+		d, ok := as[GatewayPassword](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		if !isWebURL(d.Link) || d.ExpiresAt.IsZero() {
+			return nil, invalid("gateway password mail needs an absolute http or https link and its end")
+		}
 		v.D = d
 	case KindLockout:
 		d, ok := as[Lockout](data)

@@ -32,6 +32,7 @@ var testOrg = Org{
 func fixtures() map[Kind]any {
 	return map[Kind]any{
 		KindVerifyCode: VerifyCode{Code: "04821937", Minutes: 15},
+		KindGatewayPassword: GatewayPassword{Link: "https://kluis.voorbeeld.nl/gateway/password/abcdefghijklmnopqrstuvwxyz", ExpiresAt: fixed},
 		KindNotify: Notify{
 			SenderName:  "Anna de Vries",
 			SenderPhone: "058 123 45 67",

@@ -420,6 +420,18 @@ func routeTable() []routeRow {
 			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "POST /inbox/lock", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/inbox/lock", "") },
 			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /transfers/{id}/password",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "POST", "/transfers/"+fx.openID+"/password", "token=onbekend")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /transfers/{id}/password/{token}",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "GET", "/transfers/"+fx.openID+"/password/onbekend", "")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "POST /logout", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/logout", "") },
 			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "GET /logout", req: get("/logout"), want: everyone(want{http.StatusOK, ""})},

@@ -112,3 +112,16 @@ func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	}
 	return c.cert, nil
 }
+
+// ReloadingTLSConfig is TLSConfig with the certificate of the PEM files,
+// read again when they change (as in TLSListener), for a listener that
+// starts TLS itself: the mail gateway's STARTTLS.
+func ReloadingTLSConfig(certFile, keyFile string, log *slog.Logger) (*tls.Config, error) {
+	c, err := newCertReloader(certFile, keyFile, log)
+	if err != nil {
+		return nil, err
+	}
+	cfg := TLSConfig()
+	cfg.GetCertificate, cfg.NextProtos = c.get, nil
+	return cfg, nil
+}

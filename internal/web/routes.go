@@ -57,6 +57,8 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("POST /inbox", h.inboxCreate)
 	mux.HandleFunc("POST /inbox/unlock", h.inboxUnlock)
 	mux.HandleFunc("POST /inbox/lock", h.inboxLock)
+	mux.HandleFunc("POST /transfers/{id}/password", h.gatewayPasswordShow)
+	mux.HandleFunc("GET /transfers/{id}/password/{token}", h.gatewayPasswordLink)
 	mux.HandleFunc("POST /logout", h.logout)
 	mux.HandleFunc("GET /logout", h.loggedOut)
 	mux.HandleFunc("GET /sso/start", h.ssoStart)

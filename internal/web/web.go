@@ -93,6 +93,9 @@ type Deps struct {
 	// SSORoles maps its group claims to roles.
 	SSO      *oidc.Provider
 	SSORoles oidc.Mapping
+	// GatewayPasswords holds the passwords of transfers the SMTP gateway
+	// made, for their senders' one-time links; nil without the gateway.
+	GatewayPasswords GatewayPasswords
 }
 
 // Web holds the page handlers and what they share.
@@ -110,6 +113,8 @@ type Web struct {
 	sso      *oidc.Provider
 	ssoRoles oidc.Mapping
 	baseURL  string
+	// passwords: the mail gateway's waiting passwords, or nil.
+	passwords GatewayPasswords
 }
 
 type org struct {
@@ -202,6 +207,7 @@ func New(d Deps) (*Web, error) {
 			CodeMinutes:      int((or(d.CodeTTL, sdef.CodeTTL) + time.Minute - 1) / time.Minute),
 		},
 	}
+	h.passwords = d.GatewayPasswords
 	if h.org.Name == "" {
 		h.org.Name = "Kluis"
 	}
