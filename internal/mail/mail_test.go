@@ -31,7 +31,7 @@ var testOrg = Org{
 // fixtures holds the fixed data for each kind's golden files.
 func fixtures() map[Kind]any {
 	return map[Kind]any{
-		KindVerifyCode: VerifyCode{Code: "04821937", Minutes: 15},
+		KindVerifyCode:      VerifyCode{Code: "04821937", Minutes: 15},
 		KindGatewayPassword: GatewayPassword{Link: "https://kluis.voorbeeld.nl/gateway/password/abcdefghijklmnopqrstuvwxyz", ExpiresAt: fixed},
 		KindNotify: Notify{
 			SenderName:  "Anna de Vries",

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	mailgw "github.com/kluis-nl/kluis/internal/gateway"
 	"io"
 	"os"
 	"path/filepath"
@@ -170,6 +171,11 @@ func TestRotateMasterKey(t *testing.T) {
 	}
 	withPw := e.readyTransfer(createOpts{message: "het geheime bericht"}, 250_000, 10)
 	noPw := e.readyTransfer(createOpts{mode: kluis.PasswordNone}, 5_000)
+	// A password of the mail gateway waiting for its sender.
+	gw := mailgw.NewPasswords(mailgw.PasswordsDeps{DB: e.app.DB, Keys: e.app.Keys, Mailer: e.app.Outbox, Org: mail.Org{BaseURL: "https://kluis.example.nl"}})
+	if err := gw.Confirm(ctx, mailgw.Confirmation{TransferID: noPw.c.Transfer.ID, Sender: "afzender@example.nl", Lang: "nl", Password: "wacht woord"}); err != nil {
+		t.Fatal(err)
+	}
 	// A file stored as versions before migration 0009 did (one sealed
 	// manifest), which a rotation must reseal too.
 	e.makeLegacy(noPw.files[0].ID)
