@@ -497,7 +497,7 @@ var (
 	colsDownloads = []string{"id", "recipient_id", "file_idx", "at"}
 	colsServed    = []string{"recipient_id", "file_idx", "spans"}
 	colsSessions  = []string{"id_hash", "recipient_id", "identity_sealed", "expires_at"}
-	colsAudit     = []string{"id", "at", "actor", "action", "object", "result", "ip", "detail"}
+	colsAudit     = []string{"id", "at", "actor", "action", "object", "result", "ip", "detail", "prev_hash", "hash"}
 	colsOutbox    = []string{"id", "kind", "created_at", "not_before", "attempts", "claimed_until", "failed_at", "last_error", "sealed"}
 )
 
@@ -571,11 +571,21 @@ func generateBulk(ctx context.Context, t *testing.T, d scaleDB, db *store.DB, n 
 			return nil, err
 		}
 	}
+	// The bulk entries continue the audit chain the engine began, so the
+	// hot path's InsertAudit and `kluis admin audit verify` see one chain.
+	var prevHash []byte
+	if err := s.db.QueryRowContext(ctx, "SELECT last_id, last_hash FROM audit_head WHERE one = 1").Scan(&base.audit, &prevHash); err != nil {
+		return nil, err
+	}
 	rid, did, aid := base.rcpt, base.dl, base.audit
 	ips := []string{"145.12.33.", "82.94.101.", "2001:db8:4:12::", "77.60.88."}
 	auditRow := func(at int64, actor, action, object, result, detail string) error {
 		aid++
-		return s.add("audit", colsAudit, aid, at, actor, action, object, result, ips[r.IntN(len(ips))]+strconv.Itoa(r.IntN(250)+1), detail)
+		a := &store.AuditRow{ID: aid, At: time.UnixMilli(at), Actor: actor, Action: action, Object: object, Result: result,
+			IP: ips[r.IntN(len(ips))] + strconv.Itoa(r.IntN(250)+1), Detail: detail, PrevHash: prevHash}
+		a.Hash = store.AuditHash(a)
+		prevHash = a.Hash
+		return s.add("audit", colsAudit, aid, at, actor, action, object, result, a.IP, detail, a.PrevHash, a.Hash)
 	}
 	nowMS := now.UnixMilli()
 	for i := range n {
@@ -779,6 +789,9 @@ func generateBulk(ctx context.Context, t *testing.T, d scaleDB, db *store.DB, n 
 	if err := s.close(); err != nil {
 		return nil, err
 	}
+	if err := setAuditHead(ctx, d, aid, prevHash); err != nil {
+		return nil, err
+	}
 	if d.pg != "" {
 		// Identity columns were given explicit ids: move their sequences on.
 		for _, tab := range []string{"recipients", "downloads", "audit"} {
@@ -788,6 +801,22 @@ func generateBulk(ctx context.Context, t *testing.T, d scaleDB, db *store.DB, n 
 		}
 	}
 	return counts, nil
+}
+
+// setAuditHead moves the audit chain's head past the bulk entries.
+func setAuditHead(ctx context.Context, d scaleDB, id int64, hash []byte) error {
+	if d.pg != "" {
+		return pgExec(ctx, d.spec, fmt.Sprintf(`UPDATE audit_head SET last_id = %d, last_hash = '\x%x' WHERE one = 1`, id, hash))
+	}
+	db, err := sql.Open("sqlite", "file:"+strings.TrimPrefix(d.spec, "sqlite:"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "UPDATE audit_head SET last_id = ?, last_hash = ? WHERE one = 1", id, hash); err != nil {
+		return fmt.Errorf("audit chain head: %w", err)
+	}
+	return nil
 }
 
 func nilZero(v int64) any {
