@@ -147,11 +147,12 @@ func (b *tab) submit(sel string) {
 	b.waitNewPage()
 }
 
-// waitNewPage waits until the page marked "old" has been replaced.
+// waitNewPage waits until the page marked "old" has been replaced. It
+// polls across navigations: a redirect after the click may destroy the
+// page a single poll runs in ("Cannot find context with specified id").
 func (b *tab) waitNewPage() {
 	b.t.Helper()
-	b.do(chromedp.Poll[chromedp.Void](`document.readyState === "complete" && document.documentElement.dataset.kluisMark !== "old"`,
-		chromedp.WithPollingTimeout(20*time.Second)))
+	b.waitFor(`document.readyState === "complete" && document.documentElement.dataset.kluisMark !== "old"`)
 }
 
 // waitFor evaluates cond until it is true, across navigations (which make
