@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +81,26 @@ func TestCreateRecipientAuth(t *testing.T) {
 				t.Errorf("fields %+v, want recipient_auth %s", bad.Error.Fields, tc.code)
 			}
 		})
+	}
+}
+
+// TestCreateRecipientAuthAndLogin: recipient_auth and recipient_login
+// naming one recipient (in another case) with two methods is refused with
+// a message that says to choose one.
+func TestCreateRecipientAuthAndLogin(t *testing.T) {
+	g := kluistest.NewSMSGateway(t)
+	e := startAPIEnv(t, apptest.Options{Args: g.Args()})
+	_, tok, err := e.senders.CreateAPIKey(e.ctx, "medewerker@gemeente.nl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad struct{ Error struct{ Message string } }
+	e.jsonOK(e.req("POST", "/api/v1/transfers", tok, nil, map[string]any{
+		"to": []string{"burger@example.nl"}, "password": map[string]string{"mode": "generate"},
+		"recipient_auth":  map[string]any{"Burger@Example.nl": map[string]string{"method": "password+sms", "phone": "+31612345678"}},
+		"recipient_login": map[string]any{"burger@example.nl": map[string]string{"provider": "digid"}},
+	}), http.StatusBadRequest, &bad)
+	if !strings.Contains(bad.Error.Message, "choose one") {
+		t.Errorf("message %q, want it to say to choose one method", bad.Error.Message)
 	}
 }

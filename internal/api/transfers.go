@@ -183,13 +183,14 @@ func (a *API) createTransfer(w http.ResponseWriter, r *http.Request, s *sender.S
 	if len(req.RecipientAuth) > 0 {
 		cr.Auth = map[string]transfer.RecipientAuth{}
 		for addr, v := range req.RecipientAuth {
-			cr.Auth[addr] = transfer.RecipientAuth{Method: v.Method, Phone: v.Phone}
+			cr.Auth[authKey(addr)] = transfer.RecipientAuth{Method: v.Method, Phone: v.Phone}
 		}
 	}
 	for addr, l := range req.RecipientLogin {
 		if cr.Auth == nil {
 			cr.Auth = map[string]transfer.RecipientAuth{}
 		}
+		addr = authKey(addr)
 		ra := cr.Auth[addr]
 		if ra.Method != "" && ra.Method != kluis.AuthPasswordLogin {
 			a.Error(w, r, kluis.Errorf(kluis.EINVALID, "recipient_auth gives %s the method %s, recipient_login a login: choose one (a login is method %s).", addr, ra.Method, kluis.AuthPasswordLogin))
@@ -332,3 +333,7 @@ func (a *API) erase(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// authKey is the key of a recipient in recipient_auth and recipient_login:
+// addresses compare without case, so both fields name one recipient alike.
+func authKey(addr string) string { return strings.ToLower(strings.TrimSpace(addr)) }
