@@ -121,6 +121,9 @@ type Flow struct {
 	State    string `json:"state"`
 	Nonce    string `json:"nonce"`
 	Verifier string `json:"verifier"`
+	// Redirect is a command-line client's loopback redirect
+	// (BeginLoopback); "" means this server's own callback.
+	Redirect string `json:"redirect,omitempty"`
 }
 
 // Begin starts a sign-in: it returns the provider's authorization URL and
@@ -157,7 +160,14 @@ var ErrSignIn = errors.New("oidc: sign-in failed")
 // token, its nonce included.
 func (p *Provider) Finish(ctx context.Context, code string, f Flow) (*Identity, error) {
 	ctx = gooidc.ClientContext(ctx, p.cfg.HTTPClient)
-	tok, err := p.oauth.Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
+	c := p.oauth
+	if f.Redirect != "" {
+		if err := CheckLoopback(f.Redirect); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSignIn, err)
+		}
+		c.RedirectURL = f.Redirect
+	}
+	tok, err := c.Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
 		return nil, fmt.Errorf("%w: code exchange: %w", ErrSignIn, err)
 	}
@@ -362,4 +372,121 @@ func (p *Provider) DeviceFinish(ctx context.Context, da *oauth2.DeviceAuthRespon
 		return nil, err
 	}
 	return &id.Identity, nil
+}
+
+// BeginLoopback starts a sign-in whose provider redirect goes to a
+// command-line client's loopback listener (RFC 8252, section 7.3), not to
+// this server: redirect must be http on 127.0.0.1 or [::1]. The client
+// hands the code back to the server, which redeems it with the verifier
+// (PKCE) and this side's client secret, as Finish does.
+func (p *Provider) BeginLoopback(redirect string) (string, Flow, error) {
+	if err := CheckLoopback(redirect); err != nil {
+		return "", Flow{}, err
+	}
+	f := Flow{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(), Redirect: redirect}
+	c := p.oauth
+	c.RedirectURL = redirect
+	return c.AuthCodeURL(f.State, oauth2.S256ChallengeOption(f.Verifier), gooidc.Nonce(f.Nonce)), f, nil
+}
+
+// CheckLoopback accepts only a loopback redirect of a native client:
+// http://127.0.0.1:PORT/… or http://[::1]:PORT/…, no user, query or
+// fragment. "localhost" is refused, as RFC 8252 advises (it may resolve
+// elsewhere).
+func CheckLoopback(redirect string) error {
+	u, err := url.Parse(redirect)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Port() == "" {
+		return fmt.Errorf("oidc: %q is not a loopback redirect (http://127.0.0.1:PORT/path)", redirect)
+	}
+	if h := u.Hostname(); h != "127.0.0.1" && h != "::1" {
+		return fmt.Errorf("oidc: %q is not a loopback redirect (http://127.0.0.1:PORT/path)", redirect)
+	}
+	return nil
+}
+
+// ErrPending: the user has not yet approved the device sign-in.
+var ErrPending = errors.New("oidc: the device sign-in is not approved yet")
+
+// DevicePoll polls the provider for up to wait (at the provider's
+// interval) and verifies the ID token once the user approved. It returns
+// ErrPending when wait passed first, so a server can answer a client's
+// poll without holding its request for the whole grant.
+func (p *Provider) DevicePoll(ctx context.Context, da *oauth2.DeviceAuthResponse, wait time.Duration) (*Identity, error) {
+	pctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	id, err := p.DeviceFinish(pctx, da)
+	if err != nil && pctx.Err() != nil && ctx.Err() == nil && (da.Expiry.IsZero() || time.Now().Before(da.Expiry)) {
+		return nil, ErrPending
+	}
+	return id, err
+}
+
+// OverageAdvice is what the administrator reads in the log when the
+// provider sent Entra's group overage marker instead of the groups.
+const OverageAdvice = "the identity provider sent a group overage marker (_claim_names or hasgroups: the user is in more groups than fit in a token, over 200 in Entra ID) instead of the groups, so Kluis grants this sign-in no role (it does not call Microsoft Graph). " +
+	"Fix it at the provider: in Entra ID, the app registration's Token configuration → groups claim → \"Groups assigned to the application\" (groupMembershipClaims: ApplicationGroup), and assign the Kluis role groups to the enterprise application; " +
+	"or give the roles as app roles and set --oidc-claim-groups roles with the app roles' values in --oidc-role-*"
+
+// Advice says, for the administrator's log, why id's groups gave no role
+// although the mapping names groups: the provider sent Entra's group
+// overage marker (OverageAdvice), or it sends group ids (GUIDs, as Entra
+// does) where --oidc-role-* name the groups by name, or names where they
+// hold ids. "" when there is nothing to say: a sign-in that got a role,
+// or whose groups are simply not among the mapped ones.
+func (m Mapping) Advice(id *Identity) string {
+	mapped := 0
+	configuredIDs := 0
+	for _, gs := range m.Groups {
+		for _, g := range gs {
+			mapped++
+			if looksLikeID(g) {
+				configuredIDs++
+			}
+		}
+	}
+	if mapped == 0 {
+		return ""
+	}
+	if id.GroupsOverage {
+		return OverageAdvice
+	}
+	if g, w := m.Roles(id); len(g)+len(w) > 0 || len(id.Groups) == 0 {
+		return ""
+	}
+	sentIDs := 0
+	for _, g := range id.Groups {
+		if looksLikeID(g) {
+			sentIDs++
+		}
+	}
+	switch {
+	case sentIDs == len(id.Groups) && configuredIDs == 0:
+		return fmt.Sprintf("the identity provider sends group ids (such as %s), not group names, and no role group of --oidc-role-* is an id: no role was granted. Put the groups' object ids in --oidc-role-* (in Entra ID: Groups → the group → Object ID), or let the provider send names (Entra ID: sAMAccountName or cloud group names in the groups claim)", id.Groups[0])
+	case sentIDs == 0 && configuredIDs == mapped:
+		return fmt.Sprintf("the identity provider sends group names (such as %q), but the role groups of --oidc-role-* are all ids: no role was granted. Put the group names in --oidc-role-*, as the provider sends them", id.Groups[0])
+	}
+	return ""
+}
+
+// looksLikeID reports whether a group is a GUID (Entra's object ids,
+// ADFS's SIDs are not GUIDs but start with S-1-).
+func looksLikeID(g string) bool {
+	if strings.HasPrefix(g, "S-1-") {
+		return true
+	}
+	if len(g) != 36 {
+		return false
+	}
+	for i, c := range g {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
 }

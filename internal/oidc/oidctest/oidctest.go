@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -61,9 +62,24 @@ type Provider struct {
 	srv    *httptest.Server
 }
 
+// Option changes how New sets the provider up.
+type Option func(*options)
+
+type options struct{ noDevice bool }
+
+// WithoutDeviceGrant makes a provider that does not offer the device
+// authorization grant (RFC 8628), as ADFS does not: its discovery document
+// has no device_authorization_endpoint and that endpoint answers 404, so a
+// command-line client must use a browser on a loopback redirect.
+func WithoutDeviceGrant() Option { return func(o *options) { o.noDevice = true } }
+
 // New starts a provider on a loopback port; it stops when the test ends.
-func New(t testing.TB) *Provider {
+func New(t testing.TB, opts ...Option) *Provider {
 	t.Helper()
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("oidctest: %v", err)
@@ -107,6 +123,10 @@ func New(t testing.TB) *Provider {
 	mux.HandleFunc("/login", st.login)
 	mux.HandleFunc("/device", st.deviceForm)
 	mux.Handle("/", p)
+	if o.noDevice {
+		mux.Handle("/device_authorization", http.NotFoundHandler())
+		mux.Handle("/.well-known/openid-configuration", withoutDevice(p))
+	}
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Listener.Close()
 	srv.Listener = ln
@@ -117,17 +137,44 @@ func New(t testing.TB) *Provider {
 
 // AddClient registers a confidential client (client_secret_basic or
 // _post) with the redirect URIs it may use; each redirect URI's origin
-// root ("http://host:port/") is also a permitted post-logout redirect.
+// root ("http://host:port/") is also a permitted post-logout redirect. A
+// loopback redirect URI registered without a port
+// ("http://127.0.0.1/callback") admits that path on any port, as RFC 8252
+// (section 7.3) asks of a provider for command-line clients.
 func (p *Provider) AddClient(id, secret string, redirectURIs ...string) {
 	var post []string
+	loopback := false
 	for _, r := range redirectURIs {
 		if u, err := url.Parse(r); err == nil {
 			post = append(post, u.Scheme+"://"+u.Host+"/")
+			if ip := net.ParseIP(u.Hostname()); u.Scheme == "http" && u.Port() == "" && ip != nil && ip.IsLoopback() {
+				loopback = true
+			}
 		}
 	}
 	p.st.mu.Lock()
 	defer p.st.mu.Unlock()
-	p.st.clients[id] = &client{id: id, secret: secret, redirects: redirectURIs, postLogout: post, loginURL: p.Issuer + "/login"}
+	p.st.clients[id] = &client{id: id, secret: secret, redirects: redirectURIs, postLogout: post, loginURL: p.Issuer + "/login", loopback: loopback}
+}
+
+// withoutDevice serves op's discovery document without the device
+// authorization endpoint.
+func withoutDevice(op http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		op.ServeHTTP(rec, r)
+		var doc map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		delete(doc, "device_authorization_endpoint")
+		if gts, ok := doc["grant_types_supported"].([]any); ok {
+			doc["grant_types_supported"] = slices.DeleteFunc(gts, func(g any) bool { return g == "urn:ietf:params:oauth:grant-type:device_code" })
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(doc)
+	})
 }
 
 // SetUser adds or replaces a user.

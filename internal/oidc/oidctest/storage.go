@@ -75,13 +75,21 @@ type client struct {
 	redirects  []string
 	postLogout []string
 	loginURL   string
+	// loopback: a redirect URI is registered as a loopback without a
+	// port, so the client is a native one (any port, RFC 8252).
+	loopback bool
 }
 
-func (c *client) GetID() string                       { return c.id }
-func (c *client) RedirectURIs() []string              { return c.redirects }
-func (c *client) PostLogoutRedirectURIs() []string    { return c.postLogout }
-func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
-func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
+func (c *client) GetID() string                    { return c.id }
+func (c *client) RedirectURIs() []string           { return c.redirects }
+func (c *client) PostLogoutRedirectURIs() []string { return c.postLogout }
+func (c *client) ApplicationType() op.ApplicationType {
+	if c.loopback {
+		return op.ApplicationTypeNative
+	}
+	return op.ApplicationTypeWeb
+}
+func (c *client) AuthMethod() oidc.AuthMethod { return oidc.AuthMethodBasic }
 func (c *client) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
