@@ -15,6 +15,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/locale"
+	"github.com/kluis-nl/kluis/internal/oidc"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -25,6 +26,9 @@ type API struct {
 	senders *sender.Service
 	log     *slog.Logger
 	tus     http.Handler
+
+	sso      *oidc.Provider // nil: no single sign-on (UseSSO)
+	ssoRoles oidc.Mapping
 }
 
 // New returns the API; tus is mounted at /api/v1/uploads/.
@@ -42,6 +46,8 @@ func New(svc *transfer.Service, senders *sender.Service, log *slog.Logger) (*API
 func (a *API) Register(mux Mux) {
 	mux.HandleFunc("POST /api/v1/verify", a.startVerification)
 	mux.HandleFunc("POST /api/v1/verify/confirm", a.confirmVerification)
+	mux.HandleFunc("POST /api/v1/sso/start", a.ssoStart)
+	mux.HandleFunc("POST /api/v1/sso/finish", a.ssoFinish)
 	mux.HandleFunc("POST /api/v1/logout", a.logout)
 	mux.HandleFunc("GET /api/v1/me", a.me)
 	mux.HandleFunc("GET /api/v1/config", a.config)

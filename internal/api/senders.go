@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/sender"
 )
 
@@ -39,6 +42,14 @@ func (a *API) startVerification(w http.ResponseWriter, r *http.Request) {
 	}
 	pre := preSession(r, req.Verification)
 	tok, err := a.senders.Start(r.Context(), pre, req.Email, req.Name, req.Phone, req.Lang)
+	if errors.Is(err, sender.ErrSSORequired) {
+		// Through the API (the command line, a script) the way is kluis
+		// login --sso, not the browser's button: say so, with a field
+		// code a client can act on.
+		domain := req.Email[strings.LastIndexByte(req.Email, '@')+1:]
+		err = &kluis.Error{Code: kluis.EPOLICY, Err: err, Message: kluis.ErrorMessage(err),
+			Fields: []kluis.FieldError{{Field: "email", Code: "sso_required", Key: "validate.sso_required", Args: []any{domain}}}}
+	}
 	if err != nil {
 		a.Error(w, r, err)
 		return

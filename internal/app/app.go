@@ -316,6 +316,8 @@ func (a *App) newHandler(o Options) (*web.Web, http.Handler, error) {
 		Metrics:        a.Metrics,
 		MetricsToken:   cfg.MetricsToken,
 		StaticLog:      server.StaticLog(cfg.LogStatic),
+		SSO:            a.SSO,
+		SSORoles:       mapping,
 	}
 	if a.Mailbox != nil {
 		deps.Mailbox = a.Mailbox.Handler()

@@ -54,6 +54,9 @@ type app struct {
 	p      *locale.Printer
 	// wrapPart, if set, wraps every part file of kluis receive (tests).
 	wrapPart func(*os.File) partFile
+	// openURL opens an address in the person's browser (kluis login
+	// --sso); tests replace it.
+	openURL func(string) error
 }
 
 // Run runs the command line args (without the program's name) and returns
@@ -69,7 +72,7 @@ func (prog Program) Run(ctx context.Context, args []string, getenv func(string) 
 
 func (prog Program) newApp(getenv func(string) string, stdio Stdio) (*app, error) {
 	lang, err := chooseLang(getenv)
-	return &app{prog: prog, getenv: getenv, io: stdio, p: locale.For(lang)}, err
+	return &app{prog: prog, getenv: getenv, io: stdio, p: locale.For(lang), openURL: openBrowser}, err
 }
 
 func (a *app) run(ctx context.Context, args []string) error {

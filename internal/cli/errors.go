@@ -64,6 +64,7 @@ var apiText = map[string]map[string]struct{ msg, hint string }{
 		"":          {"cli.api.unauthorized", "cli.hint.login"},
 		"recipient": {"cli.api.session_ended", "cli.hint.run_again"},
 		"login":     {"cli.api.no_code_waiting", "cli.hint.new_code"},
+		"sso":       {"cli.api.sso_refused", "cli.hint.sso_again"},
 	},
 	"wrong_password": {
 		"":      {"cli.api.wrong_password", "cli.hint.wrong_password"},

@@ -136,6 +136,9 @@ type APIError struct {
 	Code    string // "unauthorized", "wrong_password", ...; tus errors: the ERR_ code lower-cased without ERR_
 	Message string // safe to show
 	At      *time.Time
+	// Fields are the codes of the problems field by field
+	// ("sso_required", "address_invalid", …).
+	Fields []string
 }
 
 func (e *APIError) Error() string {
@@ -241,12 +244,18 @@ func readError(resp *http.Response) error {
 			Code    string     `json:"code"`
 			Message string     `json:"message"`
 			At      *time.Time `json:"at"`
+			Fields  []struct {
+				Code string `json:"code"`
+			} `json:"fields"`
 		} `json:"error"`
 	}
 	s := strings.TrimSpace(string(b))
 	switch {
 	case json.Unmarshal(b, &body) == nil && body.Error.Code != "":
 		e.Code, e.Message, e.At = body.Error.Code, body.Error.Message, body.Error.At
+		for _, f := range body.Error.Fields {
+			e.Fields = append(e.Fields, f.Code)
+		}
 	case strings.HasPrefix(s, "ERR_"):
 		// tus errors: "ERR_CODE: message"
 		code, msg, _ := strings.Cut(s, ":")
@@ -365,6 +374,56 @@ func (c *Client) Confirm(ctx context.Context, verification, code string) (*Login
 		return nil, fmt.Errorf("%w: no token", ErrUnexpectedAnswer)
 	}
 	return &out, nil
+}
+
+// SSOStart is the answer to StartSSO: a device sign-in (go to
+// VerificationURI, type UserCode) or a browser sign-in (open AuthURL; the
+// provider comes back to the loopback redirect).
+type SSOStart struct {
+	Method                  string    `json:"method"` // device or browser
+	Handle                  string    `json:"handle"`
+	ExpiresAt               time.Time `json:"expires_at"`
+	VerificationURI         string    `json:"verification_uri"`
+	VerificationURIComplete string    `json:"verification_uri_complete"`
+	UserCode                string    `json:"user_code"`
+	Interval                int64     `json:"interval"`
+	AuthURL                 string    `json:"auth_url"`
+}
+
+// StartSSO begins a staff sign-in with the organisation's identity
+// provider. redirectURI is a loopback listener for the browser sign-in;
+// method "browser" asks for it even where the device sign-in is offered.
+func (c *Client) StartSSO(ctx context.Context, redirectURI, method, lang string) (*SSOStart, error) {
+	var out SSOStart
+	in := map[string]string{"redirect_uri": redirectURI, "method": method, "lang": lang}
+	if err := c.jsonCall(ctx, "POST", "/api/v1/sso/start", "", in, &out); err != nil {
+		return nil, err
+	}
+	if out.Handle == "" || (out.Method == "device" && out.UserCode == "") || (out.Method == "browser" && out.AuthURL == "") {
+		return nil, fmt.Errorf("%w: an incomplete sign-in", ErrUnexpectedAnswer)
+	}
+	return &out, nil
+}
+
+// FinishSSO asks whether the sign-in of handle is done: for the browser
+// sign-in with the state, code (or error) the loopback redirect received.
+// It returns the login, or nil while a device sign-in waits for the user.
+func (c *Client) FinishSSO(ctx context.Context, handle, state, code, errCode string) (*Login, error) {
+	var out struct {
+		Login
+		Status string `json:"status"`
+	}
+	in := map[string]string{"handle": handle, "state": state, "code": code, "error": errCode}
+	if err := c.jsonCall(ctx, "POST", "/api/v1/sso/finish", "", in, &out); err != nil {
+		return nil, err
+	}
+	if out.Status == "pending" {
+		return nil, nil
+	}
+	if out.Token == "" {
+		return nil, fmt.Errorf("%w: no token", ErrUnexpectedAnswer)
+	}
+	return &out.Login, nil
 }
 
 // Logout ends the sender session of token on the server.

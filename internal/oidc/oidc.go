@@ -255,6 +255,18 @@ func (p *Provider) LogoutURL(idToken, postLogout string) string {
 	return p.endSession + sep + q.Encode()
 }
 
+// EndSessionOrigin is the origin (scheme://host[:port]) of the provider's
+// end-session endpoint, for the pages' CSP form-action: the logout form
+// continues there. "" if the provider advertises none, or one that is not
+// a plain http(s) origin.
+func (p *Provider) EndSessionOrigin() string {
+	u, err := url.Parse(p.endSession)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(u.Host, " ;,'\"\t\r\n") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
 // Mapping turns group claims into roles.
 type Mapping struct {
 	// Groups per role: the group names or ids (as the provider sends

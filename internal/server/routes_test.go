@@ -126,6 +126,17 @@ func routeTable() []routeRow {
 				return req{method: "POST", path: "/api/v1/verify/confirm", body: map[string]string{"code": strings.Repeat("1", sender.CodeDigits), "verification": "onbekend"}}
 			},
 			want: everyone(unauthorized)},
+		// Without --oidc-issuer there is no single sign-on: not found.
+		{pattern: "POST /api/v1/sso/start",
+			req: func(*fixture, actor) req {
+				return req{method: "POST", path: "/api/v1/sso/start", body: map[string]string{"redirect_uri": "http://127.0.0.1:9/callback"}}
+			},
+			want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "POST /api/v1/sso/finish",
+			req: func(*fixture, actor) req {
+				return req{method: "POST", path: "/api/v1/sso/finish", body: map[string]string{"handle": "onbekend"}}
+			},
+			want: everyone(want{http.StatusNotFound, ""})},
 		{pattern: "POST /api/v1/logout", req: func(*fixture, actor) req { return req{method: "POST", path: "/api/v1/logout"} },
 			want: everyone(want{http.StatusNoContent, ""})},
 		{pattern: "GET /api/v1/me", req: get("/api/v1/me"), want: senderRoute(want{http.StatusOK, ""}),

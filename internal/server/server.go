@@ -19,6 +19,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/api"
 	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/metrics"
+	"github.com/kluis-nl/kluis/internal/oidc"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/transfer"
@@ -50,6 +51,10 @@ type Deps struct {
 	// MetricsToken is the bearer token for /metrics and the /healthz
 	// details; empty: loopback clients only.
 	MetricsToken string
+	// SSO is the organisation's OpenID provider for staff sign-in (the
+	// command line's kluis login --sso), or nil; SSORoles maps its groups.
+	SSO      *oidc.Provider
+	SSORoles oidc.Mapping
 	// StaticLog says which successful static-file requests get an
 	// access-log line (zero: all).
 	StaticLog StaticLog
@@ -67,6 +72,8 @@ type Deps struct {
 var rateLimited = map[string]bool{
 	"POST /api/v1/verify":                true,
 	"POST /api/v1/verify/confirm":        true,
+	"POST /api/v1/sso/start":             true, // staff sign-in for the command line
+	"POST /api/v1/sso/finish":            true,
 	"GET /api/v1/links/{access}":         true,
 	"POST /api/v1/links/{access}/unlock": true,
 	"POST /receive":                      true,
@@ -90,6 +97,7 @@ func New(d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.UseSSO(d.SSO, d.SSORoles)
 	a.Register(mux)
 	if d.Web != nil {
 		d.Web.Register(mux)
@@ -125,7 +133,13 @@ func New(d Deps) (http.Handler, error) {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(crossOriginDenied))
 	h = cop.Handler(h)
-	h = securityHeaders(isHTTPS(d.Transfers.Config().BaseURL), h)
+	var formAction []string
+	if d.SSO != nil {
+		if o := d.SSO.EndSessionOrigin(); o != "" {
+			formAction = append(formAction, o)
+		}
+	}
+	h = securityHeaders(isHTTPS(d.Transfers.Config().BaseURL), formAction, h)
 	h = accessLog(d.Log, d.StaticLog, h)
 	// Outermost: the client IP (trusted proxies only) for the limiter, the
 	// audit log and the pages.
@@ -210,7 +224,16 @@ func crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 // public address is https (publicTLS), also when a reverse proxy terminates
 // TLS and the request reaching Kluis is plain HTTP; browsers ignore it on
 // an http page, so it cannot pin a plain development setup.
-func securityHeaders(publicTLS bool, next http.Handler) http.Handler {
+//
+// formAction are origins besides our own that a form may lead to through
+// its redirects: the identity provider's end-session endpoint, where the
+// logout form of a staff session continues (Chromium applies form-action
+// to the whole redirect chain).
+func securityHeaders(publicTLS bool, formAction []string, next http.Handler) http.Handler {
+	csp := "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+	for _, o := range formAction {
+		csp += " " + o
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -221,7 +244,7 @@ func securityHeaders(publicTLS bool, next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Content-Security-Policy", "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+		h.Set("Content-Security-Policy", csp)
 		if publicTLS || r.TLS != nil {
 			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 		}

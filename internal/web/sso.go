@@ -99,8 +99,10 @@ func (h *Web) ssoCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	granted, withheld := h.ssoRoles.Roles(id)
-	if id.GroupsOverage {
-		h.log.Warn("sso sign-in without roles: the provider sent a group overage marker instead of the groups", "action", "sso.callback", "result", "overage")
+	if advice := h.ssoRoles.Advice(id); advice != "" {
+		// Entra's group overage, or group ids where names are mapped:
+		// the administrator reads here what to configure.
+		h.log.Warn("sso sign-in without roles: "+advice, "action", "sso.callback", "result", "no_roles")
 	}
 	s, err := h.senders.OpenSSOSession(r.Context(), sender.SSOLogin{
 		Email: id.Email, Name: id.Name, Subject: id.Subject, Roles: granted, Withheld: withheld,
