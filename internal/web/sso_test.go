@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/kluistest"
 	"github.com/kluis-nl/kluis/internal/oidc/oidctest"
 )
 
@@ -222,5 +223,47 @@ func TestSSOStaffRefusedMailedCode(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("outside address: %d", resp.StatusCode)
+	}
+}
+
+// TestSSOAdviceInLog: a staff member whose token carries Entra's group
+// overage marker, or group ids where the roles name groups, signs in
+// without roles, and the log tells the administrator what to configure.
+// The pages allow the provider's end-session origin as a form target (the
+// logout form continues there), and no other.
+func TestSSOAdviceInLog(t *testing.T) {
+	op := oidctest.New(t)
+	logs := kluistest.NewLogs()
+	a := startApp(t, TestAppOptions{
+		Args:   []string{"--oidc-issuer", op.Issuer, "--oidc-client-id", "kluis", "--oidc-role-admin", "kluis-admins"},
+		Env:    map[string]string{"KLUIS_OIDC_CLIENT_SECRET": "kluis-secret"},
+		Policy: `{"organisation_domains": ["gemeente.example"]}`,
+		Logs:   logs,
+	})
+	op.AddClient("kluis", "kluis-secret", a.URL+"/sso/callback")
+	op.SetUser(oidctest.User{Subject: "veel", Email: "veel@gemeente.example", Overage: true, AMR: []string{"mfa"}})
+	op.SetUser(oidctest.User{Subject: "guid", Email: "guid@gemeente.example", Groups: []string{"0b5c1f9e-2d3a-4c6b-8e7f-9a0b1c2d3e4f"}, AMR: []string{"mfa"}})
+	e := &ssoEnv{app: a, op: op}
+	for _, tc := range []struct{ subject, advice string }{
+		{"veel", "Groups assigned to the application"},
+		{"guid", "Put the groups' object ids in --oidc-role-*"},
+	} {
+		b := newBrowser()
+		resp, _ := e.signIn(t, b, tc.subject, "/send")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: sign-in ended with %d", tc.subject, resp.StatusCode)
+		}
+		s, err := a.Senders.Authenticate(context.Background(), b.sessionToken(t, a.URL))
+		if err != nil || len(s.Roles) != 0 {
+			t.Fatalf("%s: session %+v, %v; want one without roles", tc.subject, s, err)
+		}
+		if !logs.Contains(tc.advice) {
+			t.Errorf("%s: the log does not say %q:\n%s", tc.subject, tc.advice, logs.String())
+		}
+	}
+	resp, _ := newBrowser().get(t, a.URL+"/send")
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "form-action 'self' "+op.Issuer) || strings.Count(csp, "http") != 1 {
+		t.Errorf("CSP %q: want form-action 'self' and the provider's origin only", csp)
 	}
 }
