@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html"
 	"net"
@@ -35,6 +36,10 @@ func (a *app) loginSSO(ctx context.Context, c *client.Client, browser bool, lang
 		method = "browser"
 	}
 	st, err := c.StartSSO(ctx, redirect, method, lang)
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Code == "not_found" {
+		return &cliError{code: exitRefused, msg: a.p.T("cli.login.sso_off", c.Base()), hint: a.p.T("cli.hint.login_email"), err: err}
+	}
 	if err != nil {
 		return a.explain(err, "")
 	}

@@ -293,3 +293,17 @@ func TestLoginMailedCodeRefusedForStaff(t *testing.T) {
 		t.Errorf("%d mails for the staff address", n)
 	}
 }
+
+// TestLoginSSOWithoutSSO: a server without single sign-on says so, and
+// points at the mailed code.
+func TestLoginSSOWithoutSSO(t *testing.T) {
+	srv := apptest.Start(t, apptest.Options{})
+	e := newCLIEnv(t, srv)
+	_, err := e.run(io.Discard, "login", "--sso")
+	if code := exitCode(err); code != exitRefused {
+		t.Fatalf("exit %d (%v), want %d", code, err, exitRefused)
+	}
+	if !strings.Contains(err.Error(), "has no sign-in with a work account") || !strings.Contains(err.Error(), "kluis login --email") {
+		t.Errorf("error: %v", err)
+	}
+}
