@@ -101,11 +101,11 @@ func TestSSOSignInRolesAndLogout(t *testing.T) {
 	lang := "nl"
 
 	b := newBrowser()
-	resp, body := b.get(t, e.app.URL+"/send")
+	_, body := b.get(t, e.app.URL+"/send")
 	if want := translate(lang, "sso.button", "Gemeente Voorbeeld"); !strings.Contains(body, want) {
 		t.Fatalf("the sign-in page offers no %q:\n%s", want, body)
 	}
-	resp, body = e.signIn(t, b, "beheer", "/admin")
+	resp, body := e.signIn(t, b, "beheer", "/admin")
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/admin" {
 		t.Fatalf("admin with MFA: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
 	}
