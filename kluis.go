@@ -271,7 +271,13 @@ type Error struct {
 	// Fields, for invalid and policy, are the problems field by field
 	// (see Invalid); pages and the API show each in the reader's language.
 	Fields []FieldError
-	Err    error
+	// File, for infected and too_large_to_scan, is the number (from 1, in
+	// upload order) of the file the malware scan refused; Finding is the
+	// scanner's name for what it found (infected only). Pages name the
+	// file with them in the reader's language.
+	File    int
+	Finding string
+	Err     error
 }
 
 func (e *Error) Error() string {

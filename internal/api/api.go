@@ -85,6 +85,10 @@ type errorDetail struct {
 	// Fields are the problems field by field, for invalid and policy
 	// answers of the engine's validation (kluis.FieldError).
 	Fields []fieldErrorJSON `json:"fields,omitempty"`
+	// File and Finding, for infected and too_large_to_scan: the number
+	// (from 1) of the refused file, and what the scanner found.
+	File    int    `json:"file,omitempty"`
+	Finding string `json:"finding,omitempty"`
 }
 
 // fieldErrorJSON is one kluis.FieldError: the stable code and catalog key
@@ -163,6 +167,9 @@ func (a *API) Error(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &e) && e.At != nil {
 		at := e.At.UTC()
 		body.Error.At = &at
+	}
+	if e != nil {
+		body.Error.File, body.Error.Finding = e.File, e.Finding
 	}
 	if code == kluis.EUNAVAILABLE || code == kluis.ETOOMANYREQUESTS || code == kluis.ESCANPENDING {
 		secs := 5

@@ -148,7 +148,7 @@ func apiError(t testing.TB, resp *http.Response, status int) (code, message stri
 		t.Fatalf("error detail: %s", b)
 	}
 	for k := range detail {
-		if k != "code" && k != "message" && k != "at" && k != "fields" {
+		if k != "code" && k != "message" && k != "at" && k != "fields" && k != "file" && k != "finding" {
 			t.Errorf("unexpected error field %q in %s", k, b)
 		}
 	}

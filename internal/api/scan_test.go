@@ -58,9 +58,24 @@ func TestScanAPI(t *testing.T) {
 
 	// A plain PUT with EICAR.
 	c = e.create("")
+	e.put(c, "brief.txt", []byte("Beste meneer."))
 	e.put(c, "eicar.com", []byte(scantest.EICAR))
-	if code, _, _ := apiError(t, finish(c), http.StatusUnprocessableEntity); code != "infected" {
-		t.Fatalf("plain upload of EICAR: %s", code)
+	// The answer names the file by number and the finding, for pages
+	// that say it in their reader's language.
+	resp = finish(c)
+	var refused struct {
+		Error struct {
+			Code    string `json:"code"`
+			File    int    `json:"file"`
+			Finding string `json:"finding"`
+		} `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&refused); err != nil || resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("plain upload of EICAR: %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	if e := refused.Error; e.Code != "infected" || e.File != 2 || !strings.Contains(e.Finding, "EICAR") {
+		t.Fatalf("plain upload of EICAR: %+v, want infected, file 2 and an EICAR finding", e)
 	}
 
 	// clamd down: 200 with state scanning ("being checked", fail-closed),

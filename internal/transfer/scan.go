@@ -90,6 +90,10 @@ func (s *Service) scans(t *store.TransferRow) bool {
 	return false
 }
 
+// ScansSent reports whether the files senders send are scanned (the
+// send page then says that they are being checked).
+func (s *Service) ScansSent() bool { return s.cfg.Scan.Scope == ScanAll }
+
 // newScanKey makes a file's scan identity, sealed under the master key
 // and bound to the file.
 func (s *Service) newScanKey(fileID string) ([]byte, error) {
@@ -180,7 +184,9 @@ func (s *Service) scanFile(ctx context.Context, t *store.TransferRow, f *store.F
 		if err := s.refuseFile(ctx, t, f, ScanInfected+" signature="+res.Signature); err != nil {
 			return false, err
 		}
-		return false, kluis.Errorf(kluis.EINFECTED, "%s contains malware (%s). It was removed from this transfer and nothing was sent. Do not open the file; ask your IT department for help. You can send the other files without it.", which, res.Signature)
+		e := kluis.Errorf(kluis.EINFECTED, "%s contains malware (%s). It was removed from this transfer and nothing was sent. Do not open the file; ask your IT department for help. You can send the other files without it.", which, res.Signature)
+		e.File, e.Finding = f.Index+1, res.Signature
+		return false, e
 	case errors.Is(err, scan.ErrTooLarge):
 		s.met().Scanned(ScanTooLarge)
 		if s.cfg.Scan.PassTooLarge {
@@ -192,7 +198,9 @@ func (s *Service) scanFile(ctx context.Context, t *store.TransferRow, f *store.F
 		if err := s.refuseFile(ctx, t, f, ScanTooLarge); err != nil {
 			return false, err
 		}
-		return false, kluis.Errorf(kluis.EUNSCANNABLE, "%s is too large to be checked for malware, and files that cannot be checked are not accepted. It was removed from this transfer and nothing was sent. Send it in smaller parts, for example as several files.", which)
+		e := kluis.Errorf(kluis.EUNSCANNABLE, "%s is too large to be checked for malware, and files that cannot be checked are not accepted. It was removed from this transfer and nothing was sent. Send it in smaller parts, for example as several files.", which)
+		e.File = f.Index + 1
+		return false, e
 	case errors.Is(err, scan.ErrUnavailable):
 		s.met().Scanned(ScanUnavailable)
 		if s.cfg.Scan.FailOpen {
