@@ -149,17 +149,20 @@ type replyRow struct {
 
 // detailPage is the status page of one transfer.
 type detailPage struct {
-	Email      string
-	ID         string
-	Title      string
-	Reference  string
-	State      kluis.State
-	StateKey   string
-	Live       bool
-	Created    time.Time
-	Expires    time.Time
-	RevokedAt  *time.Time
-	PurgedAt   *time.Time
+	Email     string
+	ID        string
+	Title     string
+	Reference string
+	State     kluis.State
+	StateKey  string
+	Live      bool
+	Created   time.Time
+	Expires   time.Time
+	RevokedAt *time.Time
+	PurgedAt  *time.Time
+	// ScanUntil: while the transfer waits for its malware scan, when the
+	// wait ends (nothing is sent then).
+	ScanUntil  *time.Time
 	Recipients []recipientStatus
 	Files      []fileRow
 	NamesShown bool
@@ -208,6 +211,15 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 		Reply: ov.ReplyTo != "",
 	}
 	p.StateKey = stateKey(p.State)
+	if p.State == kluis.StateScanning {
+		until, err := h.svc.ScanWaitUntil(r.Context(), o)
+		if err != nil {
+			return nil, err
+		}
+		if !until.IsZero() {
+			p.ScanUntil = &until
+		}
+	}
 	for _, rp := range ov.Replies {
 		p.Replies = append(p.Replies, replyRow{Open: replyBase(o, rp.ID), From: rp.From, Name: rp.Name, At: rp.At, StateKey: stateKey(rp.State)})
 	}

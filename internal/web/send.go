@@ -82,6 +82,9 @@ type composePage struct {
 	// same in order for the error summary.
 	Errs    map[string]string
 	ErrList []composeError
+	// Scans: the files are checked for viruses at finish, and the page
+	// says so while it waits.
+	Scans bool
 }
 
 // send is the start of the flow: the details form, or for a verified
@@ -122,6 +125,7 @@ func (h *Web) composeData(r *http.Request, s *sender.Sender) composePage {
 		RecipientLangs: locale.All,
 		Decimal:        pr.T("format.decimal"),
 		DefaultSubj:    map[locale.Lang]string{},
+		Scans:          h.svc.ScansSent(),
 	}
 	for _, m := range lim.PasswordModes {
 		p.Modes[string(m)] = true
@@ -171,7 +175,8 @@ var scriptKeys = []string{
 	"strength_0", "strength_1", "strength_2", "strength_3", "strength_4", "strength_label",
 	"uploading", "speed", "left", "done", "file_progress", "total_progress", "resumed", "retrying",
 	"error_network", "error_upload", "error_finish", "error_session", "error_generic",
-	"error_infected", "error_unscannable", "error_scan_pending",
+	"error_infected", "error_unscannable", "error_scan_pending", "error_infected_file", "error_unscannable_file",
+	"checking", "file_checking", "summary_heading_checking", "summary_checking", "summary_heading_failed", "summary_failed", "summary_checked",
 	"cancel_confirm", "cancelled", "copied", "copy_failed", "resume_notice", "resume_choose", "resume_mismatch",
 	"kind_to", "kind_cc", "kind_bcc", "pw_generate", "pw_manual", "pw_none", "yes", "no",
 	"seconds", "minutes", "hours", "preview_subject", "error_files_needed",

@@ -627,6 +627,7 @@ async function startAll(all, fileObjs) {
     $("transfer-of").textContent = all.length > 1 ? T("transfer_of", i + 1, all.length) + ": " + all[i].state.summary.recipients.map((r) => r.address).join(", ") : "";
     if (!(await start(all[i], fileObjs))) return;
     all[i].finished = true;
+    all[i].result = current.result;
   }
   clearState();
   showSummary();
@@ -648,10 +649,20 @@ async function start(run, fileObjs) {
     return !current.cancelled;
   } catch (err) {
     if (current?.cancelled) return false;
+    if (err.refused) {
+      // The malware scan refused a file: the server removed it and sent
+      // nothing. This start is cancelled (its drafts revoked, as the
+      // Cancel button does), so nothing goes out that the sender did not
+      // choose again; the form keeps the files, and the sender removes
+      // the one named and chooses Next.
+      await revokeDraft(current.state);
+      for (const r of runs) if (!r.finished && r.state.id !== current.state.id) await revokeDraft(r.state);
+      clearState();
+    }
     $("progress").hidden = true;
     form.hidden = false;
     $("step-compose").hidden = false;
-    showErrors([{ field: "", message: err.message || T("error_generic") }]);
+    showErrors([{ field: err.refused ? "files" : "", message: err.message || T("error_generic") }]);
     return false;
   }
 }
@@ -759,6 +770,13 @@ async function upload(fileObjs) {
     });
     if (current.cancelled) return;
   }
+  // The server checks the files for viruses at finish, before anyone is
+  // notified: for a large file that takes a while.
+  if (data.Scans) {
+    st.files.forEach((f, i) => (bars[i].txt.textContent = T("file_checking", f.name)));
+    $("total-text").textContent = T("checking");
+    $("progress-live").textContent = T("checking");
+  }
   await finish();
 }
 
@@ -770,12 +788,24 @@ async function finish() {
     body: JSON.stringify(current.linkSecret ? { link_secret: current.linkSecret } : {}),
     credentials: "same-origin",
   });
+  const body = await resp.json().catch(() => null);
   if (!resp.ok) {
-    // The malware scan runs at finish; its answers have their own texts.
-    const code = (await resp.json().catch(() => null))?.error?.code;
-    const scanKeys = { infected: "error_infected", too_large_to_scan: "error_unscannable", scan_pending: "error_scan_pending" };
-    throw new Error(resp.status === 401 ? T("error_session") : T(scanKeys[code] || "error_finish"));
+    // The malware scan runs at finish; its answers have their own texts,
+    // naming the refused file (error.file, from 1, in upload order).
+    const e = body?.error || {};
+    if (e.code === "infected" || e.code === "too_large_to_scan") {
+      const f = st.files[e.file - 1];
+      const err = new Error(
+        f ? (e.code === "infected" ? T("error_infected_file", f.name, e.finding || "?") : T("error_unscannable_file", f.name)) : T(e.code === "infected" ? "error_infected" : "error_unscannable"),
+      );
+      err.refused = true;
+      throw err;
+    }
+    throw new Error(resp.status === 401 ? T("error_session") : T(e.code === "scan_pending" ? "error_scan_pending" : "error_finish"));
   }
+  // "scanning": the virus check could not run (fail-closed); the
+  // transfer waits and its mails are held until it has run.
+  current.result = { state: body?.state || "ready", unscanned: (body?.unscanned_files || []).map((n) => st.files[n - 1]?.name).filter(Boolean) };
 }
 
 function showSummary() {
@@ -825,7 +855,57 @@ function showSummary() {
   row("confirm", yn(s.confirm));
   row("notify", yn(s.notify));
   row("filenames", yn(s.filenames));
+  showScanStatus();
   $("summary-heading").focus();
+}
+
+// showScanStatus shows on the summary what the virus check did: files
+// sent without it (fail-open), or a transfer that waits for it, whose
+// outcome this page then asks for now and then. The link to the
+// transfer's status page works without this script.
+function showScanStatus() {
+  const unscanned = [...new Set(runs.flatMap((r) => r.result?.unscanned || []))];
+  if (unscanned.length) {
+    const ul = el("ul", { class: "utrecht-unordered-list" });
+    for (const n of unscanned) ul.append(el("li", { class: "utrecht-unordered-list__item", text: n }));
+    $("summary-unscanned-list").replaceChildren(ul);
+    $("summary-unscanned").hidden = false;
+  }
+  const waiting = runs.filter((r) => r.result?.state === "scanning");
+  if (!waiting.length) return;
+  $("summary-heading").textContent = T("summary_heading_checking");
+  $("summary-intro").textContent = T("summary_checking");
+  $("summary-status-link").href = runs.length > 1 ? "/transfers" : "/transfers/" + encodeURIComponent(runs[0].state.id);
+  $("summary-status").hidden = false;
+  pollScan(waiting, 5000);
+}
+
+async function pollScan(waiting, delay) {
+  await new Promise((r) => setTimeout(r, delay));
+  for (const r of waiting) {
+    try {
+      const resp = await fetch(`/api/v1/transfers/${encodeURIComponent(r.state.id)}`, { headers: { Authorization: "Bearer " + r.state.token }, credentials: "same-origin" });
+      if (resp.status === 401 || resp.status === 404 || resp.status === 410) {
+        // The token ends when the content is erased: while it waited,
+        // that happens only to a transfer that was not sent.
+        r.result.state = "failed";
+        continue;
+      }
+      if (!resp.ok) throw new Error(String(resp.status));
+      r.result.state = (await resp.json()).state;
+    } catch {
+      return pollScan(waiting, Math.min(delay * 2, 60000));
+    }
+  }
+  // Ready: checked and sent. Failed (or revoked, expired meanwhile):
+  // nothing went out.
+  let key = "";
+  if (waiting.some((r) => r.result.state !== "scanning" && r.result.state !== "ready")) key = "failed";
+  else if (waiting.every((r) => r.result.state === "ready")) key = "done";
+  if (!key) return pollScan(waiting, Math.min(delay * 2, 60000));
+  $("summary-heading").textContent = T(key === "done" ? "summary_heading_done" : "summary_heading_failed");
+  $("summary-intro").textContent = T(key === "done" ? "summary_checked" : "summary_failed");
+  $("summary-scan-live").textContent = $("summary-heading").textContent + ". " + $("summary-intro").textContent;
 }
 
 // Copy buttons (generated password).
