@@ -6,9 +6,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/kluistest"
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/scan/scantest"
@@ -52,5 +54,47 @@ func TestReplyInfected(t *testing.T) {
 	wantStatus(t, "clean reply", resp, body, http.StatusOK)
 	if m := e.mails.last(mail.KindNotify, "a.jansen@gemeente.example.nl"); m == nil {
 		t.Error("the sender was not notified of the clean reply")
+	}
+}
+
+// TestDetailBeingChecked: the status page of a transfer that waits for its
+// malware scan (clamd down, fail-closed) says that its files are being
+// checked, until when, and links to itself to check again: the send
+// summary's "being checked" without JavaScript. When clamd is back and the
+// retry has run, the page shows the transfer as sent.
+func TestDetailBeingChecked(t *testing.T) {
+	d := scantest.Start(t, scantest.Options{})
+	logs := kluistest.NewLogs()
+	a := startApp(t, TestAppOptions{Args: []string{"--clamd", d.Unix(), "--scan-wait", "2h"}, Logs: logs})
+	e := &senderEnv{env: &env{app: a, svc: a.Transfers, srv: testServer{URL: a.URL}, web: a.Web, logs: logs}, senders: a.Senders, mails: &mails{app: a}}
+	d.Stop(t)
+	s := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "", map[string][]byte{"verslag.pdf": []byte("%PDF schoon verslag")})
+	c := e.client(t)
+	e.login(t, c, "a.jansen@gemeente.example.nl")
+	page := e.srv.URL + "/transfers/" + s.owner.TransferID
+	for _, lang := range []string{"nl", "en"} {
+		resp, body := getLang(t, c, page, lang)
+		wantStatus(t, "status page while waiting ("+lang+")", resp, body, http.StatusOK)
+		until := locale.For(locale.Lang(lang)).Date(a.Clock.Now().Add(2 * time.Hour))
+		for _, want := range []string{translate(lang, "mine.state_scanning"), translate(lang, "mine.scanning_text"),
+			`href="/transfers/` + s.owner.TransferID + `">` + translate(lang, "mine.check_again") + `<`, until} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s: the waiting status page lacks %q", lang, want)
+			}
+		}
+	}
+	if m := e.mails.last(mail.KindNotify, "burger@example.nl"); m != nil {
+		t.Fatal("the recipient was notified while the transfer waits for its scan")
+	}
+
+	d.Start(t)
+	a.Clock.Advance(time.Minute)
+	if n, err := a.Transfers.RetryScans(context.Background()); err != nil || n != 1 {
+		t.Fatalf("retry: %d transfers, %v", n, err)
+	}
+	resp, body := getLang(t, c, page, "nl")
+	wantStatus(t, "status page after the scan", resp, body, http.StatusOK)
+	if strings.Contains(body, `id="scan-status"`) || !strings.Contains(body, translate("nl", "mine.state_ready")) {
+		t.Errorf("after the scan the page still says it waits, or not that it was sent:\n%.3000s", body)
 	}
 }
