@@ -162,9 +162,9 @@ func TestBrowserScan(t *testing.T) {
 			password := b.text("#summary-password")
 			b.bothWidths("summary-" + lang)
 
-			msgs := mp.waitMail(t, 20*time.Second, "the notification to "+to, func(ms []*mpMessage) bool { return len(mailsTo(ms, to)) > 0 })
+			mp.waitMail(t, 20*time.Second, "the notification to "+to, func(ms []*mpMessage) bool { return len(mailsTo(ms, to)) > 0 })
 			time.Sleep(2 * time.Second) // a mail of the refused transfer would be here by now
-			msgs = mp.all(t)
+			msgs := mp.all(t)
 			if n := len(mailsTo(msgs, to)); n != 1 {
 				t.Fatalf("%d mails to %s, want only the clean transfer's", n, to)
 			}
