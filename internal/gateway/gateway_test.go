@@ -29,6 +29,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/app/apptest"
 	"github.com/kluis-nl/kluis/internal/gateway"
 	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/scan/scantest"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -65,11 +66,12 @@ type env struct {
 type setup struct {
 	relays []string // trusted relay prefixes; default 127.0.0.0/8
 	engine func(*transfer.Config)
+	args   []string // more flags of kluis serve
 }
 
 func start(t *testing.T, s setup) *env {
 	t.Helper()
-	a := apptest.Start(t, apptest.Options{Policy: testPolicy, Engine: s.engine})
+	a := apptest.Start(t, apptest.Options{Policy: testPolicy, Engine: s.engine, Args: s.args})
 	cert, roots := selfSigned(t)
 	if s.relays == nil {
 		s.relays = []string{"127.0.0.0/8"}
@@ -448,5 +450,40 @@ func TestAuthWithAPIKey(t *testing.T) {
 	e.app.Mail(mail.KindNotify, "alice@example.org")
 	if strings.Contains(e.app.Logs.String(), key) {
 		t.Error("the API key is in the log")
+	}
+}
+
+// TestInfectedAttachment: a marked mail whose attachment has malware (the
+// EICAR test file, found by Debian's real clamd with scantest's signature
+// database) is refused with 554 5.7.1 naming the finding; no transfer is
+// kept and no recipient gets a mail. The same mail without it goes out.
+func TestInfectedAttachment(t *testing.T) {
+	d := scantest.Start(t, scantest.Options{})
+	e := start(t, setup{args: []string{"--clamd", d.Unix()}})
+	infected := "From: jan@gemeente.nl\nTo: alice@example.org\nSubject: [secure] stukken\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nHierbij de stukken.\n--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=eicar.com\nContent-Transfer-Encoding: base64\n\n" +
+		b64([]byte(scantest.EICAR)) + "\n--b--\n"
+	err := e.send(t, submission{from: "jan@gemeente.nl", rcpts: []string{"alice@example.org"}, msg: infected})
+	if got := code(t, err); got != 554 || !strings.Contains(err.Error(), "5.7.1") || !strings.Contains(err.Error(), "EICAR") {
+		t.Fatalf("infected attachment: %v, want 554 5.7.1 naming the finding", err)
+	}
+	ts, err := e.app.Transfers.SenderTransfers(t.Context(), "jan@gemeente.nl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 0 {
+		t.Errorf("%d transfers kept after the refusal", len(ts))
+	}
+	if n := len(e.app.Delivered(mail.KindNotify, "alice@example.org")); n != 0 {
+		t.Errorf("%d notifications for a refused mail", n)
+	}
+	// Not yet right: the sender's password confirmation is made before
+	// Finish runs the scan, so a refused mail still has one (README, "Not
+	// built yet").
+	// Clean: sent.
+	if err := e.send(t, submission{from: "jan@gemeente.nl", rcpts: []string{"alice@example.org"}, msg: plainMail}); err != nil {
+		t.Fatalf("clean mail: %v", err)
+	}
+	if n := len(e.app.Delivered(mail.KindNotify, "alice@example.org")); n != 1 {
+		t.Errorf("%d notifications for the clean mail, want 1", n)
 	}
 }
