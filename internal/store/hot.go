@@ -214,6 +214,19 @@ var hotCalls = []struct {
 		_, err := tx.StatsMonths(ctx, a.Now.AddDate(0, -12, 0), a.Now.AddDate(0, 1, 0))
 		return err
 	}},
+	{"SearchAudit, SearchTransfers: the admin console's searches", func(ctx context.Context, tx *Tx, a HotArgs) error {
+		for _, f := range []AuditFilter{{Actor: "sender:" + a.Sender}, {Actor: "recipient:"}, {Object: a.TransferID}} {
+			if _, err := tx.SearchAudit(ctx, f, 50); err != nil {
+				return err
+			}
+		}
+		for _, f := range []TransferFilter{{}, {Sender: a.Sender}, {Recipient: "hot@example.nl"}, {ID: a.TransferID}} {
+			if _, err := tx.SearchTransfers(ctx, f, 50); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
 	{"SenderSession, APIKeyByHash, Verification: sender requests", func(ctx context.Context, tx *Tx, a HotArgs) error {
 		if _, err := tx.SenderSession(ctx, []byte("none")); ignoreNotFound(err) != nil {
 			return err

@@ -95,6 +95,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"MigrateDuplicateDownloads", testMigrateDuplicateDownloads},
 		{"Stats", testStats},
 		{"SenderPages", testSenderPages},
+		{"AdminSearch", testAdminSearch},
 		{"PurgeBatch", testPurgeBatch},
 		{"HotPathPlans", testHotPathPlans},
 	} {
