@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +252,58 @@ func TestRoleReasonAndChainExported(t *testing.T) {
 	v, err := r.Verify(context.Background())
 	if err != nil || v.Break != nil || v.Entries != 2 {
 		t.Fatalf("verify: %+v %v", v, err)
+	}
+}
+
+// TestExportFiltered: the console's export holds exactly the entries its
+// filter matches, newest first, across more than one batch, in both
+// formats.
+func TestExportFiltered(t *testing.T) {
+	db := openDB(t)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := start
+	r := audit.New(db, 0, func() time.Time { return now }, nil)
+	ctx := context.Background()
+	const n = 1203 // more than two batches of 500
+	for i := range n {
+		now = start.Add(time.Duration(i) * time.Minute)
+		action := audit.FileDownload
+		if i%3 == 0 {
+			action = audit.TransferRevoke
+		}
+		r.Log(audit.WithActor(ctx, audit.Sender("balie@example.nl")), audit.Event{Action: action, Object: "t1"})
+	}
+	r.Log(ctx, audit.Event{Action: audit.TransferRevoke, Object: "t2"})
+	var b bytes.Buffer
+	f := store.AuditFilter{Action: audit.TransferRevoke, Actor: "sender:"}
+	if err := r.ExportFiltered(ctx, f, audit.CSV, &b); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1+(n+2)/3 {
+		t.Fatalf("%d rows, want %d", len(recs), 1+(n+2)/3)
+	}
+	prev := int64(1 << 62)
+	for _, rec := range recs[1:] {
+		id, _ := strconv.ParseInt(rec[0], 10, 64)
+		if rec[3] != audit.TransferRevoke || rec[2] != "sender:balie@example.nl" || id >= prev {
+			t.Fatalf("row %v (after id %d)", rec, prev)
+		}
+		prev = id
+	}
+	b.Reset()
+	f.From, f.To = start.Add(10*time.Minute), start.Add(20*time.Minute)
+	if err := r.ExportFiltered(ctx, f, audit.JSON, &b); err != nil {
+		t.Fatal(err)
+	}
+	es := jsonLines(t, b.Bytes())
+	if len(es) != 3 || !es[0].At.Equal(start.Add(18*time.Minute)) || !es[2].At.Equal(start.Add(12*time.Minute)) {
+		t.Errorf("time-filtered export: %+v", es)
+	}
+	if err := r.ExportFiltered(ctx, f, "xml", &b); err == nil {
+		t.Error("xml accepted")
 	}
 }

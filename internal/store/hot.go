@@ -215,12 +215,16 @@ var hotCalls = []struct {
 		return err
 	}},
 	{"SearchAudit, SearchTransfers: the admin console's searches", func(ctx context.Context, tx *Tx, a HotArgs) error {
-		for _, f := range []AuditFilter{{Actor: "sender:" + a.Sender}, {Actor: "recipient:"}, {Object: a.TransferID}} {
+		for _, f := range []AuditFilter{{Actor: "sender:" + a.Sender}, {Actor: "recipient:"}, {Object: a.TransferID}, {},
+			{Actor: "sender:" + a.Sender, Action: "transfer.revoke", From: a.Now.Add(-time.Hour)}, // the helpdesk's hourly limit
+			{Action: "transfer.revoke"}, {Result: "refused", From: a.Now.AddDate(0, 0, -7), To: a.Now}, {BeforeID: 1000}} {
 			if _, err := tx.SearchAudit(ctx, f, 50); err != nil {
 				return err
 			}
 		}
-		for _, f := range []TransferFilter{{}, {Sender: a.Sender}, {Recipient: "hot@example.nl"}, {ID: a.TransferID}} {
+		for _, f := range []TransferFilter{{}, {Sender: a.Sender}, {Recipient: "hot@example.nl"}, {ID: a.TransferID},
+			{Sender: a.Sender, State: "ready"}, {State: "revoked", From: a.Now.AddDate(0, 0, -1), To: a.Now},
+			{Before: a.Now, BeforeID: a.OtherID}} {
 			if _, err := tx.SearchTransfers(ctx, f, 50); err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	kpolicy "github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
+	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -36,6 +37,7 @@ type TestApp struct {
 	Web       *Web
 	Policy    *kpolicy.Holder
 	Clock     *kluistest.Clock // the server's clock
+	DB        *store.DB        // the server's database
 	// Delivered waits until the outbox is empty and returns the mails of
 	// kind to `to` in the development mailbox, newest first ("" matches
 	// any).

@@ -50,6 +50,11 @@ func funcs(p *locale.Printer, st *assets) template.FuncMap {
 		"days":   p.Duration,
 		"code":   mail.GroupCode,
 		"list":   func(xs ...string) []string { return xs },
+		"dec":    func(n int) int { return n - 1 },
+		// sfield is an optional search field (the admin console's).
+		"sfield": func(id, typ, label, hint, value string) fieldView {
+			return fieldView{ID: id, Type: typ, Label: label, Hint: hint, Value: value}
+		},
 		"field": func(v *view, id, typ, label, hint, autocomplete string, value any) fieldView {
 			s, _ := value.(string)
 			return fieldView{ID: id, Type: typ, Label: label, Hint: hint, Autocomplete: autocomplete, Value: s, Error: v.ErrorFor(id), Required: true}

@@ -63,7 +63,13 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("GET /logout", h.loggedOut)
 	mux.HandleFunc("GET /sso/start", h.ssoStart)
 	mux.HandleFunc("GET /sso/callback", h.ssoCallback)
-	mux.HandleFunc("GET /admin", h.admin)
+	mux.HandleFunc("GET /admin", h.consoleIndex)
+	mux.HandleFunc("GET /admin/transfers", h.consoleTransfersPage)
+	mux.HandleFunc("GET /admin/transfers/{id}/revoke", h.consoleRevoke)
+	mux.HandleFunc("POST /admin/transfers/{id}/revoke", h.consoleRevoke)
+	mux.HandleFunc("GET /admin/audit", h.consoleAuditPage)
+	mux.HandleFunc("GET /admin/audit/export", h.consoleAuditExport)
+	mux.HandleFunc("GET /admin/stats", h.consoleStatsPage)
 
 	mux.HandleFunc("GET /static/{sum}/{name...}", h.serveStatic)
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/oidc"
-	"github.com/kluis-nl/kluis/internal/role"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
 )
@@ -120,42 +119,6 @@ func (h *Web) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: senderSessionCookie, Value: s.Token, Path: "/", MaxAge: int(time.Until(s.ExpiresAt).Seconds()), Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, f.Next, http.StatusSeeOther)
-}
-
-// adminPage is the seed of the administration console (issue 19): it
-// only shows who is signed in and in which roles.
-type adminPage struct {
-	Email, Name string
-	Roles       string
-}
-
-// admin proves the server-side role check: the admin role, which needs a
-// second factor by default, earned at an SSO sign-in. Anything less gets
-// 403 and a page saying what is missing.
-func (h *Web) admin(w http.ResponseWriter, r *http.Request) {
-	s := h.sender(r)
-	if s == nil {
-		w.Header().Set("Cache-Control", "no-store")
-		start := "/send?next=/admin"
-		if h.sso != nil {
-			start = "/sso/start?next=/admin"
-		}
-		http.Redirect(w, r, start, http.StatusSeeOther)
-		return
-	}
-	if err := s.Roles.Require(role.Admin); err != nil {
-		text := "admin.forbidden_role"
-		switch {
-		case s.Auth != "sso":
-			text = "admin.forbidden_code"
-		case s.Withheld.Has(role.Admin):
-			text = "admin.forbidden_mfa"
-		}
-		h.log.Warn("admin page refused", "action", "admin.view", "result", "forbidden", "auth", s.Auth, "roles", s.Roles.String(), "withheld", s.Withheld.String())
-		h.render(w, r, http.StatusForbidden, "problem", h.newView(r, problemPage{Title: "admin.forbidden_title", Text: text, Back: "/", BackText: "common.back_home"}))
-		return
-	}
-	h.render(w, r, http.StatusOK, "admin", h.newView(r, adminPage{Email: s.Email, Name: s.Name, Roles: s.Roles.String()}))
 }
 
 // ssoLogoutURL is where the browser goes after the server session of s

@@ -152,9 +152,9 @@ func TestSSOSignInRolesAndLogout(t *testing.T) {
 		{"balie", "admin.forbidden_role"},
 	} {
 		b := newBrowser()
-		resp, body := e.signIn(t, b, tc.subject, "/admin")
+		resp, body := e.signIn(t, b, tc.subject, "/admin/stats")
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, translate(lang, tc.text)) {
-			t.Errorf("%s: /admin answered %d\n%s", tc.subject, resp.StatusCode, body)
+			t.Errorf("%s: /admin/stats answered %d\n%s", tc.subject, resp.StatusCode, body)
 		}
 	}
 }

@@ -46,6 +46,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/oidc"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
+	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -96,6 +97,10 @@ type Deps struct {
 	// GatewayPasswords holds the passwords of transfers the SMTP gateway
 	// made, for their senders' one-time links; nil without the gateway.
 	GatewayPasswords GatewayPasswords
+	// DB and Audit serve the admin console (/admin): its searches,
+	// statistics and audit export. Without DB the console answers 404.
+	DB    *store.DB
+	Audit *audit.Recorder
 }
 
 // Web holds the page handlers and what they share.
@@ -115,6 +120,9 @@ type Web struct {
 	baseURL  string
 	// passwords: the mail gateway's waiting passwords, or nil.
 	passwords GatewayPasswords
+	// db and audit: the admin console's (nil db: no console).
+	db    *store.DB
+	audit *audit.Recorder
 }
 
 type org struct {
@@ -208,6 +216,7 @@ func New(d Deps) (*Web, error) {
 		},
 	}
 	h.passwords = d.GatewayPasswords
+	h.db, h.audit = d.DB, d.Audit
 	if h.org.Name == "" {
 		h.org.Name = "Kluis"
 	}
