@@ -451,6 +451,25 @@ func routeTable() []routeRow {
 		{pattern: "GET /sso/callback", req: get("/sso/callback?state=x&code=y"), want: everyone(want{http.StatusNotFound, ""})},
 		{pattern: "GET /admin", req: func(fx *fixture, a actor) req { return webReq(fx, a, "GET", "/admin", "") },
 			want: everyone(want{http.StatusSeeOther, ""})},
+		// The rest of the admin console: no actor here has a staff
+		// session, so each goes to the sign-in (every role and 403 in
+		// internal/web's TestConsoleRolesPerRoute).
+		{pattern: "GET /admin/transfers", req: get("/admin/transfers?sender=" + ownerEmail), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /admin/transfers/{id}/revoke",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "GET", "/admin/transfers/"+fx.openID+"/revoke", "")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /admin/transfers/{id}/revoke",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "POST", "/admin/transfers/"+fx.openID+"/revoke", "reason=een+reden+hier")
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /admin/audit", req: get("/admin/audit"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /admin/audit/export", req: get("/admin/audit/export?format=csv"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /admin/stats", req: get("/admin/stats"), want: everyone(want{http.StatusSeeOther, ""})},
 
 		{pattern: "GET /.well-known/security.txt", req: get("/.well-known/security.txt"), want: everyone(want{http.StatusOK, ""})},
 	}
