@@ -87,6 +87,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"AuditLegacyChained", testAuditLegacyChained},
 		{"AuditForward", testAuditForward},
 		{"Leases", testLeases},
+		{"GatewayMessages", testGatewayMessages},
 		{"LeaseFencing", testLeaseFencing},
 		{"RateBuckets", testRateBuckets},
 		{"RateBucketsLateRequest", testRateBucketsLateRequest},
