@@ -378,7 +378,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.Gateway != nil {
 		// Stops with the HTTP server: a mail in flight may still commit.
 		g.Go(func() error { return a.Gateway.Serve(serveCtx, a.gwln) })
-		g.Go(func() error { runGatewayCleanup(bg, a.GatewayPasswords, a.log); return nil })
+		g.Go(func() error { runGatewayCleanup(bg, a.Gateway, a.GatewayPasswords, a.log); return nil })
 	}
 	err := g.Wait()
 	a.log.Info("kluis stopped")
@@ -672,7 +672,7 @@ func (a *App) newGateway(org mail.Org, now func() time.Time) error {
 		return fmt.Errorf("--gateway-tls-cert: %w", err)
 	}
 	a.GatewayPasswords = gateway.NewPasswords(gateway.PasswordsDeps{DB: a.DB, Keys: a.Keys, Mailer: a.Outbox, Org: org, Now: now, Log: a.log})
-	a.Gateway, err = gateway.New(gateway.Deps{Transfers: a.Transfers, Senders: a.Senders, Confirmer: a.GatewayPasswords, Log: a.log,
+	a.Gateway, err = gateway.New(gateway.Deps{Transfers: a.Transfers, Senders: a.Senders, Confirmer: a.GatewayPasswords, DB: a.DB, Now: now, Log: a.log,
 		Config: gateway.Config{Domain: cfg.GatewayDomain, TrustedRelays: cfg.GatewayTrustedRelays, Markers: cfg.GatewayMarkers, TLS: tlsCfg}})
 	if err != nil {
 		return err
@@ -691,13 +691,17 @@ func (a *App) GatewayAddr() string {
 	return a.gwln.Addr().String()
 }
 
-// runGatewayCleanup erases the gateway passwords whose link expired.
-func runGatewayCleanup(ctx context.Context, p *gateway.Passwords, log *slog.Logger) {
+// runGatewayCleanup erases the gateway passwords whose link expired and
+// forgets the mails taken longer ago than the dedupe window.
+func runGatewayCleanup(ctx context.Context, gw *gateway.Gateway, p *gateway.Passwords, log *slog.Logger) {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	for {
 		if err := p.Cleanup(ctx); err != nil && ctx.Err() == nil {
 			log.Error("gateway password cleanup failed; will retry", "err", err)
+		}
+		if err := gw.Cleanup(ctx); err != nil && ctx.Err() == nil {
+			log.Error("gateway dedupe cleanup failed; will retry", "err", err)
 		}
 		select {
 		case <-ctx.Done():

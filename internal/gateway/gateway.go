@@ -30,6 +30,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/kluis-nl/kluis/internal/sender"
+	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -54,7 +55,27 @@ type Config struct {
 	MaxMessageBytes int64
 	// MaxRecipients bounds RCPT TO commands per mail; 0: 100.
 	MaxRecipients int
+	// MaxHops bounds the Received headers of a mail: more is a mail
+	// going round in a loop; 0: DefaultMaxHops.
+	MaxHops int
+	// ClaimLease is how long a mail being taken is held against another
+	// delivery of the same mail without being renewed (the gateway renews
+	// it while the mail streams in); after it, a delivery of the same mail
+	// takes over from a gateway that stopped. 0: DefaultClaimLease.
+	ClaimLease time.Duration
 }
+
+// DefaultMaxHops is the default of Config.MaxHops (Postfix's
+// hopcount_limit is 50 too).
+const DefaultMaxHops = 50
+
+// DefaultClaimLease is the default of Config.ClaimLease.
+const DefaultClaimLease = 2 * time.Minute
+
+// DedupeWindow is how long a taken mail is remembered by its sender and
+// Message-ID: the same mail handed over again within it makes no second
+// transfer. Mail servers give up retrying after about five days.
+const DedupeWindow = 7 * 24 * time.Hour
 
 // Confirmation is what the sender of a taken mail must learn: the
 // generated password of the new transfer. Password is the only copy.
@@ -76,8 +97,12 @@ type Deps struct {
 	Transfers *transfer.Service
 	Senders   *sender.Service
 	Confirmer Confirmer
-	Config    Config
-	Log       *slog.Logger
+	// DB keeps the mails being taken and taken (dedupe, crash safety).
+	DB     *store.DB
+	Config Config
+	Log    *slog.Logger
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
 }
 
 // Gateway is the SMTP server.
@@ -88,12 +113,14 @@ type Gateway struct {
 	log     *slog.Logger
 	srv     *smtp.Server
 	conf    Confirmer
+	db      *store.DB
+	now     func() time.Time
 }
 
 // New builds the gateway; it does not listen yet (Serve).
 func New(d Deps) (*Gateway, error) {
-	if d.Transfers == nil || d.Senders == nil {
-		return nil, errors.New("gateway: the engine and the sender service are required")
+	if d.Transfers == nil || d.Senders == nil || d.DB == nil {
+		return nil, errors.New("gateway: the engine, the sender service and the database are required")
 	}
 	if d.Confirmer == nil {
 		return nil, errors.New("gateway: a confirmer for the sender's password is required")
@@ -117,6 +144,12 @@ func New(d Deps) (*Gateway, error) {
 	if cfg.MaxRecipients == 0 {
 		cfg.MaxRecipients = 100
 	}
+	if cfg.MaxHops == 0 {
+		cfg.MaxHops = DefaultMaxHops
+	}
+	if cfg.ClaimLease <= 0 {
+		cfg.ClaimLease = DefaultClaimLease
+	}
 	if cfg.MaxMessageBytes == 0 {
 		// base64 makes 4 bytes of 3, with line ends; plus room for
 		// headers and the text.
@@ -126,7 +159,11 @@ func New(d Deps) (*Gateway, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	g := &Gateway{svc: d.Transfers, senders: d.Senders, cfg: cfg, log: log, conf: d.Confirmer}
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	g := &Gateway{svc: d.Transfers, senders: d.Senders, cfg: cfg, log: log, conf: d.Confirmer, db: d.DB, now: now}
 	srv := smtp.NewServer(smtp.BackendFunc(g.newSession))
 	srv.Domain = cfg.Domain
 	srv.TLSConfig = cfg.TLS

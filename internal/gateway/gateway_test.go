@@ -61,17 +61,20 @@ type env struct {
 	addr  string
 	roots *x509.CertPool
 	conf  *confirmations
+	gw    *gateway.Gateway
 }
 
 type setup struct {
 	relays []string // trusted relay prefixes; default 127.0.0.0/8
 	engine func(*transfer.Config)
 	args   []string // more flags of kluis serve
+	lease  time.Duration
+	db     string // apptest.Options.DB: "" SQLite
 }
 
 func start(t *testing.T, s setup) *env {
 	t.Helper()
-	a := apptest.Start(t, apptest.Options{Policy: testPolicy, Engine: s.engine, Args: s.args})
+	a := apptest.Start(t, apptest.Options{Policy: testPolicy, Engine: s.engine, Args: s.args, DB: s.db})
 	cert, roots := selfSigned(t)
 	if s.relays == nil {
 		s.relays = []string{"127.0.0.0/8"}
@@ -81,8 +84,8 @@ func start(t *testing.T, s setup) *env {
 		prefixes = append(prefixes, netip.MustParsePrefix(r))
 	}
 	conf := &confirmations{}
-	g, err := gateway.New(gateway.Deps{Transfers: a.Transfers, Senders: a.Senders, Confirmer: conf, Log: a.Logs.Logger(),
-		Config: gateway.Config{Domain: "kluis.test", TrustedRelays: prefixes,
+	g, err := gateway.New(gateway.Deps{Transfers: a.Transfers, Senders: a.Senders, Confirmer: conf, DB: a.DB, Now: a.Clock.Now, Log: a.Logs.Logger(),
+		Config: gateway.Config{Domain: "kluis.test", TrustedRelays: prefixes, ClaimLease: s.lease,
 			TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +103,7 @@ func start(t *testing.T, s setup) *env {
 			t.Errorf("gateway: %v", err)
 		}
 	})
-	return &env{app: a, addr: ln.Addr().String(), roots: roots, conf: conf}
+	return &env{app: a, addr: ln.Addr().String(), roots: roots, conf: conf, gw: g}
 }
 
 func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {

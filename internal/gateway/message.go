@@ -65,7 +65,8 @@ type taking struct {
 	created *transfer.Created
 	owner   transfer.Owner
 	files   int
-	extra   int // text parts that came after a file (kept as files)
+	extra   int    // text parts that came after a file (kept as files)
+	claim   *claim // the hold on the mail's dedupe row; nil without a Message-ID
 }
 
 // take reads one mail from r and turns it into a transfer, or returns
@@ -73,6 +74,9 @@ type taking struct {
 func (g *Gateway) take(ctx context.Context, env envelope, r io.Reader) error {
 	src := &source{r: r}
 	err := g.takeFrom(ctx, env, src)
+	if errors.Is(err, errDuplicate) {
+		return nil
+	}
 	var se *smtp.SMTPError
 	if src.err != nil && errors.As(src.err, &se) {
 		// The size limit (or a broken stream) decides the answer.
@@ -88,8 +92,13 @@ func (g *Gateway) takeFrom(ctx context.Context, env envelope, src *source) error
 	}
 	t := &taking{g: g, ctx: audit.WithActor(ctx, env.Actor), env: env, lang: "nl"}
 	if err := t.header(msg.Header); err != nil {
-		return err
+		return t.answer(err)
 	}
+	if err := t.claimMail(msg.Header.Get("Message-Id")); err != nil {
+		return t.answer(err)
+	}
+	// Whatever ends this taking other than finish releases the claim.
+	defer t.release()
 	if err := t.walk(textproto.MIMEHeader(msg.Header), msg.Body, 0, nil); err != nil {
 		t.abandon()
 		return t.answer(err)
@@ -101,9 +110,29 @@ func (g *Gateway) takeFrom(ctx context.Context, env envelope, src *source) error
 	return nil
 }
 
+// loop refuses a mail that is going round: one of Kluis's own mails (the
+// mail server routed it back), a mail a program sent (an auto-reply, a
+// bounce, a forward rule), or a mail that passed more servers than a real
+// one does.
+func (t *taking) loop(h mail.Header) error {
+	if h.Get(kmail.OriginHeader) != "" {
+		return smtpErr(554, smtp.EnhancedCode{5, 4, 6}, "This is a mail Kluis sent itself (it has the "+kmail.OriginHeader+" header); Kluis does not take its own mails, or they would go round in a loop. Check the mail server's routing to Kluis.")
+	}
+	if as := strings.ToLower(strings.TrimSpace(h.Get("Auto-Submitted"))); as != "" && as != "no" {
+		return smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "This mail was sent automatically (Auto-Submitted: "+oneLine(as)+"); Kluis takes only mail a person sends, so that auto-replies and forwarding rules cannot send files on.")
+	}
+	if n := len(h["Received"]); n > t.g.cfg.MaxHops {
+		return smtpErr(554, smtp.EnhancedCode{5, 4, 6}, fmt.Sprintf("This mail passed %d mail servers (Received headers), more than %d: it is going round in a loop.", n, t.g.cfg.MaxHops))
+	}
+	return nil
+}
+
 // header checks the From header and the subject's marker, and sorts the
 // envelope recipients into To, Cc and Bcc.
 func (t *taking) header(h mail.Header) error {
+	if err := t.loop(h); err != nil {
+		return err
+	}
 	from, err := h.AddressList("From")
 	if err != nil || len(from) != 1 {
 		return smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "The mail must have one From address, the same as the envelope sender.")
@@ -399,7 +428,7 @@ func (t *taking) create() error {
 		return err
 	}
 	t.created, t.owner = c, transfer.Owner{TransferID: c.Transfer.ID}
-	return nil
+	return t.recordTransfer(c.Transfer.ID)
 }
 
 // addFile streams one attachment into the transfer's segments.
@@ -442,6 +471,7 @@ func (t *taking) finish() error {
 	if _, err := t.g.svc.Finish(t.ctx, t.owner, ""); err != nil {
 		return err
 	}
+	t.taken(id)
 	t.g.log.Info("mail gateway: transfer made from a mail", "action", "gateway.take", "result", "ok", "transfer", id,
 		"files", t.files, "recipients", len(t.to)+len(t.cc)+len(t.bcc), "actor", t.env.Actor)
 	return nil

@@ -641,6 +641,14 @@ func line(s string) string {
 	return b.String()
 }
 
+// OriginHeader is set on every mail Kluis sends, with OriginValue; the mail
+// gateway refuses a mail that has it, so a mail server that routes Kluis's
+// own mails back to the gateway makes no loop (issue 18 item 5).
+const (
+	OriginHeader = "X-Kluis-Origin"
+	OriginValue  = "kluis"
+)
+
 // maxHeaderRunes bounds a subject; the rest is cut with an ellipsis.
 const maxHeaderRunes = 200
 

@@ -287,6 +287,8 @@ func (s *Sender) build(m *mail.Message, messageID string) (*gomail.Msg, error) {
 	msg.SetMessageIDWithValue(id)
 	msg.SetDate()
 	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
+	// The mail gateway never takes Kluis's own mails (a loop).
+	msg.SetGenHeader(gomail.Header(mail.OriginHeader), mail.OriginValue)
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	if m.HTML != "" {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)

@@ -347,6 +347,9 @@ func TestSendNoTLS(t *testing.T) {
 	if v := h.Get("Auto-Submitted"); v != "auto-generated" {
 		t.Errorf("Auto-Submitted %q", v)
 	}
+	if v := h.Get(mail.OriginHeader); v != mail.OriginValue {
+		t.Errorf("%s %q", mail.OriginHeader, v)
+	}
 	if d, err := h.Date(); err != nil || time.Since(d) > time.Minute {
 		t.Errorf("Date %q: %v", h.Get("Date"), err)
 	}
