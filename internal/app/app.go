@@ -673,7 +673,8 @@ func (a *App) newGateway(org mail.Org, now func() time.Time) error {
 	}
 	a.GatewayPasswords = gateway.NewPasswords(gateway.PasswordsDeps{DB: a.DB, Keys: a.Keys, Mailer: a.Outbox, Org: org, Now: now, Log: a.log})
 	a.Gateway, err = gateway.New(gateway.Deps{Transfers: a.Transfers, Senders: a.Senders, Confirmer: a.GatewayPasswords, DB: a.DB, Now: now, Log: a.log,
-		Config: gateway.Config{Domain: cfg.GatewayDomain, TrustedRelays: cfg.GatewayTrustedRelays, Markers: cfg.GatewayMarkers, TLS: tlsCfg}})
+		Config: gateway.Config{Domain: cfg.GatewayDomain, TrustedRelays: cfg.GatewayTrustedRelays, Markers: cfg.GatewayMarkers, TLS: tlsCfg,
+			ClaimLease: cfg.GatewayClaimLease}})
 	if err != nil {
 		return err
 	}

@@ -158,6 +158,9 @@ type Serve struct {
 	GatewayDomain        string
 	GatewayTLSCert       string
 	GatewayTLSKey        string
+	// GatewayClaimLease: how long a mail being taken holds off another
+	// delivery of the same mail after its gateway stopped (dedupe).
+	GatewayClaimLease time.Duration
 }
 
 // option describes one setting: its flag, its environment variable, and
@@ -301,6 +304,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "gateway-domain", usage: "the name the gateway greets mail servers with (default: the host of --base-url)", set: str(&c.GatewayDomain)},
 		{name: "gateway-tls-cert", usage: "PEM certificate chain the gateway offers with STARTTLS (default: --tls-cert); needs --gateway-tls-key", set: str(&c.GatewayTLSCert)},
 		{name: "gateway-tls-key", usage: "PEM private key for --gateway-tls-cert", set: str(&c.GatewayTLSKey)},
+		{name: "gateway-claim-lease", def: "2m", usage: "how long a mail the gateway is taking holds off another delivery of the same mail (same sender and Message-ID) without being renewed; after a crash, the mail server's next try after it takes the mail again", set: dur(&c.GatewayClaimLease)},
 		{name: "metrics-token", secret: true, usage: "bearer token (at least 16 characters) that Prometheus sends to read /metrics and /healthz?details=1 (Authorization: Bearer TOKEN). Without it they answer only clients connecting from loopback without X-Forwarded-For (set a token, or block /metrics, when a reverse proxy on the same host forwards without that header)", set: str(&c.MetricsToken)},
 	}
 	fs := flag.NewFlagSet("kluis serve", flag.ContinueOnError)
@@ -876,6 +880,9 @@ func (c *Serve) checkGateway() error {
 		return fmt.Errorf("--gateway-addr %q: give HOST:PORT, for example 0.0.0.0:2525", c.GatewayAddr)
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return fmt.Errorf("--gateway-addr %q: the port must be a number from 0 to 65535", c.GatewayAddr)
+	}
+	if c.GatewayClaimLease < time.Second || c.GatewayClaimLease > time.Hour {
+		return fmt.Errorf("--gateway-claim-lease %s: give a duration from 1s to 1h, for example 2m", c.GatewayClaimLease)
 	}
 	if (c.GatewayTLSCert == "") != (c.GatewayTLSKey == "") {
 		return errors.New("give both --gateway-tls-cert and --gateway-tls-key, or neither")
