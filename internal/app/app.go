@@ -27,6 +27,7 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -671,10 +672,19 @@ func (a *App) newGateway(org mail.Org, now func() time.Time) error {
 	if err != nil {
 		return fmt.Errorf("--gateway-tls-cert: %w", err)
 	}
+	var clientCAs *x509.CertPool // nil: the system's roots
+	if cfg.GatewayClientCA != "" {
+		b, err := os.ReadFile(cfg.GatewayClientCA)
+		if err != nil {
+			return fmt.Errorf("--gateway-client-ca: %w", err)
+		}
+		clientCAs = x509.NewCertPool()
+		clientCAs.AppendCertsFromPEM(b)
+	}
 	a.GatewayPasswords = gateway.NewPasswords(gateway.PasswordsDeps{DB: a.DB, Keys: a.Keys, Mailer: a.Outbox, Org: org, Now: now, Log: a.log})
 	a.Gateway, err = gateway.New(gateway.Deps{Transfers: a.Transfers, Senders: a.Senders, Confirmer: a.GatewayPasswords, DB: a.DB, Now: now, Log: a.log,
 		Config: gateway.Config{Domain: cfg.GatewayDomain, TrustedRelays: cfg.GatewayTrustedRelays, Markers: cfg.GatewayMarkers, TLS: tlsCfg,
-			ClaimLease: cfg.GatewayClaimLease}})
+			ClaimLease: cfg.GatewayClaimLease, ClientNames: cfg.GatewayClientNames, ClientCAs: clientCAs}})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -161,6 +162,11 @@ type Serve struct {
 	// GatewayClaimLease: how long a mail being taken holds off another
 	// delivery of the same mail after its gateway stopped (dedupe).
 	GatewayClaimLease time.Duration
+	// GatewayClientNames pin the TLS client certificates of connectors
+	// (Exchange Online) that may hand over mail like a trusted relay; the
+	// certificate must chain to GatewayClientCA (default: system roots).
+	GatewayClientNames []string
+	GatewayClientCA    string
 }
 
 // option describes one setting: its flag, its environment variable, and
@@ -304,6 +310,8 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "gateway-domain", usage: "the name the gateway greets mail servers with (default: the host of --base-url)", set: str(&c.GatewayDomain)},
 		{name: "gateway-tls-cert", usage: "PEM certificate chain the gateway offers with STARTTLS (default: --tls-cert); needs --gateway-tls-key", set: str(&c.GatewayTLSCert)},
 		{name: "gateway-tls-key", usage: "PEM private key for --gateway-tls-cert", set: str(&c.GatewayTLSKey)},
+		{name: "gateway-client-cert-name", usage: "names (certificate subject CN or DNS name, separated by commas) of the TLS client certificates of mail connectors that may hand over mail like a trusted relay: Exchange Online's outbound connector with the organisation's own certificate (docs/gateway.md)", set: list(&c.GatewayClientNames)},
+		{name: "gateway-client-ca", usage: "PEM file with the CA certificates that a connector's client certificate must chain to (default: the system's roots)", set: str(&c.GatewayClientCA)},
 		{name: "gateway-claim-lease", def: "2m", usage: "how long a mail the gateway is taking holds off another delivery of the same mail (same sender and Message-ID) without being renewed; after a crash, the mail server's next try after it takes the mail again", set: dur(&c.GatewayClaimLease)},
 		{name: "metrics-token", secret: true, usage: "bearer token (at least 16 characters) that Prometheus sends to read /metrics and /healthz?details=1 (Authorization: Bearer TOKEN). Without it they answer only clients connecting from loopback without X-Forwarded-For (set a token, or block /metrics, when a reverse proxy on the same host forwards without that header)", set: str(&c.MetricsToken)},
 	}
@@ -880,6 +888,18 @@ func (c *Serve) checkGateway() error {
 		return fmt.Errorf("--gateway-addr %q: give HOST:PORT, for example 0.0.0.0:2525", c.GatewayAddr)
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return fmt.Errorf("--gateway-addr %q: the port must be a number from 0 to 65535", c.GatewayAddr)
+	}
+	if c.GatewayClientCA != "" && len(c.GatewayClientNames) == 0 {
+		return errors.New("--gateway-client-ca needs --gateway-client-cert-name: name the connector certificates to trust")
+	}
+	if c.GatewayClientCA != "" {
+		b, err := os.ReadFile(c.GatewayClientCA)
+		if err != nil {
+			return fmt.Errorf("--gateway-client-ca: %w", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			return fmt.Errorf("--gateway-client-ca %s: no PEM certificate in it", c.GatewayClientCA)
+		}
 	}
 	if c.GatewayClaimLease < time.Second || c.GatewayClaimLease > time.Hour {
 		return fmt.Errorf("--gateway-claim-lease %s: give a duration from 1s to 1h, for example 2m", c.GatewayClaimLease)

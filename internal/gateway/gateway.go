@@ -19,6 +19,7 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,6 +56,13 @@ type Config struct {
 	MaxMessageBytes int64
 	// MaxRecipients bounds RCPT TO commands per mail; 0: 100.
 	MaxRecipients int
+	// ClientNames pin the TLS client certificates of connectors that may
+	// hand over mail like a trusted relay (Exchange Online's outbound
+	// connector, whose addresses all tenants share): the certificate's
+	// subject CN or one of its DNS names must be one of them, and it must
+	// chain to ClientCAs (nil: the system's roots).
+	ClientNames []string
+	ClientCAs   *x509.CertPool
 	// MaxHops bounds the Received headers of a mail: more is a mail
 	// going round in a loop; 0: DefaultMaxHops.
 	MaxHops int
@@ -163,6 +171,18 @@ func New(d Deps) (*Gateway, error) {
 	if now == nil {
 		now = time.Now
 	}
+	if len(cfg.ClientNames) > 0 {
+		// Asked for, verified when given: other peers go on without one
+		// (relays, AUTH), and a certificate that does not verify ends
+		// the handshake.
+		t := cfg.TLS.Clone()
+		t.ClientAuth = tls.VerifyClientCertIfGiven
+		t.ClientCAs = cfg.ClientCAs
+		cfg.TLS = t
+		for i, n := range cfg.ClientNames {
+			cfg.ClientNames[i] = strings.ToLower(strings.TrimSpace(n))
+		}
+	}
 	g := &Gateway{svc: d.Transfers, senders: d.Senders, cfg: cfg, log: log, conf: d.Confirmer, db: d.DB, now: now}
 	srv := smtp.NewServer(smtp.BackendFunc(g.newSession))
 	srv.Domain = cfg.Domain
@@ -198,6 +218,25 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("mail gateway: %w", err)
 	}
 	return nil
+}
+
+// pinnedPeer reports whether the TLS peer presented a verified client
+// certificate with a pinned name, and which.
+func (g *Gateway) pinnedPeer(st tls.ConnectionState) (string, bool) {
+	if len(g.cfg.ClientNames) == 0 || len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return "", false
+	}
+	c := st.PeerCertificates[0]
+	names := append([]string{c.Subject.CommonName}, c.DNSNames...)
+	for _, n := range names {
+		n = strings.ToLower(n)
+		for _, p := range g.cfg.ClientNames {
+			if n != "" && n == p {
+				return n, true
+			}
+		}
+	}
+	return "", false
 }
 
 // trusted reports whether the peer is a configured relay.

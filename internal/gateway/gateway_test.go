@@ -70,6 +70,9 @@ type setup struct {
 	args   []string // more flags of kluis serve
 	lease  time.Duration
 	db     string // apptest.Options.DB: "" SQLite
+	// pinned connector certificates
+	clientNames []string
+	clientCAs   *x509.CertPool
 }
 
 func start(t *testing.T, s setup) *env {
@@ -85,7 +88,7 @@ func start(t *testing.T, s setup) *env {
 	}
 	conf := &confirmations{}
 	g, err := gateway.New(gateway.Deps{Transfers: a.Transfers, Senders: a.Senders, Confirmer: conf, DB: a.DB, Now: a.Clock.Now, Log: a.Logs.Logger(),
-		Config: gateway.Config{Domain: "kluis.test", TrustedRelays: prefixes, ClaimLease: s.lease,
+		Config: gateway.Config{Domain: "kluis.test", TrustedRelays: prefixes, ClaimLease: s.lease, ClientNames: s.clientNames, ClientCAs: s.clientCAs,
 			TLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +134,8 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 
 type submission struct {
 	noTLS      bool
-	user, pass string // SMTP AUTH PLAIN when user is set
+	clientCert *tls.Certificate // presented in the TLS handshake
+	user, pass string           // SMTP AUTH PLAIN when user is set
 	from       string
 	rcpts      []string
 	msg        string
@@ -147,8 +151,12 @@ func (e *env) send(t *testing.T, s submission) error {
 	}
 	defer c.Close()
 	if !s.noTLS {
-		if err := c.StartTLS(&tls.Config{ServerName: "kluis.test", RootCAs: e.roots}); err != nil {
-			t.Fatal(err)
+		tc := &tls.Config{ServerName: "kluis.test", RootCAs: e.roots}
+		if s.clientCert != nil {
+			tc.Certificates = []tls.Certificate{*s.clientCert}
+		}
+		if err := c.StartTLS(tc); err != nil {
+			return err
 		}
 	}
 	if s.user != "" {

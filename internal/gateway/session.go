@@ -15,15 +15,16 @@ import (
 
 // session is one SMTP connection. go-smtp calls its methods one at a time.
 type session struct {
-	g       *Gateway
-	conn    *smtp.Conn
-	relay   bool           // the peer is a trusted relay
-	auth    *sender.Sender // the sender of a successful AUTH
-	from    string         // envelope sender, lower case
-	rcpts   []string       // envelope recipients, lower case, in order
-	peer    string
-	cancel  context.CancelFunc
-	context context.Context
+	g         *Gateway
+	conn      *smtp.Conn
+	relay     bool           // the peer is a trusted relay
+	connector string         // the pinned name of the peer's client certificate
+	auth      *sender.Sender // the sender of a successful AUTH
+	from      string         // envelope sender, lower case
+	rcpts     []string       // envelope recipients, lower case, in order
+	peer      string
+	cancel    context.CancelFunc
+	context   context.Context
 }
 
 func (g *Gateway) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -78,7 +79,12 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	if !s.tls() {
 		return errNeedTLS
 	}
-	if !s.relay && s.auth == nil {
+	if st, ok := s.conn.TLSConnectionState(); ok && !s.relay && s.auth == nil {
+		if name, ok := s.g.pinnedPeer(st); ok {
+			s.connector = name
+		}
+	}
+	if !s.relay && s.auth == nil && s.connector == "" {
 		s.g.log.Info("mail gateway: mail from an untrusted peer refused", "action", "gateway.mail", "result", "untrusted", "peer", s.peer)
 		return errNotTrust
 	}
@@ -137,6 +143,9 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) actor() string {
 	if s.auth != nil {
 		return s.auth.AuditActor()
+	}
+	if s.connector != "" {
+		return "connector:" + s.connector
 	}
 	return "relay:" + s.peer
 }
