@@ -67,9 +67,9 @@ type env struct {
 type setup struct {
 	relays []string // trusted relay prefixes; default 127.0.0.0/8
 	engine func(*transfer.Config)
-	args   []string // more flags of kluis serve
 	lease  time.Duration
-	db     string // apptest.Options.DB: "" SQLite
+	db     string   // apptest.Options.DB: "" SQLite
+	args   []string // more kluis serve flags
 	// pinned connector certificates
 	clientNames []string
 	clientCAs   *x509.CertPool
