@@ -508,8 +508,16 @@ func TestGatewayLargeMailStreamed(t *testing.T) {
 	peak := peakRSS(t, g.cmd.Process.Pid)
 	t.Logf("gateway: %d MB attachment (%d MB as base64 mail) taken in %v; server peak RSS %d MB before, %d MB after (growth %d MB)",
 		size/1e6, size*4/3/1e6, took.Round(time.Millisecond), before>>20, peak>>20, (peak-before)>>20)
-	if growth := peak - before; growth > 160<<20 || growth > size {
-		t.Errorf("the server's peak memory grew by %d MB for a %d MB attachment: the mail is held in memory", growth>>20, size/1e6)
+	// Held whole, the mail would cost at least its size; streamed, the
+	// growth is the segment buffers and the runtime's (about 35-40 MB
+	// measured, whatever the size). Below 64 MB the two cannot be told
+	// apart, so short mode checks only the absolute bound.
+	limit := int64(160 << 20)
+	if mailSize := size * 4 / 3; size >= 64_000_000 && mailSize < limit {
+		limit = mailSize
+	}
+	if growth := peak - before; growth > limit {
+		t.Errorf("the server's peak memory grew by %d MB for a %d MB attachment (limit %d MB): the mail is held in memory", growth>>20, size/1e6, limit>>20)
 	}
 	msgs := mp.waitMail(t, 30*time.Second, "the notification and the confirmation", func(ms []*mpMessage) bool {
 		return len(mailsTo(ms, a)) == 1 && len(mailsTo(ms, senderAddr)) == 1
