@@ -52,3 +52,8 @@ func (s *Service) maxSize(t *store.TransferRow) int64 {
 	}
 	return s.cfg.MaxTransferSize
 }
+
+// CanSMS reports whether this server can send SMS codes (an SMS gateway
+// or the development mailbox is set), so forms offer password+sms only
+// where Validate would accept it.
+func (s *Service) CanSMS() bool { return s.sms != nil }

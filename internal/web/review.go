@@ -23,6 +23,7 @@ import (
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/sender"
+	"github.com/kluis-nl/kluis/internal/sms"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -44,6 +45,11 @@ type reviewRecipient struct {
 	// Login is the provider's label and the masked value of a recipient
 	// who logs in after the password; "" for none.
 	Login, LoginValue string
+	// Phone is the masked mobile number of a recipient who gets a code
+	// by SMS after the password; "" for none. PasswordOnly marks a
+	// recipient with the password only: the lower level.
+	Phone        string
+	PasswordOnly bool
 }
 
 // reviewFile is a planned file as the review lists it.
@@ -74,9 +80,11 @@ type reviewPage struct {
 	// ("first", "each", "summary"; "none" when Notify is false).
 	NotifyMode string
 	Filenames  bool
-	Subject    string        // as the mail will have it: the sender's or the default
-	Reference  string        // the sender's own, shown only to them
-	Body       template.HTML // sanitized by Validate as the mail will show it
+	// Special: the sender marked special personal data.
+	Special   bool
+	Subject   string        // as the mail will have it: the sender's or the default
+	Reference string        // the sender's own, shown only to them
+	Body      template.HTML // sanitized by Validate as the mail will show it
 	// Form is what the no-JavaScript page posts back for Back.
 	Form composeForm
 	// NoScript is true for the review page of a plain form post.
@@ -92,7 +100,8 @@ type composeForm struct {
 	Notify                                                           string // the mode
 	Privacy                                                          string
 	FileNames                                                        []string
-	RecipientLogin                                                   string
+	RecipientLogin, RecipientPhone                                   string
+	SpecialData                                                      bool
 	// password is checked but never shown again: not in the page's data,
 	// not in the review's hidden fields (Back asks for it anew).
 	password string
@@ -196,13 +205,13 @@ func (h *Web) checkReview(s *sender.Sender, req *composeRequest, pr *locale.Prin
 		}
 		es := make([]composeError, len(fs))
 		for i, f := range fs {
-			es[i] = composeError{Field: composeField(f, req.PasswordMode), Message: f.Text(pr)}
+			es[i] = composeError{Field: composeField(f, req.PasswordMode, h.svc.CanSMS()), Message: f.Text(pr)}
 		}
 		return nil, es, nil
 	}
 	rp := &reviewPage{Sender: s, Lang: locale.Lang(ck.Lang), Mode: string(ck.Mode), Message: req.Message,
 		ExpiresText: pr.Date(ck.ExpiresAt), Confirm: req.Confirm, Notify: req.NotifyDownload, NotifyMode: string(ck.Notify), Filenames: req.ShowFilenames,
-		Subject: ck.Subject, Reference: ck.Reference, Body: template.HTML(ck.Body), Privacy: req.Privacy} // #nosec G203: Body is mail.SanitizeBody's output
+		Subject: ck.Subject, Reference: ck.Reference, Body: template.HTML(ck.Body), Privacy: req.Privacy, Special: req.SpecialData} // #nosec G203: Body is mail.SanitizeBody's output
 	if rp.Subject == "" {
 		rp.Subject = h.defaultSubject(s, locale.Lang(ck.Lang))
 	}
@@ -224,8 +233,15 @@ func (h *Web) checkReview(s *sender.Sender, req *composeRequest, pr *locale.Prin
 	}
 	for _, a := range ck.Recipients {
 		rr := reviewRecipient{Address: a.Address, Kind: string(a.Kind), SeesOthers: a.Kind != kluis.KindBcc && visible > 1}
-		if lp, ok := pol.LoginProvider(a.LoginProvider); ok && a.LoginProvider != "" {
-			rr.Login, rr.LoginValue = lp.Label, transfer.MaskLoginValue(a.LoginValue)
+		switch a.Auth {
+		case kluis.AuthPasswordLogin:
+			if lp, ok := pol.LoginProvider(a.LoginProvider); ok && a.LoginProvider != "" {
+				rr.Login, rr.LoginValue = lp.Label, transfer.MaskLoginValue(a.LoginValue)
+			}
+		case kluis.AuthPasswordSMS:
+			rr.Phone = sms.Mask(a.Phone)
+		case kluis.AuthPassword:
+			rr.PasswordOnly = ck.Mode != kluis.PasswordNone
 		}
 		if req.Privacy == privacySeparate {
 			rr.SeesOthers = false
@@ -238,6 +254,7 @@ func (h *Web) checkReview(s *sender.Sender, req *composeRequest, pr *locale.Prin
 	for _, a := range rp.Separate {
 		one := *req
 		one.To, one.Cc, one.Bcc, one.Privacy = a, "", "", ""
+		one.RecipientLogin, one.RecipientPhone = authLinesFor(req.RecipientLogin, a), authLinesFor(req.RecipientPhone, a)
 		if _, err := h.svc.Validate(composeCreateRequest(s, &one)); err != nil {
 			fs := kluis.FieldErrors(err)
 			if len(fs) == 0 {
@@ -262,7 +279,7 @@ func formValues(r *http.Request) composeForm {
 		Subject: f.Get("subject"), Reference: f.Get("reference"), Body: f.Get("body"), Expires: f.Get("expires"), Lang: f.Get("lang"),
 		PasswordMode: f.Get("password_mode"), Confirm: on("confirm"), NotifyDownload: on("notify_download"), Notify: f.Get("notify"),
 		ShowFilenames: on("show_filenames"), Privacy: f.Get("privacy"), password: f.Get("password"),
-		RecipientLogin: f.Get("recipient_login")}
+		RecipientLogin: f.Get("recipient_login"), RecipientPhone: f.Get("recipient_phone"), SpecialData: on("special_data")}
 	for _, n := range f["files"] {
 		if n = strings.TrimSpace(n); n != "" {
 			cf.FileNames = append(cf.FileNames, n)
@@ -278,7 +295,7 @@ func (cf composeForm) request() composeRequest {
 	req := composeRequest{To: cf.To, Cc: cf.Cc, Bcc: cf.Bcc, Message: cf.Message, Subject: cf.Subject, Reference: cf.Reference,
 		Body: plainBody(cf.Body), Expires: cf.Expires, Lang: cf.Lang, Confirm: cf.Confirm, NotifyDownload: cf.NotifyDownload, Notify: cf.Notify,
 		ShowFilenames: cf.ShowFilenames, PasswordMode: cf.PasswordMode, Password: cf.password, Privacy: cf.Privacy,
-		RecipientLogin: cf.RecipientLogin}
+		RecipientLogin: cf.RecipientLogin, RecipientPhone: cf.RecipientPhone, SpecialData: cf.SpecialData}
 	for _, n := range cf.FileNames {
 		req.Files = append(req.Files, struct {
 			Name string

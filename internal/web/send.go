@@ -57,17 +57,22 @@ type detailsPage struct {
 type composePage struct {
 	// Logins are the labels of the policy's login providers by name; the
 	// login field is shown only when there are any.
-	Logins        map[string]string
-	Sender        *sender.Sender
-	Limits        kpolicy.Limits
-	MaxSizeText   string
-	DefaultExpiry string // YYYY-MM-DD
-	MinExpiry     string
-	MaxExpiry     string
-	DefaultDate   string // the default expiry in words
-	MaxDays       int
-	Modes         map[string]bool
-	DefaultMode   string
+	Logins map[string]string
+	// SMS is true when the server can send SMS codes: the form then asks
+	// for mobile numbers. SpecialDefault ticks "special personal data"
+	// on a new form (the policy's recipient_auth.special_default for a
+	// recipient outside the organisation).
+	SMS, SpecialDefault bool
+	Sender              *sender.Sender
+	Limits              kpolicy.Limits
+	MaxSizeText         string
+	DefaultExpiry       string // YYYY-MM-DD
+	MinExpiry           string
+	MaxExpiry           string
+	DefaultDate         string // the default expiry in words
+	MaxDays             int
+	Modes               map[string]bool
+	DefaultMode         string
 	// RecipientLang is the recipients' language chosen at first: the
 	// page's; RecipientLangs are all the sender can choose from.
 	RecipientLang  locale.Lang
@@ -136,6 +141,8 @@ func (h *Web) composeData(r *http.Request, s *sender.Sender) composePage {
 		}
 		p.Logins[lp.Name] = lp.Label
 	}
+	p.SMS = h.svc.CanSMS()
+	p.SpecialDefault = h.svc.Policy().RecipientAuth(s.Email, "").SpecialDefault
 	for _, m := range []kluis.PasswordMode{kluis.PasswordGenerate, kluis.PasswordManual, kluis.PasswordNone} {
 		if p.Modes[string(m)] {
 			p.DefaultMode = string(m)
@@ -383,6 +390,13 @@ type composeRequest struct {
 	// login after the password for that recipient (as kluis send
 	// --recipient-login).
 	RecipientLogin string `json:"recipient_login"`
+	// RecipientPhone holds one "ADDRESS NUMBER" (or "ADDRESS=NUMBER")
+	// per line: a code by SMS after the password for that recipient (as
+	// kluis send --recipient-phone).
+	RecipientPhone string `json:"recipient_phone"`
+	// SpecialData marks the transfer as containing special personal data
+	// (health, religion, …): the policy's special_minimum applies.
+	SpecialData bool `json:"special_data"`
 }
 
 // composeError is one entry of the script's error summary: the field's id
@@ -451,7 +465,7 @@ func (h *Web) createTransfer(w http.ResponseWriter, r *http.Request) {
 			pr := locale.For(lang)
 			es := make([]composeError, len(fs))
 			for i, f := range fs {
-				es[i] = composeError{Field: composeField(f, req.PasswordMode), Message: f.Text(pr)}
+				es[i] = composeError{Field: composeField(f, req.PasswordMode, h.svc.CanSMS()), Message: f.Text(pr)}
 			}
 			errs(formStatus(err), es...)
 			return
@@ -507,9 +521,55 @@ func composeCreateRequest(s *sender.Sender, req *composeRequest) transfer.Create
 		To: to, Cc: cc, Bcc: bcc,
 		Message: req.Message, Subject: req.Subject, Reference: req.Reference, Body: req.Body, ExpiresOn: req.Expires,
 		Lang: req.Lang, SenderLang: s.Lang, PasswordMode: mode, Password: pw, Files: sizes,
-		Options: kluis.Options{Confirm: req.Confirm, NotifyDownload: req.NotifyDownload, Notify: notify, ShowFilenames: req.ShowFilenames},
-		Auth:    recipientLogins(req.RecipientLogin),
+		Options: kluis.Options{Confirm: req.Confirm, NotifyDownload: req.NotifyDownload, Notify: notify, ShowFilenames: req.ShowFilenames, SpecialData: req.SpecialData},
+		Auth:    recipientAuth(req.RecipientLogin, req.RecipientPhone),
 	}
+}
+
+// recipientAuth joins the compose form's login and SMS fields into the
+// engine's choices per address. An address in both keeps its login and
+// gets the number too, which Validate refuses (phone_unexpected): the
+// sender chooses one.
+func recipientAuth(logins, phones string) map[string]transfer.RecipientAuth {
+	out := recipientLogins(logins)
+	for _, line := range strings.Split(phones, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		addr, ra, err := transfer.ParseRecipientAuth(kluis.AuthPasswordSMS, line)
+		if err != nil {
+			// An address without a number: Validate says the number is
+			// missing (or that the address is no recipient).
+			addr, ra = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(line), "=")), transfer.RecipientAuth{Method: kluis.AuthPasswordSMS}
+		}
+		if out == nil {
+			out = map[string]transfer.RecipientAuth{}
+		}
+		if l, ok := out[addr]; ok {
+			l.Phone = ra.Phone
+			out[addr] = l
+			continue
+		}
+		out[addr] = ra
+	}
+	return out
+}
+
+// authLinesFor keeps the lines of a login or SMS field that are about
+// addr: one transfer per recipient (privacySeparate) is one request per
+// address, and each carries only its own recipient's choice.
+func authLinesFor(text, addr string) string {
+	var keep []string
+	for _, line := range strings.Split(text, "\n") {
+		a := strings.TrimSpace(line)
+		if i := strings.IndexAny(a, "= \t"); i >= 0 {
+			a = a[:i]
+		}
+		if a != "" && strings.EqualFold(a, strings.TrimSpace(addr)) {
+			keep = append(keep, strings.TrimSpace(line))
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 // recipientLogins reads the lines "ADDRESS=PROVIDER[:VALUE]" of the
@@ -535,7 +595,7 @@ func recipientLogins(s string) map[string]transfer.RecipientAuth {
 // composeField is the compose page's field (its element id) for an
 // engine field; "" for the summary only (the sender's own details come
 // from the verification, not from this form).
-func composeField(f kluis.FieldError, mode string) string {
+func composeField(f kluis.FieldError, mode string, sms bool) string {
 	switch f.Field {
 	case transfer.FieldExpires:
 		return "expires"
@@ -549,7 +609,13 @@ func composeField(f kluis.FieldError, mode string) string {
 	case transfer.FieldShowFilenames:
 		return "show_filenames"
 	case transfer.FieldRecipientAuth:
-		return "recipient_login"
+		if strings.HasPrefix(f.Code, "login_") {
+			return "recipient_login"
+		}
+		if !sms { // no number field: the summary says it
+			return ""
+		}
+		return "recipient_phone"
 	case transfer.FieldSenderEmail, transfer.FieldSenderName, transfer.FieldSenderPhone:
 		return ""
 	}

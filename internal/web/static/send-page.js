@@ -482,7 +482,20 @@ function gather() {
     password: mode() === "manual" ? v("password") : "",
     files: files.map((f) => ({ Name: f.name, Size: f.size })),
     recipient_login: v("recipient_login"),
+    recipient_phone: v("recipient_phone"),
+    special_data: !!$("special_data")?.checked,
   };
+}
+
+// linesFor keeps the lines of the login or SMS field about one address
+// (as the server's authLinesFor): each separate transfer carries only its
+// own recipient's choice.
+function linesFor(text, addr) {
+  return text
+    .split("\n")
+    .filter((l) => l.trim().split(/[=\s]/)[0].toLowerCase() === addr.trim().toLowerCase())
+    .map((l) => l.trim())
+    .join("\n");
 }
 
 // The form's only submit button is Next: Enter in a one-line field
@@ -555,7 +568,9 @@ $("start").addEventListener("click", async () => {
   }
   // One transfer per recipient: one request per address, each with its
   // own password or link; the same files, message and options.
-  const reqs = req.privacy === "separate" ? reviewed.separate.map((a) => ({ ...req, to: a, cc: "", bcc: "", privacy: "" })) : [req];
+  const reqs = req.privacy === "separate"
+    ? reviewed.separate.map((a) => ({ ...req, to: a, cc: "", bcc: "", privacy: "", recipient_login: linesFor(req.recipient_login, a), recipient_phone: linesFor(req.recipient_phone, a) }))
+    : [req];
   $("start").disabled = true;
   const made = [];
   let failure = null;
