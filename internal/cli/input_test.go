@@ -65,6 +65,10 @@ func TestFlagErrors(t *testing.T) {
 			`--recipient-login "a@example.nl": write it as ADDRESS=PROVIDER or ADDRESS=PROVIDER:VALUE`},
 		{"nl", []string{"send", "--to", "a@example.nl", "--password-generate", "--recipient-login", "a@example.nl=:x", "x.txt"},
 			`--recipient-login "a@example.nl=:x": schrijf het als ADRES=DIENST`},
+		{"en", []string{"send", "--to", "a@example.nl", "--password-generate", "--recipient-phone", "a@example.nl", "x.txt"},
+			`--recipient-phone "a@example.nl": write it as ADDRESS=NUMBER, for example burger@example.nl=+31612345678`},
+		{"nl", []string{"send", "--to", "a@example.nl", "--password-generate", "--recipient-phone", "=+31612345678", "x.txt"},
+			`--recipient-phone "=+31612345678": schrijf het als ADRES=NUMMER`},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), tc.args, func(k string) string {

@@ -15,7 +15,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/client"
+	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // sendRequest is what kluis send was asked to do, checked.
@@ -34,6 +36,8 @@ type sendRequest struct {
 	apiKey                   string
 	json                     bool
 	logins                   map[string]client.RecipientLogin // --recipient-login
+	phones                   map[string]client.RecipientAuth  // --recipient-phone
+	special                  bool                             // --special-data
 }
 
 type sendFile struct {
@@ -137,6 +141,8 @@ func (a *app) sendFlags(f *flagSet, args []string) (*sendRequest, error) {
 	cc := f.List("cc", "cli.ph.list", "cli.flag.cc")
 	bcc := f.List("bcc", "cli.ph.list", "cli.flag.bcc")
 	logins := f.List("recipient-login", "cli.ph.recipient_login", "cli.flag.recipient_login")
+	phones := f.List("recipient-phone", "cli.ph.recipient_phone", "cli.flag.recipient_phone")
+	special := f.Bool("special-data", "cli.flag.special_data")
 	message := f.String("message", "cli.ph.text", "cli.flag.message")
 	messageFile := f.String("message-file", "cli.ph.file", "cli.flag.message_file")
 	subject := f.String("subject", "cli.ph.text", "cli.flag.subject")
@@ -167,17 +173,26 @@ func (a *app) sendFlags(f *flagSet, args []string) (*sendRequest, error) {
 		return nil, f.usageError("cli.send.no_recipient")
 	}
 	for _, l := range *logins {
-		addr, login, ok := strings.Cut(l, "=")
-		provider, value, _ := strings.Cut(login, ":")
-		addr, provider = strings.TrimSpace(addr), strings.TrimSpace(provider)
-		if !ok || addr == "" || provider == "" {
+		addr, ra, err := transfer.ParseRecipientAuth(kluis.AuthPasswordLogin, l)
+		if err != nil || ra.Login == "" {
 			return nil, f.usageError("cli.send.recipient_login", l)
 		}
 		if r.logins == nil {
 			r.logins = map[string]client.RecipientLogin{}
 		}
-		r.logins[addr] = client.RecipientLogin{Provider: provider, Value: value}
+		r.logins[addr] = client.RecipientLogin{Provider: ra.Login, Value: ra.LoginValue}
 	}
+	for _, l := range *phones {
+		addr, ra, err := transfer.ParseRecipientAuth(kluis.AuthPasswordSMS, l)
+		if err != nil {
+			return nil, f.usageError("cli.send.recipient_phone", l)
+		}
+		if r.phones == nil {
+			r.phones = map[string]client.RecipientAuth{}
+		}
+		r.phones[addr] = client.RecipientAuth{Method: string(ra.Method), Phone: ra.Phone}
+	}
+	r.special = *special
 	n := 0
 	for _, b := range []bool{*pwGen, *secret.file != "", *secret.stdin, *noPw} {
 		if b {
@@ -317,8 +332,9 @@ func (a *app) createTransfer(ctx context.Context, c *client.Client, token string
 		To: r.to, Cc: r.cc, Bcc: r.bcc, Message: r.message, Subject: r.subject, Reference: r.reference, Body: r.body,
 		ExpiresAt: r.expiresAt, Lang: r.lang,
 		Password:       client.Password{Mode: r.mode, Value: r.password},
-		Options:        client.Options{Confirm: r.confirm, NotifyDownload: r.notify, Notify: r.notifyMode, ShowFilenames: r.showAll},
+		Options:        client.Options{Confirm: r.confirm, NotifyDownload: r.notify, Notify: r.notifyMode, ShowFilenames: r.showAll, SpecialData: r.special},
 		RecipientLogin: r.logins,
+		RecipientAuth:  r.phones,
 	}
 	cr, err := c.CreateTransfer(ctx, token, req)
 	if err != nil {

@@ -442,6 +442,9 @@ type Options struct {
 	// empty leaves it to NotifyDownload.
 	Notify        string `json:"notify,omitempty"`
 	ShowFilenames bool   `json:"show_filenames"`
+	// SpecialData marks special personal data: the policy's
+	// special_minimum applies to the recipients' verification.
+	SpecialData bool `json:"special_data,omitempty"`
 }
 
 // Password is the password choice of a new transfer.
@@ -466,6 +469,16 @@ type CreateRequest struct {
 	Options   Options        `json:"options"`
 	// RecipientLogin: per recipient address, the login after the password.
 	RecipientLogin map[string]RecipientLogin `json:"recipient_login,omitempty"`
+	// RecipientAuth: per recipient address, the method and for
+	// password+sms the mobile number of the code.
+	RecipientAuth map[string]RecipientAuth `json:"recipient_auth,omitempty"`
+}
+
+// RecipientAuth is a recipient's verification: the method
+// ("password", "password+sms") and the mobile number for an SMS code.
+type RecipientAuth struct {
+	Method string `json:"method"`
+	Phone  string `json:"phone,omitempty"`
 }
 
 // RecipientLogin is a recipient's login after the password: a provider of the

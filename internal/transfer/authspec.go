@@ -15,9 +15,9 @@ var ErrAuthSpec = errors.New("write the recipient's e-mail address, then the val
 // ParseRecipientAuth reads one recipient's verification as the CLI flags
 // (--recipient-phone ADDR=NUMBER) and the send form's lines ("ADDR
 // NUMBER") write it, for method: the address, then the value that method
-// needs. The form and the CLI come here, so a method with another kind of
-// value (a login: PROVIDER[:VALUE]) is one more case. The value is checked by Validate, which knows the
-// policy and can say what to fix.
+// needs: a mobile number, or for a login PROVIDER[:VALUE]
+// (--recipient-login ADDR=PROVIDER[:VALUE]). The value is checked by
+// Validate, which knows the policy and can say what to fix.
 func ParseRecipientAuth(method kluis.AuthMethod, spec string) (addr string, ra RecipientAuth, err error) {
 	spec = strings.TrimSpace(spec)
 	addr, value, ok := strings.Cut(spec, "=")
@@ -34,6 +34,9 @@ func ParseRecipientAuth(method kluis.AuthMethod, spec string) (addr string, ra R
 	switch method {
 	case kluis.AuthPasswordSMS:
 		return addr, RecipientAuth{Method: method, Phone: value}, nil
+	case kluis.AuthPasswordLogin:
+		provider, claim, _ := strings.Cut(value, ":")
+		return addr, RecipientAuth{Method: method, Login: strings.TrimSpace(provider), LoginValue: claim}, nil
 	}
 	return "", RecipientAuth{}, fmt.Errorf("transfer: %q takes no value", method)
 }

@@ -31,6 +31,16 @@ func TestParseRecipientAuth(t *testing.T) {
 			t.Errorf("%q: %q %+v %v", tc.spec, addr, ra, err)
 		}
 	}
+	for spec, want := range map[string]transfer.RecipientAuth{
+		"burger@example.nl=digid:PSEUDO:1": {Method: kluis.AuthPasswordLogin, Login: "digid", LoginValue: "PSEUDO:1"},
+		"burger@example.nl=entra":          {Method: kluis.AuthPasswordLogin, Login: "entra"},
+		"burger@example.nl digid: abc ":    {Method: kluis.AuthPasswordLogin, Login: "digid", LoginValue: " abc"},
+	} {
+		addr, ra, err := transfer.ParseRecipientAuth(kluis.AuthPasswordLogin, spec)
+		if err != nil || addr != "burger@example.nl" || ra != want {
+			t.Errorf("login %q: %q %+v %v", spec, addr, ra, err)
+		}
+	}
 	if _, _, err := transfer.ParseRecipientAuth(kluis.AuthPassword, "a@example.nl=x"); err == nil {
 		t.Error("the password only took a value")
 	}

@@ -527,32 +527,9 @@ func composeCreateRequest(s *sender.Sender, req *composeRequest) transfer.Create
 }
 
 // recipientAuth joins the compose form's login and SMS fields into the
-// engine's choices per address. An address in both keeps its login and
-// gets the number too, which Validate refuses (phone_unexpected): the
-// sender chooses one.
+// engine's choices per address.
 func recipientAuth(logins, phones string) map[string]transfer.RecipientAuth {
-	out := recipientLogins(logins)
-	for _, line := range strings.Split(phones, "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		addr, ra, err := transfer.ParseRecipientAuth(kluis.AuthPasswordSMS, line)
-		if err != nil {
-			// An address without a number: Validate says the number is
-			// missing (or that the address is no recipient).
-			addr, ra = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(line), "=")), transfer.RecipientAuth{Method: kluis.AuthPasswordSMS}
-		}
-		if out == nil {
-			out = map[string]transfer.RecipientAuth{}
-		}
-		if l, ok := out[addr]; ok {
-			l.Phone = ra.Phone
-			out[addr] = l
-			continue
-		}
-		out[addr] = ra
-	}
-	return out
+	return authLines(authLines(nil, kluis.AuthPasswordLogin, logins), kluis.AuthPasswordSMS, phones)
 }
 
 // authLinesFor keeps the lines of a login or SMS field that are about
@@ -572,22 +549,30 @@ func authLinesFor(text, addr string) string {
 	return strings.Join(keep, "\n")
 }
 
-// recipientLogins reads the lines "ADDRESS=PROVIDER[:VALUE]" of the
-// compose form's login field. A line without "=" is passed on with no
-// provider, so Validate names it (login_provider_missing).
-func recipientLogins(s string) map[string]transfer.RecipientAuth {
-	var out map[string]transfer.RecipientAuth
-	for _, line := range strings.Split(s, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
+// authLines reads the lines of the compose form's login or SMS field
+// into out, through transfer.ParseRecipientAuth as kluis send's flags.
+// A line with an address only is passed on without a value, so Validate
+// names what is missing (login_provider_missing, phone_missing) or that
+// the address is no recipient. An address already in out (a login) gets
+// the number too, which Validate refuses (phone_unexpected): the sender
+// chooses one.
+func authLines(out map[string]transfer.RecipientAuth, method kluis.AuthMethod, text string) map[string]transfer.RecipientAuth {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		addr, login, _ := strings.Cut(line, "=")
-		provider, value, _ := strings.Cut(login, ":")
+		addr, ra, err := transfer.ParseRecipientAuth(method, line)
+		if err != nil {
+			addr, ra = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(line), "=")), transfer.RecipientAuth{Method: method}
+		}
 		if out == nil {
 			out = map[string]transfer.RecipientAuth{}
 		}
-		out[strings.TrimSpace(addr)] = transfer.RecipientAuth{Method: kluis.AuthPasswordLogin, Login: strings.TrimSpace(provider), LoginValue: value}
+		if had, ok := out[addr]; ok {
+			had.Phone = ra.Phone
+			ra = had
+		}
+		out[addr] = ra
 	}
 	return out
 }
