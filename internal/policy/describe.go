@@ -98,6 +98,7 @@ func (p *Policy) Describe(w io.Writer) {
 	if d := p.SSODomains(); len(d) > 0 {
 		fmt.Fprintf(w, "Single sign-on required (with --oidc-issuer) for senders at: %s\n", strings.Join(d, ", "))
 	}
+	describeLogins(w, p.LoginProviders())
 	fmt.Fprintln(w, "Default limits:")
 	describeLimits(w, "  ", p.Defaults())
 	if p == nil || len(p.rules) == 0 {
@@ -156,6 +157,44 @@ func describeLimits(w io.Writer, indent string, l Limits) {
 	fmt.Fprintf(w, "%smax recipients: %s\n", indent, orServer(l.MaxRecipients > 0, fmt.Sprint(l.MaxRecipients)))
 	fmt.Fprintf(w, "%sper sender: %d unfinished transfers at once, %s of files a day; %d replies per recipient and transfer\n", indent,
 		l.MaxOpenDrafts, locale.For(locale.EN).Size(l.MaxBytesPerDay), l.MaxReplies)
+	a := l.RecipientAuth
+	var allowed []string
+	for _, m := range a.Allowed {
+		if a.Allows(m, false) { // not below the minimum
+			allowed = append(allowed, string(m))
+		}
+	}
+	special := string(a.MinimumFor(true))
+	if a.SpecialDefault {
+		special += " (marked by default on the send form)"
+	}
+	fmt.Fprintf(w, "%srecipient verification: %s allowed; at least %s; with special personal data at least %s\n", indent,
+		strings.Join(allowed, ", "), a.Minimum, special)
+}
+
+// describeLogins lists the OpenID providers recipients may log in with
+// after the password (password+login): what senders write, what must
+// match, and the acr a login must have.
+func describeLogins(w io.Writer, ls []LoginProvider) {
+	if len(ls) == 0 {
+		fmt.Fprintln(w, "Recipient login providers: none (password+login cannot be chosen)")
+		return
+	}
+	fmt.Fprintln(w, "Recipient login providers (--recipient-login ADDR=NAME:VALUE):")
+	for _, lp := range ls {
+		match := "claim " + lp.Claim
+		switch {
+		case lp.Tenant != "":
+			match += " in tenant " + lp.Tenant
+		case len(lp.EmailDomains) > 0:
+			match += " for " + strings.Join(lp.EmailDomains, ", ")
+		}
+		fmt.Fprintf(w, "  %s: %q, issuer %s, client %s, %s must match the sender's value", lp.Name, lp.Label, lp.Issuer, lp.ClientID, match)
+		if len(lp.ACR) > 0 {
+			fmt.Fprintf(w, "; acr %s", strings.Join(lp.ACR, " or "))
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func days(d time.Duration) string { return unit.FormatDuration(d) }
