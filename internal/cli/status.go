@@ -113,10 +113,37 @@ func (a *app) printTransfer(w io.Writer, t *client.Transfer) {
 		if r.RevokedAt != nil {
 			status += " " + a.date(r.RevokedAt)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", visible(r.Address), a.kindText(r.Kind), status,
-			a.date(r.NotifiedAt), a.date(r.OpenedAt), downloads)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", visible(r.Address), a.kindText(r.Kind), status,
+			a.authText(t, r), a.date(r.NotifiedAt), a.date(r.OpenedAt), downloads)
 	}
 	tw.Flush()
+}
+
+// authText is how a recipient verifies: the SMS code (masked number) or
+// the login, with when it was passed; the password only as the lower
+// level; "-" without a password or from a server that does not say.
+func (a *app) authText(t *client.Transfer, r client.Recipient) string {
+	switch r.AuthMethod {
+	case "password+sms":
+		if r.VerifiedAt != nil {
+			return a.p.T("cli.status.auth_sms_at", visible(r.Phone), a.date(r.VerifiedAt))
+		}
+		return a.p.T("cli.status.auth_sms", visible(r.Phone))
+	case "password+login":
+		name := ""
+		if r.Login != nil {
+			name = visible(r.Login.Provider)
+		}
+		if r.VerifiedAt != nil {
+			return a.p.T("cli.status.auth_login_at", name, a.date(r.VerifiedAt))
+		}
+		return a.p.T("cli.status.auth_login", name)
+	case "password":
+		if t.PasswordMode != "none" {
+			return a.p.T("cli.status.auth_password")
+		}
+	}
+	return "-"
 }
 
 // revoke is kluis revoke: revoke a transfer for everyone or one recipient.

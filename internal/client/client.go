@@ -513,6 +513,12 @@ type Recipient struct {
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 	Downloads  []Download `json:"downloads,omitempty"`
 	URL        string     `json:"url,omitempty"`
+	// AuthMethod, Phone (masked), Login and VerifiedAt: how the
+	// recipient verifies, and when the second factor was last passed.
+	AuthMethod string          `json:"auth_method,omitempty"`
+	Phone      string          `json:"phone,omitempty"`
+	Login      *RecipientLogin `json:"login,omitempty"`
+	VerifiedAt *time.Time      `json:"verified_at,omitempty"`
 }
 
 // Transfer is the sender's view of a transfer.

@@ -120,6 +120,16 @@ type recipientStatus struct {
 	LockedUntil *time.Time // only while the lock lasts
 	Held        bool       // locked until the sender unblocks it
 	Downloads   []downloadStatus
+	// Method is how the recipient verifies; Phone the masked number of
+	// an SMS code, Login the label of the login provider; VerifiedAt the
+	// last pass of the second factor.
+	Method     kluis.AuthMethod
+	Phone      string
+	Login      string
+	VerifiedAt *time.Time
+	// PasswordOnly: the password only (the lower level), on a transfer
+	// with a password.
+	PasswordOnly bool
 }
 
 type downloadStatus struct {
@@ -248,6 +258,14 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 			st.LockedUntil = rc.LockedUntil
 		}
 		st.Held = rc.HeldAt != nil
+		st.Method, st.Phone, st.VerifiedAt = rc.AuthMethod, rc.Phone, rc.VerifiedAt
+		st.PasswordOnly = rc.AuthMethod == kluis.AuthPassword && ov.PasswordMode != kluis.PasswordNone
+		if rc.Login != "" {
+			st.Login = rc.Login
+			if lp, ok := h.svc.Policy().LoginProvider(rc.Login); ok && lp.Label != "" {
+				st.Login = lp.Label
+			}
+		}
 		for _, d := range rc.Downloads {
 			ds := downloadStatus{All: d.FileIndex < 0, Index: d.FileIndex + 1, Of: max(fileCount, d.FileIndex+1), At: d.At, Name: d.Name}
 			if ds.Name == "" {

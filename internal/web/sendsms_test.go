@@ -65,6 +65,11 @@ func TestSendRecipientPhone(t *testing.T) {
 	if !tr.Options.SpecialData {
 		t.Error("the transfer is not marked as special personal data")
 	}
+	// The sender's status page says per recipient how they verify.
+	if resp, body := get(t, c, e.srv.URL+"/transfers/"+id); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(body, "Krijgt na het wachtwoord een code per sms op &#43;31 6 •••• ••66: nog niet gecontroleerd") || strings.Contains(body, "9988") {
+		t.Errorf("status page: %d\n%s", resp.StatusCode, body)
+	}
 
 	// Special personal data without a number: the default minimum for it
 	// is the SMS code, said at the number field with the address.
@@ -77,6 +82,12 @@ func TestSendRecipientPhone(t *testing.T) {
 	st, out = postJSON(t, c, e.srv.URL+"/send/review", compose(nil))
 	if html, _ := out["html"].(string); st != http.StatusOK || !strings.Contains(html, translate("nl", "send.review_password_only")) {
 		t.Errorf("password only: %d %v", st, out)
+	}
+	st, out = postJSON(t, c, e.srv.URL+"/send/transfer", compose(nil))
+	if id, _ := out["id"].(string); st != http.StatusCreated {
+		t.Errorf("password only: %d %v", st, out)
+	} else if _, body := get(t, c, e.srv.URL+"/transfers/"+id); !strings.Contains(body, translate("nl", "mine.auth_password")) {
+		t.Errorf("status page of a password-only recipient:\n%s", body)
 	}
 	for bad, code := range map[string]string{
 		"burger@example.nl 0612345678": "validate.phone_country", "burger@example.nl": "validate.phone_missing",
