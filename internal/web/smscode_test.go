@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +130,18 @@ func TestSMSCodePage(t *testing.T) {
 	}
 	if resp, body := get(t, c, base+"/open"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Geheim bericht") {
 		t.Fatalf("files after the code: %d", resp.StatusCode)
+	}
+	// The sender's status page says when the recipient was verified
+	// by SMS, with the number masked.
+	se := &sendEnv{svc: a.Transfers, srv: testServer{URL: a.URL}, mailer: &mails{app: a}}
+	sc := se.verify(t, "a.jansen@gemeente.example.nl")
+	_, list := get(t, sc, a.URL+"/transfers")
+	m := regexp.MustCompile(`href="/transfers/([A-Za-z0-9_-]+)"`).FindStringSubmatch(list)
+	if m == nil {
+		t.Fatalf("no transfer on My transfers:\n%s", list)
+	}
+	if _, page := get(t, sc, a.URL+"/transfers/"+m[1]); !strings.Contains(page, "Gecontroleerd met sms op ") || !strings.Contains(page, "(code naar &#43;31 6 •••• ••66)") || strings.Contains(page, "9988") {
+		t.Errorf("status page after the code:\n%s", page)
 	}
 	// The code page of a verified session goes to the link (and so to
 	// the files).
