@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +106,20 @@ func TestBrowserSMSFlow(t *testing.T) {
 	}
 	if strings.Contains(string(s.log()), "5544") {
 		t.Error("the server log holds the phone number")
+	}
+	// The audit export (NTA 7516 6.4.2) has the SMS sent and the open
+	// with its method and result, the number only masked.
+	s.stop(t)
+	out, err := exec.Command(kluisBin, "admin", "audit", "export", "--data", s.data, "--format", "json", "--since", "1h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kluis admin audit export: %v\n%s", err, out)
+	}
+	for _, want := range []string{`"recipient.sms_code"`, "+31 6 •••• ••21", `method=password+sms step=password`, `"recipient.unlock"`, `method=password+sms"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the audit export lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "5544") {
+		t.Error("the audit export holds the phone number")
 	}
 }
