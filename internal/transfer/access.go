@@ -105,6 +105,32 @@ func (s *Service) LinkLang(ctx context.Context, accessID string) string {
 	return t.Lang
 }
 
+// MessageOnly reports whether the transfer an access id (or receive code)
+// belongs to holds a message and no files, so that the recipient's pages
+// before the unlock and after the end (password form, expired, revoked)
+// speak of a message rather than of files. It reads the transfer's label,
+// sealed when the transfer was finished and kept until the minimal
+// record's retention ends, so it still answers after the purge; false for
+// an unknown id or when the label cannot say. Like LinkLang it tells
+// nothing to whoever does not hold the access id, and the mail already
+// told the recipient what was sent.
+func (s *Service) MessageOnly(ctx context.Context, accessID string) bool {
+	_, t, err := s.recipientByAccess(ctx, s.db.Q, accessID)
+	if err != nil || !parseOptions(t.Options).HasMessage {
+		return false
+	}
+	labels, err := s.db.TransferLabels(ctx, []string{t.ID})
+	b, ok := labels[t.ID]
+	if err != nil || !ok {
+		return false
+	}
+	var l label
+	if err := s.openJSON(purposeLabel, t.ID, b, &l); err != nil {
+		return false
+	}
+	return l.Files == 0
+}
+
 // Link is what a recipient's link shows before the unlock.
 type Link struct {
 	TransferID string

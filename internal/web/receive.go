@@ -81,6 +81,8 @@ type linkPage struct {
 	// Reply: the transfer is a reply, so whoever opens it is the sender
 	// of the original, with the password of their own transfer.
 	Reply bool
+	// MessageOnly: the transfer holds a message and no files.
+	MessageOnly bool
 }
 
 // link is where the link in the mail leads: a password form, or for a
@@ -106,7 +108,8 @@ func (h *Web) link(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Web) renderLink(w http.ResponseWriter, r *http.Request, status int, access string, l *transfer.Link, errs []fieldError) {
-	v := h.newView(r, linkPage{Access: access, ExpiresAt: l.ExpiresAt, Base: "/r/" + access, Reply: l.Reply})
+	v := h.newView(r, linkPage{Access: access, ExpiresAt: l.ExpiresAt, Base: "/r/" + access, Reply: l.Reply,
+		MessageOnly: h.svc.MessageOnly(r.Context(), access)})
 	v.Here = "/r/" + access
 	v.Errors = errs
 	page := "password"
@@ -278,6 +281,8 @@ type gonePage struct {
 	// OnlyYou: this recipient's access was revoked; the transfer and its
 	// files are still there for the others.
 	OnlyYou bool
+	// MessageOnly: the transfer held a message and no files.
+	MessageOnly bool
 }
 
 // lockedPage says until when a link is locked, or that it waits for the
@@ -302,9 +307,10 @@ func (h *Web) linkError(w http.ResponseWriter, r *http.Request, access string, e
 	case kluis.ENOTFOUND:
 		h.render(w, r, statusOf(err), "notfound", nil)
 	case kluis.EEXPIRED:
-		h.render(w, r, statusOf(err), "gone", h.newView(r, gonePage{Kind: "expired", At: at}))
+		h.render(w, r, statusOf(err), "gone", h.newView(r, gonePage{Kind: "expired", At: at, MessageOnly: access != "" && h.svc.MessageOnly(r.Context(), access)}))
 	case kluis.EREVOKED:
-		h.render(w, r, statusOf(err), "gone", h.newView(r, gonePage{Kind: "revoked", At: at, OnlyYou: errors.Is(err, transfer.ErrAccessRevoked)}))
+		h.render(w, r, statusOf(err), "gone", h.newView(r, gonePage{Kind: "revoked", At: at, OnlyYou: errors.Is(err, transfer.ErrAccessRevoked),
+			MessageOnly: access != "" && h.svc.MessageOnly(r.Context(), access)}))
 	case kluis.ELOCKED:
 		p := lockedPage{Until: at}
 		// Who to contact (the recipient knows the sender from the mail).

@@ -6,8 +6,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/secret"
 )
 
@@ -83,5 +85,95 @@ func TestReceiveCodeForm(t *testing.T) {
 	}
 	if resp, _ := get(t, c, base); resp.StatusCode != http.StatusGone {
 		t.Errorf("revoked code's page: %d", resp.StatusCode)
+	}
+}
+
+// TestMessageOnlyLinkPages: for a transfer with only a message, the pages
+// around the contents speak of the message, not of files, in every
+// language: the password form, the no-password page, and the expired,
+// revoked and access-ended pages (which still know it after the purge).
+// A transfer with files keeps the files' texts.
+func TestMessageOnlyLinkPages(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	msg := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "Uw afspraak is op dinsdag.", nil)
+	files := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "Zie de bijlage.", map[string][]byte{"brief.pdf": []byte("%PDF")})
+	linkOnly := e.send(t, kluis.PasswordNone, "", "Alleen een bericht.", nil)
+	c := e.client(t)
+	has := func(what, body, lang, key string, args ...any) {
+		t.Helper()
+		if !strings.Contains(body, html.EscapeString(translate(lang, key, args...))) {
+			t.Errorf("%s (%s) lacks %s %q", what, lang, key, translate(lang, key, args...))
+		}
+	}
+	hasNot := func(what, body, lang, key string, args ...any) {
+		t.Helper()
+		if strings.Contains(body, html.EscapeString(translate(lang, key, args...))) {
+			t.Errorf("%s (%s) says %s %q", what, lang, key, translate(lang, key, args...))
+		}
+	}
+	for _, lang := range locale.All {
+		l := string(lang)
+		resp, body := getLang(t, c, e.srv.URL+"/r/"+msg.access, l)
+		wantStatus(t, "password page", resp, body, http.StatusOK)
+		has("message-only password page", body, l, "unlock.intro_message")
+		hasNot("message-only password page", body, l, "unlock.intro")
+		_, body = getLang(t, c, e.srv.URL+"/r/"+msg.code, l)
+		has("message-only password page by code", body, l, "unlock.intro_message")
+		_, body = getLang(t, c, e.srv.URL+"/r/"+files.access, l)
+		has("password page with files", body, l, "unlock.intro")
+		hasNot("password page with files", body, l, "unlock.intro_message")
+		_, body = getLang(t, c, e.srv.URL+"/r/"+linkOnly.access, l)
+		has("message-only no-password page", body, l, "fragment.heading_message")
+		has("message-only no-password page", body, l, "fragment.intro_message")
+		hasNot("message-only no-password page", body, l, "fragment.intro")
+	}
+
+	// One recipient's access ends; then the transfer is revoked; then a
+	// third one expires.
+	if err := e.svc.Revoke(t.Context(), msg.owner, "burger@example.nl"); err != nil {
+		t.Fatal(err)
+	}
+	for _, lang := range locale.All {
+		l := string(lang)
+		resp, body := getLang(t, c, e.srv.URL+"/r/"+msg.access, l)
+		wantStatus(t, "access ended", resp, body, http.StatusGone)
+		has("access ended", body, l, "gone.access_ended_message")
+		has("access ended", body, l, "gone.revoked_title_message")
+		hasNot("access ended", body, l, "gone.access_ended")
+	}
+	if err := e.svc.Revoke(t.Context(), files.owner, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Revoke(t.Context(), linkOnly.owner, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, lang := range locale.All {
+		l := string(lang)
+		resp, body := getLang(t, c, e.srv.URL+"/r/"+linkOnly.access, l)
+		wantStatus(t, "revoked", resp, body, http.StatusGone)
+		for _, key := range []string{"gone.revoked_title_message", "gone.deleted_message", "gone.what_now_message"} {
+			has("message-only revoked page", body, l, key)
+		}
+		for _, key := range []string{"gone.revoked_title", "gone.deleted", "gone.what_now"} {
+			hasNot("message-only revoked page", body, l, key)
+		}
+		_, body = getLang(t, c, e.srv.URL+"/r/"+files.access, l)
+		has("revoked page with files", body, l, "gone.revoked_title")
+		hasNot("revoked page with files", body, l, "gone.revoked_title_message")
+	}
+
+	expiring := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "Verloopt.", nil)
+	lk, err := e.svc.Lookup(t.Context(), expiring.access)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.app.Clock.Advance(lk.ExpiresAt.Sub(e.app.Clock.Now()) + time.Hour)
+	for _, lang := range locale.All {
+		l := string(lang)
+		resp, body := getLang(t, c, e.srv.URL+"/r/"+expiring.access, l)
+		wantStatus(t, "expired", resp, body, http.StatusGone)
+		has("message-only expired page", body, l, "gone.expired_title_message")
+		has("message-only expired page", body, l, "gone.deleted_message")
+		hasNot("message-only expired page", body, l, "gone.expired_title")
 	}
 }
