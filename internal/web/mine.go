@@ -321,8 +321,11 @@ func stateKey(st kluis.State) string {
 var doneKeys = map[string]string{
 	"revoked":     "mine.done_revoked",
 	"revoked_one": "mine.done_revoked_one",
-	"extended":    "mine.done_extended",
-	"unlocked":    "mine.done_unlocked",
+	// Nobody had been sent a link, so the revoke mailed nobody.
+	"revoked_nomail":     "mine.done_revoked_nomail",
+	"revoked_one_nomail": "mine.done_revoked_one_nomail",
+	"extended":           "mine.done_extended",
+	"unlocked":           "mine.done_unlocked",
 }
 
 // detail is the status page of one transfer.
@@ -397,14 +400,14 @@ func (h *Web) revoke(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
-	if r.PostFormValue("confirm") != "yes" {
-		rp := revokePage{ID: o.TransferID, Title: p.Title, Recipient: target}
-		for i := range p.Recipients {
-			rc := &p.Recipients[i]
-			if rc.NotifiedAt != nil && rc.RevokedAt == nil && (target == nil || rc == target) {
-				rp.Mails++
-			}
+	rp := revokePage{ID: o.TransferID, Title: p.Title, Recipient: target}
+	for i := range p.Recipients {
+		rc := &p.Recipients[i]
+		if rc.NotifiedAt != nil && rc.RevokedAt == nil && (target == nil || rc == target) {
+			rp.Mails++
 		}
+	}
+	if r.PostFormValue("confirm") != "yes" {
 		v := h.newView(r, rp)
 		v.Here = back
 		h.render(w, r, http.StatusOK, "transfer_revoke", v)
@@ -413,6 +416,10 @@ func (h *Web) revoke(w http.ResponseWriter, r *http.Request) {
 	address, done := "", "revoked"
 	if target != nil {
 		address, done = target.Address, "revoked_one"
+	}
+	if rp.Mails == 0 {
+		// The page after it says what the confirmation said: no mail.
+		done += "_nomail"
 	}
 	if err := h.svc.Revoke(senderCtx(r, s).Context(), o, address); err != nil {
 		if kluis.ErrorCode(err) == kluis.ECONFLICT {

@@ -194,3 +194,41 @@ func TestRevokeConfirmPromisesOnlySentMails(t *testing.T) {
 		t.Errorf("the revoke step of a transfer nobody was mailed promises a mail:\n%s", body)
 	}
 }
+
+// TestRevokeDoneSaysWhatConfirmSaid: the page after a revoke says a mail
+// went out only when the confirmation step said so, and speaks of "what
+// you sent" (a transfer may hold only a message), in Dutch and English.
+func TestRevokeDoneSaysWhatConfirmSaid(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	unsent, err := e.svc.Create(context.Background(), transfer.CreateRequest{
+		SenderEmail: "a.jansen@gemeente.example.nl", To: []string{"burger@example.nl"}, Lang: "nl",
+		PasswordMode: kluis.PasswordManual, Password: "Zeven-Groene-Appels",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "Uw afspraak is op dinsdag.", nil)
+	if e.mails.last(mail.KindNotify, "burger@example.nl") == nil {
+		t.Fatal("the recipient was not sent their link")
+	}
+	sc := e.client(t)
+	e.login(t, sc, "a.jansen@gemeente.example.nl")
+	for _, tc := range []struct {
+		id, recipient, done, bad string
+	}{
+		{unsent.Transfer.ID, "", "mine.done_revoked_nomail", "mine.done_revoked"},
+		{sent.owner.TransferID, "", "mine.done_revoked", "mine.done_revoked_nomail"},
+	} {
+		resp, body := post(t, sc, e.srv.URL+"/transfers/"+tc.id+"/revoke", url.Values{"confirm": {"yes"}})
+		wantStatus(t, "revoke", resp, body, http.StatusSeeOther)
+		for _, lang := range []string{"nl", "en"} {
+			_, body = getLang(t, sc, e.srv.URL+resp.Header.Get("Location"), lang)
+			if !strings.Contains(body, html.EscapeString(translate(lang, tc.done))) || strings.Contains(body, html.EscapeString(translate(lang, tc.bad))) {
+				t.Errorf("after the revoke (%s, %s): want %s:\n%.2000s", tc.id, lang, tc.done, body)
+			}
+			if strings.Contains(body, html.EscapeString(translate(lang, tc.done))) && strings.Contains(translate(lang, tc.done), map[string]string{"nl": "bestanden", "en": "files"}[lang]) {
+				t.Errorf("%s (%s) speaks of files", tc.done, lang)
+			}
+		}
+	}
+}
