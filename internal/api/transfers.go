@@ -246,13 +246,22 @@ func (a *API) owner(next func(http.ResponseWriter, *http.Request, transfer.Owner
 	}
 }
 
+// transferStatus is the owner's view of one transfer: the Transfer
+// object and the sender's own reference, which only the sender's views
+// show (kept after a revoke or expiry like the subject, for the minimal
+// record's retention).
+type transferStatus struct {
+	transferJSON
+	Reference string `json:"reference,omitempty"`
+}
+
 func (a *API) getTransfer(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
-	t, err := a.svc.Transfer(r.Context(), o)
+	ov, err := a.svc.Overview(r.Context(), o)
 	if err != nil {
 		a.Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, transferView(t, a.svc.Now()))
+	writeJSON(w, http.StatusOK, transferStatus{transferJSON: transferView(ov.Transfer, a.svc.Now()), Reference: ov.Reference})
 }
 
 type finishRequest struct {

@@ -83,6 +83,9 @@ func (a *app) date(t *time.Time) string {
 func (a *app) printTransfer(w io.Writer, t *client.Transfer) {
 	fmt.Fprintln(w, a.p.T("cli.status.transfer", t.ID, a.stateText(t.State)))
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	if t.Reference != "" {
+		fmt.Fprintf(tw, "  %s\t%s\n", a.p.T("cli.status.reference"), visible(t.Reference))
+	}
 	fmt.Fprintf(tw, "  %s\t%s\n", a.p.T("cli.status.created"), a.date(&t.CreatedAt))
 	if t.FinishedAt != nil {
 		fmt.Fprintf(tw, "  %s\t%s\n", a.p.T("cli.status.sent"), a.date(t.FinishedAt))

@@ -533,6 +533,9 @@ type Transfer struct {
 	Options      Options       `json:"options"`
 	Sender       SenderDetails `json:"sender"`
 	Recipients   []Recipient   `json:"recipients"`
+	// Reference is the sender's own reference, in the answer of
+	// GET /api/v1/transfers/{id} only ("" when none was given).
+	Reference string `json:"reference,omitempty"`
 }
 
 // Created is the answer to CreateTransfer.
