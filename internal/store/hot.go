@@ -90,6 +90,10 @@ var hotCalls = []struct {
 		_, err := tx.RepliesTo(ctx, a.TransferID)
 		return err
 	}},
+	{"ReplyCounts: a page of My transfers", func(ctx context.Context, tx *Tx, a HotArgs) error {
+		_, err := tx.ReplyCounts(ctx, []string{a.TransferID})
+		return err
+	}},
 	{"Recipients, Downloads: a transfer's status", func(ctx context.Context, tx *Tx, a HotArgs) error {
 		if _, err := tx.Recipients(ctx, a.TransferID); err != nil {
 			return err

@@ -119,3 +119,29 @@ func (q Q) FilesOf(ctx context.Context, ids []string) (map[string][]*FileRow, er
 func (q Q) RepliesTo(ctx context.Context, id string) ([]*TransferRow, error) {
 	return scanAll(scanTransfer)(q.q.QueryContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE reply_to = ? ORDER BY created_at`, id))
 }
+
+// ReplyCounts returns how many sent replies (finished) answer each of the
+// transfers ids, for the ids that have any: one query per chunk of a page
+// of My transfers, on the reply_to index.
+func (q Q) ReplyCounts(ctx context.Context, ids []string) (map[string]int, error) {
+	out := map[string]int{}
+	err := chunks(ids, func(part []string) error {
+		in, args := inList(part)
+		rows, err := q.q.QueryContext(ctx, `SELECT reply_to, COUNT(*) FROM transfers
+			WHERE reply_to IN (`+in+`) AND finished_at IS NOT NULL GROUP BY reply_to`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var n int
+			if err := rows.Scan(&id, &n); err != nil {
+				return err
+			}
+			out[id] = n
+		}
+		return rows.Err()
+	})
+	return out, err
+}

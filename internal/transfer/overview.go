@@ -31,6 +31,9 @@ type Overview struct {
 	ReplyTo string
 	// Replies are the recipients' answers to this transfer.
 	Replies []ReplySummary
+	// ReplyCount is how many replies were sent to this transfer, on the
+	// pages of SenderOverviewPage (which do not list Replies).
+	ReplyCount int
 	// MaxExpiry is how far from now the expiry may be moved (the policy's
 	// limit decided at Create, never above the server's).
 	MaxExpiry time.Duration
@@ -142,7 +145,21 @@ func (s *Service) SenderOverviewPage(ctx context.Context, email, cursor string) 
 		next = strconv.FormatInt(last.CreatedAt.UnixMilli(), 10) + "." + last.ID
 	}
 	ovs, err = s.overviews(ctx, rows)
-	return ovs, next, err
+	if err != nil {
+		return nil, "", err
+	}
+	ids := make([]string, len(ovs))
+	for i, ov := range ovs {
+		ids[i] = ov.ID
+	}
+	counts, err := s.db.ReplyCounts(ctx, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, ov := range ovs {
+		ov.ReplyCount = counts[ov.ID]
+	}
+	return ovs, next, nil
 }
 
 func (s *Service) overview(ctx context.Context, row *store.TransferRow) (*Overview, error) {

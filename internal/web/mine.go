@@ -55,6 +55,8 @@ type mineRow struct {
 	StateKey   string // catalog key of the state
 	Recipients int
 	Reply      bool
+	// Replies is how many replies the recipients sent to it.
+	Replies int
 }
 
 type minePage struct {
@@ -89,7 +91,7 @@ func (h *Web) mine(w http.ResponseWriter, r *http.Request) {
 	p := minePage{Email: s.Email, Next: next, Later: cursor != ""}
 	for _, ov := range ovs {
 		row := mineRow{ID: ov.ID, Title: ov.Subject, Reference: ov.Reference, Files: len(ov.Files), HasMessage: ov.HasMessage, Created: ov.CreatedAt, Expires: ov.ExpiresAt,
-			State: shownState(ov, now), Recipients: len(ov.Recipients), Reply: ov.ReplyTo != ""}
+			State: shownState(ov, now), Recipients: len(ov.Recipients), Reply: ov.ReplyTo != "", Replies: ov.ReplyCount}
 		row.StateKey = stateKey(row.State)
 		for _, f := range ov.Files {
 			row.Size += max(f.Size, 0)

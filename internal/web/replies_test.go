@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -229,6 +230,50 @@ func TestRevokeDoneSaysWhatConfirmSaid(t *testing.T) {
 			if strings.Contains(body, html.EscapeString(translate(lang, tc.done))) && strings.Contains(translate(lang, tc.done), map[string]string{"nl": "bestanden", "en": "files"}[lang]) {
 				t.Errorf("%s (%s) speaks of files", tc.done, lang)
 			}
+		}
+	}
+}
+
+// TestMyTransfersReplyCount (issue 13, item 4): the list of My transfers
+// says how many replies a transfer got, so the sender sees where to look
+// without opening each one.
+func TestMyTransfersReplyCount(t *testing.T) {
+	e := newSenderEnv(t, nil)
+	s := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "Vult u het formulier in?", nil)
+	quiet := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "Geen antwoord nodig.", nil)
+	base := e.srv.URL + "/r/" + s.access
+	rc := e.client(t)
+	resp, body := post(t, rc, base+"/unlock", url.Values{"password": {s.secret}})
+	wantStatus(t, "unlock", resp, body, http.StatusSeeOther)
+	sc := e.client(t)
+	e.login(t, sc, "a.jansen@gemeente.example.nl")
+	row := func(lang, id string) string {
+		t.Helper()
+		_, body := getLang(t, sc, e.srv.URL+"/transfers", lang)
+		i := strings.Index(body, `href="/transfers/`+id+`"`)
+		if i < 0 {
+			t.Fatalf("the list lacks %s:\n%s", id, body)
+		}
+		end := strings.Index(body[i:], "</tr>")
+		return body[i : i+end]
+	}
+	for want := 1; want <= 2; want++ {
+		resp, body = postReply(t, rc, base+"/reply", "Antwoord "+strconv.Itoa(want))
+		wantStatus(t, "reply", resp, body, http.StatusOK)
+		for _, lang := range []string{"nl", "en"} {
+			text := translate(lang, "mine.one_reply")
+			if want > 1 {
+				text = translate(lang, "mine.n_replies", want)
+			}
+			if got := row(lang, s.owner.TransferID); !strings.Contains(got, text) {
+				t.Errorf("after %d replies (%s) the row lacks %q: %s", want, lang, text, got)
+			}
+		}
+	}
+	for _, lang := range []string{"nl", "en"} {
+		got := row(lang, quiet.owner.TransferID)
+		if strings.Contains(got, translate(lang, "mine.one_reply")) || strings.Contains(got, strings.TrimPrefix(translate(lang, "mine.n_replies", 0), "0")) {
+			t.Errorf("a transfer without replies (%s) shows a count: %s", lang, got)
 		}
 	}
 }
