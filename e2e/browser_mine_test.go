@@ -99,6 +99,7 @@ func TestBrowserReply(t *testing.T) {
 				t.Errorf("the summary links to %q, want #message", got)
 			}
 			b.check("reply-empty")
+			b.phones("reply-empty")
 
 			answer := newSource(22, 123_456, "INGEVULD")
 			file := filepath.Join(t.TempDir(), "ingevuld-"+lang+".pdf")
@@ -122,6 +123,7 @@ func TestBrowserReply(t *testing.T) {
 				t.Fatalf("after sending the reply: %q", b.text("main"))
 			}
 			b.check("reply-sent")
+			b.phones("reply-sent")
 
 			// The sender's mail: a new one, with one link, from the recipient.
 			isReply := func(m *mpMessage) string {
@@ -165,6 +167,7 @@ func TestBrowserReply(t *testing.T) {
 				t.Errorf("the reply's password page does not speak to its sender: %q", sb.text("main"))
 			}
 			sb.check("reply-password")
+			sb.phones("reply-password")
 			sb.do(chromedp.SendKeys(chromedp.ID("password"), pw))
 			sb.submit("main form button[type=submit]")
 			if p := sb.path(); p != "/r/"+replyAccess+"/open" {
@@ -177,6 +180,7 @@ func TestBrowserReply(t *testing.T) {
 				t.Error("the reply does not show who sent it")
 			}
 			sb.check("reply-opened")
+			sb.phones("reply-opened")
 			got := sb.download(`a[href*="/files/"][data-name="ingevuld-` + lang + `.pdf"]`)
 			if !bytes.Equal(got, answer.bytesAt(0, answer.size)) {
 				t.Errorf("the reply's file: %d bytes differ from the %d sent", len(got), answer.size)
@@ -319,6 +323,7 @@ func TestBrowserMyTransfers(t *testing.T) {
 				t.Fatalf("list: %q", b.text("main"))
 			}
 			b.check("list")
+			b.phones("list")
 			b.submit(`main a[href="/transfers/` + c.ID + `"]`)
 			main := b.text("main")
 			for _, want := range []string{first, second, w["opened"], w["downloaded"]} {
@@ -327,6 +332,7 @@ func TestBrowserMyTransfers(t *testing.T) {
 				}
 			}
 			b.check("detail")
+			b.phones("detail")
 
 			// Revoke the first recipient, with the confirmation step.
 			b.submit(`main form:has(input[name=recipient]) button`)
@@ -334,11 +340,13 @@ func TestBrowserMyTransfers(t *testing.T) {
 				t.Fatalf("no confirmation step: %q", b.text("main"))
 			}
 			b.check("revoke-confirm")
+			b.phones("revoke-confirm")
 			b.submit("main form button[type=submit]")
 			if !strings.Contains(b.text("main"), w["revoked_one"]) {
 				t.Errorf("after revoking one recipient: %q", b.text("main"))
 			}
 			b.check("revoked-one")
+			b.phones("revoked-one")
 
 			// That recipient's link now says so, with the date.
 			rb := newBrowser(t, s.base, "-recipient")
@@ -348,6 +356,7 @@ func TestBrowserMyTransfers(t *testing.T) {
 				t.Errorf("revoked link: %q", got)
 			}
 			rb.check("link-revoked")
+			rb.phones("link-revoked")
 			// The other recipient still gets the password page.
 			rb.open("/r/" + access[second])
 			if rb.eval(`String(!!document.getElementById("password"))`) != "true" {
@@ -361,6 +370,7 @@ func TestBrowserMyTransfers(t *testing.T) {
 				t.Errorf("no error for a date past the limit: %q", b.text("main"))
 			}
 			b.check("extend-error")
+			b.phones("extend-error")
 			day := time.Now().In(ams).AddDate(0, 0, 12).Format("2006-01-02")
 			b.eval(`document.getElementById("expires").value = "` + day + `"`)
 			b.submit(`main form[action$="/extend"] button`)
@@ -371,6 +381,7 @@ func TestBrowserMyTransfers(t *testing.T) {
 				t.Errorf("the date field shows %s after extending to %s", got, day)
 			}
 			b.check("extended")
+			b.phones("extended")
 
 			// Log out: a page confirms it, and My transfers asks for
 			// verification again.
@@ -379,6 +390,7 @@ func TestBrowserMyTransfers(t *testing.T) {
 				t.Errorf("after logout at %s, want the confirmation page /logout", p)
 			}
 			b.check("logged-out")
+			b.phones("logged-out")
 			b.open("/transfers")
 			if p := b.path(); !strings.HasPrefix(p, "/send") {
 				t.Errorf("after logout /transfers went to %s", p)

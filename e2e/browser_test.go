@@ -496,17 +496,24 @@ func TestBrowserGonePages(t *testing.T) {
 		if got := b.text("main"); !strings.Contains(got, w["expired"]) || !strings.Contains(got, time.Now().Format("2006")) {
 			t.Errorf("expired page (%s): %q", lang, got)
 		}
+		// The transfer held only a message: the page says so (issue 13).
+		if got := b.text("h1"); !strings.Contains(got, map[string]string{"nl": "bericht", "en": "message"}[lang]) {
+			t.Errorf("expired page of a message-only transfer (%s) is titled %q", lang, got)
+		}
 		b.check("expired-" + lang)
+		b.phones("expired-" + lang)
 		b.open("/r/abcdefghijklmnopqrstuvwxyz")
 		if !strings.Contains(b.text("h1"), w["notfound"]) {
 			t.Errorf("not-found page (%s): %q", lang, b.text("h1"))
 		}
 		b.check("notfound-" + lang)
+		b.phones("notfound-" + lang)
 		b.open("/r/" + locked)
 		if !strings.Contains(b.text("main"), w["locked"]) {
 			t.Errorf("locked page (%s): %q", lang, b.text("main"))
 		}
 		b.check("locked-" + lang)
+		b.phones("locked-" + lang)
 		for _, p := range []string{"/send", "/help", "/help/send", "/accessibility", "/privacy"} {
 			b.open(p)
 			b.check(strings.ReplaceAll(strings.TrimPrefix(p, "/"), "/", "-") + "-" + lang)
@@ -547,4 +554,15 @@ func (b *tab) noSideways(name string) {
 	if got != "" {
 		b.t.Errorf("%s: wider than the %s px screen: %s", name, b.eval(`String(document.documentElement.clientWidth)`), got)
 	}
+}
+
+// phones checks the page at 320 and 390 px for sideways scrolling and
+// cut-off controls (noSideways), then returns to the desktop width.
+func (b *tab) phones(name string) {
+	b.t.Helper()
+	for _, w := range []int64{320, 390} {
+		b.viewport(w, 800)
+		b.noSideways(name + " at " + itoa(w))
+	}
+	b.viewport(1280, 900)
 }
