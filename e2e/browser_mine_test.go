@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/kluis-nl/kluis/internal/locale"
 )
 
 // The sender's pages (My transfers) and the recipient's reply, in a real
@@ -192,6 +194,13 @@ func TestBrowserReply(t *testing.T) {
 			mb := newBrowser(t, s.base, "-mine")
 			mb.setLang(lang, "/")
 			browserLogin(t, mb, mp, "sender@example.nl", lang)
+			// The list says the transfer got a reply.
+			mb.open("/transfers")
+			if want := locale.For(locale.Lang(lang)).T("mine.one_reply"); !strings.Contains(mb.eval(`document.querySelector('main a[href="/transfers/`+c.ID+`"]').closest("tr").textContent`), want) {
+				t.Errorf("My transfers does not say the transfer got a reply (%q): %q", want, mb.text("main"))
+			}
+			mb.check("list-with-reply")
+			mb.phones("list-with-reply")
 			mb.open("/transfers/" + c.ID)
 			if !strings.Contains(mb.text("main"), replier) {
 				t.Errorf("the status page does not name the replier: %q", mb.text("main"))
