@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -423,5 +426,37 @@ func TestSendNotifyMode(t *testing.T) {
 	st, out = postJSON(t, c, e.srv.URL+"/send/transfer", compose(map[string]any{"notify_download": false, "notify": "often"}))
 	if st == http.StatusUnprocessableEntity {
 		t.Errorf("mode without the box: %d %v, want it ignored", st, out)
+	}
+}
+
+// TestSendStepCounter (issue 13, item 9: the counter stopped at "2 of 3"
+// and went on with "3 of 4"): every step of the send flow counts out of
+// the same total, and the steps 1 to that total each appear.
+func TestSendStepCounter(t *testing.T) {
+	re := regexp.MustCompile(`\{\{t "send.step" (\d+) (\d+)\}\}`)
+	files, err := filepath.Glob("templates/pages/*.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	totals, steps := map[string]bool{}, map[string]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+			totals[m[2]], steps[m[1]] = true, true
+		}
+	}
+	if len(totals) != 1 {
+		t.Fatalf("the send steps count out of different totals: %v", totals)
+	}
+	for total := range totals {
+		n, _ := strconv.Atoi(total)
+		for i := 1; i <= n; i++ {
+			if !steps[strconv.Itoa(i)] {
+				t.Errorf("no page is step %d of %d", i, n)
+			}
+		}
 	}
 }
