@@ -291,6 +291,8 @@ type lockedPage struct {
 	Until                   *time.Time
 	Held                    bool
 	SenderName, SenderEmail string
+	// MessageOnly: the transfer holds a message and no files.
+	MessageOnly bool
 }
 
 type problemPage struct{ Title, Text, Back, BackText string }
@@ -312,7 +314,7 @@ func (h *Web) linkError(w http.ResponseWriter, r *http.Request, access string, e
 		h.render(w, r, statusOf(err), "gone", h.newView(r, gonePage{Kind: "revoked", At: at, OnlyYou: errors.Is(err, transfer.ErrAccessRevoked),
 			MessageOnly: access != "" && h.svc.MessageOnly(r.Context(), access)}))
 	case kluis.ELOCKED:
-		p := lockedPage{Until: at}
+		p := lockedPage{Until: at, MessageOnly: access != "" && h.svc.MessageOnly(r.Context(), access)}
 		// Who to contact (the recipient knows the sender from the mail).
 		if l, _ := h.svc.Lookup(r.Context(), access); l != nil && l.SenderEmail != "" {
 			p.Held, p.SenderName, p.SenderEmail = l.Held, l.SenderName, l.SenderEmail

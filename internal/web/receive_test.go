@@ -128,6 +128,26 @@ func TestMessageOnlyLinkPages(t *testing.T) {
 		hasNot("message-only no-password page", body, l, "fragment.intro")
 	}
 
+	// Too many wrong passwords lock the link: the locked page speaks of
+	// the message too.
+	locked := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "Vergrendeld.", nil)
+	isLocked := false
+	for i := 0; i < 20 && !isLocked; i++ {
+		_, body := post(t, c, e.srv.URL+"/r/"+locked.access+"/unlock", url.Values{"password": {"niet het wachtwoord"}})
+		isLocked = strings.Contains(body, html.EscapeString(translate("nl", "locked.title")))
+	}
+	if !isLocked {
+		t.Fatal("twenty wrong passwords did not lock the link")
+	}
+	for _, lang := range locale.All {
+		l := string(lang)
+		_, body := getLang(t, c, e.srv.URL+"/r/"+locked.access, l)
+		has("message-only locked page", body, l, "locked.text_message")
+		has("message-only locked page", body, l, "locked.contact_message")
+		hasNot("message-only locked page", body, l, "locked.text")
+		hasNot("message-only locked page", body, l, "locked.contact")
+	}
+
 	// One recipient's access ends; then the transfer is revoked; then a
 	// third one expires.
 	if err := e.svc.Revoke(t.Context(), msg.owner, "burger@example.nl"); err != nil {
