@@ -48,6 +48,10 @@ const (
 	PasswordNone     PasswordMode = "none"
 	PasswordGenerate PasswordMode = "generate"
 	PasswordManual   PasswordMode = "manual"
+	// PasswordInbox: no password; the transfer's identity is encrypted
+	// to its recipient's inbox key (a file request's upload, issue 17).
+	// Only the server makes such transfers; Valid refuses the mode.
+	PasswordInbox PasswordMode = "inbox"
 )
 
 // Valid reports whether m is one of the known modes.

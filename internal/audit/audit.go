@@ -92,8 +92,11 @@ const (
 	VerifyOK            = "sender.verify_ok"
 	VerifyFailed        = "sender.verify_failed"
 	SenderLogout        = "sender.logout"
-	InboxCreate         = "inbox.create" // a sender set an inbox passphrase (a new inbox key)
-	InboxUnlock         = "inbox.unlock" // a session unlocked (or failed to unlock) the sender's inbox
+	InboxCreate         = "inbox.create"   // a sender set an inbox passphrase (a new inbox key)
+	InboxUnlock         = "inbox.unlock"   // a session unlocked (or failed to unlock) the sender's inbox
+	RequestCreate       = "request.create" // a staff member asked someone for files (or was refused by the daily limit)
+	RequestRevoke       = "request.revoke" // the requester withdrew a file request
+	RequestOpen         = "request.open"   // the requester opened what was sent with their unlocked inbox
 	APIKeyCreate        = "apikey.create"
 	APIKeyRevoke        = "apikey.revoke"
 	MasterKeyRotate     = "admin.rotate_master_key"

@@ -332,7 +332,8 @@ func CompleteLangs() []Lang {
 //     the password and no-password forms (unlock, fragment), the contents
 //     (open), expired or revoked (gone), locked, not found, problems and
 //     the rate-limit page (toomany), the reply form and its confirmation
-//     (reply), and the help for recipients (help; the senders' help is
+//     (reply), the page of a file request (filereq), and the help for
+//     recipients (help; the senders' help is
 //     sendhelp);
 //   - every mail, to recipients and to senders (mail).
 //
@@ -341,7 +342,7 @@ func CompleteLangs() []Lang {
 var RecipientScope = []string{
 	"layout.", "common.", "error.", "unit.", "format.", "month.", "size.", "lang.",
 	"receive.", "unlock.", "fragment.", "open.", "gone.", "locked.", "notfound.",
-	"problem.", "toomany.", "reply.", "help.",
+	"problem.", "toomany.", "reply.", "help.", "filereq.",
 	"mail.",
 }
 

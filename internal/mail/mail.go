@@ -47,10 +47,16 @@ const (
 	// KindGatewayPassword goes to the sender of a mail the SMTP gateway
 	// made a transfer of: the one-time link to its generated password.
 	KindGatewayPassword Kind = "gateway_password"
+	// KindFileRequest goes to the person a staff member asks for files:
+	// the personal upload link (issue 17).
+	KindFileRequest Kind = "file_request"
+	// KindFileRequestDone goes to the requester: files arrived on their
+	// request.
+	KindFileRequestDone Kind = "file_request_done"
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword}
+var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword, KindFileRequest, KindFileRequestDone}
 
 // Languages lists the languages mails are written in: every language of
 // package locale.
@@ -167,6 +173,24 @@ type Download struct {
 type GatewayPassword struct {
 	Link      string    // absolute http or https
 	ExpiresAt time.Time // when the link stops working
+}
+
+// FileRequest is the data for KindFileRequest. It carries neither the
+// request's message nor anything sent: only who asks, the link and its end.
+type FileRequest struct {
+	RequesterName  string
+	RequesterEmail string
+	Link           string    // absolute http or https
+	ExpiresAt      time.Time // the last moment files can be sent
+}
+
+// FileRequestDone is the data for KindFileRequestDone: files arrived on a
+// request. It names no file.
+type FileRequestDone struct {
+	Address   string    // who sent
+	Files     int       // how many files (0: a message only)
+	Link      string    // the request's page; absolute http or https
+	ExpiresAt time.Time // until when it can be opened
 }
 
 // Lockout is the data for KindLockout: too many wrong passwords.
@@ -454,6 +478,29 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 		}
 		if !isWebURL(d.Link) || d.ExpiresAt.IsZero() {
 			return nil, invalid("gateway password mail needs an absolute http or https link and its end")
+		}
+		v.D = d
+	case KindFileRequest:
+		d, ok := as[FileRequest](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		d.RequesterName, d.RequesterEmail = line(d.RequesterName), line(d.RequesterEmail)
+		if d.RequesterEmail == "" || !isWebURL(d.Link) || d.ExpiresAt.IsZero() {
+			return nil, invalid("file request mail needs the requester, an absolute http or https link and its end")
+		}
+		if d.RequesterName == "" {
+			d.RequesterName = d.RequesterEmail
+		}
+		v.D = d
+	case KindFileRequestDone:
+		d, ok := as[FileRequestDone](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		d.Address = line(d.Address)
+		if d.Address == "" || !isWebURL(d.Link) || d.ExpiresAt.IsZero() || d.Files < 0 {
+			return nil, invalid("file request notice needs the sender, an absolute http or https link and its end")
 		}
 		v.D = d
 	case KindLockout:

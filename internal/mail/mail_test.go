@@ -33,6 +33,10 @@ func fixtures() map[Kind]any {
 	return map[Kind]any{
 		KindVerifyCode:      VerifyCode{Code: "04821937", Minutes: 15},
 		KindGatewayPassword: GatewayPassword{Link: "https://kluis.voorbeeld.nl/gateway/password/abcdefghijklmnopqrstuvwxyz", ExpiresAt: fixed},
+		KindFileRequest: FileRequest{RequesterName: "Anna de Vries", RequesterEmail: "a.devries@voorbeeld.nl",
+			Link: "https://kluis.voorbeeld.nl/q/abcdefghijklmnopqrstuvwxyz", ExpiresAt: fixed},
+		KindFileRequestDone: FileRequestDone{Address: "jan@example.nl", Files: 2,
+			Link: "https://kluis.voorbeeld.nl/requests/abcdef", ExpiresAt: fixed},
 		KindNotify: Notify{
 			SenderName:  "Anna de Vries",
 			SenderPhone: "058 123 45 67",

@@ -751,3 +751,107 @@ func rebindFor(db *DB, q string) string {
 	}
 	return q
 }
+
+// testFileRequests: the file_requests rows (migration 0026): lookups by
+// id, link hash, transfer and requester, the one-way state changes, the
+// daily count, the purge and the retention.
+func testFileRequests(t *testing.T, fresh freshFunc) {
+	ctx := context.Background()
+	db, _ := openFresh(t, fresh)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	fr := &FileRequest{ID: "q1", RequesterEmail: "staf@example.nl", Address: "burger@example.org", Lang: "uk",
+		AccessHash: []byte("hash-q1"), InboxSealed: []byte("inbox"), DetailsSealed: []byte("details"),
+		MaxSize: 1 << 30, MaxFiles: 20, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := db.InsertFileRequest(ctx, fr); err != nil {
+		t.Fatal(err)
+	}
+	q2 := *fr
+	q2.ID, q2.AccessHash, q2.CreatedAt = "q2", []byte("hash-q2"), now.Add(time.Second)
+	if err := db.InsertFileRequest(ctx, &q2); err != nil {
+		t.Fatal(err)
+	}
+	dup := *fr
+	dup.ID = "q3"
+	if err := db.InsertFileRequest(ctx, &dup); err == nil {
+		t.Error("a second request with the same link hash was stored")
+	}
+	got, err := db.FileRequestByAccess(ctx, []byte("hash-q1"))
+	if err != nil || got.ID != "q1" || got.Lang != "uk" || got.MaxFiles != 20 || got.MaxSize != 1<<30 || !got.ExpiresAt.Equal(fr.ExpiresAt) ||
+		string(got.DetailsSealed) != "details" || got.TransferID != "" || got.DoneAt != nil {
+		t.Fatalf("by access: %+v %v", got, err)
+	}
+	if _, err := db.FileRequest(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing: %v", err)
+	}
+	if n, err := db.CountFileRequestsSince(ctx, "staf@example.nl", now.Add(time.Millisecond)); err != nil || n != 1 {
+		t.Errorf("count since: %d %v", n, err)
+	}
+	if list, err := db.FileRequestsByRequester(ctx, "staf@example.nl"); err != nil || len(list) != 2 || list[0].ID != "q2" {
+		t.Errorf("by requester: %v %v", list, err)
+	}
+	// The upload's transfer, set once; the request done once.
+	if err := db.InsertTransfer(ctx, newTransfer("t1", now)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetFileRequestTransfer(ctx, "q1", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetFileRequestTransfer(ctx, "q1", "t2"); !errors.Is(err, ErrConflict) {
+		t.Errorf("second transfer: %v", err)
+	}
+	if got, err := db.FileRequestByTransfer(ctx, "t1"); err != nil || got.ID != "q1" {
+		t.Errorf("by transfer: %v %v", got, err)
+	}
+	if err := db.SetTransferPrivate(ctx, "t1", `{"has_message":true}`, []byte("p2")); err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := db.Transfer(ctx, "t1"); err != nil || string(tr.PrivateSealed) != "p2" || tr.Options != `{"has_message":true}` {
+		t.Errorf("private: %+v %v", tr, err)
+	}
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.FileRequestForUpdate(ctx, "q1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.FileRequestDone(ctx, "q1", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FileRequestDone(ctx, "q1", now); !errors.Is(err, ErrConflict) {
+		t.Errorf("done twice: %v", err)
+	}
+	// Revoke forgets the link and the message at once.
+	if err := db.RevokeFileRequest(ctx, "q2", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RevokeFileRequest(ctx, "q2", now); !errors.Is(err, ErrConflict) {
+		t.Errorf("revoke twice: %v", err)
+	}
+	if _, err := db.FileRequestByAccess(ctx, []byte("hash-q2")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("revoked link: %v", err)
+	}
+	if err := db.FileRequestDone(ctx, "q2", now); !errors.Is(err, ErrConflict) {
+		t.Errorf("done after revoke: %v", err)
+	}
+	// The purge: the revoked one now, the other at its expiry.
+	if n, err := db.PurgeFileRequests(ctx, now); err != nil || n != 1 {
+		t.Errorf("purge now: %d %v", n, err)
+	}
+	if n, err := db.PurgeFileRequests(ctx, now.Add(time.Hour)); err != nil || n != 1 {
+		t.Errorf("purge at expiry: %d %v", n, err)
+	}
+	got, err = db.FileRequest(ctx, "q1")
+	if err != nil || got.AccessHash != nil || got.DetailsSealed != nil || got.InboxSealed != nil || got.PurgedAt == nil || got.TransferID != "t1" || got.DoneAt == nil {
+		t.Fatalf("purged: %+v %v", got, err)
+	}
+	if n, err := db.DeleteRetiredFileRequests(ctx, now.Add(time.Hour)); err != nil || n != 0 {
+		t.Errorf("retire before the end: %d %v", n, err)
+	}
+	if n, err := db.DeleteRetiredFileRequests(ctx, now.Add(2*time.Hour)); err != nil || n != 2 {
+		t.Errorf("retire: %d %v", n, err)
+	}
+}

@@ -93,6 +93,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"RateBucketsLateRequest", testRateBucketsLateRequest},
 		{"ClaimReminder", testClaimReminder},
 		{"DownloadOnce", testDownloadOnce},
+		{"FileRequests", testFileRequests},
 		{"MigrateDuplicateDownloads", testMigrateDuplicateDownloads},
 		{"Stats", testStats},
 		{"SenderPages", testSenderPages},

@@ -186,6 +186,10 @@ func (s *Service) unwrap(t *store.TransferRow, transferSecret string) (*age.X255
 	if t.IdentitySealed == nil {
 		return nil, s.live(t)
 	}
+	if t.PasswordMode == string(kluis.PasswordInbox) {
+		// No password opens it: only the inbox key it was sent to.
+		return nil, kluis.Errorf(kluis.EFORBIDDEN, "This was sent to an inbox. Its owner opens it from their file requests.")
+	}
 	wrapped, err := s.keys.Open(purposeIdentity, t.ID, t.IdentitySealed)
 	if err != nil {
 		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
@@ -364,7 +368,7 @@ func (s *Service) newSession(ctx context.Context, t *store.TransferRow, r *store
 		Pending:     pending,
 	}
 	plain := id.String()
-	if t.PasswordMode == string(kluis.PasswordNone) {
+	if t.PasswordMode == string(kluis.PasswordNone) || t.PasswordMode == string(kluis.PasswordInbox) {
 		transferSecret = ""
 	} else {
 		plain += "\n" + transferSecret

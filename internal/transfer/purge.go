@@ -101,6 +101,15 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 	if _, err := s.db.DeleteExpiredSessions(ctx, now); err != nil {
 		return n, err
 	}
+	// File requests: the link, message and inbox recipient go at expiry
+	// or revocation (their uploads are transfers, purged above); the
+	// minimal record after the retention.
+	if _, err := s.db.PurgeFileRequests(ctx, now); err != nil {
+		return n, err
+	}
+	if _, err := s.db.DeleteRetiredFileRequests(ctx, now.Add(-s.cfg.Retention)); err != nil {
+		return n, err
+	}
 	// The SMS caps look back a day at most.
 	if _, err := s.db.DeleteSMSSends(ctx, now.Add(-24*time.Hour)); err != nil {
 		return n, err

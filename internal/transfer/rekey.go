@@ -42,6 +42,8 @@ var SealedValues = []SealedValue{
 	{store.SealedColumn{Table: "recipients", Column: "phone_sealed", RowID: "id"}, purposePhone},
 	{store.SealedColumn{Table: "recipients", Column: "login_sealed", RowID: "id"}, purposeLogin},
 	{store.SealedColumn{Table: "login_flows", Column: "flow_sealed", RowID: "lower(hex(state_hash))"}, purposeLoginFlow},
+	{store.SealedColumn{Table: "file_requests", Column: "details_sealed", RowID: "id"}, purposeRequestDetails},
+	{store.SealedColumn{Table: "file_requests", Column: "inbox_sealed", RowID: "id"}, purposeRequestInbox},
 	{store.SealedColumn{Table: "outbox", Column: "sealed", RowID: "id"}, "outbox.mail"},                                      // internal/outbox sealPurpose
 	{store.SealedColumn{Table: "verifications", Column: "details_sealed", RowID: "lower(hex(id_hash))"}, "verify.details"},   // internal/sender purposeVerify
 	{store.SealedColumn{Table: "sender_sessions", Column: "details_sealed", RowID: "lower(hex(id_hash))"}, "sender.details"}, // internal/sender purposeSession

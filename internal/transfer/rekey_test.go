@@ -162,6 +162,16 @@ func TestRotateMasterKey(t *testing.T) {
 	if err := snd.CreateInbox(ctx, sess.Token, "Inbox-Zin-Voor-Rotatie"); err != nil {
 		t.Fatal(err)
 	}
+	// A file request to that inbox (its message and inbox recipient).
+	ist, err := snd.InboxState(ctx, sess.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, frLink, err := e.svc.CreateFileRequest(ctx, transfer.FileRequestInput{Requester: "afzender@example.nl", Inbox: ist.Recipient,
+		Address: "burger@example.nl", Message: "Uw loonstroken van maart"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := snd.Start(ctx, "", "ander@example.nl", "Ander", "", "nl"); err != nil {
 		t.Fatal(err)
 	}
@@ -316,6 +326,14 @@ func TestRotateMasterKey(t *testing.T) {
 	}
 	if err := snd2.UnlockInbox(ctx, sess.Token, "Inbox-Zin-Voor-Rotatie"); err != nil {
 		t.Fatalf("inbox after rotation: %v", err)
+	}
+	// The file request: its message, and its inbox recipient for a new
+	// upload.
+	if got, err := e2.svc.FileRequestOf(ctx, "afzender@example.nl", fr.ID); err != nil || got.Message != "Uw loonstroken van maart" {
+		t.Fatalf("file request after rotation: %v, %+v", err, got)
+	}
+	if _, err := e2.svc.StartFileRequest(ctx, frLink[strings.LastIndex(frLink, "/")+1:], "bericht"); err != nil {
+		t.Fatalf("file request upload after rotation: %v", err)
 	}
 	// The outbox opens its mail with the new key.
 	if n := drainOutbox(t, e2.db, e2.keys, e.clock.Now).count(); n == 0 {

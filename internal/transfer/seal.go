@@ -207,6 +207,10 @@ type storedOptions struct {
 	// 8): the identity is wrapped with its normalised form. Generated
 	// passwords from before are groups of characters.
 	WordPassword bool `json:"word_password,omitempty"`
+	// MaxFiles bounds the files (0: only the server's bound); Request is
+	// the id of the file request whose upload this is, or "".
+	MaxFiles int    `json:"max_files,omitempty"`
+	Request  string `json:"request,omitempty"`
 }
 
 func parseOptions(s string) storedOptions {

@@ -168,6 +168,11 @@ func (s *Service) newFile(ctx context.Context, o Owner, name, contentType string
 	if len(files) >= 1000 {
 		return nil, kluis.Errorf(kluis.EINVALID, "A transfer can hold at most 1000 files.")
 	}
+	if mf := parseOptions(t.Options).MaxFiles; mf > 0 && len(files) >= mf {
+		c := &checker{}
+		c.add(FieldFiles, CodeTooManyFiles, mf)
+		return nil, kluis.Invalid(c.errs...)
+	}
 	r, err := s.recipientOf(t.ID, t.RecipientSealed)
 	if err != nil {
 		return nil, err
@@ -754,6 +759,13 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 		return nil, kluis.Errorf(kluis.EINVALID, "Add at least one file or a confidential message before you finish.")
 	}
 	fragment := ""
+	now := s.now()
+	var request *store.FileRequest
+	if reqID := parseOptions(t.Options).Request; reqID != "" {
+		if request, err = s.finishRequest(ctx, tx, t, reqID, now); err != nil {
+			return nil, err
+		}
+	}
 	if t.PasswordMode == string(kluis.PasswordNone) {
 		if linkSecret == "" {
 			return nil, kluis.Errorf(kluis.EINVALID, "This transfer has no password: send the link_secret from the create response to finish it.")
@@ -767,7 +779,6 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
 	out := &Finished{Unscanned: unscanned}
 	var notified *time.Time
 	if s.mailer != nil && !waiting {
@@ -803,7 +814,13 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	if err := s.keepLabel(ctx, tx, t, files); err != nil {
 		return nil, err
 	}
-	mails, err := s.notifyReady(ctx, tx, t, files, out.Links)
+	var mails []string
+	if request != nil {
+		mails, err = s.notifyRequestDone(ctx, tx, t, request, len(files))
+		detail += " request=" + request.ID
+	} else {
+		mails, err = s.notifyReady(ctx, tx, t, files, out.Links)
+	}
 	if err != nil {
 		return nil, err
 	}
