@@ -684,3 +684,13 @@ func (s *Service) unwrapInbox(t *store.TransferRow, inbox *age.X25519Identity) (
 	}
 	return id, nil
 }
+
+// FileRequestLang is the language the requester chose for the person a
+// request's link is for, or "" for a link that is not known.
+func (s *Service) FileRequestLang(ctx context.Context, access string) string {
+	row, err := s.requestByLink(ctx, s.db.Q, access)
+	if err != nil {
+		return ""
+	}
+	return row.Lang
+}

@@ -20,7 +20,7 @@ const langCookie = "kluis-lang"
 // locale.All; every other page is a sender page, shown only in a language
 // whose catalog is complete.
 func recipientPath(path string) bool {
-	return path == "/receive" || path == "/help" || strings.HasPrefix(path, "/r/")
+	return path == "/receive" || path == "/help" || strings.HasPrefix(path, "/r/") || strings.HasPrefix(path, "/q/")
 }
 
 // chooseLang is the rule for a page's language.
@@ -72,6 +72,9 @@ func (h *Web) pageLang(r *http.Request, lookup bool) locale.Lang {
 		access := r.PathValue("access")
 		if !lookup || access == "" {
 			return ""
+		}
+		if strings.HasPrefix(r.URL.Path, "/q/") {
+			return h.svc.FileRequestLang(r.Context(), access)
 		}
 		return h.svc.LinkLang(r.Context(), access)
 	}
