@@ -431,6 +431,28 @@ func routeTable() []routeRow {
 			want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "POST /inbox/lock", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/inbox/lock", "") },
 			want: everyone(want{http.StatusSeeOther, ""})},
+		// File requests: the requester's pages take only the browser's
+		// sender session (TestFileRequestPages in internal/web); a link
+		// never issued is not found for everyone.
+		{pattern: "GET /requests", req: get("/requests"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /requests", req: func(fx *fixture, a actor) req {
+			return webReq(fx, a, "POST", "/requests", "address=burger%40example.org&message=Loonstroken")
+		}, want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /requests/{id}", req: get("/requests/onbekend"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /requests/{id}/revoke", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/requests/onbekend/revoke", "") },
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /requests/{id}/open", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/requests/onbekend/open", "") },
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /requests/{id}/open", req: get("/requests/onbekend/open"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /requests/{id}/files/{fid}", req: get("/requests/onbekend/files/x"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /requests/{id}/zip", req: get("/requests/onbekend/zip"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /q/{access}", req: get("/q/abcdefghijklmnopqrstuvwxyz"), want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "POST /q/{access}", req: func(fx *fixture, a actor) req {
+			rq := webReq(fx, a, "POST", "/q/abcdefghijklmnopqrstuvwxyz", "")
+			rq.hdr["Content-Type"] = "multipart/form-data; boundary=kluisgrens"
+			rq.body = "--kluisgrens\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\nHier\r\n--kluisgrens--\r\n"
+			return rq
+		}, want: everyone(want{http.StatusNotFound, ""})},
 		{pattern: "POST /transfers/{id}/password",
 			req: func(fx *fixture, a actor) req {
 				fx.open()
