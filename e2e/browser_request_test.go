@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserFileRequest: a staff member (1280 px) sets an inbox and asks a
+// citizen for files; the citizen (320 px, Ukrainian page from the
+// request's language) sends a file and a message from the link in the
+// mail; the staff member opens it with the unlocked inbox and downloads
+// the same bytes. Every page is checked with axe-core and for reflow.
+func TestBrowserFileRequest(t *testing.T) {
+	needBrowser(t)
+	mp := startMailpit(t)
+	s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
+	codeRE := regexp.MustCompile(`(?m)^\s*(\d{8})\s*$`)
+	staff := uniq("staf-") + "@example.nl"
+	citizen := uniq("burger-") + "@example.org"
+	const pass = "Zeven-Lange-Inbox-Woorden"
+
+	b := newBrowser(t, s.base)
+	b.viewport(1280, 900)
+	b.setLang("nl", "/")
+	if st := b.await(`fetch("/api/v1/verify", {method: "POST", headers: {"Content-Type": "application/json"},
+		body: JSON.stringify({email: "` + staff + `", name: "Sam Staf", lang: "nl"})}).then(r => String(r.status))`); st != "202" {
+		t.Fatalf("verify: %s", st)
+	}
+	msgs := mp.waitMail(t, 15*time.Second, "the verification code", func(ms []*mpMessage) bool {
+		got := mailsTo(ms, staff)
+		return len(got) > 0 && codeRE.MatchString(got[len(got)-1].Text)
+	})
+	got := mailsTo(msgs, staff)
+	code := codeRE.FindStringSubmatch(got[len(got)-1].Text)[1]
+	if st := b.await(`fetch("/api/v1/verify/confirm", {method: "POST", headers: {"Content-Type": "application/json"},
+		body: JSON.stringify({code: "` + code + `"})}).then(r => String(r.status))`); st != "200" {
+		t.Fatalf("confirm: %s", st)
+	}
+	page := func(b *tab, name string, want ...string) {
+		t.Helper()
+		main := b.text("main")
+		for _, w := range want {
+			if !strings.Contains(main, w) {
+				t.Errorf("%s: page lacks %q:\n%s", name, w, main)
+			}
+		}
+		b.noSideways(name)
+		b.check(name)
+	}
+
+	b.open("/inbox")
+	b.do(chromedp.SendKeys(chromedp.CSS("#passphrase"), pass), chromedp.SendKeys(chromedp.CSS("#passphrase_again"), pass))
+	b.submit("main form[action='/inbox'] button[type=submit]")
+	b.submit(`main a[href="/requests"]`)
+	page(b, "requests-nl", "Verzoeken om bestanden", "Nieuw verzoek")
+	b.submit("main form[action='/requests'] button[type=submit]")
+	page(b, "requests-errors-nl", "Vul een e-mailadres in.", "Schrijf wat u vraagt.")
+	b.do(chromedp.SendKeys(chromedp.CSS("#address"), citizen), chromedp.SendKeys(chromedp.CSS("#message"), "Stuur uw loonstrook van maart."),
+		chromedp.SetValue(chromedp.CSS("#lang"), "uk"))
+	b.submit("main form[action='/requests'] button[type=submit]")
+	page(b, "request-open-nl", citizen, "wacht op bestanden")
+	reqPath := b.eval(`location.pathname`)
+
+	msgs = mp.waitMail(t, 15*time.Second, "the request mail", func(ms []*mpMessage) bool { return len(mailsTo(ms, citizen)) > 0 })
+	link := regexp.MustCompile(`https?://\S+/q/[a-z0-9]+`).FindString(mailsTo(msgs, citizen)[0].Text)
+	if link == "" {
+		t.Fatalf("no link in the request mail:\n%s", mailsTo(msgs, citizen)[0].Text)
+	}
+
+	// The citizen, on a phone.
+	c := newBrowser(t, s.base)
+	c.viewport(320, 800)
+	c.open(link[strings.Index(link, "/q/"):])
+	page(c, "filereq-uk", "Stuur uw loonstrook van maart.", "Надіслати")
+	doc := bytes.Repeat([]byte("loonstrook maart "), 20_000)
+	file := filepath.Join(t.TempDir(), "loonstrook.pdf")
+	if err := os.WriteFile(file, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.do(chromedp.SendKeys(chromedp.CSS("#message"), "Hier is mijn loonstrook."),
+		chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}))
+	c.submit("main form button[type=submit]")
+	page(c, "filereq-sent-uk", "Ваші файли надіслано")
+
+	// The staff member opens it with the unlocked inbox.
+	mp.waitMail(t, 15*time.Second, "the requester's notice", func(ms []*mpMessage) bool { return len(mailsTo(ms, staff)) > 1 })
+	b.open(reqPath)
+	page(b, "request-done-nl", "bestanden ontvangen")
+	b.submit("main form[action$='/open'] button[type=submit]")
+	page(b, "request-contents-nl", "Hier is mijn loonstrook.", "loonstrook.pdf")
+	if got := b.download(`a[href*="/files/"]`); !bytes.Equal(got, doc) {
+		t.Fatalf("download: %d bytes, want the %d sent", len(got), len(doc))
+	}
+}
