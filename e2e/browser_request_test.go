@@ -14,8 +14,8 @@ import (
 
 // TestBrowserFileRequest: a staff member (1280 px) sets an inbox and asks a
 // citizen for files; the citizen (320 px, Ukrainian page from the
-// request's language) sends a file and a message from the link in the
-// mail; the staff member opens it with the unlocked inbox and downloads
+// request's language) sends a file (over tus, by the page script) and a message from the link
+// in the mail; the staff member opens it with the unlocked inbox and downloads
 // the same bytes. Every page is checked with axe-core and for reflow.
 func TestBrowserFileRequest(t *testing.T) {
 	needBrowser(t)
@@ -86,7 +86,10 @@ func TestBrowserFileRequest(t *testing.T) {
 	}
 	c.do(chromedp.SendKeys(chromedp.CSS("#message"), "Hier is mijn loonstrook."),
 		chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}))
+	// The page script took over the form: the file goes over tus.
+	c.waitFor(`document.querySelector("form[data-request-form]")?.dataset.started === "1"`)
 	c.submit("main form button[type=submit]")
+	c.waitFor(`location.pathname.startsWith("/q/") && !!document.querySelector("main h1") && !document.querySelector("form[data-request-form]")`)
 	page(c, "filereq-sent-uk", "Ваші файли надіслано")
 
 	// The staff member opens it with the unlocked inbox.

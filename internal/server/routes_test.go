@@ -453,6 +453,12 @@ func routeTable() []routeRow {
 			rq.body = "--kluisgrens\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\nHier\r\n--kluisgrens--\r\n"
 			return rq
 		}, want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "POST /q/{access}/start", req: func(fx *fixture, a actor) req {
+			return webReq(fx, a, "POST", "/q/abcdefghijklmnopqrstuvwxyz/start", "message=Hier")
+		}, want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "POST /q/{access}/done", req: func(fx *fixture, a actor) req {
+			return webReq(fx, a, "POST", "/q/abcdefghijklmnopqrstuvwxyz/done", "")
+		}, want: everyone(want{http.StatusNotFound, ""})},
 		{pattern: "POST /transfers/{id}/password",
 			req: func(fx *fixture, a actor) req {
 				fx.open()

@@ -443,3 +443,53 @@ func (h *Web) filereqFailed(w http.ResponseWriter, r *http.Request, err error, f
 		fail(http.StatusServiceUnavailable, "files", "filereq.error_generic")
 	}
 }
+
+// fileRequestStart is the page script's first step: it puts the message
+// into the request's upload and answers with what tus needs (the upload
+// token and URL). Errors answer JSON with the page's own text.
+func (h *Web) fileRequestStart(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, int64(transfer.MaxMessageLength)+1<<16)
+	lang := h.pageLang(r, true)
+	up, err := h.svc.StartFileRequest(r.Context(), r.PathValue("access"), strings.ReplaceAll(r.PostFormValue("message"), "\r\n", "\n"))
+	if err != nil {
+		h.filereqJSONError(w, lang, err)
+		return
+	}
+	writeJSONResponse(w, http.StatusOK, map[string]any{"id": up.Owner.TransferID, "token": up.Token, "url": "/api/v1/uploads/",
+		"files_left": up.FilesLeft, "left": up.Left})
+}
+
+// fileRequestDone is the page script's last step: send what was uploaded.
+func (h *Web) fileRequestDone(w http.ResponseWriter, r *http.Request) {
+	lang := h.pageLang(r, true)
+	if err := h.svc.FinishFileRequest(r.Context(), r.PathValue("access")); err != nil {
+		h.filereqJSONError(w, lang, err)
+		return
+	}
+	writeJSONResponse(w, http.StatusOK, map[string]any{"sent": true})
+}
+
+func (h *Web) filereqJSONError(w http.ResponseWriter, lang locale.Lang, err error) {
+	key := "filereq.error_generic"
+	switch code := kluis.ErrorCode(err); {
+	case code == kluis.ETOOLARGE:
+		key = "filereq.error_too_large"
+	case code == kluis.EINVALID:
+		key = "filereq.error_empty"
+		for _, f := range kluis.FieldErrors(err) {
+			if f.Code == transfer.CodeTooManyFiles {
+				key = "filereq.error_too_many"
+			} else if f.Field == transfer.FieldMessage {
+				key = "filereq.error_message_long"
+			}
+		}
+	case code == kluis.EINFECTED, code == kluis.EUNSCANNABLE:
+		key = "filereq.error_infected"
+	case code == kluis.EEXPIRED, code == kluis.EREVOKED, code == kluis.ENOTFOUND, code == kluis.ECONFLICT:
+		key = "filereq.gone_heading"
+	}
+	if key == "filereq.error_generic" {
+		h.log.Error("web: file request", "err", err)
+	}
+	writeJSONResponse(w, statusOf(err), map[string]any{"error": map[string]string{"code": string(kluis.ErrorCode(err)), "message": locale.For(lang).T(key)}})
+}

@@ -67,6 +67,8 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("GET /requests/{id}/zip", h.requestZip)
 	mux.HandleFunc("GET /q/{access}", h.limitReplies(h.fileRequestForm))
 	mux.HandleFunc("POST /q/{access}", h.limitReplies(h.fileRequestSend))
+	mux.HandleFunc("POST /q/{access}/start", h.limitReplies(h.fileRequestStart))
+	mux.HandleFunc("POST /q/{access}/done", h.limitReplies(h.fileRequestDone))
 	mux.HandleFunc("POST /transfers/{id}/password", h.gatewayPasswordShow)
 	mux.HandleFunc("GET /transfers/{id}/password/{token}", h.gatewayPasswordLink)
 	mux.HandleFunc("POST /logout", h.logout)
