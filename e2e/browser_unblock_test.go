@@ -22,8 +22,8 @@ func TestBrowserUnblock(t *testing.T) {
 	s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>", "--lockout-hold-after", "3")
 	codeRE := regexp.MustCompile(`(?m)^\s*(\d{8})\s*$`)
 	words := map[string][]string{
-		"nl": {"Toegang geblokkeerd", "De afzender van de bestanden", "Toegang vrijgeven voor", "De toegang is weer vrijgegeven", "Alleen u kunt"},
-		"en": {"Access blocked", "The sender of the files", "Unblock access for", "Access is unblocked", "Only you can"},
+		"nl": {"Toegang geblokkeerd", "De afzender van het bericht", "Toegang vrijgeven voor", "De toegang is weer vrijgegeven", "Alleen u kunt"},
+		"en": {"Access blocked", "The sender of the message", "Unblock access for", "Access is unblocked", "Only you can"},
 	}
 	for _, lang := range []string{"nl", "en"} {
 		t.Run(lang, func(t *testing.T) {
