@@ -39,7 +39,7 @@ func TestBrowserRecipientLogin(t *testing.T) {
 	s := startBrowserServer(t, "--policy", policyFile) // --max-failures 3
 	op.AddClient("kluis-rcpt", "rcpt-secret", s.base+"/r/login/callback")
 
-	newTransfer := func() string {
+	newTransfer := func(files ...bool) string {
 		t.Helper()
 		req := map[string]any{
 			"sender":          map[string]string{"email": "sender@example.nl", "name": "Sender"},
@@ -52,8 +52,10 @@ func TestBrowserRecipientLogin(t *testing.T) {
 		if st, code := call(t, "POST", s.base+"/api/v1/transfers", s.senderKey(t), req, &c); st != http.StatusCreated {
 			t.Fatalf("create transfer: %d %s", st, code)
 		}
-		if st, code := s.plainUpload(t, &c, "dossier.txt", newSource(21, 2_000, "DOSSIER"), false); st != http.StatusCreated {
-			t.Fatalf("upload: %d %s", st, code)
+		if len(files) == 0 || files[0] {
+			if st, code := s.plainUpload(t, &c, "dossier.txt", newSource(21, 2_000, "DOSSIER"), false); st != http.StatusCreated {
+				t.Fatalf("upload: %d %s", st, code)
+			}
 		}
 		access, _ := s.finish(t, &c)
 		return access
@@ -84,8 +86,8 @@ func TestBrowserRecipientLogin(t *testing.T) {
 	if p := b.path(); p != "/r/"+access+"/login" {
 		t.Fatalf("after the right password: %s, want the login step", p)
 	}
-	if !strings.Contains(b.text("main"), "Log in with DigiD") {
-		t.Errorf("login page: %q", b.text("main"))
+	if main := b.text("main"); !strings.Contains(main, "Log in with DigiD") || !strings.Contains(main, "Log in to open the files") {
+		t.Errorf("login page: %q", main)
 	}
 	b.check("login")
 	b.noSideways("login")
@@ -121,6 +123,16 @@ func TestBrowserRecipientLogin(t *testing.T) {
 	b2.open(strings.TrimPrefix(replay, s.base))
 	if strings.Contains(b2.text("main"), "Het geheime bericht") || strings.Contains(b2.text("main"), "logged in") {
 		t.Errorf("a replayed callback: %q", b2.text("main"))
+	}
+
+	// A transfer with only a message: the login step speaks of the
+	// message, not of files.
+	msgOnly := newTransfer(false)
+	b4 := newBrowser(t, s.base, "-message")
+	b4.setLang("en", "/r/"+msgOnly)
+	password(b4, msgOnly, pw)
+	if main := b4.text("main"); b4.path() != "/r/"+msgOnly+"/login" || !strings.Contains(main, "Log in to open the message") || strings.Contains(main, "files") {
+		t.Errorf("message-only login page: %s %q", b4.path(), main)
 	}
 
 	// Lock-out across password and login: two wrong passwords and a

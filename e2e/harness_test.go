@@ -35,6 +35,9 @@ import (
 
 var kluisBin string
 
+// raceBuild: the server under test is built with -race (KLUIS_E2E_RACE=1).
+var raceBuild = os.Getenv("KLUIS_E2E_RACE") == "1"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "kluis-e2e-")
 	if err != nil {
@@ -42,7 +45,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	kluisBin = filepath.Join(dir, "kluis")
-	build := exec.Command("go", "build", "-o", kluisBin, "../cmd/kluis")
+	// KLUIS_E2E_RACE=1 builds the server with the race detector, so the
+	// e2e flows check the server itself for data races (CI runs a subset
+	// this way); every server's log is then searched for race reports.
+	buildArgs := []string{"build", "-o", kluisBin}
+	if raceBuild {
+		buildArgs = append(buildArgs, "-race")
+	}
+	build := exec.Command("go", append(buildArgs, "../cmd/kluis")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building kluis:", err)
@@ -152,7 +162,12 @@ func launchServer(t *testing.T, data string, args ...string) (*server, error) {
 			}
 		}
 	}()
-	t.Cleanup(func() { s.stop(t) })
+	t.Cleanup(func() {
+		s.stop(t)
+		if raceBuild {
+			s.checkRaces(t)
+		}
+	})
 	select {
 	case u := <-urlc:
 		s.base = u
@@ -163,6 +178,18 @@ func launchServer(t *testing.T, data string, args ...string) (*server, error) {
 		return s, fmt.Errorf("kluis serve printed no URL within 30 s; log:\n%s", s.log())
 	}
 	return s, nil
+}
+
+// checkRaces fails the test when the race detector reported a data race
+// in the server's log (only with KLUIS_E2E_RACE=1).
+func (s *server) checkRaces(t *testing.T) {
+	log := s.log()
+	i := bytes.Index(log, []byte("WARNING: DATA RACE"))
+	if i < 0 {
+		return
+	}
+	end := min(len(log), i+8000)
+	t.Errorf("the race detector found a data race in kluis serve (%s):\n%s", s.addr, log[i:end])
 }
 
 func (s *server) log() []byte {

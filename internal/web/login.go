@@ -25,6 +25,8 @@ type loginPage struct {
 	// Mismatch: the last login was not the one the sender chose;
 	// Failed: it did not complete (refused, too slow, another browser).
 	Mismatch, Failed bool
+	// MessageOnly: the transfer holds a message and no files.
+	MessageOnly bool
 }
 
 // pendingFor returns the browser's pending session for the link, or
@@ -66,7 +68,8 @@ func (h *Web) login(w http.ResponseWriter, r *http.Request) {
 		h.linkError(w, r, r.PathValue("access"), err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "login", h.newView(r, loginPage{Access: r.PathValue("access"), Provider: lp.Label}))
+	access := r.PathValue("access")
+	h.render(w, r, http.StatusOK, "login", h.newView(r, loginPage{Access: access, Provider: lp.Label, MessageOnly: h.svc.MessageOnly(r.Context(), access)}))
 }
 
 // loginStart sends the browser to the provider. It is a GET (a link):
@@ -113,7 +116,7 @@ func (h *Web) loginCallback(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusOK, "login_done", h.newView(r, loginPage{Access: access}))
 		return
 	}
-	page := loginPage{Access: access}
+	page := loginPage{Access: access, MessageOnly: h.svc.MessageOnly(r.Context(), access)}
 	if l, lerr := h.svc.Lookup(r.Context(), access); lerr == nil {
 		if c, cerr := r.Cookie(sessionCookie); cerr == nil {
 			if p, perr := h.svc.OpenPending(r.Context(), c.Value); perr == nil && p.RecipientID() == l.RecipientID {
