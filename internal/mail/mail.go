@@ -53,10 +53,13 @@ const (
 	// KindFileRequestDone goes to the requester: files arrived on their
 	// request.
 	KindFileRequestDone Kind = "file_request_done"
+	// KindStaffRevoked goes to the sender: the helpdesk revoked their
+	// transfer in the admin console, and why.
+	KindStaffRevoked Kind = "staff_revoked"
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword, KindFileRequest, KindFileRequestDone}
+var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword, KindFileRequest, KindFileRequestDone, KindStaffRevoked}
 
 // Languages lists the languages mails are written in: every language of
 // package locale.
@@ -212,6 +215,16 @@ type Revoked struct {
 	SenderEmail string
 	At          time.Time // zero leaves the date out
 	Subject     string    // the notification subject the recipient saw; optional
+}
+
+// StaffRevoked is the data for KindStaffRevoked, to the sender. It names
+// the transfer by its number and subject only, never its message or files.
+type StaffRevoked struct {
+	TransferID string    // the transfer's number
+	Subject    string    // the notification subject; optional
+	Reason     string    // the helpdesk's reason, as typed in the console
+	At         time.Time // when it was revoked
+	StatusURL  string    // optional
 }
 
 // ExpiryReminder is the data for KindExpiryReminder, to the sender.
@@ -527,6 +540,19 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 		}
 		if d.SenderName == "" {
 			d.SenderName = d.SenderEmail
+		}
+		v.D = d
+	case KindStaffRevoked:
+		d, ok := as[StaffRevoked](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		d.TransferID, d.Reason, d.Subject = line(d.TransferID), line(d.Reason), HeaderValue(d.Subject)
+		if d.TransferID == "" || d.Reason == "" || d.At.IsZero() {
+			return nil, invalid("staff revocation notice needs the transfer, the reason and the time")
+		}
+		if d.StatusURL != "" && !isWebURL(d.StatusURL) {
+			return nil, invalid("status URL must be an absolute http or https address")
 		}
 		v.D = d
 	case KindExpiryReminder:

@@ -110,6 +110,13 @@ func fixtures() map[Kind]any {
 			},
 			StatusURL: "https://kluis.voorbeeld.nl/transfers/T-2026-0042",
 		},
+		KindStaffRevoked: StaffRevoked{
+			TransferID: "T-2026-0042",
+			Subject:    "Uw aanvraag bijzondere bijstand",
+			Reason:     "Verzoek 2026-118: verkeerde ontvanger",
+			At:         fixed,
+			StatusURL:  "https://kluis.voorbeeld.nl/transfers/T-2026-0042",
+		},
 		KindScanFailed: ScanFailed{
 			Reason:    ScanInfected,
 			File:      FileRef{Index: 2, Count: 3, Size: 250_000},

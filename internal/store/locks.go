@@ -25,15 +25,35 @@ import (
 //   - the sender (LockSender), an advisory lock keyed by the lower-cased
 //     address, for the per-sender quotas counted over many transfers (open
 //     drafts, the daily volume, the replies of one recipient to a
-//     transfer: the reply's sender is that recipient).
+//     transfer: the reply's sender is that recipient);
+//   - the audit actor (LockActor), an advisory lock keyed by the actor,
+//     for counts of an actor's own audit entries (the helpdesk's hourly
+//     revocations).
 //
-// Order, so two transactions never wait for each other: the sender first,
-// then the transfer, then its recipients. Checks that are one statement
+// Order, so two transactions never wait for each other: the actor, the
+// sender, the transfer, then its recipients. Checks that are one statement
 // (a conditional UPDATE, an upsert, a unique index) need no lock: the
 // verification attempts, the recipient's password attempts
 // (ReserveAttempt), the code-mail buckets (TakeRateToken), the upload
 // lease (AppendSegmentFenced locks the lease row itself), the reminder
 // claim, the first download of a file.
+
+// lockClassActor is the first key of the actor locks (LockActor).
+const lockClassActor int32 = 0x6b6c6163 // "klac"
+
+// LockActor locks one audit actor until the transaction ends: of
+// transactions that count an actor's recent audit entries and then add
+// one (the helpdesk's hourly revocations), one at a time gets past its
+// count. Take it before any other lock.
+func (tx *Tx) LockActor(ctx context.Context, actor string) error {
+	if !tx.pg {
+		return nil
+	}
+	if _, err := tx.tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2::text))`, lockClassActor, actor); err != nil {
+		return fmt.Errorf("lock actor: %w", err)
+	}
+	return nil
+}
 
 // lockClassSender is the first key of the sender locks. Two-key advisory
 // locks are a key space apart from the one-key locks of the migrations and

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
@@ -273,6 +274,16 @@ func (s *Service) notifyRevoked(ctx context.Context, tx *store.Tx, t *store.Tran
 		}
 	}
 	return nil
+}
+
+// notifyStaffRevoked queues the mail to the sender of t that the helpdesk
+// revoked it, with the reason in ctx: the transfer's number and subject,
+// never its message or files.
+func (s *Service) notifyStaffRevoked(ctx context.Context, tx *store.Tx, t *store.TransferRow, at time.Time) error {
+	var d details
+	_ = s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d)
+	return s.enqueue(ctx, tx, mail.KindStaffRevoked, parseOptions(t.Options).senderLang(), t.SenderEmail,
+		mail.StaffRevoked{TransferID: t.ID, Subject: d.Subject, Reason: audit.Reason(ctx), At: at, StatusURL: s.statusURL(t.ID)})
 }
 
 // senderLang is the language of the sender's own mails: the one the sender

@@ -852,12 +852,47 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 // Revoke ends a transfer for everyone, or for one recipient when address is
 // not empty.
 func (s *Service) Revoke(ctx context.Context, o Owner, address string) error {
+	return s.revoke(ctx, o, address, -1)
+}
+
+// ErrStaffLimit is returned by RevokeByStaff when the actor revoked their
+// hourly number of transfers already.
+var ErrStaffLimit = kluis.Errorf(kluis.ETOOMANYREQUESTS, "You revoked many transfers in the last hour. Wait a while, or ask an administrator.")
+
+// RevokeByStaff is a revocation from the admin console: the whole
+// transfer, by the person, role and reason in ctx (audit.WithActor,
+// WithRole, WithReason). The sender is told by mail, in their language,
+// that the helpdesk revoked it and why. With hourly > 0 the actor may
+// revoke at most hourly transfers in the hour before now, counted in the
+// audit log in the same transaction as the revocation and its entry, with
+// the actor locked first (store.Tx.LockActor): of two revocations at once
+// by one person at hourly-1, one passes. Returns ErrStaffLimit past it.
+func (s *Service) RevokeByStaff(ctx context.Context, transferID string, hourly int) error {
+	return s.revoke(ctx, Owner{TransferID: transferID}, "", hourly)
+}
+
+// revoke is Revoke; staff >= 0 makes it RevokeByStaff with that limit
+// (0: none).
+func (s *Service) revoke(ctx context.Context, o Owner, address string, staff int) error {
 	now := s.now()
 	tx, err := s.db.BeginTx(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if staff > 0 {
+		actor := audit.Actor(ctx)
+		if err := tx.LockActor(ctx, actor); err != nil {
+			return err
+		}
+		recent, err := tx.SearchAudit(ctx, store.AuditFilter{Actor: actor, Action: audit.TransferRevoke, From: now.Add(-time.Hour)}, staff)
+		if err != nil {
+			return err
+		}
+		if len(recent) >= staff {
+			return ErrStaffLimit
+		}
+	}
 	t, err := tx.TransferForUpdate(ctx, o.TransferID)
 	if err != nil {
 		return err
@@ -884,6 +919,11 @@ func (s *Service) Revoke(ctx context.Context, o Owner, address string) error {
 		}
 		if err := s.notifyRevoked(ctx, tx, t, live, now); err != nil {
 			return err
+		}
+		if staff >= 0 {
+			if err := s.notifyStaffRevoked(ctx, tx, t, now); err != nil {
+				return err
+			}
 		}
 	} else {
 		found := false

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
@@ -223,9 +223,10 @@ type consoleRevoke struct {
 }
 
 // consoleRevoke asks for the reason (GET) and revokes (POST). The
-// recipients are told as when the sender revokes; the entry in the audit
-// log names the person, role, IP address and reason; a helpdesk member
-// may revoke helpdeskRevokesPerHour transfers an hour.
+// recipients are told as when the sender revokes, the sender is told that
+// the helpdesk did it and why; the entry in the audit log names the
+// person, role, IP address and reason; a helpdesk member may revoke
+// helpdeskRevokesPerHour transfers an hour (revokeLimit).
 func (h *Web) consoleRevoke(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	s, ro, ok := h.staff(w, r, rolesTransfers...)
@@ -248,26 +249,17 @@ func (h *Web) consoleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Reason = strings.TrimSpace(r.PostFormValue("reason"))
-	if n := utf8.RuneCountInString(p.Reason); n < 5 || n > 300 {
+	if !validReason(p.Reason) {
 		v := h.newView(r, p)
 		v.Errors = []fieldError{{Field: "reason", Key: "admin.reason_needed"}}
 		h.render(w, r, http.StatusBadRequest, "admin_revoke", v)
 		return
 	}
-	if ro == role.Helpdesk {
-		recent, err := h.db.SearchAudit(r.Context(), store.AuditFilter{Actor: s.AuditActor(), Action: audit.TransferRevoke,
-			From: h.svc.Now().Add(-time.Hour)}, helpdeskRevokesPerHour)
-		if err != nil {
-			h.errorPage(w, r, err)
-			return
-		}
-		if len(recent) >= helpdeskRevokesPerHour {
-			h.log.Warn("helpdesk revocation refused: hourly limit", "action", audit.TransferRevoke, "result", "rate_limited", "transfer", id)
-			h.render(w, r, http.StatusTooManyRequests, "problem", h.newView(r, problemPage{Title: "admin.limit_title", Text: "admin.limit_text", Back: "/admin/transfers", BackText: "admin.back_transfers"}))
-			return
-		}
+	err = h.svc.RevokeByStaff(staffCtx(r, s, ro, p.Reason), id, revokeLimit(ro))
+	if errors.Is(err, transfer.ErrStaffLimit) {
+		h.revokeLimited(w, r, id)
+		return
 	}
-	err = h.svc.Revoke(staffCtx(r, s, ro, p.Reason), transfer.Owner{TransferID: id}, "")
 	switch {
 	case kluis.ErrorCode(err) == kluis.ECONFLICT:
 		http.Redirect(w, r, "/admin/transfers?id="+url.QueryEscape(id)+"&done=already", http.StatusSeeOther)

@@ -79,6 +79,7 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("GET /admin/transfers", h.consoleTransfersPage)
 	mux.HandleFunc("GET /admin/transfers/{id}/revoke", h.consoleRevoke)
 	mux.HandleFunc("POST /admin/transfers/{id}/revoke", h.consoleRevoke)
+	mux.HandleFunc("POST /admin/transfers/bulk", h.consoleBulkRevoke)
 	mux.HandleFunc("GET /admin/audit", h.consoleAuditPage)
 	mux.HandleFunc("GET /admin/audit/export", h.consoleAuditExport)
 	mux.HandleFunc("GET /admin/stats", h.consoleStatsPage)
