@@ -226,6 +226,7 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 	}
 	sc := sender.DefaultConfig()
 	sc.SessionTTL, sc.IdleTTL = cfg.VerifyTTL, cfg.VerifyTTL
+	sc.APIKeyMaxAge = cfg.APIKeyMaxAge
 	sd := sender.Deps{DB: a.DB, Keys: a.Keys, Mailer: a.Outbox, Org: org, Config: sc, Now: o.Now, Log: a.log, Audit: a.Audit,
 		Unlocks: a.Transfers.Unlocks()}
 	if cfg.SSO() {

@@ -99,6 +99,7 @@ const (
 	RequestOpen         = "request.open"   // the requester opened what was sent with their unlocked inbox
 	APIKeyCreate        = "apikey.create"
 	APIKeyRevoke        = "apikey.revoke"
+	APIKeyExpire        = "apikey.expire"
 	MasterKeyRotate     = "admin.rotate_master_key"
 	IdentityExport      = "admin.export_identity" // a transfer's age identity unwrapped for recovery
 	AuditExport         = "admin.audit_export"

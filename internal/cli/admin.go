@@ -6,14 +6,17 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/config"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/sender"
 	"github.com/kluis-nl/kluis/internal/store"
+	"github.com/kluis-nl/kluis/internal/unit"
 )
 
 // admin is kluis admin …: commands for the operator, on the server's
@@ -125,7 +128,7 @@ func dbDisplay(st *config.Store) string {
 
 // adminAPIKey is kluis admin apikey create|revoke|list.
 func (a *app) adminAPIKey(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "create" && args[0] != "revoke" && args[0] != "list" {
+	if len(args) == 0 || !slices.Contains([]string{"create", "revoke", "expire", "list"}, args[0]) {
 		f := a.flags("admin apikey", "cli.apikey.usage")
 		if _, err := f.parse(args); err != nil {
 			return err
@@ -134,10 +137,12 @@ func (a *app) adminAPIKey(ctx context.Context, args []string) error {
 	}
 	cmd := args[0]
 	f := a.flags("admin apikey "+cmd, "cli.apikey.usage")
-	var addr *string
+	var addr, name, valid *string
 	var reason *string
 	if cmd == "create" {
 		addr = f.String("sender", "cli.ph.address", "cli.flag.sender")
+		name = f.String("name", "cli.ph.text", "cli.flag.key_name")
+		valid = f.StringDefault("expires", "90d", "cli.ph.duration", "cli.flag.key_expires", int(sender.DefaultAPIKeyMaxAge.Hours()/24))
 	}
 	if cmd != "list" {
 		reason = f.reasonFlag()
@@ -150,14 +155,14 @@ func (a *app) adminAPIKey(ctx context.Context, args []string) error {
 	switch {
 	case cmd == "create" && (*addr == "" || len(pos) > 0):
 		return f.usageError("cli.apikey.no_sender")
-	case cmd == "revoke" && len(pos) != 1:
+	case (cmd == "revoke" || cmd == "expire") && len(pos) != 1:
 		return f.usageError("cli.apikey.no_id")
 	case cmd == "list" && len(pos) > 0:
 		return f.usageError("cli.err.unexpected_argument", pos[0])
 	}
 	if reason != nil {
-		// Revoking cuts a script off: say why. Creating may say why.
-		if ctx, err = a.breakGlass(ctx, f, *reason, cmd == "revoke"); err != nil {
+		// Ending a key cuts a script off: say why. Creating may say why.
+		if ctx, err = a.breakGlass(ctx, f, *reason, cmd != "create"); err != nil {
 			return err
 		}
 	}
@@ -173,7 +178,11 @@ func (a *app) adminAPIKey(ctx context.Context, args []string) error {
 	svc := sender.New(sender.Deps{DB: db, Keys: keys, Config: sender.DefaultConfig(), Audit: audit.New(db, 0, nil, nil)}) // actor: the break-glass administrator
 	switch cmd {
 	case "create":
-		id, key, err := svc.CreateAPIKey(ctx, *addr)
+		d, err := unit.ParseDuration(*valid)
+		if err != nil || d <= 0 {
+			return f.usageError("cli.apikey.bad_expires", *valid)
+		}
+		id, key, err := svc.IssueAPIKey(ctx, sender.APIKeyRequest{Email: *addr, Name: *name, Expires: time.Now().Add(d)})
 		if err != nil {
 			return err
 		}
@@ -184,6 +193,11 @@ func (a *app) adminAPIKey(ctx context.Context, args []string) error {
 			return err
 		}
 		fmt.Fprintln(a.io.Out, a.p.T("cli.apikey.revoked", pos[0]))
+	case "expire":
+		if err := svc.ExpireAPIKey(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintln(a.io.Out, a.p.T("cli.apikey.expired", pos[0]))
 	case "list":
 		keys, err := svc.APIKeys(ctx)
 		if err != nil {
@@ -192,7 +206,7 @@ func (a *app) adminAPIKey(ctx context.Context, args []string) error {
 		tw := tabwriter.NewWriter(a.io.Out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, a.p.T("cli.apikey.header"))
 		for _, k := range keys {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Email, a.date(&k.CreatedAt), a.date(k.RevokedAt))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Email, a.date(&k.CreatedAt), a.date(&k.ExpiresAt), a.date(k.LastUsedAt), a.date(k.RevokedAt), k.Name)
 		}
 		tw.Flush()
 	}

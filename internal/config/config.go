@@ -68,7 +68,9 @@ type Serve struct {
 	ThemeCSS    string
 	ThemeClass  string
 	VerifyTTL   time.Duration
-	Policy      string // policy file (JSON); empty: the built-in demo policy (every address allowed)
+	// APIKeyMaxAge is the longest an API key may be valid.
+	APIKeyMaxAge time.Duration
+	Policy       string // policy file (JSON); empty: the built-in demo policy (every address allowed)
 
 	// Guessing limits and the client IP.
 	TrustedProxies  []netip.Prefix // reverse proxies whose X-Forwarded-For is believed
@@ -261,6 +263,7 @@ func ParseServe(args []string, getenv func(string) string, out io.Writer) (*Serv
 		{name: "theme-class", usage: "the class on <html> that the theme's tokens are set on (e.g. utrecht-theme); default kluis-theme", set: str(&c.ThemeClass)},
 		{name: "org-logo-url", usage: "absolute https URL of the organisation's logo for mails", set: str(&c.OrgLogoURL)},
 		{name: "verify-ttl", def: "30d", usage: "how long a verified e-mail address stays verified in a browser or CLI", set: dur(&c.VerifyTTL)},
+		{name: "apikey-max-age", def: "365d", usage: "longest an API key made in the admin console may be valid (every key has an expiry)", set: dur(&c.APIKeyMaxAge)},
 		{name: "policy", usage: "organisation policy file (JSON; see docs/policy.example.json): organisation domains, allow and deny rules, limits. Checked at start, reloaded on SIGHUP; check it first with kluis admin policy check FILE. Without it every address is allowed (a demo installation)", set: str(&c.Policy)},
 		{name: "trusted-proxy", usage: "reverse proxy (address or CIDR range) whose X-Forwarded-For header gives the client's IP address; repeat the flag or separate with commas. Without it the connecting address is the client", set: addProxies},
 		{name: "rate-limit", def: "60", usage: "requests a minute one IP address may make to the endpoints open to anyone (verification, links, password checks); 0 turns the limit off", set: integer(&c.RateLimit)},
@@ -487,6 +490,9 @@ func (c *Serve) validate() error {
 	}
 	if a, err := mail.ParseAddress(c.MailFrom); err != nil || !strings.Contains(a.Address, "@") {
 		return fmt.Errorf("--mail-from %q: write it as \"Name <address@example.nl>\"", c.MailFrom)
+	}
+	if c.APIKeyMaxAge <= 0 {
+		return fmt.Errorf("--apikey-max-age must be positive (the default is 365d)")
 	}
 	if c.VerifyTTL <= 0 {
 		return fmt.Errorf("--verify-ttl must be positive")

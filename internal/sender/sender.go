@@ -64,7 +64,13 @@ type Config struct {
 	// SSOSessionMax, see sso.go).
 	SSOSessionMax time.Duration
 	SSOTokenMax   time.Duration
+	// APIKeyMaxAge is the longest an API key may be valid (every key has
+	// an expiry).
+	APIKeyMaxAge time.Duration
 }
+
+// DefaultAPIKeyMaxAge is the default of Config.APIKeyMaxAge: a year.
+const DefaultAPIKeyMaxAge = 365 * 24 * time.Hour
 
 // CodeMailLimit is how many code mails may go out: Burst at once, then one
 // every Every (a token bucket); to one address also no more than a second
@@ -88,6 +94,7 @@ func DefaultConfig() Config {
 
 		SSOSessionMax: 12 * time.Hour,
 		SSOTokenMax:   30 * 24 * time.Hour,
+		APIKeyMaxAge:  DefaultAPIKeyMaxAge,
 	}
 }
 
@@ -501,6 +508,13 @@ func (s *Service) Authenticate(ctx context.Context, token string) (*Sender, erro
 		if err != nil {
 			return nil, err
 		}
+		if !now.Before(k.ExpiresAt) {
+			return nil, kluis.Errorf(kluis.EUNAUTHORIZED, "This API key has expired. Ask your administrator for a new one.")
+		}
+		if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
+			// To the minute: a busy script does not write on every request.
+			_ = s.db.TouchAPIKey(ctx, k.ID, now)
+		}
 		return &Sender{Email: k.Email, Via: "apikey", KeyID: k.ID}, nil
 	}
 	h := secret.HashToken(token)
@@ -565,12 +579,47 @@ func (s *Service) Cleanup(ctx context.Context) error {
 	return err
 }
 
-// CreateAPIKey issues a key bound to one sender address. The key is
-// returned once; only its hash is stored.
+// MaxAPIKeyName bounds the name of an API key, in characters.
+const MaxAPIKeyName = 100
+
+// APIKeyRequest is a new API key: the sender address it sends as, what it
+// is for, and until when it is valid (zero: Config.APIKeyMaxAge from now).
+type APIKeyRequest struct {
+	Email   string
+	Name    string
+	Expires time.Time
+}
+
+// CreateAPIKey issues a key for email, valid for Config.APIKeyMaxAge,
+// without a name (IssueAPIKey with only the address).
 func (s *Service) CreateAPIKey(ctx context.Context, email string) (id, key string, err error) {
+	return s.IssueAPIKey(ctx, APIKeyRequest{Email: email})
+}
+
+// IssueAPIKey issues a key bound to one sender address, named for what it
+// is for, valid until req.Expires (at most Config.APIKeyMaxAge from now).
+// The key is returned once; only its hash is stored. The audit entry
+// carries the actor, role and reason of ctx.
+func (s *Service) IssueAPIKey(ctx context.Context, req APIKeyRequest) (id, key string, err error) {
+	email, name, expires := req.Email, req.Name, req.Expires
 	addr, err := kluis.ParseAddress(email)
 	if err != nil {
 		return "", "", err
+	}
+	name = strings.TrimSpace(name)
+	if err := checkLine("name", name, MaxAPIKeyName); err != nil {
+		return "", "", err
+	}
+	now := s.now()
+	maxAge := s.APIKeyMaxAge()
+	if expires.IsZero() {
+		expires = now.Add(maxAge)
+	}
+	switch {
+	case !expires.After(now):
+		return "", "", kluis.Errorf(kluis.EINVALID, "The expiry date of the key must be in the future.")
+	case expires.After(now.Add(maxAge)):
+		return "", "", kluis.Errorf(kluis.EINVALID, "A key can be valid for at most %d days.", int(maxAge.Hours()/24))
 	}
 	id = secret.NewID()[:10]
 	key = APIKeyPrefix + secret.NewToken()
@@ -579,10 +628,11 @@ func (s *Service) CreateAPIKey(ctx context.Context, email string) (id, key strin
 		return "", "", err
 	}
 	defer tx.Rollback()
-	if err := tx.InsertAPIKey(ctx, &store.APIKey{ID: id, KeyHash: secret.HashToken(key), Email: addr, CreatedAt: s.now()}); err != nil {
+	if err := tx.InsertAPIKey(ctx, &store.APIKey{ID: id, KeyHash: secret.HashToken(key), Email: addr, Name: name, CreatedAt: now, ExpiresAt: expires}); err != nil {
 		return "", "", err
 	}
-	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.Admin), Action: audit.APIKeyCreate, Object: id, Detail: "sender=" + addr}); err != nil {
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.Admin), Action: audit.APIKeyCreate, Object: id,
+		Detail: "sender=" + addr + " expires_at=" + expires.UTC().Format(time.RFC3339)}); err != nil {
 		return "", "", err
 	}
 	if err := tx.Commit(); err != nil {
@@ -592,21 +642,61 @@ func (s *Service) CreateAPIKey(ctx context.Context, email string) (id, key strin
 	return id, key, nil
 }
 
+// APIKeyMaxAge is the longest an API key may be valid.
+func (s *Service) APIKeyMaxAge() time.Duration {
+	if s.cfg.APIKeyMaxAge <= 0 {
+		return DefaultAPIKeyMaxAge
+	}
+	return s.cfg.APIKeyMaxAge
+}
+
 // RevokeAPIKey revokes a key by its id.
 func (s *Service) RevokeAPIKey(ctx context.Context, id string) error {
-	err := s.db.RevokeAPIKey(ctx, id, s.now())
+	return s.endAPIKey(ctx, id, audit.APIKeyRevoke, func(tx *store.Tx, now time.Time) error { return tx.RevokeAPIKey(ctx, id, now) })
+}
+
+// ExpireAPIKey ends a key now, as if its expiry had come.
+func (s *Service) ExpireAPIKey(ctx context.Context, id string) error {
+	return s.endAPIKey(ctx, id, audit.APIKeyExpire, func(tx *store.Tx, now time.Time) error { return tx.ExpireAPIKey(ctx, id, now) })
+}
+
+// endAPIKey makes the change end and its audit entry action in one
+// transaction.
+func (s *Service) endAPIKey(ctx context.Context, id, action string, end func(*store.Tx, time.Time) error) error {
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	err = end(tx, s.now())
 	if errors.Is(err, store.ErrNotFound) {
 		return kluis.Errorf(kluis.ENOTFOUND, "There is no active API key with id %q.", id)
 	}
-	if err == nil {
-		s.log.Info("api key revoked", "action", "apikey.revoke", "key_id", id)
-		s.audit.Log(ctx, audit.Event{Actor: actorOr(ctx, audit.Admin), Action: audit.APIKeyRevoke, Object: id})
+	if err != nil {
+		return err
 	}
-	return err
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.Admin), Action: action, Object: id}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.log.Info("api key ended", "action", action, "key_id", id)
+	return nil
 }
 
 // APIKeys lists the issued keys (without their secrets).
 func (s *Service) APIKeys(ctx context.Context) ([]*store.APIKey, error) { return s.db.APIKeys(ctx) }
+
+// APIKey returns one key (without its secret). Returns ENOTFOUND if
+// there is none.
+func (s *Service) APIKey(ctx context.Context, id string) (*store.APIKey, error) {
+	k, err := s.db.APIKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, kluis.Errorf(kluis.ENOTFOUND, "There is no API key with id %q.", id)
+	}
+	return k, err
+}
 
 func newCode() (string, error) {
 	max := big.NewInt(1)

@@ -459,7 +459,8 @@ func testSenders(t *testing.T, fresh freshFunc) {
 		t.Fatal(err)
 	}
 	for i, id := range []string{"k1", "k2"} {
-		if err := db.InsertAPIKey(ctx, &APIKey{ID: id, KeyHash: []byte("h" + id), Email: "a@example.nl", CreatedAt: now.Add(time.Duration(i) * time.Second)}); err != nil {
+		if err := db.InsertAPIKey(ctx, &APIKey{ID: id, KeyHash: []byte("h" + id), Email: "a@example.nl", Name: "Zaaksysteem " + id,
+			CreatedAt: now.Add(time.Duration(i) * time.Second), ExpiresAt: now.Add(90 * 24 * time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -474,6 +475,26 @@ func testSenders(t *testing.T, fresh freshFunc) {
 	}
 	if ks, err := db.APIKeys(ctx); err != nil || len(ks) != 2 || ks[0].ID != "k2" {
 		t.Errorf("keys: %v %v", ks, err)
+	}
+	// Expiring now, last use, and the columns read back.
+	if err := db.ExpireAPIKey(ctx, "k2", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ExpireAPIKey(ctx, "k2", now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("expiring twice: %v", err)
+	}
+	if err := db.ExpireAPIKey(ctx, "k1", now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("expiring a revoked key: %v", err)
+	}
+	if err := db.TouchAPIKey(ctx, "k2", now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	k, err := db.APIKey(ctx, "k2")
+	if err != nil || k.Name != "Zaaksysteem k2" || !k.ExpiresAt.Equal(now) || k.LastUsedAt == nil || !k.LastUsedAt.Equal(now.Add(time.Minute)) || k.RevokedAt != nil {
+		t.Errorf("key k2: %+v %v", k, err)
+	}
+	if _, err := db.APIKey(ctx, "k3"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown key: %v", err)
 	}
 }
 

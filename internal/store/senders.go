@@ -200,55 +200,69 @@ func (q Q) TakeOIDCFlow(ctx context.Context, stateHash []byte) (*OIDCFlow, error
 
 // APIKey is an administrator-issued key bound to one sender address.
 type APIKey struct {
-	ID        string
-	KeyHash   []byte
-	Email     string
-	CreatedAt time.Time
-	RevokedAt *time.Time
+	ID         string
+	KeyHash    []byte
+	Email      string
+	Name       string // what the key is for, as the administrator wrote it
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // every key has one
+	RevokedAt  *time.Time
+	LastUsedAt *time.Time // to the minute (TouchAPIKey)
+}
+
+const apiKeyColumns = `id, key_hash, email, name, created_at, expires_at, revoked_at, last_used_at`
+
+func scanAPIKey(row interface{ Scan(...any) error }) (*APIKey, error) {
+	var k APIKey
+	var created, expires int64
+	var revoked, used sql.NullInt64
+	if err := row.Scan(&k.ID, &k.KeyHash, &k.Email, &k.Name, &created, &expires, &revoked, &used); err != nil {
+		return nil, err
+	}
+	k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.LastUsedAt = fromMS(created), fromMS(expires), fromNullMS(revoked), fromNullMS(used)
+	return &k, nil
 }
 
 // InsertAPIKey stores a new API key.
 func (q Q) InsertAPIKey(ctx context.Context, k *APIKey) error {
-	_, err := q.q.ExecContext(ctx, `INSERT INTO api_keys (id, key_hash, email, created_at) VALUES (?, ?, ?, ?)`,
-		k.ID, k.KeyHash, k.Email, ms(k.CreatedAt))
+	_, err := q.q.ExecContext(ctx, `INSERT INTO api_keys (id, key_hash, email, name, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		k.ID, k.KeyHash, k.Email, k.Name, ms(k.CreatedAt), ms(k.ExpiresAt))
 	return err
 }
 
 // APIKeyByHash returns a key by the hash of its secret. Returns ErrNotFound
 // if there is none.
 func (q Q) APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error) {
-	var k APIKey
-	var created int64
-	var revoked sql.NullInt64
-	err := q.q.QueryRowContext(ctx, `SELECT id, key_hash, email, created_at, revoked_at FROM api_keys WHERE key_hash = ?`, hash).
-		Scan(&k.ID, &k.KeyHash, &k.Email, &created, &revoked)
+	k, err := scanAPIKey(q.q.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE key_hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
-	if err != nil {
-		return nil, err
+	return k, err
+}
+
+// APIKey returns a key by its id. Returns ErrNotFound if there is none.
+func (q Q) APIKey(ctx context.Context, id string) (*APIKey, error) {
+	k, err := scanAPIKey(q.q.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
 	}
-	k.CreatedAt, k.RevokedAt = fromMS(created), fromNullMS(revoked)
-	return &k, nil
+	return k, err
 }
 
 // APIKeys lists all keys, newest first.
 func (q Q) APIKeys(ctx context.Context) ([]*APIKey, error) {
-	rows, err := q.q.QueryContext(ctx, `SELECT id, key_hash, email, created_at, revoked_at FROM api_keys ORDER BY created_at DESC`)
+	rows, err := q.q.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY created_at DESC, id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []*APIKey
 	for rows.Next() {
-		var k APIKey
-		var created int64
-		var revoked sql.NullInt64
-		if err := rows.Scan(&k.ID, &k.KeyHash, &k.Email, &created, &revoked); err != nil {
+		k, err := scanAPIKey(rows)
+		if err != nil {
 			return nil, err
 		}
-		k.CreatedAt, k.RevokedAt = fromMS(created), fromNullMS(revoked)
-		out = append(out, &k)
+		out = append(out, k)
 	}
 	return out, rows.Err()
 }
@@ -258,6 +272,19 @@ func (q Q) APIKeys(ctx context.Context) ([]*APIKey, error) {
 func (q Q) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
 	res, err := q.q.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, ms(at), id)
 	return affected(res, err, ErrNotFound)
+}
+
+// ExpireAPIKey moves a key's expiry to at. Returns ErrNotFound if no
+// unrevoked key with that id expires after at.
+func (q Q) ExpireAPIKey(ctx context.Context, id string, at time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE api_keys SET expires_at = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?`, ms(at), id, ms(at))
+	return affected(res, err, ErrNotFound)
+}
+
+// TouchAPIKey records that a key was used at at.
+func (q Q) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
+	_, err := q.q.ExecContext(ctx, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, ms(at), id)
+	return err
 }
 
 // authOr is a session's auth, "code" for rows made before single sign-on.

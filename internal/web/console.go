@@ -121,6 +121,7 @@ func navFor(s *sender.Sender, here string) consoleNav {
 	add("/admin/transfers", "admin.nav_transfers", "admin.about_transfers", rolesTransfers)
 	add("/admin/audit", "admin.nav_audit", "admin.about_audit", rolesAudit)
 	add("/admin/stats", "admin.nav_stats", "admin.about_stats", rolesStats)
+	add("/admin/keys", "admin.nav_keys", "admin.about_keys", rolesKeys)
 	return n
 }
 

@@ -139,6 +139,10 @@ func TestConsoleRolesPerRoute(t *testing.T) {
 	e := newConsoleEnv(t)
 	id, _ := e.sendOne(t, "burger@example.nl")
 	revoke := "/admin/transfers/" + id + "/revoke"
+	keyID, _, err := e.app.Senders.CreateAPIKey(context.Background(), "script@gemeente.example")
+	if err != nil {
+		t.Fatal(err)
+	}
 	routes := []struct {
 		path  string
 		allow []string
@@ -149,6 +153,8 @@ func TestConsoleRolesPerRoute(t *testing.T) {
 		{"/admin/audit", []string{"beheer", "audit"}},
 		{"/admin/audit/export?format=csv", []string{"beheer", "audit"}},
 		{"/admin/stats", []string{"beheer", "audit"}},
+		{"/admin/keys", []string{"beheer"}},
+		{"/admin/keys/" + keyID, []string{"beheer"}},
 	}
 	lang := "nl"
 	for _, rt := range routes {

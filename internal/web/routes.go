@@ -83,6 +83,10 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("GET /admin/audit", h.consoleAuditPage)
 	mux.HandleFunc("GET /admin/audit/export", h.consoleAuditExport)
 	mux.HandleFunc("GET /admin/stats", h.consoleStatsPage)
+	mux.HandleFunc("GET /admin/keys", h.consoleKeysPage)
+	mux.HandleFunc("POST /admin/keys", h.consoleKeyCreate)
+	mux.HandleFunc("GET /admin/keys/{id}", h.consoleKey)
+	mux.HandleFunc("POST /admin/keys/{id}", h.consoleKey)
 
 	mux.HandleFunc("GET /static/{sum}/{name...}", h.serveStatic)
 }
