@@ -2,6 +2,7 @@ package transfer_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // holdTransfers
 )
 
 // helpdeskCtx is the context of a console revocation by a helpdesk member.
@@ -52,16 +55,20 @@ func TestRevokeByStaffLimitIsAtomic(t *testing.T) {
 			ids = append(ids, c.Transfer.ID)
 		}
 		ctx := helpdeskCtx(actor, "Melding 2026-118")
-		start := make(chan struct{})
+		// On PostgreSQL the revocations are lined up behind a lock on the
+		// transfers table held by another connection, so all of them
+		// have begun (and, without the actor lock, counted) before any
+		// can finish. SQLite runs one write transaction at a time.
+		release := func() {}
+		if e.app.DBSpec != "" {
+			release = holdTransfers(t, e.app.DBSpec, racers)
+		}
 		errs := make([]error, racers)
 		var wg sync.WaitGroup
 		for i, id := range ids {
-			wg.Go(func() {
-				<-start
-				errs[i] = e.svc.RevokeByStaff(ctx, id, limit)
-			})
+			wg.Go(func() { errs[i] = e.svc.RevokeByStaff(ctx, id, limit) })
 		}
-		close(start)
+		release()
 		wg.Wait()
 		passed := 0
 		for i, err := range errs {
@@ -98,6 +105,43 @@ func TestRevokeByStaffLimitIsAtomic(t *testing.T) {
 			}
 		}
 	})
+}
+
+// holdTransfers locks the transfers table of the PostgreSQL database dsn
+// against row locks from another connection; the function it returns
+// waits until waiters transactions wait for a lock, then lets go.
+func holdTransfers(t *testing.T, dsn string, waiters int) func() {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`LOCK TABLE transfers IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		defer tx.Rollback()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var n int
+			if err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n >= waiters {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d transactions wait for a lock", n, waiters)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // TestRevokeByStaffTellsTheSender: the sender gets a mail in their own
