@@ -498,6 +498,20 @@ func routeTable() []routeRow {
 		{pattern: "GET /admin/audit", req: get("/admin/audit"), want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "GET /admin/audit/export", req: get("/admin/audit/export?format=csv"), want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "GET /admin/stats", req: get("/admin/stats"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /admin/transfers/bulk",
+			req: func(fx *fixture, a actor) req {
+				fx.open()
+				return webReq(fx, a, "POST", "/admin/transfers/bulk", "id="+fx.openID)
+			},
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /admin/keys", req: get("/admin/keys"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /admin/keys", req: func(fx *fixture, a actor) req {
+			return webReq(fx, a, "POST", "/admin/keys", "sender=a%40example.nl&name=x&days=1&reason=een+reden+hier")
+		}, want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /admin/keys/{id}", req: get("/admin/keys/onbekend"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /admin/keys/{id}", req: func(fx *fixture, a actor) req {
+			return webReq(fx, a, "POST", "/admin/keys/onbekend", "action=revoke&reason=een+reden+hier")
+		}, want: everyone(want{http.StatusSeeOther, ""})},
 
 		{pattern: "GET /.well-known/security.txt", req: get("/.well-known/security.txt"), want: everyone(want{http.StatusOK, ""})},
 	}
