@@ -35,26 +35,30 @@ func mailpitTo(t *testing.T, api, addr string) []mpEntry {
 	return list.Messages
 }
 
-func mailpitText(t *testing.T, api, id string) string {
+// mailpitMessage returns the subject, text and HTML Mailpit holds for id.
+func mailpitMessage(t *testing.T, api, id string) (subject, text, html string) {
 	t.Helper()
 	resp, err := http.Get(api + "/api/v1/message/" + id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var m struct{ Text string }
+	var m struct{ Subject, Text, HTML string }
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
 		t.Fatal(err)
 	}
-	return m.Text
+	return m.Subject, m.Text, m.HTML
 }
 
 // TestRefusedAfterAcceptance: the one refusal that can come after the 250
 // is the malware scan when clamd could not be reached at the time (the
 // policy is fail-closed): the mail is accepted, the transfer waits for its
-// scan, and when clamd finds malware the sender gets a mail that says so,
-// in the language of their mail (Content-Language), delivered through a
-// real SMTP server (Mailpit); the recipient gets nothing.
+// scan, and when clamd finds malware the sender gets Kluis's own
+// non-delivery report, in their language (here from Content-Language, or
+// Dutch without one), delivered through a real SMTP server (Mailpit). It
+// quotes the subject and lists the recipients; no canary of the text,
+// the attachments or their names is in it, and the recipients get
+// nothing. The subject kept for the report is erased with it.
 func TestRefusedAfterAcceptance(t *testing.T) {
 	smtpURL, api := os.Getenv("KLUIS_TEST_SMTP_URL"), os.Getenv("KLUIS_TEST_MAILPIT_API")
 	if smtpURL == "" || api == "" {
@@ -65,42 +69,86 @@ func TestRefusedAfterAcceptance(t *testing.T) {
 	}
 	d := scantest.Start(t, scantest.Options{})
 	e := start(t, setup{args: []string{"--clamd", d.Unix(), "--scan-wait", "1h", "--smtp", smtpURL}})
-	id := strings.ToLower(secret.NewToken()[:10])
-	from, to := "jan-"+id+"@gemeente.nl", "alice-"+id+"@example.org"
-	msg := "From: " + from + "\nTo: " + to + "\nSubject: [secure] virus\nContent-Language: en-GB\nMessage-ID: <" + id + "@gemeente.nl>\n" +
-		"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nSee attached.\n--b\n" +
-		"Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=factuur.com\nContent-Transfer-Encoding: base64\n\n" +
-		b64([]byte(scantest.EICAR)) + "\n--b--\n"
-	d.Stop(t)
-	if err := e.send(t, submission{from: from, rcpts: []string{to}, msg: msg}); err != nil {
-		t.Fatalf("with clamd away the mail is accepted to wait for its scan: %v", err)
+	cases := []struct {
+		contentLang string
+		subject     string // the report's subject
+		texts       []string
+	}{
+		{"en-GB", "Not delivered: Stukken voor de zitting", []string{"Your e-mail was not delivered", "It found malware in this attachment: attachment 2 of 2.",
+			"Subject: Stukken voor de zitting", "To: alice-", "Do not open this attachment on your computer."}},
+		{"", "Niet bezorgd: Stukken voor de zitting", []string{"Uw e-mail is niet bezorgd", "In deze bijlage zit malware: bijlage 2 van 2.",
+			"Onderwerp: Stukken voor de zitting", "Aan: alice-", "Verstuur uw e-mail opnieuw zonder deze bijlage."}},
+		{"uk", "Не доставлено: Stukken voor de zitting", []string{"Ваш лист не доставлено", "вкладення 2 з 2", "Тема: Stukken voor de zitting", "Кому: alice-"}},
 	}
-	ts := transfersOf(t, e, from)
-	if len(ts) != 1 || ts[0].State != kluis.StateScanning {
-		t.Fatalf("transfers: %+v", ts)
+	type sent struct{ from, to string }
+	var mails []sent
+	d.Stop(t)
+	for _, c := range cases {
+		id := strings.ToLower(secret.NewToken()[:10])
+		from, to := "jan-"+id+"@gemeente.nl", "alice-"+id+"@example.org"
+		msg := "From: " + from + "\nTo: " + to + ", bob-" + id + "@example.org\nSubject: [secure] Stukken voor de zitting\nMessage-ID: <" + id + "@gemeente.nl>\n"
+		if c.contentLang != "" {
+			msg += "Content-Language: " + c.contentLang + "\n"
+		}
+		msg += "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nSee attached. " + canary + "-text\n--b\n" +
+			"Content-Type: application/pdf\nContent-Disposition: attachment; filename=" + canary + "-besluit.pdf\nContent-Transfer-Encoding: base64\n\n" +
+			b64([]byte("%PDF-1.4 "+canary+"-content")) + "\n--b\n" +
+			"Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=" + canary + "-factuur.com\nContent-Transfer-Encoding: base64\n\n" +
+			b64([]byte(scantest.EICAR)) + "\n--b--\n"
+		if err := e.send(t, submission{from: from, rcpts: []string{to, "bob-" + id + "@example.org"}, msg: msg}); err != nil {
+			t.Fatalf("with clamd away the mail is accepted to wait for its scan: %v", err)
+		}
+		ts := transfersOf(t, e, from)
+		if len(ts) != 1 || ts[0].State != kluis.StateScanning {
+			t.Fatalf("transfers: %+v", ts)
+		}
+		mails = append(mails, sent{from, to})
+	}
+	// The cleanup keeps the subjects of transfers that can still be refused.
+	if err := e.gw.Cleanup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, e.app, "mail_origins"); n != len(cases) {
+		t.Errorf("%d subjects kept for a report, want %d (one per waiting transfer)", n, len(cases))
 	}
 	d.Start(t)
 	e.app.Clock.Advance(time.Minute)
 	if _, err := e.app.Transfers.RetryScans(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	var got []mpEntry
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if got = mailpitTo(t, api, from); len(got) > 0 {
-			break
+	for i, c := range cases {
+		from, to := mails[i].from, mails[i].to
+		var got []mpEntry
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if got = mailpitTo(t, api, from); len(got) > 0 {
+				break
+			}
+		}
+		if len(got) != 1 {
+			t.Fatalf("%s: %d mails to the sender, want the one report", c.contentLang, len(got))
+		}
+		subject, text, html := mailpitMessage(t, api, got[0].ID)
+		if subject != c.subject {
+			t.Errorf("%q: subject %q, want %q", c.contentLang, subject, c.subject)
+		}
+		for _, want := range c.texts {
+			if !strings.Contains(text, want) {
+				t.Errorf("%q: the report does not say %q:\n%s", c.contentLang, want, text)
+			}
+		}
+		if !strings.Contains(text, to) || !strings.Contains(html, to) {
+			t.Errorf("%q: the report does not name the recipient %s", c.contentLang, to)
+		}
+		if strings.Contains(subject+text+html, canary) || strings.Contains(text+html, "factuur") || strings.Contains(text+html, "/transfers/") {
+			t.Errorf("%q: the report shows the text, an attachment, its name or a link:\n%s", c.contentLang, text)
+		}
+		for _, r := range []string{to, strings.Replace(to, "alice", "bob", 1)} {
+			if n := len(mailpitTo(t, api, r)); n != 0 {
+				t.Errorf("%d mails to the recipient %s of a refused mail", n, r)
+			}
 		}
 	}
-	if len(got) != 1 {
-		t.Fatalf("%d mails to the sender, want the one notice", len(got))
-	}
-	text := mailpitText(t, api, got[0].ID)
-	// File names never go into a mail; the number and the link to the
-	// sender's page tell which.
-	if got[0].Subject != "Your transfer was not sent" || !strings.Contains(text, "We found malware in this file: file 1 of 1.") ||
-		!strings.Contains(text, "/transfers/"+ts[0].ID) || strings.Contains(text, "factuur") {
-		t.Errorf("the sender's notice is not a clear English reason:\n%s\n%s", got[0].Subject, text)
-	}
-	if n := len(mailpitTo(t, api, to)); n != 0 {
-		t.Errorf("%d mails to the recipient of a refused mail", n)
+	if n := countRows(t, e.app, "mail_origins"); n != 0 {
+		t.Errorf("%d subjects left after the reports", n)
 	}
 }

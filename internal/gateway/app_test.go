@@ -46,7 +46,13 @@ func startServe(t *testing.T) (*apptest.App, *env) {
 // cookie.
 func signIn(t *testing.T, a *apptest.App, email string) *http.Cookie {
 	t.Helper()
-	pre, err := a.Senders.Start(t.Context(), "", email, "", "", "nl")
+	return signInLang(t, a, email, "nl")
+}
+
+// signInLang is signIn from pages in lang.
+func signInLang(t *testing.T, a *apptest.App, email, lang string) *http.Cookie {
+	t.Helper()
+	pre, err := a.Senders.Start(t.Context(), "", email, "", "", lang)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,13 +67,19 @@ func signIn(t *testing.T, a *apptest.App, email string) *http.Cookie {
 // waiting counts the sealed passwords in the database.
 func waiting(t *testing.T, a *apptest.App) int {
 	t.Helper()
+	return countRows(t, a, "gateway_passwords")
+}
+
+// countRows counts the rows of a table in the database.
+func countRows(t *testing.T, a *apptest.App, table string) int {
+	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+a.DataFile("kluis.db")+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM gateway_passwords`).Scan(&n); err != nil {
+	if err := db.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -192,5 +204,35 @@ func TestPasswordLinkExpires(t *testing.T) {
 	}
 	if n := waiting(t, a); n != 0 {
 		t.Errorf("%d waiting passwords left after their expiry", n)
+	}
+}
+
+// TestSenderLanguage: the mails to the sender of a mail are in the
+// language of their last session on Kluis's pages, else the mail's
+// Content-Language, else Dutch. The subject kept for a non-delivery report
+// is erased by the cleanup once the transfer is sent (the app's own
+// cleanup loop may have done so already).
+func TestSenderLanguage(t *testing.T) {
+	a, e := startServe(t)
+	signInLang(t, a, "jan@gemeente.nl", "de")
+	for _, c := range []struct{ from, contentLang, want string }{
+		{"jan@gemeente.nl", "en-GB", "de"},
+		{"piet@gemeente.nl", "fr-BE, en", "fr"},
+		{"klaas@gemeente.nl", "", "nl"},
+		{"anna@gemeente.nl", "xx, pl", "pl"},
+	} {
+		msg := strings.NewReplacer("jan@gemeente.nl", c.from, "[vertrouwelijk]", "[secure]", "Content-Type:", "Content-Language: "+c.contentLang+"\nContent-Type:").Replace(plainMail)
+		if err := e.send(t, submission{from: c.from, rcpts: []string{"alice@example.org"}, msg: msg}); err != nil {
+			t.Fatalf("%s: %v", c.from, err)
+		}
+		if got := a.Mail(mail.KindGatewayPassword, c.from).Lang; got != c.want {
+			t.Errorf("%s (Content-Language %q): the password mail is in %q, want %q", c.from, c.contentLang, got, c.want)
+		}
+	}
+	if err := a.Gateway.Cleanup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, a, "mail_origins"); n != 0 {
+		t.Errorf("%d subjects of sent transfers left after the cleanup", n)
 	}
 }

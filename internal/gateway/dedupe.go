@@ -219,8 +219,14 @@ func (t *taking) release() {
 	}
 }
 
-// Cleanup forgets the mails taken longer than DedupeWindow ago.
+// Cleanup forgets the mails taken longer than DedupeWindow ago, and the
+// subjects of mails whose transfers were sent (ndr.go).
 func (g *Gateway) Cleanup(ctx context.Context) error {
+	if n, err := g.svc.ForgetMailOrigins(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		g.log.Info("mail gateway: erased the subjects of mails whose transfers were sent", "action", "gateway.origin_erased", "count", n)
+	}
 	now := g.now()
 	n, err := g.db.DeleteOldGatewayMessages(ctx, now.Add(-DedupeWindow), now)
 	if err != nil {

@@ -40,7 +40,9 @@ var DefaultMarkers = []string{"[vertrouwelijk]", "[secure]"}
 
 // Config is the gateway's configuration (flags --gateway-…).
 type Config struct {
-	// Domain is the name the gateway greets with.
+	// Domain is the name the gateway greets with, and the domain through
+	// which a mail can be addressed instead of marked (route.go:
+	// alice=example.org@Domain is alice@example.org).
 	Domain string
 	// TrustedRelays are the networks whose mail servers may hand over
 	// mail without authenticating (an organisation's own on-premises
@@ -123,6 +125,7 @@ type Gateway struct {
 	conf    Confirmer
 	db      *store.DB
 	now     func() time.Time
+	via     string // the domain mail can be addressed through (route.go); "" for none
 }
 
 // New builds the gateway; it does not listen yet (Serve).
@@ -146,6 +149,7 @@ func New(d Deps) (*Gateway, error) {
 			return nil, errors.New("gateway: an empty subject marker would take every mail")
 		}
 	}
+	cfg.Domain = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(cfg.Domain), "."))
 	if cfg.Domain == "" {
 		cfg.Domain = "localhost"
 	}
@@ -183,7 +187,7 @@ func New(d Deps) (*Gateway, error) {
 			cfg.ClientNames[i] = strings.ToLower(strings.TrimSpace(n))
 		}
 	}
-	g := &Gateway{svc: d.Transfers, senders: d.Senders, cfg: cfg, log: log, conf: d.Confirmer, db: d.DB, now: now}
+	g := &Gateway{svc: d.Transfers, senders: d.Senders, cfg: cfg, log: log, conf: d.Confirmer, db: d.DB, now: now, via: routingDomain(cfg.Domain)}
 	srv := smtp.NewServer(smtp.BackendFunc(g.newSession))
 	srv.Domain = cfg.Domain
 	srv.TLSConfig = cfg.TLS

@@ -26,8 +26,12 @@ import (
 
 // envelope is what the SMTP session established before DATA.
 type envelope struct {
-	From  string   // lower case, inside the organisation
-	To    []string // lower case, each allowed by the policy
+	From string   // lower case, inside the organisation
+	To   []string // lower case, each allowed by the policy (decoded: route)
+	// Plain are the recipients of To not addressed through the gateway's
+	// domain: a mail without a subject marker is taken only when there
+	// are none.
+	Plain []string
 	Peer  string
 	Actor string // the audit actor
 }
@@ -90,7 +94,7 @@ func (g *Gateway) takeFrom(ctx context.Context, env envelope, src *source) error
 	if err != nil {
 		return smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "The mail's header could not be read; it is not a valid Internet mail (RFC 5322).")
 	}
-	t := &taking{g: g, ctx: audit.WithActor(ctx, env.Actor), env: env, lang: "nl"}
+	t := &taking{g: g, ctx: audit.WithActor(ctx, env.Actor), env: env}
 	if err := t.header(msg.Header); err != nil {
 		return t.answer(err)
 	}
@@ -147,14 +151,12 @@ func (t *taking) header(h mail.Header) error {
 	if err != nil {
 		subject = h.Get("Subject")
 	}
-	rest, ok := t.g.unmark(subject)
-	if !ok {
-		return smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "This mail is not marked for secure sending: start the subject with "+strings.Join(t.g.cfg.Markers, " or ")+".")
+	rest, err := t.g.unmarkOrRouted(subject, t.env)
+	if err != nil {
+		return err
 	}
 	t.subject = strings.ToValidUTF8(rest, "")
-	if l := strings.ToLower(strings.TrimSpace(h.Get("Content-Language"))); strings.HasPrefix(l, "en") {
-		t.lang = "en"
-	}
+	t.lang = t.g.senderLang(t, h.Get("Content-Language"))
 	seen := map[string]bool{}
 	envTo := map[string]bool{}
 	for _, a := range t.env.To {
@@ -170,8 +172,8 @@ func (t *taking) header(h mail.Header) error {
 		}
 		var out []string
 		for _, a := range list {
-			addr := strings.ToLower(a.Address)
-			if envTo[addr] && !seen[addr] {
+			addr, _, err := route(strings.ToLower(a.Address), t.g.via)
+			if err == nil && envTo[addr] && !seen[addr] {
 				seen[addr] = true
 				out = append(out, addr)
 			}
@@ -428,6 +430,9 @@ func (t *taking) create() error {
 		return err
 	}
 	t.created, t.owner = c, transfer.Owner{TransferID: c.Transfer.ID}
+	if err := t.noteOrigin(); err != nil {
+		return err
+	}
 	return t.recordTransfer(c.Transfer.ID)
 }
 

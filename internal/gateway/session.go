@@ -21,7 +21,8 @@ type session struct {
 	connector string         // the pinned name of the peer's client certificate
 	auth      *sender.Sender // the sender of a successful AUTH
 	from      string         // envelope sender, lower case
-	rcpts     []string       // envelope recipients, lower case, in order
+	rcpts     []string       // envelope recipients, lower case, in order, decoded (route)
+	plain     []string       // those not addressed through the gateway's domain
 	peer      string
 	cancel    context.CancelFunc
 	context   context.Context
@@ -111,12 +112,18 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if err != nil {
 		return smtpErr(553, smtp.EnhancedCode{5, 1, 3}, "The recipient address is not a valid e-mail address.")
 	}
-	a := strings.ToLower(addr.Address)
+	a, routed, err := s.g.routeRcpt(strings.ToLower(addr.Address))
+	if err != nil {
+		return err
+	}
 	// Answered per recipient, so the mail server bounces exactly the
 	// refused ones; the whole list is checked again when the transfer is
 	// made.
 	if by, refused := s.g.svc.Policy().Refuses(s.from, a); refused {
 		return smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "The organisation's policy ("+by+") does not allow sending to "+a+".")
+	}
+	if !routed {
+		s.plain = append(s.plain, a)
 	}
 	for _, r := range s.rcpts {
 		if r == a {
@@ -128,7 +135,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (s *session) Data(r io.Reader) error {
-	err := s.g.take(s.context, envelope{From: s.from, To: s.rcpts, Peer: s.peer, Actor: s.actor()}, r)
+	err := s.g.take(s.context, envelope{From: s.from, To: s.rcpts, Plain: s.plain, Peer: s.peer, Actor: s.actor()}, r)
 	// The rest of a refused mail is read away, so the refusal is the
 	// answer to DATA and not a broken connection.
 	_, _ = io.Copy(io.Discard, r)
@@ -151,7 +158,7 @@ func (s *session) actor() string {
 }
 
 func (s *session) Reset() {
-	s.from, s.rcpts = "", nil
+	s.from, s.rcpts, s.plain = "", nil, nil
 }
 
 func (s *session) Logout() error {

@@ -56,10 +56,14 @@ const (
 	// KindStaffRevoked goes to the sender: the helpdesk revoked their
 	// transfer in the admin console, and why.
 	KindStaffRevoked Kind = "staff_revoked"
+	// KindNotDelivered goes to the sender of a mail the SMTP gateway
+	// accepted whose transfer was refused afterwards: Kluis's own
+	// non-delivery report.
+	KindNotDelivered Kind = "not_delivered"
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword, KindFileRequest, KindFileRequestDone, KindStaffRevoked}
+var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword, KindFileRequest, KindFileRequestDone, KindStaffRevoked, KindNotDelivered}
 
 // Languages lists the languages mails are written in: every language of
 // package locale.
@@ -275,6 +279,20 @@ type ScanFailed struct {
 	Since     time.Time // when the sender finished the transfer
 	Subject   string    // the notification subject; optional
 	StatusURL string    // optional
+}
+
+// NotDelivered is the data for KindNotDelivered: the mail gateway accepted
+// a mail (250) and its transfer was refused afterwards, by a malware scan
+// that had to wait. It quotes the mail's subject, which its sender wrote,
+// so they know which mail; it has no field for the text or the
+// attachments, and names an attachment only by its number.
+type NotDelivered struct {
+	Subject    string    // the mail's subject (marker removed); untrusted
+	SentAt     time.Time // when Kluis received the mail
+	Recipients []string  // to whom it was addressed
+	Reason     string    // ScanInfected, ScanTooLarge or ScanTimeout
+	File       FileRef   // the refused attachment (Name is ignored); unused for ScanTimeout
+	Since      time.Time // ScanTimeout: since when the scan could not run
 }
 
 // ErrInvalid is wrapped by every validation error from Render.
@@ -607,17 +625,8 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 		if !ok {
 			return nil, typeErr(kind, data)
 		}
-		switch d.Reason {
-		case ScanInfected, ScanTooLarge:
-			if d.File.Index < 1 {
-				return nil, invalid("scan notice: the refused file needs its number")
-			}
-		case ScanTimeout:
-			if d.Since.IsZero() {
-				return nil, invalid("scan notice: a time-out needs the time the transfer was finished")
-			}
-		default:
-			return nil, invalid("scan notice: reason %q must be infected, too_large or timeout", d.Reason)
+		if err := checkScanReason(d.Reason, d.File, d.Since); err != nil {
+			return nil, err
 		}
 		if d.StatusURL != "" && !isWebURL(d.StatusURL) {
 			return nil, invalid("status URL must be an absolute http or https address")
@@ -625,10 +634,51 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 		d.File.Name = fileName(d.File.Name)
 		d.Subject = HeaderValue(d.Subject)
 		v.D = d
+	case KindNotDelivered:
+		d, ok := as[NotDelivered](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		if err := checkScanReason(d.Reason, d.File, d.Since); err != nil {
+			return nil, err
+		}
+		if d.SentAt.IsZero() || len(d.Recipients) == 0 {
+			return nil, invalid("non-delivery report needs the time the mail came and its recipients")
+		}
+		rs := make([]string, 0, len(d.Recipients))
+		for _, r := range d.Recipients {
+			if r = line(r); r != "" {
+				rs = append(rs, r)
+			}
+		}
+		d.Recipients = rs
+		// Attachments are never named: the sender chose nothing.
+		d.File.Name = ""
+		d.File.Count = max(d.File.Count, d.File.Index)
+		d.Subject = HeaderValue(d.Subject)
+		v.D = d
 	default:
 		return nil, invalid("unknown kind %q", kind)
 	}
 	return v, nil
+}
+
+// checkScanReason checks the reason of a scan notice or non-delivery
+// report: a refused file needs its number, a time-out its start.
+func checkScanReason(reason string, file FileRef, since time.Time) error {
+	switch reason {
+	case ScanInfected, ScanTooLarge:
+		if file.Index < 1 {
+			return invalid("scan notice: the refused file needs its number")
+		}
+	case ScanTimeout:
+		if since.IsZero() {
+			return invalid("scan notice: a time-out needs the time the transfer was finished")
+		}
+	default:
+		return invalid("scan notice: reason %q must be infected, too_large or timeout", reason)
+	}
+	return nil
 }
 
 func as[T any](data any) (T, bool) {

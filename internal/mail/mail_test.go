@@ -117,6 +117,13 @@ func fixtures() map[Kind]any {
 			At:         fixed,
 			StatusURL:  "https://kluis.voorbeeld.nl/transfers/T-2026-0042",
 		},
+		KindNotDelivered: NotDelivered{
+			Subject:    "Stukken bijzondere bijstand",
+			SentAt:     fixed.Add(-2 * time.Hour),
+			Recipients: []string{"p.jansen@example.org", "team@voorbeeld.nl"},
+			Reason:     ScanInfected,
+			File:       FileRef{Index: 2, Count: 3, Name: "besluit.pdf", Size: 250_000},
+		},
 		KindScanFailed: ScanFailed{
 			Reason:    ScanInfected,
 			File:      FileRef{Index: 2, Count: 3, Size: 250_000},
@@ -184,6 +191,10 @@ func TestGolden(t *testing.T) {
 	large := fx[KindScanFailed].(ScanFailed)
 	large.Reason, large.File = ScanTooLarge, FileRef{Index: 1, Count: 1, Name: "scan.tif", Size: 400_000_000}
 	variants = append(variants, variant{KindScanFailed, "scan_failed-too_large", large})
+	// Kluis's non-delivery report when the scan could not run in time.
+	ndr := fx[KindNotDelivered].(NotDelivered)
+	ndr.Reason, ndr.File, ndr.Since = ScanTimeout, FileRef{}, fixed.Add(-90*time.Minute)
+	variants = append(variants, variant{KindNotDelivered, "not_delivered-timeout", ndr})
 	for _, v := range variants {
 		kind := v.kind
 		for _, lang := range goldenLangs {

@@ -735,3 +735,26 @@ func actorOr(ctx context.Context, fallback string) string {
 	}
 	return fallback
 }
+
+// KnownLang returns the language of the pages of the sender's session last
+// used (the language they chose, or their browser asked for, when they
+// verified), for mails to a sender who is not on a page now (the mail
+// gateway's). Returns "" when the sender has no session.
+func (s *Service) KnownLang(ctx context.Context, email string) (string, error) {
+	sess, err := s.db.LatestSenderSession(ctx, email, s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var d details
+	b, err := s.keys.Open(purposeSession, fmt.Sprintf("%x", sess.IDHash), sess.DetailsSealed)
+	if err != nil {
+		return "", err
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return "", err
+	}
+	return d.Lang, nil
+}

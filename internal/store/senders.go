@@ -294,3 +294,18 @@ func authOr(a string) string {
 	}
 	return a
 }
+
+// LatestSenderSession returns the sender session of email last used, of
+// those not expired at now. Returns ErrNotFound if there is none.
+func (q Q) LatestSenderSession(ctx context.Context, email string, now time.Time) (*SenderSession, error) {
+	var idHash []byte
+	err := q.q.QueryRowContext(ctx, `SELECT id_hash FROM sender_sessions WHERE lower(email) = lower(?) AND expires_at > ?
+		ORDER BY last_seen_at DESC LIMIT 1`, email, ms(now)).Scan(&idHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return q.SenderSession(ctx, idHash)
+}

@@ -186,6 +186,10 @@ func TestRotateMasterKey(t *testing.T) {
 	if err := gw.Confirm(ctx, mailgw.Confirmation{TransferID: noPw.c.Transfer.ID, Sender: "afzender@example.nl", Lang: "nl", Password: "wacht woord"}); err != nil {
 		t.Fatal(err)
 	}
+	// The subject of the mail a transfer was made from (mail gateway).
+	if err := e.svc.NoteMailOrigin(ctx, owner(noPw.c), "Stukken van de mail", e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
 	// A file stored as versions before migration 0009 did (one sealed
 	// manifest), which a rotation must reseal too.
 	e.makeLegacy(noPw.files[0].ID)

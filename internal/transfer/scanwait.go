@@ -208,10 +208,15 @@ func (s *Service) failScan(ctx context.Context, t *store.TransferRow, reason str
 	if err := s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d); err != nil {
 		return err
 	}
-	if err := s.enqueue(ctx, tx, mail.KindScanFailed, opts.senderLang(), t.SenderEmail, mail.ScanFailed{
-		Reason: reason, File: file, Since: w.Since, Subject: d.Subject, StatusURL: s.statusURL(t.ID),
-	}); err != nil {
+	// A transfer made from a mail: the sender's non-delivery report.
+	if ndr, err := s.notDelivered(ctx, tx, t, reason, file, w.Since); err != nil {
 		return err
+	} else if !ndr {
+		if err := s.enqueue(ctx, tx, mail.KindScanFailed, opts.senderLang(), t.SenderEmail, mail.ScanFailed{
+			Reason: reason, File: file, Since: w.Since, Subject: d.Subject, StatusURL: s.statusURL(t.ID),
+		}); err != nil {
+			return err
+		}
 	}
 	detail := "scan=" + reason
 	if file.Index > 0 {
