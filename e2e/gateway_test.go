@@ -664,3 +664,92 @@ func queryString(t *testing.T, path, query string) string {
 	}
 	return s
 }
+
+// TestGatewayAddressedThroughDomain: with --gateway-domain
+// secure.example.nl, swaks hands over a mail without a subject marker
+// addressed to alice=example.org@secure.example.nl (To) and
+// bob=example.org@secure.example.nl (Cc): it becomes a transfer to
+// alice@example.org and bob@example.org, each notified in Mailpit, the
+// attachment downloads byte-identical, and no mail shows the canary of
+// the text or the attachment. An address at the domain that does not
+// decode is refused in the session with 553 and how to write it; a mail
+// without a marker that also goes to a recipient not addressed through
+// the domain is refused with 550.
+func TestGatewayAddressedThroughDomain(t *testing.T) {
+	t.Parallel()
+	mp := startMailpit(t)
+	g := startGateway(t, mp, t.TempDir(), "--gateway-domain", "secure.example.nl")
+	senderAddr := uniq("jan-") + "@example.nl"
+	a, b := uniq("a-")+"@example.org", uniq("b-")+"@example.org"
+	enc := func(addr string) string { return strings.Replace(addr, "@", "=", 1) + "@secure.example.nl" }
+	canary := uniq("GWDOMCANARY")
+	att := attachment{name: "besluit.pdf", ct: "application/pdf", src: newSource(51, 700_000, canary)}
+	write := func(subject string, to, cc []string) string {
+		file := filepath.Join(t.TempDir(), "mail.eml")
+		f, err := os.Create(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		mw := multipart.NewWriter(f)
+		fmt.Fprintf(f, "From: Jan <%s>\r\nTo: %s\r\n", senderAddr, strings.Join(to, ", "))
+		if len(cc) > 0 {
+			fmt.Fprintf(f, "Cc: %s\r\n", strings.Join(cc, ", "))
+		}
+		fmt.Fprintf(f, "Subject: %s\r\nMessage-ID: <%s@example.nl>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=%q\r\n\r\n",
+			subject, uniq("m"), mw.Boundary())
+		tp, _ := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {"text/plain; charset=utf-8"}})
+		fmt.Fprintf(tp, "Beste Alice,\r\n\r\nHet besluit %s.\r\n", canary)
+		if err := attach(mw, att, "attachment", nil); err != nil {
+			t.Fatal(err)
+		}
+		mw.Close()
+		return file
+	}
+
+	file := write("Besluit bezwaar", []string{"Alice <" + enc(a) + ">"}, []string{enc(b)})
+	out, err := swaks(t, g, senderAddr, []string{enc(a), enc(b)}, file)
+	if err != nil || !regexp.MustCompile(`(?m)^<~\s+250 `).MatchString(out) {
+		t.Fatalf("swaks, a mail addressed through the domain: %v\n%s", err, tail(out))
+	}
+	msgs := mp.waitMail(t, 30*time.Second, "two notifications and the sender's confirmation", func(ms []*mpMessage) bool {
+		return len(mailsTo(ms, a)) == 1 && len(mailsTo(ms, b)) == 1 && len(mailsTo(ms, senderAddr)) == 1
+	})
+	_, password := gatewayPassword(t, g.server, mp, senderAddr, mailsTo(msgs, senderAddr)[0])
+	for _, r := range []string{a, b} {
+		links := mailLinks(mailsTo(msgs, r)[0])
+		if len(links) != 1 {
+			t.Fatalf("links in the mail to %s: %v", r, links)
+		}
+		access, _ := splitLink(t, links[0])
+		sess := g.unlock(t, access, password)
+		cs := g.contents(t, sess)
+		if !strings.HasPrefix(cs.Message, "Besluit bezwaar\n\nBeste Alice,") {
+			t.Errorf("message for %s: %q", r, cs.Message)
+		}
+		g.download(t, sess, cs.file(t, att.name), att.src)
+	}
+
+	// Refused in the session, with the reason.
+	for _, tc := range []struct {
+		name  string
+		rcpts []string
+		want  string
+	}{
+		{"no recipient in the address", []string{"alice@secure.example.nl"}, `(?m)^\s*<~?\*+ +553 5\.1\.3 .*alice=example\.org@secure\.example\.nl`},
+		{"the gateway's own domain", []string{"x=secure.example.nl@secure.example.nl"}, `(?m)^\s*<~?\*+ +553 5\.1\.3 .*loop`},
+		{"no marker, a recipient not through the domain", []string{enc(a), "dave@example.org"}, `(?m)^\s*<~?\*+ +550 5\.7\.1 .*dave@example\.org is not`},
+	} {
+		file := write("Besluit", tc.rcpts, nil)
+		out, err := swaks(t, g, senderAddr, tc.rcpts, file)
+		if err == nil || !regexp.MustCompile(tc.want).MatchString(out) {
+			t.Errorf("%s: %v, want a refusal matching %s\n%s", tc.name, err, tc.want, tail(out))
+		}
+	}
+	time.Sleep(time.Second) // room for a wrong mail to show
+	all := mp.all(t)
+	if n := len(mailsTo(all, a)); n != 1 {
+		t.Errorf("%d mails to %s, want the one notification", n, a)
+	}
+	assertNoCanary(t, all, map[string]string{"canary": canary, "password": password})
+}
