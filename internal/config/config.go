@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"github.com/kluis-nl/kluis/internal/clientip"
 	"github.com/kluis-nl/kluis/internal/oidc"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
@@ -894,6 +896,13 @@ func (c *Serve) checkGateway() error {
 		return fmt.Errorf("--gateway-addr %q: give HOST:PORT, for example 0.0.0.0:2525", c.GatewayAddr)
 	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return fmt.Errorf("--gateway-addr %q: the port must be a number from 0 to 65535", c.GatewayAddr)
+	}
+	if d := c.GatewayDomain; d != "" {
+		// Mail is addressed through it (alice=example.org@DOMAIN): a
+		// domain name, nothing else.
+		if a, err := idna.Lookup.ToASCII(strings.TrimSuffix(d, ".")); err != nil || !strings.Contains(a, ".") || net.ParseIP(d) != nil {
+			return fmt.Errorf("--gateway-domain %q: give a domain name, for example secure.gemeente.nl", d)
+		}
 	}
 	if c.GatewayClientCA != "" && len(c.GatewayClientNames) == 0 {
 		return errors.New("--gateway-client-ca needs --gateway-client-cert-name: name the connector certificates to trust")

@@ -125,6 +125,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--syslog-addr", "tcp://siem:601", "--syslog-send", "all"}, "log, audit or log,audit"},
 		{[]string{"--syslog-addr", "tcp://siem:601", "--syslog-ca-file", "/x.pem"}, "needs a tls:// address"},
 		{[]string{"--syslog-ca-file", "/x.pem"}, "needs --syslog-addr"},
+		{[]string{"--gateway-addr", "127.0.0.1:2525", "--gateway-domain", "secure example.nl"}, "--gateway-domain"},
+		{[]string{"--gateway-addr", "127.0.0.1:2525", "--gateway-domain", "localhost"}, "give a domain name"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {
 		_, err := ParseServe(tc.args, env(nil), io.Discard)
