@@ -276,6 +276,25 @@ Content-Transfer-Encoding: base64
 
 var accessRE = regexp.MustCompile(`/r/([A-Za-z0-9_-]{16,})`)
 
+// openAs opens the transfer as the recipient addr with the link in text
+// (their notification) and the password, and returns what it holds.
+func openAs(t *testing.T, e *env, addr, text, password string) (*transfer.Session, *transfer.Contents) {
+	t.Helper()
+	access := accessRE.FindStringSubmatch(text)
+	if access == nil {
+		t.Fatalf("no link in the mail to %s:\n%s", addr, text)
+	}
+	sess, err := e.app.Transfers.Unlock(t.Context(), access[1], password)
+	if err != nil {
+		t.Fatalf("unlock as %s: %v", addr, err)
+	}
+	c, err := e.app.Transfers.Contents(t.Context(), sess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sess, c
+}
+
 func TestMailBecomesTransfer(t *testing.T) {
 	e := start(t, setup{})
 	pdf, img, deep := pseudo(300_000, 1), pseudo(5_000, 2), pseudo(250_001, 3)
@@ -297,18 +316,7 @@ func TestMailBecomesTransfer(t *testing.T) {
 				t.Errorf("the notification to %s shows the confidential subject or text", addr)
 			}
 		}
-		access := accessRE.FindStringSubmatch(m.Text)
-		if access == nil {
-			t.Fatalf("no link in the mail to %s:\n%s", addr, m.Text)
-		}
-		sess, err := e.app.Transfers.Unlock(t.Context(), access[1], cs[0].Password)
-		if err != nil {
-			t.Fatalf("unlock as %s: %v", addr, err)
-		}
-		c, err := e.app.Transfers.Contents(t.Context(), sess)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sess, c := openAs(t, e, addr, m.Text, cs[0].Password)
 		if !strings.HasPrefix(c.Message, "Dossier één "+canary+"\n\nBeste Alice,") || strings.Contains(c.Message, "[Secure]") {
 			t.Errorf("message: %q", c.Message)
 		}

@@ -31,18 +31,7 @@ func TestAddressedThroughDomain(t *testing.T) {
 		if strings.Contains(m.Subject+m.Text+m.HTML, canary) || strings.Contains(m.Text, "kluis.test") {
 			t.Errorf("the notification to %s shows the subject or the gateway's addresses:\n%s", addr, m.Text)
 		}
-		access := accessRE.FindStringSubmatch(m.Text)
-		if access == nil {
-			t.Fatalf("no link in the mail to %s:\n%s", addr, m.Text)
-		}
-		sess, err := e.app.Transfers.Unlock(t.Context(), access[1], cs[0].Password)
-		if err != nil {
-			t.Fatalf("unlock as %s: %v", addr, err)
-		}
-		c, err := e.app.Transfers.Contents(t.Context(), sess)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, c := openAs(t, e, addr, m.Text, cs[0].Password)
 		if c.Message != "Stukken "+canary+"\n\nBeste Alice," {
 			t.Errorf("message %q", c.Message)
 		}
