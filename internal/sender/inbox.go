@@ -160,28 +160,9 @@ func (s *Service) UnlockInbox(ctx context.Context, token, passphrase string) err
 	if err != nil {
 		return err
 	}
-	k, wrapped, err := s.inboxKey(ctx, snd.Email)
+	id, err := s.unwrapInbox(ctx, snd, passphrase)
 	if err != nil {
 		return err
-	}
-	if err := s.takeInboxTry(ctx, k.Email); err != nil {
-		return err
-	}
-	if err := s.unlocks.Acquire(ctx); err != nil {
-		return err
-	}
-	id, err := secret.UnwrapIdentity(wrapped, passphrase, secret.PasswordLogN)
-	s.unlocks.Release()
-	if errors.Is(err, secret.ErrWrongSecret) {
-		s.log.Warn("wrong inbox passphrase", "action", audit.InboxUnlock, "result", audit.WrongPassword)
-		s.audit.Log(ctx, audit.Event{Actor: snd.AuditActor(), Action: audit.InboxUnlock, Result: audit.WrongPassword})
-		return kluis.Errorf(kluis.EWRONGSECRET, "The inbox passphrase is not correct.")
-	}
-	if err != nil {
-		return &kluis.Error{Code: kluis.EINTEGRITY, Message: "Your inbox key is damaged. Contact your administrator.", Err: err}
-	}
-	if id.Recipient().String() != k.Recipient {
-		return kluis.Errorf(kluis.EINTEGRITY, "Your inbox key is damaged. Contact your administrator.")
 	}
 	if err := s.db.SetSessionInbox(ctx, idHash, sealInboxSession(token, idHash, id)); errors.Is(err, store.ErrNotFound) {
 		return errSessionEnded()
@@ -191,6 +172,48 @@ func (s *Service) UnlockInbox(ctx context.Context, token, passphrase string) err
 	s.audit.Log(ctx, audit.Event{Actor: snd.AuditActor(), Action: audit.InboxUnlock})
 	s.log.Info("inbox unlocked", "action", audit.InboxUnlock)
 	return nil
+}
+
+// OpenInbox unwraps the inbox identity of an authenticated sender (a
+// session or an API key) with the passphrase for one use, and keeps it
+// nowhere: the API opens a request's result with it. The tries count as
+// UnlockInbox's do, with the same errors.
+func (s *Service) OpenInbox(ctx context.Context, snd *Sender, passphrase string) (*age.X25519Identity, error) {
+	id, err := s.unwrapInbox(ctx, snd, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	s.audit.Log(ctx, audit.Event{Actor: snd.AuditActor(), Action: audit.InboxUnlock, Detail: "once"})
+	return id, nil
+}
+
+// unwrapInbox checks one unlock try of the sender's inbox and unwraps its
+// identity with the passphrase.
+func (s *Service) unwrapInbox(ctx context.Context, snd *Sender, passphrase string) (*age.X25519Identity, error) {
+	k, wrapped, err := s.inboxKey(ctx, snd.Email)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.takeInboxTry(ctx, k.Email); err != nil {
+		return nil, err
+	}
+	if err := s.unlocks.Acquire(ctx); err != nil {
+		return nil, err
+	}
+	id, err := secret.UnwrapIdentity(wrapped, passphrase, secret.PasswordLogN)
+	s.unlocks.Release()
+	if errors.Is(err, secret.ErrWrongSecret) {
+		s.log.Warn("wrong inbox passphrase", "action", audit.InboxUnlock, "result", audit.WrongPassword)
+		s.audit.Log(ctx, audit.Event{Actor: snd.AuditActor(), Action: audit.InboxUnlock, Result: audit.WrongPassword})
+		return nil, kluis.Errorf(kluis.EWRONGSECRET, "The inbox passphrase is not correct.")
+	}
+	if err != nil {
+		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Your inbox key is damaged. Contact your administrator.", Err: err}
+	}
+	if id.Recipient().String() != k.Recipient {
+		return nil, kluis.Errorf(kluis.EINTEGRITY, "Your inbox key is damaged. Contact your administrator.")
+	}
+	return id, nil
 }
 
 // LockInbox forgets the session's unlocked inbox identity.

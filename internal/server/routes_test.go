@@ -202,6 +202,30 @@ func routeTable() []routeRow {
 		{pattern: "OPTIONS /api/v1/uploads/", req: func(*fixture, actor) req { return req{method: "OPTIONS", path: "/api/v1/uploads/"} },
 			want: everyone(want{http.StatusOK, ""})},
 		{pattern: "OPTIONS /api/v1/uploads/{fid}", req: tus("OPTIONS", nil, nil), want: everyone(want{http.StatusOK, ""})},
+		// Inbox and file requests (issue 17): verified senders only. The
+		// fixture's senders use API keys, which may read the inbox state
+		// but not set a passphrase, and have no inbox to ask for files
+		// with; a request of someone else's (or none) is not found.
+		{pattern: "GET /api/v1/inbox", req: get("/api/v1/inbox"), want: senderRoute(want{http.StatusOK, ""})},
+		{pattern: "POST /api/v1/inbox",
+			req: func(*fixture, actor) req {
+				return req{method: "POST", path: "/api/v1/inbox", body: map[string]string{"passphrase": password}}
+			},
+			want: senderRoute(want{http.StatusForbidden, "forbidden"})},
+		{pattern: "GET /api/v1/requests", req: get("/api/v1/requests"), want: senderRoute(want{http.StatusOK, ""})},
+		{pattern: "POST /api/v1/requests",
+			req: func(*fixture, actor) req {
+				return req{method: "POST", path: "/api/v1/requests", body: map[string]any{"to": []string{"burger@example.org"}, "message": "Loonstroken"}}
+			},
+			want: senderRoute(want{http.StatusConflict, "conflict"})},
+		{pattern: "GET /api/v1/requests/{id}", req: get("/api/v1/requests/onbekend"), want: senderRoute(notFound)},
+		{pattern: "POST /api/v1/requests/{id}/revoke", req: func(*fixture, actor) req { return req{method: "POST", path: "/api/v1/requests/onbekend/revoke"} },
+			want: senderRoute(notFound)},
+		{pattern: "POST /api/v1/requests/{id}/open",
+			req: func(*fixture, actor) req {
+				return req{method: "POST", path: "/api/v1/requests/onbekend/open", body: map[string]string{"passphrase": password}}
+			},
+			want: senderRoute(notFound)},
 		{pattern: "GET /api/v1/links/{access}",
 			req: func(fx *fixture, _ actor) req {
 				fx.ready()

@@ -46,6 +46,13 @@ const (
 	// RequestsPerDay bounds the requests one requester makes in 24 hours:
 	// each mails an address outside, so a stolen session cannot spam.
 	RequestsPerDay = 50
+	// MaxRequestAddresses bounds the addresses asked at once
+	// (CreateFileRequests): each gets a request of its own.
+	MaxRequestAddresses = 20
+	// MaxRequestAsk bounds the things asked for as a list, and
+	// MaxRequestAskItem the length of each.
+	MaxRequestAsk     = 20
+	MaxRequestAskItem = 200
 )
 
 const (
@@ -54,8 +61,12 @@ const (
 	purposeRequestUpload  = "request.upload"
 )
 
-// FieldRequestAddress is the field of the address a request goes to.
-const FieldRequestAddress = "address"
+// Fields of a file request: the address(es) it goes to, and the list of
+// what is asked for.
+const (
+	FieldRequestAddress = "address"
+	FieldRequestAsk     = "ask"
+)
 
 // requestDetails are sealed under the master key: the server shows them
 // on the request's page.
@@ -76,8 +87,10 @@ type FileRequestInput struct {
 	Inbox string
 	// Address is who is asked for files.
 	Address string
-	// Message says what is asked for.
+	// Message says what is asked for; Ask lists things asked for, shown
+	// as a list after it. One of them must be given.
 	Message string
+	Ask     []string
 	// ExpiresOn is the last day (YYYY-MM-DD, Amsterdam) the person can
 	// send; "" is the default expiry.
 	ExpiresOn string
@@ -119,25 +132,39 @@ func (f *FileRequest) State(now time.Time) string {
 	return "open"
 }
 
-// CreateFileRequest checks and stores a request and queues the mail with
-// its link to the address. The address must be one the requester may send
+// CreateFileRequest checks and stores a request to one address and queues
+// the mail with its link. The address must be one the requester may send
 // to under the policy; the expiry and size budget are the policy's. It
 // returns the request and the link (also only in the mail; not stored).
 func (s *Service) CreateFileRequest(ctx context.Context, in FileRequestInput) (*FileRequest, string, error) {
+	frs, links, err := s.createFileRequests(ctx, in, 1)
+	if err != nil {
+		return nil, "", err
+	}
+	return frs[0], links[0], nil
+}
+
+// CreateFileRequests is CreateFileRequest for up to MaxRequestAddresses
+// addresses at once (in.Address is a list as people write it): one
+// request, link and mail per address, so each person has a status of
+// their own. Every address is checked first; either all requests are
+// made or none.
+func (s *Service) CreateFileRequests(ctx context.Context, in FileRequestInput) ([]*FileRequest, []string, error) {
+	return s.createFileRequests(ctx, in, MaxRequestAddresses)
+}
+
+func (s *Service) createFileRequests(ctx context.Context, in FileRequestInput, maxAddrs int) ([]*FileRequest, []string, error) {
 	now := s.now()
 	requester, err := kluis.ParseAddress(in.Requester)
 	if err != nil {
-		return nil, "", kluis.Errorf(kluis.EUNAUTHORIZED, "Sign in with your e-mail address first.")
+		return nil, nil, kluis.Errorf(kluis.EUNAUTHORIZED, "Sign in with your e-mail address first.")
 	}
 	if _, err := age.ParseX25519Recipient(in.Inbox); err != nil {
-		return nil, "", kluis.Errorf(kluis.ECONFLICT, "Set an inbox passphrase before you request files.")
+		return nil, nil, kluis.Errorf(kluis.ECONFLICT, "Set an inbox passphrase before you request files.")
 	}
 	c := &checker{}
 	c.text(FieldSenderName, in.RequesterName, MaxNameLength, true)
-	c.text(FieldMessage, in.Message, MaxRequestMessage, false)
-	if strings.TrimSpace(in.Message) == "" {
-		c.add(FieldMessage, CodeNothingToSend)
-	}
+	message := requestMessage(c, in.Message, in.Ask)
 	lang := string(locale.Default)
 	if strings.TrimSpace(in.Lang) != "" {
 		if l, ok := locale.Parse(in.Lang); ok {
@@ -146,87 +173,126 @@ func (s *Service) CreateFileRequest(ctx context.Context, in FileRequestInput) (*
 			c.add(FieldLang, CodeLangUnsupported, strings.Join(locale.Codes(), ", "))
 		}
 	}
-	var addr string
 	rs := c.recipients(s.Policy(), requester, CreateRequest{To: kluis.SplitAddressList(in.Address)})
 	for i := range c.errs {
 		if c.errs[i].Field == FieldTo {
 			c.errs[i].Field = FieldRequestAddress
 		}
 	}
-	if len(rs) > 1 {
-		c.add(FieldRequestAddress, CodeTooManyRecipients, 1, len(rs))
+	if len(rs) > maxAddrs {
+		c.add(FieldRequestAddress, CodeTooManyRecipients, maxAddrs, len(rs))
 	}
 	dec, err := s.decision(requester, rs)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	if len(rs) == 1 {
-		addr = rs[0].Address
-		if strings.EqualFold(addr, requester) {
-			c.add(FieldRequestAddress, CodeAddressNotAllowed, addr)
+	for _, r := range rs {
+		if strings.EqualFold(r.Address, requester) {
+			c.add(FieldRequestAddress, CodeAddressNotAllowed, r.Address)
 		}
 	}
 	expires := c.expiry(dec, CreateRequest{ExpiresOn: in.ExpiresOn}, now)
 	if len(c.errs) > 0 {
-		return nil, "", kluis.Invalid(c.errs...)
+		return nil, nil, kluis.Invalid(c.errs...)
 	}
-	access := secret.NewAccessID()
-	id := secret.NewID()
-	det, err := s.sealJSON(purposeRequestDetails, id, requestDetails{RequesterName: strings.TrimSpace(in.RequesterName), Message: in.Message,
-		RequesterLang: mail.Lang(in.RequesterLang)})
-	if err != nil {
-		return nil, "", err
+	name := strings.TrimSpace(in.RequesterName)
+	rows := make([]*store.FileRequest, len(rs))
+	links := make([]string, len(rs))
+	for i, r := range rs {
+		access := secret.NewAccessID()
+		id := secret.NewID()
+		det, err := s.sealJSON(purposeRequestDetails, id, requestDetails{RequesterName: name, Message: message,
+			RequesterLang: mail.Lang(in.RequesterLang)})
+		if err != nil {
+			return nil, nil, err
+		}
+		rows[i] = &store.FileRequest{
+			ID: id, RequesterEmail: requester, Address: r.Address, Lang: lang,
+			AccessHash:    secret.HashToken(access),
+			InboxSealed:   s.keys.Seal(purposeRequestInbox, id, []byte(in.Inbox)),
+			DetailsSealed: det,
+			MaxSize:       dec.Limits.MaxTransferSize, MaxFiles: MaxRequestFiles,
+			CreatedAt: now, ExpiresAt: expires,
+		}
+		links[i] = s.cfg.BaseURL + "/q/" + access
 	}
-	row := &store.FileRequest{
-		ID: id, RequesterEmail: requester, Address: addr, Lang: lang,
-		AccessHash:    secret.HashToken(access),
-		InboxSealed:   s.keys.Seal(purposeRequestInbox, id, []byte(in.Inbox)),
-		DetailsSealed: det,
-		MaxSize:       dec.Limits.MaxTransferSize, MaxFiles: MaxRequestFiles,
-		CreatedAt: now, ExpiresAt: expires,
-	}
-	link := s.cfg.BaseURL + "/q/" + access
 	tx, err := s.db.BeginTx(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	defer tx.Rollback()
 	// The requester's lock: parallel requests are counted one by one.
 	if err := tx.LockSender(ctx, requester); err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	n, err := tx.CountFileRequestsSince(ctx, requester, now.Add(-24*time.Hour))
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
-	if n >= RequestsPerDay {
+	if n+len(rows) > RequestsPerDay {
 		s.audit.Log(ctx, audit.Event{Actor: audit.Sender(requester), Action: audit.RequestCreate, Result: audit.Refused, Detail: "rate_limited"})
-		return nil, "", &kluis.Error{Code: kluis.ETOOMANYREQUESTS, RetryAfter: time.Hour,
-			Message: fmt.Sprintf("You made %d file requests in the last 24 hours, the most allowed. Try again later.", RequestsPerDay)}
+		return nil, nil, &kluis.Error{Code: kluis.ETOOMANYREQUESTS, RetryAfter: time.Hour,
+			Message: fmt.Sprintf("You can make at most %d file requests in 24 hours, and have made %d. Try again later.", RequestsPerDay, n)}
 	}
-	if err := tx.InsertFileRequest(ctx, row); err != nil {
-		return nil, "", err
-	}
-	name := strings.TrimSpace(in.RequesterName)
 	if name == "" {
 		name = requester
 	}
-	if err := s.enqueue(ctx, tx, mail.KindFileRequest, lang, addr, mail.FileRequest{
-		RequesterName: name, RequesterEmail: requester, Link: link, ExpiresAt: expires,
-	}); err != nil {
-		return nil, "", err
-	}
-	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.Sender(requester), Action: audit.RequestCreate, Object: id,
-		Detail: "lang=" + lang}); err != nil {
-		return nil, "", err
+	for i, row := range rows {
+		if err := tx.InsertFileRequest(ctx, row); err != nil {
+			return nil, nil, err
+		}
+		if err := s.enqueue(ctx, tx, mail.KindFileRequest, lang, row.Address, mail.FileRequest{
+			RequesterName: name, RequesterEmail: requester, Link: links[i], ExpiresAt: expires,
+		}); err != nil {
+			return nil, nil, err
+		}
+		if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.Sender(requester), Action: audit.RequestCreate, Object: row.ID,
+			Detail: "lang=" + lang}); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	s.wakeMailer()
-	s.log.Info("file request created", "request", id, "action", audit.RequestCreate)
-	f, err := s.fileRequestView(ctx, row)
-	return f, link, err
+	out := make([]*FileRequest, len(rows))
+	for i, row := range rows {
+		s.log.Info("file request created", "request", row.ID, "action", audit.RequestCreate)
+		if out[i], err = s.fileRequestView(ctx, row); err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, links, nil
+}
+
+// requestMessage is the text the person asked sees: the requester's
+// message, then each thing asked for as an item of a list. Either must be
+// given; the whole is at most MaxRequestMessage bytes.
+func requestMessage(c *checker, message string, ask []string) string {
+	msg := strings.TrimSpace(message)
+	var items []string
+	for _, a := range ask {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		c.text(FieldRequestAsk, a, MaxRequestAskItem, true)
+		items = append(items, "- "+a)
+	}
+	if len(items) > MaxRequestAsk {
+		c.add(FieldRequestAsk, CodeTooManyAsked, MaxRequestAsk, len(items))
+	}
+	if len(items) > 0 {
+		if msg != "" {
+			msg += "\n\n"
+		}
+		msg += strings.Join(items, "\n")
+	}
+	c.text(FieldMessage, msg, MaxRequestMessage, false)
+	if msg == "" {
+		c.add(FieldMessage, CodeNothingToSend)
+	}
+	return msg
 }
 
 // fileRequestView is the view of a row, with its message while it lasts.

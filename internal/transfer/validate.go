@@ -69,6 +69,7 @@ const (
 	CodeFilesTooLarge       = "files_too_large"
 	CodeNothingToSend       = "nothing_to_send"
 	CodeTooManyFiles        = "too_many_files"
+	CodeTooManyAsked        = "too_many_asked"
 	CodeNotifyUnknown       = "notify_unknown"
 	// Recipient verification (issue 15).
 	CodeAuthUnknown      = "auth_method_unknown"
@@ -97,6 +98,7 @@ const (
 var textKeys = map[string]string{
 	FieldSenderName: "sender_name", FieldSenderPhone: "sender_phone", FieldMessage: "message",
 	FieldSubject: "subject", FieldBody: "body", FieldReference: "reference",
+	FieldRequestAsk: "ask",
 }
 
 // Addressee is one checked recipient.

@@ -1,0 +1,206 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kluis-nl/kluis/internal/mail"
+)
+
+// login verifies addr through the API as the command line does and
+// returns the session token.
+func (e *apiEnv) login(addr string) string {
+	e.t.Helper()
+	var v struct {
+		Verification string `json:"verification"`
+	}
+	e.jsonOK(e.req("POST", "/api/v1/verify", "", nil, map[string]string{"email": addr, "name": "Mia Medewerker", "lang": "nl"}), 202, &v)
+	ms := e.app.Delivered(mail.KindVerifyCode, addr)
+	code := regexp.MustCompile(`\b\d{8}\b`).FindString(ms[len(ms)-1].Text)
+	var c struct {
+		Token string `json:"token"`
+	}
+	e.jsonOK(e.req("POST", "/api/v1/verify/confirm", "", nil, map[string]string{"code": code, "verification": v.Verification, "client": "cli"}), 200, &c)
+	return c.Token
+}
+
+type fileRequestJSON struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	State   string `json:"state"`
+	Message string `json:"message"`
+	Files   int    `json:"files"`
+	Result  *struct {
+		Transfer string     `json:"transfer"`
+		OpenedAt *time.Time `json:"opened_at"`
+	} `json:"result"`
+}
+
+// TestFileRequestAPI: a sender sets an inbox passphrase with a session
+// token, asks two people for files with an API key (one request each, all
+// or nothing), one of them uploads over tus and sends; the sender sees the
+// status per person and opens the result with the passphrase (and only
+// with it), downloading the same bytes; withdrawing the other request.
+// The passphrase reaches no log.
+func TestFileRequestAPI(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	const staff = "medewerker@example.nl"
+	const pass = "Inbox-Zin-Voor-De-API-7"
+	_, key, err := e.senders.CreateAPIKey(e.ctx, staff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherKey, err := e.senders.CreateAPIKey(e.ctx, "collega@example.nl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inbox struct {
+		Exists    bool   `json:"exists"`
+		Recipient string `json:"recipient"`
+	}
+	e.jsonOK(e.req("GET", "/api/v1/inbox", key, nil, nil), 200, &inbox)
+	if inbox.Exists {
+		t.Fatal("a new sender has an inbox")
+	}
+	ask := map[string]any{"to": []string{"burger@example.org", "partner@example.org"}, "message": "Stuur uw stukken.",
+		"ask": []string{"loonstrook van maart", "kopie ID-bewijs"}, "lang": "uk",
+		"expires_on": e.clock.Now().Add(72 * time.Hour).Format("2006-01-02")}
+	if code, msg, _ := apiError(t, e.req("POST", "/api/v1/requests", key, nil, ask), 409); code != "conflict" || !strings.Contains(msg, "inbox passphrase") {
+		t.Errorf("request without an inbox: %s %q", code, msg)
+	}
+	// An API key cannot set the passphrase; a session can, once, by the
+	// password rules.
+	apiError(t, e.req("POST", "/api/v1/inbox", key, nil, map[string]string{"passphrase": pass}), 403)
+	tok := e.login(staff)
+	apiError(t, e.req("POST", "/api/v1/inbox", tok, nil, map[string]string{"passphrase": "kort"}), 400)
+	e.jsonOK(e.req("POST", "/api/v1/inbox", tok, nil, map[string]string{"passphrase": pass}), 200, &inbox)
+	if !inbox.Exists || !strings.HasPrefix(inbox.Recipient, "age1") {
+		t.Fatalf("inbox after setting: %+v", inbox)
+	}
+	apiError(t, e.req("POST", "/api/v1/inbox", tok, nil, map[string]string{"passphrase": pass}), 409)
+
+	// One bad address: nothing is made, and the error names the field.
+	bad := map[string]any{"to": []string{"burger@example.org", "geen-adres"}, "message": "x"}
+	if code, msg, _ := apiError(t, e.req("POST", "/api/v1/requests", key, nil, bad), 400); code != "invalid" || !strings.Contains(msg, "geen-adres") {
+		t.Errorf("a bad address: %s %q", code, msg)
+	}
+	var list struct {
+		Requests []fileRequestJSON `json:"requests"`
+	}
+	e.jsonOK(e.req("GET", "/api/v1/requests", key, nil, nil), 200, &list)
+	if len(list.Requests) != 0 {
+		t.Fatalf("a refused request left %d", len(list.Requests))
+	}
+	var made struct {
+		Requests []fileRequestJSON `json:"requests"`
+	}
+	e.jsonOK(e.req("POST", "/api/v1/requests", key, nil, ask), 201, &made)
+	if len(made.Requests) != 2 || made.Requests[0].Address != "burger@example.org" || made.Requests[1].Address != "partner@example.org" {
+		t.Fatalf("made: %+v", made.Requests)
+	}
+	wantMsg := "Stuur uw stukken.\n\n- loonstrook van maart\n- kopie ID-bewijs"
+	for _, r := range made.Requests {
+		if r.State != "open" || r.Message != wantMsg {
+			t.Errorf("request %+v", r)
+		}
+	}
+	citizen, partner := made.Requests[0], made.Requests[1]
+
+	// The citizen: the link from the mail, then the page's steps (start,
+	// tus, done) through the engine and the tus endpoint.
+	m := e.app.Delivered(mail.KindFileRequest, "burger@example.org")
+	access := regexp.MustCompile(`/q/([a-z0-9]+)`).FindStringSubmatch(m[0].Text)[1]
+	up, err := e.svc.StartFileRequest(e.ctx, access, "Hier zijn ze.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(17, 300_000)
+	meta := "filename " + base64.StdEncoding.EncodeToString([]byte("loonstrook.pdf"))
+	resp := e.req("POST", "/api/v1/uploads/", up.Token, map[string]string{"Tus-Resumable": "1.0.0", "Upload-Length": "300000",
+		"Upload-Metadata": meta, "Content-Type": "application/offset+octet-stream"}, data[:100_000])
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	resp = e.req("PATCH", loc.Path, up.Token, map[string]string{"Tus-Resumable": "1.0.0", "Upload-Offset": "100000",
+		"Content-Type": "application/offset+octet-stream"}, data[100_000:])
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Fatalf("tus PATCH: %d", resp.StatusCode)
+	}
+	if err := e.svc.FinishFileRequest(e.ctx, access); err != nil {
+		t.Fatal(err)
+	}
+
+	// Status per person.
+	e.jsonOK(e.req("GET", "/api/v1/requests", key, nil, nil), 200, &list)
+	states := map[string]string{}
+	for _, r := range list.Requests {
+		states[r.Address] = r.State
+	}
+	if states["burger@example.org"] != "done" || states["partner@example.org"] != "open" {
+		t.Errorf("states: %v", states)
+	}
+	var got fileRequestJSON
+	e.jsonOK(e.req("GET", "/api/v1/requests/"+citizen.ID, key, nil, nil), 200, &got)
+	if got.Result == nil || got.Result.Transfer == "" || got.Files != 1 || got.Result.OpenedAt != nil {
+		t.Fatalf("done request: %+v", got)
+	}
+	apiError(t, e.req("GET", "/api/v1/requests/"+citizen.ID, otherKey, nil, nil), 404)
+
+	// Opening: a colleague's key, a request without result and a wrong
+	// passphrase get nothing; the right passphrase (with the API key: it
+	// is kept nowhere) gives a download session.
+	open := func(token, id, pw string) *http.Response {
+		return e.req("POST", "/api/v1/requests/"+id+"/open", token, nil, map[string]string{"passphrase": pw})
+	}
+	apiError(t, open(otherKey, citizen.ID, pass), 404)
+	apiError(t, open(key, partner.ID, pass), 404)
+	if code, _, _ := apiError(t, open(key, citizen.ID, pass+"x"), 401); code != "wrong_password" {
+		t.Errorf("wrong passphrase: %s", code)
+	}
+	var sess struct {
+		Session string `json:"session"`
+	}
+	e.jsonOK(open(key, citizen.ID, pass), 200, &sess)
+	var contents struct {
+		Message string `json:"message"`
+		Files   []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"files"`
+	}
+	e.jsonOK(e.req("GET", "/api/v1/session", sess.Session, nil, nil), 200, &contents)
+	if contents.Message != "Hier zijn ze." || len(contents.Files) != 1 || contents.Files[0].Name != "loonstrook.pdf" {
+		t.Fatalf("contents: %+v", contents)
+	}
+	resp = e.req("GET", "/api/v1/session/files/"+contents.Files[0].ID, sess.Session, nil, nil)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(body, data) {
+		t.Fatalf("download: %d bytes, want the %d sent", len(body), len(data))
+	}
+	e.jsonOK(e.req("GET", "/api/v1/requests/"+citizen.ID, key, nil, nil), 200, &got)
+	if got.Result == nil || got.Result.OpenedAt == nil {
+		t.Errorf("opened_at after opening: %+v", got.Result)
+	}
+
+	// Withdrawing the other request: once.
+	got = fileRequestJSON{}
+	e.jsonOK(e.req("POST", "/api/v1/requests/"+partner.ID+"/revoke", key, nil, nil), 200, &got)
+	if got.State != "revoked" || got.Message != "" {
+		t.Errorf("withdrawn: %+v", got)
+	}
+	apiError(t, e.req("POST", "/api/v1/requests/"+partner.ID+"/revoke", key, nil, nil), 409)
+	apiError(t, e.req("POST", "/api/v1/requests/"+citizen.ID+"/revoke", otherKey, nil, nil), 404)
+
+	if e.logs.Contains(pass) {
+		t.Error("the inbox passphrase is in the log")
+	}
+}
