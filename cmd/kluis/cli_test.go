@@ -81,6 +81,9 @@ func TestScripts(t *testing.T) {
 			"killcli":    cmdKillCLI,
 			"proxybytes": cmdProxyBytes,
 			"perm":       cmdPerm,
+			// File requests (citizen_test.go).
+			"requestlink":   cmdRequestLink,
+			"citizenupload": cmdCitizenUpload,
 		},
 	})
 }

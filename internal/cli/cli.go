@@ -105,6 +105,10 @@ func (a *app) run(ctx context.Context, args []string) error {
 		return a.status(ctx, rest)
 	case "revoke":
 		return a.revoke(ctx, rest)
+	case "request":
+		return a.request(ctx, rest)
+	case "inbox":
+		return a.inbox(ctx, rest)
 	case "version", "--version", "-version":
 		fmt.Fprintf(a.io.Out, "kluis %s\n", a.prog.Version)
 		return nil

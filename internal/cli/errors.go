@@ -69,6 +69,7 @@ var apiText = map[string]map[string]struct{ msg, hint string }{
 	"wrong_password": {
 		"":      {"cli.api.wrong_password", "cli.hint.wrong_password"},
 		"login": {"cli.api.wrong_code", "cli.hint.retype_code"},
+		"inbox": {"cli.api.wrong_passphrase", "cli.hint.wrong_passphrase"},
 	},
 	"locked": {
 		"":      {"cli.api.locked", "cli.hint.locked"}, // with a date when the server gives one
@@ -82,6 +83,8 @@ var apiText = map[string]map[string]struct{ msg, hint string }{
 	"not_found": {
 		"":          {"cli.api.not_found", "cli.hint.check_transfer"},
 		"recipient": {"cli.api.link_not_found", "cli.hint.check_link"},
+		"request":   {"cli.api.request_not_found", "cli.hint.check_request"},
+		"inbox":     {"cli.api.request_not_found", "cli.hint.check_request"},
 	},
 	"forbidden":            {"": {"cli.api.forbidden", "cli.hint.rules"}},
 	"policy":               {"": {"cli.api.policy", "cli.hint.rules"}},
@@ -94,10 +97,13 @@ var apiText = map[string]map[string]struct{ msg, hint string }{
 	"insufficient_storage": {"": {"cli.api.insufficient_storage", "cli.hint.storage_full"}},
 	"internal":             {"": {"cli.api.internal", "cli.hint.server_failed"}},
 	"invalid":              {"": {"cli.api.invalid", "cli.hint.correct_input"}},
-	"conflict":             {"": {"cli.api.conflict", "cli.hint.check_status"}},
-	"infected":             {"": {"cli.api.infected", "cli.hint.infected"}},
-	"too_large_to_scan":    {"": {"cli.api.too_large_to_scan", "cli.hint.too_large_to_scan"}},
-	"scan_pending":         {"": {"cli.api.scan_pending", "cli.hint.busy"}},
+	"conflict": {
+		"":        {"cli.api.conflict", "cli.hint.check_status"},
+		"request": {"cli.api.conflict", "cli.hint.request_conflict"},
+	},
+	"infected":          {"": {"cli.api.infected", "cli.hint.infected"}},
+	"too_large_to_scan": {"": {"cli.api.too_large_to_scan", "cli.hint.too_large_to_scan"}},
+	"scan_pending":      {"": {"cli.api.scan_pending", "cli.hint.busy"}},
 }
 
 // exitOf is the exit code of an error of the server or the client library.

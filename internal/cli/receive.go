@@ -39,9 +39,18 @@ func (a *app) receive(ctx context.Context, args []string) error {
 	asZip := f.Bool("zip", "cli.flag.zip")
 	force := f.Bool("force", "cli.flag.force")
 	asJSON := f.Bool("json", "cli.flag.receive_json")
+	request := f.String("request", "cli.ph.id", "cli.flag.request_id")
+	passphrase := f.passphraseFlags()
+	apiKey := f.apiKeyFlag()
 	pos, err := f.parse(args)
 	if err != nil {
 		return err
+	}
+	if *request != "" || len(pos) == 1 && isRequestLink(pos[0]) {
+		if *request != "" && len(pos) > 0 {
+			return f.usageError("cli.receive.one_link")
+		}
+		return a.receiveRequest(ctx, f, server, *apiKey, *request, pos, passphrase, receiveTo{dir: *dir, zip: *asZip, force: *force, json: *asJSON})
 	}
 	if len(pos) != 1 {
 		return f.usageError("cli.receive.one_link")
@@ -80,28 +89,40 @@ func (a *app) receive(ctx context.Context, args []string) error {
 	if err != nil {
 		return a.explain(err, "recipient")
 	}
-	contents, err := c.Contents(ctx, sess.Session)
+	return a.receiveSession(ctx, c, sess.Session, link.ExpiresAt, receiveTo{dir: *dir, zip: *asZip, force: *force, json: *asJSON})
+}
+
+// receiveTo is where and how kluis receive saves.
+type receiveTo struct {
+	dir              string
+	zip, force, json bool
+}
+
+// receiveSession downloads what a download session opens: every file
+// (each checked against its SHA-256) or the ZIP, then prints the message.
+func (a *app) receiveSession(ctx context.Context, c *client.Client, session string, expiresAt time.Time, to receiveTo) error {
+	contents, err := c.Contents(ctx, session)
 	if err != nil {
 		return a.explain(err, "recipient")
 	}
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		return f.usageError("cli.receive.mkdir", *dir, a.fileText(err))
+	if err := os.MkdirAll(to.dir, 0o700); err != nil {
+		return a.fail(exitUsage, "", "cli.receive.mkdir", to.dir, a.fileText(err))
 	}
-	out := receiveJSON{Transfer: contents.Transfer.ID, Message: contents.Message, Files: []receivedFile{}, ExpiresAt: link.ExpiresAt.UTC().Format(time.RFC3339)}
-	if *asZip {
-		rf, err := a.receiveZip(ctx, c, sess.Session, contents, *dir, *force)
+	out := receiveJSON{Transfer: contents.Transfer.ID, Message: contents.Message, Files: []receivedFile{}, ExpiresAt: expiresAt.UTC().Format(time.RFC3339)}
+	if to.zip {
+		rf, err := a.receiveZip(ctx, c, session, contents, to.dir, to.force)
 		if err != nil {
 			return a.explain(err, "recipient")
 		}
 		out.Files = append(out.Files, rf)
-	} else if out.Files, err = a.receiveFiles(ctx, c, sess.Session, contents, *dir, *force); err != nil {
+	} else if out.Files, err = a.receiveFiles(ctx, c, session, contents, to.dir, to.force); err != nil {
 		return a.explain(err, "recipient")
 	}
-	if *asJSON {
+	if to.json {
 		return writeJSON(a.io.Out, out)
 	}
 	check := a.p.T("cli.receive.checked_sha")
-	if *asZip {
+	if to.zip {
 		check = a.p.T("cli.receive.checked_zip")
 	}
 	for _, f := range out.Files {

@@ -772,3 +772,111 @@ func (c *Client) Download(ctx context.Context, session, fileID string, offset in
 func (c *Client) DownloadZip(ctx context.Context, session string) (*http.Response, error) {
 	return c.do(ctx, "GET", "/api/v1/session/zip", session, nil, nil, -1)
 }
+
+// ---------------------------------------------------------------------------
+// Inbox and file requests
+
+// Inbox is the state of the sender's inbox key.
+type Inbox struct {
+	Exists    bool   `json:"exists"`
+	Recipient string `json:"recipient,omitempty"`
+}
+
+// Inbox returns the state of the sender's inbox key.
+func (c *Client) Inbox(ctx context.Context, token string) (*Inbox, error) {
+	var out Inbox
+	if err := c.jsonCall(ctx, "GET", "/api/v1/inbox", token, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CreateInbox sets the inbox passphrase (once; a login, not an API key).
+func (c *Client) CreateInbox(ctx context.Context, token, passphrase string) (*Inbox, error) {
+	var out Inbox
+	if err := c.jsonCall(ctx, "POST", "/api/v1/inbox", token, map[string]string{"passphrase": passphrase}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// FileRequestCreate asks one or more people for files.
+type FileRequestCreate struct {
+	To        []string `json:"to"`
+	Message   string   `json:"message,omitempty"`
+	Ask       []string `json:"ask,omitempty"`
+	ExpiresOn string   `json:"expires_on,omitempty"`
+	Lang      string   `json:"lang,omitempty"`
+}
+
+// FileRequest is one request as its requester sees it.
+type FileRequest struct {
+	ID        string     `json:"id"`
+	Address   string     `json:"address"`
+	State     string     `json:"state"`
+	Lang      string     `json:"lang"`
+	Message   string     `json:"message,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	DoneAt    *time.Time `json:"done_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	MaxSize   int64      `json:"max_size"`
+	MaxFiles  int        `json:"max_files"`
+	Files     int        `json:"files"`
+	Result    *struct {
+		Transfer  string     `json:"transfer"`
+		ExpiresAt time.Time  `json:"expires_at"`
+		OpenedAt  *time.Time `json:"opened_at,omitempty"`
+	} `json:"result,omitempty"`
+}
+
+// CreateFileRequests makes a request for each address.
+func (c *Client) CreateFileRequests(ctx context.Context, token string, req *FileRequestCreate) ([]FileRequest, error) {
+	var out struct {
+		Requests []FileRequest `json:"requests"`
+	}
+	if err := c.jsonCall(ctx, "POST", "/api/v1/requests", token, req, &out); err != nil {
+		return nil, err
+	}
+	return out.Requests, nil
+}
+
+// FileRequests lists the sender's requests, newest first.
+func (c *Client) FileRequests(ctx context.Context, token string) ([]FileRequest, error) {
+	var out struct {
+		Requests []FileRequest `json:"requests"`
+	}
+	if err := c.jsonCall(ctx, "GET", "/api/v1/requests", token, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Requests, nil
+}
+
+// FileRequest returns one of the sender's requests.
+func (c *Client) FileRequest(ctx context.Context, token, id string) (*FileRequest, error) {
+	var out FileRequest
+	if err := c.jsonCall(ctx, "GET", "/api/v1/requests/"+url.PathEscape(id), token, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RevokeFileRequest withdraws a request.
+func (c *Client) RevokeFileRequest(ctx context.Context, token, id string) (*FileRequest, error) {
+	var out FileRequest
+	if err := c.jsonCall(ctx, "POST", "/api/v1/requests/"+url.PathEscape(id)+"/revoke", token, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// OpenFileRequest opens what was sent on a request with the inbox
+// passphrase (used by the server for this call only) and returns a
+// download session of it.
+func (c *Client) OpenFileRequest(ctx context.Context, token, id, passphrase string) (*Session, error) {
+	var out Session
+	if err := c.jsonCall(ctx, "POST", "/api/v1/requests/"+url.PathEscape(id)+"/open", token, map[string]string{"passphrase": passphrase}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
