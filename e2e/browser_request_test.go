@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,9 +15,13 @@ import (
 
 // TestBrowserFileRequest: a staff member (1280 px) sets an inbox and asks a
 // citizen for files; the citizen (320 px, Ukrainian page from the
-// request's language) sends a file (over tus, by the page script) and a message from the link
-// in the mail; the staff member opens it with the unlocked inbox and downloads
-// the same bytes. Every page is checked with axe-core and for reflow.
+// request's language) sends a file (over tus, by the page script) and a
+// message from the link in the mail. The citizen's browser reaches the
+// server through the harness proxy, which cuts the upload's connection
+// with a reset half-way; the page's tus client resumes where the server
+// stopped. The staff member locks the inbox, unlocks it again with the
+// passphrase, opens what was sent and downloads the same bytes. Every page
+// is checked with axe-core and for reflow.
 func TestBrowserFileRequest(t *testing.T) {
 	needBrowser(t)
 	mp := startMailpit(t)
@@ -74,12 +79,15 @@ func TestBrowserFileRequest(t *testing.T) {
 		t.Fatalf("no link in the request mail:\n%s", mailsTo(msgs, citizen)[0].Text)
 	}
 
-	// The citizen, on a phone.
-	c := newBrowser(t, s.base)
+	// The citizen, on a phone, through the proxy.
+	px := newProxy(t, s.addr)
+	c := newBrowser(t, px.base())
 	c.viewport(320, 800)
 	c.open(link[strings.Index(link, "/q/"):])
 	page(c, "filereq-uk", "Stuur uw loonstrook van maart.", "Надіслати")
-	doc := bytes.Repeat([]byte("loonstrook maart "), 20_000)
+	// 8 MiB: the page sends it in requests of 2 MiB (chunkSize in
+	// request-page.js), so the cut falls inside one of them.
+	doc := bytes.Repeat([]byte("loonstrook maart "), 8<<20/17+1)
 	file := filepath.Join(t.TempDir(), "loonstrook.pdf")
 	if err := os.WriteFile(file, doc, 0o600); err != nil {
 		t.Fatal(err)
@@ -88,12 +96,39 @@ func TestBrowserFileRequest(t *testing.T) {
 		chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}))
 	// The page script took over the form: the file goes over tus.
 	c.waitFor(`document.querySelector("form[data-request-form]")?.dataset.started === "1"`)
+	// The connection that carries the 5th MiB from here is cut with a
+	// reset, after a second's stall (as in TestBrowserSend: the server
+	// has read what reached it by then).
+	base := px.forwarded.Load()
+	px.cutTotalStall.Store(int64(time.Second))
+	px.cutTotal.Store(base + 5<<20)
 	c.submit("main form button[type=submit]")
-	c.waitFor(`location.pathname.startsWith("/q/") && !!document.querySelector("main h1") && !document.querySelector("form[data-request-form]")`)
+	c.waitLong(`location.pathname.startsWith("/q/") && !!document.querySelector("main h1") && !document.querySelector("form[data-request-form]")`, 2*time.Minute)
 	page(c, "filereq-sent-uk", "Ваші файли надіслано")
+	sent := px.forwarded.Load() - base
+	t.Logf("citizen upload: %d bytes of file, %d bytes forwarded, %d cut(s)", len(doc), sent, px.cuts.Load())
+	fmt.Fprintf(c.results, "request upload ratio %.4f (%d of %d bytes), cuts %d\n", float64(sent)/float64(len(doc)), sent, len(doc), px.cuts.Load())
+	if px.cuts.Load() < 1 {
+		t.Error("the citizen's upload was never cut")
+	}
+	// Resumed, not started over: well under twice the file.
+	if sent > int64(len(doc))*3/2 {
+		t.Errorf("the server received %d bytes for a file of %d: the upload started over", sent, len(doc))
+	}
 
-	// The staff member opens it with the unlocked inbox.
+	// The staff member locks the inbox, then opens what was sent with the
+	// passphrase.
 	mp.waitMail(t, 15*time.Second, "the requester's notice", func(ms []*mpMessage) bool { return len(mailsTo(ms, staff)) > 1 })
+	b.open("/inbox")
+	b.submit("main form[action='/inbox/lock'] button[type=submit]")
+	b.open(reqPath)
+	page(b, "request-done-locked-nl", "bestanden ontvangen", "Uw inbox is op slot")
+	b.submit(`main a[href="/inbox"]`)
+	b.do(chromedp.SendKeys(chromedp.CSS("#passphrase"), pass+"x"))
+	b.submit("main form[action='/inbox/unlock'] button[type=submit]")
+	page(b, "inbox-wrong-nl")
+	b.do(chromedp.SetValue(chromedp.CSS("#passphrase"), ""), chromedp.SendKeys(chromedp.CSS("#passphrase"), pass))
+	b.submit("main form[action='/inbox/unlock'] button[type=submit]")
 	b.open(reqPath)
 	page(b, "request-done-nl", "bestanden ontvangen")
 	b.submit("main form[action$='/open'] button[type=submit]")
