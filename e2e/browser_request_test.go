@@ -119,6 +119,9 @@ func TestBrowserFileRequest(t *testing.T) {
 	// The staff member locks the inbox, then opens what was sent with the
 	// passphrase.
 	mp.waitMail(t, 15*time.Second, "the requester's notice", func(ms []*mpMessage) bool { return len(mailsTo(ms, staff)) > 1 })
+	// My transfers lists the request with the person's state.
+	b.open("/transfers")
+	page(b, "transfers-requests-nl", "Verzoeken om bestanden", citizen, "bestanden ontvangen")
 	b.open("/inbox")
 	b.submit("main form[action='/inbox/lock'] button[type=submit]")
 	b.open(reqPath)

@@ -66,7 +66,15 @@ type minePage struct {
 	// Later is set on every page but the first.
 	Next  string
 	Later bool
+	// Requests are the sender's most recent file requests, one per
+	// person asked, on the first page; Now is the time their states are
+	// shown at.
+	Requests []*transfer.FileRequest
+	Now      time.Time
 }
+
+// mineRequests is how many file requests My transfers lists.
+const mineRequests = 10
 
 // mine lists the sender's transfers, newest first, a page at a time
 // (?before= names where a page starts), so a sender with thousands of
@@ -106,6 +114,14 @@ func (h *Web) mine(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		p.Rows = append(p.Rows, row)
+	}
+	if cursor == "" {
+		frs, err := h.svc.FileRequests(r.Context(), s.Email)
+		if err != nil {
+			h.linkError(w, r, "", err)
+			return
+		}
+		p.Requests, p.Now = frs[:min(len(frs), mineRequests)], now
 	}
 	h.render(w, r, http.StatusOK, "transfers", h.newView(r, p))
 }

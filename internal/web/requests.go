@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +33,7 @@ type requestsPage struct {
 	Langs    []locale.Lang
 	// The form as typed.
 	Address, Message, Expires, Lang string
-	// Created is set after a request was made.
+	// Created is how many requests were made at once (?created=).
 	Created string
 }
 
@@ -115,13 +116,16 @@ func (h *Web) requestCreate(w http.ResponseWriter, r *http.Request) {
 		h.renderRequests(w, r, http.StatusConflict, s, token, p, []fieldError{{Field: "address", Key: "request.error_no_inbox"}})
 		return
 	}
-	fr, _, err := h.svc.CreateFileRequest(senderCtx(r, s).Context(), transfer.FileRequestInput{
+	frs, _, err := h.svc.CreateFileRequests(senderCtx(r, s).Context(), transfer.FileRequestInput{
 		Requester: s.Email, RequesterName: s.Name, Inbox: st.Recipient, Address: p.Address, Message: p.Message,
 		ExpiresOn: p.Expires, Lang: p.Lang, RequesterLang: string(h.pageLang(r, false)),
 	})
 	switch code := kluis.ErrorCode(err); {
+	case err == nil && len(frs) == 1:
+		h.seeOther(w, r, "/requests/"+url.PathEscape(frs[0].ID)+"?done=created")
 	case err == nil:
-		h.seeOther(w, r, "/requests/"+url.PathEscape(fr.ID)+"?done=created")
+		// One request per person: the list shows each one's state.
+		h.seeOther(w, r, "/requests?created="+strconv.Itoa(len(frs)))
 	case code == kluis.EINVALID:
 		var errs []fieldError
 		for _, f := range kluis.FieldErrors(err) {

@@ -157,3 +157,43 @@ func TestFileRequestPages(t *testing.T) {
 		t.Errorf("withdrawn link: %d", resp.StatusCode)
 	}
 }
+
+// TestFileRequestSeveral: one form with several addresses makes a request
+// per person; /requests says how many, and My transfers lists each person
+// with their own state; one refused address makes none.
+func TestFileRequestSeveral(t *testing.T) {
+	t.Parallel()
+	e := newSenderEnv(t, nil)
+	base := e.srv.URL
+	anna := e.client(t)
+	e.login(t, anna, "anna@example.nl")
+	if resp, _ := post(t, anna, base+"/inbox", url.Values{"passphrase": {"Kanarie-Inbox-Zin-5512"}, "passphrase_again": {"Kanarie-Inbox-Zin-5512"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("inbox: %d", resp.StatusCode)
+	}
+	resp, body := post(t, anna, base+"/requests", url.Values{"address": {"burger@example.org; geen adres"}, "message": {"Stukken graag."}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(html.UnescapeString(body), translate("nl", "request.error_address_invalid")) {
+		t.Fatalf("one bad address: %d", resp.StatusCode)
+	}
+	_, body = get(t, anna, base+"/transfers")
+	if strings.Contains(body, "burger@example.org") {
+		t.Fatal("a refused form made a request")
+	}
+	resp, _ = post(t, anna, base+"/requests", url.Values{"address": {"burger@example.org; Partner <partner@example.org>"}, "message": {"Stukken graag."}})
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/requests?created=2" {
+		t.Fatalf("create two: %d %s", resp.StatusCode, loc)
+	}
+	_, body = get(t, anna, base+"/requests?created=2")
+	if !strings.Contains(html.UnescapeString(body), translate("nl", "request.created_n", "2")) {
+		t.Error("the list does not say two requests were made")
+	}
+	_, body = get(t, anna, base+"/transfers")
+	body = html.UnescapeString(body)
+	for _, addr := range []string{"burger@example.org", "partner@example.org"} {
+		if !regexp.MustCompile(regexp.QuoteMeta(addr) + `</a> · ` + regexp.QuoteMeta(translate("nl", "request.state_open"))).MatchString(body) {
+			t.Errorf("My transfers lacks %s with its state", addr)
+		}
+	}
+	if n := len(e.app.Delivered(mail.KindFileRequest, "")); n != 2 {
+		t.Errorf("%d request mails, want 2", n)
+	}
+}
