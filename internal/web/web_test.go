@@ -60,8 +60,8 @@ func TestTemplateKeysExist(t *testing.T) {
 		}
 		name := strings.TrimSuffix(path.Base(p), ".html")
 		recipient := !strings.Contains(p, "/pages/") || slices.Contains(recipientPages, name)
-		if name == "logout" || name == "contact" || strings.HasPrefix(name, "console") {
-			recipient = false // partials of sender pages: My transfers; the privacy and accessibility statements; the admin console (console*)
+		if name == "logout" || name == "contact" || name == "requests" || strings.HasPrefix(name, "console") {
+			recipient = false // partials of sender pages: My transfers; the privacy and accessibility statements; the admin console (console*); file requests
 		}
 		var keys []string
 		for _, m := range lit.FindAllStringSubmatch(string(b), -1) {
