@@ -118,27 +118,38 @@ func (a *app) requestList(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
-func (a *app) requestStatus(ctx context.Context, args []string) error {
-	f := a.flags("request status", "cli.request.status_usage")
+// oneRequest parses the flags of a command on one request (request status,
+// request revoke) and returns the client, the sender's token and the id;
+// asJSON, if not nil, is set by --json.
+func (a *app) oneRequest(cmd, usage string, args []string, asJSON *bool) (*client.Client, string, string, error) {
+	f := a.flags(cmd, usage)
 	server := f.serverFlags()
 	apiKey := f.apiKeyFlag()
-	asJSON := f.Bool("json", "cli.flag.request_json")
+	if asJSON != nil {
+		f.fs.BoolVar(asJSON, "json", false, f.describe("json", "", "cli.flag.request_json", nil))
+	}
 	pos, err := f.parse(args)
 	if err != nil {
-		return err
+		return nil, "", "", err
 	}
 	if len(pos) != 1 {
-		return f.usageError("cli.request.one_id")
+		return nil, "", "", f.usageError("cli.request.one_id")
 	}
 	c, token, err := a.senderClient(server, *apiKey)
+	return c, token, pos[0], err
+}
+
+func (a *app) requestStatus(ctx context.Context, args []string) error {
+	var asJSON bool
+	c, token, id, err := a.oneRequest("request status", "cli.request.status_usage", args, &asJSON)
 	if err != nil {
 		return err
 	}
-	r, err := c.FileRequest(ctx, token, pos[0])
+	r, err := c.FileRequest(ctx, token, id)
 	if err != nil {
 		return a.explain(err, "request")
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(a.io.Out, r)
 	}
 	fmt.Fprintln(a.io.Out, a.p.T("cli.request.heading", r.ID, visible(r.Address), a.requestStateText(r.State)))
@@ -167,21 +178,11 @@ func (a *app) requestStatus(ctx context.Context, args []string) error {
 }
 
 func (a *app) requestRevoke(ctx context.Context, args []string) error {
-	f := a.flags("request revoke", "cli.request.revoke_usage")
-	server := f.serverFlags()
-	apiKey := f.apiKeyFlag()
-	pos, err := f.parse(args)
+	c, token, id, err := a.oneRequest("request revoke", "cli.request.revoke_usage", args, nil)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return f.usageError("cli.request.one_id")
-	}
-	c, token, err := a.senderClient(server, *apiKey)
-	if err != nil {
-		return err
-	}
-	r, err := c.RevokeFileRequest(ctx, token, pos[0])
+	r, err := c.RevokeFileRequest(ctx, token, id)
 	if err != nil {
 		return a.explain(err, "request")
 	}
