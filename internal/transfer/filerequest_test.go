@@ -176,6 +176,14 @@ func TestFileRequestLimits(t *testing.T) {
 		{"past", func(i *transfer.FileRequestInput) { i.ExpiresOn = "2001-01-01" }, transfer.FieldExpires, transfer.CodeExpiryPast},
 		{"too late", func(i *transfer.FileRequestInput) { i.ExpiresOn = "2999-01-01" }, transfer.FieldExpires, transfer.CodeExpiryTooLate},
 		{"language", func(i *transfer.FileRequestInput) { i.Lang = "xx" }, transfer.FieldLang, transfer.CodeLangUnsupported},
+		{"ask on two lines", func(i *transfer.FileRequestInput) { i.Ask = []string{"loonstrook\nen meer"} }, transfer.FieldRequestAsk, transfer.CodeNotOneLine},
+		{"ask too long", func(i *transfer.FileRequestInput) {
+			i.Ask = []string{strings.Repeat("a", transfer.MaxRequestAskItem+1)}
+		},
+			transfer.FieldRequestAsk, transfer.CodeTooLong},
+		{"ask too many", func(i *transfer.FileRequestInput) {
+			i.Ask = strings.Split(strings.Repeat("x,", transfer.MaxRequestAsk+1), ",")
+		}, transfer.FieldRequestAsk, transfer.CodeTooManyAsked},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			i := in
@@ -189,6 +197,24 @@ func TestFileRequestLimits(t *testing.T) {
 				t.Errorf("got %v (%+v), want %s on %s", err, kluis.FieldErrors(err), c.code, c.field)
 			}
 		})
+	}
+	// Several addresses at once (the API): one bad one makes none; the
+	// others each get a request of their own.
+	many := in
+	many.Requester = "collega@example.nl"
+	many.Address = "a@example.org; geen adres; b@example.org"
+	if _, _, err := e.svc.CreateFileRequests(e.ctx, many); kluis.ErrorCode(err) != kluis.EINVALID {
+		t.Errorf("several with a bad one: %v", err)
+	}
+	if frs, _ := e.svc.FileRequests(e.ctx, many.Requester); len(frs) != 0 {
+		t.Errorf("a refused list left %d requests", len(frs))
+	}
+	many.Address = "a@example.org; b@example.org"
+	many.Ask = []string{"loonstrook", "kopie ID, beide kanten"}
+	frs, links, err := e.svc.CreateFileRequests(e.ctx, many)
+	if err != nil || len(frs) != 2 || len(links) != 2 || links[0] == links[1] || frs[0].Address != "a@example.org" ||
+		frs[1].Message != in.Message+"\n\n- loonstrook\n- kopie ID, beide kanten" {
+		t.Fatalf("several: %v %+v", err, frs)
 	}
 	noInbox := in
 	noInbox.Inbox = ""
