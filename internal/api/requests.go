@@ -208,5 +208,12 @@ func (a *API) createInbox(w http.ResponseWriter, r *http.Request, s *sender.Send
 		a.Error(w, r, err)
 		return
 	}
+	// CreateInbox leaves the session unlocked, as the web's inbox page
+	// wants; an API client opens with the passphrase each time, so its
+	// session keeps nothing.
+	if err := a.senders.LockInbox(r.Context(), senderToken(r)); err != nil {
+		a.Error(w, r, err)
+		return
+	}
 	a.inbox(w, r, s)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/mail"
 )
 
@@ -86,6 +87,10 @@ func TestFileRequestAPI(t *testing.T) {
 		t.Fatalf("inbox after setting: %+v", inbox)
 	}
 	apiError(t, e.req("POST", "/api/v1/inbox", tok, nil, map[string]string{"passphrase": pass}), 409)
+	// The API session keeps no unlocked inbox.
+	if _, err := e.senders.InboxIdentity(e.ctx, tok); kluis.ErrorCode(err) != kluis.ELOCKED {
+		t.Errorf("the session after setting the passphrase through the API: %v, want locked", err)
+	}
 
 	// One bad address: nothing is made, and the error names the field.
 	bad := map[string]any{"to": []string{"burger@example.org", "geen-adres"}, "message": "x"}
