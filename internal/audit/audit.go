@@ -97,6 +97,11 @@ const (
 	RequestCreate       = "request.create" // a staff member asked someone for files (or was refused by the daily limit)
 	RequestRevoke       = "request.revoke" // the requester withdrew a file request
 	RequestOpen         = "request.open"   // the requester opened what was sent with their unlocked inbox
+	TeamAdd             = "team.add"       // an administrator added a member to a drop-off team
+	TeamRemove          = "team.remove"    // an administrator removed a member (the team key is renewed)
+	TeamRekey           = "team.rekey"     // a new team key: new uploads are encrypted to it
+	TeamWrap            = "team.wrap"      // a member's session wrapped the team key for a member who was waiting
+	DropoffOpen         = "dropoff.open"   // a team member opened what a citizen sent to a drop-off point
 	APIKeyCreate        = "apikey.create"
 	APIKeyRevoke        = "apikey.revoke"
 	APIKeyExpire        = "apikey.expire"

@@ -332,7 +332,8 @@ func CompleteLangs() []Lang {
 //     the password and no-password forms (unlock, fragment), the contents
 //     (open), expired or revoked (gone), locked, not found, problems and
 //     the rate-limit page (toomany), the reply form and its confirmation
-//     (reply), the page of a file request (filereq), and the help for
+//     (reply), the page of a file request (filereq), the page of a
+//     drop-off point (to), and the help for
 //     recipients (help; the senders' help is
 //     sendhelp);
 //   - every mail, to recipients and to senders (mail).
@@ -342,7 +343,7 @@ func CompleteLangs() []Lang {
 var RecipientScope = []string{
 	"layout.", "common.", "error.", "unit.", "format.", "month.", "size.", "lang.",
 	"receive.", "unlock.", "fragment.", "open.", "gone.", "locked.", "notfound.",
-	"problem.", "toomany.", "reply.", "help.", "filereq.",
+	"problem.", "toomany.", "reply.", "help.", "filereq.", "to.",
 	"mail.",
 }
 

@@ -60,10 +60,13 @@ const (
 	// accepted whose transfer was refused afterwards: Kluis's own
 	// non-delivery report.
 	KindNotDelivered Kind = "not_delivered"
+	// KindDropoffArrived goes to each member of a team: a citizen sent
+	// something to one of the team's drop-off points.
+	KindDropoffArrived Kind = "dropoff_arrived"
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword, KindFileRequest, KindFileRequestDone, KindStaffRevoked, KindNotDelivered}
+var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword, KindFileRequest, KindFileRequestDone, KindStaffRevoked, KindNotDelivered, KindDropoffArrived}
 
 // Languages lists the languages mails are written in: every language of
 // package locale.
@@ -197,6 +200,15 @@ type FileRequestDone struct {
 	Address   string    // who sent
 	Files     int       // how many files (0: a message only)
 	Link      string    // the request's page; absolute http or https
+	ExpiresAt time.Time // until when it can be opened
+}
+
+// DropoffArrived is the data for KindDropoffArrived. It names no file.
+type DropoffArrived struct {
+	Dropoff   string    // the drop-off point's name
+	Address   string    // who sent (a verified address)
+	Files     int       // how many files (0: a message only)
+	Link      string    // the page to open it; absolute http or https
 	ExpiresAt time.Time // until when it can be opened
 }
 
@@ -532,6 +544,16 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 		d.Address = line(d.Address)
 		if d.Address == "" || !isWebURL(d.Link) || d.ExpiresAt.IsZero() || d.Files < 0 {
 			return nil, invalid("file request notice needs the sender, an absolute http or https link and its end")
+		}
+		v.D = d
+	case KindDropoffArrived:
+		d, ok := as[DropoffArrived](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		d.Dropoff, d.Address = line(d.Dropoff), line(d.Address)
+		if d.Dropoff == "" || d.Address == "" || !isWebURL(d.Link) || d.ExpiresAt.IsZero() || d.Files < 0 {
+			return nil, invalid("drop-off notice needs the point's name, the sender, an absolute http or https link and its end")
 		}
 		v.D = d
 	case KindLockout:

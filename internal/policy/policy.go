@@ -305,6 +305,7 @@ type Policy struct {
 	defaults   *partial
 	rules      []rule
 	logins     []LoginProvider
+	dropoffs   []Dropoff
 }
 
 // Default returns the built-in policy: no organisation domains (a demo
@@ -656,7 +657,7 @@ func Parse(b []byte) (*Policy, error) {
 	if err := dec.Decode(&extra); err == nil {
 		return nil, errAt("", "there is more after the JSON object; the file must hold exactly one object")
 	}
-	obj, err := object("", top, "organisation_domains", "sso_domains", "defaults", "rules", "recipient_login_providers")
+	obj, err := object("", top, "organisation_domains", "sso_domains", "defaults", "rules", "recipient_login_providers", "dropoffs")
 	if err != nil {
 		return nil, err
 	}
@@ -730,6 +731,16 @@ func Parse(b []byte) (*Policy, error) {
 			return nil, err
 		}
 		p.logins = ls
+	}
+	if raw, ok := obj["dropoffs"]; ok {
+		ds, err := parseDropoffs("dropoffs", raw)
+		if err != nil {
+			return nil, err
+		}
+		p.dropoffs = ds
+	}
+	if err := p.checkDropoffs(); err != nil {
+		return nil, err
 	}
 	// The defaults with every rule's limits must still make sense together.
 	if err := checkExpiries("defaults", p.Defaults()); err != nil {

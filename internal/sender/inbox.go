@@ -147,6 +147,11 @@ func (s *Service) CreateInbox(ctx context.Context, token, passphrase string) err
 		return err
 	}
 	s.log.Info("inbox key created", "action", audit.InboxCreate)
+	// A team of this sender that has no key yet gets its first one now
+	// (team.go). The inbox is made either way.
+	if err := s.startTeamKeys(ctx, snd.Email); err != nil {
+		s.log.Error("team key after new inbox key", "err", err)
+	}
 	return nil
 }
 
@@ -267,6 +272,26 @@ func (s *Service) InboxRecipient(ctx context.Context, email string) (*age.X25519
 	if err != nil {
 		return nil, err
 	}
+	return parseInboxRecipient(k)
+}
+
+// inboxRecipient is InboxRecipient read with q, the address compared
+// without regard to case (for team members).
+func (s *Service) inboxRecipient(ctx context.Context, q store.Q, email string) (*age.X25519Recipient, error) {
+	k, err := q.InboxKeyFold(ctx, email)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, kluis.Errorf(kluis.ENOTFOUND, "%s has no inbox yet.", email)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.openInboxKey(k); err != nil {
+		return nil, err
+	}
+	return parseInboxRecipient(k)
+}
+
+func parseInboxRecipient(k *store.InboxKey) (*age.X25519Recipient, error) {
 	r, err := age.ParseX25519Recipient(k.Recipient)
 	if err != nil {
 		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "This inbox key is damaged.", Err: err}
@@ -284,15 +309,25 @@ func (s *Service) inboxKey(ctx context.Context, email string) (*store.InboxKey, 
 	if err != nil {
 		return nil, nil, err
 	}
+	wrapped, err := s.openInboxKey(k)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, wrapped, nil
+}
+
+// openInboxKey opens the master-key seal of an inbox key, checks the
+// plain recipient against the sealed copy, and returns the scrypt wrap.
+func (s *Service) openInboxKey(k *store.InboxKey) ([]byte, error) {
 	plain, err := s.keys.Open(purposeInbox, k.Email, k.IdentitySealed)
 	if err != nil {
-		return nil, nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "This inbox key is damaged.", Err: err}
+		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "This inbox key is damaged.", Err: err}
 	}
 	recipient, wrapped, ok := strings.Cut(string(plain), "\n")
 	if !ok || recipient != k.Recipient {
-		return nil, nil, kluis.Errorf(kluis.EINTEGRITY, "This inbox key is damaged.")
+		return nil, kluis.Errorf(kluis.EINTEGRITY, "This inbox key is damaged.")
 	}
-	return k, []byte(wrapped), nil
+	return []byte(wrapped), nil
 }
 
 // takeInboxTry counts one unlock try of the address's inbox in the shared

@@ -347,6 +347,9 @@ func (q Q) EraseTransfer(ctx context.Context, id string) error {
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM recipients WHERE transfer_id = ?`, id); err != nil {
 		return fmt.Errorf("erase recipients: %w", err)
 	}
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM dropoff_uploads WHERE transfer_id = ?`, id); err != nil {
+		return fmt.Errorf("erase drop-off record: %w", err)
+	}
 	res, err := q.q.ExecContext(ctx, `DELETE FROM transfers WHERE id = ?`, id)
 	return affected(res, err, ErrNotFound)
 }

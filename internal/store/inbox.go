@@ -42,6 +42,24 @@ func (q Q) InboxKey(ctx context.Context, email string) (*InboxKey, error) {
 	return &k, nil
 }
 
+// InboxKeyFold is InboxKey with the address compared without regard to
+// case (team members are named by an administrator, who may type the
+// address in another case than its owner signed in with).
+func (q Q) InboxKeyFold(ctx context.Context, email string) (*InboxKey, error) {
+	var k InboxKey
+	var created int64
+	err := q.q.QueryRowContext(ctx, `SELECT email, recipient, identity_sealed, created_at FROM inbox_keys WHERE lower(email) = lower(?)
+		ORDER BY email LIMIT 1`, email).Scan(&k.Email, &k.Recipient, &k.IdentitySealed, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	k.CreatedAt = fromMS(created)
+	return &k, nil
+}
+
 // SetSessionInbox stores (or, with nil, clears) the unlocked inbox
 // identity of a sender session, sealed by the caller with a key only the
 // session's token carries. Returns ErrNotFound if the session is gone.

@@ -230,6 +230,10 @@ func inList[T any](vs []T) (string, []any) {
 // DeleteRetired deletes the minimal records of transfers purged before the
 // given time, with their recipients and download records.
 func (q Q) DeleteRetired(ctx context.Context, purgedBefore time.Time) (int64, error) {
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM dropoff_uploads WHERE transfer_id IN
+		(SELECT id FROM transfers WHERE purged_at IS NOT NULL AND purged_at < ?)`, ms(purgedBefore)); err != nil {
+		return 0, err
+	}
 	res, err := q.q.ExecContext(ctx, `DELETE FROM transfers WHERE purged_at IS NOT NULL AND purged_at < ?`, ms(purgedBefore))
 	if err != nil {
 		return 0, err

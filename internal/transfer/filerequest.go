@@ -449,21 +449,8 @@ func (s *Service) StartFileRequest(ctx context.Context, access, message string) 
 		if err := s.writable(t); err != nil {
 			return nil, err
 		}
-		if strings.TrimSpace(message) != "" {
-			r, err := s.recipientOf(t.ID, t.RecipientSealed)
-			if err != nil {
-				return nil, err
-			}
-			priv, err := s.sealPrivate(r, purposePrivate, t.ID, private{Message: message})
-			if err != nil {
-				return nil, err
-			}
-			opts := parseOptions(t.Options)
-			opts.HasMessage = true
-			ob, _ := json.Marshal(opts)
-			if err := tx.SetTransferPrivate(ctx, t.ID, string(ob), priv); err != nil {
-				return nil, err
-			}
+		if err := s.replaceDraftMessage(ctx, tx, t, message); err != nil {
+			return nil, err
 		}
 	}
 	files, err := tx.Files(ctx, t.ID)
@@ -492,6 +479,14 @@ func (s *Service) newRequestTransfer(row *store.FileRequest, token, message stri
 	if err != nil {
 		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
 	}
+	return s.newInboxTransfer(to, row.Address, row.Lang, token, message, row.ExpiresAt, now,
+		storedOptions{SenderLang: row.Lang, MaxSize: row.MaxSize, MaxFiles: row.MaxFiles, Request: row.ID})
+}
+
+// newInboxTransfer is a draft transfer (mode PasswordInbox) whose fresh
+// identity is wrapped only to the inbox recipient to: what is uploaded
+// into it needs no secret, and only to's identity opens it.
+func (s *Service) newInboxTransfer(to age.Recipient, from, lang, token, message string, expires, now time.Time, opts storedOptions) (*store.TransferRow, error) {
 	identity, err := secret.GenerateIdentity()
 	if err != nil {
 		return nil, err
@@ -508,8 +503,8 @@ func (s *Service) newRequestTransfer(row *store.FileRequest, token, message stri
 		return nil, err
 	}
 	id := secret.NewID()
-	opts, _ := json.Marshal(storedOptions{HasMessage: strings.TrimSpace(message) != "", SenderLang: row.Lang,
-		MaxSize: row.MaxSize, MaxFiles: row.MaxFiles, Request: row.ID})
+	opts.HasMessage = strings.TrimSpace(message) != ""
+	ob, _ := json.Marshal(opts)
 	det, err := s.sealJSON(purposeDetails, id, details{})
 	if err != nil {
 		return nil, err
@@ -519,14 +514,34 @@ func (s *Service) newRequestTransfer(row *store.FileRequest, token, message stri
 		return nil, err
 	}
 	return &store.TransferRow{
-		ID: id, State: string(kluis.StateDraft), CreatedAt: now, ExpiresAt: row.ExpiresAt,
-		SenderEmail: row.Address, Lang: row.Lang, PasswordMode: string(kluis.PasswordInbox), Options: string(opts),
+		ID: id, State: string(kluis.StateDraft), CreatedAt: now, ExpiresAt: expires,
+		SenderEmail: from, Lang: lang, PasswordMode: string(kluis.PasswordInbox), Options: string(ob),
 		UploadTokenHash: secret.HashToken(token),
 		RecipientSealed: s.keys.Seal(purposeRecipient, id, []byte(identity.Recipient().String())),
 		IdentitySealed:  s.keys.Seal(purposeIdentity, id, wrapped.Bytes()),
 		DetailsSealed:   det,
 		PrivateSealed:   priv,
 	}, nil
+}
+
+// replaceDraftMessage puts message (if not blank) into a draft in place
+// of the one it had.
+func (s *Service) replaceDraftMessage(ctx context.Context, tx *store.Tx, t *store.TransferRow, message string) error {
+	if strings.TrimSpace(message) == "" {
+		return nil
+	}
+	r, err := s.recipientOf(t.ID, t.RecipientSealed)
+	if err != nil {
+		return err
+	}
+	priv, err := s.sealPrivate(r, purposePrivate, t.ID, private{Message: message})
+	if err != nil {
+		return err
+	}
+	opts := parseOptions(t.Options)
+	opts.HasMessage = true
+	ob, _ := json.Marshal(opts)
+	return tx.SetTransferPrivate(ctx, t.ID, string(ob), priv)
 }
 
 // FinishFileRequest sends what was uploaded on a request to its
@@ -728,7 +743,7 @@ func (s *Service) OpenFileRequest(ctx context.Context, email, id string, inbox *
 
 // unwrapInbox opens the identity of a PasswordInbox transfer with the
 // inbox identity it was encrypted to. Another identity gives EFORBIDDEN.
-func (s *Service) unwrapInbox(t *store.TransferRow, inbox *age.X25519Identity) (*age.X25519Identity, error) {
+func (s *Service) unwrapInbox(t *store.TransferRow, inbox ...age.Identity) (*age.X25519Identity, error) {
 	if t.PasswordMode != string(kluis.PasswordInbox) || t.IdentitySealed == nil {
 		return nil, s.live(t)
 	}
@@ -736,7 +751,7 @@ func (s *Service) unwrapInbox(t *store.TransferRow, inbox *age.X25519Identity) (
 	if err != nil {
 		return nil, &kluis.Error{Code: kluis.EINTEGRITY, Message: "Stored data failed verification.", Err: err}
 	}
-	r, err := age.Decrypt(bytes.NewReader(wrapped), inbox)
+	r, err := age.Decrypt(bytes.NewReader(wrapped), inbox...)
 	if err != nil {
 		return nil, kluis.Errorf(kluis.EFORBIDDEN, "Your inbox key does not open this. It was sent to another inbox key.")
 	}

@@ -50,6 +50,8 @@ var SealedValues = []SealedValue{
 	{store.SealedColumn{Table: "sender_sessions", Column: "details_sealed", RowID: "lower(hex(id_hash))"}, "sender.details"}, // internal/sender purposeSession
 	{store.SealedColumn{Table: "oidc_flows", Column: "flow_sealed", RowID: "lower(hex(state_hash))"}, "sso.flow"},            // internal/sender purposeFlow
 	{store.SealedColumn{Table: "inbox_keys", Column: "identity_sealed", RowID: "email"}, "inbox.identity"},                   // internal/sender purposeInbox
+	{store.SealedColumn{Table: "team_keys", Column: "recipient_sealed", RowID: "id"}, "team.recipient"},                      // internal/sender purposeTeamRecipient
+	{store.SealedColumn{Table: "team_wraps", Column: "wrap_sealed", RowID: "id"}, "team.wrap"},                               // internal/sender purposeTeamWrap
 	// internal/gateway PurposePassword
 	{store.SealedColumn{Table: "gateway_passwords", Column: "sealed", RowID: "lower(hex(token_hash))"}, "gateway.password"},
 }

@@ -45,7 +45,7 @@ type ScanScope string
 const (
 	ScanOff ScanScope = "off"
 	// ScanInbound scans what people outside the organisation send in:
-	// replies by recipients (drop-offs and requests once they exist).
+	// replies by recipients and uploads to drop-off points.
 	ScanInbound ScanScope = "inbound"
 	ScanAll     ScanScope = "all"
 )
@@ -85,7 +85,7 @@ func (s *Service) scans(t *store.TransferRow) bool {
 	case ScanAll:
 		return true
 	case ScanInbound:
-		return t.ReplyTo != ""
+		return t.ReplyTo != "" || parseOptions(t.Options).Dropoff != ""
 	}
 	return false
 }

@@ -211,6 +211,8 @@ type storedOptions struct {
 	// the id of the file request whose upload this is, or "".
 	MaxFiles int    `json:"max_files,omitempty"`
 	Request  string `json:"request,omitempty"`
+	// Dropoff is the slug of the drop-off point this upload goes to, or "".
+	Dropoff string `json:"dropoff,omitempty"`
 }
 
 func parseOptions(s string) storedOptions {

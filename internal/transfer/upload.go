@@ -818,6 +818,9 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	if request != nil {
 		mails, err = s.notifyRequestDone(ctx, tx, t, request, len(files))
 		detail += " request=" + request.ID
+	} else if slug := parseOptions(t.Options).Dropoff; slug != "" {
+		mails, err = s.finishDropoff(ctx, tx, t, slug, len(files), now)
+		detail += " dropoff=" + slug
 	} else {
 		mails, err = s.notifyReady(ctx, tx, t, files, out.Links)
 	}

@@ -20,7 +20,8 @@ const langCookie = "kluis-lang"
 // locale.All; every other page is a sender page, shown only in a language
 // whose catalog is complete.
 func recipientPath(path string) bool {
-	return path == "/receive" || path == "/help" || strings.HasPrefix(path, "/r/") || strings.HasPrefix(path, "/q/")
+	return path == "/receive" || path == "/help" || strings.HasPrefix(path, "/r/") || strings.HasPrefix(path, "/q/") ||
+		strings.HasPrefix(path, "/to/")
 }
 
 // chooseLang is the rule for a page's language.

@@ -8,8 +8,17 @@ import (
 	"github.com/kluis-nl/kluis/internal/locale"
 )
 
+// homeDropoff is a drop-off point as the start page lists it.
+type homeDropoff struct{ Slug, Name string }
+
 func (h *Web) home(w http.ResponseWriter, r *http.Request) {
-	h.render(w, r, http.StatusOK, "home", nil)
+	v := h.newView(r, nil)
+	var ds []homeDropoff
+	for _, d := range h.svc.Policy().Dropoffs() {
+		ds = append(ds, homeDropoff{Slug: d.Slug, Name: d.Name(string(v.Lang))})
+	}
+	v.D = ds
+	h.render(w, r, http.StatusOK, "home", v)
 }
 
 // help is the help for recipients (a recipient page, in every language);

@@ -1,4 +1,5 @@
-// The page of a file request (/q/{access}): with script, the files go
+// The page of a file request (/q/{access}) and of a drop-off point
+// (/to/{slug}, whose form names its base in data-base): with script, the files go
 // over tus (resumable: a dropped connection or a reload with the same
 // files goes on where it stopped) with progress; without script the form
 // posts itself and the server streams the files.
@@ -10,6 +11,7 @@ function start(form) {
   if (form.dataset.started) return;
   form.dataset.started = "1";
   const access = form.dataset.access;
+  const base = form.dataset.base || `/q/${encodeURIComponent(access)}`;
   const box = form.querySelector("[data-request-progress]");
   const bar = box.querySelector("progress");
   const text = box.querySelector("#request-progress-text");
@@ -30,7 +32,7 @@ function start(form) {
     if (!files.length && !message.trim()) return fail(form.dataset.empty);
     button.disabled = true;
     const post = async (path, body) => {
-      const resp = await fetch(`/q/${encodeURIComponent(access)}${path}`, { method: "POST", body, credentials: "same-origin" });
+      const resp = await fetch(`${base}${path}`, { method: "POST", body, credentials: "same-origin" });
       const json = await resp.json().catch(() => null);
       if (!resp.ok) throw new Error(json?.error?.message || form.dataset.network);
       return json;
@@ -75,8 +77,8 @@ function start(form) {
           });
         });
       }
-      await post("/done", new URLSearchParams());
-      location.assign(`/q/${encodeURIComponent(access)}`);
+      const end = await post("/done", new URLSearchParams());
+      location.assign(end?.next || base);
     } catch (err) {
       fail(err.message + " " + form.dataset.resume);
     }
