@@ -31,6 +31,8 @@ func (a *app) admin(ctx context.Context, args []string) error {
 		return a.adminAPIKey(ctx, args[1:])
 	case "policy":
 		return a.adminPolicy(args[1:])
+	case "team":
+		return a.adminTeam(ctx, args[1:])
 	case "audit":
 		return a.adminAudit(ctx, args[1:])
 	case "rotate-master-key":
