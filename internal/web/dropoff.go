@@ -94,13 +94,11 @@ func (h *Web) toVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.Email == "" {
 		errs = append(errs, fieldError{Field: "email", Key: "to.error_email_empty"})
+	} else if _, err := kluis.ParseAddress(p.Email); err != nil {
+		errs = append(errs, fieldError{Field: "email", Key: "to.error_email"})
 	}
 	if len(errs) > 0 {
 		h.renderTo(w, r, http.StatusUnprocessableEntity, p, errs)
-		return
-	}
-	if _, err := kluis.ParseAddress(p.Email); err != nil {
-		h.renderTo(w, r, http.StatusUnprocessableEntity, p, []fieldError{{Field: "email", Key: "to.error_email"}})
 		return
 	}
 	pre := ""
@@ -157,16 +155,16 @@ func (h *Web) toCode(w http.ResponseWriter, r *http.Request) {
 		pre = c.Value
 	}
 	s, err := h.senders.Confirm(r.Context(), pre, code, "browser")
-	switch kluis.ErrorCode(err) {
-	case "":
-	case kluis.EINVALID, kluis.EWRONGSECRET:
+	switch code := kluis.ErrorCode(err); {
+	case err == nil:
+	case code == kluis.EINVALID, code == kluis.EWRONGSECRET:
 		fail(formStatus(err), "to.error_code_wrong")
 		return
-	case kluis.EEXPIRED, kluis.ELOCKED, kluis.EUNAUTHORIZED:
+	case code == kluis.EEXPIRED, code == kluis.ELOCKED, code == kluis.EUNAUTHORIZED:
 		p.Step = "verify"
 		fail(formStatus(err), "to.error_code_expired")
 		return
-	case kluis.ETOOMANYREQUESTS:
+	case code == kluis.ETOOMANYREQUESTS:
 		setRetryAfter(w, err)
 		fail(formStatus(err), "to.error_too_many")
 		return

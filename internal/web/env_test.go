@@ -38,6 +38,7 @@ type TestApp struct {
 	Policy    *kpolicy.Holder
 	Clock     *kluistest.Clock // the server's clock
 	DB        *store.DB        // the server's database
+	Dir       string           // the data folder
 	// Delivered waits until the outbox is empty and returns the mails of
 	// kind to `to` in the development mailbox, newest first ("" matches
 	// any).
