@@ -374,7 +374,7 @@ func TestAdminPolicyCheck(t *testing.T) {
 	if err := run(ctx, []string{"admin", "policy", "check", "../../docs/policy.example.json"}, env, &out, &errOut); err != nil {
 		t.Fatalf("example: %v", err)
 	}
-	for _, w := range []string{"gemeente-voorbeeld.nl", `"no private mailboxes": DENY`, "max transfer size: 500.0 MB", "\nOK\n"} {
+	for _, w := range []string{"gemeente-voorbeeld.nl", `"no private mailboxes": DENY`, "max transfer size: 500.0 MB", `/to/inkomen "Income team" for team inkomen`, "\nOK\n"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("output lacks %q:\n%s", w, out.String())
 		}

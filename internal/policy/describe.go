@@ -99,6 +99,7 @@ func (p *Policy) Describe(w io.Writer) {
 		fmt.Fprintf(w, "Single sign-on required (with --oidc-issuer) for senders at: %s\n", strings.Join(d, ", "))
 	}
 	describeLogins(w, p.LoginProviders())
+	describeDropoffs(w, p.Dropoffs())
 	fmt.Fprintln(w, "Default limits:")
 	describeLimits(w, "  ", p.Defaults())
 	if p == nil || len(p.rules) == 0 {
@@ -170,6 +171,27 @@ func describeLimits(w io.Writer, indent string, l Limits) {
 	}
 	fmt.Fprintf(w, "%srecipient verification: %s allowed; at least %s; with special personal data at least %s\n", indent,
 		strings.Join(allowed, ", "), a.Minimum, special)
+}
+
+// describeDropoffs lists the drop-off points.
+func describeDropoffs(w io.Writer, ds []Dropoff) {
+	if len(ds) == 0 {
+		fmt.Fprintln(w, "Drop-off points: none")
+		return
+	}
+	fmt.Fprintln(w, "Drop-off points (members: kluis admin team list TEAM):")
+	for _, d := range ds {
+		files := fmt.Sprintf("%d files", d.MaxFiles)
+		size := "the default size"
+		if d.MaxSize > 0 {
+			size = locale.For(locale.EN).Size(d.MaxSize)
+		}
+		exp := "the default expiry"
+		if d.Expiry > 0 {
+			exp = days(d.Expiry)
+		}
+		fmt.Fprintf(w, "  /to/%s %q for team %s: at most %s, %s; kept %s\n", d.Slug, d.Name("en"), d.Team, files, size, exp)
+	}
 }
 
 // describeLogins lists the OpenID providers recipients may log in with
