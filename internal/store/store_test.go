@@ -94,6 +94,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"ClaimReminder", testClaimReminder},
 		{"DownloadOnce", testDownloadOnce},
 		{"FileRequests", testFileRequests},
+		{"Teams", testTeams},
 		{"MigrateDuplicateDownloads", testMigrateDuplicateDownloads},
 		{"Stats", testStats},
 		{"SenderPages", testSenderPages},

@@ -106,12 +106,14 @@ func (q Q) TeamsOf(ctx context.Context, email string) ([]string, error) {
 // ones before it. Returns ErrConflict if the generation exists (another
 // administrator re-keyed meanwhile).
 func (q Q) InsertTeamKey(ctx context.Context, k *TeamKey) error {
-	if _, err := q.q.ExecContext(ctx, `UPDATE team_keys SET retired_at = ? WHERE team_id = ? AND retired_at IS NULL`, ms(k.CreatedAt), k.TeamID); err != nil {
-		return err
-	}
 	res, err := q.q.ExecContext(ctx, `INSERT INTO team_keys (id, team_id, generation, recipient_sealed, created_at) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`, TeamKeyID(k.TeamID, k.Generation), k.TeamID, k.Generation, k.RecipientSealed, ms(k.CreatedAt))
-	return affected(res, err, ErrConflict)
+	if err := affected(res, err, ErrConflict); err != nil {
+		return err
+	}
+	_, err = q.q.ExecContext(ctx, `UPDATE team_keys SET retired_at = ? WHERE team_id = ? AND generation < ? AND retired_at IS NULL`,
+		ms(k.CreatedAt), k.TeamID, k.Generation)
+	return err
 }
 
 // RetireTeamKey retires the current generation of a team without a new

@@ -162,6 +162,11 @@ func TestRotateMasterKey(t *testing.T) {
 	if err := snd.CreateInbox(ctx, sess.Token, "Inbox-Zin-Voor-Rotatie"); err != nil {
 		t.Fatal(err)
 	}
+	// A drop-off team with that sender as its member (the team key's
+	// sealed recipient and the member's sealed wrap).
+	if _, err := snd.AddTeamMember(ctx, "inkomen", "afzender@example.nl"); err != nil {
+		t.Fatal(err)
+	}
 	// A file request to that inbox (its message and inbox recipient).
 	ist, err := snd.InboxState(ctx, sess.Token)
 	if err != nil {
