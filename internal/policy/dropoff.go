@@ -96,17 +96,6 @@ func (p *Policy) Dropoff(slug string) (Dropoff, bool) {
 	return Dropoff{}, false
 }
 
-// TeamDropoffs lists the drop-off points of a team.
-func (p *Policy) TeamDropoffs(team string) []Dropoff {
-	var out []Dropoff
-	for _, d := range p.Dropoffs() {
-		if d.Team == team {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
 func parseDropoffs(at string, raw json.RawMessage) ([]Dropoff, error) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {

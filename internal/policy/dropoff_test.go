@@ -35,9 +35,6 @@ func TestDropoffs(t *testing.T) {
 	if _, ok := p.Dropoff("nope"); ok {
 		t.Error("an unknown slug was found")
 	}
-	if got := p.TeamDropoffs("wmo"); len(got) != 1 || got[0].Slug != "wmo" {
-		t.Errorf("TeamDropoffs(wmo) = %+v", got)
-	}
 	if Default().Dropoffs() != nil {
 		t.Error("the default policy has drop-off points")
 	}

@@ -470,6 +470,31 @@ func routeTable() []routeRow {
 		{pattern: "GET /requests/{id}/open", req: get("/requests/onbekend/open"), want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "GET /requests/{id}/files/{fid}", req: get("/requests/onbekend/files/x"), want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "GET /requests/{id}/zip", req: get("/requests/onbekend/zip"), want: everyone(want{http.StatusSeeOther, ""})},
+		// Drop-off points: the fixture's policy has none; the team pages
+		// need a verified sender.
+		{pattern: "GET /to/{slug}", req: get("/to/inkomen"), want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "POST /to/{slug}", req: func(fx *fixture, a actor) req {
+			rq := webReq(fx, a, "POST", "/to/inkomen", "")
+			rq.hdr["Content-Type"] = "multipart/form-data; boundary=kluisgrens"
+			rq.body = "--kluisgrens\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\nHier\r\n--kluisgrens--\r\n"
+			return rq
+		}, want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "POST /to/{slug}/verify", req: func(fx *fixture, a actor) req {
+			return webReq(fx, a, "POST", "/to/inkomen/verify", "name=Petro&email=petro%40example.org")
+		}, want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "POST /to/{slug}/code", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/to/inkomen/code", "code=12345678") },
+			want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "POST /to/{slug}/start", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/to/inkomen/start", "message=Hier") },
+			want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "POST /to/{slug}/done", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/to/inkomen/done", "") },
+			want: everyone(want{http.StatusNotFound, ""})},
+		{pattern: "GET /dropoffs", req: get("/dropoffs"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /dropoffs/{id}", req: get("/dropoffs/onbekend"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /dropoffs/{id}/open", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/dropoffs/onbekend/open", "") },
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /dropoffs/{id}/open", req: get("/dropoffs/onbekend/open"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /dropoffs/{id}/files/{fid}", req: get("/dropoffs/onbekend/files/x"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /dropoffs/{id}/zip", req: get("/dropoffs/onbekend/zip"), want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "GET /q/{access}", req: get("/q/abcdefghijklmnopqrstuvwxyz"), want: everyone(want{http.StatusNotFound, ""})},
 		{pattern: "POST /q/{access}", req: func(fx *fixture, a actor) req {
 			rq := webReq(fx, a, "POST", "/q/abcdefghijklmnopqrstuvwxyz", "")

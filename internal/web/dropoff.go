@@ -354,9 +354,13 @@ func (h *Web) toStart(w http.ResponseWriter, r *http.Request) {
 // toDone is the page script's last step: send what was uploaded.
 func (h *Web) toDone(w http.ResponseWriter, r *http.Request) {
 	lang := h.pageLang(r, false)
+	_, err := h.svc.Dropoff(r.PathValue("slug"))
 	s := h.sender(r)
-	if s == nil {
-		h.toJSONError(w, lang, kluis.Errorf(kluis.EUNAUTHORIZED, "Verify your e-mail address first."))
+	if err == nil && s == nil {
+		err = kluis.Errorf(kluis.EUNAUTHORIZED, "Verify your e-mail address first.")
+	}
+	if err != nil {
+		h.toJSONError(w, lang, err)
 		return
 	}
 	if _, err := h.svc.FinishDropoff(senderCtx(r, s).Context(), s.Email, r.PathValue("slug")); err != nil {

@@ -474,24 +474,7 @@ func (h *Web) fileRequestDone(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Web) filereqJSONError(w http.ResponseWriter, lang locale.Lang, err error) {
-	key := "filereq.error_generic"
-	switch code := kluis.ErrorCode(err); {
-	case code == kluis.ETOOLARGE:
-		key = "filereq.error_too_large"
-	case code == kluis.EINVALID:
-		key = "filereq.error_empty"
-		for _, f := range kluis.FieldErrors(err) {
-			if f.Code == transfer.CodeTooManyFiles {
-				key = "filereq.error_too_many"
-			} else if f.Field == transfer.FieldMessage {
-				key = "filereq.error_message_long"
-			}
-		}
-	case code == kluis.EINFECTED, code == kluis.EUNSCANNABLE:
-		key = "filereq.error_infected"
-	case code == kluis.EEXPIRED, code == kluis.EREVOKED, code == kluis.ENOTFOUND, code == kluis.ECONFLICT:
-		key = "filereq.gone_heading"
-	}
+	key := uploadErrorKey(err)
 	if key == "filereq.error_generic" {
 		h.log.Error("web: file request", "err", err)
 	}
