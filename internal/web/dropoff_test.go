@@ -19,6 +19,7 @@ import (
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/kluistest"
 	"github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/scan/scantest"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -299,5 +300,41 @@ func checkUnopenable(t *testing.T, dir, id string) {
 		if _, err := age.Decrypt(bytes.NewReader(wrapped), id); err == nil {
 			t.Fatal("a key in the data folder (with the master key) opens the drop-off")
 		}
+	}
+}
+
+// TestDropoffInfected: with --scan inbound, a file with malware sent to a
+// drop-off point is refused with a plain message at the file field, and
+// the team is not mailed.
+func TestDropoffInfected(t *testing.T) {
+	d := scantest.Start(t, scantest.Options{})
+	logs := kluistest.NewLogs()
+	a := startApp(t, TestAppOptions{Args: []string{"--clamd", d.Unix(), "--scan", "inbound"}, Policy: dropoffPolicy, Logs: logs})
+	e := &senderEnv{env: &env{app: a, svc: a.Transfers, srv: testServer{URL: a.URL}, web: a.Web, logs: logs}, senders: a.Senders, mails: &mails{app: a}}
+	ctx := context.Background()
+	anna := e.client(t)
+	e.login(t, anna, "anna@gemeente.nl")
+	if resp, _ := post(t, anna, a.URL+"/inbox", url.Values{"passphrase": {"Kanarie-Team-Zin-8841"}, "passphrase_again": {"Kanarie-Team-Zin-8841"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("inbox: %d", resp.StatusCode)
+	}
+	if _, err := e.senders.AddTeamMember(ctx, "inkomen", "anna@gemeente.nl"); err != nil {
+		t.Fatal(err)
+	}
+	citizen := e.client(t)
+	e.login(t, citizen, "petro@example.org")
+	bad := []byte("%PDF-1.4 " + scantest.Marker + " einde")
+	resp, body := postFiles(t, citizen, a.URL+"/to/inkomen", "Mijn loonstrook", map[string][]byte{"loonstrook.pdf": bad})
+	wantStatus(t, "send with malware", resp, body, http.StatusUnprocessableEntity)
+	if !strings.Contains(html.UnescapeString(body), translate("nl", "filereq.error_infected")) {
+		t.Errorf("no plain message about the malware:\n%.2000s", body)
+	}
+	if m := e.mails.last(mail.KindDropoffArrived, "anna@gemeente.nl"); m != nil {
+		t.Error("the team was mailed about a refused upload")
+	}
+	// A clean file goes through.
+	resp, body = postFiles(t, citizen, a.URL+"/to/inkomen", "Mijn loonstrook", map[string][]byte{"loonstrook.pdf": []byte("%PDF schoon")})
+	wantStatus(t, "clean send", resp, body, http.StatusSeeOther)
+	if e.mails.last(mail.KindDropoffArrived, "anna@gemeente.nl") == nil {
+		t.Error("the team was not mailed about the clean upload")
 	}
 }
