@@ -420,6 +420,15 @@ func (h *Web) dropoffs(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, err)
 		return
 	}
+	if st.Unlocked {
+		// Share the team keys this member holds with colleagues who
+		// wait for them (package sender, team.go).
+		for _, team := range teams {
+			if _, err := h.senders.TeamIdentities(senderCtx(r, s).Context(), token, team); err != nil {
+				h.log.Error("web: share team keys", "err", err)
+			}
+		}
+	}
 	v := h.newView(r, dropoffsPage{Email: s.Email, Teams: teams, Items: items, Inbox: st})
 	v.Here = "/dropoffs"
 	w.Header().Set("Cache-Control", "no-store")

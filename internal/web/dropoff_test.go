@@ -141,13 +141,13 @@ func TestDropoffPages(t *testing.T) {
 		t.Fatal("no link in the mail")
 	}
 	id := strings.TrimPrefix(link, "/dropoffs/")
-	_, body = get(t, anna, base+"/dropoffs")
-	if !strings.Contains(body, "petro@example.org") || !strings.Contains(body, link) {
-		t.Fatal("the team's list lacks the drop-off")
-	}
 	// Opening needs the inbox unlocked.
 	if err := e.senders.LockInbox(ctx, annaTok); err != nil {
 		t.Fatal(err)
+	}
+	_, body = get(t, anna, base+"/dropoffs")
+	if !strings.Contains(body, "petro@example.org") || !strings.Contains(body, link) {
+		t.Fatal("the team's list lacks the drop-off")
 	}
 	if resp, _ := post(t, anna, base+link+"/open", nil); resp.Header.Get("Location") != "/inbox" {
 		t.Fatalf("open with a locked inbox: %d %s", resp.StatusCode, resp.Header.Get("Location"))
@@ -174,7 +174,14 @@ func TestDropoffPages(t *testing.T) {
 	if resp, _ := post(t, anna, base+"/inbox/unlock", url.Values{"passphrase": {pass}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("unlock: %d", resp.StatusCode)
 	}
-	download(t, anna) // also wraps the team key for bob, who waited
+	// Bob waits for the key until anna opens the team's list.
+	if resp, _ := post(t, bob, base+link+"/open", nil); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("bob opened before anna shared the key: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, anna, base+"/dropoffs"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("list: %d", resp.StatusCode)
+	}
+	download(t, anna)
 	download(t, bob)
 	bobIDs, err := e.senders.TeamIdentities(ctx, bobTok, "inkomen")
 	if err != nil {
