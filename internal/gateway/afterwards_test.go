@@ -152,3 +152,128 @@ func TestRefusedAfterAcceptance(t *testing.T) {
 		t.Errorf("%d subjects left after the reports", n)
 	}
 }
+
+// mailpitSettled waits until the outbox has sent what it can (mails held
+// for a scan are not pending) and returns what Mailpit holds for addr.
+func mailpitSettled(t *testing.T, e *env, api, addr string) []mpEntry {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		pending, _, err := e.app.DB.OutboxDepth(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d mails still queued after 15 s", pending)
+		}
+	}
+	// Mailpit stores what it was handed a moment after the 250.
+	time.Sleep(300 * time.Millisecond)
+	return mailpitTo(t, api, addr)
+}
+
+func mailpitEnv(t *testing.T) (smtpURL, api string) {
+	t.Helper()
+	smtpURL, api = os.Getenv("KLUIS_TEST_SMTP_URL"), os.Getenv("KLUIS_TEST_MAILPIT_API")
+	if smtpURL == "" || api == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("KLUIS_TEST_SMTP_URL and KLUIS_TEST_MAILPIT_API are required in CI")
+		}
+		t.Skip("no Mailpit (KLUIS_TEST_SMTP_URL, KLUIS_TEST_MAILPIT_API)")
+	}
+	return smtpURL, api
+}
+
+// TestInfectedNoConfirmation: the sender's password confirmation (the mail
+// with the one-time link) goes out only once the transfer is ready. A mail
+// refused for malware at once (554) leaves no confirmation in Mailpit and
+// no sealed password; one that waited for clamd and was then refused
+// leaves the sender only the notice that it was not sent, and its sealed
+// password is erased; one that waited and passed gets its confirmation
+// when it is sent. Through kluis serve, so the real Confirmer runs.
+func TestInfectedNoConfirmation(t *testing.T) {
+	smtpURL, api := mailpitEnv(t)
+	d := scantest.Start(t, scantest.Options{})
+	a, e := startServe(t, "--clamd", d.Unix(), "--scan-wait", "1h", "--smtp", smtpURL)
+	mailFrom := func(from, to, attachment string) string {
+		return "From: " + from + "\nTo: " + to + "\nSubject: [secure] stukken\nMessage-ID: <" + secret.NewToken()[:12] + "@gemeente.nl>\n" +
+			"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nHierbij.\n--b\n" +
+			"Content-Type: application/octet-stream\nContent-Disposition: attachment; filename=stuk.com\nContent-Transfer-Encoding: base64\n\n" +
+			b64([]byte(attachment)) + "\n--b--\n"
+	}
+	addrs := func() (string, string) {
+		id := strings.ToLower(secret.NewToken()[:10])
+		return "jan-" + id + "@gemeente.nl", "alice-" + id + "@example.org"
+	}
+
+	// Refused at once.
+	from, to := addrs()
+	err := e.send(t, submission{from: from, rcpts: []string{to}, msg: mailFrom(from, to, scantest.EICAR)})
+	if got := code(t, err); got != 554 {
+		t.Fatalf("infected attachment: %v, want 554", err)
+	}
+	if got := mailpitSettled(t, e, api, from); len(got) != 0 {
+		t.Errorf("the sender of a refused mail got %d mails (%q), want none", len(got), got[0].Subject)
+	}
+	if n := waiting(t, a); n != 0 {
+		t.Errorf("%d sealed passwords left for a refused mail", n)
+	}
+
+	// Waited for clamd, then refused: only the notice.
+	from, to = addrs()
+	d.Stop(t)
+	if err := e.send(t, submission{from: from, rcpts: []string{to}, msg: mailFrom(from, to, scantest.EICAR)}); err != nil {
+		t.Fatalf("with clamd away the mail waits for its scan: %v", err)
+	}
+	if got := mailpitSettled(t, e, api, from); len(got) != 0 {
+		t.Errorf("the sender got %d mails (%q) while the scan waits, want none", len(got), got[0].Subject)
+	}
+	d.Start(t)
+	a.Clock.Advance(time.Minute)
+	if _, err := a.Transfers.RetryScans(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := waiting(t, a); n != 0 {
+		t.Errorf("%d sealed passwords left after the scan refused the mail", n)
+	}
+	if _, err := a.Transfers.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := mailpitSettled(t, e, api, from)
+	if len(got) != 1 || got[0].Subject != "Uw verzending is niet verstuurd" {
+		var subjects []string
+		for _, m := range got {
+			subjects = append(subjects, m.Subject)
+		}
+		t.Errorf("the sender got %q, want only the notice that it was not sent", subjects)
+	}
+	if n := len(mailpitTo(t, api, to)); n != 0 {
+		t.Errorf("%d mails to the recipient of a refused mail", n)
+	}
+
+	// Waited, then clean: the confirmation comes with the notification.
+	from, to = addrs()
+	d.Stop(t)
+	if err := e.send(t, submission{from: from, rcpts: []string{to}, msg: mailFrom(from, to, "schoon")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mailpitSettled(t, e, api, from); len(got) != 0 {
+		t.Errorf("the sender got %d mails while the scan waits, want none", len(got))
+	}
+	d.Start(t)
+	a.Clock.Advance(time.Minute)
+	if _, err := a.Transfers.RetryScans(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := mailpitSettled(t, e, api, from); len(got) != 1 || !pwLinkRE.MatchString(mailpitText(t, api, got[0].ID)) {
+		t.Errorf("after the scan passed the sender got %d mails, want the confirmation with its link", len(got))
+	}
+	if n := len(mailpitTo(t, api, to)); n != 1 {
+		t.Errorf("%d notifications after the scan passed, want 1", n)
+	}
+	if n := waiting(t, a); n != 1 {
+		t.Errorf("%d sealed passwords, want the one of the sent transfer", n)
+	}
+}

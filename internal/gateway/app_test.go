@@ -22,7 +22,7 @@ import (
 
 // startServe starts kluis serve with the gateway as the flags configure
 // it (TLS files, trusted relay), so the wiring in package app is what runs.
-func startServe(t *testing.T) (*apptest.App, *env) {
+func startServe(t *testing.T, args ...string) (*apptest.App, *env) {
 	t.Helper()
 	cert, roots := selfSigned(t)
 	dir := t.TempDir()
@@ -33,9 +33,9 @@ func startServe(t *testing.T) (*apptest.App, *env) {
 	}
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600)
-	a := apptest.Start(t, apptest.Options{Policy: testPolicy, Args: []string{
+	a := apptest.Start(t, apptest.Options{Policy: testPolicy, Args: append([]string{
 		"--gateway-addr", "127.0.0.1:0", "--gateway-trusted-relay", "127.0.0.1",
-		"--gateway-tls-cert", certFile, "--gateway-tls-key", keyFile, "--gateway-marker", "[secure],[beveiligd]"}})
+		"--gateway-tls-cert", certFile, "--gateway-tls-key", keyFile, "--gateway-marker", "[secure],[beveiligd]"}, args...)})
 	if a.GatewayAddr() == "" {
 		t.Fatal("no gateway with --gateway-addr")
 	}

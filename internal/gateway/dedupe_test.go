@@ -133,7 +133,14 @@ func TestTakeOverAfterStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw := gateway.NewPasswords(gateway.PasswordsDeps{DB: a.DB, Keys: a.Keys, Mailer: a.Outbox, Org: mail.Org{BaseURL: a.URL()}, Now: a.Clock.Now})
-	if err := pw.Confirm(ctx, gateway.Confirmation{TransferID: draft.Transfer.ID, Sender: "jan@gemeente.nl", Lang: "nl", Password: draft.Password}); err != nil {
+	tx, err := a.DB.BeginTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pw.Confirm(ctx, tx, gateway.Confirmation{TransferID: draft.Transfer.ID, Sender: "jan@gemeente.nl", Lang: "nl", Password: draft.Password}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	hash := sha256.Sum256([]byte("stopped1@gemeente.nl"))

@@ -99,7 +99,12 @@ type Confirmation struct {
 // Confirmer hands the password of a new transfer to its sender (the
 // confirmation mail with a one-time link, issue 18 item 3).
 type Confirmer interface {
-	Confirm(ctx context.Context, c Confirmation) error
+	// Confirm queues the sender's confirmation in tx, the transaction
+	// that finishes the transfer (transfer.FinishHook), and returns the
+	// outbox ids of the mails it queued: they go out only when the
+	// transfer is ready (after its malware scan), and a transfer the scan
+	// refuses gets none.
+	Confirm(ctx context.Context, tx *store.Tx, c Confirmation) ([]string, error)
 }
 
 // Deps are what the gateway is built from.

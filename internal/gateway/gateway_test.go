@@ -30,6 +30,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/gateway"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/scan/scantest"
+	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -43,11 +44,11 @@ type confirmations struct {
 	list []gateway.Confirmation
 }
 
-func (c *confirmations) Confirm(_ context.Context, x gateway.Confirmation) error {
+func (c *confirmations) Confirm(_ context.Context, _ *store.Tx, x gateway.Confirmation) ([]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.list = append(c.list, x)
-	return nil
+	return nil, nil
 }
 
 func (c *confirmations) all() []gateway.Confirmation {
@@ -495,9 +496,11 @@ func TestInfectedAttachment(t *testing.T) {
 	if n := len(e.app.Delivered(mail.KindNotify, "alice@example.org")); n != 0 {
 		t.Errorf("%d notifications for a refused mail", n)
 	}
-	// Not yet right: the sender's password confirmation is made before
-	// Finish runs the scan, so a refused mail still has one (README, "Not
-	// built yet").
+	// The confirmation is made only in the transaction that makes the
+	// transfer ready, after the scan (TestInfectedNoConfirmation).
+	if cs := e.conf.all(); len(cs) != 0 {
+		t.Errorf("%d password confirmations for a refused mail", len(cs))
+	}
 	// Clean: sent.
 	if err := e.send(t, submission{from: "jan@gemeente.nl", rcpts: []string{"alice@example.org"}, msg: plainMail}); err != nil {
 		t.Fatalf("clean mail: %v", err)

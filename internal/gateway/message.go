@@ -21,6 +21,7 @@ import (
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
 	kmail "github.com/kluis-nl/kluis/internal/mail"
+	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
@@ -462,18 +463,27 @@ func (t *taking) addFile(name, ct string, r io.Reader) error {
 	return err
 }
 
-// finish makes the transfer ready (the recipients' notifications are
-// queued) after the sender's confirmation holds the password.
+// finish makes the transfer ready: the malware scan runs first, then the
+// recipients' notifications and the sender's confirmation (which holds
+// the password) are queued in one transaction. A mail the scan refuses
+// gets no confirmation, and its password is not kept; while the transfer
+// waits for clamd the confirmation is held with the notifications.
 func (t *taking) finish() error {
 	if err := t.create(); err != nil {
 		return err
 	}
 	id := t.created.Transfer.ID
-	if err := t.g.conf.Confirm(t.ctx, Confirmation{TransferID: id, Sender: t.env.From, Lang: t.lang, Password: t.created.Password}); err != nil {
-		return fmt.Errorf("confirmation of %s: %w", id, err)
-	}
+	c := Confirmation{TransferID: id, Sender: t.env.From, Lang: t.lang, Password: t.created.Password}
 	t.created.Password = ""
-	if _, err := t.g.svc.Finish(t.ctx, t.owner, ""); err != nil {
+	_, err := t.g.svc.FinishWith(t.ctx, t.owner, "", func(ctx context.Context, tx *store.Tx) ([]string, error) {
+		ids, err := t.g.conf.Confirm(ctx, tx, c)
+		if err != nil {
+			return nil, fmt.Errorf("confirmation of %s: %w", id, err)
+		}
+		return ids, nil
+	})
+	c.Password = ""
+	if err != nil {
 		return err
 	}
 	t.taken(id)

@@ -27,7 +27,6 @@ const MaxPasswordWait = 24 * time.Hour
 // Mailer queues a mail in the caller's transaction (the outbox).
 type Mailer interface {
 	Enqueue(ctx context.Context, tx *store.Tx, m *mail.Message) (string, error)
-	Wake()
 }
 
 // Passwords is the Confirmer of kluis serve: the password waits sealed
@@ -77,9 +76,9 @@ func PasswordPath(transferID, token string) string {
 	return "/transfers/" + transferID + "/password/" + token
 }
 
-// Confirm seals the password and queues the sender's mail with the link,
-// in one transaction.
-func (p *Passwords) Confirm(ctx context.Context, c Confirmation) error {
+// Confirm seals the password and queues the sender's mail with the link
+// in tx, the transaction that finishes the transfer (Confirmer).
+func (p *Passwords) Confirm(ctx context.Context, tx *store.Tx, c Confirmation) ([]string, error) {
 	now := p.now()
 	token := secret.NewToken()
 	h := secret.HashToken(token)
@@ -88,24 +87,16 @@ func (p *Passwords) Confirm(ctx context.Context, c Confirmation) error {
 	m, err := mail.Render(mail.KindGatewayPassword, mail.Lang(c.Lang), p.org, c.Sender,
 		mail.GatewayPassword{Link: p.org.BaseURL + PasswordPath(c.TransferID, token), ExpiresAt: row.ExpiresAt})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tx, err := p.db.BeginTx(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
 	if err := tx.InsertGatewayPassword(ctx, row); err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := p.mailer.Enqueue(ctx, tx, m); err != nil {
-		return err
+	id, err := p.mailer.Enqueue(ctx, tx, m)
+	if err != nil {
+		return nil, err
 	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	p.mailer.Wake()
-	return nil
+	return []string{id}, nil
 }
 
 func errLinkUsed() error {

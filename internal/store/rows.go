@@ -173,7 +173,7 @@ func (q Q) PurgeTransfer(ctx context.Context, id string, now time.Time) error {
 	return q.PurgeTransfers(ctx, []string{id}, now)
 }
 
-// PurgeTransfers is PurgeTransfer for many transfers at once, in five
+// PurgeTransfers is PurgeTransfer for many transfers at once, in seven
 // statements.
 func (q Q) PurgeTransfers(ctx context.Context, ids []string, now time.Time) error {
 	if len(ids) == 0 {
@@ -202,6 +202,11 @@ func (q Q) PurgeTransfers(ctx context.Context, ids []string, now time.Time) erro
 	// waited for its malware scan (scanwait.go) are never sent.
 	if _, err := q.q.ExecContext(ctx, `DELETE FROM outbox WHERE held_for IN (`+in+`)`, args...); err != nil {
 		return fmt.Errorf("purge held mail: %w", err)
+	}
+	// A mail gateway's password still waiting for its sender opens the
+	// transfer: it goes with the content.
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM gateway_passwords WHERE transfer_id IN (`+in+`)`, args...); err != nil {
+		return fmt.Errorf("purge gateway passwords: %w", err)
 	}
 	// An empty hash matches no token: HashToken is never empty.
 	_, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = 'purged', purged_at = ?, upload_token_hash = ?,

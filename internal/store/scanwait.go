@@ -110,13 +110,17 @@ func (q Q) EndScanWait(ctx context.Context, id string, now time.Time, notified b
 
 // FailScanWait ends a waiting transfer that will never be ready: it is
 // marked 'failed' and revoked at now, so the purge erases its content, and
-// its held mails are deleted. Returns ErrConflict if it no longer waits.
+// its held mails and a mail gateway's sealed password for its sender are
+// deleted. Returns ErrConflict if it no longer waits.
 func (q Q) FailScanWait(ctx context.Context, id string, now time.Time) error {
 	res, err := q.q.ExecContext(ctx, `UPDATE transfers SET state = 'failed', revoked_at = ?,
 		scan_since = NULL, scan_until = NULL, scan_next_at = NULL, scan_claimed_until = NULL
 		WHERE id = ? AND state = 'scanning'`, ms(now), id)
 	if err := affected(res, err, ErrConflict); err != nil {
 		return err
+	}
+	if _, err := q.q.ExecContext(ctx, `DELETE FROM gateway_passwords WHERE transfer_id = ?`, id); err != nil {
+		return fmt.Errorf("delete gateway password: %w", err)
 	}
 	return q.DeleteHeldOutbox(ctx, id)
 }

@@ -188,7 +188,14 @@ func TestRotateMasterKey(t *testing.T) {
 	noPw := e.readyTransfer(createOpts{mode: kluis.PasswordNone}, 5_000)
 	// A password of the mail gateway waiting for its sender.
 	gw := mailgw.NewPasswords(mailgw.PasswordsDeps{DB: e.app.DB, Keys: e.app.Keys, Mailer: e.app.Outbox, Org: mail.Org{BaseURL: "https://kluis.example.nl"}})
-	if err := gw.Confirm(ctx, mailgw.Confirmation{TransferID: noPw.c.Transfer.ID, Sender: "afzender@example.nl", Lang: "nl", Password: "wacht woord"}); err != nil {
+	gwTx, err := e.app.DB.BeginTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gw.Confirm(ctx, gwTx, mailgw.Confirmation{TransferID: noPw.c.Transfer.ID, Sender: "afzender@example.nl", Lang: "nl", Password: "wacht woord"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := gwTx.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	// The subject of the mail a transfer was made from (mail gateway).

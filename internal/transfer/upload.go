@@ -709,6 +709,20 @@ type Finished struct {
 // the client hands back the link secret from Create; it is checked and put
 // into the links, and not stored.
 func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Finished, error) {
+	return s.FinishWith(ctx, o, linkSecret, nil)
+}
+
+// FinishHook queues mails of the caller's that must go out only with the
+// transfer (the mail gateway's password confirmation). It runs in Finish's
+// transaction once the transfer is finished, and returns the outbox ids of
+// what it queued: while the transfer waits for its malware scan they are
+// held with the recipients' notifications, released when the scan passes
+// and deleted when it fails. A transfer refused at once by the scan never
+// runs it.
+type FinishHook func(ctx context.Context, tx *store.Tx) ([]string, error)
+
+// FinishWith is Finish that runs also (if not nil) in its transaction.
+func (s *Service) FinishWith(ctx context.Context, o Owner, linkSecret string, also FinishHook) (*Finished, error) {
 	// An upload that received every byte before a crash is completed first,
 	// so that its file is scanned and counted like any other.
 	if err := s.settleUploads(ctx, o); err != nil {
@@ -826,6 +840,13 @@ func (s *Service) Finish(ctx context.Context, o Owner, linkSecret string) (*Fini
 	}
 	if err != nil {
 		return nil, err
+	}
+	if also != nil {
+		more, err := also(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
+		mails = append(mails, more...)
 	}
 	if waiting {
 		if err := tx.HoldOutbox(ctx, t.ID, mails); err != nil {
