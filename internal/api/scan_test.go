@@ -123,3 +123,98 @@ func TestScanAPIFailOpen(t *testing.T) {
 		t.Fatalf("finish: state %q, unscanned_files %v; want ready, [1]", got.State, got.UnscannedFiles)
 	}
 }
+
+// TestScanRefusalStatus: the owner's status of a transfer the malware
+// scan stopped says so, with the file and the finding, also after the
+// purge erased its content (it used to read "purged", and "revoked" on
+// the sender's pages): state failed and scan_refusal. Both ways a scan
+// stops a transfer: the refusal at finish that the client answers by
+// revoking (as kluis send and the send page do), and the wait for clamd
+// that ends when the retry finds malware, or when the wait runs out.
+func TestScanRefusalStatus(t *testing.T) {
+	d := scantest.Start(t, scantest.Options{})
+	e := startAPIEnv(t, apptest.Options{Args: []string{"--clamd", d.TCP(), "--scan-wait", "2h"}})
+	_, key, err := e.senders.CreateAPIKey(e.ctx, "afzender@example.nl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func(id string) (st struct {
+		State       string `json:"state"`
+		ScanRefusal *struct {
+			Reason  string `json:"reason"`
+			File    int    `json:"file"`
+			Files   int    `json:"files"`
+			Name    string `json:"name"`
+			Finding string `json:"finding"`
+		} `json:"scan_refusal"`
+	}) {
+		t.Helper()
+		e.jsonOK(e.req("GET", "/api/v1/transfers/"+id, key, nil, nil), 200, &st)
+		return st
+	}
+	purge := func() {
+		t.Helper()
+		if _, err := e.svc.Purge(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Refused at finish, then revoked by the client.
+	c := e.create("")
+	e.put(c, "brief.txt", []byte("Beste meneer."))
+	e.put(c, "eicar.com", []byte(scantest.EICAR))
+	apiError(t, e.req("POST", "/api/v1/transfers/"+c.ID+"/finish", c.UploadToken, nil, nil), http.StatusUnprocessableEntity)
+	if st := status(c.ID); st.State != "uploading" || st.ScanRefusal != nil {
+		t.Errorf("open after the refusal: %+v, want uploading without a refusal (the sender may finish without the file)", st)
+	}
+	resp := e.req("POST", "/api/v1/transfers/"+c.ID+"/revoke", c.UploadToken, nil, nil)
+	resp.Body.Close()
+	purge()
+	st := status(c.ID)
+	if r := st.ScanRefusal; st.State != "failed" || r == nil || r.Reason != "infected" || r.File != 2 || r.Files != 2 || r.Name != "" ||
+		!strings.Contains(r.Finding, "Kluis-Test-EICAR") {
+		t.Errorf("revoked after the refusal, purged: %+v %+v, want failed, infected, file 2 of 2 and the finding", st, r)
+	}
+
+	// Waited for clamd; the retry finds malware.
+	c = e.create("")
+	e.put(c, "virus.com", []byte(scantest.EICAR))
+	d.Stop(t)
+	e.jsonOK(e.req("POST", "/api/v1/transfers/"+c.ID+"/finish", c.UploadToken, nil, nil), 200, nil)
+	d.Start(t)
+	e.clock.Advance(time.Minute)
+	if _, err := e.svc.RetryScans(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	purge()
+	st = status(c.ID)
+	if r := st.ScanRefusal; st.State != "failed" || r == nil || r.Reason != "infected" || r.File != 1 || !strings.Contains(r.Finding, "Kluis-Test-EICAR") {
+		t.Errorf("refused after the wait, purged: %+v %+v", st, r)
+	}
+
+	// Waited for clamd until the wait ran out.
+	c = e.create("")
+	e.put(c, "a.txt", []byte("schoon"))
+	d.Stop(t)
+	e.jsonOK(e.req("POST", "/api/v1/transfers/"+c.ID+"/finish", c.UploadToken, nil, nil), 200, nil)
+	e.clock.Advance(3 * time.Hour)
+	if _, err := e.svc.RetryScans(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	purge()
+	st = status(c.ID)
+	if r := st.ScanRefusal; st.State != "failed" || r == nil || r.Reason != "timeout" || r.File != 0 || r.Finding != "" {
+		t.Errorf("wait ran out, purged: %+v %+v", st, r)
+	}
+
+	// A transfer that was sent and then revoked is not a refusal.
+	c = e.create("")
+	e.put(c, "a.txt", []byte("schoon"))
+	e.finish(c)
+	resp = e.req("POST", "/api/v1/transfers/"+c.ID+"/revoke", c.UploadToken, nil, nil)
+	resp.Body.Close()
+	purge()
+	if st := status(c.ID); st.ScanRefusal != nil || st.State == "failed" {
+		t.Errorf("sent, revoked, purged: %+v", st)
+	}
+}

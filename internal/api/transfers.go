@@ -253,6 +253,17 @@ func (a *API) owner(next func(http.ResponseWriter, *http.Request, transfer.Owner
 type transferStatus struct {
 	transferJSON
 	Reference string `json:"reference,omitempty"`
+	// ScanRefusal says why the malware scan stopped the transfer before
+	// it was sent (state failed, also after the purge).
+	ScanRefusal *scanRefusalJSON `json:"scan_refusal,omitempty"`
+}
+
+type scanRefusalJSON struct {
+	Reason  string `json:"reason"`
+	File    int    `json:"file,omitempty"`
+	Files   int    `json:"files,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Finding string `json:"finding,omitempty"`
 }
 
 func (a *API) getTransfer(w http.ResponseWriter, r *http.Request, o transfer.Owner) {
@@ -261,7 +272,12 @@ func (a *API) getTransfer(w http.ResponseWriter, r *http.Request, o transfer.Own
 		a.Error(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, transferStatus{transferJSON: transferView(ov.Transfer, a.svc.Now()), Reference: ov.Reference})
+	out := transferStatus{transferJSON: transferView(ov.Transfer, a.svc.Now()), Reference: ov.Reference}
+	if x := ov.Refused; x != nil {
+		out.State = kluis.StateFailed
+		out.ScanRefusal = &scanRefusalJSON{Reason: x.Reason, File: x.File, Files: x.Files, Name: x.Name, Finding: x.Finding}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 type finishRequest struct {

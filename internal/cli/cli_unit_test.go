@@ -189,3 +189,31 @@ func TestLangFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusScanRefusal: kluis status of a transfer the server's malware
+// scan stopped says why in the person's language, with the file and the
+// finding (the server's scan_refusal), instead of only its state.
+func TestStatusScanRefusal(t *testing.T) {
+	for _, tc := range []struct {
+		lang locale.Lang
+		r    client.ScanRefusal
+		want string
+	}{
+		{locale.EN, client.ScanRefusal{Reason: "infected", File: 2, Files: 3, Finding: "Eicar-Signature"},
+			"Not sent: the malware check found malware in file 2 of 3: Eicar-Signature. The files have been deleted."},
+		{locale.NL, client.ScanRefusal{Reason: "infected", File: 1, Files: 1, Name: "factuur.pdf", Finding: "Eicar-Signature"},
+			"Niet verstuurd: de malwarecontrole vond malware in bestand 1 van 1 (factuur.pdf): Eicar-Signature. De bestanden zijn verwijderd."},
+		{locale.EN, client.ScanRefusal{Reason: "too_large", File: 1, Files: 1},
+			"Not sent: file 1 of 1 is too large to be checked for malware. The files have been deleted."},
+		{locale.NL, client.ScanRefusal{Reason: "timeout"},
+			"Niet verstuurd: de malwarecontrole kon niet op tijd worden gedaan. De bestanden zijn verwijderd."},
+	} {
+		a := &app{p: locale.For(tc.lang)}
+		var out bytes.Buffer
+		r := tc.r
+		a.printTransfer(&out, &client.Transfer{ID: "t1", State: "failed", PasswordMode: "generate", ScanRefusal: &r})
+		if !strings.Contains(out.String(), tc.want) || !strings.Contains(out.String(), a.p.T("cli.state.failed")) {
+			t.Errorf("%s %+v:\n%s\nwant %q", tc.lang, tc.r, out.String(), tc.want)
+		}
+	}
+}

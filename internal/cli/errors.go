@@ -21,6 +21,7 @@ const (
 	exitAuth      = 3 // authentication: not logged in, invalid token or API key, wrong password, locked
 	exitNetwork   = 4 // network: server unreachable, connection broke off, server unavailable or failing, interrupted
 	exitIntegrity = 5 // integrity: tampered or corrupt data (nothing was saved under the final name)
+	exitMalware   = 6 // the server's malware check found malware in a file; nothing was sent
 )
 
 // cliError is an error for a person: a message and a hint saying what to

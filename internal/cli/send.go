@@ -118,6 +118,7 @@ func (a *app) send(ctx context.Context, args []string) error {
 			if _, rerr := c.Revoke(ctx, st.UploadToken, st.TransferID, ""); rerr == nil {
 				os.Remove(statePath)
 			}
+			return a.scanRefused(err, req)
 		}
 		return a.explain(err, "sender")
 	}
@@ -405,4 +406,26 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// scanRefused is the server's malware refusal of one of the files, named
+// as the person gave it (the server numbers the files in upload order,
+// which is the order of the arguments), with what the scanner found.
+// Malware is exit 6, so that a script can tell it from other refusals
+// (and, say, quarantine the file); a file too large to check is exit 2.
+func (a *app) scanRefused(err error, req *sendRequest) error {
+	ce := a.explain(err, "sender")
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.File < 1 || ae.File > len(req.files) {
+		return ce // a server that does not say which file
+	}
+	name := visible(req.files[ae.File-1].path)
+	if ae.Code == "infected" {
+		finding := visible(ae.Finding)
+		if finding == "" {
+			finding = "?"
+		}
+		return &cliError{code: exitMalware, msg: a.p.T("cli.send.infected", name, finding), hint: a.p.T("cli.hint.infected_file", name), err: err}
+	}
+	return &cliError{code: ce.code, msg: a.p.T("cli.send.too_large_to_scan", name), hint: ce.hint, err: err}
 }

@@ -96,6 +96,9 @@ func (a *app) printTransfer(w io.Writer, t *client.Transfer) {
 	}
 	fmt.Fprintf(tw, "  %s\t%s\n", a.p.T("cli.status.password"), a.passwordModeText(t.PasswordMode))
 	tw.Flush()
+	if x := t.ScanRefusal; x != nil {
+		fmt.Fprintln(w, "  "+a.refusalText(x))
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, a.p.T("cli.status.recipient_header"))
@@ -180,4 +183,25 @@ func (a *app) revoke(ctx context.Context, args []string) error {
 		fmt.Fprintln(a.io.Out, a.p.T("cli.revoke.all", t.ID))
 	}
 	return nil
+}
+
+// refusalText says why the server's malware scan stopped a transfer.
+func (a *app) refusalText(x *client.ScanRefusal) string {
+	file := a.p.T("cli.status.file_n", x.File)
+	if x.Files > 0 {
+		file = a.p.T("cli.scan.file_of", x.File, x.Files)
+	}
+	if x.Name != "" {
+		file += " (" + kluis.CleanFileName(x.Name) + ")"
+	}
+	switch x.Reason {
+	case "infected":
+		if x.Finding != "" {
+			return a.p.T("cli.scan.refused_infected_finding", file, visible(x.Finding))
+		}
+		return a.p.T("cli.scan.refused_infected", file)
+	case "too_large":
+		return a.p.T("cli.scan.refused_too_large", file)
+	}
+	return a.p.T("cli.scan.refused_timeout")
 }

@@ -139,6 +139,11 @@ type APIError struct {
 	// Fields are the codes of the problems field by field
 	// ("sso_required", "address_invalid", …).
 	Fields []string
+	// File is the number (from 1) of the file the server's malware scan
+	// refused, and Finding what it found (codes infected and
+	// too_large_to_scan); 0 and "" otherwise.
+	File    int
+	Finding string
 }
 
 func (e *APIError) Error() string {
@@ -247,12 +252,15 @@ func readError(resp *http.Response) error {
 			Fields  []struct {
 				Code string `json:"code"`
 			} `json:"fields"`
+			File    int    `json:"file"`
+			Finding string `json:"finding"`
 		} `json:"error"`
 	}
 	s := strings.TrimSpace(string(b))
 	switch {
 	case json.Unmarshal(b, &body) == nil && body.Error.Code != "":
 		e.Code, e.Message, e.At = body.Error.Code, body.Error.Message, body.Error.At
+		e.File, e.Finding = body.Error.File, body.Error.Finding
 		for _, f := range body.Error.Fields {
 			e.Fields = append(e.Fields, f.Code)
 		}
@@ -536,6 +544,20 @@ type Transfer struct {
 	// Reference is the sender's own reference, in the answer of
 	// GET /api/v1/transfers/{id} only ("" when none was given).
 	Reference string `json:"reference,omitempty"`
+	// ScanRefusal says why the malware scan stopped the transfer before
+	// it was sent (GET /api/v1/transfers/{id} only).
+	ScanRefusal *ScanRefusal `json:"scan_refusal,omitempty"`
+}
+
+// ScanRefusal is why the server's malware scan stopped a transfer: reason
+// "infected", "too_large" or "timeout"; the file by number (from 1), by
+// name only if the sender showed names; clamd's finding.
+type ScanRefusal struct {
+	Reason  string `json:"reason"`
+	File    int    `json:"file,omitempty"`
+	Files   int    `json:"files,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Finding string `json:"finding,omitempty"`
 }
 
 // Created is the answer to CreateTransfer.

@@ -41,6 +41,25 @@ type Overview struct {
 	// purged (revoked or expired), so the sender still recognises it; nil
 	// while Files lists them, or for a transfer never sent.
 	Kept *KeptFiles
+	// Refused is why the malware scan stopped this transfer, which was
+	// then never sent (it failed, or the sender's client revoked it after
+	// the refusal); nil otherwise.
+	Refused *ScanRefusal
+}
+
+// SenderState is the state a sender's views show: a transfer the malware
+// scan stopped reads failed (not sent) also after its content was purged,
+// and a revoked one stays revoked after the purge, so the sender reads
+// what happened rather than what the server did next.
+func (ov *Overview) SenderState(now time.Time) kluis.State {
+	st := ov.EffectiveState(now)
+	switch {
+	case ov.Refused != nil:
+		return kluis.StateFailed
+	case st == kluis.StatePurged && ov.RevokedAt != nil:
+		return kluis.StateRevoked
+	}
+	return st
 }
 
 // KeptFiles is what a sender's pages still show of a purged transfer's
@@ -185,13 +204,15 @@ func (s *Service) overviews(ctx context.Context, rows []*store.TransferRow) ([]*
 	if err != nil {
 		return nil, err
 	}
-	var purged []string
+	// The labels of purged transfers, and of those that ended before they
+	// were sent (a malware scan may have stopped them).
+	var ended []string
 	for _, r := range rows {
-		if r.DetailsSealed == nil {
-			purged = append(purged, r.ID)
+		if r.DetailsSealed == nil || (r.FinishedAt == nil && (r.RevokedAt != nil || r.State == string(kluis.StateFailed))) {
+			ended = append(ended, r.ID)
 		}
 	}
-	labels, err := s.db.TransferLabels(ctx, purged)
+	labels, err := s.db.TransferLabels(ctx, ended)
 	if err != nil {
 		return nil, err
 	}
@@ -212,9 +233,14 @@ func (s *Service) overviews(ctx context.Context, rows []*store.TransferRow) ([]*
 			var l label
 			if err := s.openJSON(purposeLabel, row.ID, b, &l); err == nil {
 				ov.Subject, ov.Reference = l.Subject, l.Reference
-				ov.Kept = &KeptFiles{Count: l.Files, Size: l.Size, First: kluis.CleanFileName(l.First)}
-				if l.First == "" {
-					ov.Kept.First = ""
+				if row.DetailsSealed == nil && (l.Files > 0 || l.Refused == nil) {
+					ov.Kept = &KeptFiles{Count: l.Files, Size: l.Size, First: kluis.CleanFileName(l.First)}
+					if l.First == "" {
+						ov.Kept.First = ""
+					}
+				}
+				if row.FinishedAt == nil {
+					ov.Refused = l.Refused
 				}
 			}
 		}

@@ -45,7 +45,8 @@ type ScanScope string
 const (
 	ScanOff ScanScope = "off"
 	// ScanInbound scans what people outside the organisation send in:
-	// replies by recipients and uploads to drop-off points.
+	// replies by recipients and uploads on file requests and to drop-off
+	// points.
 	ScanInbound ScanScope = "inbound"
 	ScanAll     ScanScope = "all"
 )
@@ -85,7 +86,8 @@ func (s *Service) scans(t *store.TransferRow) bool {
 	case ScanAll:
 		return true
 	case ScanInbound:
-		return t.ReplyTo != "" || parseOptions(t.Options).Dropoff != ""
+		o := parseOptions(t.Options)
+		return t.ReplyTo != "" || o.Request != "" || o.Dropoff != ""
 	}
 	return false
 }
@@ -181,7 +183,7 @@ func (s *Service) scanFile(ctx context.Context, t *store.TransferRow, f *store.F
 	case err == nil:
 		log.Warn("malware found; file removed", "result", ScanInfected, "signature", res.Signature)
 		s.met().Scanned(ScanInfected)
-		if err := s.refuseFile(ctx, t, f, ScanInfected+" signature="+res.Signature); err != nil {
+		if err := s.refuseFile(ctx, t, f, ScanInfected+" signature="+res.Signature, s.refusalOf(t, f, nfiles, ScanInfected, res.Signature)); err != nil {
 			return false, err
 		}
 		e := kluis.Errorf(kluis.EINFECTED, "%s contains malware (%s). It was removed from this transfer and nothing was sent. Do not open the file; ask your IT department for help. You can send the other files without it.", which, res.Signature)
@@ -195,7 +197,7 @@ func (s *Service) scanFile(ctx context.Context, t *store.TransferRow, f *store.F
 			return true, s.endScan(ctx, t, f, audit.OK, ScanTooLarge+" passed unscanned")
 		}
 		log.Warn("file larger than the scanner takes: refused (policy)", "result", ScanTooLarge)
-		if err := s.refuseFile(ctx, t, f, ScanTooLarge); err != nil {
+		if err := s.refuseFile(ctx, t, f, ScanTooLarge, s.refusalOf(t, f, nfiles, ScanTooLarge, "")); err != nil {
 			return false, err
 		}
 		e := kluis.Errorf(kluis.EUNSCANNABLE, "%s is too large to be checked for malware, and files that cannot be checked are not accepted. It was removed from this transfer and nothing was sent. Send it in smaller parts, for example as several files.", which)
@@ -239,9 +241,69 @@ func (s *Service) endScan(ctx context.Context, t *store.TransferRow, f *store.Fi
 	return s.db.Checkpoint(ctx)
 }
 
+// ScanRefusal is why the malware scan stopped a transfer before it was
+// sent. It is kept in the transfer's sealed label, which outlives the
+// purge, so the sender's pages can still say what happened (not just
+// "revoked") until the minimal record's retention ends.
+type ScanRefusal struct {
+	// Reason is ScanInfected, ScanTooLarge or ScanTimeout.
+	Reason string `json:"reason"`
+	// File is the refused file's number (from 1) of Files; 0 for
+	// ScanTimeout.
+	File  int `json:"file,omitempty"`
+	Files int `json:"files,omitempty"`
+	// Name is the file's name, only when the sender chose to show file
+	// names (as the mails and pages do).
+	Name string `json:"name,omitempty"`
+	// Finding is clamd's name of what it found (ScanInfected).
+	Finding string `json:"finding,omitempty"`
+}
+
+// ScanTimeout is the Reason of a transfer that waited for clamd longer
+// than the policy allows.
+const ScanTimeout = "timeout"
+
+// refusalOf is the refusal of file f of t (nfiles files).
+func (s *Service) refusalOf(t *store.TransferRow, f *store.FileRow, nfiles int, reason, finding string) ScanRefusal {
+	r := ScanRefusal{Reason: reason, File: f.Index + 1, Files: nfiles, Finding: finding}
+	var m fileMeta
+	if parseOptions(t.Options).ShowFilenames && s.openJSON(purposeFileMeta, f.ID, f.MetaSealed, &m) == nil {
+		r.Name = kluis.CleanFileName(m.Name)
+	}
+	return r
+}
+
+// keepRefusal adds the refusal to t's label (making one from its details
+// if Finish has not made one yet).
+func (s *Service) keepRefusal(ctx context.Context, tx *store.Tx, t *store.TransferRow, r ScanRefusal) error {
+	labels, err := tx.TransferLabels(ctx, []string{t.ID})
+	if err != nil {
+		return err
+	}
+	var l label
+	if b, ok := labels[t.ID]; ok {
+		if err := s.openJSON(purposeLabel, t.ID, b, &l); err != nil {
+			return err
+		}
+	} else if t.DetailsSealed != nil {
+		var d details
+		if err := s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d); err != nil {
+			return err
+		}
+		l.Subject, l.Reference = d.Subject, d.Reference
+	}
+	l.Refused = &r
+	sealed, err := s.sealJSON(purposeLabel, t.ID, l)
+	if err != nil {
+		return err
+	}
+	return tx.SetTransferLabel(ctx, t.ID, sealed)
+}
+
 // refuseFile removes a file the scan refused: its row (with its scan
-// identity and segment rows) and its blobs, with an audit entry.
-func (s *Service) refuseFile(ctx context.Context, t *store.TransferRow, f *store.FileRow, detail string) error {
+// identity and segment rows) and its blobs, with an audit entry, and
+// keeps the refusal in the transfer's label.
+func (s *Service) refuseFile(ctx context.Context, t *store.TransferRow, f *store.FileRow, detail string, r ScanRefusal) error {
 	ctx = context.WithoutCancel(ctx)
 	tx, err := s.db.BeginTx(ctx)
 	if err != nil {
@@ -249,6 +311,9 @@ func (s *Service) refuseFile(ctx context.Context, t *store.TransferRow, f *store
 	}
 	defer tx.Rollback()
 	if err := tx.DeleteFile(ctx, f.ID); err != nil {
+		return err
+	}
+	if err := s.keepRefusal(ctx, tx, t, r); err != nil {
 		return err
 	}
 	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: actorOr(ctx, audit.UploadToken), Action: audit.FileScan, Object: t.ID,

@@ -203,6 +203,12 @@ func (s *Service) failScan(ctx context.Context, t *store.TransferRow, reason str
 	if err := tx.FailScanWait(ctx, t.ID, now); err != nil {
 		return err
 	}
+	if reason == mail.ScanTimeout {
+		// A refused file's refusal was kept when it was removed.
+		if err := s.keepRefusal(ctx, tx, t, ScanRefusal{Reason: ScanTimeout}); err != nil {
+			return err
+		}
+	}
 	opts := parseOptions(t.Options)
 	var d details
 	if err := s.openJSON(purposeDetails, t.ID, t.DetailsSealed, &d); err != nil {

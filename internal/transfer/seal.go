@@ -44,6 +44,8 @@ type label struct {
 	// First is the first file's name, only when the sender chose to show
 	// file names (it was in the mails then).
 	First string `json:"first,omitempty"`
+	// Refused says why the malware scan stopped the transfer, if it did.
+	Refused *ScanRefusal `json:"refused,omitempty"`
 }
 
 // details are sealed under the master key only: the server needs them to

@@ -190,7 +190,9 @@ type detailPage struct {
 	PurgedAt  *time.Time
 	// ScanUntil: while the transfer waits for its malware scan, when the
 	// wait ends (nothing is sent then).
-	ScanUntil  *time.Time
+	ScanUntil *time.Time
+	// Refused is why the malware scan stopped the transfer, or nil.
+	Refused    *transfer.ScanRefusal
 	Recipients []recipientStatus
 	Files      []fileRow
 	NamesShown bool
@@ -236,7 +238,7 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 	p := &detailPage{
 		Email: s.Email, ID: ov.ID, Title: ov.Subject, Reference: ov.Reference, State: shownState(ov, now), Created: ov.CreatedAt, Expires: ov.ExpiresAt,
 		RevokedAt: ov.RevokedAt, PurgedAt: ov.PurgedAt, NamesShown: ov.NamesShown, HasMessage: ov.HasMessage,
-		Reply: ov.ReplyTo != "",
+		Reply: ov.ReplyTo != "", Refused: ov.Refused,
 	}
 	p.StateKey = stateKey(p.State)
 	if p.State == kluis.StateScanning {
@@ -305,15 +307,9 @@ func (h *Web) detailData(r *http.Request, s *sender.Sender, o transfer.Owner) (*
 	return p, nil
 }
 
-// shownState is the state a sender's pages show: a revoked transfer stays
-// "revoked" after its content was purged, so the sender reads what they
-// did rather than what the server did next.
+// shownState is the state a sender's pages show (Overview.SenderState).
 func shownState(ov *transfer.Overview, now time.Time) kluis.State {
-	st := ov.EffectiveState(now)
-	if st == kluis.StatePurged && ov.RevokedAt != nil {
-		return kluis.StateRevoked
-	}
-	return st
+	return ov.SenderState(now)
 }
 
 // stateKey is the catalog key of a state's label.

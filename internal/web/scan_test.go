@@ -2,8 +2,10 @@ package web
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/scan/scantest"
+	"github.com/kluis-nl/kluis/internal/transfer"
 )
 
 // TestReplyInfected: a recipient who replies with a file that has malware
@@ -96,5 +99,144 @@ func TestDetailBeingChecked(t *testing.T) {
 	wantStatus(t, "status page after the scan", resp, body, http.StatusOK)
 	if strings.Contains(body, `id="scan-status"`) || !strings.Contains(body, translate("nl", "mine.state_ready")) {
 		t.Errorf("after the scan the page still says it waits, or not that it was sent:\n%.3000s", body)
+	}
+}
+
+// TestDetailRefused: the status page of a transfer the malware scan
+// stopped says plainly, in Dutch and English, that the virus check refused
+// it, which file (by number, by name when the sender showed names) and
+// what was found, also after the purge erased its content; it used to
+// read "revoked". Both ways: the wait for clamd that ends in a refusal,
+// and the refusal at finish after which the sender's client revoked the
+// transfer (as the send page and kluis send do).
+func TestDetailRefused(t *testing.T) {
+	d := scantest.Start(t, scantest.Options{})
+	logs := kluistest.NewLogs()
+	a := startApp(t, TestAppOptions{Args: []string{"--clamd", d.Unix(), "--scan-wait", "2h"}, Logs: logs})
+	e := &senderEnv{env: &env{app: a, svc: a.Transfers, srv: testServer{URL: a.URL}, web: a.Web, logs: logs}, senders: a.Senders, mails: &mails{app: a}}
+	ctx := context.Background()
+	c := e.client(t)
+	e.login(t, c, "a.jansen@gemeente.example.nl")
+	check := func(name, id string, wants map[string][]string) {
+		t.Helper()
+		for lang, want := range wants {
+			resp, body := getLang(t, c, e.srv.URL+"/transfers/"+id, lang)
+			wantStatus(t, name+" ("+lang+")", resp, body, http.StatusOK)
+			want = append(want, translate(lang, "mine.state_failed"), translate(lang, "mine.refused_not_sent"))
+			for _, w := range want {
+				if !strings.Contains(body, w) {
+					t.Errorf("%s (%s): the status page lacks %q", name, lang, w)
+				}
+			}
+			if strings.Contains(body, translate(lang, "mine.state_revoked")) {
+				t.Errorf("%s (%s): the status page says revoked", name, lang)
+			}
+		}
+	}
+
+	// Waited for clamd, then refused by the retry; purged.
+	d.Stop(t)
+	s := e.send(t, kluis.PasswordManual, "Zeven-Groene-Appels", "", map[string][]byte{"a.txt": []byte("schoon"), "b.com": []byte(scantest.EICAR)})
+	d.Start(t)
+	a.Clock.Advance(time.Minute)
+	if _, err := a.Transfers.RetryScans(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Transfers.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("refused after the wait", s.owner.TransferID, map[string][]string{
+		"nl": {translate("nl", "mine.refused_infected", "bestand 2 van 2"), "Kluis-Test-EICAR", translate("nl", "mine.refused_do_not_open")},
+		"en": {translate("en", "mine.refused_infected", "file 2 of 2"), "Kluis-Test-EICAR", translate("en", "mine.refused_do_not_open")},
+	})
+
+	// Refused at finish, names shown; the client revokes; purged.
+	cr, err := a.Transfers.Create(ctx, transfer.CreateRequest{SenderEmail: "a.jansen@gemeente.example.nl", To: []string{"burger@example.nl"},
+		Lang: "nl", PasswordMode: kluis.PasswordGenerate, Options: kluis.Options{ShowFilenames: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := a.Transfers.AuthorizeUpload(ctx, cr.UploadToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := a.Transfers.NewPlainFile(ctx, o, "factuur.com", "application/octet-stream", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Transfers.WriteFile(ctx, o, f.ID, 0, strings.NewReader(scantest.EICAR)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Transfers.CompleteFile(ctx, o, f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Transfers.Finish(ctx, o, ""); kluis.ErrorCode(err) != kluis.EINFECTED {
+		t.Fatalf("finish: %v, want infected", err)
+	}
+	if err := a.Transfers.Revoke(ctx, o, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Transfers.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("refused at finish", o.TransferID, map[string][]string{
+		"nl": {translate("nl", "mine.refused_infected", "bestand 1 van 1 (factuur.com)")},
+		"en": {translate("en", "mine.refused_infected", "file 1 of 1 (factuur.com)")},
+	})
+	// The list says it too.
+	resp, body := getLang(t, c, e.srv.URL+"/transfers", "en")
+	wantStatus(t, "list", resp, body, http.StatusOK)
+	if strings.Count(body, translate("en", "mine.state_failed")) != 2 {
+		t.Errorf("the list does not show both refused transfers as not sent:\n%.3000s", body)
+	}
+}
+
+// TestFileRequestInfected: what a citizen sends on a file request is
+// inbound, so --scan inbound scans it (it was scanned only with --scan
+// all). A file with malware sent through the request page without script
+// is refused with the page's plain message in the request's language; the
+// requester is not mailed and never gets the file; sending again without
+// it sends what is left.
+func TestFileRequestInfected(t *testing.T) {
+	d := scantest.Start(t, scantest.Options{})
+	logs := kluistest.NewLogs()
+	a := startApp(t, TestAppOptions{Args: []string{"--clamd", d.Unix(), "--scan", "inbound"}, Logs: logs,
+		ReplyLimiter: ratelimit.New(ratelimit.Config{PerMinute: 6000, Burst: 1000, GlobalPerMinute: 60000})})
+	e := &senderEnv{env: &env{app: a, svc: a.Transfers, srv: testServer{URL: a.URL}, web: a.Web, logs: logs}, senders: a.Senders, mails: &mails{app: a}}
+	base := e.srv.URL
+	anna := e.client(t)
+	e.login(t, anna, "anna@example.nl")
+	if resp, _ := post(t, anna, base+"/inbox", url.Values{"passphrase": {"Kanarie-Inbox-Zin-5512"}, "passphrase_again": {"Kanarie-Inbox-Zin-5512"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("inbox: %d", resp.StatusCode)
+	}
+	resp, _ := post(t, anna, base+"/requests", url.Values{"address": {"burger@example.org"}, "message": {"Stuur uw loonstroken."}, "lang": {"de"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create request: %d", resp.StatusCode)
+	}
+	reqPath := strings.TrimSuffix(resp.Header.Get("Location"), "?done=created")
+	qpath := regexp.MustCompile(`/q/[a-z0-9]+`).FindString(e.mails.last(mail.KindFileRequest, "burger@example.org").Text)
+	citizen := e.client(t)
+
+	resp, body := postFiles(t, citizen, base+qpath, "Hier.", map[string][]byte{"maart.pdf": []byte("%PDF loonstrook maart"), "april.pdf": []byte("%PDF " + scantest.Marker)})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(html.UnescapeString(body), translate("de", "filereq.error_infected")) {
+		t.Fatalf("request upload with malware: %d, want 422 with the German message\n%.2000s", resp.StatusCode, body)
+	}
+	if m := e.mails.last(mail.KindFileRequestDone, "anna@example.nl"); m != nil {
+		t.Fatal("the requester was mailed about a refused upload")
+	}
+	// Again without the file: what was uploaded before is sent.
+	resp, _ = postFiles(t, citizen, base+qpath, "Hier, zonder april.", nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("send again: %d\n%s", resp.StatusCode, logs.String())
+	}
+	if e.mails.last(mail.KindFileRequestDone, "anna@example.nl") == nil {
+		t.Fatal("the requester was not mailed")
+	}
+	if resp, _ := post(t, anna, base+reqPath+"/open", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("open: %d", resp.StatusCode)
+	}
+	_, body = get(t, anna, base+reqPath+"/open")
+	if !strings.Contains(body, "maart.pdf") || strings.Contains(body, "april.pdf") {
+		t.Errorf("the requester's page should list maart.pdf and not the refused april.pdf:\n%.3000s", body)
 	}
 }
