@@ -125,7 +125,8 @@ func TestBrowserScan(t *testing.T) {
 			b.bothWidths("infected-" + lang)
 
 			// Nothing can be downloaded: the transfer was cancelled (its
-			// upload token no longer opens it, or it says revoked), and
+			// upload token no longer opens it, or it says that the malware
+			// check stopped it, and which file), and
 			// its recipient gets no mail (checked below, after the clean
 			// transfer's mail has arrived).
 			made := b.eval(`JSON.stringify(window.__made.map((m) => [m.id, m.upload_token]))`)
@@ -136,10 +137,15 @@ func TestBrowserScan(t *testing.T) {
 				t.Fatalf("transfers made: %s", made)
 			}
 			var tj struct {
-				State string `json:"state"`
+				State       string `json:"state"`
+				ScanRefusal *struct {
+					Reason string `json:"reason"`
+					File   int    `json:"file"`
+				} `json:"scan_refusal"`
 			}
-			if st, _ := call(t, "GET", s.base+"/api/v1/transfers/"+id, token, nil, &tj); st == http.StatusOK && tj.State != "revoked" {
-				t.Errorf("the refused transfer is %q, want revoked", tj.State)
+			if st, _ := call(t, "GET", s.base+"/api/v1/transfers/"+id, token, nil, &tj); st == http.StatusOK &&
+				(tj.State != "failed" || tj.ScanRefusal == nil || tj.ScanRefusal.Reason != "infected" || tj.ScanRefusal.File != 2) {
+				t.Errorf("the refused transfer is %q (%+v), want failed: infected, file 2", tj.State, tj.ScanRefusal)
 			} else if st != http.StatusOK && st != http.StatusUnauthorized {
 				t.Errorf("the refused transfer answers %d", st)
 			}
@@ -249,5 +255,66 @@ func TestBrowserScanFailOpen(t *testing.T) {
 		}
 		b.bothWidths("unscanned-" + lang)
 		mp.waitMail(t, 20*time.Second, "the notification to "+to, func(ms []*mpMessage) bool { return len(mailsTo(ms, to)) == 1 })
+	}
+}
+
+// TestBrowserScanPerRecipient: "one transfer per recipient" with a file
+// that has malware. The first transfer's finish is refused; the page names
+// the file and the finding, and revokes every transfer of that send (the
+// refused one and those not started), so nobody is mailed: Mailpit holds
+// nothing for either recipient, and no transfer of the sender is left
+// ready or waiting. At 1280 and 320 px, with axe, in Dutch and English.
+func TestBrowserScanPerRecipient(t *testing.T) {
+	d := scantest.Start(t, scantest.Options{})
+	mp := startMailpit(t)
+	s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>", "--clamd", d.Unix())
+	b := newBrowser(t, s.base)
+	dir := t.TempDir()
+	cleanPath := writeFile(t, dir, "besluit.txt", []byte("Het besluit. "+uniq("schoon-")))
+	badPath := writeFile(t, dir, "eicar.com", []byte(scantest.EICAR))
+	verifyInBrowser(t, b, mp, "nl", uniq("afzender-")+"@example.nl")
+
+	for _, lang := range []string{"nl", "en"} {
+		t.Run(lang, func(t *testing.T) {
+			b.t = t
+			w := scanWords[lang]
+			// Two external addresses: the review asks whether they may see
+			// each other, and offers one transfer per recipient.
+			a1, a2 := uniq("burger-")+"@example.org", uniq("buur-")+"@example.com"
+			b.setLang(lang, "/send")
+			b.waitFor(`!document.getElementById("compose").hidden`)
+			b.do(chromedp.SendKeys(chromedp.CSS("#to"), a1+"; "+a2))
+			b.do(chromedp.SetUploadFiles(chromedp.CSS("#files"), []string{cleanPath, badPath}))
+			b.waitFor(`document.querySelectorAll("#file-list li").length === 2`)
+			b.startTransfer("separate")
+			b.waitOutcome()
+
+			errs := b.eval(`document.getElementById("compose-errors").hidden ? "" : document.getElementById("compose-errors-list").textContent`)
+			if !strings.Contains(errs, "‘eicar.com’") || !strings.Contains(errs, w["infected"]) || !strings.Contains(errs, "EICAR") || !strings.Contains(errs, w["cancelled"]) {
+				t.Fatalf("one transfer per recipient with EICAR: errors %q, summary %q", errs, b.text("#summary-heading"))
+			}
+			if got := b.text("#files-error"); !strings.Contains(got, "eicar.com") {
+				t.Errorf("the files field does not show the error: %q", got)
+			}
+			b.bothWidths("infected-separate-" + lang)
+
+			// No transfer of this sender is left to be sent.
+			states := b.await(`fetch("/api/v1/transfers", {credentials: "same-origin"}).then(r => r.json()).then(j => (j.transfers || []).map(x => x.state).join(","))`)
+			if states == "" {
+				t.Fatal("no transfers listed")
+			}
+			for _, st := range strings.Split(states, ",") {
+				if st == "ready" || st == "scanning" || st == "uploading" || st == "draft" {
+					t.Errorf("a transfer of the refused send is %s (states %s), want none left to send", st, states)
+				}
+			}
+			time.Sleep(3 * time.Second) // a notification would be in Mailpit by now
+			msgs := mp.all(t)
+			for _, to := range []string{a1, a2} {
+				if n := len(mailsTo(msgs, to)); n != 0 {
+					t.Errorf("%d mails to %s after the refused send, want none", n, to)
+				}
+			}
+		})
 	}
 }
