@@ -158,6 +158,8 @@ func (o *Outbox) Enqueue(ctx context.Context, tx *store.Tx, m *mail.Message) (id
 		CreatedAt: now,
 		NotBefore: now,
 		Sealed:    o.keys.Seal(sealPurpose, id, body),
+		// For the admin console's mail queue (MaskAddress).
+		RecipientMasked: MaskAddress(m.To),
 	}
 	clear(body)
 	if err := tx.InsertOutbox(ctx, row); err != nil {

@@ -126,11 +126,7 @@ func patterns(ps []pattern) string {
 	if len(ps) == 0 {
 		return "anyone"
 	}
-	var s []string
-	for _, p := range ps {
-		s = append(s, p.String())
-	}
-	return strings.Join(s, ", ")
+	return strings.Join(patternStrings(ps), ", ")
 }
 
 func describeLimits(w io.Writer, indent string, l Limits) {

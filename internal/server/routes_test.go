@@ -561,6 +561,17 @@ func routeTable() []routeRow {
 		{pattern: "POST /admin/keys/{id}", req: func(fx *fixture, a actor) req {
 			return webReq(fx, a, "POST", "/admin/keys/onbekend", "action=revoke&reason=een+reden+hier")
 		}, want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /admin/mail", req: get("/admin/mail?state=pending"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /admin/mail/{id}/retry", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/admin/mail/m1/retry", "") },
+			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /admin/mail/{id}/drop", req: get("/admin/mail/m1/drop"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /admin/mail/{id}/drop", req: func(fx *fixture, a actor) req {
+			return webReq(fx, a, "POST", "/admin/mail/m1/drop", "reason=een+reden+hier")
+		}, want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "GET /admin/policy", req: get("/admin/policy?sender=a@example.nl&recipient=b@example.nl"), want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /admin/policy/validate", req: func(fx *fixture, a actor) req {
+			return webReq(fx, a, "POST", "/admin/policy/validate", "text=%7B%7D")
+		}, want: everyone(want{http.StatusSeeOther, ""})},
 
 		{pattern: "GET /.well-known/security.txt", req: get("/.well-known/security.txt"), want: everyone(want{http.StatusOK, ""})},
 	}

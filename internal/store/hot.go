@@ -235,6 +235,14 @@ var hotCalls = []struct {
 		}
 		return nil
 	}},
+	{"ListOutbox: the admin console's mail queue", func(ctx context.Context, tx *Tx, a HotArgs) error {
+		for _, f := range []OutboxFilter{{}, {Failed: true}, {At: a.Now, ID: a.TransferID}, {Failed: true, At: a.Now, ID: a.TransferID}} {
+			if _, err := tx.ListOutbox(ctx, f, a.Now, 50); err != nil {
+				return err
+			}
+		}
+		return nil
+	}},
 	{"SenderSession, APIKeyByHash, Verification: sender requests", func(ctx context.Context, tx *Tx, a HotArgs) error {
 		if _, err := tx.SenderSession(ctx, []byte("none")); ignoreNotFound(err) != nil {
 			return err

@@ -20,6 +20,9 @@ type OutboxRow struct {
 	FailedAt     *time.Time
 	LastError    string
 	Sealed       []byte
+	// RecipientMasked is the recipient's address masked (written at
+	// insert, for the admin console; not read back by the worker).
+	RecipientMasked string
 }
 
 const outboxCols = `id, kind, created_at, not_before, attempts, claimed_until, failed_at, last_error, sealed`
@@ -45,14 +48,17 @@ func scanOutbox(row interface{ Scan(...any) error }) (*OutboxRow, error) {
 // InsertOutbox queues a mail. Call it in the transaction of the change
 // that causes the mail.
 func (q Q) InsertOutbox(ctx context.Context, o *OutboxRow) error {
-	var lastErr any
+	var lastErr, masked any
 	if o.LastError != "" {
 		lastErr = o.LastError
 	}
-	_, err := q.q.ExecContext(ctx, `INSERT INTO outbox (`+outboxCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if o.RecipientMasked != "" {
+		masked = o.RecipientMasked
+	}
+	_, err := q.q.ExecContext(ctx, `INSERT INTO outbox (`+outboxCols+`, recipient_masked)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		o.ID, o.Kind, ms(o.CreatedAt), ms(o.NotBefore), o.Attempts,
-		msPtr(o.ClaimedUntil), msPtr(o.FailedAt), lastErr, o.Sealed)
+		msPtr(o.ClaimedUntil), msPtr(o.FailedAt), lastErr, o.Sealed, masked)
 	if err != nil {
 		return fmt.Errorf("insert outbox: %w", err)
 	}

@@ -33,15 +33,26 @@ func (s *Service) DefaultLimits() policy.Limits {
 	return s.Policy().Defaults().Cap(s.ceiling())
 }
 
-// decide runs the policy for a transfer and caps its limits by the Config.
-func (s *Service) decide(sender string, recipients []string) (*policy.Decision, error) {
+// Decide is the policy's decision for a transfer from sender to
+// recipients, with its limits capped by the server's own settings: what
+// a transfer gets. The send path uses it (decide), and so does the admin
+// console's "test this sender and recipient".
+func (s *Service) Decide(sender string, recipients []string) (*policy.Decision, error) {
 	d, err := s.Policy().Decide(sender, recipients)
 	if err != nil {
-		s.log.Info("transfer refused by policy", "action", "transfer.create", "result", "policy")
 		return nil, err
 	}
 	d.Cap(s.ceiling())
 	return d, nil
+}
+
+// decide is Decide for a transfer being made: a refusal is logged.
+func (s *Service) decide(sender string, recipients []string) (*policy.Decision, error) {
+	d, err := s.Decide(sender, recipients)
+	if err != nil {
+		s.log.Info("transfer refused by policy", "action", "transfer.create", "result", "policy")
+	}
+	return d, err
 }
 
 // maxSize is a transfer's size budget: the policy's limit stored at Create,

@@ -122,6 +122,8 @@ func navFor(s *sender.Sender, here string) consoleNav {
 	add("/admin/audit", "admin.nav_audit", "admin.about_audit", rolesAudit)
 	add("/admin/stats", "admin.nav_stats", "admin.about_stats", rolesStats)
 	add("/admin/keys", "admin.nav_keys", "admin.about_keys", rolesKeys)
+	add("/admin/mail", "admin.nav_mail", "admin.about_mail", rolesMail)
+	add("/admin/policy", "admin.nav_policy", "admin.about_policy", rolesPolicy)
 	return n
 }
 

@@ -38,7 +38,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 		Args: []string{"--oidc-issuer", op.Issuer, "--oidc-client-id", "kluis", "--oidc-role-admin", "kluis-admins",
 			"--oidc-role-auditor", "kluis-audit", "--oidc-role-helpdesk", "servicedesk"},
 		Env:    map[string]string{"KLUIS_OIDC_CLIENT_SECRET": "kluis-secret"},
-		Policy: `{"organisation_domains": ["gemeente.example"]}`,
+		Policy: consolePolicyFile,
 	})
 	op.AddClient("kluis", "kluis-secret", a.URL+"/sso/callback")
 	mfa := []string{"pwd", "mfa"}
@@ -50,6 +50,18 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	e := &consoleEnv{ssoEnv: &ssoEnv{app: a, op: op}, browsers: map[string]*browser{}}
 	return e
 }
+
+// consolePolicyFile is the console tests' policy: the organisation's
+// domain, a deny rule and an allow rule with limits of its own.
+const consolePolicyFile = `{
+  "organisation_domains": ["gemeente.example"],
+  "rules": [
+    {"name": "geen privémail", "recipients": ["prive.example"], "action": "deny", "description": "Stuur naar een werkadres."},
+    {"name": "zorgpartners", "recipients": ["*.zorg.example"], "action": "allow",
+     "limits": {"password_modes": ["manual"], "max_expiry": "7d", "allow_show_filenames": false}}
+  ]
+}
+`
 
 // as returns a browser signed in as subject (once per subject).
 func (e *consoleEnv) as(t *testing.T, subject string) *browser {
@@ -143,6 +155,8 @@ func TestConsoleRolesPerRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.mailedCode(t) // before a mail is stuck: it waits for an empty queue
+	pending, failed := e.stuckMail(t, "wachtend@example.nl", false), e.stuckMail(t, "mislukt@example.nl", true)
 	routes := []struct {
 		path  string
 		allow []string
@@ -155,6 +169,12 @@ func TestConsoleRolesPerRoute(t *testing.T) {
 		{"/admin/stats", []string{"beheer", "audit"}},
 		{"/admin/keys", []string{"beheer"}},
 		{"/admin/keys/" + keyID, []string{"beheer"}},
+		{"/admin/mail", []string{"beheer", "audit"}},
+		{"/admin/mail?state=pending", []string{"beheer", "audit"}},
+		{"/admin/mail/" + pending + "/drop", []string{"beheer"}},
+		{"/admin/mail/" + failed + "/drop", []string{"beheer"}},
+		{"/admin/policy", []string{"beheer", "audit", "balie"}},
+		{"/admin/policy?sender=anna@gemeente.example&recipient=burger@example.nl", []string{"beheer", "audit", "balie"}},
 	}
 	lang := "nl"
 	for _, rt := range routes {
@@ -206,13 +226,55 @@ func TestConsoleRolesPerRoute(t *testing.T) {
 	if rows, _ := e.app.DB.SearchTransfers(context.Background(), store.TransferFilter{ID: id}, 1); len(rows) != 1 || rows[0].RevokedAt != nil {
 		t.Fatalf("the transfer was revoked by a refused request: %+v", rows)
 	}
+	// Neither are the mail queue's actions nor a policy check, and no
+	// mail changed.
+	for _, who := range []string{"audit", "balie", "geen", "zonder-mfa", "code"} {
+		b := e.mailedCode(t)
+		if who != "code" {
+			b = e.as(t, who)
+		}
+		for _, path := range []string{"/admin/mail/" + pending + "/retry", "/admin/mail/" + pending + "/drop", "/admin/mail/" + failed + "/drop"} {
+			resp, err := b.PostForm(e.app.URL+path, url.Values{"reason": {"Verzoek van de afzender"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("POST %s as %s: %d", path, who, resp.StatusCode)
+			}
+		}
+	}
+	for _, who := range []string{"geen", "zonder-mfa", "code"} {
+		b := e.mailedCode(t)
+		if who != "code" {
+			b = e.as(t, who)
+		}
+		resp, err := b.PostForm(e.app.URL+"/admin/policy/validate", url.Values{"text": {"{}"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("POST /admin/policy/validate as %s: %d", who, resp.StatusCode)
+		}
+	}
+	for _, m := range []string{pending, failed} {
+		if got, _, err := e.app.DB.OutboxMail(context.Background(), m, e.app.Clock.Now()); err != nil || got.Attempts != 3 {
+			t.Errorf("mail %s after refused requests: %+v %v", m, got, err)
+		}
+	}
+	if got, _ := e.app.DB.SearchAudit(context.Background(), store.AuditFilter{Action: audit.MailDrop}, 5); len(got) != 0 {
+		t.Errorf("refused requests left audit entries: %+v", got)
+	}
 	// The menu shows what the role opens, and nothing else.
 	_, body := e.as(t, "balie").get(t, e.app.URL+"/admin")
-	if !strings.Contains(body, `href="/admin/transfers"`) || strings.Contains(body, `href="/admin/audit"`) || strings.Contains(body, `href="/admin/stats"`) {
+	if !strings.Contains(body, `href="/admin/transfers"`) || strings.Contains(body, `href="/admin/audit"`) || strings.Contains(body, `href="/admin/stats"`) ||
+		strings.Contains(body, `href="/admin/mail"`) || !strings.Contains(body, `href="/admin/policy"`) {
 		t.Errorf("the helpdesk's menu:\n%s", body)
 	}
 	_, body = e.as(t, "audit").get(t, e.app.URL+"/admin")
-	if strings.Contains(body, `href="/admin/transfers"`) || !strings.Contains(body, `href="/admin/audit"`) || !strings.Contains(body, `href="/admin/stats"`) {
+	if strings.Contains(body, `href="/admin/transfers"`) || !strings.Contains(body, `href="/admin/audit"`) || !strings.Contains(body, `href="/admin/stats"`) ||
+		!strings.Contains(body, `href="/admin/mail"`) || !strings.Contains(body, `href="/admin/policy"`) {
 		t.Errorf("the auditor's menu:\n%s", body)
 	}
 }

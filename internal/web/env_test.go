@@ -6,6 +6,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/kluistest"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/mail/devbox"
+	"github.com/kluis-nl/kluis/internal/outbox"
 	kpolicy "github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/ratelimit"
 	"github.com/kluis-nl/kluis/internal/sender"
@@ -43,6 +44,10 @@ type TestApp struct {
 	// kind to `to` in the development mailbox, newest first ("" matches
 	// any).
 	Delivered func(kind mail.Kind, to string) []devbox.Entry
+	// Outbox queues mail (the console's mail queue tests); PolicyFile is
+	// the --policy file written for TestAppOptions.Policy.
+	Outbox     *outbox.Outbox
+	PolicyFile string
 }
 
 // StartTestApp starts the server of o until the test ends; set by

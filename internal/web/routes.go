@@ -99,6 +99,12 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("POST /admin/keys", h.consoleKeyCreate)
 	mux.HandleFunc("GET /admin/keys/{id}", h.consoleKey)
 	mux.HandleFunc("POST /admin/keys/{id}", h.consoleKey)
+	mux.HandleFunc("GET /admin/mail", h.consoleMailPage)
+	mux.HandleFunc("POST /admin/mail/{id}/retry", h.consoleMailRetry)
+	mux.HandleFunc("GET /admin/mail/{id}/drop", h.consoleMailDrop)
+	mux.HandleFunc("POST /admin/mail/{id}/drop", h.consoleMailDrop)
+	mux.HandleFunc("GET /admin/policy", h.consolePolicyPage)
+	mux.HandleFunc("POST /admin/policy/validate", h.consolePolicyPage)
 
 	mux.HandleFunc("GET /static/{sum}/{name...}", h.serveStatic)
 }

@@ -101,6 +101,13 @@ type Deps struct {
 	// statistics and audit export. Without DB the console answers 404.
 	DB    *store.DB
 	Audit *audit.Recorder
+	// MailWake asks the outbox worker to look for due mail now (after a
+	// retry on the console's mail queue); nil: the worker finds it within
+	// its poll interval.
+	MailWake func()
+	// PolicyFile is the --policy file, shown on the console's policy
+	// page; "" for the built-in demo policy.
+	PolicyFile string
 }
 
 // Web holds the page handlers and what they share.
@@ -123,6 +130,9 @@ type Web struct {
 	// db and audit: the admin console's (nil db: no console).
 	db    *store.DB
 	audit *audit.Recorder
+	// mailWake and policyFile: the console's mail queue and policy pages.
+	mailWake   func()
+	policyFile string
 }
 
 type org struct {
@@ -217,6 +227,7 @@ func New(d Deps) (*Web, error) {
 	}
 	h.passwords = d.GatewayPasswords
 	h.db, h.audit = d.DB, d.Audit
+	h.mailWake, h.policyFile = d.MailWake, d.PolicyFile
 	if h.org.Name == "" {
 		h.org.Name = "Kluis"
 	}
