@@ -118,7 +118,7 @@ func TestConsoleMailQueue(t *testing.T) {
 	}
 	entries, err := e.app.DB.SearchAudit(ctx, store.AuditFilter{Action: audit.MailRetry, Object: pending}, 5)
 	if err != nil || len(entries) != 1 || entries[0].Actor != "sender:beheer@gemeente.example" || entries[0].Role != "admin" || entries[0].IP == "" ||
-		!strings.Contains(entries[0].Detail, "kind=notify") || !strings.Contains(entries[0].Detail, "W…@example.nl") || strings.Contains(entries[0].Detail, "Wachtend.Persoon") {
+		!strings.Contains(entries[0].Detail, "kind=notify state=pending attempts=3") || strings.Contains(entries[0].Detail, "@") {
 		t.Errorf("retry in the audit log: %+v %v", entries, err)
 	}
 
