@@ -21,23 +21,15 @@ import (
 // refused and an allowed pair and checks a new policy file with an error.
 // Every page passes axe and reflows at 320 px, in Dutch and in English.
 func TestBrowserAdminMailAndPolicy(t *testing.T) {
-	op := oidctest.New(t)
-	op.SetUser(oidctest.User{Subject: "beheer", Email: "beheer@gemeente.example", Name: "Bea Beheer", Groups: []string{"kluis-admins"}, AMR: []string{"pwd", "mfa"}})
 	cfg := t.TempDir()
-	secretFile := filepath.Join(cfg, "oidc.secret")
 	policyFile := filepath.Join(cfg, "policy.json")
-	if err := os.WriteFile(secretFile, []byte("staff-secret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(policyFile, []byte(`{"organisation_domains": ["gemeente.example"],
   "rules": [{"name": "geen privémail", "recipients": ["prive.example"], "action": "deny", "description": "Stuur naar een werkadres."},
             {"name": "zorgpartners", "recipients": ["*.zorg.example"], "action": "allow", "limits": {"password_modes": ["manual"], "max_expiry": "7d"}}]}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := startBrowserServer(t, "--oidc-issuer", op.Issuer, "--oidc-client-id", "kluis", "--oidc-client-secret-file", secretFile,
-		"--oidc-role-admin", "kluis-admins", "--policy", policyFile)
-	op.AddClient("kluis", "staff-secret", s.base+"/sso/callback")
+	s, _ := startAdminServer(t, "--policy", policyFile)
 
 	// Mails as the worker leaves them after failures: one waiting for its
 	// next try, and per language one given up (content erased) that the
@@ -105,17 +97,7 @@ func TestBrowserAdminMailAndPolicy(t *testing.T) {
 				// Drop: first with too short a reason (an error), then with one.
 				b.open("/admin/mail/" + failed[lang] + "/drop")
 				page("mail-drop-" + lang)
-				b.do(chromedp.SetValue(chromedp.ID("reason"), "kort"))
-				b.submit("main form button[type=submit]")
-				if b.eval(`document.getElementById("reason").getAttribute("aria-invalid")`) != "true" {
-					t.Errorf("a short reason: no error at %s", b.path())
-				}
-				page("mail-drop-error-" + lang)
-				b.do(chromedp.SetValue(chromedp.ID("reason"), "Adres bestaat niet ("+lang+")"))
-				b.submit("main form button[type=submit]")
-				if !strings.Contains(b.path(), "done=dropped") {
-					t.Fatalf("after dropping: %s %q", b.path(), b.text("main"))
-				}
+				b.withReason(page, "mail-drop-error-"+lang, "Adres bestaat niet ("+lang+")", "done=dropped")
 				page("mail-dropped-" + lang)
 			} else {
 				b.open("/admin/mail/wachtend-0003/drop")
@@ -150,5 +132,42 @@ func TestBrowserAdminMailAndPolicy(t *testing.T) {
 		if err != nil || len(got) != 1 || got[0].Actor != "sender:beheer@gemeente.example" || got[0].Role != "admin" || got[0].Reason != "Adres bestaat niet ("+lang+")" {
 			t.Errorf("drop of %s in the audit log: %+v %v", id, got, err)
 		}
+	}
+}
+
+// startAdminServer starts a server with staff sign-in at a real OpenID
+// provider (oidctest) where beheer@gemeente.example is in the group
+// kluis-admins (the administrator role) and signs in with a second
+// factor; args are more flags of kluis serve. It returns the server and
+// the provider's issuer URL.
+func startAdminServer(t *testing.T, args ...string) (*server, string) {
+	t.Helper()
+	op := oidctest.New(t)
+	op.SetUser(oidctest.User{Subject: "beheer", Email: "beheer@gemeente.example", Name: "Bea Beheer", Groups: []string{"kluis-admins"}, AMR: []string{"pwd", "mfa"}})
+	secretFile := filepath.Join(t.TempDir(), "oidc.secret")
+	if err := os.WriteFile(secretFile, []byte("staff-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startBrowserServer(t, append([]string{"--oidc-issuer", op.Issuer, "--oidc-client-id", "kluis", "--oidc-client-secret-file", secretFile,
+		"--oidc-role-admin", "kluis-admins"}, args...)...)
+	op.AddClient("kluis", "staff-secret", s.base+"/sso/callback")
+	return s, op.Issuer
+}
+
+// withReason submits the admin console's reason form first with too
+// short a reason (the page must mark the field, checked as errorPage),
+// then with reason, which must end at a page whose address holds done.
+func (b *tab) withReason(page func(string), errorPage, reason, done string) {
+	b.t.Helper()
+	b.do(chromedp.SetValue(chromedp.ID("reason"), "kort"))
+	b.submit("main form button[type=submit]")
+	if b.eval(`document.getElementById("reason").getAttribute("aria-invalid")`) != "true" {
+		b.t.Errorf("a short reason: no error at %s", b.path())
+	}
+	page(errorPage)
+	b.do(chromedp.SetValue(chromedp.ID("reason"), reason))
+	b.submit("main form button[type=submit]")
+	if !strings.Contains(b.path(), done) {
+		b.t.Fatalf("after the reason: %s %q", b.path(), b.text("main"))
 	}
 }

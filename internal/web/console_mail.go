@@ -143,6 +143,13 @@ type consoleMailDrop struct {
 	Reason string
 }
 
+// ReasonHint is the hint of the reason field (the "reason_field"
+// template), here and on the revoke page.
+func (consoleMailDrop) ReasonHint() string { return "admin.mail_reason_hint" }
+
+// ReasonHint: see consoleMailDrop.ReasonHint.
+func (consoleRevoke) ReasonHint() string { return "admin.reason_hint" }
+
 // consoleMailDrop asks for confirmation and a reason (GET) and deletes
 // the mail (POST): a waiting mail is never sent, a failed one's record
 // goes. The entry admin.mail_drop has the person, role, IP and reason.
