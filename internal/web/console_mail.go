@@ -150,6 +150,15 @@ func (consoleMailDrop) ReasonHint() string { return "admin.mail_reason_hint" }
 // ReasonHint: see consoleMailDrop.ReasonHint.
 func (consoleRevoke) ReasonHint() string { return "admin.reason_hint" }
 
+// ReasonHint: see consoleMailDrop.ReasonHint.
+func (consoleBulk) ReasonHint() string { return "admin.reason_hint" }
+
+// ReasonHint: see consoleMailDrop.ReasonHint.
+func (consoleKeys) ReasonHint() string { return "admin.reason_hint" }
+
+// ReasonHint: see consoleMailDrop.ReasonHint.
+func (consoleKey) ReasonHint() string { return "admin.reason_hint" }
+
 // consoleMailDrop asks for confirmation and a reason (GET) and deletes
 // the mail (POST): a waiting mail is never sent, a failed one's record
 // goes. The entry admin.mail_drop has the person, role, IP and reason.
