@@ -245,4 +245,3 @@ func (h *Web) mailAction(r *http.Request, s *sender.Sender, ro role.Role, reason
 	}
 	return tx.Commit()
 }
-
