@@ -71,24 +71,30 @@ func AuditHash(a *AuditRow) []byte {
 // Record the entry late in a transaction: the lock serialises every
 // audited write that is still open.
 func (q Q) InsertAudit(ctx context.Context, a *AuditRow) error {
+	return q.inTx(ctx, func(q Q) error { return q.insertAudit(ctx, a) })
+}
+
+// inTx runs fn in q's transaction, or in a transaction of its own when q
+// runs outside one.
+func (q Q) inTx(ctx context.Context, fn func(Q) error) error {
 	sqldb, pg, ok := q.outsideTx()
 	if !ok {
-		return q.insertAudit(ctx, a)
+		return fn(q)
 	}
 	tx, err := sqldb.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("insert audit: %w", err)
+		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
 	in := Q{tx}
 	if pg {
 		in = Q{pgQuerier{tx}}
 	}
-	if err := in.insertAudit(ctx, a); err != nil {
+	if err := fn(in); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("insert audit: %w", err)
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
@@ -111,10 +117,17 @@ func (q Q) insertAudit(ctx context.Context, a *AuditRow) error {
 	}
 	a.Hash = AuditHash(a)
 	args := []any{a.ID, ms(a.At), a.Actor, a.Action, a.Object, a.Result, a.IP, a.Detail, a.Role, a.Reason, a.PrevHash, a.Hash}
+	// The statistics' counters of the entry's day (stats.go) commit with it.
+	metrics, values := auditStats(a)
 	if q.postgres() {
 		// One round trip less while the head is locked.
-		_, err = q.q.ExecContext(ctx, `WITH h AS (UPDATE audit_head SET last_hash = ? WHERE one = 1) `+qInsertAudit, append([]any{a.Hash}, args...)...)
-		if err != nil {
+		with := `WITH h AS (UPDATE audit_head SET last_hash = ? WHERE one = 1) `
+		pre := []any{a.Hash}
+		if len(metrics) > 0 {
+			with += `, s AS (` + qAddStats(len(metrics)) + `) `
+			pre = append(pre, statsArgs(a.At, metrics, values)...)
+		}
+		if _, err = q.q.ExecContext(ctx, with+qInsertAudit, append(pre, args...)...); err != nil {
 			return fmt.Errorf("insert audit: %w", err)
 		}
 		return nil
@@ -124,6 +137,11 @@ func (q Q) insertAudit(ctx context.Context, a *AuditRow) error {
 	}
 	if _, err := q.q.ExecContext(ctx, `UPDATE audit_head SET last_hash = ? WHERE one = 1`, a.Hash); err != nil {
 		return fmt.Errorf("insert audit: chain head: %w", err)
+	}
+	if len(metrics) > 0 {
+		if _, err := q.q.ExecContext(ctx, qAddStats(len(metrics)), statsArgs(a.At, metrics, values)...); err != nil {
+			return fmt.Errorf("insert audit: statistics: %w", err)
+		}
 	}
 	return nil
 }

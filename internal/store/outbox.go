@@ -152,9 +152,28 @@ func (q Q) RetryOutbox(ctx context.Context, id string, notBefore time.Time, atte
 // is erased; id, kind, dates and the error stay for the operator. Returns
 // ErrNotFound if the row is gone.
 func (q Q) FailOutbox(ctx context.Context, id string, at time.Time, lastError string) error {
-	res, err := q.q.ExecContext(ctx, `UPDATE outbox SET failed_at = ?, last_error = ?, claimed_until = NULL, claimed_by = NULL, sealed = NULL
-		WHERE id = ?`, ms(at), lastError, id)
-	return affected(res, err, ErrNotFound)
+	return q.inTx(ctx, func(q Q) error {
+		// The statistics count a mail once, on the day it first failed.
+		lock := ""
+		if q.postgres() {
+			lock = " FOR UPDATE"
+		}
+		var failed sql.NullInt64
+		err := q.q.QueryRowContext(ctx, `SELECT failed_at FROM outbox WHERE id = ?`+lock, id).Scan(&failed)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		res, err := q.q.ExecContext(ctx, `UPDATE outbox SET failed_at = ?, last_error = ?, claimed_until = NULL, claimed_by = NULL, sealed = NULL
+			WHERE id = ?`, ms(at), lastError, id)
+		if err := affected(res, err, ErrNotFound); err != nil || failed.Valid {
+			return err
+		}
+		_, err = q.q.ExecContext(ctx, qAddStats(1), statsArgs(at, []string{metricMailsFailed}, []int64{1})...)
+		return err
+	})
 }
 
 // OutboxDepth counts the mails waiting (including those being sent) and

@@ -13,13 +13,15 @@ import (
 // how many downloads were answered, how many recipients were locked out
 // and how many mails failed for good. Days are UTC days.
 //
-// They are counted from the audit log (kept --audit-retention) and the
-// outbox (failed mails kept 30 days). A day that has ended is counted once
-// (RollupStats, from the background round) into stats_daily, which keeps
-// only numbers and outlives the rows it was counted from; the current day,
-// and any day not rolled up yet, is counted when asked. So asking for a
-// month or a year reads at most a few hundred small rows plus one day of
-// the audit log, whatever the size of the database.
+// They count audit entries and failed mails. The transaction that writes
+// such an entry (InsertAudit) or fails a mail (FailOutbox) also adds it to
+// its day's counters in stats_live, so the figures commit with the events
+// they count. Once a day has ended, RollupStats (the background round)
+// moves its counters into stats_daily, which keeps only numbers and
+// outlives the rows they were counted from. Asking for a month or a year
+// reads at most a few hundred small rows, whatever the size of the
+// database. countDays counts the same figures from the audit log and the
+// outbox (RecountStats, after the upgrade to migration 0040).
 
 // Stats are the figures of one day or month.
 type Stats struct {
@@ -75,22 +77,24 @@ func day(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
-func (s *Stats) set(metric string, v int64) {
+// addMetric adds v to the figure named metric (others, such as the
+// rollup's marker, are ignored).
+func (s *Stats) addMetric(metric string, v int64) {
 	switch metric {
 	case metricTransfersCreated:
-		s.TransfersCreated = v
+		s.TransfersCreated += v
 	case metricTransfersSent:
-		s.TransfersSent = v
+		s.TransfersSent += v
 	case metricFiles:
-		s.Files = v
+		s.Files += v
 	case metricBytes:
-		s.Bytes = v
+		s.Bytes += v
 	case metricDownloads:
-		s.Downloads = v
+		s.Downloads += v
 	case metricLockouts:
-		s.Lockouts = v
+		s.Lockouts += v
 	case metricMailsFailed:
-		s.MailsFailed = v
+		s.MailsFailed += v
 	}
 }
 
@@ -113,16 +117,16 @@ func (s Stats) metrics() map[string]int64 {
 }
 
 // StatsDays returns the statistics of every UTC day from the day of from
-// up to, not including, the day of to: the rolled-up days from
-// stats_daily, the others counted now.
+// up to, not including, the day of to: the rolled-up figures plus the
+// counters not rolled up yet, in one statement (one snapshot, so a day
+// being rolled up is counted once).
 func (q Q) StatsDays(ctx context.Context, from, to time.Time) ([]Stats, error) {
 	first, end := day(from), day(to)
 	if !end.After(first) {
 		return nil, nil
 	}
-	stored := map[int64]*Stats{}
-	rolled := map[int64]bool{}
-	rows, err := q.q.QueryContext(ctx, `SELECT day, metric, value FROM stats_daily WHERE day >= ? AND day < ?`, ms(first), ms(end))
+	byDay := map[int64]*Stats{}
+	rows, err := q.q.QueryContext(ctx, qStatsDays, ms(first), ms(end), ms(first), ms(end))
 	if err != nil {
 		return nil, fmt.Errorf("statistics: %w", err)
 	}
@@ -133,52 +137,29 @@ func (q Q) StatsDays(ctx context.Context, from, to time.Time) ([]Stats, error) {
 			rows.Close()
 			return nil, err
 		}
-		if m == metricRolled {
-			rolled[d] = true
-			continue
+		if byDay[d] == nil {
+			byDay[d] = &Stats{}
 		}
-		if stored[d] == nil {
-			stored[d] = &Stats{}
-		}
-		stored[d].set(m, v)
+		byDay[d].addMetric(m, v)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	// Days not rolled up yet (today, the days before the first rollup, a
-	// day the hourly rollup has not reached) are counted from the audit
-	// log and the outbox, a run of consecutive days at a time: a year
-	// before the first rollup is then three queries, not a thousand.
-	counted := map[int64]Stats{}
-	for d := first; d.Before(end); {
-		if rolled[ms(d)] {
-			d = d.AddDate(0, 0, 1)
-			continue
-		}
-		runEnd := d.AddDate(0, 0, 1)
-		for runEnd.Before(end) && !rolled[ms(runEnd)] {
-			runEnd = runEnd.AddDate(0, 0, 1)
-		}
-		if err := q.countDays(ctx, d, runEnd, counted); err != nil {
-			return nil, err
-		}
-		d = runEnd
-	}
 	var out []Stats
 	for d := first; d.Before(end); d = d.AddDate(0, 0, 1) {
-		s := counted[ms(d)]
-		if rolled[ms(d)] {
-			s = Stats{}
-			if p := stored[ms(d)]; p != nil {
-				s = *p
-			}
+		var s Stats
+		if p := byDay[ms(d)]; p != nil {
+			s = *p
 		}
 		s.Start = d
 		out = append(out, s)
 	}
 	return out, nil
 }
+
+const qStatsDays = `SELECT day, metric, value FROM stats_daily WHERE day >= ? AND day < ?
+	UNION ALL SELECT day, metric, value FROM stats_live WHERE day >= ? AND day < ?`
 
 // StatsMonths returns the statistics of every UTC month from the month of
 // from up to, not including, the month of to: the sums of their days.
@@ -200,16 +181,24 @@ func (q Q) StatsMonths(ctx context.Context, from, to time.Time) ([]Stats, error)
 	return out, nil
 }
 
-// countDay counts the statistics of the UTC day starting at d from the
-// audit log and the outbox.
-func (q Q) countDay(ctx context.Context, d time.Time) (Stats, error) {
-	out := map[int64]Stats{}
-	if err := q.countDays(ctx, d, d.AddDate(0, 0, 1), out); err != nil {
-		return Stats{Start: d}, err
+// CountStats counts the statistics of every UTC day from the day of from
+// up to, not including, the day of to from the audit log and the outbox:
+// what StatsDays shows as long as those rows are kept (the tests compare
+// the two).
+func (q Q) CountStats(ctx context.Context, from, to time.Time) ([]Stats, error) {
+	counted := map[int64]Stats{}
+	var out []Stats
+	for d := day(from); d.Before(day(to)); d = d.AddDate(0, 0, 1) {
+		if len(out) == 0 {
+			if err := q.countDays(ctx, d, day(to), counted); err != nil {
+				return nil, err
+			}
+		}
+		s := counted[ms(d)]
+		s.Start = d
+		out = append(out, s)
 	}
-	s := out[ms(d)]
-	s.Start = d
-	return s, nil
+	return out, nil
 }
 
 // countDays adds the statistics of the UTC days from first up to end
@@ -314,71 +303,201 @@ func sizeOf(detail string) int64 {
 	return 0
 }
 
-// RollupStats counts every day that ended at least an hour before now and
-// is not rolled up yet into stats_daily, from the day after the last one
-// rolled up (or the oldest audit entry or failed mail) on, and returns how
-// many days it stored. Several instances may run it at once: a day's rows
-// are written once (the others' inserts do nothing), with the same values.
-func (db *DB) RollupStats(ctx context.Context, now time.Time) (int, error) {
-	var last, oldest, oldMail *int64
-	if err := db.q.QueryRowContext(ctx, `SELECT max(day) FROM stats_daily WHERE metric = ?`, metricRolled).Scan(&last); err != nil {
-		return 0, fmt.Errorf("statistics rollup: %w", err)
+// auditStats is what an audit entry adds to the statistics: metric names
+// and values (the same rules as countDays).
+func auditStats(a *AuditRow) ([]string, []int64) {
+	switch a.Action {
+	case actionCreate:
+		return []string{metricTransfersCreated}, []int64{1}
+	case actionFinish:
+		return []string{metricTransfersSent}, []int64{1}
+	case actionFile:
+		if n := sizeOf(a.Detail); n > 0 {
+			return []string{metricFiles, metricBytes}, []int64{1, n}
+		}
+		return []string{metricFiles}, []int64{1}
+	case actionDownload, actionZip:
+		if a.Result == "ok" {
+			return []string{metricDownloads}, []int64{1}
+		}
+	case actionLocked:
+		return []string{metricLockouts}, []int64{1}
 	}
-	var first time.Time
-	if last != nil {
-		first = fromMS(*last).AddDate(0, 0, 1)
-	} else {
-		if err := db.q.QueryRowContext(ctx, `SELECT min(at) FROM audit`).Scan(&oldest); err != nil {
-			return 0, fmt.Errorf("statistics rollup: %w", err)
-		}
-		if err := db.q.QueryRowContext(ctx, `SELECT min(failed_at) FROM outbox WHERE failed_at IS NOT NULL`).Scan(&oldMail); err != nil {
-			return 0, fmt.Errorf("statistics rollup: %w", err)
-		}
-		switch {
-		case oldest == nil && oldMail == nil:
-			return 0, nil
-		case oldest == nil:
-			first = day(fromMS(*oldMail))
-		case oldMail == nil || *oldest < *oldMail:
-			first = day(fromMS(*oldest))
-		default:
-			first = day(fromMS(*oldMail))
-		}
-	}
-	n := 0
-	for d := first; !d.AddDate(0, 0, 1).Add(rollupDelay).After(now); d = d.AddDate(0, 0, 1) {
-		if err := db.rollupDay(ctx, d); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
+	return nil, nil
 }
 
-func (db *DB) rollupDay(ctx context.Context, d time.Time) error {
-	s, err := db.countDay(ctx, d)
+// qAddStats adds to counters of stats_live; its arguments are day, metric,
+// value for each of n rows (statsArgs).
+func qAddStats(n int) string {
+	return `INSERT INTO stats_live (day, metric, value) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1) +
+		` ON CONFLICT (day, metric) DO UPDATE SET value = stats_live.value + excluded.value`
+}
+
+func statsArgs(at time.Time, metrics []string, values []int64) []any {
+	args := make([]any, 0, 3*len(metrics))
+	for i, m := range metrics {
+		args = append(args, ms(day(at)), m, values[i])
+	}
+	return args
+}
+
+// RollupStats moves the counters of every day that ended at least an hour
+// before now from stats_live into stats_daily (adding to what a day has
+// there already: an event committed late), marks the day rolled up, and
+// returns how many days it moved. Several instances may run it at once:
+// the move of a day's counters is one transaction, and the second finds
+// them gone.
+func (db *DB) RollupStats(ctx context.Context, now time.Time) (int, error) {
+	days, err := db.rollupDue(ctx, now)
 	if err != nil {
+		return 0, err
+	}
+	for i, d := range days {
+		tx, err := db.BeginTx(ctx)
+		if err != nil {
+			return i, err
+		}
+		err = tx.rollupDay(ctx, d)
+		if err == nil {
+			err = tx.Commit()
+		}
+		tx.Rollback()
+		if err != nil {
+			return i, err
+		}
+	}
+	return len(days), nil
+}
+
+// rollupDue lists the days (ms) with counters in stats_live that ended at
+// least rollupDelay before now: audit entries are written with the
+// writing instance's clock, and a transaction may commit a moment after
+// its entry's time.
+func (q Q) rollupDue(ctx context.Context, now time.Time) ([]int64, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT DISTINCT day FROM stats_live WHERE day >= 0 AND day < ? ORDER BY day`, ms(day(now.Add(-rollupDelay))))
+	if err != nil {
+		return nil, fmt.Errorf("statistics rollup: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var d int64
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func (tx *Tx) rollupDay(ctx context.Context, d int64) error {
+	rows, err := tx.q.QueryContext(ctx, `DELETE FROM stats_live WHERE day = ? RETURNING metric, value`, d)
+	if err != nil {
+		return fmt.Errorf("statistics rollup: %w", err)
+	}
+	moved := map[string]int64{}
+	for rows.Next() {
+		var m string
+		var v int64
+		if err := rows.Scan(&m, &v); err != nil {
+			rows.Close()
+			return err
+		}
+		moved[m] += v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return err
 	}
+	for m, v := range moved {
+		if _, err := tx.q.ExecContext(ctx, `INSERT INTO stats_daily (day, metric, value) VALUES (?, ?, ?)
+			ON CONFLICT (day, metric) DO UPDATE SET value = stats_daily.value + excluded.value`, d, m, v); err != nil {
+			return fmt.Errorf("statistics rollup: %w", err)
+		}
+	}
+	// The marker (for versions before migration 0040, which counted a day
+	// without it from the audit log).
+	if _, err := tx.q.ExecContext(ctx, `INSERT INTO stats_daily (day, metric, value) VALUES (?, ?, 1) ON CONFLICT (day, metric) DO NOTHING`, d, metricRolled); err != nil {
+		return fmt.Errorf("statistics rollup: %w", err)
+	}
+	return nil
+}
+
+// RecountStats counts the statistics of every day not rolled up into
+// stats_daily again, from the audit log and the outbox, and replaces
+// their counters in stats_live. The first open after migration 0040 runs
+// it (the events before it have no counters); bench/ runs it after
+// writing audit rows in bulk. It holds stats_live while it counts
+// (PostgreSQL: an exclusive table lock; SQLite: the write lock), so no
+// counter is added meanwhile and lost.
+func (db *DB) RecountStats(ctx context.Context) error { return db.recountStats(ctx, false) }
+
+func (db *DB) recountStats(ctx context.Context, onlyIfAsked bool) error {
 	tx, err := db.BeginTx(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	ins := func(metric string, v int64) error {
-		_, err := tx.q.ExecContext(ctx, `INSERT INTO stats_daily (day, metric, value) VALUES (?, ?, ?) ON CONFLICT (day, metric) DO NOTHING`, ms(d), metric, v)
-		return err
-	}
-	for m, v := range s.metrics() {
-		if v == 0 {
-			continue // a missing metric of a rolled-up day is 0
-		}
-		if err := ins(m, v); err != nil {
-			return fmt.Errorf("statistics rollup: %w", err)
+	if tx.pg {
+		if _, err := tx.tx.ExecContext(ctx, `LOCK TABLE stats_live IN EXCLUSIVE MODE`); err != nil {
+			return fmt.Errorf("statistics recount: %w", err)
 		}
 	}
-	if err := ins(metricRolled, 1); err != nil {
-		return fmt.Errorf("statistics rollup: %w", err)
+	if onlyIfAsked {
+		var asked int
+		if err := tx.q.QueryRowContext(ctx, `SELECT count(*) FROM stats_live WHERE day = -1`).Scan(&asked); err != nil {
+			return fmt.Errorf("statistics recount: %w", err)
+		}
+		if asked == 0 {
+			return nil
+		}
+	}
+	var last, oldest, newest, oldMail, newMail *int64
+	if err := tx.q.QueryRowContext(ctx, `SELECT max(day) FROM stats_daily WHERE metric = ?`, metricRolled).Scan(&last); err != nil {
+		return fmt.Errorf("statistics recount: %w", err)
+	}
+	if err := tx.q.QueryRowContext(ctx, `SELECT (SELECT min(at) FROM audit), (SELECT max(at) FROM audit)`).Scan(&oldest, &newest); err != nil {
+		return fmt.Errorf("statistics recount: %w", err)
+	}
+	if err := tx.q.QueryRowContext(ctx, `SELECT min(failed_at), max(failed_at) FROM outbox WHERE failed_at IS NOT NULL`).Scan(&oldMail, &newMail); err != nil {
+		return fmt.Errorf("statistics recount: %w", err)
+	}
+	// The days after the last one rolled up (rollups go day by day from
+	// the oldest), up to the newest event.
+	var first, end time.Time
+	for _, v := range []*int64{oldest, oldMail} {
+		if v != nil && (first.IsZero() || day(fromMS(*v)).Before(first)) {
+			first = day(fromMS(*v))
+		}
+	}
+	for _, v := range []*int64{newest, newMail} {
+		if v != nil && !day(fromMS(*v)).Before(end) {
+			end = day(fromMS(*v)).AddDate(0, 0, 1)
+		}
+	}
+	if last != nil {
+		first = fromMS(*last).AddDate(0, 0, 1)
+	}
+	// Counters of rolled-up days (events committed late) stay for the
+	// next rollup.
+	if _, err := tx.q.ExecContext(ctx, `DELETE FROM stats_live WHERE day >= ? OR day = -1`, ms(first)); err != nil {
+		return fmt.Errorf("statistics recount: %w", err)
+	}
+	counted := map[int64]Stats{}
+	if first.Before(end) {
+		if err := tx.countDays(ctx, first, end, counted); err != nil {
+			return err
+		}
+	}
+	for d, s := range counted {
+		for m, v := range s.metrics() {
+			if v == 0 {
+				continue
+			}
+			if _, err := tx.q.ExecContext(ctx, qAddStats(1), statsArgs(fromMS(d), []string{m}, []int64{v})...); err != nil {
+				return fmt.Errorf("statistics recount: %w", err)
+			}
+		}
 	}
 	return tx.Commit()
 }

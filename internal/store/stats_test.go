@@ -270,3 +270,115 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
+
+// testStatsCounters: the counters kept by the writing transactions equal a
+// count made from the audit log and the outbox (CountStats) at every step:
+// events from many connections at once, an event rolled back, a mail
+// failed twice, a day rolled up and an event committed for it late, and
+// an upgrade from before migration 0040 (no counters, recounted at open).
+func testStatsCounters(t *testing.T, fresh freshFunc) {
+	ctx := context.Background()
+	db, open := openFresh(t, fresh)
+	d0 := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
+	from, to := d0.AddDate(0, 0, -1), d0.AddDate(0, 0, 4)
+	same := func(when string) {
+		t.Helper()
+		got, err := db.StatsDays(ctx, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := db.CountStats(ctx, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: counters\n got %+v\ncount %+v", when, got, want)
+		}
+		var created int64
+		for _, s := range got {
+			created += s.TransfersCreated
+		}
+		if created == 0 {
+			t.Errorf("%s: nothing counted", when)
+		}
+	}
+	actions := []struct{ action, result, detail string }{
+		{"transfer.create", "ok", "recipients=2"}, {"transfer.create", "refused", ""},
+		{"upload.file_complete", "ok", "file=f size=12345"}, {"upload.file_complete", "ok", "file=g"},
+		{"transfer.finish", "ok", "files=2"}, {"file.download", "ok", "size=5"}, {"file.download", "aborted", ""},
+		{"zip.download", "ok", "files=2"}, {"recipient.locked", "locked", ""}, {"transfer.revoke", "ok", ""},
+		{"transfer.purge", "ok", ""},
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 3 * len(actions) {
+				a := actions[(i+w)%len(actions)]
+				at := d0.Add(time.Duration(i*2+w) * time.Hour) // over three days
+				if err := db.InsertAudit(ctx, &AuditRow{At: at, Actor: "system", Action: a.action, Object: "x", Result: a.result, Detail: a.detail}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Rolled back: neither the entry nor its counter.
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.InsertAudit(ctx, &AuditRow{At: d0, Actor: "system", Action: "transfer.create", Object: "y", Result: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	tx.Rollback()
+	for i := range 3 {
+		id := fmt.Sprintf("m%d", i)
+		if err := db.InsertOutbox(ctx, &OutboxRow{ID: id, Kind: "notify", CreatedAt: d0, NotBefore: d0, Sealed: []byte("s")}); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // failed twice, counted once
+			if err := db.FailOutbox(ctx, id, d0.Add(time.Duration(i)*20*time.Hour), "550"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := db.FailOutbox(ctx, "none", d0, "550"); err != ErrNotFound {
+		t.Errorf("failing a mail that is not there: %v", err)
+	}
+	same("live counters")
+	if n, err := db.RollupStats(ctx, d0.AddDate(0, 0, 2).Add(time.Hour)); err != nil || n != 2 {
+		t.Fatalf("rolled up %d days (%v), want 2", n, err)
+	}
+	same("two days rolled up")
+	// An entry committed late for a day rolled up already.
+	if err := db.InsertAudit(ctx, &AuditRow{At: d0.Add(time.Hour), Actor: "system", Action: "transfer.create", Object: "late", Result: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	same("a late entry")
+	if n, err := db.RollupStats(ctx, d0.AddDate(0, 0, 5)); err != nil || n != 2 {
+		t.Fatalf("rolled up %d days (%v), want 2 (the late entry's and the third)", n, err)
+	}
+	same("all rolled up")
+	var live int
+	if err := db.q.QueryRowContext(ctx, `SELECT count(*) FROM stats_live`).Scan(&live); err != nil || live != 0 {
+		t.Errorf("%d counters left after the rollup (%v)", live, err)
+	}
+	// A database from before migration 0040: the third day not rolled up
+	// and no counters. The next open counts it.
+	if _, err := db.q.ExecContext(ctx, `DELETE FROM stats_daily WHERE day >= ?`, ms(d0.AddDate(0, 0, 2))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.q.ExecContext(ctx, `INSERT INTO stats_live (day, metric, value) VALUES (-1, 'recount', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db2, err := open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	same("recounted at open")
+	if err := db.q.QueryRowContext(ctx, `SELECT count(*) FROM stats_live WHERE day = -1`).Scan(&live); err != nil || live != 0 {
+		t.Errorf("the recount's marker is still there (%v)", err)
+	}
+}

@@ -201,7 +201,10 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err := db.migrateSchema(ctx); err != nil {
 		return err
 	}
-	return db.chainLegacyAudit(ctx)
+	if err := db.chainLegacyAudit(ctx); err != nil {
+		return err
+	}
+	return db.recountStats(ctx, true)
 }
 
 func (db *DB) migrateSchema(ctx context.Context) error {

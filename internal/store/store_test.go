@@ -97,6 +97,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"Teams", testTeams},
 		{"MigrateDuplicateDownloads", testMigrateDuplicateDownloads},
 		{"Stats", testStats},
+		{"StatsCounters", testStatsCounters},
 		{"SenderPages", testSenderPages},
 		{"AdminSearch", testAdminSearch},
 		{"PurgeBatch", testPurgeBatch},
