@@ -245,6 +245,22 @@ func (r *Recorder) Record(ctx context.Context, q store.Q, e Event) error {
 	return q.InsertAudit(ctx, row)
 }
 
+// RecordAll is Record for many events, written in a few statements (the
+// purge's one entry per transfer).
+func (r *Recorder) RecordAll(ctx context.Context, q store.Q, es []Event) error {
+	if r == nil {
+		return nil
+	}
+	rows := make([]*store.AuditRow, len(es))
+	for i, e := range es {
+		rows[i] = r.row(ctx, e)
+		if rows[i].Action == "" {
+			return errors.New("audit: event without action")
+		}
+	}
+	return q.InsertAudits(ctx, rows)
+}
+
 // Log writes e outside any transaction (db.Q); a failure is logged, not
 // returned, for events whose request must not fail because of it.
 func (r *Recorder) Log(ctx context.Context, e Event) {

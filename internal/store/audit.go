@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -110,37 +111,75 @@ func (q Q) outsideTx() (db *sql.DB, pg bool, ok bool) {
 }
 
 func (q Q) insertAudit(ctx context.Context, a *AuditRow) error {
-	a.At = fromMS(ms(a.At))
-	err := q.q.QueryRowContext(ctx, `UPDATE audit_head SET last_id = last_id + 1 WHERE one = 1 RETURNING last_id, last_hash`).Scan(&a.ID, &a.PrevHash)
+	return q.insertAudits(ctx, []*AuditRow{a})
+}
+
+// InsertAudits is InsertAudit for many entries at once (the purge writes
+// one per transfer): the chain head is moved once and the entries go in
+// a few statements, in the order given.
+func (q Q) InsertAudits(ctx context.Context, rows []*AuditRow) error {
+	return q.inTx(ctx, func(q Q) error { return q.insertAudits(ctx, rows) })
+}
+
+// auditInsertBatch is how many entries one INSERT writes (12 values each,
+// well below SQLite's and PostgreSQL's limits on parameters).
+const auditInsertBatch = 500
+
+func (q Q) insertAudits(ctx context.Context, rows []*AuditRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var last int64
+	var prev []byte
+	err := q.q.QueryRowContext(ctx, `UPDATE audit_head SET last_id = last_id + ? WHERE one = 1 RETURNING last_id, last_hash`, len(rows)).Scan(&last, &prev)
 	if err != nil {
 		return fmt.Errorf("insert audit: chain head: %w", err)
 	}
-	a.Hash = AuditHash(a)
-	args := []any{a.ID, ms(a.At), a.Actor, a.Action, a.Object, a.Result, a.IP, a.Detail, a.Role, a.Reason, a.PrevHash, a.Hash}
-	// The statistics' counters of the entry's day (stats.go) commit with it.
-	metrics, values := auditStats(a)
-	if q.postgres() {
-		// One round trip less while the head is locked.
-		with := `WITH h AS (UPDATE audit_head SET last_hash = ? WHERE one = 1) `
-		pre := []any{a.Hash}
-		if len(metrics) > 0 {
-			with += `, s AS (` + qAddStats(len(metrics)) + `) `
-			pre = append(pre, statsArgs(a.At, metrics, values)...)
+	for i, a := range rows {
+		a.At = fromMS(ms(a.At))
+		a.ID = last - int64(len(rows)-1-i)
+		a.PrevHash = prev
+		a.Hash = AuditHash(a)
+		prev = a.Hash
+	}
+	for len(rows) > 0 {
+		chunk := rows[:min(len(rows), auditInsertBatch)]
+		rows = rows[len(chunk):]
+		args := make([]any, 0, 12*len(chunk))
+		// The statistics' counters of the entries' days (stats.go) commit
+		// with them.
+		var sum statsSum
+		for _, a := range chunk {
+			args = append(args, a.ID, ms(a.At), a.Actor, a.Action, a.Object, a.Result, a.IP, a.Detail, a.Role, a.Reason, a.PrevHash, a.Hash)
+			metrics, values := auditStats(a)
+			for i, m := range metrics {
+				sum.add(a.At, m, values[i])
+			}
 		}
-		if _, err = q.q.ExecContext(ctx, with+qInsertAudit, append(pre, args...)...); err != nil {
+		insert := qInsertAudit + strings.Repeat(`, (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, len(chunk)-1)
+		head := chunk[len(chunk)-1].Hash
+		if q.postgres() {
+			// One round trip for all but the head's id, while the head is
+			// locked.
+			with := `WITH h AS (UPDATE audit_head SET last_hash = ? WHERE one = 1) `
+			pre := []any{head}
+			if len(sum.keys) > 0 {
+				with += `, s AS (` + qAddStats(len(sum.keys)) + `) `
+				pre = append(pre, sum.args()...)
+			}
+			if _, err = q.q.ExecContext(ctx, with+insert, append(pre, args...)...); err != nil {
+				return fmt.Errorf("insert audit: %w", err)
+			}
+			continue
+		}
+		if _, err := q.q.ExecContext(ctx, insert, args...); err != nil {
 			return fmt.Errorf("insert audit: %w", err)
 		}
-		return nil
-	}
-	if _, err := q.q.ExecContext(ctx, qInsertAudit, args...); err != nil {
-		return fmt.Errorf("insert audit: %w", err)
-	}
-	if _, err := q.q.ExecContext(ctx, `UPDATE audit_head SET last_hash = ? WHERE one = 1`, a.Hash); err != nil {
-		return fmt.Errorf("insert audit: chain head: %w", err)
-	}
-	if len(metrics) > 0 {
-		if _, err := q.q.ExecContext(ctx, qAddStats(len(metrics)), statsArgs(a.At, metrics, values)...); err != nil {
-			return fmt.Errorf("insert audit: statistics: %w", err)
+		if _, err := q.q.ExecContext(ctx, `UPDATE audit_head SET last_hash = ? WHERE one = 1`, head); err != nil {
+			return fmt.Errorf("insert audit: chain head: %w", err)
+		}
+		if err := q.addStats(ctx, &sum); err != nil {
+			return fmt.Errorf("insert audit: %w", err)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -188,6 +189,35 @@ func testAuditChainConcurrent(t *testing.T, fresh freshFunc) {
 			}
 		})
 	}
+	// Batches (the purge's) at the same time, one longer than a statement
+	// holds.
+	batches := []int{3, auditInsertBatch + 7}
+	for i, n := range batches {
+		wg.Go(func() {
+			tx, err := db2.BeginTx(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer tx.Rollback()
+			rows := make([]*AuditRow, n)
+			for k := range rows {
+				rows[k] = &AuditRow{At: time.Now(), Actor: "system", Action: "b", Object: fmt.Sprint(i, k), Result: "ok"}
+			}
+			if err := tx.InsertAudits(ctx, rows); err != nil {
+				t.Error(err)
+				return
+			}
+			for k := 1; k < n; k++ {
+				if rows[k].ID != rows[k-1].ID+1 || !bytes.Equal(rows[k].PrevHash, rows[k-1].Hash) {
+					t.Errorf("batch entry %d: id %d after %d", k, rows[k].ID, rows[k-1].ID)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -196,7 +226,7 @@ func testAuditChainConcurrent(t *testing.T, fresh freshFunc) {
 		}
 	}
 	v := mustVerify(t, db1)
-	if v.Break != nil || v.Entries != writers*each {
+	if want := int64(writers*each + batches[0] + batches[1]); v.Break != nil || v.Entries != want {
 		t.Fatalf("after concurrent writers: %d entries, break %+v", v.Entries, v.Break)
 	}
 }

@@ -171,8 +171,9 @@ func (q Q) FailOutbox(ctx context.Context, id string, at time.Time, lastError st
 		if err := affected(res, err, ErrNotFound); err != nil || failed.Valid {
 			return err
 		}
-		_, err = q.q.ExecContext(ctx, qAddStats(1), statsArgs(at, []string{metricMailsFailed}, []int64{1})...)
-		return err
+		var sum statsSum
+		sum.add(at, metricMailsFailed, 1)
+		return q.addStats(ctx, &sum)
 	})
 }
 

@@ -326,19 +326,53 @@ func auditStats(a *AuditRow) ([]string, []int64) {
 	return nil, nil
 }
 
-// qAddStats adds to counters of stats_live; its arguments are day, metric,
-// value for each of n rows (statsArgs).
+// qAddStats adds to n counters of stats_live; its arguments are day,
+// metric, value for each (statsSum.args).
 func qAddStats(n int) string {
 	return `INSERT INTO stats_live (day, metric, value) VALUES (?, ?, ?)` + strings.Repeat(`, (?, ?, ?)`, n-1) +
 		` ON CONFLICT (day, metric) DO UPDATE SET value = stats_live.value + excluded.value`
 }
 
-func statsArgs(at time.Time, metrics []string, values []int64) []any {
-	args := make([]any, 0, 3*len(metrics))
-	for i, m := range metrics {
-		args = append(args, ms(day(at)), m, values[i])
+// statsSum adds up what a transaction adds to the counters, by day and
+// metric.
+type statsSum struct {
+	keys []statsKey
+	sum  map[statsKey]int64
+}
+
+type statsKey struct {
+	day    int64
+	metric string
+}
+
+func (s *statsSum) add(at time.Time, metric string, v int64) {
+	k := statsKey{ms(day(at)), metric}
+	if s.sum == nil {
+		s.sum = map[statsKey]int64{}
+	}
+	if _, ok := s.sum[k]; !ok {
+		s.keys = append(s.keys, k)
+	}
+	s.sum[k] += v
+}
+
+func (s *statsSum) args() []any {
+	args := make([]any, 0, 3*len(s.keys))
+	for _, k := range s.keys {
+		args = append(args, k.day, k.metric, s.sum[k])
 	}
 	return args
+}
+
+// addStats adds s to the counters in one statement.
+func (q Q) addStats(ctx context.Context, s *statsSum) error {
+	if len(s.keys) == 0 {
+		return nil
+	}
+	if _, err := q.q.ExecContext(ctx, qAddStats(len(s.keys)), s.args()...); err != nil {
+		return fmt.Errorf("statistics: %w", err)
+	}
+	return nil
 }
 
 // RollupStats moves the counters of every day that ended at least an hour
@@ -490,13 +524,14 @@ func (db *DB) recountStats(ctx context.Context, onlyIfAsked bool) error {
 		}
 	}
 	for d, s := range counted {
+		var sum statsSum
 		for m, v := range s.metrics() {
-			if v == 0 {
-				continue
+			if v != 0 {
+				sum.add(fromMS(d), m, v)
 			}
-			if _, err := tx.q.ExecContext(ctx, qAddStats(1), statsArgs(fromMS(d), []string{m}, []int64{v})...); err != nil {
-				return fmt.Errorf("statistics recount: %w", err)
-			}
+		}
+		if err := tx.addStats(ctx, &sum); err != nil {
+			return err
 		}
 	}
 	return tx.Commit()

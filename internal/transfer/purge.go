@@ -166,10 +166,12 @@ func (s *Service) purgeBatch(ctx context.Context, ids []string, now time.Time) (
 	if err := tx.PurgeTransfers(ctx, claimed, now); err != nil {
 		return 0, err
 	}
-	for _, id := range claimed {
-		if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.System, Action: audit.TransferPurge, Object: id}); err != nil {
-			return 0, err
-		}
+	events := make([]audit.Event, len(claimed))
+	for i, id := range claimed {
+		events[i] = audit.Event{Actor: audit.System, Action: audit.TransferPurge, Object: id}
+	}
+	if err := s.audit.RecordAll(ctx, tx.Q, events); err != nil {
+		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, err

@@ -199,14 +199,23 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 // List implements blob.Store.
+//
+// The walk starts in the folder the prefix names up to its last "/" (for
+// "t/ID/" the transfer's own folder), so listing one transfer does not
+// read the folder of all transfers (the purge lists each transfer it
+// purges).
 func (s *Store) List(ctx context.Context, prefix string, fn func(blob.Info) error) error {
-	err := filepath.WalkDir(s.blobs, func(p string, d fs.DirEntry, err error) error {
+	root := s.blobs
+	if i := strings.LastIndex(prefix, "/"); i > 0 && blob.ValidKey(prefix[:i]) {
+		root = s.path(prefix[:i])
+	}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
 		if err != nil {
-			if p != s.blobs && isMissing(err) {
-				return nil // deleted while we walked
+			if (p != s.blobs || root != s.blobs) && isMissing(err) {
+				return nil // deleted while we walked, or no blob under the prefix's folder
 			}
 			return err
 		}
