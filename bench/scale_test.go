@@ -1211,8 +1211,10 @@ func measurePurge(t *testing.T, d scaleDB, m *scaleMeta, report reportFunc) {
 	}
 	defer os.RemoveAll(d.dir + "-purge")
 	clk := newClock(m.Now)
+	// With a mailer, as in production: the purge queues the download
+	// summaries that senders asked for.
 	svc := transfer.New(transfer.Deps{DB: db, Blobs: blobs, Keys: keys, Config: transfer.DefaultConfig(), Now: clk.fixed(), Log: slog.New(slog.DiscardHandler),
-		Audit: audit.New(db, 365*24*time.Hour, clk.fixed(), nil)})
+		Mailer: &captureMail{}, Org: mail.Org{BaseURL: "http://127.0.0.1"}, Audit: audit.New(db, 365*24*time.Hour, clk.fixed(), nil)})
 	due, err := db.DueForPurge(ctx, m.Now, 1_000_000)
 	if err != nil {
 		t.Fatal(err)

@@ -154,12 +154,15 @@ var hotCalls = []struct {
 	{"InsertFile: the next file index", func(ctx context.Context, tx *Tx, a HotArgs) error {
 		return tx.InsertFile(ctx, &FileRow{ID: "hot-path-check", TransferID: a.TransferID, UpdatedAt: a.Now})
 	}},
-	{"DueForPurge, ClaimForPurge, PurgeTransfers: the purge", func(ctx context.Context, tx *Tx, a HotArgs) error {
+	{"DueForPurge, ClaimForPurge, TransferOptions, PurgeTransfers: the purge", func(ctx context.Context, tx *Tx, a HotArgs) error {
 		if _, err := tx.DueForPurge(ctx, a.Now, 500); err != nil {
 			return err
 		}
 		ids, err := tx.ClaimForPurge(ctx, []string{a.TransferID, a.OtherID}, a.Now)
 		if err != nil {
+			return err
+		}
+		if _, err := tx.TransferOptions(ctx, append(ids, a.TransferID)); err != nil {
 			return err
 		}
 		return tx.PurgeTransfers(ctx, append(ids, a.TransferID), a.Now)

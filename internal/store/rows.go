@@ -873,6 +873,29 @@ func (q Q) SetTransferLabel(ctx context.Context, id string, sealed []byte) error
 	return affected(res, err, ErrNotFound)
 }
 
+// TransferOptions returns the options (JSON) of the transfers ids, by id
+// (the purge's batch).
+func (q Q) TransferOptions(ctx context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	in, args := inList(ids)
+	rows, err := q.q.QueryContext(ctx, `SELECT id, options FROM transfers WHERE id IN (`+in+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, o string
+		if err := rows.Scan(&id, &o); err != nil {
+			return nil, err
+		}
+		out[id] = o
+	}
+	return out, rows.Err()
+}
+
 // TransferLabels returns the sealed labels of the transfers ids that have
 // one, by id.
 func (q Q) TransferLabels(ctx context.Context, ids []string) (map[string][]byte, error) {

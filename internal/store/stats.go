@@ -467,6 +467,19 @@ func (tx *Tx) rollupDay(ctx context.Context, d int64) error {
 func (db *DB) RecountStats(ctx context.Context) error { return db.recountStats(ctx, false) }
 
 func (db *DB) recountStats(ctx context.Context, onlyIfAsked bool) error {
+	// Asked is checked without a lock first: every open asks.
+	asked := func(q Q) (bool, error) {
+		var n int
+		if err := q.q.QueryRowContext(ctx, `SELECT count(*) FROM stats_live WHERE day = -1`).Scan(&n); err != nil {
+			return false, fmt.Errorf("statistics recount: %w", err)
+		}
+		return n > 0, nil
+	}
+	if onlyIfAsked {
+		if ok, err := asked(db.Q); err != nil || !ok {
+			return err
+		}
+	}
 	tx, err := db.BeginTx(ctx)
 	if err != nil {
 		return err
@@ -478,12 +491,8 @@ func (db *DB) recountStats(ctx context.Context, onlyIfAsked bool) error {
 		}
 	}
 	if onlyIfAsked {
-		var asked int
-		if err := tx.q.QueryRowContext(ctx, `SELECT count(*) FROM stats_live WHERE day = -1`).Scan(&asked); err != nil {
-			return fmt.Errorf("statistics recount: %w", err)
-		}
-		if asked == 0 {
-			return nil
+		if ok, err := asked(tx.Q); err != nil || !ok {
+			return err // another instance counted meanwhile
 		}
 	}
 	var last, oldest, newest, oldMail, newMail *int64

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
 	"github.com/kluis-nl/kluis/internal/blob"
 	"github.com/kluis-nl/kluis/internal/store"
@@ -153,8 +154,17 @@ func (s *Service) purgeBatch(ctx context.Context, ids []string, now time.Time) (
 		return 0, err
 	}
 	// The download summaries first: they still read the file names.
+	// One query for the batch's options, so a transfer without a summary
+	// costs no query of its own.
+	options, err := tx.TransferOptions(ctx, claimed)
+	if err != nil {
+		return 0, err
+	}
 	summaries := 0
 	for _, id := range claimed {
+		if parseOptions(options[id]).NotifyMode() != kluis.NotifySummary {
+			continue
+		}
 		queued, err := s.notifySummary(ctx, tx, id)
 		if err != nil {
 			return 0, err
