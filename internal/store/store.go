@@ -113,6 +113,11 @@ func OpenSQLite(ctx context.Context, path string) (*DB, error) {
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "secure_delete(ON)")
 	q.Add("_pragma", "foreign_keys(ON)")
+	// A page cache of up to 32 MiB per connection (SQLite's default is
+	// 2 MiB), filled only as pages are read: the purge of a large backlog
+	// reads the same index pages again and again, each a system call
+	// without it (bench/README.md, "Scale").
+	q.Add("_pragma", "cache_size(-32768)")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
 	sqldb, err := sql.Open("sqlite", dsn)

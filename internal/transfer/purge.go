@@ -55,8 +55,12 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
-// purgeBatch is how many transfers one purge transaction handles.
-const purgeBatch = 500
+// purgeBatch is how many transfers one purge transaction handles: each
+// commit costs a WAL fsync and (SQLite) a checkpoint of the pages the
+// batch changed, many of them shared by the next batch, so larger batches
+// write less; a batch holds SQLite's write lock for a second or two on a
+// loaded machine (bench/README.md, "Scale").
+const purgeBatch = 1000
 
 // Purge erases the content of every transfer that is expired or revoked:
 // first its blobs, then its encrypted fields, then it marks the transfer
