@@ -217,4 +217,23 @@ func TestScanRefusalStatus(t *testing.T) {
 	if st := status(c.ID); st.ScanRefusal != nil || st.State == "failed" {
 		t.Errorf("sent, revoked, purged: %+v", st)
 	}
+
+	// The sender's list (and so `kluis status` without an id) says the
+	// same: the three refused transfers read failed, the sent one not.
+	var list struct {
+		Transfers []struct{ ID, State string } `json:"transfers"`
+	}
+	e.jsonOK(e.req("GET", "/api/v1/transfers", key, nil, nil), 200, &list)
+	failed := 0
+	for _, x := range list.Transfers {
+		if x.State == "failed" {
+			failed++
+		}
+		if x.ID == c.ID && x.State == "failed" {
+			t.Errorf("the list says the sent and revoked transfer failed")
+		}
+	}
+	if failed != 3 {
+		t.Errorf("the list has %d failed transfers, want the 3 refused ones: %+v", failed, list.Transfers)
+	}
 }

@@ -63,7 +63,36 @@ func (s *Service) SenderTransfers(ctx context.Context, email string) ([]*kluis.T
 	if len(rows) == 0 {
 		return []*kluis.Transfer{}, nil
 	}
-	return s.ownerViews(ctx, s.db.Q, rows, nil)
+	ts, err := s.ownerViews(ctx, s.db.Q, rows, nil)
+	if err != nil {
+		return nil, err
+	}
+	// A transfer the malware scan stopped before it was sent reads
+	// failed, as on its own status, also after the purge.
+	var ended []string
+	for _, r := range rows {
+		if r.FinishedAt == nil && (r.RevokedAt != nil || r.State == string(kluis.StateFailed)) {
+			ended = append(ended, r.ID)
+		}
+	}
+	if len(ended) == 0 {
+		return ts, nil
+	}
+	labels, err := s.db.TransferLabels(ctx, ended)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range rows {
+		b, ok := labels[r.ID]
+		if !ok || r.FinishedAt != nil {
+			continue
+		}
+		var l label
+		if err := s.openJSON(purposeLabel, r.ID, b, &l); err == nil && l.Refused != nil {
+			ts[i].State = kluis.StateFailed
+		}
+	}
+	return ts, nil
 }
 
 // Transfer returns the owner's view of their transfer.
