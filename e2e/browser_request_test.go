@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,7 +131,10 @@ func TestBrowserFileRequest(t *testing.T) {
 	b.do(chromedp.SendKeys(chromedp.CSS("#passphrase"), pass+"x"))
 	b.submit("main form[action='/inbox/unlock'] button[type=submit]")
 	page(b, "inbox-wrong-nl")
-	b.do(chromedp.SetValue(chromedp.CSS("#passphrase"), ""), chromedp.SendKeys(chromedp.CSS("#passphrase"), pass))
+	// The field is set by script: the error page's node can be replaced
+	// between a lookup and the typing ("could not set value on node").
+	b.waitFor(`document.querySelector("#passphrase") !== null`)
+	b.eval(`document.querySelector("#passphrase").value = ` + strconv.Quote(pass) + `, "ok"`)
 	b.submit("main form[action='/inbox/unlock'] button[type=submit]")
 	b.open(reqPath)
 	page(b, "request-done-nl", "bestanden ontvangen")
