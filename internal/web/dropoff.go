@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/kluis-nl/kluis"
-	"github.com/kluis-nl/kluis/internal/download"
 	"github.com/kluis-nl/kluis/internal/locale"
 	kpolicy "github.com/kluis-nl/kluis/internal/policy"
 	"github.com/kluis-nl/kluis/internal/sender"
@@ -519,38 +518,4 @@ func (h *Web) dropoffUnlocked(w http.ResponseWriter, r *http.Request, next func(
 		return
 	}
 	next(sess, base)
-}
-
-func (h *Web) dropoffContents(w http.ResponseWriter, r *http.Request) {
-	h.dropoffUnlocked(w, r, func(s *transfer.Session, base string) {
-		c, err := h.svc.Contents(r.Context(), s)
-		if err != nil {
-			h.linkError(w, r, "", err)
-			return
-		}
-		t := c.Transfer
-		p := openPage{Base: base, Own: true, Back: base, SenderEmail: t.SenderEmail, SenderName: t.SenderName,
-			Message: c.Message, Files: c.Files, ExpiresAt: t.ExpiresAt}
-		h.render(w, r, http.StatusOK, "open", h.newView(r, p))
-	})
-}
-
-func (h *Web) dropoffFile(w http.ResponseWriter, r *http.Request) {
-	h.dropoffUnlocked(w, r, func(s *transfer.Session, base string) {
-		if err := download.ServeFile(w, r, h.svc, s, r.PathValue("fid"), h.log); err != nil {
-			if kluis.ErrorCode(err) == kluis.ENOTFOUND {
-				h.problem(w, r, http.StatusNotFound, "problem.file", base+"/open")
-				return
-			}
-			h.linkError(w, r, "", err)
-		}
-	})
-}
-
-func (h *Web) dropoffZip(w http.ResponseWriter, r *http.Request) {
-	h.dropoffUnlocked(w, r, func(s *transfer.Session, _ string) {
-		if err := download.ServeZip(w, r, h.svc, s, h.log); err != nil {
-			h.linkError(w, r, "", err)
-		}
-	})
 }

@@ -243,40 +243,6 @@ func (h *Web) requestUnlocked(w http.ResponseWriter, r *http.Request, next func(
 	next(sess, base)
 }
 
-func (h *Web) requestContents(w http.ResponseWriter, r *http.Request) {
-	h.requestUnlocked(w, r, func(s *transfer.Session, base string) {
-		c, err := h.svc.Contents(r.Context(), s)
-		if err != nil {
-			h.linkError(w, r, "", err)
-			return
-		}
-		t := c.Transfer
-		p := openPage{Base: base, Own: true, Back: base, SenderEmail: t.SenderEmail, SenderName: t.SenderName,
-			Message: c.Message, Files: c.Files, ExpiresAt: t.ExpiresAt}
-		h.render(w, r, http.StatusOK, "open", h.newView(r, p))
-	})
-}
-
-func (h *Web) requestFile(w http.ResponseWriter, r *http.Request) {
-	h.requestUnlocked(w, r, func(s *transfer.Session, base string) {
-		if err := download.ServeFile(w, r, h.svc, s, r.PathValue("fid"), h.log); err != nil {
-			if kluis.ErrorCode(err) == kluis.ENOTFOUND {
-				h.problem(w, r, http.StatusNotFound, "problem.file", base+"/open")
-				return
-			}
-			h.linkError(w, r, "", err)
-		}
-	})
-}
-
-func (h *Web) requestZip(w http.ResponseWriter, r *http.Request) {
-	h.requestUnlocked(w, r, func(s *transfer.Session, _ string) {
-		if err := download.ServeZip(w, r, h.svc, s, h.log); err != nil {
-			h.linkError(w, r, "", err)
-		}
-	})
-}
-
 // filereqPage is the page of the person asked.
 type filereqPage struct {
 	Access  string
@@ -479,4 +445,52 @@ func (h *Web) filereqJSONError(w http.ResponseWriter, lang locale.Lang, err erro
 		h.log.Error("web: file request", "err", err)
 	}
 	writeJSONResponse(w, statusOf(err), map[string]any{"error": map[string]string{"code": string(kluis.ErrorCode(err)), "message": locale.For(lang).T(key)}})
+}
+
+// ownOpener runs next with the staff member's open session of something
+// that arrived for them (a file request's result, a drop-off), and base,
+// its page; or answers itself (not theirs, inbox locked).
+type ownOpener func(w http.ResponseWriter, r *http.Request, next func(s *transfer.Session, base string))
+
+// ownContents shows what arrived: the message and the files.
+func (h *Web) ownContents(open ownOpener) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		open(w, r, func(s *transfer.Session, base string) {
+			c, err := h.svc.Contents(r.Context(), s)
+			if err != nil {
+				h.linkError(w, r, "", err)
+				return
+			}
+			t := c.Transfer
+			p := openPage{Base: base, Own: true, Back: base, SenderEmail: t.SenderEmail, SenderName: t.SenderName,
+				Message: c.Message, Files: c.Files, ExpiresAt: t.ExpiresAt}
+			h.render(w, r, http.StatusOK, "open", h.newView(r, p))
+		})
+	}
+}
+
+// ownFile downloads one file of what arrived.
+func (h *Web) ownFile(open ownOpener) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		open(w, r, func(s *transfer.Session, base string) {
+			if err := download.ServeFile(w, r, h.svc, s, r.PathValue("fid"), h.log); err != nil {
+				if kluis.ErrorCode(err) == kluis.ENOTFOUND {
+					h.problem(w, r, http.StatusNotFound, "problem.file", base+"/open")
+					return
+				}
+				h.linkError(w, r, "", err)
+			}
+		})
+	}
+}
+
+// ownZip downloads all files of what arrived as one ZIP.
+func (h *Web) ownZip(open ownOpener) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		open(w, r, func(s *transfer.Session, _ string) {
+			if err := download.ServeZip(w, r, h.svc, s, h.log); err != nil {
+				h.linkError(w, r, "", err)
+			}
+		})
+	}
 }
