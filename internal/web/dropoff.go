@@ -11,7 +11,7 @@ package web
 
 import (
 	"errors"
-	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -230,44 +230,17 @@ func (h *Web) toSend(w http.ResponseWriter, r *http.Request) {
 		}
 		return true
 	}
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
+	if !h.readUploadForm(mr, &p.Message, fail, func(part *multipart.Part) bool {
+		if !start() {
+			return false
 		}
-		if err != nil {
-			if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-				fail(http.StatusRequestEntityTooLarge, "files", "filereq.error_too_large")
-				return
-			}
-			fail(http.StatusUnprocessableEntity, "files", "filereq.error_broken")
-			return
+		if _, err := h.svc.AddRequestFile(r.Context(), up, part.FileName(), part.Header.Get("Content-Type"), part); err != nil {
+			h.toFailed(w, r, p, err, fail)
+			return false
 		}
-		switch part.FormName() {
-		case "message":
-			b, err := io.ReadAll(io.LimitReader(part, transfer.MaxMessageLength+1))
-			if err != nil {
-				fail(http.StatusUnprocessableEntity, "files", "filereq.error_broken")
-				return
-			}
-			if len(b) > transfer.MaxMessageLength {
-				fail(http.StatusUnprocessableEntity, "message", "filereq.error_message_long")
-				return
-			}
-			p.Message = strings.ReplaceAll(string(b), "\r\n", "\n")
-		case "files":
-			if part.FileName() == "" {
-				continue
-			}
-			if !start() {
-				return
-			}
-			if _, err := h.svc.AddRequestFile(r.Context(), up, part.FileName(), part.Header.Get("Content-Type"), part); err != nil {
-				h.toFailed(w, r, p, err, fail)
-				return
-			}
-		}
-		part.Close()
+		return true
+	}) {
+		return
 	}
 	if up == nil && strings.TrimSpace(p.Message) == "" {
 		fail(http.StatusUnprocessableEntity, "files", "filereq.error_empty")

@@ -11,6 +11,7 @@ package web
 import (
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -329,45 +330,18 @@ func (h *Web) fileRequestSend(w http.ResponseWriter, r *http.Request) {
 		}
 		return true
 	}
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
+	if !h.readUploadForm(mr, &p.Message, fail, func(part *multipart.Part) bool {
+		if !start() {
+			return false
 		}
-		if err != nil {
-			if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-				fail(http.StatusRequestEntityTooLarge, "files", "filereq.error_too_large")
-				return
-			}
-			fail(http.StatusUnprocessableEntity, "files", "filereq.error_broken")
-			return
+		if _, err := h.svc.AddRequestFile(r.Context(), up, part.FileName(), part.Header.Get("Content-Type"), part); err != nil {
+			h.filereqFailed(w, r, err, fail)
+			return false
 		}
-		switch part.FormName() {
-		case "message":
-			b, err := io.ReadAll(io.LimitReader(part, transfer.MaxMessageLength+1))
-			if err != nil {
-				fail(http.StatusUnprocessableEntity, "files", "filereq.error_broken")
-				return
-			}
-			if len(b) > transfer.MaxMessageLength {
-				fail(http.StatusUnprocessableEntity, "message", "filereq.error_message_long")
-				return
-			}
-			p.Message = strings.ReplaceAll(string(b), "\r\n", "\n")
-		case "files":
-			if part.FileName() == "" {
-				continue
-			}
-			if !start() {
-				return
-			}
-			if _, err := h.svc.AddRequestFile(r.Context(), up, part.FileName(), part.Header.Get("Content-Type"), part); err != nil {
-				h.filereqFailed(w, r, err, fail)
-				return
-			}
-			p.Files = append(p.Files, kluis.CleanFileName(part.FileName()))
-		}
-		part.Close()
+		p.Files = append(p.Files, kluis.CleanFileName(part.FileName()))
+		return true
+	}) {
+		return
 	}
 	if up == nil && strings.TrimSpace(p.Message) == "" {
 		// Files sent before (by the script, or a broken try) count too.
@@ -492,5 +466,44 @@ func (h *Web) ownZip(open ownOpener) http.HandlerFunc {
 				h.linkError(w, r, "", err)
 			}
 		})
+	}
+}
+
+// readUploadForm reads a plain (no script) upload form's parts in order:
+// the message into *message, and each chosen file to file, which streams
+// it into the upload. It answers a broken or too large body itself with
+// fail; it returns false when it or file answered.
+func (h *Web) readUploadForm(mr *multipart.Reader, message *string, fail func(status int, field, key string), file func(*multipart.Part) bool) bool {
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+				fail(http.StatusRequestEntityTooLarge, "files", "filereq.error_too_large")
+				return false
+			}
+			fail(http.StatusUnprocessableEntity, "files", "filereq.error_broken")
+			return false
+		}
+		switch part.FormName() {
+		case "message":
+			b, err := io.ReadAll(io.LimitReader(part, transfer.MaxMessageLength+1))
+			if err != nil {
+				fail(http.StatusUnprocessableEntity, "files", "filereq.error_broken")
+				return false
+			}
+			if len(b) > transfer.MaxMessageLength {
+				fail(http.StatusUnprocessableEntity, "message", "filereq.error_message_long")
+				return false
+			}
+			*message = strings.ReplaceAll(string(b), "\r\n", "\n")
+		case "files":
+			if part.FileName() != "" && !file(part) {
+				return false
+			}
+		}
+		part.Close()
 	}
 }
