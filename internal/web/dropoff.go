@@ -492,3 +492,10 @@ func (h *Web) dropoffUnlocked(w http.ResponseWriter, r *http.Request, next func(
 	}
 	next(sess, base)
 }
+
+// UploadMaxFiles and UploadMaxSize are the limits the upload form states
+// (partials/upload.html).
+func (p toPage) UploadMaxFiles() int { return p.MaxFiles }
+
+// UploadMaxSize: see UploadMaxFiles.
+func (p toPage) UploadMaxSize() int64 { return p.MaxSize }

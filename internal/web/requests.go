@@ -507,3 +507,10 @@ func (h *Web) readUploadForm(mr *multipart.Reader, message *string, fail func(st
 		part.Close()
 	}
 }
+
+// UploadMaxFiles and UploadMaxSize are the limits the upload form states
+// (partials/upload.html).
+func (p filereqPage) UploadMaxFiles() int { return p.Request.MaxFiles }
+
+// UploadMaxSize: see UploadMaxFiles.
+func (p filereqPage) UploadMaxSize() int64 { return p.Request.MaxSize }
