@@ -143,7 +143,17 @@ func (s *Store) probeConditional(ctx context.Context) error {
 	var opts minio.PutObjectOptions
 	opts.SetMatchETagExcept("*")
 	put := func() error {
-		_, err := s.core.PutObject(ctx, s.bucket, obj, bytes.NewReader(nil), 0, "", "", opts)
+		// A PUT is not retried by net/http when the kept-alive connection
+		// it went out on turns out closed by the server ("connection
+		// broken: broken pipe"); try again then, at most three times. An
+		// answer of the store (412 and the like) is never retried.
+		var err error
+		for range 3 {
+			_, err = s.core.PutObject(ctx, s.bucket, obj, bytes.NewReader(nil), 0, "", "", opts)
+			if err == nil || minio.ToErrorResponse(err).StatusCode != 0 || ctx.Err() != nil {
+				return err
+			}
+		}
 		return err
 	}
 	if err := put(); err != nil {
