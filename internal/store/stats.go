@@ -486,6 +486,15 @@ func (db *DB) recountStats(ctx context.Context, onlyIfAsked bool) error {
 	}
 	defer tx.Rollback()
 	if tx.pg {
+		// At start-up another instance may be recounting a big database
+		// (tens of seconds at a million transfers): wait for it, as
+		// migrations wait for each other, rather than fail the start
+		// after the connection's lock_timeout.
+		if onlyIfAsked {
+			if _, err := tx.tx.ExecContext(ctx, "SET LOCAL lock_timeout = 0"); err != nil {
+				return fmt.Errorf("statistics recount: %w", err)
+			}
+		}
 		if _, err := tx.tx.ExecContext(ctx, `LOCK TABLE stats_live IN EXCLUSIVE MODE`); err != nil {
 			return fmt.Errorf("statistics recount: %w", err)
 		}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kluis-nl/kluis/internal/store/storetest"
 )
 
 // testStats: the statistics per day and month count the audit log and the
@@ -380,5 +383,60 @@ func testStatsCounters(t *testing.T, fresh freshFunc) {
 	same("recounted at open")
 	if err := db.q.QueryRowContext(ctx, `SELECT count(*) FROM stats_live WHERE day = -1`).Scan(&live); err != nil || live != 0 {
 		t.Errorf("the recount's marker is still there (%v)", err)
+	}
+}
+
+// TestRecountWaitsAtStart: an instance that starts while another holds
+// stats_live for its recount (tens of seconds on a big database) waits
+// for it instead of failing after the connection's lock_timeout, and
+// then finds the recount done.
+func TestRecountWaitsAtStart(t *testing.T) {
+	t.Parallel()
+	storetest.RequirePostgres(t)
+	ctx := context.Background()
+	dsn := storetest.Postgres(t)
+	db, err := OpenPostgres(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.q.ExecContext(ctx, `INSERT INTO stats_live (day, metric, value) VALUES (-1, 'recount', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	// The other instance's recount, held longer than this instance's
+	// lock_timeout (200 ms, from its URL).
+	holder, err := db.BeginTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.tx.ExecContext(ctx, `LOCK TABLE stats_live IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		db2, err := OpenPostgres(ctx, dsn+sep+"lock_timeout=200")
+		if err == nil {
+			db2.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(time.Second)
+	select {
+	case err := <-done:
+		t.Fatalf("the second open did not wait for the recount: %v", err)
+	default:
+	}
+	if _, err := holder.tx.ExecContext(ctx, `DELETE FROM stats_live WHERE day = -1`); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the second open failed after the recount: %v", err)
 	}
 }
