@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +19,11 @@ import (
 // member (1280 px) sets an inbox, which gives the team its key; a citizen
 // on a phone (320 px, Ukrainian) verifies their address on /to/inkomen
 // with the mailed code and sends a file (over tus, by the page script) and
-// a message; the member is mailed, opens it with the unlocked inbox and
-// downloads the same bytes. Every page is checked with axe-core and for
+// a message. The citizen's browser reaches the server through the harness
+// proxy, which cuts the upload's connection half-way (cutUpload); the
+// page's tus client resumes where the server stopped. The member is
+// mailed, locks the inbox, unlocks it with the passphrase, opens what was
+// sent and downloads the same bytes. Every page is checked with axe-core and for
 // reflow.
 func TestBrowserDropoff(t *testing.T) {
 	needBrowser(t)
@@ -79,8 +83,9 @@ func TestBrowserDropoff(t *testing.T) {
 	b.open("/")
 	page(b, "home-nl", "Team Inkomen")
 
-	// The citizen, on a phone, in Ukrainian.
-	c := newBrowser(t, s.base)
+	// The citizen, on a phone, in Ukrainian, through the proxy.
+	px := newProxy(t, s.addr)
+	c := newBrowser(t, px.base())
 	c.viewport(320, 800)
 	c.setLang("uk", "/to/inkomen")
 	page(c, "to-verify-uk", "Команда доходів", "Надішліть нам свої розрахункові листи.", "Надіслати код")
@@ -95,7 +100,9 @@ func TestBrowserDropoff(t *testing.T) {
 	if strings.Contains(c.text("body"), staff) {
 		t.Error("the citizen's page shows the team member's address")
 	}
-	doc := bytes.Repeat([]byte("loonstrook maart "), 20_000)
+	// 8 MiB: the page sends it in requests of 2 MiB (chunkSize in
+	// request-page.js), so the cut falls inside one of them.
+	doc := bytes.Repeat([]byte("loonstrook maart "), 8<<20/17+1)
 	file := filepath.Join(t.TempDir(), "loonstrook.pdf")
 	if err := os.WriteFile(file, doc, 0o600); err != nil {
 		t.Fatal(err)
@@ -103,8 +110,10 @@ func TestBrowserDropoff(t *testing.T) {
 	c.do(chromedp.SendKeys(chromedp.CSS("#message"), "Hier is mijn loonstrook."),
 		chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}))
 	c.waitFor(`document.querySelector("form[data-request-form]")?.dataset.started === "1"`)
-	c.submit("main form button[type=submit]")
-	c.waitFor(`location.search.includes("sent=1") && !!document.querySelector("main h2")`)
+	cutUpload(t, px, c.results, "drop-off upload", int64(len(doc)), 5<<20, func() {
+		c.submit("main form button[type=submit]")
+		c.waitLong(`location.search.includes("sent=1") && !!document.querySelector("main h2")`, 2*time.Minute)
+	})
 	page(c, "to-sent-uk", "Ваші файли надіслано")
 	c.viewport(1280, 900)
 	page(c, "to-sent-uk-1280", "Ваші файли надіслано")
@@ -127,9 +136,20 @@ func TestBrowserDropoff(t *testing.T) {
 			}
 		}
 	}
+	// The member locks the inbox and opens what was sent with the
+	// passphrase.
+	b.open("/inbox")
+	b.submit("main form[action='/inbox/lock'] button[type=submit]")
 	b.open("/dropoffs")
 	page(b, "dropoffs-nl", citizen)
 	b.submit(`main a[href="` + link + `"]`)
+	page(b, "dropoff-locked-nl", citizen, "Team Inkomen", "Open eerst uw inbox")
+	b.submit(`main a[href="/inbox"]`)
+	// The field is set by script (see TestBrowserFileRequest).
+	b.waitFor(`document.querySelector("#passphrase") !== null`)
+	b.eval(`document.querySelector("#passphrase").value = ` + strconv.Quote(pass) + `, "ok"`)
+	b.submit("main form[action='/inbox/unlock'] button[type=submit]")
+	b.open(link)
 	page(b, "dropoff-nl", citizen, "Team Inkomen")
 	b.submit("main form[action$='/open'] button[type=submit]")
 	page(b, "dropoff-contents-nl", "Hier is mijn loonstrook.", "loonstrook.pdf")

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -97,25 +96,12 @@ func TestBrowserFileRequest(t *testing.T) {
 		chromedp.SetUploadFiles(chromedp.ID("files"), []string{file}))
 	// The page script took over the form: the file goes over tus.
 	c.waitFor(`document.querySelector("form[data-request-form]")?.dataset.started === "1"`)
-	// The connection that carries the 5th MiB from here is cut with a
-	// reset, after a second's stall (as in TestBrowserSend: the server
-	// has read what reached it by then).
-	base := px.forwarded.Load()
-	px.cutTotalStall.Store(int64(time.Second))
-	px.cutTotal.Store(base + 5<<20)
-	c.submit("main form button[type=submit]")
-	c.waitLong(`location.pathname.startsWith("/q/") && !!document.querySelector("main h1") && !document.querySelector("form[data-request-form]")`, 2*time.Minute)
+	// The connection that carries the 5th MiB from here is cut.
+	cutUpload(t, px, c.results, "request upload", int64(len(doc)), 5<<20, func() {
+		c.submit("main form button[type=submit]")
+		c.waitLong(`location.pathname.startsWith("/q/") && !!document.querySelector("main h1") && !document.querySelector("form[data-request-form]")`, 2*time.Minute)
+	})
 	page(c, "filereq-sent-uk", "Ваші файли надіслано")
-	sent := px.forwarded.Load() - base
-	t.Logf("citizen upload: %d bytes of file, %d bytes forwarded, %d cut(s)", len(doc), sent, px.cuts.Load())
-	fmt.Fprintf(c.results, "request upload ratio %.4f (%d of %d bytes), cuts %d\n", float64(sent)/float64(len(doc)), sent, len(doc), px.cuts.Load())
-	if px.cuts.Load() < 1 {
-		t.Error("the citizen's upload was never cut")
-	}
-	// Resumed, not started over: well under twice the file.
-	if sent > int64(len(doc))*3/2 {
-		t.Errorf("the server received %d bytes for a file of %d: the upload started over", sent, len(doc))
-	}
 
 	// The staff member locks the inbox, then opens what was sent with the
 	// passphrase.
