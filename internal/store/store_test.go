@@ -95,6 +95,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"DownloadOnce", testDownloadOnce},
 		{"FileRequests", testFileRequests},
 		{"Teams", testTeams},
+		{"TeamWrapRemoval", testTeamWrapRemoval},
 		{"MigrateDuplicateDownloads", testMigrateDuplicateDownloads},
 		{"Stats", testStats},
 		{"StatsCounters", testStatsCounters},

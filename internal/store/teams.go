@@ -55,12 +55,19 @@ func (q Q) InsertTeamMember(ctx context.Context, m *TeamMember) error {
 
 // DeleteTeamMember removes a member and every wrap of the team's keys
 // made for them. Returns ErrNotFound if the address is not a member.
+//
+// The member row goes first: on PostgreSQL that locks it, so a wrap being
+// written for the member at the same moment (InsertTeamWrap, which
+// share-locks the row) either waits and finds no member, or was written
+// before and is deleted by the second statement, which sees it once the
+// writer committed.
 func (q Q) DeleteTeamMember(ctx context.Context, team, email string) error {
-	if _, err := q.q.ExecContext(ctx, `DELETE FROM team_wraps WHERE team_id = ? AND email = ?`, team, email); err != nil {
+	res, err := q.q.ExecContext(ctx, `DELETE FROM team_members WHERE team_id = ? AND email = ?`, team, email)
+	if err := affected(res, err, ErrNotFound); err != nil {
 		return err
 	}
-	res, err := q.q.ExecContext(ctx, `DELETE FROM team_members WHERE team_id = ? AND email = ?`, team, email)
-	return affected(res, err, ErrNotFound)
+	_, err = q.q.ExecContext(ctx, `DELETE FROM team_wraps WHERE team_id = ? AND email = ?`, team, email)
+	return err
 }
 
 // TeamMembers lists a team's members, oldest first.
@@ -154,12 +161,32 @@ func (q Q) LastTeamGeneration(ctx context.Context, team string) (int, error) {
 	return int(g.Int64), err
 }
 
-// InsertTeamWrap stores a member's wrap of a generation. Returns
-// ErrConflict if the member has one already.
+// InsertTeamWrap stores a member's wrap of a generation, in one statement
+// only while the address is a member of the team (on PostgreSQL with the
+// member row share-locked, so a removal under way either waits for this
+// wrap and deletes it, or this waits for the removal and stores nothing;
+// see DeleteTeamMember). Returns ErrConflict if the member has one
+// already, ErrNotFound if the address is not a member (any more).
 func (q Q) InsertTeamWrap(ctx context.Context, w *TeamWrap, at time.Time) error {
-	res, err := q.q.ExecContext(ctx, `INSERT INTO team_wraps (id, team_id, generation, email, wrap_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`, TeamWrapID(w.TeamID, w.Generation, w.Email), w.TeamID, w.Generation, w.Email, w.WrapSealed, ms(at))
-	return affected(res, err, ErrConflict)
+	lock := ""
+	if q.postgres() {
+		lock = " FOR SHARE"
+	}
+	res, err := q.q.ExecContext(ctx, `INSERT INTO team_wraps (id, team_id, generation, email, wrap_sealed, created_at)
+		SELECT ?, ?, ?, ?, ?, ? FROM team_members WHERE team_id = ? AND email = ?`+lock+`
+		ON CONFLICT (id) DO NOTHING`, TeamWrapID(w.TeamID, w.Generation, w.Email), w.TeamID, w.Generation, w.Email, w.WrapSealed, ms(at),
+		w.TeamID, w.Email)
+	if err := affected(res, err, ErrConflict); !errors.Is(err, ErrConflict) {
+		return err
+	}
+	var n int
+	if err := q.q.QueryRowContext(ctx, `SELECT count(*) FROM team_members WHERE team_id = ? AND email = ?`, w.TeamID, w.Email).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return ErrConflict
 }
 
 // TeamWraps lists the wraps of a team's keys, all members and generations

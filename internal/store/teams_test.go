@@ -65,3 +65,53 @@ func testTeams(t *testing.T, fresh freshFunc) {
 		t.Fatalf("key after retiring: %v", err)
 	}
 }
+
+// testTeamWrapRemoval: a wrap is stored only for a member, and a wrap
+// written while a removal is under way (another member shares the key
+// as the administrator removes this one) cannot outlive the removal.
+func testTeamWrapRemoval(t *testing.T, fresh freshFunc) {
+	ctx := context.Background()
+	db, _ := openFresh(t, fresh)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if err := db.InsertTeamMember(ctx, &TeamMember{TeamID: "inkomen", Email: "bob@gemeente.nl", AddedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	wrap := func(g int, email string) error {
+		return db.InsertTeamWrap(ctx, &TeamWrap{TeamID: "inkomen", Generation: g, Email: email, WrapSealed: []byte(email)}, now)
+	}
+	if err := wrap(1, "carol@gemeente.nl"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("wrap for an address that is no member: %v", err)
+	}
+	if err := wrap(1, "bob@gemeente.nl"); err != nil {
+		t.Fatal(err)
+	}
+	if err := wrap(1, "bob@gemeente.nl"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("wrap twice: %v", err)
+	}
+	// The removal runs in a transaction; a wrap for generation 2 is
+	// written while it is open and lands after it commits.
+	tx, err := db.BeginTx(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := tx.DeleteTeamMember(ctx, "inkomen", "bob@gemeente.nl"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- wrap(2, "bob@gemeente.nl") }()
+	time.Sleep(300 * time.Millisecond)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil && !errors.Is(err, ErrNotFound) {
+		t.Fatalf("wrap during the removal: %v", err)
+	}
+	ws, err := db.TeamWraps(ctx, "inkomen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		t.Errorf("a wrap outlived the member's removal: generation %d for %s", w.Generation, w.Email)
+	}
+}
