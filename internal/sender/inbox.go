@@ -176,6 +176,9 @@ func (s *Service) UnlockInbox(ctx context.Context, token, passphrase string) err
 	}
 	s.audit.Log(ctx, audit.Event{Actor: snd.AuditActor(), Action: audit.InboxUnlock})
 	s.log.Info("inbox unlocked", "action", audit.InboxUnlock)
+	// Colleagues who wait for a team key this sender holds get it now
+	// (team.go).
+	s.shareAllTeamKeys(ctx, snd, id)
 	return nil
 }
 
@@ -189,6 +192,7 @@ func (s *Service) OpenInbox(ctx context.Context, snd *Sender, passphrase string)
 		return nil, err
 	}
 	s.audit.Log(ctx, audit.Event{Actor: snd.AuditActor(), Action: audit.InboxUnlock, Detail: "once"})
+	s.shareAllTeamKeys(ctx, snd, id)
 	return id, nil
 }
 

@@ -18,9 +18,11 @@ package sender
 // identity, so it cannot wrap an existing generation for a new member
 // alone. A member added without an inbox key, or added to a team that has
 // a key already, waits ("pending") until (a) a member who holds the key
-// opens the team's drop-offs with an unlocked inbox: that session wraps
-// every generation it holds for each waiting member who has an inbox key
-// (TeamIdentities); or (b) the team has no key at all (its first member,
+// unlocks their inbox by any route (the web's or CLI's session unlock,
+// the API's one-time open, or opening the team's drop-offs): that unlock
+// wraps every generation they hold for each waiting member who has an
+// inbox key (shareTeamKeys; a wrap is stored only while its member still
+// is one, so a removal at the same moment leaves none behind); or (b) the team has no key at all (its first member,
 // or all holders removed): then setting an inbox key, or an administrator
 // adding a member who has one, makes a fresh generation at once; or (c) an
 // administrator re-keys (RekeyTeam), which makes a new generation wrapped
@@ -248,10 +250,13 @@ func (s *Service) newTeamKey(ctx context.Context, tx *store.Tx, team, why string
 		if err != nil {
 			return 0, err
 		}
-		if err := s.insertTeamWrap(ctx, tx.Q, team, gen, m.Email, id, to, now); err != nil {
+		ok, err := s.insertTeamWrap(ctx, tx.Q, team, gen, m.Email, id, to, now)
+		if err != nil {
 			return 0, err
 		}
-		wrapped = append(wrapped, m.Email)
+		if ok {
+			wrapped = append(wrapped, m.Email)
+		}
 	}
 	if len(wrapped) == 0 {
 		if err := tx.RetireTeamKey(ctx, team, now); err != nil {
@@ -275,25 +280,27 @@ func (s *Service) newTeamKey(ctx context.Context, tx *store.Tx, team, why string
 }
 
 // insertTeamWrap encrypts a team identity to a member's inbox recipient
-// and stores it sealed.
-func (s *Service) insertTeamWrap(ctx context.Context, q store.Q, team string, gen int, email string, id *age.X25519Identity, to age.Recipient, now time.Time) error {
+// and stores it sealed. It reports false when nothing was stored: the
+// member has that wrap already, or is no member any more.
+func (s *Service) insertTeamWrap(ctx context.Context, q store.Q, team string, gen int, email string, id *age.X25519Identity, to age.Recipient, now time.Time) (bool, error) {
 	var buf bytes.Buffer
 	w, err := age.Encrypt(&buf, to)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if _, err := io.WriteString(w, id.String()); err != nil {
-		return err
+		return false, err
 	}
 	if err := w.Close(); err != nil {
-		return err
+		return false, err
 	}
 	wrap := &store.TeamWrap{TeamID: team, Generation: gen, Email: email,
 		WrapSealed: s.keys.Seal(purposeTeamWrap, store.TeamWrapID(team, gen, email), buf.Bytes())}
-	if err := q.InsertTeamWrap(ctx, wrap, now); err != nil && !errors.Is(err, store.ErrConflict) {
-		return err
+	err = q.InsertTeamWrap(ctx, wrap, now)
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		return false, nil
 	}
-	return nil
+	return err == nil, err
 }
 
 // TeamRecipient is the key new uploads to a team are encrypted to, and
@@ -326,21 +333,20 @@ func (s *Service) TeamsOf(ctx context.Context, email string) ([]string, error) {
 // TeamIdentities returns every generation of a team's key that the
 // session's sender holds, opened with their unlocked inbox. Meanwhile it
 // wraps those generations for members who are waiting and have an inbox
-// key (see the package comment). Returns EFORBIDDEN if the sender is not
-// a member, ELOCKED when the inbox is locked.
+// key (shareTeamKeys). Returns EFORBIDDEN if the sender is not a member,
+// ELOCKED when the inbox is locked.
 func (s *Service) TeamIdentities(ctx context.Context, token, team string) ([]age.Identity, error) {
 	snd, _, err := s.inboxSession(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	email := snd.Email
 	members, err := s.db.TeamMembers(ctx, team)
 	if err != nil {
 		return nil, err
 	}
 	member := false
 	for _, m := range members {
-		member = member || strings.EqualFold(m.Email, email)
+		member = member || strings.EqualFold(m.Email, snd.Email)
 	}
 	if !member {
 		return nil, kluis.Errorf(kluis.EFORBIDDEN, "You are not a member of this team.")
@@ -349,6 +355,32 @@ func (s *Service) TeamIdentities(ctx context.Context, token, team string) ([]age
 	if err != nil {
 		return nil, err
 	}
+	return s.shareTeamKeys(ctx, snd, team, inbox)
+}
+
+// shareAllTeamKeys runs shareTeamKeys for every team of the sender, who
+// just unlocked their inbox (by any route: UnlockInbox, OpenInbox). A
+// failure is logged: the unlock stands either way.
+func (s *Service) shareAllTeamKeys(ctx context.Context, snd *Sender, inbox *age.X25519Identity) {
+	teams, err := s.db.TeamsOf(ctx, snd.Email)
+	if err != nil {
+		s.log.Error("share team keys", "err", err)
+		return
+	}
+	for _, team := range teams {
+		if _, err := s.shareTeamKeys(ctx, snd, team, inbox); err != nil {
+			s.log.Error("share team keys", "team", team, "err", err)
+		}
+	}
+}
+
+// shareTeamKeys opens every generation of the team's key that snd holds
+// with their inbox identity, and wraps those generations for each member
+// who waits for them and has an inbox key (see the package comment). A
+// wrap is stored only while its member still is one (store.InsertTeamWrap),
+// so a removal at the same moment leaves none behind. Returns the opened
+// generations.
+func (s *Service) shareTeamKeys(ctx context.Context, snd *Sender, team string, inbox *age.X25519Identity) ([]age.Identity, error) {
 	wraps, err := s.db.TeamWraps(ctx, team)
 	if err != nil {
 		return nil, err
@@ -358,7 +390,7 @@ func (s *Service) TeamIdentities(ctx context.Context, token, team string) ([]age
 	var out []age.Identity
 	for _, w := range wraps {
 		has[store.TeamWrapID(team, w.Generation, w.Email)] = true
-		if !strings.EqualFold(w.Email, email) {
+		if !strings.EqualFold(w.Email, snd.Email) {
 			continue
 		}
 		id, err := s.openTeamWrap(w, inbox)
@@ -368,7 +400,13 @@ func (s *Service) TeamIdentities(ctx context.Context, token, team string) ([]age
 		held[w.Generation] = id
 		out = append(out, id)
 	}
-	// Wrap what this member holds for those who wait.
+	if len(held) == 0 {
+		return out, nil
+	}
+	members, err := s.db.TeamMembers(ctx, team)
+	if err != nil {
+		return nil, err
+	}
 	now := s.now()
 	for _, m := range members {
 		var gens []int
@@ -387,13 +425,20 @@ func (s *Service) TeamIdentities(ctx context.Context, token, team string) ([]age
 		if err != nil {
 			return nil, err
 		}
+		n := 0
 		for _, g := range gens {
-			if err := s.insertTeamWrap(ctx, s.db.Q, team, g, m.Email, held[g], to, now); err != nil {
+			ok, err := s.insertTeamWrap(ctx, s.db.Q, team, g, m.Email, held[g], to, now)
+			if err != nil {
 				return nil, err
 			}
+			if ok {
+				n++
+			}
 		}
-		s.audit.Log(ctx, audit.Event{Actor: snd.AuditActor(), Action: audit.TeamWrap, Object: "team:" + team,
-			Detail: fmt.Sprintf("member=%s generations=%d", m.Email, len(gens))})
+		if n > 0 {
+			s.audit.Log(ctx, audit.Event{Actor: snd.AuditActor(), Action: audit.TeamWrap, Object: "team:" + team,
+				Detail: fmt.Sprintf("member=%s generations=%d", m.Email, n)})
+		}
 	}
 	return out, nil
 }

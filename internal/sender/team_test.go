@@ -175,3 +175,77 @@ func TestTeamKeys(t *testing.T) {
 		return nil
 	})
 }
+
+// TestTeamKeysShareOnUnlock: a member who set their inbox key after they
+// were added waits for the team key; it is wrapped for them as soon as a
+// member who holds it unlocks their inbox by any route: the web's and
+// CLI's session unlock (UnlockInbox) or the API's one-time open
+// (OpenInbox), not only on the team's drop-off pages.
+func TestTeamKeysShareOnUnlock(t *testing.T) {
+	t.Parallel()
+	s, m, _, _ := newTestService(t)
+	ctx := context.Background()
+	const team = "inkomen"
+	alice := signIn(t, s, m, "alice@gemeente.nl")
+	bob := signIn(t, s, m, "bob@gemeente.nl")
+	dave := signIn(t, s, m, "dave@gemeente.nl")
+	if err := s.CreateInbox(ctx, alice, inboxPass); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"alice@gemeente.nl", "bob@gemeente.nl", "dave@gemeente.nl"} {
+		if _, err := s.AddTeamMember(ctx, team, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	holds := func(who string) bool {
+		t.Helper()
+		st, err := s.Team(ctx, team)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mb := range st.Members {
+			if mb.Email == who {
+				return mb.Holds
+			}
+		}
+		t.Fatalf("%s is no member: %+v", who, st)
+		return false
+	}
+	first := sealTo(t, s, team, "eerste upload")
+	if err := s.CreateInbox(ctx, bob, inboxPass); err != nil {
+		t.Fatal(err)
+	}
+	if holds("bob@gemeente.nl") {
+		t.Fatal("bob holds the key before any holder unlocked")
+	}
+	if err := s.LockInbox(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnlockInbox(ctx, alice, inboxPass); err != nil {
+		t.Fatal(err)
+	}
+	if !holds("bob@gemeente.nl") {
+		t.Fatal("bob still waits after alice unlocked her inbox")
+	}
+	if ids, err := s.TeamIdentities(ctx, bob, team); err != nil || !opens(ids, first) {
+		t.Fatalf("bob cannot open the first upload: %v", err)
+	}
+	// The API's one-time open shares as well.
+	if err := s.CreateInbox(ctx, dave, inboxPass); err != nil {
+		t.Fatal(err)
+	}
+	snd, err := s.Authenticate(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OpenInbox(ctx, snd, inboxPass); err != nil {
+		t.Fatal(err)
+	}
+	if !holds("dave@gemeente.nl") {
+		t.Fatal("dave still waits after alice opened her inbox through the API")
+	}
+	// A wrong passphrase shares nothing and says so.
+	if err := s.UnlockInbox(ctx, alice, inboxPass+"x"); code(err) != kluis.EWRONGSECRET {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+}
