@@ -325,6 +325,45 @@ func (s *Service) TeamRecipient(ctx context.Context, team string) (*age.X25519Re
 	return r, k.Generation, nil
 }
 
+// TeamWait is one of a member's teams in which someone waits for the key
+// that takes uploads now (see the package comment): the member
+// themselves (Waiting), colleagues (Others), or both.
+type TeamWait struct {
+	Team    string
+	Waiting bool
+	Others  []string
+}
+
+// TeamWaits lists the teams of email in which someone waits for the
+// team key, for the member's own pages.
+func (s *Service) TeamWaits(ctx context.Context, email string) ([]TeamWait, error) {
+	teams, err := s.db.TeamsOf(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	var out []TeamWait
+	for _, team := range teams {
+		st, err := s.teamState(ctx, s.db.Q, team)
+		if err != nil {
+			return nil, err
+		}
+		tw := TeamWait{Team: team}
+		for _, m := range st.Members {
+			switch {
+			case m.Holds:
+			case strings.EqualFold(m.Email, email):
+				tw.Waiting = true
+			default:
+				tw.Others = append(tw.Others, m.Email)
+			}
+		}
+		if tw.Waiting || len(tw.Others) > 0 {
+			out = append(out, tw)
+		}
+	}
+	return out, nil
+}
+
 // TeamsOf lists the teams an address is a member of.
 func (s *Service) TeamsOf(ctx context.Context, email string) ([]string, error) {
 	return s.db.TeamsOf(ctx, email)

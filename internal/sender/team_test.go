@@ -218,6 +218,13 @@ func TestTeamKeysShareOnUnlock(t *testing.T) {
 	if holds("bob@gemeente.nl") {
 		t.Fatal("bob holds the key before any holder unlocked")
 	}
+	// Their own pages say who waits.
+	if w, err := s.TeamWaits(ctx, "Bob@Gemeente.nl"); err != nil || len(w) != 1 || !w[0].Waiting || strings.Join(w[0].Others, ",") != "dave@gemeente.nl" {
+		t.Fatalf("bob's waits: %+v, %v", w, err)
+	}
+	if w, err := s.TeamWaits(ctx, "alice@gemeente.nl"); err != nil || len(w) != 1 || w[0].Waiting || len(w[0].Others) != 2 {
+		t.Fatalf("alice's waits: %+v, %v", w, err)
+	}
 	if err := s.LockInbox(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +250,9 @@ func TestTeamKeysShareOnUnlock(t *testing.T) {
 	}
 	if !holds("dave@gemeente.nl") {
 		t.Fatal("dave still waits after alice opened her inbox through the API")
+	}
+	if w, err := s.TeamWaits(ctx, "alice@gemeente.nl"); err != nil || len(w) != 0 {
+		t.Fatalf("waits after everyone holds the key: %+v, %v", w, err)
 	}
 	// A wrong passphrase shares nothing and says so.
 	if err := s.UnlockInbox(ctx, alice, inboxPass+"x"); code(err) != kluis.EWRONGSECRET {

@@ -359,6 +359,9 @@ type dropoffsPage struct {
 	// Item is the one shown (dropoff page), with Name its point's name.
 	Item *transfer.DropoffItem
 	Name string
+	// Waits are the member's teams in which someone waits for the team
+	// key (package sender, team.go).
+	Waits []sender.TeamWait
 }
 
 // teamMember returns the signed-in sender, their session token and their
@@ -401,7 +404,13 @@ func (h *Web) dropoffs(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	v := h.newView(r, dropoffsPage{Email: s.Email, Teams: teams, Items: items, Inbox: st})
+	// After the sharing above, so the page shows who still waits.
+	waits, err := h.senders.TeamWaits(r.Context(), s.Email)
+	if err != nil {
+		h.errorPage(w, r, err)
+		return
+	}
+	v := h.newView(r, dropoffsPage{Email: s.Email, Teams: teams, Items: items, Inbox: st, Waits: waits})
 	v.Here = "/dropoffs"
 	w.Header().Set("Cache-Control", "no-store")
 	h.render(w, r, http.StatusOK, "dropoffs", v)

@@ -31,9 +31,9 @@ const dropoffPolicy = `{"dropoffs": [{"slug": "inkomen", "team": "inkomen",
 // TestDropoffPages: a citizen verifies their address on /to/{slug} (in
 // Ukrainian), sends a file and a message without script; both team
 // members are mailed; a member opens it only with the inbox unlocked and
-// downloads the same bytes; the member who was waiting gets the key from
-// the first one; a removed member cannot open what arrives afterwards;
-// and the data folder plus the master key hold neither the content nor a
+// downloads the same bytes; the member who was waiting (told so on their
+// pages) gets the key as soon as the first one unlocks their inbox; a
+// removed member cannot open what arrives afterwards; and the data folder plus the master key hold neither the content nor a
 // key that opens it.
 func TestDropoffPages(t *testing.T) {
 	t.Parallel()
@@ -171,18 +171,33 @@ func TestDropoffPages(t *testing.T) {
 			t.Fatalf("download: %d, %d bytes, equal %v", resp.StatusCode, len(got), got == string(content))
 		}
 	}
-	if resp, _ := post(t, anna, base+"/inbox/unlock", url.Values{"passphrase": {pass}}); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("unlock: %d", resp.StatusCode)
-	}
-	// Bob waits for the key until anna opens the team's list.
+	// Bob set his inbox key before he was added: he waits for the team
+	// key. His inbox and team pages say so; anna's name him.
 	if resp, _ := post(t, bob, base+link+"/open", nil); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("bob opened before anna shared the key: %d", resp.StatusCode)
 	}
-	if resp, _ := get(t, anna, base+"/dropoffs"); resp.StatusCode != http.StatusOK {
-		t.Fatalf("list: %d", resp.StatusCode)
+	for _, p := range []string{"/inbox", "/dropoffs"} {
+		_, body := get(t, bob, base+p)
+		has(t, body, "nl", "dropoffs.waiting_self", "inkomen")
+		_, body = get(t, anna, base+p)
+		has(t, body, "nl", "dropoffs.waiting_others", "inkomen")
+		has(t, body, "nl", "dropoffs.waiting_others_text")
+		if !strings.Contains(body, "bob@gemeente.nl") {
+			t.Errorf("anna's %s page does not name bob as waiting", p)
+		}
 	}
-	download(t, anna)
+	// Anna unlocking her inbox shares the key with bob at once, without
+	// visiting the team's pages.
+	if resp, _ := post(t, anna, base+"/inbox/unlock", url.Values{"passphrase": {pass}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("unlock: %d", resp.StatusCode)
+	}
 	download(t, bob)
+	download(t, anna)
+	for _, c := range []*http.Client{anna, bob} {
+		if _, body := get(t, c, base+"/inbox"); strings.Contains(html.UnescapeString(body), "inkomen") {
+			t.Error("the inbox page still says someone waits after the key was shared")
+		}
+	}
 	bobIDs, err := e.senders.TeamIdentities(ctx, bobTok, "inkomen")
 	if err != nil {
 		t.Fatal(err)

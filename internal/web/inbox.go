@@ -19,6 +19,9 @@ type inboxPage struct {
 	Email string
 	State *sender.InboxState
 	Done  string // "created", "unlocked" or "locked" after a POST
+	// Waits are the sender's teams in which someone waits for the team
+	// key (package sender, team.go).
+	Waits []sender.TeamWait
 }
 
 // inboxDone are the confirmations a redirect may ask for.
@@ -64,7 +67,12 @@ func (h *Web) renderInbox(w http.ResponseWriter, r *http.Request, status int, s 
 		h.errorPage(w, r, err)
 		return
 	}
-	v := h.newView(r, inboxPage{Email: s.Email, State: st, Done: done})
+	waits, err := h.senders.TeamWaits(r.Context(), s.Email)
+	if err != nil {
+		h.errorPage(w, r, err)
+		return
+	}
+	v := h.newView(r, inboxPage{Email: s.Email, State: st, Done: done, Waits: waits})
 	v.Here, v.Errors = "/inbox", errs
 	h.render(w, r, status, "inbox", v)
 }
