@@ -220,6 +220,8 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 		DB: a.DB, Blobs: a.Blobs, Keys: a.Keys, Config: tc, Now: o.Now, Log: a.log,
 		Mailer: a.Outbox, Org: org, Policy: a.Policy.Get, Audit: a.Audit, Metrics: a.Metrics,
 		Scanner: scanner, SMS: smsSender,
+		// a.Senders is made below, before anything is sent.
+		StaffLang: func(ctx context.Context, email string) (string, error) { return a.Senders.KnownLang(ctx, email) },
 	})
 	if err := a.Transfers.ClearStaleLeases(ctx); err != nil {
 		return nil, err

@@ -200,7 +200,8 @@ func (s *Service) FinishDropoff(ctx context.Context, sender, slug string) (*klui
 // finishDropoff is Finish's part for a drop-off's transfer, in its
 // transaction: the team keeps it for the point's expiry from now, and
 // each member gets a mail with a link to it (after unlocking their inbox
-// they open it). The mail names no file.
+// they open it), in the language that member last used (staffMailLang),
+// not the citizen's. The mail names no file.
 func (s *Service) finishDropoff(ctx context.Context, tx *store.Tx, t *store.TransferRow, slug string, files int, now time.Time) ([]string, error) {
 	d, err := s.Dropoff(slug)
 	if err != nil {
@@ -220,9 +221,9 @@ func (s *Service) finishDropoff(ctx context.Context, tx *store.Tx, t *store.Tran
 	if err != nil {
 		return nil, err
 	}
-	lang := mail.Lang("")
 	var ids []string
 	for _, r := range rs {
+		lang := s.staffMailLang(ctx, r.Address)
 		id, err := s.enqueueID(ctx, tx, mail.KindDropoffArrived, lang, r.Address, mail.DropoffArrived{
 			Dropoff: d.Name(lang), Address: t.SenderEmail, Files: files,
 			Link: s.cfg.BaseURL + "/dropoffs/" + t.ID, ExpiresAt: t.ExpiresAt,
@@ -233,6 +234,21 @@ func (s *Service) finishDropoff(ctx context.Context, tx *store.Tx, t *store.Tran
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// staffMailLang is the language of a mail to a staff member who is not on
+// a page now: the one they last used (Deps.StaffLang), whichever Kluis
+// speaks; Dutch when unknown. A failed look-up is logged and falls back
+// to Dutch: the mail goes either way.
+func (s *Service) staffMailLang(ctx context.Context, email string) string {
+	if s.staffLang == nil {
+		return mail.Lang("")
+	}
+	lang, err := s.staffLang(ctx, email)
+	if err != nil {
+		s.log.Error("staff mail language", "err", err)
+	}
+	return mail.Lang(lang)
 }
 
 // DropoffItem is what arrived at a drop-off point, as its team sees it.

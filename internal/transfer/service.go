@@ -152,28 +152,33 @@ type Deps struct {
 	// the development mailbox); nil: recipients with an SMS code cannot
 	// be verified, and SendCode says so.
 	SMS sms.Sender
+	// StaffLang returns the language a staff member last used (package
+	// sender, KnownLang; "" when unknown), for mails to staff who are not
+	// on a page now: a team member's drop-off notice. nil: Dutch.
+	StaffLang func(ctx context.Context, email string) (string, error)
 }
 
 // Service is the transfer engine.
 type Service struct {
-	db      *store.DB
-	blobs   blob.Store
-	keys    *secret.Keyring
-	cfg     Config
-	now     func() time.Time
-	log     *slog.Logger
-	unlocks *secret.Limiter
-	wake    chan struct{}
-	mailer  Mailer
-	org     mail.Org
-	policy  func() *policy.Policy // nil: policy.Default()
-	audit   *audit.Recorder       // nil: no audit log
-	metrics Metrics               // nil: nothing counted
-	scanner Scanner               // nil: no clamd
-	sms     sms.Sender            // nil: no SMS gateway
-	holder  string                // this process in upload lease rows
-	leases  *leaseRegistry        // upload leases held by this process
-	logins  loginRPs              // recipient login providers, discovered once
+	db        *store.DB
+	blobs     blob.Store
+	keys      *secret.Keyring
+	cfg       Config
+	now       func() time.Time
+	log       *slog.Logger
+	unlocks   *secret.Limiter
+	wake      chan struct{}
+	mailer    Mailer
+	org       mail.Org
+	policy    func() *policy.Policy                                   // nil: policy.Default()
+	audit     *audit.Recorder                                         // nil: no audit log
+	metrics   Metrics                                                 // nil: nothing counted
+	scanner   Scanner                                                 // nil: no clamd
+	sms       sms.Sender                                              // nil: no SMS gateway
+	staffLang func(ctx context.Context, email string) (string, error) // nil: Dutch
+	holder    string                                                  // this process in upload lease rows
+	leases    *leaseRegistry                                          // upload leases held by this process
+	logins    loginRPs                                                // recipient login providers, discovered once
 }
 
 // New returns the engine built from d.
@@ -189,23 +194,24 @@ func New(d Deps) *Service {
 		cfg.UnlockConcurrency = 1
 	}
 	return &Service{
-		db:      d.DB,
-		blobs:   d.Blobs,
-		keys:    d.Keys,
-		cfg:     cfg,
-		now:     func() time.Time { return now().UTC() },
-		log:     log,
-		unlocks: secret.NewLimiter(cfg.UnlockConcurrency),
-		wake:    make(chan struct{}, 1),
-		mailer:  d.Mailer,
-		org:     d.Org,
-		policy:  d.Policy,
-		audit:   d.Audit,
-		metrics: d.Metrics,
-		scanner: d.Scanner,
-		sms:     d.SMS,
-		holder:  newHolderID(),
-		leases:  &leaseRegistry{held: map[string]*UploadLease{}},
+		db:        d.DB,
+		blobs:     d.Blobs,
+		keys:      d.Keys,
+		cfg:       cfg,
+		now:       func() time.Time { return now().UTC() },
+		log:       log,
+		unlocks:   secret.NewLimiter(cfg.UnlockConcurrency),
+		wake:      make(chan struct{}, 1),
+		mailer:    d.Mailer,
+		org:       d.Org,
+		policy:    d.Policy,
+		audit:     d.Audit,
+		metrics:   d.Metrics,
+		scanner:   d.Scanner,
+		sms:       d.SMS,
+		staffLang: d.StaffLang,
+		holder:    newHolderID(),
+		leases:    &leaseRegistry{held: map[string]*UploadLease{}},
 	}
 }
 

@@ -51,7 +51,7 @@ func TestDropoffPages(t *testing.T) {
 	const pass = "Kanarie-Team-Zin-8841"
 	anna, bob := e.client(t), e.client(t)
 	annaTok := e.login(t, anna, "anna@gemeente.nl")
-	bobTok := e.login(t, bob, "bob@gemeente.nl")
+	bobTok := e.loginLang(t, bob, "bob@gemeente.nl", "en") // bob reads his mail in English
 	for _, c := range []*http.Client{anna, bob} {
 		if resp, _ := post(t, c, base+"/inbox", url.Values{"passphrase": {pass}, "passphrase_again": {pass}}); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("inbox: %d", resp.StatusCode)
@@ -125,12 +125,16 @@ func TestDropoffPages(t *testing.T) {
 	_, body = getLang(t, citizen, base+"/to/inkomen?sent=1", "uk")
 	has(t, body, "uk", "to.sent_heading")
 
-	// Both members are mailed with the link.
+	// Both members are mailed with the link, each in the language they
+	// use (not the citizen's Ukrainian).
 	var link string
-	for _, who := range []string{"anna@gemeente.nl", "bob@gemeente.nl"} {
+	for who, lang := range map[string]string{"anna@gemeente.nl": "nl", "bob@gemeente.nl": "en"} {
 		m := e.mails.last(mail.KindDropoffArrived, who)
 		if m == nil {
 			t.Fatalf("no mail to %s", who)
+		}
+		if m.Lang != lang {
+			t.Errorf("the mail to %s is in %q, want %q", who, m.Lang, lang)
 		}
 		if strings.Contains(m.Text, "loonstrook-maart") || strings.Contains(m.Text, canaryMsg) {
 			t.Errorf("the mail to %s names the file or the message", who)

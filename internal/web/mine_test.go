@@ -51,8 +51,14 @@ var codePattern = regexp.MustCompile(`\b\d{4}[ -]?\d{4}\b`)
 // session cookie, as the verification page does.
 func (e *senderEnv) login(t *testing.T, c *http.Client, email string) string {
 	t.Helper()
+	return e.loginLang(t, c, email, "nl")
+}
+
+// loginLang is login for a sender who verifies in lang.
+func (e *senderEnv) loginLang(t *testing.T, c *http.Client, email, lang string) string {
+	t.Helper()
 	ctx := context.Background()
-	pre, err := e.senders.Start(ctx, "", email, "", "", "nl")
+	pre, err := e.senders.Start(ctx, "", email, "", "", lang)
 	if err != nil {
 		t.Fatal(err)
 	}
