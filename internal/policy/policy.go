@@ -617,109 +617,172 @@ func Load(file string) (*Policy, error) {
 }
 
 // ParseError is a problem in a policy file: where (a JSON path such as
-// rules[2].limits.max_expiry) and what to fix.
+// rules[2].limits.max_expiry, and the line it is on) and what to fix.
 type ParseError struct {
+	Line    int // 1-based; 0 when the problem is the whole file
 	Path    string
 	Message string
 }
 
 func (e *ParseError) Error() string {
-	if e.Path == "" {
-		return e.Message
+	switch {
+	case e.Path == "":
+		return e.Message // about the whole file; a syntax error names line and column itself
+	case e.Line > 0:
+		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Path, e.Message)
 	}
 	return e.Path + ": " + e.Message
+}
+
+// ParseErrors is every problem Parse found in a policy file, in the order
+// of the file. errors.As with a *ParseError gives the first.
+type ParseErrors []*ParseError
+
+func (es ParseErrors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap gives the problems one by one.
+func (es ParseErrors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// add appends the problems of err (a *ParseError or ParseErrors).
+func (es *ParseErrors) add(err error) {
+	var many ParseErrors
+	var one *ParseError
+	switch {
+	case err == nil:
+	case errors.As(err, &many):
+		*es = append(*es, many...)
+	case errors.As(err, &one):
+		*es = append(*es, one)
+	default:
+		*es = append(*es, &ParseError{Message: err.Error()})
+	}
 }
 
 func errAt(path, format string, args ...any) error {
 	return &ParseError{Path: path, Message: fmt.Sprintf(format, args...)}
 }
 
-// Parse validates a policy file's contents.
+// Parse validates a policy file's contents. Its error is ParseErrors:
+// every problem found, each with its line. A syntax error, or a file that
+// is not one JSON object, stops the reading there.
 func Parse(b []byte) (*Policy, error) {
+	p, errs := parse(b)
+	if len(errs) == 0 {
+		return p, nil
+	}
+	pos := positions(b)
+	for _, e := range errs {
+		if e.Line == 0 && e.Path != "" {
+			e.Line = lineAt(b, pos, e.Path)
+		}
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	return nil, errs
+}
+
+func parse(b []byte) (*Policy, ParseErrors) {
+	var errs ParseErrors
+	stop := func(err error) (*Policy, ParseErrors) {
+		errs.add(err)
+		return nil, errs
+	}
 	if len(b) > MaxFileSize {
-		return nil, errAt("", "the file is larger than %d bytes", MaxFileSize)
+		return stop(errAt("", "the file is larger than %d bytes", MaxFileSize))
 	}
 	if !utf8.Valid(b) {
-		return nil, errAt("", "the file is not valid UTF-8 text")
+		return stop(errAt("", "the file is not valid UTF-8 text"))
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, errAt("", "the file is empty; write a JSON object such as {\"organisation_domains\": [\"example.nl\"]}")
+		return stop(errAt("", "the file is empty; write a JSON object such as {\"organisation_domains\": [\"example.nl\"]}"))
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	var top json.RawMessage
 	if err := dec.Decode(&top); err != nil {
-		return nil, syntaxError(b, err)
+		return stop(syntaxError(b, err))
 	}
 	if dec.More() {
-		return nil, errAt("", "there is more after the JSON object; the file must hold exactly one object")
+		return stop(errAt("", "there is more after the JSON object; the file must hold exactly one object"))
 	}
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); err == nil {
-		return nil, errAt("", "there is more after the JSON object; the file must hold exactly one object")
+		return stop(errAt("", "there is more after the JSON object; the file must hold exactly one object"))
 	}
 	obj, err := object("", top, "organisation_domains", "sso_domains", "defaults", "rules", "recipient_login_providers", "dropoffs")
-	if err != nil {
-		return nil, err
+	if obj == nil {
+		return stop(err)
 	}
+	errs.add(err) // unknown settings; the known ones are still checked
 	p := &Policy{}
 	if raw, ok := obj["organisation_domains"]; ok {
 		list, err := stringList("organisation_domains", raw)
-		if err != nil {
-			return nil, err
-		}
+		errs.add(err)
 		for i, s := range list {
 			at := fmt.Sprintf("organisation_domains[%d]", i)
 			d, err := parseDomain(strings.TrimPrefix(strings.TrimSpace(s), "domain:"))
 			if err != nil {
-				return nil, errAt(at, "%s", err)
+				errs.add(errAt(at, "%s", err))
+				continue
 			}
 			if slices.Contains(p.domains, d) {
-				return nil, errAt(at, "%q is listed twice; remove one", d)
+				errs.add(errAt(at, "%q is listed twice; remove one", d))
+				continue
 			}
 			p.domains = append(p.domains, d)
 		}
 	}
 	if raw, ok := obj["sso_domains"]; ok {
 		list, err := stringList("sso_domains", raw)
-		if err != nil {
-			return nil, err
-		}
+		errs.add(err)
 		p.ssoDomains = []string{}
 		for i, s := range list {
 			at := fmt.Sprintf("sso_domains[%d]", i)
 			d, err := parseDomain(strings.TrimPrefix(strings.TrimSpace(s), "domain:"))
 			if err != nil {
-				return nil, errAt(at, "%s", err)
+				errs.add(errAt(at, "%s", err))
+				continue
 			}
 			if slices.Contains(p.ssoDomains, d) {
-				return nil, errAt(at, "%q is listed twice; remove one", d)
+				errs.add(errAt(at, "%q is listed twice; remove one", d))
+				continue
 			}
 			p.ssoDomains = append(p.ssoDomains, d)
 		}
 	}
 	if raw, ok := obj["defaults"]; ok {
 		l, err := parseLimits("defaults", raw)
-		if err != nil {
-			return nil, err
-		}
+		errs.add(err)
 		p.defaults = l
 	}
 	if raw, ok := obj["rules"]; ok {
 		var items []json.RawMessage
 		if isNull(raw) {
 		} else if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, errAt("rules", "must be a list of rules: [{\"name\": ..., \"action\": \"allow\"}, ...]")
+			errs.add(errAt("rules", "must be a list of rules: [{\"name\": ..., \"action\": \"allow\"}, ...]"))
 		}
 		names := map[string]int{}
 		for i, item := range items {
 			at := fmt.Sprintf("rules[%d]", i)
 			r, err := parseRule(at, item)
 			if err != nil {
-				return nil, err
+				errs.add(err)
+				continue
 			}
 			key := strings.ToLower(r.name)
 			if j, dup := names[key]; dup {
-				return nil, errAt(at+".name", "the name %q is already used by rules[%d]; give every rule its own name", r.name, j)
+				errs.add(errAt(at+".name", "the name %q is already used by rules[%d]; give every rule its own name", r.name, j))
+				continue
 			}
 			names[key] = i
 			p.rules = append(p.rules, r)
@@ -727,34 +790,95 @@ func Parse(b []byte) (*Policy, error) {
 	}
 	if raw, ok := obj["recipient_login_providers"]; ok {
 		ls, err := parseLoginProviders("recipient_login_providers", raw)
-		if err != nil {
-			return nil, err
-		}
+		errs.add(err)
 		p.logins = ls
 	}
 	if raw, ok := obj["dropoffs"]; ok {
 		ds, err := parseDropoffs("dropoffs", raw)
-		if err != nil {
-			return nil, err
-		}
+		errs.add(err)
 		p.dropoffs = ds
 	}
+	if len(errs) > 0 {
+		// The checks across sections below would judge a half-read file.
+		return nil, errs
+	}
 	if err := p.checkDropoffs(); err != nil {
-		return nil, err
+		return stop(err)
 	}
 	// The defaults with every rule's limits must still make sense together.
-	if err := checkExpiries("defaults", p.Defaults()); err != nil {
-		return nil, err
-	}
+	errs.add(checkExpiries("defaults", p.Defaults()))
 	for i, r := range p.rules {
 		if r.limits != nil && r.limits.DefaultExpiry != nil && r.limits.MaxExpiry == nil {
 			if l := r.limits.over(p.Defaults()); l.MaxExpiry > 0 && *r.limits.DefaultExpiry > l.MaxExpiry {
-				return nil, errAt(fmt.Sprintf("rules[%d].limits.default_expiry", i), "%s is longer than the default max_expiry (%s); set max_expiry in this rule too or shorten default_expiry",
-					unit.FormatDuration(*r.limits.DefaultExpiry), unit.FormatDuration(l.MaxExpiry))
+				errs.add(errAt(fmt.Sprintf("rules[%d].limits.default_expiry", i), "%s is longer than the default max_expiry (%s); set max_expiry in this rule too or shorten default_expiry",
+					unit.FormatDuration(*r.limits.DefaultExpiry), unit.FormatDuration(l.MaxExpiry)))
 			}
 		}
 	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
 	return p, nil
+}
+
+// positions maps the JSON path of every value in b (as the errors name
+// them: rules[2].limits.max_expiry) to the offset just past its key, or
+// past its first token for a list item. b is valid JSON when it is used.
+func positions(b []byte) map[string]int64 {
+	m := map[string]int64{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var value func(path string) error
+	value = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if _, seen := m[path]; !seen {
+			m[path] = dec.InputOffset()
+		}
+		d, ok := tok.(json.Delim)
+		if !ok {
+			return nil
+		}
+		for i := 0; dec.More(); i++ {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if d == '{' {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key, _ := k.(string)
+				p = join(path, key)
+				if _, seen := m[p]; !seen {
+					m[p] = dec.InputOffset()
+				}
+			}
+			if err := value(p); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token() // the closing } or ]
+		return err
+	}
+	_ = value("") // b was decoded before; an error here only leaves paths out
+	return m
+}
+
+// lineAt is the line of path in b, or of the nearest enclosing value that
+// is there (a missing setting is reported on its object's line).
+func lineAt(b []byte, pos map[string]int64, path string) int {
+	for path != "" {
+		if off, ok := pos[path]; ok {
+			return 1 + bytes.Count(b[:min(int(off), len(b))], []byte("\n"))
+		}
+		cut := max(strings.LastIndexByte(path, '.'), strings.LastIndexByte(path, '['))
+		if cut <= 0 {
+			break
+		}
+		path = path[:cut]
+	}
+	return 0
 }
 
 func checkExpiries(at string, l Limits) error {
@@ -787,12 +911,13 @@ func syntaxError(b []byte, err error) error {
 	if se == nil {
 		what = "the file ends in the middle of the JSON"
 	}
-	return errAt("", "%s at line %d, column %d: %s", what, line, col, strings.TrimPrefix(err.Error(), "json: "))
+	return &ParseError{Line: line, Message: fmt.Sprintf("%s at line %d, column %d: %s", what, line, col, strings.TrimPrefix(err.Error(), "json: "))}
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
-// object decodes a JSON object and refuses keys that are not allowed.
+// object decodes a JSON object and refuses keys that are not allowed: its
+// error then lists every one (ParseErrors), and the map holds the others.
 func object(at string, raw json.RawMessage, allowed ...string) (map[string]json.RawMessage, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
@@ -807,13 +932,20 @@ func object(at string, raw json.RawMessage, allowed ...string) (map[string]json.
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var unknown ParseErrors
 	for _, k := range keys {
 		if !slices.Contains(allowed, k) {
-			return nil, errAt(join(at, k), "unknown setting %q; known settings here are %s", k, strings.Join(allowed, ", "))
+			unknown.add(errAt(join(at, k), "unknown setting %q; known settings here are %s", k, strings.Join(allowed, ", ")))
+			delete(m, k)
+			continue
 		}
 		if isNull(m[k]) {
 			delete(m, k)
 		}
+	}
+	if len(unknown) > 0 {
+		// Every unknown setting; the top level goes on with the known ones.
+		return m, unknown
 	}
 	return m, nil
 }

@@ -428,3 +428,49 @@ func TestSSODomains(t *testing.T) {
 		t.Fatalf("not a list: %v", err)
 	}
 }
+
+// TestParseAllErrors: Parse reports every problem it finds, in file
+// order, each with the line it is on, not only the first one.
+func TestParseAllErrors(t *testing.T) {
+	in := `{
+  "organisation_domains": ["gemeente.nl", "gemeente"],
+  "defaults": {"max_size": 1},
+  "rules": [
+    {"name": "a", "action": "block"},
+    {"name": "b", "action": "allow"},
+    {"name": "c", "action": "allow",
+     "senders": [""]},
+    {"name": "B", "action": "deny"}
+  ],
+  "dropoffs": {}
+}`
+	_, err := Parse([]byte(in))
+	var pes ParseErrors
+	if !errors.As(err, &pes) {
+		t.Fatalf("err = %v (%T), want ParseErrors", err, err)
+	}
+	want := []struct {
+		line int
+		path string
+	}{{2, "organisation_domains[1]"}, {3, "defaults.max_size"}, {5, "rules[0].action"}, {8, "rules[2].senders[0]"}, {9, "rules[3].name"}, {11, "dropoffs"}}
+	if len(pes) != len(want) {
+		t.Fatalf("%d errors, want %d:\n%v", len(pes), len(want), err)
+	}
+	for i, w := range want {
+		if pes[i].Line != w.line || pes[i].Path != w.path {
+			t.Errorf("error %d: line %d at %s, want line %d at %s", i, pes[i].Line, pes[i].Path, w.line, w.path)
+		}
+	}
+	if !strings.Contains(err.Error(), "line 5: rules[0].action: \"block\" is not an action") {
+		t.Errorf("the message does not name the line:\n%v", err)
+	}
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe != pes[0] {
+		t.Errorf("errors.As does not give the first problem: %v", pe)
+	}
+	// A syntax error stops the reading: one problem, with its line.
+	_, err = Parse([]byte("{\n  \"rules\": [,]\n}"))
+	if !errors.As(err, &pes) || len(pes) != 1 || pes[0].Line != 2 {
+		t.Errorf("syntax error: %v", err)
+	}
+}
