@@ -607,6 +607,9 @@ func Load(file string) (*Policy, error) {
 		return nil, fmt.Errorf("policy file %s: %w", file, err)
 	}
 	p, err := Parse(buf.Bytes())
+	if pes := (ParseErrors)(nil); errors.As(err, &pes) && len(pes) > 1 {
+		return nil, fmt.Errorf("policy file %s has %d errors:\n%w", file, len(pes), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("policy file %s: %w", file, err)
 	}
