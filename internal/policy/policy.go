@@ -987,22 +987,22 @@ func text(at string, raw json.RawMessage, max int, singleLine bool) (string, err
 
 func parseRule(at string, raw json.RawMessage) (rule, error) {
 	obj, err := object(at, raw, "name", "description", "senders", "recipients", "action", "limits")
-	if err != nil {
+	if obj == nil {
 		return rule{}, err
 	}
+	var errs ParseErrors
+	errs.add(err) // unknown settings; the known ones are still checked
 	var r rule
 	if v, ok := obj["name"]; ok {
-		if r.name, err = text(at+".name", v, 100, true); err != nil {
-			return r, err
-		}
+		r.name, err = text(at+".name", v, 100, true)
+		errs.add(err)
 	}
-	if r.name == "" {
-		return r, errAt(at+".name", "every rule needs a name; it is shown when the rule refuses a transfer")
+	if _, given := obj["name"]; r.name == "" && (!given || err == nil) {
+		errs.add(errAt(at+".name", "every rule needs a name; it is shown when the rule refuses a transfer"))
 	}
 	if v, ok := obj["description"]; ok {
-		if r.description, err = text(at+".description", v, 500, false); err != nil {
-			return r, err
-		}
+		r.description, err = text(at+".description", v, 500, false)
+		errs.add(err)
 	}
 	for _, side := range []string{"senders", "recipients"} {
 		v, ok := obj[side]
@@ -1010,14 +1010,13 @@ func parseRule(at string, raw json.RawMessage) (rule, error) {
 			continue
 		}
 		list, err := stringList(at+"."+side, v)
-		if err != nil {
-			return r, err
-		}
+		errs.add(err)
 		var ps []pattern
 		for i, s := range list {
 			pt, err := parsePattern(s)
 			if err != nil {
-				return r, errAt(fmt.Sprintf("%s.%s[%d]", at, side, i), "%s", err)
+				errs.add(errAt(fmt.Sprintf("%s.%s[%d]", at, side, i), "%s", err))
+				continue
 			}
 			ps = append(ps, pt)
 		}
@@ -1029,131 +1028,141 @@ func parseRule(at string, raw json.RawMessage) (rule, error) {
 	}
 	act, ok := obj["action"]
 	if !ok {
-		return r, errAt(at+".action", "missing; write \"action\": \"allow\" or \"action\": \"deny\"")
-	}
-	a, err := text(at+".action", act, 10, true)
-	if err != nil {
-		return r, err
-	}
-	switch a {
-	case "allow":
-	case "deny":
-		r.deny = true
-	default:
-		return r, errAt(at+".action", "%q is not an action; write \"allow\" or \"deny\"", a)
+		errs.add(errAt(at+".action", "missing; write \"action\": \"allow\" or \"action\": \"deny\""))
+	} else if a, err := text(at+".action", act, 10, true); err != nil {
+		errs.add(err)
+	} else {
+		switch a {
+		case "allow":
+		case "deny":
+			r.deny = true
+		default:
+			errs.add(errAt(at+".action", "%q is not an action; write \"allow\" or \"deny\"", a))
+		}
 	}
 	if v, ok := obj["limits"]; ok {
 		if r.deny {
-			return r, errAt(at+".limits", "a deny rule has no limits; remove them or make the rule \"allow\"")
+			errs.add(errAt(at+".limits", "a deny rule has no limits; remove them or make the rule \"allow\""))
+		} else {
+			r.limits, err = parseLimits(at+".limits", v)
+			errs.add(err)
 		}
-		if r.limits, err = parseLimits(at+".limits", v); err != nil {
-			return r, err
-		}
+	}
+	if len(errs) > 0 {
+		return r, errs
 	}
 	return r, nil
 }
 
 func parseLimits(at string, raw json.RawMessage) (*partial, error) {
 	obj, err := object(at, raw, limitFields...)
-	if err != nil {
+	if obj == nil {
 		return nil, err
 	}
+	var errs ParseErrors
+	errs.add(err) // unknown settings; the known ones are still checked
 	p := &partial{}
 	for _, k := range limitFields {
-		v, ok := obj[k]
-		if !ok {
-			continue
+		if v, ok := obj[k]; ok {
+			errs.add(p.set(k, at+"."+k, v))
 		}
-		path := at + "." + k
-		switch k {
-		case FieldMaxTransferSize:
-			n, err := parseSize(path, v)
-			if err != nil {
-				return nil, err
-			}
-			p.MaxTransferSize = &n
-		case FieldDefaultExpiry, FieldMaxExpiry:
-			var s string
-			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, errAt(path, "must be a duration in quotes, such as \"7d\" or \"36h\"")
-			}
-			d, err := unit.ParseDuration(s)
-			if err != nil {
-				return nil, errAt(path, "%s", err)
-			}
-			if d < time.Hour {
-				return nil, errAt(path, "%q is too short: at least 1h", s)
-			}
-			if k == FieldDefaultExpiry {
-				p.DefaultExpiry = &d
-			} else {
-				p.MaxExpiry = &d
-			}
-		case FieldPasswordModes:
-			list, err := stringList(path, v)
-			if err != nil {
-				return nil, err
-			}
-			if len(list) == 0 {
-				return nil, errAt(path, "allow at least one password mode: none, generate or manual")
-			}
-			modes := []kluis.PasswordMode{}
-			for i, s := range list {
-				m := kluis.PasswordMode(strings.ToLower(strings.TrimSpace(s)))
-				if !m.Valid() {
-					return nil, errAt(fmt.Sprintf("%s[%d]", path, i), "%q is not a password mode; choose none, generate or manual", s)
-				}
-				if slices.Contains(modes, m) {
-					return nil, errAt(fmt.Sprintf("%s[%d]", path, i), "%q is listed twice", s)
-				}
-				modes = append(modes, m)
-			}
-			// Keep the usual order, so equal policies look equal.
-			p.PasswordModes = slices.DeleteFunc(AllPasswordModes(), func(m kluis.PasswordMode) bool { return !slices.Contains(modes, m) })
-		case FieldAllowMessage, FieldAllowCustomText, FieldAllowShowFilenames:
-			var b bool
-			if err := json.Unmarshal(v, &b); err != nil {
-				return nil, errAt(path, "must be true or false (without quotes)")
-			}
-			switch k {
-			case FieldAllowMessage:
-				p.AllowMessage = &b
-			case FieldAllowCustomText:
-				p.AllowCustomText = &b
-			default:
-				p.AllowShowFilenames = &b
-			}
-		case FieldMaxRecipients, FieldMaxOpenDrafts, FieldMaxReplies:
-			var n int
-			if err := json.Unmarshal(v, &n); err != nil || n < 1 || n > 100_000 {
-				return nil, errAt(path, "must be a whole number from 1 to 100000")
-			}
-			switch k {
-			case FieldMaxRecipients:
-				p.MaxRecipients = &n
-			case FieldMaxOpenDrafts:
-				p.MaxOpenDrafts = &n
-			default:
-				p.MaxReplies = &n
-			}
-		case FieldRecipientAuth:
-			a, err := parseAuth(path, v)
-			if err != nil {
-				return nil, err
-			}
-			p.RecipientAuth = a
-		case FieldMaxBytesPerDay:
-			n, err := parseSize(path, v)
-			if err != nil {
-				return nil, err
-			}
-			p.MaxBytesPerDay = &n
-		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	if p.DefaultExpiry != nil && p.MaxExpiry != nil && *p.DefaultExpiry > *p.MaxExpiry {
 		return nil, errAt(at+".default_expiry", "%s is longer than max_expiry (%s)", unit.FormatDuration(*p.DefaultExpiry), unit.FormatDuration(*p.MaxExpiry))
 	}
 	return p, nil
+}
+
+// set reads one limit (k, at path) into p.
+func (p *partial) set(k, path string, v json.RawMessage) error {
+	switch k {
+	case FieldMaxTransferSize:
+		n, err := parseSize(path, v)
+		if err != nil {
+			return err
+		}
+		p.MaxTransferSize = &n
+	case FieldDefaultExpiry, FieldMaxExpiry:
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return errAt(path, "must be a duration in quotes, such as \"7d\" or \"36h\"")
+		}
+		d, err := unit.ParseDuration(s)
+		if err != nil {
+			return errAt(path, "%s", err)
+		}
+		if d < time.Hour {
+			return errAt(path, "%q is too short: at least 1h", s)
+		}
+		if k == FieldDefaultExpiry {
+			p.DefaultExpiry = &d
+		} else {
+			p.MaxExpiry = &d
+		}
+	case FieldPasswordModes:
+		list, err := stringList(path, v)
+		if err != nil {
+			return err
+		}
+		if len(list) == 0 {
+			return errAt(path, "allow at least one password mode: none, generate or manual")
+		}
+		modes := []kluis.PasswordMode{}
+		for i, s := range list {
+			m := kluis.PasswordMode(strings.ToLower(strings.TrimSpace(s)))
+			if !m.Valid() {
+				return errAt(fmt.Sprintf("%s[%d]", path, i), "%q is not a password mode; choose none, generate or manual", s)
+			}
+			if slices.Contains(modes, m) {
+				return errAt(fmt.Sprintf("%s[%d]", path, i), "%q is listed twice", s)
+			}
+			modes = append(modes, m)
+		}
+		// Keep the usual order, so equal policies look equal.
+		p.PasswordModes = slices.DeleteFunc(AllPasswordModes(), func(m kluis.PasswordMode) bool { return !slices.Contains(modes, m) })
+	case FieldAllowMessage, FieldAllowCustomText, FieldAllowShowFilenames:
+		var b bool
+		if err := json.Unmarshal(v, &b); err != nil {
+			return errAt(path, "must be true or false (without quotes)")
+		}
+		switch k {
+		case FieldAllowMessage:
+			p.AllowMessage = &b
+		case FieldAllowCustomText:
+			p.AllowCustomText = &b
+		default:
+			p.AllowShowFilenames = &b
+		}
+	case FieldMaxRecipients, FieldMaxOpenDrafts, FieldMaxReplies:
+		var n int
+		if err := json.Unmarshal(v, &n); err != nil || n < 1 || n > 100_000 {
+			return errAt(path, "must be a whole number from 1 to 100000")
+		}
+		switch k {
+		case FieldMaxRecipients:
+			p.MaxRecipients = &n
+		case FieldMaxOpenDrafts:
+			p.MaxOpenDrafts = &n
+		default:
+			p.MaxReplies = &n
+		}
+	case FieldRecipientAuth:
+		a, err := parseAuth(path, v)
+		if err != nil {
+			return err
+		}
+		p.RecipientAuth = a
+	case FieldMaxBytesPerDay:
+		n, err := parseSize(path, v)
+		if err != nil {
+			return err
+		}
+		p.MaxBytesPerDay = &n
+	}
+	return nil
 }
 
 func parseSize(at string, raw json.RawMessage) (int64, error) {
