@@ -15,8 +15,9 @@ import (
 
 // TestBrowserAdminKeysAndBulk (issue 19): an administrator signed in at a
 // real OpenID provider makes an API key in the console (first with a
-// reason too short, which says what to fix), sees the secret once, uses
-// it with the API, and expires it with a reason; then ticks two
+// reason too short, which says what to fix), sees the secret once on the
+// list the form redirects to (a reload shows nothing and makes nothing),
+// uses it with the API, and expires it with a reason; then ticks two
 // transfers in the search results, is shown what will happen (two
 // transfers, their numbers), gives one reason and revokes them. The
 // sender gets a mail per transfer through real SMTP (Mailpit) with the
@@ -97,7 +98,22 @@ func TestBrowserAdminKeysAndBulk(t *testing.T) {
 			if !strings.HasPrefix(key, "kluis_ak_") {
 				t.Fatalf("no key shown: %q", b.text("main"))
 			}
+			// Post/Redirect/Get: the key shows on the list after the
+			// redirect; a reload neither shows it again nor makes another.
+			if p := b.path(); p != "/admin/keys#key-created" {
+				t.Errorf("after making a key: at %s, want the list after a redirect", p)
+			}
 			page("keys-created-" + lang)
+			rows := b.eval(`String(document.querySelectorAll("#key-table tbody tr").length)`)
+			b.eval(`document.documentElement.dataset.kluisMark = "old"`)
+			b.eval(`setTimeout(() => location.reload(), 0), ""`)
+			b.waitNewPage()
+			if b.eval(`document.getElementById("key-secret") ? "shown" : ""`) != "" || strings.Contains(b.text("body"), key) {
+				t.Error("the reloaded page shows the key again")
+			}
+			if got := b.eval(`String(document.querySelectorAll("#key-table tbody tr").length)`); got != rows {
+				t.Errorf("the reload changed the list: %s keys, were %s", got, rows)
+			}
 			var list struct{}
 			if st, code := call(t, "GET", s.base+"/api/v1/transfers", key, nil, &list); st != http.StatusOK {
 				t.Errorf("the new key with the API: %d %s", st, code)

@@ -389,6 +389,13 @@ func TestAdminPolicyCheck(t *testing.T) {
 	if strings.Contains(out.String(), "OK") {
 		t.Errorf("a bad file printed OK: %s", out.String())
 	}
+	// Every error of the file, each with its line.
+	os.WriteFile(bad, []byte("{\n  \"organisation_domains\": [\"gemeente\"],\n  \"rules\": [{\"name\": \"x\", \"action\": \"block\"}]\n}"), 0o600)
+	err = run(ctx, []string{"admin", "policy", "check", bad}, env, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "has 2 errors") || !strings.Contains(err.Error(), `line 2: organisation_domains[0]: "gemeente" is not a domain`) ||
+		!strings.Contains(err.Error(), `line 3: rules[0].action: "block" is not an action`) {
+		t.Fatalf("a file with two errors: %v", err)
+	}
 	if err := run(ctx, []string{"admin", "policy", "check"}, env, &out, &errOut); exitCode(err) != exitUsage {
 		t.Error("check without a file is not a usage error")
 	}

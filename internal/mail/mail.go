@@ -53,8 +53,9 @@ const (
 	// KindFileRequestDone goes to the requester: files arrived on their
 	// request.
 	KindFileRequestDone Kind = "file_request_done"
-	// KindStaffRevoked goes to the sender: the helpdesk revoked their
-	// transfer in the admin console, and why.
+	// KindStaffRevoked goes to the sender: a staff member of the
+	// organisation revoked their transfer in the admin console, and why.
+	// It never names the staff member's role or the console.
 	KindStaffRevoked Kind = "staff_revoked"
 	// KindNotDelivered goes to the sender of a mail the SMTP gateway
 	// accepted whose transfer was refused afterwards: Kluis's own

@@ -829,3 +829,35 @@ func templateKeys(t *testing.T) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// TestStaffRevokedNeutral: the sender's mail after a revocation in the
+// admin console says a staff member of the organisation did it, in every
+// language, and never names the staff role (helpdesk, admin, auditor) or
+// how the console works inside.
+func TestStaffRevokedNeutral(t *testing.T) {
+	roleWords := []string{
+		"helpdesk", "admin", "auditor", "console", // nl, en, de, fy, pl and the role names themselves
+		"service d’assistance", "administrat", // fr
+		"مكتب المساعدة", "yardım masası", "служб", // ar, tr, uk
+	}
+	d := fixtures()[KindStaffRevoked].(StaffRevoked)
+	for _, lang := range Languages {
+		m, err := Render(KindStaffRevoked, lang, testOrg, "p.jansen@example.org", d)
+		if err != nil {
+			t.Fatalf("%s: %v", lang, err)
+		}
+		for part, text := range map[string]string{"subject": m.Subject, "text": m.Text, "html": m.HTML} {
+			low := strings.ToLower(text)
+			for _, w := range roleWords {
+				if strings.Contains(low, strings.ToLower(w)) {
+					t.Errorf("%s %s names %q:\n%s", lang, part, w, text)
+				}
+			}
+		}
+		// Who did it: a staff member of the organisation, by name.
+		body := m.Text[:strings.Index(m.Text, d.TransferID)+len(d.TransferID)]
+		if !strings.Contains(body, testOrg.Name) {
+			t.Errorf("%s: the first sentence does not name %s:\n%s", lang, testOrg.Name, m.Text)
+		}
+	}
+}

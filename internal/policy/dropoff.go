@@ -102,18 +102,24 @@ func parseDropoffs(at string, raw json.RawMessage) ([]Dropoff, error) {
 		return nil, errAt(at, "must be a list of drop-off points: [{\"slug\": \"inkomen\", \"team\": \"inkomen\", \"name\": {\"nl\": ...}}, ...]")
 	}
 	var out []Dropoff
+	var errs ParseErrors // every point's first problem
+	slugs := map[string]int{}
 	for i, item := range items {
 		here := fmt.Sprintf("%s[%d]", at, i)
 		d, err := parseDropoff(here, item)
 		if err != nil {
-			return nil, err
+			errs.add(err)
+			continue
 		}
-		for j, o := range out {
-			if o.Slug == d.Slug {
-				return nil, errAt(here+".slug", "%q is already the slug of %s[%d]; give every drop-off point its own slug", d.Slug, at, j)
-			}
+		if j, dup := slugs[d.Slug]; dup {
+			errs.add(errAt(here+".slug", "%q is already the slug of %s[%d]; give every drop-off point its own slug", d.Slug, at, j))
+			continue
 		}
+		slugs[d.Slug] = i
 		out = append(out, d)
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return out, nil
 }

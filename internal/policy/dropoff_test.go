@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -69,8 +70,8 @@ func TestDropoffErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			pe, isPE := err.(*ParseError)
-			if !isPE || pe.Path != tt.path || !strings.Contains(pe.Message, tt.want) {
+			var pe *ParseError
+			if !errors.As(err, &pe) || pe.Path != tt.path || !strings.Contains(pe.Message, tt.want) {
 				t.Errorf("got %v, want %s: ...%s...", err, tt.path, tt.want)
 			}
 		})

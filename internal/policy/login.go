@@ -81,15 +81,23 @@ func parseLoginProviders(at string, raw json.RawMessage) ([]LoginProvider, error
 		return nil, errAt(at, "must be a list of providers: [{\"name\": ..., \"issuer\": ..., \"client_id\": ...}, ...]")
 	}
 	var out []LoginProvider
+	var errs ParseErrors // every provider's first problem
+	names := map[string]int{}
 	for i, item := range items {
 		p, err := parseLoginProvider(fmt.Sprintf("%s[%d]", at, i), item)
 		if err != nil {
-			return nil, err
+			errs.add(err)
+			continue
 		}
-		if j := slices.IndexFunc(out, func(o LoginProvider) bool { return o.Name == p.Name }); j >= 0 {
-			return nil, errAt(fmt.Sprintf("%s[%d].name", at, i), "the name %q is already used by %s[%d]; give every provider its own name", p.Name, at, j)
+		if j, dup := names[p.Name]; dup {
+			errs.add(errAt(fmt.Sprintf("%s[%d].name", at, i), "the name %q is already used by %s[%d]; give every provider its own name", p.Name, at, j))
+			continue
 		}
+		names[p.Name] = i
 		out = append(out, p)
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return out, nil
 }

@@ -607,6 +607,9 @@ func Load(file string) (*Policy, error) {
 		return nil, fmt.Errorf("policy file %s: %w", file, err)
 	}
 	p, err := Parse(buf.Bytes())
+	if pes := (ParseErrors)(nil); errors.As(err, &pes) && len(pes) > 1 {
+		return nil, fmt.Errorf("policy file %s has %d errors:\n%w", file, len(pes), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("policy file %s: %w", file, err)
 	}
@@ -617,109 +620,172 @@ func Load(file string) (*Policy, error) {
 }
 
 // ParseError is a problem in a policy file: where (a JSON path such as
-// rules[2].limits.max_expiry) and what to fix.
+// rules[2].limits.max_expiry, and the line it is on) and what to fix.
 type ParseError struct {
+	Line    int // 1-based; 0 when the problem is the whole file
 	Path    string
 	Message string
 }
 
 func (e *ParseError) Error() string {
-	if e.Path == "" {
-		return e.Message
+	switch {
+	case e.Path == "":
+		return e.Message // about the whole file; a syntax error names line and column itself
+	case e.Line > 0:
+		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Path, e.Message)
 	}
 	return e.Path + ": " + e.Message
+}
+
+// ParseErrors is every problem Parse found in a policy file, in the order
+// of the file. errors.As with a *ParseError gives the first.
+type ParseErrors []*ParseError
+
+func (es ParseErrors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap gives the problems one by one.
+func (es ParseErrors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// add appends the problems of err (a *ParseError or ParseErrors).
+func (es *ParseErrors) add(err error) {
+	var many ParseErrors
+	var one *ParseError
+	switch {
+	case err == nil:
+	case errors.As(err, &many):
+		*es = append(*es, many...)
+	case errors.As(err, &one):
+		*es = append(*es, one)
+	default:
+		*es = append(*es, &ParseError{Message: err.Error()})
+	}
 }
 
 func errAt(path, format string, args ...any) error {
 	return &ParseError{Path: path, Message: fmt.Sprintf(format, args...)}
 }
 
-// Parse validates a policy file's contents.
+// Parse validates a policy file's contents. Its error is ParseErrors:
+// every problem found, each with its line. A syntax error, or a file that
+// is not one JSON object, stops the reading there.
 func Parse(b []byte) (*Policy, error) {
+	p, errs := parse(b)
+	if len(errs) == 0 {
+		return p, nil
+	}
+	pos := positions(b)
+	for _, e := range errs {
+		if e.Line == 0 && e.Path != "" {
+			e.Line = lineAt(b, pos, e.Path)
+		}
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	return nil, errs
+}
+
+func parse(b []byte) (*Policy, ParseErrors) {
+	var errs ParseErrors
+	stop := func(err error) (*Policy, ParseErrors) {
+		errs.add(err)
+		return nil, errs
+	}
 	if len(b) > MaxFileSize {
-		return nil, errAt("", "the file is larger than %d bytes", MaxFileSize)
+		return stop(errAt("", "the file is larger than %d bytes", MaxFileSize))
 	}
 	if !utf8.Valid(b) {
-		return nil, errAt("", "the file is not valid UTF-8 text")
+		return stop(errAt("", "the file is not valid UTF-8 text"))
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
-		return nil, errAt("", "the file is empty; write a JSON object such as {\"organisation_domains\": [\"example.nl\"]}")
+		return stop(errAt("", "the file is empty; write a JSON object such as {\"organisation_domains\": [\"example.nl\"]}"))
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	var top json.RawMessage
 	if err := dec.Decode(&top); err != nil {
-		return nil, syntaxError(b, err)
+		return stop(syntaxError(b, err))
 	}
 	if dec.More() {
-		return nil, errAt("", "there is more after the JSON object; the file must hold exactly one object")
+		return stop(errAt("", "there is more after the JSON object; the file must hold exactly one object"))
 	}
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); err == nil {
-		return nil, errAt("", "there is more after the JSON object; the file must hold exactly one object")
+		return stop(errAt("", "there is more after the JSON object; the file must hold exactly one object"))
 	}
 	obj, err := object("", top, "organisation_domains", "sso_domains", "defaults", "rules", "recipient_login_providers", "dropoffs")
-	if err != nil {
-		return nil, err
+	if obj == nil {
+		return stop(err)
 	}
+	errs.add(err) // unknown settings; the known ones are still checked
 	p := &Policy{}
 	if raw, ok := obj["organisation_domains"]; ok {
 		list, err := stringList("organisation_domains", raw)
-		if err != nil {
-			return nil, err
-		}
+		errs.add(err)
 		for i, s := range list {
 			at := fmt.Sprintf("organisation_domains[%d]", i)
 			d, err := parseDomain(strings.TrimPrefix(strings.TrimSpace(s), "domain:"))
 			if err != nil {
-				return nil, errAt(at, "%s", err)
+				errs.add(errAt(at, "%s", err))
+				continue
 			}
 			if slices.Contains(p.domains, d) {
-				return nil, errAt(at, "%q is listed twice; remove one", d)
+				errs.add(errAt(at, "%q is listed twice; remove one", d))
+				continue
 			}
 			p.domains = append(p.domains, d)
 		}
 	}
 	if raw, ok := obj["sso_domains"]; ok {
 		list, err := stringList("sso_domains", raw)
-		if err != nil {
-			return nil, err
-		}
+		errs.add(err)
 		p.ssoDomains = []string{}
 		for i, s := range list {
 			at := fmt.Sprintf("sso_domains[%d]", i)
 			d, err := parseDomain(strings.TrimPrefix(strings.TrimSpace(s), "domain:"))
 			if err != nil {
-				return nil, errAt(at, "%s", err)
+				errs.add(errAt(at, "%s", err))
+				continue
 			}
 			if slices.Contains(p.ssoDomains, d) {
-				return nil, errAt(at, "%q is listed twice; remove one", d)
+				errs.add(errAt(at, "%q is listed twice; remove one", d))
+				continue
 			}
 			p.ssoDomains = append(p.ssoDomains, d)
 		}
 	}
 	if raw, ok := obj["defaults"]; ok {
 		l, err := parseLimits("defaults", raw)
-		if err != nil {
-			return nil, err
-		}
+		errs.add(err)
 		p.defaults = l
 	}
 	if raw, ok := obj["rules"]; ok {
 		var items []json.RawMessage
 		if isNull(raw) {
 		} else if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, errAt("rules", "must be a list of rules: [{\"name\": ..., \"action\": \"allow\"}, ...]")
+			errs.add(errAt("rules", "must be a list of rules: [{\"name\": ..., \"action\": \"allow\"}, ...]"))
 		}
 		names := map[string]int{}
 		for i, item := range items {
 			at := fmt.Sprintf("rules[%d]", i)
 			r, err := parseRule(at, item)
 			if err != nil {
-				return nil, err
+				errs.add(err)
+				continue
 			}
 			key := strings.ToLower(r.name)
 			if j, dup := names[key]; dup {
-				return nil, errAt(at+".name", "the name %q is already used by rules[%d]; give every rule its own name", r.name, j)
+				errs.add(errAt(at+".name", "the name %q is already used by rules[%d]; give every rule its own name", r.name, j))
+				continue
 			}
 			names[key] = i
 			p.rules = append(p.rules, r)
@@ -727,34 +793,95 @@ func Parse(b []byte) (*Policy, error) {
 	}
 	if raw, ok := obj["recipient_login_providers"]; ok {
 		ls, err := parseLoginProviders("recipient_login_providers", raw)
-		if err != nil {
-			return nil, err
-		}
+		errs.add(err)
 		p.logins = ls
 	}
 	if raw, ok := obj["dropoffs"]; ok {
 		ds, err := parseDropoffs("dropoffs", raw)
-		if err != nil {
-			return nil, err
-		}
+		errs.add(err)
 		p.dropoffs = ds
 	}
+	if len(errs) > 0 {
+		// The checks across sections below would judge a half-read file.
+		return nil, errs
+	}
 	if err := p.checkDropoffs(); err != nil {
-		return nil, err
+		return stop(err)
 	}
 	// The defaults with every rule's limits must still make sense together.
-	if err := checkExpiries("defaults", p.Defaults()); err != nil {
-		return nil, err
-	}
+	errs.add(checkExpiries("defaults", p.Defaults()))
 	for i, r := range p.rules {
 		if r.limits != nil && r.limits.DefaultExpiry != nil && r.limits.MaxExpiry == nil {
 			if l := r.limits.over(p.Defaults()); l.MaxExpiry > 0 && *r.limits.DefaultExpiry > l.MaxExpiry {
-				return nil, errAt(fmt.Sprintf("rules[%d].limits.default_expiry", i), "%s is longer than the default max_expiry (%s); set max_expiry in this rule too or shorten default_expiry",
-					unit.FormatDuration(*r.limits.DefaultExpiry), unit.FormatDuration(l.MaxExpiry))
+				errs.add(errAt(fmt.Sprintf("rules[%d].limits.default_expiry", i), "%s is longer than the default max_expiry (%s); set max_expiry in this rule too or shorten default_expiry",
+					unit.FormatDuration(*r.limits.DefaultExpiry), unit.FormatDuration(l.MaxExpiry)))
 			}
 		}
 	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
 	return p, nil
+}
+
+// positions maps the JSON path of every value in b (as the errors name
+// them: rules[2].limits.max_expiry) to the offset just past its key, or
+// past its first token for a list item. b is valid JSON when it is used.
+func positions(b []byte) map[string]int64 {
+	m := map[string]int64{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var value func(path string) error
+	value = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if _, seen := m[path]; !seen {
+			m[path] = dec.InputOffset()
+		}
+		d, ok := tok.(json.Delim)
+		if !ok {
+			return nil
+		}
+		for i := 0; dec.More(); i++ {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if d == '{' {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key, _ := k.(string)
+				p = join(path, key)
+				if _, seen := m[p]; !seen {
+					m[p] = dec.InputOffset()
+				}
+			}
+			if err := value(p); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token() // the closing } or ]
+		return err
+	}
+	_ = value("") // b was decoded before; an error here only leaves paths out
+	return m
+}
+
+// lineAt is the line of path in b, or of the nearest enclosing value that
+// is there (a missing setting is reported on its object's line).
+func lineAt(b []byte, pos map[string]int64, path string) int {
+	for path != "" {
+		if off, ok := pos[path]; ok {
+			return 1 + bytes.Count(b[:min(int(off), len(b))], []byte("\n"))
+		}
+		cut := max(strings.LastIndexByte(path, '.'), strings.LastIndexByte(path, '['))
+		if cut <= 0 {
+			break
+		}
+		path = path[:cut]
+	}
+	return 0
 }
 
 func checkExpiries(at string, l Limits) error {
@@ -787,12 +914,13 @@ func syntaxError(b []byte, err error) error {
 	if se == nil {
 		what = "the file ends in the middle of the JSON"
 	}
-	return errAt("", "%s at line %d, column %d: %s", what, line, col, strings.TrimPrefix(err.Error(), "json: "))
+	return &ParseError{Line: line, Message: fmt.Sprintf("%s at line %d, column %d: %s", what, line, col, strings.TrimPrefix(err.Error(), "json: "))}
 }
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
-// object decodes a JSON object and refuses keys that are not allowed.
+// object decodes a JSON object and refuses keys that are not allowed: its
+// error then lists every one (ParseErrors), and the map holds the others.
 func object(at string, raw json.RawMessage, allowed ...string) (map[string]json.RawMessage, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
@@ -807,13 +935,20 @@ func object(at string, raw json.RawMessage, allowed ...string) (map[string]json.
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var unknown ParseErrors
 	for _, k := range keys {
 		if !slices.Contains(allowed, k) {
-			return nil, errAt(join(at, k), "unknown setting %q; known settings here are %s", k, strings.Join(allowed, ", "))
+			unknown.add(errAt(join(at, k), "unknown setting %q; known settings here are %s", k, strings.Join(allowed, ", ")))
+			delete(m, k)
+			continue
 		}
 		if isNull(m[k]) {
 			delete(m, k)
 		}
+	}
+	if len(unknown) > 0 {
+		// Every unknown setting; the top level goes on with the known ones.
+		return m, unknown
 	}
 	return m, nil
 }
@@ -852,22 +987,22 @@ func text(at string, raw json.RawMessage, max int, singleLine bool) (string, err
 
 func parseRule(at string, raw json.RawMessage) (rule, error) {
 	obj, err := object(at, raw, "name", "description", "senders", "recipients", "action", "limits")
-	if err != nil {
+	if obj == nil {
 		return rule{}, err
 	}
+	var errs ParseErrors
+	errs.add(err) // unknown settings; the known ones are still checked
 	var r rule
 	if v, ok := obj["name"]; ok {
-		if r.name, err = text(at+".name", v, 100, true); err != nil {
-			return r, err
-		}
+		r.name, err = text(at+".name", v, 100, true)
+		errs.add(err)
 	}
-	if r.name == "" {
-		return r, errAt(at+".name", "every rule needs a name; it is shown when the rule refuses a transfer")
+	if _, given := obj["name"]; r.name == "" && (!given || err == nil) {
+		errs.add(errAt(at+".name", "every rule needs a name; it is shown when the rule refuses a transfer"))
 	}
 	if v, ok := obj["description"]; ok {
-		if r.description, err = text(at+".description", v, 500, false); err != nil {
-			return r, err
-		}
+		r.description, err = text(at+".description", v, 500, false)
+		errs.add(err)
 	}
 	for _, side := range []string{"senders", "recipients"} {
 		v, ok := obj[side]
@@ -875,14 +1010,13 @@ func parseRule(at string, raw json.RawMessage) (rule, error) {
 			continue
 		}
 		list, err := stringList(at+"."+side, v)
-		if err != nil {
-			return r, err
-		}
+		errs.add(err)
 		var ps []pattern
 		for i, s := range list {
 			pt, err := parsePattern(s)
 			if err != nil {
-				return r, errAt(fmt.Sprintf("%s.%s[%d]", at, side, i), "%s", err)
+				errs.add(errAt(fmt.Sprintf("%s.%s[%d]", at, side, i), "%s", err))
+				continue
 			}
 			ps = append(ps, pt)
 		}
@@ -894,131 +1028,141 @@ func parseRule(at string, raw json.RawMessage) (rule, error) {
 	}
 	act, ok := obj["action"]
 	if !ok {
-		return r, errAt(at+".action", "missing; write \"action\": \"allow\" or \"action\": \"deny\"")
-	}
-	a, err := text(at+".action", act, 10, true)
-	if err != nil {
-		return r, err
-	}
-	switch a {
-	case "allow":
-	case "deny":
-		r.deny = true
-	default:
-		return r, errAt(at+".action", "%q is not an action; write \"allow\" or \"deny\"", a)
+		errs.add(errAt(at+".action", "missing; write \"action\": \"allow\" or \"action\": \"deny\""))
+	} else if a, err := text(at+".action", act, 10, true); err != nil {
+		errs.add(err)
+	} else {
+		switch a {
+		case "allow":
+		case "deny":
+			r.deny = true
+		default:
+			errs.add(errAt(at+".action", "%q is not an action; write \"allow\" or \"deny\"", a))
+		}
 	}
 	if v, ok := obj["limits"]; ok {
 		if r.deny {
-			return r, errAt(at+".limits", "a deny rule has no limits; remove them or make the rule \"allow\"")
+			errs.add(errAt(at+".limits", "a deny rule has no limits; remove them or make the rule \"allow\""))
+		} else {
+			r.limits, err = parseLimits(at+".limits", v)
+			errs.add(err)
 		}
-		if r.limits, err = parseLimits(at+".limits", v); err != nil {
-			return r, err
-		}
+	}
+	if len(errs) > 0 {
+		return r, errs
 	}
 	return r, nil
 }
 
 func parseLimits(at string, raw json.RawMessage) (*partial, error) {
 	obj, err := object(at, raw, limitFields...)
-	if err != nil {
+	if obj == nil {
 		return nil, err
 	}
+	var errs ParseErrors
+	errs.add(err) // unknown settings; the known ones are still checked
 	p := &partial{}
 	for _, k := range limitFields {
-		v, ok := obj[k]
-		if !ok {
-			continue
+		if v, ok := obj[k]; ok {
+			errs.add(p.set(k, at+"."+k, v))
 		}
-		path := at + "." + k
-		switch k {
-		case FieldMaxTransferSize:
-			n, err := parseSize(path, v)
-			if err != nil {
-				return nil, err
-			}
-			p.MaxTransferSize = &n
-		case FieldDefaultExpiry, FieldMaxExpiry:
-			var s string
-			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, errAt(path, "must be a duration in quotes, such as \"7d\" or \"36h\"")
-			}
-			d, err := unit.ParseDuration(s)
-			if err != nil {
-				return nil, errAt(path, "%s", err)
-			}
-			if d < time.Hour {
-				return nil, errAt(path, "%q is too short: at least 1h", s)
-			}
-			if k == FieldDefaultExpiry {
-				p.DefaultExpiry = &d
-			} else {
-				p.MaxExpiry = &d
-			}
-		case FieldPasswordModes:
-			list, err := stringList(path, v)
-			if err != nil {
-				return nil, err
-			}
-			if len(list) == 0 {
-				return nil, errAt(path, "allow at least one password mode: none, generate or manual")
-			}
-			modes := []kluis.PasswordMode{}
-			for i, s := range list {
-				m := kluis.PasswordMode(strings.ToLower(strings.TrimSpace(s)))
-				if !m.Valid() {
-					return nil, errAt(fmt.Sprintf("%s[%d]", path, i), "%q is not a password mode; choose none, generate or manual", s)
-				}
-				if slices.Contains(modes, m) {
-					return nil, errAt(fmt.Sprintf("%s[%d]", path, i), "%q is listed twice", s)
-				}
-				modes = append(modes, m)
-			}
-			// Keep the usual order, so equal policies look equal.
-			p.PasswordModes = slices.DeleteFunc(AllPasswordModes(), func(m kluis.PasswordMode) bool { return !slices.Contains(modes, m) })
-		case FieldAllowMessage, FieldAllowCustomText, FieldAllowShowFilenames:
-			var b bool
-			if err := json.Unmarshal(v, &b); err != nil {
-				return nil, errAt(path, "must be true or false (without quotes)")
-			}
-			switch k {
-			case FieldAllowMessage:
-				p.AllowMessage = &b
-			case FieldAllowCustomText:
-				p.AllowCustomText = &b
-			default:
-				p.AllowShowFilenames = &b
-			}
-		case FieldMaxRecipients, FieldMaxOpenDrafts, FieldMaxReplies:
-			var n int
-			if err := json.Unmarshal(v, &n); err != nil || n < 1 || n > 100_000 {
-				return nil, errAt(path, "must be a whole number from 1 to 100000")
-			}
-			switch k {
-			case FieldMaxRecipients:
-				p.MaxRecipients = &n
-			case FieldMaxOpenDrafts:
-				p.MaxOpenDrafts = &n
-			default:
-				p.MaxReplies = &n
-			}
-		case FieldRecipientAuth:
-			a, err := parseAuth(path, v)
-			if err != nil {
-				return nil, err
-			}
-			p.RecipientAuth = a
-		case FieldMaxBytesPerDay:
-			n, err := parseSize(path, v)
-			if err != nil {
-				return nil, err
-			}
-			p.MaxBytesPerDay = &n
-		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	if p.DefaultExpiry != nil && p.MaxExpiry != nil && *p.DefaultExpiry > *p.MaxExpiry {
 		return nil, errAt(at+".default_expiry", "%s is longer than max_expiry (%s)", unit.FormatDuration(*p.DefaultExpiry), unit.FormatDuration(*p.MaxExpiry))
 	}
 	return p, nil
+}
+
+// set reads one limit (k, at path) into p.
+func (p *partial) set(k, path string, v json.RawMessage) error {
+	switch k {
+	case FieldMaxTransferSize:
+		n, err := parseSize(path, v)
+		if err != nil {
+			return err
+		}
+		p.MaxTransferSize = &n
+	case FieldDefaultExpiry, FieldMaxExpiry:
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return errAt(path, "must be a duration in quotes, such as \"7d\" or \"36h\"")
+		}
+		d, err := unit.ParseDuration(s)
+		if err != nil {
+			return errAt(path, "%s", err)
+		}
+		if d < time.Hour {
+			return errAt(path, "%q is too short: at least 1h", s)
+		}
+		if k == FieldDefaultExpiry {
+			p.DefaultExpiry = &d
+		} else {
+			p.MaxExpiry = &d
+		}
+	case FieldPasswordModes:
+		list, err := stringList(path, v)
+		if err != nil {
+			return err
+		}
+		if len(list) == 0 {
+			return errAt(path, "allow at least one password mode: none, generate or manual")
+		}
+		modes := []kluis.PasswordMode{}
+		for i, s := range list {
+			m := kluis.PasswordMode(strings.ToLower(strings.TrimSpace(s)))
+			if !m.Valid() {
+				return errAt(fmt.Sprintf("%s[%d]", path, i), "%q is not a password mode; choose none, generate or manual", s)
+			}
+			if slices.Contains(modes, m) {
+				return errAt(fmt.Sprintf("%s[%d]", path, i), "%q is listed twice", s)
+			}
+			modes = append(modes, m)
+		}
+		// Keep the usual order, so equal policies look equal.
+		p.PasswordModes = slices.DeleteFunc(AllPasswordModes(), func(m kluis.PasswordMode) bool { return !slices.Contains(modes, m) })
+	case FieldAllowMessage, FieldAllowCustomText, FieldAllowShowFilenames:
+		var b bool
+		if err := json.Unmarshal(v, &b); err != nil {
+			return errAt(path, "must be true or false (without quotes)")
+		}
+		switch k {
+		case FieldAllowMessage:
+			p.AllowMessage = &b
+		case FieldAllowCustomText:
+			p.AllowCustomText = &b
+		default:
+			p.AllowShowFilenames = &b
+		}
+	case FieldMaxRecipients, FieldMaxOpenDrafts, FieldMaxReplies:
+		var n int
+		if err := json.Unmarshal(v, &n); err != nil || n < 1 || n > 100_000 {
+			return errAt(path, "must be a whole number from 1 to 100000")
+		}
+		switch k {
+		case FieldMaxRecipients:
+			p.MaxRecipients = &n
+		case FieldMaxOpenDrafts:
+			p.MaxOpenDrafts = &n
+		default:
+			p.MaxReplies = &n
+		}
+	case FieldRecipientAuth:
+		a, err := parseAuth(path, v)
+		if err != nil {
+			return err
+		}
+		p.RecipientAuth = a
+	case FieldMaxBytesPerDay:
+		n, err := parseSize(path, v)
+		if err != nil {
+			return err
+		}
+		p.MaxBytesPerDay = &n
+	}
+	return nil
 }
 
 func parseSize(at string, raw json.RawMessage) (int64, error) {

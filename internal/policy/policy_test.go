@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -426,5 +427,82 @@ func TestSSODomains(t *testing.T) {
 	}
 	if _, err := Parse([]byte(`{"sso_domains": "a.nl"}`)); err == nil || !strings.Contains(err.Error(), "sso_domains") {
 		t.Fatalf("not a list: %v", err)
+	}
+}
+
+// TestParseAllErrors: Parse reports every problem it finds, in file
+// order, each with the line it is on, not only the first one; also two
+// in the limits of one rule.
+func TestParseAllErrors(t *testing.T) {
+	in := `{
+  "organisation_domains": ["gemeente.nl", "gemeente"],
+  "defaults": {"max_size": 1},
+  "rules": [
+    {"name": "a", "action": "block"},
+    {"name": "b", "action": "allow"},
+    {"name": "c", "action": "allow",
+     "senders": [""]},
+    {"name": "B", "action": "deny"},
+    {"name": "d", "action": "allow", "limits": {"max_recipients": 0,
+     "allow_message": "no"}}
+  ],
+  "dropoffs": {}
+}`
+	_, err := Parse([]byte(in))
+	var pes ParseErrors
+	if !errors.As(err, &pes) {
+		t.Fatalf("err = %v (%T), want ParseErrors", err, err)
+	}
+	want := []struct {
+		line int
+		path string
+	}{{2, "organisation_domains[1]"}, {3, "defaults.max_size"}, {5, "rules[0].action"}, {8, "rules[2].senders[0]"}, {9, "rules[3].name"},
+		{10, "rules[4].limits.max_recipients"}, {11, "rules[4].limits.allow_message"}, {13, "dropoffs"}}
+	if len(pes) != len(want) {
+		t.Fatalf("%d errors, want %d:\n%v", len(pes), len(want), err)
+	}
+	for i, w := range want {
+		if pes[i].Line != w.line || pes[i].Path != w.path {
+			t.Errorf("error %d: line %d at %s, want line %d at %s", i, pes[i].Line, pes[i].Path, w.line, w.path)
+		}
+	}
+	if !strings.Contains(err.Error(), "line 5: rules[0].action: \"block\" is not an action") {
+		t.Errorf("the message does not name the line:\n%v", err)
+	}
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe != pes[0] {
+		t.Errorf("errors.As does not give the first problem: %v", pe)
+	}
+	// A syntax error stops the reading: one problem, with its line.
+	_, err = Parse([]byte("{\n  \"rules\": [,]\n}"))
+	if !errors.As(err, &pes) || len(pes) != 1 || pes[0].Line != 2 {
+		t.Errorf("syntax error: %v", err)
+	}
+}
+
+// TestParseAllErrorsInLists: every drop-off point and every login service
+// with a problem is reported, not only the first of the list.
+func TestParseAllErrorsInLists(t *testing.T) {
+	in := `{"dropoffs": [
+  {"slug": "a", "team": "t"},
+  {"slug": "b", "team": "t", "name": {"nl": "B"}},
+  {"slug": "b", "team": "t", "name": {"nl": "B2"}}
+],
+"recipient_login_providers": [
+  {"name": "digid", "issuer": "https://broker.example.nl", "client_id": "kluis", "client_secret_file": "s", "secret": "x"},
+  {"name": "eherk", "issuer": "https://broker.example.nl", "client_id": "kluis", "client_secret_file": "s", "claim": "oid"}
+]}`
+	_, err := Parse([]byte(in))
+	var pes ParseErrors
+	if !errors.As(err, &pes) {
+		t.Fatalf("err = %v, want ParseErrors", err)
+	}
+	var got []string
+	for _, pe := range pes {
+		got = append(got, fmt.Sprintf("%d %s", pe.Line, pe.Path))
+	}
+	want := []string{"2 dropoffs[0].name", "4 dropoffs[2].slug", "7 recipient_login_providers[0].secret", "8 recipient_login_providers[1].tenant"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q\n%v", got, want, err)
 	}
 }

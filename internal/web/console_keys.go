@@ -16,7 +16,8 @@ import (
 
 // API keys in the console (/admin/keys), for administrators: the list
 // (owner, name, dates, last use; never the secret, which is not stored),
-// a new key (shown once, on the page that made it), and expiring or
+// a new key (shown once, on the page the post redirects to, see
+// consoleKeyCreate), and expiring or
 // revoking one with a reason. The keys are those of `kluis admin apikey`:
 // the same sender.Service methods, so the same checks and audit entries
 // (apikey.create, apikey.expire, apikey.revoke with person, role, IP and
@@ -26,6 +27,10 @@ var rolesKeys = []role.Role{role.Admin}
 
 // keyDefaultDays is the validity the form suggests for a new key.
 const keyDefaultDays = 90
+
+// keyFlashCookie points to the flash that carries a new key's secret from
+// the post to the page after the redirect (flash.go).
+const keyFlashCookie = "__Host-kluis-key-flash"
 
 type consoleKeys struct {
 	Nav     consoleNav
@@ -86,12 +91,24 @@ func (h *Web) consoleKeysPage(w http.ResponseWriter, r *http.Request) {
 	if d := r.URL.Query().Get("done"); d == "revoked" || d == "expired" {
 		p.Done = d
 	}
+	var created createdKey
+	found, err := h.takeFlash(w, r, keyFlashCookie, "admin.key", &created)
+	if err != nil {
+		h.errorPage(w, r, err)
+		return
+	}
+	if found {
+		p.Created = &created
+	}
+	// Never cached: the page may show a new key, and lists the others.
+	w.Header().Set("Cache-Control", "no-store")
 	h.render(w, r, http.StatusOK, "admin_keys", h.newView(r, p))
 }
 
 // consoleKeyCreate is POST /admin/keys: a new key for a sender address,
-// with a name, a validity in days and a reason. The secret is on the page
-// this answers with, and nowhere else.
+// with a name, a validity in days and a reason. It answers with a
+// redirect to the list, which shows the secret once (a flash, flash.go),
+// and nowhere else.
 func (h *Web) consoleKeyCreate(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	s, ro, ok := h.staff(w, r, rolesKeys...)
@@ -132,14 +149,14 @@ func (h *Web) consoleKeyCreate(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, err)
 		return
 	}
-	// The list again, with the new key in it; the form empty.
-	if p, err = h.keysPage(r, s); err != nil {
+	// Post/Redirect/Get: the list shows the new key this once, from a
+	// flash of this session; a reload neither shows nor makes it again.
+	if err := h.putFlash(w, r, keyFlashCookie, "admin.key", createdKey{ID: id, Secret: key, Sender: addr, ExpiresAt: expires}); err != nil {
 		h.errorPage(w, r, err)
 		return
 	}
-	p.Created = &createdKey{ID: id, Secret: key, Sender: addr, ExpiresAt: expires}
 	w.Header().Set("Cache-Control", "no-store")
-	h.render(w, r, http.StatusCreated, "admin_keys", h.newView(r, p))
+	http.Redirect(w, r, "/admin/keys#key-created", http.StatusSeeOther)
 }
 
 type consoleKey struct {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -95,12 +96,20 @@ func TestConsoleKeys(t *testing.T) {
 		t.Fatalf("a bad form made %d keys", len(got))
 	}
 	reason := "Wijziging 2026-77: koppeling zaaksysteem"
+	// Post/Redirect/Get: the post answers with a redirect to the list,
+	// which shows the secret this once.
+	b.visited = nil
 	resp, body = b.post(t, keys, url.Values{"sender": {"Zaaksysteem@Gemeente.example"}, "name": {"Zaaksysteem Noord"}, "days": {"30"}, "reason": {reason}})
 	m := keySecret.FindStringSubmatch(body)
-	if resp.StatusCode != http.StatusCreated || m == nil || resp.Header.Get("Cache-Control") != "no-store" {
-		t.Fatalf("create: %d %q\n%s", resp.StatusCode, resp.Header.Get("Cache-Control"), body)
+	if resp.StatusCode != http.StatusOK || resp.Request.Method != http.MethodGet || resp.Request.URL.Path != "/admin/keys" || len(b.visited) != 1 ||
+		m == nil || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("create: %d %s %s after %v, %q\n%s", resp.StatusCode, resp.Request.Method, resp.Request.URL, b.visited, resp.Header.Get("Cache-Control"), body)
 	}
 	secret := m[1]
+	// Reloading the page neither shows the key again nor makes another.
+	if _, body := b.get(t, keys); strings.Contains(body, secret) || keySecret.MatchString(body) {
+		t.Error("the reloaded page shows the key again")
+	}
 	list, err := e.app.Senders.APIKeys(ctx)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("keys: %v %v", list, err)
@@ -161,5 +170,72 @@ func TestConsoleKeys(t *testing.T) {
 	}
 	if resp, _ := b.get(t, e.app.URL+"/admin/keys/onbekend"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("unknown key: %d", resp.StatusCode)
+	}
+}
+
+// TestConsoleKeyFlash: the new key's secret rides from the post to the
+// page after the redirect in a one-time flash bound to the session that
+// made it: the post itself shows nothing, the flash works once, and
+// another session of the same administrator holding the flash cookie sees
+// nothing.
+func TestConsoleKeyFlash(t *testing.T) {
+	e := newConsoleEnv(t)
+	ctx := context.Background()
+	b := e.as(t, "beheer")
+	keys := e.app.URL + "/admin/keys"
+	form := url.Values{"sender": {"script@gemeente.example"}, "name": {"Koppeling"}, "days": {"30"}, "reason": {"Wijziging 2026-80: koppeling"}}
+	noFollow := *b.Client
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	post := func(c *http.Client) (*http.Cookie, string) {
+		t.Helper()
+		resp, err := c.PostForm(keys, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/admin/keys#key-created" || strings.Contains(string(body), sender.APIKeyPrefix) {
+			t.Fatalf("create: %d to %q\n%s", resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+		for _, c := range resp.Cookies() {
+			if c.Name == keyFlashCookie {
+				if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.MaxAge <= 0 || strings.Contains(c.Value, sender.APIKeyPrefix) {
+					t.Errorf("flash cookie: %+v", c)
+				}
+				return c, string(body)
+			}
+		}
+		t.Fatalf("create sets no flash cookie: %v", resp.Header["Set-Cookie"])
+		return nil, ""
+	}
+	flash, _ := post(&noFollow)
+	_, body := b.get(t, keys)
+	m := keySecret.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("the page after the redirect does not show the key:\n%s", body)
+	}
+	if s, err := e.app.Senders.Authenticate(ctx, m[1]); err != nil || s.Email != "script@gemeente.example" {
+		t.Fatalf("the key shown does not work: %v", err)
+	}
+	// The same flash again (a browser that kept the cookie): nothing.
+	u, _ := url.Parse(keys)
+	b.Jar.SetCookies(u, []*http.Cookie{flash})
+	if _, body := b.get(t, keys); keySecret.MatchString(body) {
+		t.Error("the flash worked twice")
+	}
+
+	// A flash made in one session opens in no other, not even the same
+	// administrator's.
+	flash, _ = post(&noFollow)
+	other := newBrowser()
+	if resp, body := e.signIn(t, other, "beheer", "/"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("second sign-in: %d\n%s", resp.StatusCode, body)
+	}
+	other.Jar.SetCookies(u, []*http.Cookie{flash})
+	if _, body := other.get(t, keys); keySecret.MatchString(body) {
+		t.Error("another session opened the flash")
+	}
+	if list, err := e.app.Senders.APIKeys(ctx); err != nil || len(list) != 2 {
+		t.Errorf("%d keys, want 2 (one per post, none per page view): %v", len(list), err)
 	}
 }

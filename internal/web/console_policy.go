@@ -40,9 +40,15 @@ type consolePolicy struct {
 	Test *policyTest
 
 	Validated bool
-	Text      string // the pasted or uploaded file, as given
-	Problem   string // the first validation error, or "" when valid
-	Where     string // the field (JSON path) of Problem, if any
+	Text      string          // the pasted or uploaded file, as given
+	Problems  []policyProblem // every validation error, in file order; none when valid
+}
+
+// policyProblem is one error of a policy file being validated.
+type policyProblem struct {
+	Line    int    // 0 when it is about the whole file
+	Where   string // the field (JSON path), if any
+	Message string // the engine's own words (English)
 }
 
 // policyTest is the answer to "may this sender send to this recipient?".
@@ -82,9 +88,13 @@ func (h *Web) consolePolicyPage(w http.ResponseWriter, r *http.Request) {
 		} else {
 			p.Validated, p.Text = true, text
 			if _, err := kpolicy.Parse([]byte(text)); err != nil {
-				p.Problem = err.Error()
-				if pe := (*kpolicy.ParseError)(nil); errors.As(err, &pe) {
-					p.Problem, p.Where = pe.Message, pe.Path
+				var pes kpolicy.ParseErrors
+				if errors.As(err, &pes) {
+					for _, pe := range pes {
+						p.Problems = append(p.Problems, policyProblem{Line: pe.Line, Where: pe.Path, Message: pe.Message})
+					}
+				} else {
+					p.Problems = []policyProblem{{Message: err.Error()}}
 				}
 				status = http.StatusUnprocessableEntity
 			}

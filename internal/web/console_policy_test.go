@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"html/template"
 	"mime/multipart"
 	"net/http"
@@ -141,6 +142,40 @@ func TestConsolePolicyValidate(t *testing.T) {
 			}
 		}
 	}
+	// Every problem of the file is listed with its line, in Dutch and
+	// in English.
+	bad := "{\n  \"organisation_domains\": [\"gemeente\"],\n  \"defaults\": {\"max_expiry\": \"soms\"},\n  \"rules\": [{\"name\": \"a\", \"action\": \"block\"}]\n}"
+	for _, lang := range []string{"nl", "en"} {
+		req, _ := http.NewRequest(http.MethodPost, e.app.URL+"/admin/policy/validate", strings.NewReader(url.Values{"text": {bad}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: langCookie, Value: lang})
+		resp, err := a.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		buf.ReadFrom(resp.Body)
+		resp.Body.Close()
+		body := buf.String()
+		if resp.StatusCode != http.StatusUnprocessableEntity {
+			t.Errorf("%s: %d", lang, resp.StatusCode)
+		}
+		list := body[strings.Index(body, `id="policy-problems"`):]
+		list = list[:strings.Index(list, "</ul>")]
+		for i, w := range []struct {
+			line int
+			path string
+		}{{2, "organisation_domains[0]"}, {3, "defaults.max_expiry"}, {4, "rules[0].action"}} {
+			item := fmt.Sprintf(`data-line="%d" data-path="%s"`, w.line, w.path)
+			if strings.Count(list, "<li") != 3 || !strings.Contains(list, item) || !strings.Contains(list, translate(lang, "admin.policy_line", w.line)) {
+				t.Errorf("%s: problem %d (line %d, %s) is not listed:\n%s", lang, i, w.line, w.path, list)
+			}
+		}
+		if !strings.Contains(body, translate(lang, "admin.policy_problem_count", 3)) {
+			t.Errorf("%s: the page does not say there are 3 problems", lang)
+		}
+	}
+
 	// An upload, as the form sends it.
 	var mp bytes.Buffer
 	mw := multipart.NewWriter(&mp)

@@ -1,11 +1,15 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"html"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +242,87 @@ func TestFileRequestInfected(t *testing.T) {
 	_, body = get(t, anna, base+reqPath+"/open")
 	if !strings.Contains(body, "maart.pdf") || strings.Contains(body, "april.pdf") {
 		t.Errorf("the requester's page should list maart.pdf and not the refused april.pdf:\n%.3000s", body)
+	}
+}
+
+// TestFileRequestInfectedScripted: the request page with script takes
+// three steps (start, the tus upload, done). A citizen who uploads the
+// EICAR test file that way, next to a clean file, is refused at done with
+// the page's message in the request's language (JSON, as the script
+// reads it); the requester is not mailed, the request stays open, and
+// sending again without the file sends the clean one.
+func TestFileRequestInfectedScripted(t *testing.T) {
+	d := scantest.Start(t, scantest.Options{})
+	logs := kluistest.NewLogs()
+	a := startApp(t, TestAppOptions{Args: []string{"--clamd", d.Unix(), "--scan", "inbound"}, Logs: logs,
+		ReplyLimiter: ratelimit.New(ratelimit.Config{PerMinute: 6000, Burst: 1000, GlobalPerMinute: 60000})})
+	e := &senderEnv{env: &env{app: a, svc: a.Transfers, srv: testServer{URL: a.URL}, web: a.Web, logs: logs}, senders: a.Senders, mails: &mails{app: a}}
+	base := e.srv.URL
+	anna := e.client(t)
+	e.login(t, anna, "anna@example.nl")
+	if resp, _ := post(t, anna, base+"/inbox", url.Values{"passphrase": {"Kanarie-Inbox-Zin-5512"}, "passphrase_again": {"Kanarie-Inbox-Zin-5512"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("inbox: %d", resp.StatusCode)
+	}
+	resp, _ := post(t, anna, base+"/requests", url.Values{"address": {"burger@example.org"}, "message": {"Stuur uw loonstroken."}, "lang": {"fr"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create request: %d", resp.StatusCode)
+	}
+	qpath := regexp.MustCompile(`/q/[a-z0-9]+`).FindString(e.mails.last(mail.KindFileRequest, "burger@example.org").Text)
+	citizen := e.client(t)
+
+	// The script's steps.
+	start := func() string {
+		t.Helper()
+		resp, body := post(t, citizen, base+qpath+"/start", url.Values{"message": {"Voici."}})
+		var up struct{ Token, URL string }
+		if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &up) != nil || up.Token == "" {
+			t.Fatalf("start: %d %s", resp.StatusCode, body)
+		}
+		return up.Token
+	}
+	upload := func(token, name string, data []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/uploads/", bytes.NewReader(data))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Tus-Resumable", "1.0.0")
+		req.Header.Set("Upload-Length", strconv.Itoa(len(data)))
+		req.Header.Set("Upload-Metadata", "filename "+base64.StdEncoding.EncodeToString([]byte(name)))
+		req.Header.Set("Content-Type", "application/offset+octet-stream")
+		resp, err := citizen.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated || resp.Header.Get("Upload-Offset") != strconv.Itoa(len(data)) {
+			t.Fatalf("tus upload of %s: %d, offset %q", name, resp.StatusCode, resp.Header.Get("Upload-Offset"))
+		}
+	}
+	done := func() (*http.Response, string) {
+		t.Helper()
+		return post(t, citizen, base+qpath+"/done", nil)
+	}
+
+	token := start()
+	upload(token, "mars.pdf", []byte("%PDF fiche de paie mars"))
+	upload(token, "avril.com", []byte(scantest.EICAR))
+	resp, body := done()
+	var refused struct {
+		Error struct{ Code, Message string }
+	}
+	if resp.StatusCode != http.StatusUnprocessableEntity || json.Unmarshal([]byte(body), &refused) != nil ||
+		refused.Error.Code != "infected" || refused.Error.Message != translate("fr", "filereq.error_infected") {
+		t.Fatalf("done with EICAR: %d %s, want 422 infected with the French message", resp.StatusCode, body)
+	}
+	if m := e.mails.last(mail.KindFileRequestDone, "anna@example.nl"); m != nil {
+		t.Fatal("the requester was mailed about a refused upload")
+	}
+
+	// Sending again: what is left (the clean file) goes to the requester.
+	resp, body = done()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("done again without the infected file: %d %s\n%s", resp.StatusCode, body, logs.String())
+	}
+	if e.mails.last(mail.KindFileRequestDone, "anna@example.nl") == nil {
+		t.Fatal("the requester was not mailed after the clean send")
 	}
 }
