@@ -94,6 +94,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"ClaimReminder", testClaimReminder},
 		{"DownloadOnce", testDownloadOnce},
 		{"FileRequests", testFileRequests},
+		{"FileRequestsDueAtDeadline", testFileRequestsDueAtDeadline},
 		{"Teams", testTeams},
 		{"MigrateDuplicateDownloads", testMigrateDuplicateDownloads},
 		{"Stats", testStats},
