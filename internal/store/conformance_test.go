@@ -949,3 +949,32 @@ func testFileRequestsDueAtDeadline(t *testing.T, fresh freshFunc) {
 		t.Errorf("after done and purge: %v %v", due, err)
 	}
 }
+
+// testInboxWrap: an inbox key is inserted once; its wrap is replaced only
+// while it is still the one read (of two changes at once, one passes),
+// and the recipient stays.
+func testInboxWrap(t *testing.T, fresh freshFunc) {
+	ctx := context.Background()
+	db, _ := openFresh(t, fresh)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	k := &InboxKey{Email: "anna@example.nl", Recipient: "age1anna", IdentitySealed: []byte("wrap-1"), CreatedAt: now}
+	if err := db.InsertInboxKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InsertInboxKey(ctx, k); !errors.Is(err, ErrConflict) {
+		t.Errorf("second insert: %v", err)
+	}
+	if err := db.ReplaceInboxWrap(ctx, k.Email, []byte("wrap-1"), []byte("wrap-2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ReplaceInboxWrap(ctx, k.Email, []byte("wrap-1"), []byte("wrap-3")); !errors.Is(err, ErrConflict) {
+		t.Errorf("replace from a stale wrap: %v", err)
+	}
+	if err := db.ReplaceInboxWrap(ctx, "nobody@example.nl", []byte("wrap-2"), []byte("wrap-3")); !errors.Is(err, ErrConflict) {
+		t.Errorf("replace without a key: %v", err)
+	}
+	got, err := db.InboxKey(ctx, k.Email)
+	if err != nil || string(got.IdentitySealed) != "wrap-2" || got.Recipient != "age1anna" {
+		t.Fatalf("after replace: %+v %v", got, err)
+	}
+}

@@ -95,6 +95,7 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"DownloadOnce", testDownloadOnce},
 		{"FileRequests", testFileRequests},
 		{"FileRequestsDueAtDeadline", testFileRequestsDueAtDeadline},
+		{"InboxWrap", testInboxWrap},
 		{"Teams", testTeams},
 		{"MigrateDuplicateDownloads", testMigrateDuplicateDownloads},
 		{"Stats", testStats},
