@@ -201,6 +201,27 @@ func (a *API) inbox(w http.ResponseWriter, r *http.Request, s *sender.Sender) {
 
 // createInbox sets the inbox passphrase of a sender session (not an API
 // key: the passphrase is set by the person, once).
+type inboxPassphraseChange struct {
+	Passphrase    string `json:"passphrase"`
+	NewPassphrase string `json:"new_passphrase"`
+}
+
+// changeInboxPassphrase puts a new passphrase on the sender's inbox key
+// (a session, not an API key): the old one is required, and its try
+// counts as an unlock's. Response: the inbox, as GET.
+func (a *API) changeInboxPassphrase(w http.ResponseWriter, r *http.Request, s *sender.Sender) {
+	var req inboxPassphraseChange
+	if err := decode(w, r, &req); err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	if err := a.senders.ChangeInboxPassphrase(r.Context(), senderToken(r), req.Passphrase, req.NewPassphrase); err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	a.inbox(w, r, s)
+}
+
 func (a *API) createInbox(w http.ResponseWriter, r *http.Request, s *sender.Sender) {
 	var req inboxCreate
 	if err := decode(w, r, &req); err != nil {

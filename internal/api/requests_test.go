@@ -252,3 +252,43 @@ func TestFileRequestAPISentAtDeadline(t *testing.T) {
 		t.Fatalf("after the deadline: %+v", got)
 	}
 }
+
+// TestInboxPassphraseAPI: a session changes its inbox passphrase with the
+// old one; an API key cannot; a wrong old one is refused; the recipient
+// stays, the new passphrase opens, and the sender is mailed.
+func TestInboxPassphraseAPI(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	const staff = "medewerker@example.nl"
+	const pass, newPass = "Inbox-Zin-Voor-De-API-9", "Nieuwe-Zin-Voor-De-API-3"
+	tok := e.login(staff)
+	var before, after struct {
+		Recipient string `json:"recipient"`
+	}
+	e.jsonOK(e.req("POST", "/api/v1/inbox", tok, nil, map[string]string{"passphrase": pass}), 200, &before)
+	_, key, err := e.senders.CreateAPIKey(e.ctx, staff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	change := func(token, old, nw string) *http.Response {
+		return e.req("POST", "/api/v1/inbox/passphrase", token, nil, map[string]string{"passphrase": old, "new_passphrase": nw})
+	}
+	apiError(t, change(key, pass, newPass), 403)
+	if code, _, _ := apiError(t, change(tok, pass+"x", newPass), 401); code != "wrong_password" {
+		t.Errorf("wrong old passphrase: %s", code)
+	}
+	apiError(t, change(tok, pass, "kort"), 400)
+	e.jsonOK(change(tok, pass, newPass), 200, &after)
+	if after.Recipient == "" || after.Recipient != before.Recipient {
+		t.Errorf("recipient %q, was %q", after.Recipient, before.Recipient)
+	}
+	if ms := e.app.Delivered(mail.KindInboxPassphrase, staff); len(ms) != 1 {
+		t.Errorf("%d notices", len(ms))
+	}
+	if err := e.senders.UnlockInbox(e.ctx, tok, newPass); err != nil {
+		t.Errorf("unlock with the new passphrase: %v", err)
+	}
+	if e.logs.Contains(pass) || e.logs.Contains(newPass) {
+		t.Error("a passphrase is in the log")
+	}
+}

@@ -187,8 +187,12 @@ func (s *Service) UnlockInbox(ctx context.Context, token, passphrase string) err
 // identity is wrapped again, so everything encrypted to the inbox stays
 // readable and nothing else changes; sessions that unlocked it keep it.
 // The sender is mailed that it was changed. Returns ECONFLICT if another
-// change came first.
-func (s *Service) ChangeInboxPassphrase(ctx context.Context, snd *Sender, oldPass, newPass string) error {
+// change came first; EFORBIDDEN for an API key (as CreateInbox).
+func (s *Service) ChangeInboxPassphrase(ctx context.Context, token, oldPass, newPass string) error {
+	snd, _, err := s.inboxSession(ctx, token)
+	if err != nil {
+		return err
+	}
 	if err := secret.CheckPassword(newPass); err != nil {
 		return err
 	}
