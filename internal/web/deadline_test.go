@@ -17,7 +17,8 @@ import (
 // TestFileRequestPageSentAtDeadline: people in every language upload a
 // file and never press Done; after the deadline's purge round each link's
 // page says plainly, in the request's language, that what they uploaded
-// was sent, to whom and when.
+// was sent, to whom and when; the requester's page of each says it was
+// sent at the deadline.
 func TestFileRequestPageSentAtDeadline(t *testing.T) {
 	t.Parallel()
 	e := newSenderEnv(t, nil)
@@ -46,6 +47,8 @@ func TestFileRequestPageSentAtDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	citizen := e.client(t)
+	anna := e.client(t)
+	e.login(t, anna, "anna@example.nl")
 	for lang, path := range links {
 		fr, err := e.svc.FileRequestByLink(ctx, path[3:])
 		if err != nil || !fr.AtDeadline() {
@@ -58,6 +61,12 @@ func TestFileRequestPageSentAtDeadline(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(html.UnescapeString(body), want) ||
 			!strings.Contains(html.UnescapeString(body), p.T("filereq.sent_heading")) {
 			t.Errorf("%s: %d, page lacks %q", lang, resp.StatusCode, want)
+		}
+		// The requester's page of the request says it was sent at the
+		// deadline.
+		resp, body = get(t, anna, e.srv.URL+"/requests/"+fr.ID)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(html.UnescapeString(body), translate("nl", "request.state_done_deadline")) {
+			t.Errorf("%s: requester's page %d lacks request.state_done_deadline", lang, resp.StatusCode)
 		}
 	}
 }
