@@ -67,6 +67,7 @@ func (a *API) Register(mux Mux) {
 	mux.Handle("OPTIONS /api/v1/uploads/{fid}", a.tus)
 	mux.HandleFunc("GET /api/v1/inbox", a.verified(a.inbox))
 	mux.HandleFunc("POST /api/v1/inbox", a.verified(a.createInbox))
+	mux.HandleFunc("POST /api/v1/inbox/passphrase", a.verified(a.changeInboxPassphrase))
 	mux.HandleFunc("GET /api/v1/requests", a.verified(a.listFileRequests))
 	mux.HandleFunc("POST /api/v1/requests", a.verified(a.createFileRequests))
 	mux.HandleFunc("GET /api/v1/requests/{id}", a.verified(a.getFileRequest))

@@ -626,6 +626,7 @@ func TestOpenAPITour(t *testing.T) {
 		"startSSO":            "needs an OpenID provider: TestSSODeviceThroughAPI and TestSSOLoopbackThroughAPI (sso_test.go) answer it with success through the same checks",
 		"finishSSO":           "needs an OpenID provider: TestSSODeviceThroughAPI (sso_test.go) answers it with 202 and 200 through the same checks",
 	}
+	notHere["changeInboxPassphrase"] = "needs an inbox: TestInboxPassphraseAPI (requests_test.go) answers it with success through the same checks"
 	for _, op := range []string{"getInbox", "createInbox", "listFileRequests", "createFileRequests", "getFileRequest", "revokeFileRequest", "openFileRequest"} {
 		notHere[op] = "needs an inbox and a person who sends: TestFileRequestAPI (requests_test.go) answers it with success through the same checks"
 	}

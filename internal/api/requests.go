@@ -43,9 +43,12 @@ type fileRequestJSON struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt time.Time  `json:"expires_at"`
 	DoneAt    *time.Time `json:"done_at,omitempty"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
-	MaxSize   int64      `json:"max_size"`
-	MaxFiles  int        `json:"max_files"`
+	// SentAtDeadline: what the person uploaded was sent at the deadline,
+	// because they never pressed Done (done_at is then the moment sent).
+	SentAtDeadline bool       `json:"sent_at_deadline,omitempty"`
+	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+	MaxSize        int64      `json:"max_size"`
+	MaxFiles       int        `json:"max_files"`
 	// Files is how many files were sent (or are uploading).
 	Files int `json:"files"`
 	// Result is what was sent, once it was: the transfer and until when
@@ -61,7 +64,7 @@ type fileRequestResult struct {
 
 func (a *API) fileRequestView(f *transfer.FileRequest) fileRequestJSON {
 	out := fileRequestJSON{ID: f.ID, Address: f.Address, State: f.State(a.svc.Now()), Lang: f.Lang, Message: f.Message,
-		CreatedAt: f.CreatedAt, ExpiresAt: f.ExpiresAt, DoneAt: f.DoneAt, RevokedAt: f.RevokedAt,
+		CreatedAt: f.CreatedAt, ExpiresAt: f.ExpiresAt, DoneAt: f.DoneAt, SentAtDeadline: f.AtDeadline(), RevokedAt: f.RevokedAt,
 		MaxSize: f.MaxSize, MaxFiles: f.MaxFiles, Files: f.Files}
 	if f.Result != nil && f.DoneAt != nil {
 		out.Result = &fileRequestResult{Transfer: f.Result.ID, ExpiresAt: f.Result.ExpiresAt}
@@ -198,6 +201,27 @@ func (a *API) inbox(w http.ResponseWriter, r *http.Request, s *sender.Sender) {
 
 // createInbox sets the inbox passphrase of a sender session (not an API
 // key: the passphrase is set by the person, once).
+type inboxPassphraseChange struct {
+	Passphrase    string `json:"passphrase"`
+	NewPassphrase string `json:"new_passphrase"`
+}
+
+// changeInboxPassphrase puts a new passphrase on the sender's inbox key
+// (a session, not an API key): the old one is required, and its try
+// counts as an unlock's. Response: the inbox, as GET.
+func (a *API) changeInboxPassphrase(w http.ResponseWriter, r *http.Request, s *sender.Sender) {
+	var req inboxPassphraseChange
+	if err := decode(w, r, &req); err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	if err := a.senders.ChangeInboxPassphrase(r.Context(), senderToken(r), req.Passphrase, req.NewPassphrase); err != nil {
+		a.Error(w, r, err)
+		return
+	}
+	a.inbox(w, r, s)
+}
+
 func (a *API) createInbox(w http.ResponseWriter, r *http.Request, s *sender.Sender) {
 	var req inboxCreate
 	if err := decode(w, r, &req); err != nil {

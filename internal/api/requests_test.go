@@ -33,12 +33,13 @@ func (e *apiEnv) login(addr string) string {
 }
 
 type fileRequestJSON struct {
-	ID      string `json:"id"`
-	Address string `json:"address"`
-	State   string `json:"state"`
-	Message string `json:"message"`
-	Files   int    `json:"files"`
-	Result  *struct {
+	ID             string `json:"id"`
+	Address        string `json:"address"`
+	State          string `json:"state"`
+	Message        string `json:"message"`
+	Files          int    `json:"files"`
+	SentAtDeadline bool   `json:"sent_at_deadline"`
+	Result         *struct {
 		Transfer string     `json:"transfer"`
 		OpenedAt *time.Time `json:"opened_at"`
 	} `json:"result"`
@@ -207,5 +208,87 @@ func TestFileRequestAPI(t *testing.T) {
 
 	if e.logs.Contains(pass) {
 		t.Error("the inbox passphrase is in the log")
+	}
+}
+
+// TestFileRequestAPISentAtDeadline: a person uploads but never presses
+// Done; after the deadline's purge round the request is done, with
+// sent_at_deadline, and a result the requester can open.
+func TestFileRequestAPISentAtDeadline(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	const staff = "medewerker@example.nl"
+	tok := e.login(staff)
+	e.jsonOK(e.req("POST", "/api/v1/inbox", tok, nil, map[string]string{"passphrase": "Inbox-Zin-Voor-De-API-8"}), 200, nil)
+	var made struct {
+		Requests []fileRequestJSON `json:"requests"`
+	}
+	e.jsonOK(e.req("POST", "/api/v1/requests", tok, nil, map[string]any{"to": []string{"burger@example.org"}, "message": "Stuur uw stukken."}), 201, &made)
+	m := e.app.Delivered(mail.KindFileRequest, "burger@example.org")
+	access := regexp.MustCompile(`/q/([a-z0-9]+)`).FindStringSubmatch(m[0].Text)[1]
+	up, err := e.svc.StartFileRequest(e.ctx, access, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.svc.AddRequestFile(e.ctx, up, "loonstrook.pdf", "application/pdf", bytes.NewReader(randomBytes(3, 10_000)))
+	if err != nil || !f.Complete {
+		t.Fatalf("upload: %v %+v", err, f)
+	}
+	var got fileRequestJSON
+	e.jsonOK(e.req("GET", "/api/v1/requests/"+made.Requests[0].ID, tok, nil, nil), 200, &got)
+	if got.State != "open" || got.SentAtDeadline || got.Result != nil {
+		t.Fatalf("before the deadline: %+v", got)
+	}
+	fr, err := e.svc.FileRequestOf(e.ctx, staff, made.Requests[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Set(fr.ExpiresAt.Add(time.Second))
+	if _, err := e.svc.Purge(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.jsonOK(e.req("GET", "/api/v1/requests/"+made.Requests[0].ID, tok, nil, nil), 200, &got)
+	if got.State != "done" || !got.SentAtDeadline || got.Files != 1 || got.Result == nil || got.Result.Transfer == "" {
+		t.Fatalf("after the deadline: %+v", got)
+	}
+}
+
+// TestInboxPassphraseAPI: a session changes its inbox passphrase with the
+// old one; an API key cannot; a wrong old one is refused; the recipient
+// stays, the new passphrase opens, and the sender is mailed.
+func TestInboxPassphraseAPI(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	const staff = "medewerker@example.nl"
+	const pass, newPass = "Inbox-Zin-Voor-De-API-9", "Nieuwe-Zin-Voor-De-API-3"
+	tok := e.login(staff)
+	var before, after struct {
+		Recipient string `json:"recipient"`
+	}
+	e.jsonOK(e.req("POST", "/api/v1/inbox", tok, nil, map[string]string{"passphrase": pass}), 200, &before)
+	_, key, err := e.senders.CreateAPIKey(e.ctx, staff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	change := func(token, old, nw string) *http.Response {
+		return e.req("POST", "/api/v1/inbox/passphrase", token, nil, map[string]string{"passphrase": old, "new_passphrase": nw})
+	}
+	apiError(t, change(key, pass, newPass), 403)
+	if code, _, _ := apiError(t, change(tok, pass+"x", newPass), 401); code != "wrong_password" {
+		t.Errorf("wrong old passphrase: %s", code)
+	}
+	apiError(t, change(tok, pass, "kort"), 400)
+	e.jsonOK(change(tok, pass, newPass), 200, &after)
+	if after.Recipient == "" || after.Recipient != before.Recipient {
+		t.Errorf("recipient %q, was %q", after.Recipient, before.Recipient)
+	}
+	if ms := e.app.Delivered(mail.KindInboxPassphrase, staff); len(ms) != 1 {
+		t.Errorf("%d notices", len(ms))
+	}
+	if err := e.senders.UnlockInbox(e.ctx, tok, newPass); err != nil {
+		t.Errorf("unlock with the new passphrase: %v", err)
+	}
+	if e.logs.Contains(pass) || e.logs.Contains(newPass) {
+		t.Error("a passphrase is in the log")
 	}
 }

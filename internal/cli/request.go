@@ -225,6 +225,9 @@ func (a *app) readPassphrase(f *flagSet, s secretFlags, prompt string) (string, 
 // inbox is kluis inbox: the state of the inbox key, or (create) set the
 // inbox passphrase.
 func (a *app) inbox(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "passphrase" {
+		return a.inboxPassphrase(ctx, args[1:])
+	}
 	create := len(args) > 0 && args[0] == "create"
 	usage := "cli.inbox.usage"
 	if create {
@@ -273,6 +276,55 @@ func (a *app) inbox(ctx context.Context, args []string) error {
 		return a.explain(err, "")
 	}
 	fmt.Fprintln(a.io.Out, a.p.T("cli.inbox.created", st.Recipient))
+	return nil
+}
+
+// inboxPassphrase is kluis inbox passphrase: change the inbox passphrase.
+// The old one comes as for opening (a flag, KLUIS_INBOX_PASSPHRASE or the
+// terminal); the new one from --new-passphrase-file,
+// KLUIS_INBOX_NEW_PASSPHRASE or the terminal (asked twice).
+func (a *app) inboxPassphrase(ctx context.Context, args []string) error {
+	f := a.flags("inbox passphrase", "cli.inbox.passphrase_usage")
+	server := f.serverFlags()
+	sec := f.passphraseFlags()
+	newFile := f.String("new-passphrase-file", "cli.ph.file", "cli.flag.new_passphrase_file")
+	if err := f.parseNone(args); err != nil {
+		return err
+	}
+	c, token, err := a.senderClient(server, "")
+	if err != nil {
+		return err
+	}
+	old, err := a.readPassphrase(f, sec, a.p.T("cli.inbox.prompt_old"))
+	if err != nil {
+		return err
+	}
+	noStdin := false
+	ns := secretFlags{file: newFile, stdin: &noStdin}
+	pass := ""
+	if !ns.given() {
+		pass = a.getenv("KLUIS_INBOX_NEW_PASSPHRASE")
+	}
+	if pass == "" {
+		if pass, err = a.readSecret(f, ns, a.p.T("cli.inbox.prompt_new")); err == errNoSecret {
+			return f.usageError("cli.inbox.needs_new_passphrase")
+		} else if err != nil {
+			return err
+		}
+		if !ns.given() {
+			again, err := a.readSecret(f, ns, a.p.T("cli.inbox.prompt_again"))
+			if err != nil {
+				return err
+			}
+			if again != pass {
+				return f.usageError("cli.inbox.mismatch")
+			}
+		}
+	}
+	if _, err := c.ChangeInboxPassphrase(ctx, token, old, pass); err != nil {
+		return a.explain(err, "inbox")
+	}
+	fmt.Fprintln(a.io.Out, a.p.T("cli.inbox.passphrase_changed"))
 	return nil
 }
 

@@ -822,6 +822,16 @@ func (c *Client) CreateInbox(ctx context.Context, token, passphrase string) (*In
 	return &out, nil
 }
 
+// ChangeInboxPassphrase puts a new passphrase on the inbox key, with the
+// old one (a login, not an API key).
+func (c *Client) ChangeInboxPassphrase(ctx context.Context, token, old, passphrase string) (*Inbox, error) {
+	var out Inbox
+	if err := c.jsonCall(ctx, "POST", "/api/v1/inbox/passphrase", token, map[string]string{"passphrase": old, "new_passphrase": passphrase}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // FileRequestCreate asks one or more people for files.
 type FileRequestCreate struct {
 	To        []string `json:"to"`

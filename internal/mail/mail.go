@@ -64,10 +64,13 @@ const (
 	// KindDropoffArrived goes to each member of a team: a citizen sent
 	// something to one of the team's drop-off points.
 	KindDropoffArrived Kind = "dropoff_arrived"
+	// KindInboxPassphrase goes to a staff member whose inbox passphrase
+	// was changed.
+	KindInboxPassphrase Kind = "inbox_passphrase"
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword, KindFileRequest, KindFileRequestDone, KindStaffRevoked, KindNotDelivered, KindDropoffArrived}
+var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword, KindFileRequest, KindFileRequestDone, KindStaffRevoked, KindNotDelivered, KindDropoffArrived, KindInboxPassphrase}
 
 // Languages lists the languages mails are written in: every language of
 // package locale.
@@ -211,6 +214,11 @@ type DropoffArrived struct {
 	Files     int       // how many files (0: a message only)
 	Link      string    // the page to open it; absolute http or https
 	ExpiresAt time.Time // until when it can be opened
+}
+
+// InboxPassphrase is the data for KindInboxPassphrase.
+type InboxPassphrase struct {
+	At time.Time // when the passphrase was changed
 }
 
 // Lockout is the data for KindLockout: too many wrong passwords.
@@ -555,6 +563,15 @@ func prepare(kind Kind, lang string, data any) (*view, error) {
 		d.Dropoff, d.Address = line(d.Dropoff), line(d.Address)
 		if d.Dropoff == "" || d.Address == "" || !isWebURL(d.Link) || d.ExpiresAt.IsZero() || d.Files < 0 {
 			return nil, invalid("drop-off notice needs the point's name, the sender, an absolute http or https link and its end")
+		}
+		v.D = d
+	case KindInboxPassphrase:
+		d, ok := as[InboxPassphrase](data)
+		if !ok {
+			return nil, typeErr(kind, data)
+		}
+		if d.At.IsZero() {
+			return nil, invalid("inbox passphrase notice needs the moment of the change")
 		}
 		v.D = d
 	case KindLockout:

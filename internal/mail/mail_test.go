@@ -37,6 +37,7 @@ func fixtures() map[Kind]any {
 			Link: "https://kluis.voorbeeld.nl/q/abcdefghijklmnopqrstuvwxyz", ExpiresAt: fixed},
 		KindFileRequestDone: FileRequestDone{Address: "jan@example.nl", Files: 2,
 			Link: "https://kluis.voorbeeld.nl/requests/abcdef", ExpiresAt: fixed},
+		KindInboxPassphrase: InboxPassphrase{At: fixed},
 		KindDropoffArrived: DropoffArrived{Dropoff: "Team Inkomen", Address: "jan@example.nl", Files: 2,
 			Link: "https://kluis.voorbeeld.nl/dropoffs/abcdef", ExpiresAt: fixed},
 		KindNotify: Notify{

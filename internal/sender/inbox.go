@@ -29,6 +29,7 @@ import (
 
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/audit"
+	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 )
@@ -179,6 +180,73 @@ func (s *Service) UnlockInbox(ctx context.Context, token, passphrase string) err
 	// Colleagues who wait for a team key this sender holds get it now
 	// (team.go).
 	s.shareAllTeamKeys(ctx, snd, id)
+	return nil
+}
+
+// ChangeInboxPassphrase puts a new passphrase on the sender's inbox key:
+// the old one must open it (the try counts against the same limit as an
+// unlock, with the same errors), the new one follows the rules of
+// transfer passwords (EINVALID) and differs from the old. The same
+// identity is wrapped again, so everything encrypted to the inbox stays
+// readable and nothing else changes; sessions that unlocked it keep it.
+// The sender is mailed that it was changed. Returns ECONFLICT if another
+// change came first; EFORBIDDEN for an API key (as CreateInbox).
+func (s *Service) ChangeInboxPassphrase(ctx context.Context, token, oldPass, newPass string) error {
+	snd, _, err := s.inboxSession(ctx, token)
+	if err != nil {
+		return err
+	}
+	if err := secret.CheckPassword(newPass); err != nil {
+		return err
+	}
+	if newPass == oldPass {
+		return kluis.Errorf(kluis.EINVALID, "The new inbox passphrase is the same as the old one. Choose another.")
+	}
+	k, err := s.db.InboxKey(ctx, snd.Email)
+	if errors.Is(err, store.ErrNotFound) {
+		return kluis.Errorf(kluis.ENOTFOUND, "You have no inbox yet. Set an inbox passphrase first.")
+	} else if err != nil {
+		return err
+	}
+	id, err := s.unwrapInbox(ctx, snd, oldPass)
+	if err != nil {
+		return err
+	}
+	if err := s.unlocks.Acquire(ctx); err != nil {
+		return err
+	}
+	wrapped, err := secret.WrapIdentity(id, newPass, secret.PasswordLogN)
+	s.unlocks.Release()
+	if err != nil {
+		return err
+	}
+	sealed := s.keys.Seal(purposeInbox, k.Email, append([]byte(k.Recipient+"\n"), wrapped...))
+	now := s.now()
+	m, err := mail.Render(mail.KindInboxPassphrase, mail.Lang(snd.Lang), s.org, k.Email, mail.InboxPassphrase{At: now})
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := tx.ReplaceInboxWrap(ctx, k.Email, k.IdentitySealed, sealed); errors.Is(err, store.ErrConflict) {
+		return kluis.Errorf(kluis.ECONFLICT, "Your inbox passphrase was changed at the same moment. Use the new one.")
+	} else if err != nil {
+		return err
+	}
+	if _, err := s.mailer.Enqueue(ctx, tx, m); err != nil {
+		return err
+	}
+	if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: snd.AuditActor(), Action: audit.InboxPassphrase}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.mailer.Wake()
+	s.log.Info("inbox passphrase changed", "action", audit.InboxPassphrase)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
 	"github.com/kluis-nl/kluis/internal/store"
 )
@@ -387,4 +388,69 @@ func openRaw(t *testing.T, path string) *sql.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// TestInboxChangePassphrase: the old passphrase is needed (each try counts
+// in the unlock bucket), the new one follows the password rules; the same
+// inbox key is wrapped anew, so what was sent to it still opens, with the
+// new passphrase only; the sender is mailed.
+func TestInboxChangePassphrase(t *testing.T) {
+	t.Parallel()
+	s, m, _, _ := newTestService(t)
+	ctx := context.Background()
+	const addr = "anna@example.nl"
+	const newPass = "Nieuwe-Inbox-Zin-4408"
+	tok := signIn(t, s, m, addr)
+	if err := s.ChangeInboxPassphrase(ctx, tok, inboxPass, newPass); code(err) != kluis.ENOTFOUND {
+		t.Fatalf("without an inbox: %v, want not_found", err)
+	}
+	if err := s.CreateInbox(ctx, tok, inboxPass); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.InboxRecipient(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ChangeInboxPassphrase(ctx, tok, inboxPass, "kort"); code(err) != kluis.EINVALID {
+		t.Errorf("weak new passphrase: %v, want invalid", err)
+	}
+	if err := s.ChangeInboxPassphrase(ctx, tok, inboxPass, inboxPass); code(err) != kluis.EINVALID {
+		t.Errorf("the same passphrase: %v, want invalid", err)
+	}
+	if err := s.ChangeInboxPassphrase(ctx, tok, inboxPass+"x", newPass); code(err) != kluis.EWRONGSECRET {
+		t.Fatalf("wrong old passphrase: %v, want wrong_password", err)
+	}
+	mails := len(m.msgs)
+	if err := s.ChangeInboxPassphrase(ctx, tok, inboxPass, newPass); err != nil {
+		t.Fatal(err)
+	}
+	last := m.msgs[len(m.msgs)-1]
+	if len(m.msgs) != mails+1 || last.Kind != mail.KindInboxPassphrase || last.To != addr || last.Lang != "nl" ||
+		strings.Contains(last.Text, newPass) || strings.Contains(last.Text, inboxPass) {
+		t.Fatalf("notice: %d mails, last %s to %s (%s)\n%s", len(m.msgs)-mails, last.Kind, last.To, last.Lang, last.Text)
+	}
+	after, err := s.InboxRecipient(ctx, addr)
+	if err != nil || after.String() != before.String() {
+		t.Fatalf("the inbox key changed: %v %v", after, err)
+	}
+	// The session keeps its unlocked inbox; a new unlock needs the new
+	// passphrase.
+	roundTrip(t, s, tok, addr)
+	if err := s.LockInbox(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnlockInbox(ctx, tok, inboxPass); code(err) != kluis.EWRONGSECRET {
+		t.Errorf("old passphrase after the change: %v, want wrong_password", err)
+	}
+	if err := s.UnlockInbox(ctx, tok, newPass); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, s, tok, addr)
+	// The tries share the unlock bucket: once it is empty, a change waits.
+	for range InboxUnlockBurst {
+		s.UnlockInbox(ctx, tok, "fout-geraden-zin-1")
+	}
+	if err := s.ChangeInboxPassphrase(ctx, tok, newPass, inboxPass); code(err) != kluis.ETOOMANYREQUESTS {
+		t.Errorf("change with the bucket empty: %v, want rate_limited", err)
+	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -865,8 +866,9 @@ func testFileRequests(t *testing.T, fresh freshFunc) {
 	if n, err := db.PurgeFileRequests(ctx, now.Add(time.Hour)); err != nil || n != 1 {
 		t.Errorf("purge at expiry: %d %v", n, err)
 	}
+	// q1 was sent: its link still leads to the page that says so.
 	got, err = db.FileRequest(ctx, "q1")
-	if err != nil || got.AccessHash != nil || got.DetailsSealed != nil || got.InboxSealed != nil || got.PurgedAt == nil || got.TransferID != "t1" || got.DoneAt == nil {
+	if err != nil || string(got.AccessHash) != "hash-q1" || got.DetailsSealed != nil || got.InboxSealed != nil || got.PurgedAt == nil || got.TransferID != "t1" || got.DoneAt == nil {
 		t.Fatalf("purged: %+v %v", got, err)
 	}
 	if n, err := db.DeleteRetiredFileRequests(ctx, now.Add(time.Hour)); err != nil || n != 0 {
@@ -874,5 +876,105 @@ func testFileRequests(t *testing.T, fresh freshFunc) {
 	}
 	if n, err := db.DeleteRetiredFileRequests(ctx, now.Add(2*time.Hour)); err != nil || n != 2 {
 		t.Errorf("retire: %d %v", n, err)
+	}
+}
+
+// testFileRequestsDueAtDeadline: the requests whose upload Finish sends
+// at the deadline are those past it, not done, revoked or purged, whose
+// transfer is a draft neither revoked nor purged; the oldest first.
+func testFileRequestsDueAtDeadline(t *testing.T, fresh freshFunc) {
+	ctx := context.Background()
+	db, _ := openFresh(t, fresh)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	add := func(id string, expires time.Time, transfer string) {
+		t.Helper()
+		fr := &FileRequest{ID: id, RequesterEmail: "staf@example.nl", Address: "burger@example.org", Lang: "nl",
+			AccessHash: []byte("hash-" + id), InboxSealed: []byte("inbox"), DetailsSealed: []byte("details"),
+			MaxSize: 1 << 20, MaxFiles: 20, CreatedAt: now.Add(-time.Hour), ExpiresAt: expires}
+		if err := db.InsertFileRequest(ctx, fr); err != nil {
+			t.Fatal(err)
+		}
+		if transfer == "" {
+			return
+		}
+		tr := newTransfer(transfer, now)
+		tr.ExpiresAt = expires
+		if err := db.InsertTransfer(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SetFileRequestTransfer(ctx, id, transfer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("late", now.Add(-time.Minute), "t-late")
+	add("older", now.Add(-2*time.Minute), "t-older")
+	add("atnow", now, "t-atnow")
+	add("open", now.Add(time.Minute), "t-open")
+	add("empty", now.Add(-time.Minute), "")
+	add("done", now.Add(-time.Minute), "t-done")
+	add("revoked", now.Add(-time.Minute), "t-revoked")
+	add("tpurged", now.Add(-time.Minute), "t-tpurged")
+	add("tready", now.Add(-time.Minute), "t-tready")
+	if err := db.FileRequestDone(ctx, "done", now.Add(-2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RevokeFileRequest(ctx, "revoked", now.Add(-2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PurgeTransfer(ctx, "t-tpurged", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.FinishTransfer(ctx, "t-tready", now.Add(-2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	due, err := db.FileRequestsDueAtDeadline(ctx, now, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []DeadlineDue{{"older", "t-older"}, {"late", "t-late"}, {"atnow", "t-atnow"}}
+	if fmt.Sprint(due) != fmt.Sprint(want) {
+		t.Errorf("due: %v, want %v", due, want)
+	}
+	if due, err := db.FileRequestsDueAtDeadline(ctx, now, 1); err != nil || len(due) != 1 || due[0].RequestID != "older" {
+		t.Errorf("limit 1: %v %v", due, err)
+	}
+	// Once done it is no longer due; nor once the requests are purged.
+	if err := db.FileRequestDone(ctx, "older", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.PurgeFileRequests(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if due, err := db.FileRequestsDueAtDeadline(ctx, now, 10); err != nil || len(due) != 0 {
+		t.Errorf("after done and purge: %v %v", due, err)
+	}
+}
+
+// testInboxWrap: an inbox key is inserted once; its wrap is replaced only
+// while it is still the one read (of two changes at once, one passes),
+// and the recipient stays.
+func testInboxWrap(t *testing.T, fresh freshFunc) {
+	ctx := context.Background()
+	db, _ := openFresh(t, fresh)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	k := &InboxKey{Email: "anna@example.nl", Recipient: "age1anna", IdentitySealed: []byte("wrap-1"), CreatedAt: now}
+	if err := db.InsertInboxKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InsertInboxKey(ctx, k); !errors.Is(err, ErrConflict) {
+		t.Errorf("second insert: %v", err)
+	}
+	if err := db.ReplaceInboxWrap(ctx, k.Email, []byte("wrap-1"), []byte("wrap-2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ReplaceInboxWrap(ctx, k.Email, []byte("wrap-1"), []byte("wrap-3")); !errors.Is(err, ErrConflict) {
+		t.Errorf("replace from a stale wrap: %v", err)
+	}
+	if err := db.ReplaceInboxWrap(ctx, "nobody@example.nl", []byte("wrap-2"), []byte("wrap-3")); !errors.Is(err, ErrConflict) {
+		t.Errorf("replace without a key: %v", err)
+	}
+	got, err := db.InboxKey(ctx, k.Email)
+	if err != nil || string(got.IdentitySealed) != "wrap-2" || got.Recipient != "age1anna" {
+		t.Fatalf("after replace: %+v %v", got, err)
 	}
 }

@@ -120,6 +120,36 @@ func (q Q) FileRequestDone(ctx context.Context, id string, now time.Time) error 
 	return affected(res, err, ErrConflict)
 }
 
+// DeadlineDue is a request whose deadline passed while its upload was
+// never sent: the request and the draft transfer that holds the upload.
+type DeadlineDue struct {
+	RequestID, TransferID string
+}
+
+// FileRequestsDueAtDeadline lists up to limit requests whose deadline is
+// at or before now, that are neither done, revoked nor purged, and whose
+// upload is a draft that is neither revoked nor purged: Finish sends them
+// at the deadline. Those whose deadline passed longest ago come first.
+func (q Q) FileRequestsDueAtDeadline(ctx context.Context, now time.Time, limit int) ([]DeadlineDue, error) {
+	rows, err := q.q.QueryContext(ctx, `SELECT r.id, r.transfer_id FROM file_requests r JOIN transfers t ON t.id = r.transfer_id
+		WHERE r.expires_at <= ? AND r.done_at IS NULL AND r.revoked_at IS NULL AND r.purged_at IS NULL
+		AND t.state IN ('draft', 'uploading') AND t.revoked_at IS NULL AND t.purged_at IS NULL
+		ORDER BY r.expires_at, r.id LIMIT ?`, ms(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []DeadlineDue
+	for rows.Next() {
+		var d DeadlineDue
+		if err := rows.Scan(&d.RequestID, &d.TransferID); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
 // RevokeFileRequest marks a request revoked and forgets its link and
 // message at once. Returns ErrConflict if it is revoked or purged already.
 func (q Q) RevokeFileRequest(ctx context.Context, id string, now time.Time) error {
@@ -128,12 +158,16 @@ func (q Q) RevokeFileRequest(ctx context.Context, id string, now time.Time) erro
 	return affected(res, err, ErrConflict)
 }
 
-// PurgeFileRequests empties the link, message and inbox recipient of
-// every request that expired at now or was revoked, and marks it purged;
-// the minimal record (ids, addresses, dates) stays. Returns how many it
-// purged.
+// PurgeFileRequests empties the message and inbox recipient of every
+// request that expired at now or was revoked, and marks it purged; the
+// minimal record (ids, addresses, dates) stays. The link's hash goes too,
+// except for a request that was sent (and not revoked): its link keeps
+// showing the person that their files were sent, until the retention
+// deletes the record. Returns how many it purged.
 func (q Q) PurgeFileRequests(ctx context.Context, now time.Time) (int64, error) {
-	res, err := q.q.ExecContext(ctx, `UPDATE file_requests SET access_hash = NULL, details_sealed = NULL, inbox_sealed = NULL, purged_at = ?
+	res, err := q.q.ExecContext(ctx, `UPDATE file_requests SET
+		access_hash = CASE WHEN done_at IS NOT NULL AND revoked_at IS NULL THEN access_hash ELSE NULL END,
+		details_sealed = NULL, inbox_sealed = NULL, purged_at = ?
 		WHERE purged_at IS NULL AND (expires_at <= ? OR revoked_at IS NOT NULL)`, ms(now), ms(now))
 	if err != nil {
 		return 0, err

@@ -25,6 +25,15 @@ func (q Q) InsertInboxKey(ctx context.Context, k *InboxKey) error {
 	return affected(res, err, ErrConflict)
 }
 
+// ReplaceInboxWrap puts a new wrap (a new passphrase) on an address's
+// inbox key, if its wrap is still old: of two changes at once, one
+// passes. The recipient, and so the identity, stays. Returns ErrConflict
+// if the wrap changed meanwhile (or the key is gone).
+func (q Q) ReplaceInboxWrap(ctx context.Context, email string, old, sealed []byte) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE inbox_keys SET identity_sealed = ? WHERE email = ? AND identity_sealed = ?`, sealed, email, old)
+	return affected(res, err, ErrConflict)
+}
+
 // InboxKey returns the inbox key of an address. Returns ErrNotFound if it
 // has none.
 func (q Q) InboxKey(ctx context.Context, email string) (*InboxKey, error) {

@@ -94,6 +94,8 @@ func runConformance(t *testing.T, fresh freshFunc) {
 		{"ClaimReminder", testClaimReminder},
 		{"DownloadOnce", testDownloadOnce},
 		{"FileRequests", testFileRequests},
+		{"FileRequestsDueAtDeadline", testFileRequestsDueAtDeadline},
+		{"InboxWrap", testInboxWrap},
 		{"Teams", testTeams},
 		{"TeamWrapRemoval", testTeamWrapRemoval},
 		{"MigrateDuplicateDownloads", testMigrateDuplicateDownloads},

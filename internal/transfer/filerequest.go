@@ -119,6 +119,14 @@ type FileRequest struct {
 	Result *kluis.Transfer
 }
 
+// AtDeadline tells that what the person uploaded was sent at the
+// request's deadline, because they never pressed Done: a request sent
+// with Done is done before its expiry, one sent at the deadline at or
+// after it (finishRequest).
+func (f *FileRequest) AtDeadline() bool {
+	return f.DoneAt != nil && !f.DoneAt.Before(f.ExpiresAt)
+}
+
 // State is "open", "done", "revoked" or "expired" at now.
 func (f *FileRequest) State(now time.Time) string {
 	switch {
@@ -362,11 +370,22 @@ func (s *Service) requestOpen(row *store.FileRequest) error {
 // FileRequestByLink is the request behind a link, for the page of the
 // person asked. A request that was sent already is returned with DoneAt
 // set (its page thanks them); one that expired or was revoked gives
-// EEXPIRED or EREVOKED; a link never issued (or purged) ENOTFOUND.
+// EEXPIRED or EREVOKED; a link never issued (or purged) ENOTFOUND. A
+// request whose deadline passed with an upload not sent yet is sent now,
+// as the next purge round would (sendAtDeadline), so the page can say so.
 func (s *Service) FileRequestByLink(ctx context.Context, access string) (*FileRequest, error) {
 	row, err := s.requestByLink(ctx, s.db.Q, access)
 	if err != nil {
 		return nil, err
+	}
+	if row.DoneAt == nil && row.RevokedAt == nil && row.TransferID != "" && !s.now().Before(row.ExpiresAt) {
+		d := store.DeadlineDue{RequestID: row.ID, TransferID: row.TransferID}
+		if _, err := s.sendRequestAtDeadline(audit.WithActor(ctx, audit.System), d); err != nil {
+			s.log.Error("file request: sending at the deadline failed", "request", row.ID, "transfer", row.TransferID, "err", err)
+		}
+		if row, err = s.requestByLink(ctx, s.db.Q, access); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.requestOpen(row); err != nil && row.DoneAt == nil {
 		return nil, err
@@ -582,13 +601,20 @@ func (s *Service) AddRequestFile(ctx context.Context, u *RequestUpload, name, co
 // finishRequest is Finish's part for a request's transfer, in its
 // transaction: the request is done, and the transfer lives on for the
 // requester to download (DefaultExpiry past the later of now and the
-// request's expiry).
-func (s *Service) finishRequest(ctx context.Context, tx *store.Tx, t *store.TransferRow, reqID string, now time.Time) (*store.FileRequest, error) {
+// request's expiry). atDeadline sends it at its deadline: the request
+// must have reached it (and not be done or revoked); its done_at is then
+// at or after its expiry, which is how a request sent at the deadline is
+// told from one sent with Done (FileRequest.AtDeadline).
+func (s *Service) finishRequest(ctx context.Context, tx *store.Tx, t *store.TransferRow, reqID string, now time.Time, atDeadline bool) (*store.FileRequest, error) {
 	row, err := tx.FileRequestForUpdate(ctx, reqID)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.requestOpen(row); err != nil {
+	if atDeadline {
+		if err := s.requestOpen(row); kluis.ErrorCode(err) != kluis.EEXPIRED || now.Before(row.ExpiresAt) {
+			return nil, kluis.Errorf(kluis.ECONFLICT, "This file request is not waiting to be sent at its deadline.")
+		}
+	} else if err := s.requestOpen(row); err != nil {
 		return nil, err
 	}
 	if err := tx.FileRequestDone(ctx, row.ID, now); err != nil {

@@ -62,7 +62,8 @@ func (s *Service) Run(ctx context.Context) {
 // loaded machine (bench/README.md, "Scale").
 const purgeBatch = 1000
 
-// Purge erases the content of every transfer that is expired or revoked:
+// Purge first sends the uploads of file requests whose deadline passed
+// (sendAtDeadline). It erases the content of every transfer that is expired or revoked:
 // first its blobs, then its encrypted fields, then it marks the transfer
 // purged and truncates the WAL. It also deletes minimal records past the
 // retention and sessions past their end. Returns how many transfers it
@@ -76,6 +77,11 @@ const purgeBatch = 1000
 func (s *Service) Purge(ctx context.Context) (int, error) {
 	now := s.now()
 	n := 0
+	// What people asked for files uploaded but never sent goes to the
+	// requester at the deadline, before the purge would erase it.
+	if _, err := s.sendAtDeadline(ctx, now); err != nil {
+		return n, err
+	}
 	for {
 		ids, err := s.db.DueForPurge(ctx, now, purgeBatch)
 		if err != nil {

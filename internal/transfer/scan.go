@@ -332,21 +332,26 @@ func (s *Service) refuseFile(ctx context.Context, t *store.TransferRow, f *store
 // scanBeforeFinish scans the files of o's transfer that wait for it, once
 // the transfer could be finished but for the scan. It returns the numbers
 // of the files that passed unscanned (scanFiles).
-func (s *Service) scanBeforeFinish(ctx context.Context, o Owner) ([]int, error) {
+// At a request's deadline (atDeadline) the files not complete are left
+// out: finish drops them.
+func (s *Service) scanBeforeFinish(ctx context.Context, o Owner, atDeadline bool) ([]int, error) {
 	t, err := s.db.Transfer(ctx, o.TransferID)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.writable(t); err != nil {
+	if err := s.finishable(t, atDeadline); err != nil {
 		return nil, err
 	}
-	files, err := s.db.Files(ctx, t.ID)
+	all, err := s.db.Files(ctx, t.ID)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range files {
-		if !f.Complete {
-			return nil, kluis.Errorf(kluis.ECONFLICT, "File %d of %d has not been uploaded completely yet.", f.Index+1, len(files))
+	files := make([]*store.FileRow, 0, len(all))
+	for _, f := range all {
+		if f.Complete {
+			files = append(files, f)
+		} else if !atDeadline {
+			return nil, kluis.Errorf(kluis.ECONFLICT, "File %d of %d has not been uploaded completely yet.", f.Index+1, len(all))
 		}
 	}
 	return s.scanFiles(ctx, t, files)

@@ -115,6 +115,19 @@ func (s *Service) writable(t *store.TransferRow) error {
 	return nil
 }
 
+// finishable is writable for finish: at a file request's deadline
+// (atDeadline) the transfer's expiry, which is the deadline, may have
+// passed; it must still be a draft that is neither revoked nor purged.
+func (s *Service) finishable(t *store.TransferRow, atDeadline bool) error {
+	if !atDeadline || t.RevokedAt != nil || t.PurgedAt != nil {
+		return s.writable(t)
+	}
+	if t.State != string(kluis.StateDraft) && t.State != string(kluis.StateUploading) {
+		return kluis.Errorf(kluis.ECONFLICT, "This transfer is finished and takes no more files.")
+	}
+	return nil
+}
+
 // NewFile adds a file to a transfer. size is the declared length (tus
 // Upload-Length); -1 means unknown (a plain streaming upload), in which case
 // the remaining transfer budget is the limit while streaming.
@@ -752,6 +765,18 @@ type FinishHook func(ctx context.Context, tx *store.Tx) ([]string, error)
 
 // FinishWith is Finish that runs also (if not nil) in its transaction.
 func (s *Service) FinishWith(ctx context.Context, o Owner, linkSecret string, also FinishHook) (*Finished, error) {
+	return s.finish(ctx, o, linkSecret, also, false)
+}
+
+// finish is the one finish path of every upload: Finish, FinishWith and,
+// with atDeadline, the sending of a file request's upload at its deadline
+// (deadline.go). At the deadline the transfer's own expiry (the request's
+// deadline) has passed, which finish then allows; the request must be
+// past its deadline, and files whose upload is not complete are dropped
+// rather than refused. Everything else (the malware scan, the requester's
+// mail, the audit entry, the row locks that make it happen once) is the
+// same.
+func (s *Service) finish(ctx context.Context, o Owner, linkSecret string, also FinishHook, atDeadline bool) (*Finished, error) {
 	// An upload that received every byte before a crash is completed first,
 	// so that its file is scanned and counted like any other.
 	if err := s.settleUploads(ctx, o); err != nil {
@@ -763,7 +788,7 @@ func (s *Service) FinishWith(ctx context.Context, o Owner, linkSecret string, al
 	// cannot be reached (fail-closed) the transfer is finished all the
 	// same, but waits in state scanning with its mails held (scanwait.go).
 	waiting := false
-	unscanned, err := s.scanBeforeFinish(ctx, o)
+	unscanned, err := s.scanBeforeFinish(ctx, o, atDeadline)
 	if err != nil {
 		if kluis.ErrorCode(err) != kluis.ESCANPENDING {
 			return nil, err
@@ -781,17 +806,29 @@ func (s *Service) FinishWith(ctx context.Context, o Owner, linkSecret string, al
 	if err != nil {
 		return nil, err
 	}
-	if err := s.writable(t); err != nil {
+	if err := s.finishable(t, atDeadline); err != nil {
 		return nil, err
 	}
-	files, err := tx.Files(ctx, t.ID)
+	all, err := tx.Files(ctx, t.ID)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range files {
-		if !f.Complete {
-			return nil, kluis.Errorf(kluis.ECONFLICT, "File %d of %d has not been uploaded completely yet.", f.Index+1, len(files))
+	files := make([]*store.FileRow, 0, len(all))
+	var dropped []*store.FileRow
+	for _, f := range all {
+		if !f.Complete && atDeadline {
+			// Never finished before the deadline: it goes, the rest is
+			// sent. A writer still at it finds the file gone.
+			if err := tx.DeleteFile(ctx, f.ID); err != nil {
+				return nil, err
+			}
+			dropped = append(dropped, f)
+			continue
 		}
+		if !f.Complete {
+			return nil, kluis.Errorf(kluis.ECONFLICT, "File %d of %d has not been uploaded completely yet.", f.Index+1, len(all))
+		}
+		files = append(files, f)
 		if f.ScanSealed != nil && !waiting {
 			// Added or completed while the others were scanned.
 			return nil, &kluis.Error{Code: kluis.ESCANPENDING, RetryAfter: time.Second,
@@ -805,9 +842,11 @@ func (s *Service) FinishWith(ctx context.Context, o Owner, linkSecret string, al
 	now := s.now()
 	var request *store.FileRequest
 	if reqID := parseOptions(t.Options).Request; reqID != "" {
-		if request, err = s.finishRequest(ctx, tx, t, reqID, now); err != nil {
+		if request, err = s.finishRequest(ctx, tx, t, reqID, now, atDeadline); err != nil {
 			return nil, err
 		}
+	} else if atDeadline {
+		return nil, kluis.Errorf(kluis.ECONFLICT, "Only the upload of a file request is sent at its deadline.")
 	}
 	if t.PasswordMode == string(kluis.PasswordNone) {
 		if linkSecret == "" {
@@ -844,6 +883,9 @@ func (s *Service) FinishWith(ctx context.Context, o Owner, linkSecret string, al
 		})
 	}
 	detail := fmt.Sprintf("files=%d recipients=%d", len(files), len(rs))
+	if atDeadline {
+		detail += fmt.Sprintf(" at=deadline dropped=%d", len(dropped))
+	}
 	if waiting {
 		// Never past the expiry: the purge ends the transfer then.
 		until := earliest(now.Add(s.cfg.Scan.Wait), t.ExpiresAt)
@@ -890,6 +932,12 @@ func (s *Service) FinishWith(ctx context.Context, o Owner, linkSecret string, al
 		return nil, err
 	}
 	s.wakeMailer()
+	for _, f := range dropped {
+		// Blobs left by a failure here are the collector's.
+		if err := s.deletePrefix(context.WithoutCancel(ctx), fmt.Sprintf("t/%s/%s/", t.ID, f.ID)); err != nil {
+			s.log.Error("finish: delete an unfinished upload", "transfer", t.ID, "file", f.ID, "err", err)
+		}
+	}
 	out.Transfer, err = s.transfer(ctx, s.db.Q, t.ID)
 	if err != nil {
 		return nil, err

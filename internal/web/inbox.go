@@ -18,14 +18,14 @@ import (
 type inboxPage struct {
 	Email string
 	State *sender.InboxState
-	Done  string // "created", "unlocked" or "locked" after a POST
+	Done  string // "created", "unlocked", "locked" or "changed" after a POST
 	// Waits are the sender's teams in which someone waits for the team
 	// key (package sender, team.go).
 	Waits []sender.TeamWait
 }
 
 // inboxDone are the confirmations a redirect may ask for.
-var inboxDone = map[string]bool{"created": true, "unlocked": true, "locked": true}
+var inboxDone = map[string]bool{"created": true, "unlocked": true, "locked": true, "changed": true}
 
 // passphraseProblems maps secret.PasswordProblem to the page's texts.
 var passphraseProblems = map[string]string{
@@ -121,6 +121,47 @@ func (h *Web) inboxUnlock(w http.ResponseWriter, r *http.Request) {
 	case code == kluis.ETOOMANYREQUESTS:
 		setRetryAfter(w, err)
 		h.renderInbox(w, r, formStatus(err), s, token, "", []fieldError{{Field: "passphrase", Key: "inbox.error_too_many"}})
+	case code == kluis.ENOTFOUND:
+		h.seeOther(w, r, "/inbox")
+	default:
+		h.errorPage(w, r, err)
+	}
+}
+
+// inboxPassphrase changes the inbox passphrase: the current one (its try
+// counts as an unlock's), and the new one typed twice.
+func (h *Web) inboxPassphrase(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	s, token := h.inboxSender(w, r)
+	if s == nil {
+		return
+	}
+	old := r.PostFormValue("old_passphrase")
+	pass, again := r.PostFormValue("new_passphrase"), r.PostFormValue("new_passphrase_again")
+	fail := func(status int, field, key string) {
+		h.renderInbox(w, r, status, s, token, "", []fieldError{{Field: field, Key: key}})
+	}
+	if p := secret.PasswordProblem(pass); p != "" {
+		fail(http.StatusUnprocessableEntity, "new_passphrase", passphraseProblems[p])
+		return
+	}
+	if pass != again {
+		fail(http.StatusUnprocessableEntity, "new_passphrase_again", "inbox.error_mismatch")
+		return
+	}
+	if pass == old {
+		fail(http.StatusUnprocessableEntity, "new_passphrase", "inbox.error_same")
+		return
+	}
+	err := h.senders.ChangeInboxPassphrase(senderCtx(r, s).Context(), token, old, pass)
+	switch code := kluis.ErrorCode(err); {
+	case err == nil:
+		h.seeOther(w, r, "/inbox?done=changed")
+	case code == kluis.EWRONGSECRET:
+		fail(formStatus(err), "old_passphrase", "inbox.error_wrong")
+	case code == kluis.ETOOMANYREQUESTS:
+		setRetryAfter(w, err)
+		fail(formStatus(err), "old_passphrase", "inbox.error_too_many")
 	case code == kluis.ENOTFOUND:
 		h.seeOther(w, r, "/inbox")
 	default:

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kluis-nl/kluis"
+	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
 )
 
@@ -135,5 +136,66 @@ func TestInboxTextsNameTheLimits(t *testing.T) {
 				t.Errorf("%s %s does not name %d", lang, key, n)
 			}
 		}
+	}
+}
+
+// TestInboxChangePassphrasePage: the inbox page changes the passphrase
+// with the current one; each refusal has its own text, and none puts a
+// passphrase back into the page. The inbox key stays, the new passphrase
+// unlocks, and the sender is mailed.
+func TestInboxChangePassphrasePage(t *testing.T) {
+	t.Parallel()
+	e := newSenderEnv(t, nil)
+	ctx := context.Background()
+	const pass, newPass = "Kanarie-Inbox-Zin-5512", "Nieuwe-Kanarie-Zin-8830"
+	anna := e.client(t)
+	tok := e.login(t, anna, "anna@example.nl")
+	base := e.srv.URL
+	if err := e.senders.CreateInbox(ctx, tok, pass); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.senders.InboxState(ctx, tok)
+	_, body := get(t, anna, base+"/inbox")
+	if !strings.Contains(html.UnescapeString(body), translate("nl", "inbox.change_heading")) {
+		t.Fatal("the inbox page has no form to change the passphrase")
+	}
+	for _, c := range []struct {
+		old, nw, again, key string
+	}{
+		{pass, "Kort-7x", "Kort-7x", "inbox.error_too_short"},
+		{pass, newPass, newPass + "x", "inbox.error_mismatch"},
+		{pass, pass, pass, "inbox.error_same"},
+		{pass + "!", newPass, newPass, "inbox.error_wrong"},
+	} {
+		resp, body := post(t, anna, base+"/inbox/passphrase", url.Values{"old_passphrase": {c.old}, "new_passphrase": {c.nw}, "new_passphrase_again": {c.again}})
+		if resp.StatusCode < 400 {
+			t.Errorf("%s: status %d", c.key, resp.StatusCode)
+		}
+		if !strings.Contains(html.UnescapeString(body), translate("nl", c.key)) {
+			t.Errorf("page lacks %s", c.key)
+		}
+		if strings.Contains(body, pass) || strings.Contains(body, newPass) {
+			t.Errorf("%s: the page shows a passphrase again", c.key)
+		}
+	}
+	resp, _ := post(t, anna, base+"/inbox/passphrase", url.Values{"old_passphrase": {pass}, "new_passphrase": {newPass}, "new_passphrase_again": {newPass}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/inbox?done=changed" {
+		t.Fatalf("change: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, body = get(t, anna, base+"/inbox?done=changed")
+	if !strings.Contains(html.UnescapeString(body), translate("nl", "inbox.done_changed")) {
+		t.Error("no confirmation")
+	}
+	if e.mails.last(mail.KindInboxPassphrase, "anna@example.nl") == nil {
+		t.Error("no notice mail")
+	}
+	if err := e.senders.LockInbox(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.senders.UnlockInbox(ctx, tok, newPass); err != nil {
+		t.Fatalf("unlock with the new passphrase: %v", err)
+	}
+	if after, _ := e.senders.InboxState(ctx, tok); after.Recipient != before.Recipient {
+		t.Errorf("the inbox key changed: %s, was %s", after.Recipient, before.Recipient)
 	}
 }

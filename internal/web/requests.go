@@ -253,6 +253,10 @@ type filereqPage struct {
 	Message string
 	Files   []string
 	Sent    bool
+	// AtDeadline: it was sent at the deadline, at SentAt, because the
+	// person never pressed Done.
+	AtDeadline bool
+	SentAt     time.Time
 }
 
 // fileRequestFor loads the request of the link for the person asked, or
@@ -268,7 +272,11 @@ func (h *Web) fileRequestFor(w http.ResponseWriter, r *http.Request) (*filereqPa
 	if who == "" {
 		who = fr.Requester
 	}
-	return &filereqPage{Access: access, Request: fr, Who: who, Sent: fr.DoneAt != nil}, true
+	p := &filereqPage{Access: access, Request: fr, Who: who, Sent: fr.DoneAt != nil, AtDeadline: fr.AtDeadline()}
+	if fr.DoneAt != nil {
+		p.SentAt = *fr.DoneAt
+	}
+	return p, true
 }
 
 // filereqGone is the page of a link that cannot be used (any more).

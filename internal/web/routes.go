@@ -57,6 +57,7 @@ func (h *Web) Register(mux Mux) {
 	mux.HandleFunc("POST /inbox", h.inboxCreate)
 	mux.HandleFunc("POST /inbox/unlock", h.inboxUnlock)
 	mux.HandleFunc("POST /inbox/lock", h.inboxLock)
+	mux.HandleFunc("POST /inbox/passphrase", h.inboxPassphrase)
 	mux.HandleFunc("GET /requests", h.requests)
 	mux.HandleFunc("POST /requests", h.requestCreate)
 	mux.HandleFunc("GET /requests/{id}", h.request)
