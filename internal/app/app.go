@@ -199,7 +199,11 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 
 	a.Metrics = metrics.New(a.DB, o.Now, a.log)
 	a.Audit = audit.New(a.DB, cfg.AuditRetention, o.Now, a.log)
-	a.Outbox = outbox.New(outbox.Deps{DB: a.DB, Keys: a.Keys, Sender: relay, Domain: domain, Now: o.Now, Log: a.log, Metrics: a.Metrics})
+	smsSender, err := a.smsSender()
+	if err != nil {
+		return nil, err
+	}
+	a.Outbox = outbox.New(outbox.Deps{DB: a.DB, Keys: a.Keys, Sender: relay, SMS: smsSender, Domain: domain, Now: o.Now, Log: a.log, Metrics: a.Metrics})
 	if err := a.Outbox.ClearStaleClaims(ctx); err != nil {
 		return nil, err
 	}
@@ -211,16 +215,14 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 	if err != nil {
 		return nil, err
 	}
-	smsSender, err := a.smsSender()
-	if err != nil {
-		return nil, err
-	}
 	tc.SMS = transfer.SMSConfig{PerRecipientDay: cfg.SMSPerRecipientDay, PerHour: cfg.SMSPerHour}
 	a.Transfers = transfer.New(transfer.Deps{
 		DB: a.DB, Blobs: a.Blobs, Keys: a.Keys, Config: tc, Now: o.Now, Log: a.log,
 		Mailer: a.Outbox, Org: org, Policy: a.Policy.Get, Audit: a.Audit, Metrics: a.Metrics,
 		Scanner: scanner, SMS: smsSender,
 	})
+	// The outbox tells the engine what became of a file request's SMS.
+	a.Outbox.OnSMS(a.Transfers.RequestSMSResult)
 	if err := a.Transfers.ClearStaleLeases(ctx); err != nil {
 		return nil, err
 	}
