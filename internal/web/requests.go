@@ -127,7 +127,7 @@ func (h *Web) requestCreate(w http.ResponseWriter, r *http.Request) {
 		Requester: s.Email, RequesterName: s.Name, Inbox: st.Recipient, Address: p.Address, Message: p.Message,
 		// The form's one number is for the only address (the engine
 		// refuses it for several).
-		Mobiles: map[string]string{"": p.Mobile},
+		Mobiles:   map[string]string{"": p.Mobile},
 		ExpiresOn: p.Expires, Lang: p.Lang, RequesterLang: string(h.pageLang(r, false)),
 	})
 	switch code := kluis.ErrorCode(err); {
