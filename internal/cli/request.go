@@ -183,7 +183,11 @@ func (a *app) requestStatus(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(tw, "  %s\t%d\n", a.p.T("cli.request.files"), r.Files)
 	if r.SMS != nil {
-		fmt.Fprintf(tw, "  %s\t%s\n", a.p.T("cli.request.sms"), a.p.T("cli.request.sms_"+r.SMS.State, r.SMS.To, a.date(r.SMS.At)))
+		text := visible(r.SMS.State)
+		if k, ok := requestSMSKeys[r.SMS.State]; ok {
+			text = a.p.T(k, visible(r.SMS.To), a.date(r.SMS.At))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", a.p.T("cli.request.sms"), text)
 	}
 	if r.Result != nil {
 		fmt.Fprintf(tw, "  %s\t%s\n", a.p.T("cli.request.open_until"), a.date(&r.Result.ExpiresAt))
@@ -213,6 +217,10 @@ func (a *app) requestRevoke(ctx context.Context, args []string) error {
 }
 
 func (a *app) requestStateText(v string) string { return a.word(requestStateKeys, v) }
+
+var requestSMSKeys = map[string]string{
+	"queued": "cli.request.sms_queued", "sent": "cli.request.sms_sent", "failed": "cli.request.sms_failed",
+}
 
 var requestStateKeys = map[string]string{
 	"open": "cli.request.state_open", "done": "cli.request.state_done",
