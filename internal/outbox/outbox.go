@@ -94,8 +94,9 @@ type Outbox struct {
 	metrics Metrics // nil: nothing counted
 }
 
-// Metrics receives the outcome of each delivery attempt (package metrics
-// implements it for Prometheus).
+// Metrics receives the outcome of each delivery attempt of a mail
+// (package metrics implements it for Prometheus); SMS messages are not
+// counted.
 type Metrics interface {
 	// Sent: the relay accepted a mail.
 	Sent()
@@ -355,7 +356,7 @@ func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
 			return fmt.Errorf("delete delivered mail %s: %w", row.ID, err)
 		}
 		o.checkpointNeeded = true
-		if o.metrics != nil {
+		if o.metrics != nil && !kind.SMS() {
 			o.metrics.Sent()
 		}
 		what := "mail sent"
@@ -386,7 +387,7 @@ func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
 	}
 	o.log.Warn("mail not sent; will retry", "mail_id", row.ID, "kind", row.Kind,
 		"attempts", attempts, "retry_at", next.UTC().Format(time.RFC3339), "err", msg)
-	if o.metrics != nil {
+	if o.metrics != nil && !kind.SMS() {
 		o.metrics.Failed(false, msg)
 	}
 	if err := o.db.RetryOutbox(ctx, row.ID, next, attempts, msg); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -401,7 +402,7 @@ func (o *Outbox) fail(ctx context.Context, row *store.OutboxRow, msg string) err
 
 // failRef gives a row up; for an SMS with a ref, OnSMS is told.
 func (o *Outbox) failRef(ctx context.Context, row *store.OutboxRow, kind mail.Kind, ref, msg string) error {
-	if o.metrics != nil {
+	if o.metrics != nil && !kind.SMS() {
 		o.metrics.Failed(true, msg)
 	}
 	if err := o.sentOrFailed(ctx, row, kind, ref, false, msg); err != nil && !errors.Is(err, store.ErrNotFound) {
