@@ -32,6 +32,9 @@ type fileRequestCreate struct {
 	// person can send; empty: the default expiry.
 	ExpiresOn string `json:"expires_on"`
 	Lang      string `json:"lang"`
+	// Mobile maps addresses of To to mobile numbers, which also get the
+	// link by SMS; the key "" is the only address of a request to one.
+	Mobile map[string]string `json:"mobile"`
 }
 
 type fileRequestJSON struct {
@@ -54,6 +57,14 @@ type fileRequestJSON struct {
 	// Result is what was sent, once it was: the transfer and until when
 	// it can be opened.
 	Result *fileRequestResult `json:"result,omitempty"`
+	// SMS is the SMS with the link, when a mobile number was given.
+	SMS *fileRequestSMS `json:"sms,omitempty"`
+}
+
+type fileRequestSMS struct {
+	To    string     `json:"to,omitempty"` // masked
+	State string     `json:"state"`
+	At    *time.Time `json:"at,omitempty"`
 }
 
 type fileRequestResult struct {
@@ -66,6 +77,9 @@ func (a *API) fileRequestView(f *transfer.FileRequest) fileRequestJSON {
 	out := fileRequestJSON{ID: f.ID, Address: f.Address, State: f.State(a.svc.Now()), Lang: f.Lang, Message: f.Message,
 		CreatedAt: f.CreatedAt, ExpiresAt: f.ExpiresAt, DoneAt: f.DoneAt, SentAtDeadline: f.AtDeadline(), RevokedAt: f.RevokedAt,
 		MaxSize: f.MaxSize, MaxFiles: f.MaxFiles, Files: f.Files}
+	if f.SMS != "" {
+		out.SMS = &fileRequestSMS{To: f.Mobile, State: f.SMS, At: f.SMSAt}
+	}
 	if f.Result != nil && f.DoneAt != nil {
 		out.Result = &fileRequestResult{Transfer: f.Result.ID, ExpiresAt: f.Result.ExpiresAt}
 		for _, r := range f.Result.Recipients {
@@ -98,6 +112,7 @@ func (a *API) createFileRequests(w http.ResponseWriter, r *http.Request, s *send
 	frs, _, err := a.svc.CreateFileRequests(r.Context(), transfer.FileRequestInput{
 		Requester: s.Email, RequesterName: s.Name, Inbox: inbox.String(), Address: addrs,
 		Message: req.Message, Ask: req.Ask, ExpiresOn: req.ExpiresOn, Lang: req.Lang, RequesterLang: s.Lang,
+		Mobiles: req.Mobile,
 	})
 	if err != nil {
 		a.Error(w, r, err)

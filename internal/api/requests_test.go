@@ -292,3 +292,65 @@ func TestInboxPassphraseAPI(t *testing.T) {
 		t.Error("a passphrase is in the log")
 	}
 }
+
+// TestFileRequestAPIMobile: a request with a mobile number sends the link
+// by SMS too (here the development mailbox's SMS), and the request shows
+// the SMS per person: masked number, sent. A number without country code
+// is refused naming the field mobile, and nothing is made.
+func TestFileRequestAPIMobile(t *testing.T) {
+	t.Parallel()
+	e := newAPIEnv(t)
+	const staff = "medewerker@example.nl"
+	tok := e.login(staff)
+	var inbox struct {
+		Exists bool `json:"exists"`
+	}
+	e.jsonOK(e.req("POST", "/api/v1/inbox", tok, nil, map[string]string{"passphrase": "Inbox-Zin-Voor-De-API-7"}), 200, &inbox)
+	bad := map[string]any{"to": []string{"burger@example.org"}, "message": "Stuur uw stukken.",
+		"mobile": map[string]string{"burger@example.org": "06 99887766"}}
+	resp := e.req("POST", "/api/v1/requests", tok, nil, bad)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(b), `"field":"mobile"`) || !strings.Contains(string(b), "country code") {
+		t.Errorf("a number without country code: %d %s", resp.StatusCode, b)
+	}
+	type smsJSON struct {
+		To    string     `json:"to"`
+		State string     `json:"state"`
+		At    *time.Time `json:"at"`
+	}
+	var made struct {
+		Requests []struct {
+			ID      string   `json:"id"`
+			Address string   `json:"address"`
+			SMS     *smsJSON `json:"sms"`
+		} `json:"requests"`
+	}
+	ask := map[string]any{"to": []string{"burger@example.org", "partner@example.org"}, "message": "Stuur uw stukken.",
+		"mobile": map[string]string{"Burger@example.org": "+31 6 9988 7766"}}
+	e.jsonOK(e.req("POST", "/api/v1/requests", tok, nil, ask), 201, &made)
+	if len(made.Requests) != 2 || made.Requests[0].SMS == nil || made.Requests[0].SMS.State != "queued" ||
+		made.Requests[0].SMS.To != "+31 6 •••• ••66" || made.Requests[1].SMS != nil {
+		t.Fatalf("made: %+v", made.Requests)
+	}
+	// The outbox runs in the API's environment: wait for the SMS.
+	sms := e.app.Delivered("sms", "+31699887766")
+	if len(sms) != 1 || !strings.Contains(sms[0].Text, "/q/") {
+		t.Fatalf("SMS: %+v", sms)
+	}
+	var one struct {
+		SMS *smsJSON `json:"sms"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		e.jsonOK(e.req("GET", "/api/v1/requests/"+made.Requests[0].ID, tok, nil, nil), 200, &one)
+		if one.SMS != nil && one.SMS.State != "queued" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if one.SMS == nil || one.SMS.State != "sent" || one.SMS.At == nil || one.SMS.To != "+31 6 •••• ••66" {
+		t.Errorf("after sending: %+v", one.SMS)
+	}
+	if e.logs.Contains("9988") {
+		t.Error("the log holds the number")
+	}
+}

@@ -199,7 +199,11 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 
 	a.Metrics = metrics.New(a.DB, o.Now, a.log)
 	a.Audit = audit.New(a.DB, cfg.AuditRetention, o.Now, a.log)
-	a.Outbox = outbox.New(outbox.Deps{DB: a.DB, Keys: a.Keys, Sender: relay, Domain: domain, Now: o.Now, Log: a.log, Metrics: a.Metrics})
+	smsSender, err := a.smsSender()
+	if err != nil {
+		return nil, err
+	}
+	a.Outbox = outbox.New(outbox.Deps{DB: a.DB, Keys: a.Keys, Sender: relay, SMS: smsSender, Domain: domain, Now: o.Now, Log: a.log, Metrics: a.Metrics})
 	if err := a.Outbox.ClearStaleClaims(ctx); err != nil {
 		return nil, err
 	}
@@ -211,10 +215,6 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 	if err != nil {
 		return nil, err
 	}
-	smsSender, err := a.smsSender()
-	if err != nil {
-		return nil, err
-	}
 	tc.SMS = transfer.SMSConfig{PerRecipientDay: cfg.SMSPerRecipientDay, PerHour: cfg.SMSPerHour}
 	a.Transfers = transfer.New(transfer.Deps{
 		DB: a.DB, Blobs: a.Blobs, Keys: a.Keys, Config: tc, Now: o.Now, Log: a.log,
@@ -223,6 +223,8 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 		// a.Senders is made below, before anything is sent.
 		StaffLang: func(ctx context.Context, email string) (string, error) { return a.Senders.KnownLang(ctx, email) },
 	})
+	// The outbox tells the engine what became of a file request's SMS.
+	a.Outbox.OnSMS(a.Transfers.RequestSMSResult)
 	if err := a.Transfers.ClearStaleLeases(ctx); err != nil {
 		return nil, err
 	}

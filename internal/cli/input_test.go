@@ -69,6 +69,10 @@ func TestFlagErrors(t *testing.T) {
 			`--recipient-phone "a@example.nl": write it as ADDRESS=NUMBER, for example burger@example.nl=+31612345678`},
 		{"nl", []string{"send", "--to", "a@example.nl", "--password-generate", "--recipient-phone", "=+31612345678", "x.txt"},
 			`--recipient-phone "=+31612345678": schrijf het als ADRES=NUMMER`},
+		{"en", []string{"request", "--to", "a@example.nl", "--message", "x", "--mobile", "a@example.nl="},
+			`--mobile "a@example.nl=": write NUMBER (one address) or ADDRESS=NUMBER`},
+		{"nl", []string{"request", "--to", "a@example.nl", "--message", "x", "--mobile", "+31612345678", "--mobile", "+31687654321"},
+			`--mobile "+31687654321": schrijf NUMMER (één adres) of ADRES=NUMMER, één keer per adres`},
 	} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), tc.args, func(k string) string {

@@ -54,6 +54,8 @@ func (a *app) request(ctx context.Context, args []string) error {
 	server := f.serverFlags()
 	apiKey := f.apiKeyFlag()
 	to := f.List("to", "cli.ph.list", "cli.flag.request_to")
+	var mobile textFlag
+	f.fs.Var(&mobile, "mobile", f.describe("mobile", "cli.ph.mobile", "cli.flag.request_mobile", nil))
 	message := f.String("message", "cli.ph.text", "cli.flag.request_message")
 	var ask textFlag
 	f.fs.Var(&ask, "ask", f.describe("ask", "cli.ph.text", "cli.flag.ask", nil))
@@ -69,11 +71,28 @@ func (a *app) request(ctx context.Context, args []string) error {
 	if strings.TrimSpace(*message) == "" && len(ask) == 0 {
 		return f.usageError("cli.request.no_message")
 	}
+	// --mobile NUMBER is for the only address; --mobile ADDRESS=NUMBER
+	// names it (the server checks both against the addresses).
+	var mobiles map[string]string
+	for _, m := range mobile {
+		addr, number, named := strings.Cut(m, "=")
+		if !named {
+			addr, number = "", m
+		}
+		if mobiles == nil {
+			mobiles = map[string]string{}
+		}
+		if _, dup := mobiles[strings.ToLower(strings.TrimSpace(addr))]; dup || strings.TrimSpace(number) == "" || named && strings.TrimSpace(addr) == "" {
+			return f.usageError("cli.request.mobile_form", m)
+		}
+		mobiles[strings.ToLower(strings.TrimSpace(addr))] = number
+	}
 	c, token, err := a.senderClient(server, *apiKey)
 	if err != nil {
 		return err
 	}
-	frs, err := c.CreateFileRequests(ctx, token, &client.FileRequestCreate{To: *to, Message: *message, Ask: ask, ExpiresOn: *deadline, Lang: *lang})
+	frs, err := c.CreateFileRequests(ctx, token, &client.FileRequestCreate{To: *to, Message: *message, Ask: ask, ExpiresOn: *deadline, Lang: *lang,
+		Mobile: mobiles})
 	if err != nil {
 		return a.explain(err, "request")
 	}
@@ -163,6 +182,13 @@ func (a *app) requestStatus(ctx context.Context, args []string) error {
 		fmt.Fprintf(tw, "  %s\t%s\n", a.p.T("cli.status.revoked"), a.date(r.RevokedAt))
 	}
 	fmt.Fprintf(tw, "  %s\t%d\n", a.p.T("cli.request.files"), r.Files)
+	if r.SMS != nil {
+		text := visible(r.SMS.State)
+		if k, ok := requestSMSKeys[r.SMS.State]; ok {
+			text = a.p.T(k, visible(r.SMS.To), a.date(r.SMS.At))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", a.p.T("cli.request.sms"), text)
+	}
 	if r.Result != nil {
 		fmt.Fprintf(tw, "  %s\t%s\n", a.p.T("cli.request.open_until"), a.date(&r.Result.ExpiresAt))
 		fmt.Fprintf(tw, "  %s\t%s\n", a.p.T("cli.request.opened"), a.date(r.Result.OpenedAt))
@@ -191,6 +217,10 @@ func (a *app) requestRevoke(ctx context.Context, args []string) error {
 }
 
 func (a *app) requestStateText(v string) string { return a.word(requestStateKeys, v) }
+
+var requestSMSKeys = map[string]string{
+	"queued": "cli.request.sms_queued", "sent": "cli.request.sms_sent", "failed": "cli.request.sms_failed",
+}
 
 var requestStateKeys = map[string]string{
 	"open": "cli.request.state_open", "done": "cli.request.state_done",

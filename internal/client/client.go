@@ -839,6 +839,9 @@ type FileRequestCreate struct {
 	Ask       []string `json:"ask,omitempty"`
 	ExpiresOn string   `json:"expires_on,omitempty"`
 	Lang      string   `json:"lang,omitempty"`
+	// Mobile maps addresses of To to mobile numbers (key "": the only
+	// address).
+	Mobile map[string]string `json:"mobile,omitempty"`
 }
 
 // FileRequest is one request as its requester sees it.
@@ -860,6 +863,12 @@ type FileRequest struct {
 		ExpiresAt time.Time  `json:"expires_at"`
 		OpenedAt  *time.Time `json:"opened_at,omitempty"`
 	} `json:"result,omitempty"`
+	// SMS is the SMS with the link, when a mobile number was given.
+	SMS *struct {
+		To    string     `json:"to,omitempty"`
+		State string     `json:"state"`
+		At    *time.Time `json:"at,omitempty"`
+	} `json:"sms,omitempty"`
 }
 
 // CreateFileRequests makes a request for each address.

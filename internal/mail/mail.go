@@ -69,6 +69,16 @@ const (
 	KindInboxPassphrase Kind = "inbox_passphrase"
 )
 
+// KindSMSFileRequest is not a mail: it is the SMS with the personal
+// upload link of a file request, which goes through the outbox (sealed
+// and retried like mail). Its Message has To (a number in E.164 form),
+// Lang, Text and Ref (the file request, which the outbox tells the
+// outcome); Render does not make it. It is not in Kinds.
+const KindSMSFileRequest Kind = "sms_file_request"
+
+// SMS reports whether k is a text message rather than a mail.
+func (k Kind) SMS() bool { return strings.HasPrefix(string(k), "sms_") }
+
 // Kinds lists every kind, in a fixed order.
 var Kinds = []Kind{KindVerifyCode, KindNotify, KindConfirm, KindDownload, KindLockout, KindRevoked, KindExpiryReminder, KindSummary, KindScanFailed, KindGatewayPassword, KindFileRequest, KindFileRequestDone, KindStaffRevoked, KindNotDelivered, KindDropoffArrived, KindInboxPassphrase}
 
@@ -103,6 +113,9 @@ type Message struct {
 	Subject string // one line, no control characters
 	Text    string // plain-text part
 	HTML    string // HTML part
+	// Ref names, for an SMS, the object the outbox reports its outcome
+	// to (the file request); empty for mail.
+	Ref string `json:",omitempty"`
 }
 
 // VerifyCode is the data for KindVerifyCode.

@@ -17,6 +17,15 @@
 // the row is marked failed, its content erased, and an error is logged with
 // the mail's kind and id (never its content or recipient).
 //
+// # Text messages
+//
+// An SMS (a mail.Message whose Kind.SMS() is true: To is a number, Text
+// the message) is queued, sealed, claimed and retried the same way, and
+// goes out through Deps.SMS instead of the mail relay. Once it is sent, or
+// given up, the function set with OnSMS is told, in the transaction that
+// deletes the row or marks it failed, so the state it records (a file
+// request's "SMS sent") and the queue never disagree.
+//
 // # Erasure
 //
 // Rows are deleted under secure_delete, and the worker truncates the WAL
@@ -36,6 +45,7 @@ import (
 
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/sms"
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
@@ -67,6 +77,8 @@ type Outbox struct {
 	db     *store.DB
 	keys   *secret.Keyring
 	sender Sender
+	sms    sms.Sender
+	onSMS  SMSResult
 	domain string
 	now    func() time.Time
 	log    *slog.Logger
@@ -82,8 +94,9 @@ type Outbox struct {
 	metrics Metrics // nil: nothing counted
 }
 
-// Metrics receives the outcome of each delivery attempt (package metrics
-// implements it for Prometheus).
+// Metrics receives the outcome of each delivery attempt of a mail
+// (package metrics implements it for Prometheus); SMS messages are not
+// counted.
 type Metrics interface {
 	// Sent: the relay accepted a mail.
 	Sent()
@@ -101,6 +114,9 @@ type Deps struct {
 	// Sender delivers the mail (SMTP or the development mailbox); nil
 	// only for an outbox that queues and never runs.
 	Sender Sender
+	// SMS sends the text messages; nil: none can be sent, and one that
+	// was queued is given up.
+	SMS sms.Sender
 	// Domain is the right-hand side of Message-IDs (the domain of the
 	// from address).
 	Domain string
@@ -122,7 +138,7 @@ func New(d Deps) *Outbox {
 		log = slog.Default()
 	}
 	return &Outbox{
-		db: d.DB, keys: d.Keys, sender: d.Sender, domain: d.Domain, now: now, log: log, metrics: d.Metrics,
+		db: d.DB, keys: d.Keys, sender: d.Sender, sms: d.SMS, domain: d.Domain, now: now, log: log, metrics: d.Metrics,
 		wake:            make(chan struct{}, 1),
 		lease:           Lease,
 		sendTimeout:     SendTimeout,
@@ -131,6 +147,15 @@ func New(d Deps) *Outbox {
 		batch:           Batch,
 	}
 }
+
+// SMSResult is told, in q's transaction, that the SMS of kind for ref was
+// sent (sent) or given up (!sent) at at. An error rolls the outcome back:
+// the row stays and is tried again.
+type SMSResult func(ctx context.Context, q store.Q, kind mail.Kind, ref string, sent bool, at time.Time) error
+
+// OnSMS sets the function told the outcome of each SMS. Call it before
+// Run.
+func (o *Outbox) OnSMS(f SMSResult) { o.onSMS = f }
 
 // MessageID is the Message-ID header value of the mail with outbox id id.
 func (o *Outbox) MessageID(id string) string { return "<" + id + "@" + o.domain + ">" }
@@ -160,6 +185,9 @@ func (o *Outbox) Enqueue(ctx context.Context, tx *store.Tx, m *mail.Message) (id
 		Sealed:    o.keys.Seal(sealPurpose, id, body),
 		// For the admin console's mail queue (MaskAddress).
 		RecipientMasked: MaskAddress(m.To),
+	}
+	if m.Kind.SMS() {
+		row.RecipientMasked = sms.Mask(m.To)
 	}
 	clear(body)
 	if err := tx.InsertOutbox(ctx, row); err != nil {
@@ -307,8 +335,16 @@ func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
 		o.log.Error("outbox: queued mail cannot be decoded; giving up", "mail_id", row.ID, "kind", row.Kind)
 		return o.fail(ctx, row, "sealed mail cannot be decoded")
 	}
+	kind, ref := m.Kind, m.Ref
 	sctx, cancel := context.WithTimeout(ctx, o.sendTimeout)
-	err = o.sender.Send(sctx, &m, o.MessageID(row.ID))
+	switch {
+	case !kind.SMS():
+		err = o.sender.Send(sctx, &m, o.MessageID(row.ID))
+	case o.sms == nil:
+		err = errNoGateway
+	default:
+		err = o.sms.Send(sctx, m.To, m.Text)
+	}
 	cancel()
 	m = mail.Message{}
 	if err == nil {
@@ -316,14 +352,18 @@ func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
 		// go even if we are shutting down.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if err := o.db.DeleteOutbox(dctx, row.ID); err != nil {
+		if err := o.sentOrFailed(dctx, row, kind, ref, true, ""); err != nil {
 			return fmt.Errorf("delete delivered mail %s: %w", row.ID, err)
 		}
 		o.checkpointNeeded = true
-		if o.metrics != nil {
+		if o.metrics != nil && !kind.SMS() {
 			o.metrics.Sent()
 		}
-		o.log.Info("mail sent", "mail_id", row.ID, "kind", row.Kind, "attempts", row.Attempts+1)
+		what := "mail sent"
+		if kind.SMS() {
+			what = "sms sent"
+		}
+		o.log.Info(what, "mail_id", row.ID, "kind", row.Kind, "attempts", row.Attempts+1)
 		return nil
 	}
 	if ctx.Err() != nil {
@@ -335,7 +375,7 @@ func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
 	if isPermanent(err) {
 		o.log.Error("mail rejected; giving up", "mail_id", row.ID, "kind", row.Kind,
 			"attempts", row.Attempts+1, "err", msg)
-		return o.fail(ctx, row, msg)
+		return o.failRef(ctx, row, kind, ref, msg)
 	}
 	now := o.now()
 	attempts := row.Attempts + 1
@@ -343,11 +383,11 @@ func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
 	if next.Sub(row.CreatedAt) > GiveUpAfter {
 		o.log.Error("mail not delivered after retrying for a day; giving up", "mail_id", row.ID, "kind", row.Kind,
 			"attempts", attempts, "err", msg)
-		return o.fail(ctx, row, msg)
+		return o.failRef(ctx, row, kind, ref, msg)
 	}
 	o.log.Warn("mail not sent; will retry", "mail_id", row.ID, "kind", row.Kind,
 		"attempts", attempts, "retry_at", next.UTC().Format(time.RFC3339), "err", msg)
-	if o.metrics != nil {
+	if o.metrics != nil && !kind.SMS() {
 		o.metrics.Failed(false, msg)
 	}
 	if err := o.db.RetryOutbox(ctx, row.ID, next, attempts, msg); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -357,14 +397,56 @@ func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
 }
 
 func (o *Outbox) fail(ctx context.Context, row *store.OutboxRow, msg string) error {
-	if o.metrics != nil {
+	return o.failRef(ctx, row, mail.Kind(row.Kind), "", msg)
+}
+
+// failRef gives a row up; for an SMS with a ref, OnSMS is told.
+func (o *Outbox) failRef(ctx context.Context, row *store.OutboxRow, kind mail.Kind, ref, msg string) error {
+	if o.metrics != nil && !kind.SMS() {
 		o.metrics.Failed(true, msg)
 	}
-	if err := o.db.FailOutbox(ctx, row.ID, o.now(), msg); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := o.sentOrFailed(ctx, row, kind, ref, false, msg); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("record failure of %s: %w", row.ID, err)
 	}
 	o.checkpointNeeded = true // the sealed content was erased
 	return nil
+}
+
+// errNoGateway gives up an SMS queued while no gateway is configured.
+var errNoGateway = permanent("sms: no SMS gateway is configured")
+
+type permanent string
+
+func (p permanent) Error() string   { return string(p) }
+func (p permanent) Permanent() bool { return true }
+
+// sentOrFailed deletes a delivered row (sent) or marks it failed with msg,
+// and for an SMS with a ref tells OnSMS in the same transaction.
+func (o *Outbox) sentOrFailed(ctx context.Context, row *store.OutboxRow, kind mail.Kind, ref string, sent bool, msg string) error {
+	now := o.now()
+	if !kind.SMS() || ref == "" || o.onSMS == nil {
+		if sent {
+			return o.db.DeleteOutbox(ctx, row.ID)
+		}
+		return o.db.FailOutbox(ctx, row.ID, now, msg)
+	}
+	tx, err := o.db.BeginTx(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if sent {
+		err = tx.DeleteOutbox(ctx, row.ID)
+	} else {
+		err = tx.FailOutbox(ctx, row.ID, now, msg)
+	}
+	if err != nil {
+		return err
+	}
+	if err := o.onSMS(ctx, tx.Q, kind, ref, sent, now); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Backoff is the delay after the given number of failed attempts (1 or

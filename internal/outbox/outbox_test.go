@@ -3,8 +3,11 @@ package outbox
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +18,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/kluistest"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/sms"
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
@@ -505,5 +509,99 @@ func TestClearStaleClaims(t *testing.T) {
 	}
 	if d := e.sender.Delivered(); d["<"+id+"@example.org>"] != 1 {
 		t.Fatalf("delivered %v, want the claimed mail once", d)
+	}
+}
+
+// TestSMS: an SMS goes to the SMS gateway (a real sms.HTTP against a test
+// server), not to the mail relay; OnSMS is told the outcome in the
+// transaction that deletes or fails the row: sent; refused with a 4xx
+// (given up at once); a 503 is tried again and tells nothing yet; and
+// without a gateway it is given up. The admin console sees the number
+// masked.
+func TestSMS(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	status := http.StatusCreated
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ To, Text string }
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, m.To+" "+m.Text)
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	gw, err := sms.NewHTTP(sms.Config{URL: srv.URL, Body: `{"to": {{.To}}, "text": {{.Text}}}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	o := New(Deps{DB: e.db, Keys: e.keys, Sender: e.sender, SMS: gw, Domain: "example.org", Now: e.clock.Now, Log: e.logs.Logger()})
+	type outcome struct {
+		ref  string
+		sent bool
+	}
+	var told []outcome
+	report := func(ctx context.Context, q store.Q, kind mail.Kind, ref string, sent bool, at time.Time) error {
+		if kind != mail.KindSMSFileRequest || !at.Equal(e.clock.Now()) {
+			t.Errorf("told kind %s at %v", kind, at)
+		}
+		told = append(told, outcome{ref, sent})
+		return nil
+	}
+	o.OnSMS(report)
+	msg := func(ref string) *mail.Message {
+		return &mail.Message{Kind: mail.KindSMSFileRequest, Lang: "nl", To: "+31699887766", Ref: ref, Text: "Kluis: https://kluis.example/q/geheim"}
+	}
+	drain := func(o *Outbox) {
+		t.Helper()
+		if err := o.drain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	id := e.enqueue(t, o, msg("q1"))
+	if m, _, err := e.db.OutboxMail(context.Background(), id, e.clock.Now()); err != nil || m.RecipientMasked != "+31 6 •••• ••66" {
+		t.Errorf("the queue's entry: %+v %v", m, err)
+	}
+	drain(o)
+	if _, err := e.db.Outbox(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a sent SMS's row: %v", err)
+	}
+	if len(got) != 1 || got[0] != "+31699887766 Kluis: https://kluis.example/q/geheim" || len(e.sender.Calls()) != 0 {
+		t.Fatalf("gateway got %q, relay %d calls", got, len(e.sender.Calls()))
+	}
+	if len(told) != 1 || told[0] != (outcome{"q1", true}) {
+		t.Fatalf("told %+v", told)
+	}
+
+	status = http.StatusServiceUnavailable
+	id = e.enqueue(t, o, msg("q2"))
+	drain(o)
+	if r := e.row(t, id); r.FailedAt != nil || r.Attempts != 1 || len(told) != 1 {
+		t.Fatalf("after a 503: %+v, told %+v", r, told)
+	}
+	status = http.StatusBadRequest
+	e.clock.Advance(time.Hour)
+	drain(o)
+	if r := e.row(t, id); r.FailedAt == nil || r.Sealed != nil || !strings.Contains(r.LastError, "400") {
+		t.Fatalf("after a 400: %+v", r)
+	}
+	if len(told) != 2 || told[1] != (outcome{"q2", false}) {
+		t.Fatalf("told %+v", told)
+	}
+
+	none := New(Deps{DB: e.db, Keys: e.keys, Sender: e.sender, Domain: "example.org", Now: e.clock.Now, Log: e.logs.Logger()})
+	none.OnSMS(report)
+	id = e.enqueue(t, none, msg("q3"))
+	drain(none)
+	if r := e.row(t, id); r.FailedAt == nil || !strings.Contains(r.LastError, "no SMS gateway") {
+		t.Fatalf("without a gateway: %+v", r)
+	}
+	if len(told) != 3 || told[2] != (outcome{"q3", false}) || len(got) != 3 {
+		t.Fatalf("told %+v, gateway got %d", told, len(got))
+	}
+	if strings.Contains(e.logs.String(), "9988") || strings.Contains(e.logs.String(), "geheim") {
+		t.Error("the log holds the number or the link")
 	}
 }

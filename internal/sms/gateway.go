@@ -152,9 +152,25 @@ func (g *HTTP) Send(ctx context.Context, to, text string) error {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("sms: gateway answered %s", resp.Status)
+		return &StatusError{Status: resp.Status, Code: resp.StatusCode}
 	}
 	return nil
+}
+
+// StatusError is a gateway's answer other than 2xx.
+type StatusError struct {
+	Status string // "400 Bad Request"
+	Code   int
+}
+
+func (e *StatusError) Error() string { return "sms: gateway answered " + e.Status }
+
+// Permanent reports whether the gateway refused the message itself (a
+// 4xx answer other than 408 Request Timeout, 425 Too Early and 429 Too
+// Many Requests): sending it again will not help. The outbox gives such a
+// message up at once instead of retrying it for a day.
+func (e *StatusError) Permanent() bool {
+	return e.Code >= 400 && e.Code < 500 && e.Code != 408 && e.Code != 425 && e.Code != 429
 }
 
 // ReadHeaders reads a headers file: one "Name: value" a line, blank lines

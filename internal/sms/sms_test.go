@@ -109,3 +109,26 @@ func TestHTTPGateway(t *testing.T) {
 		t.Errorf("bad headers file: %v", err)
 	}
 }
+
+// TestStatusErrorPermanent: a gateway's 4xx refuses the message for good,
+// except 408, 425 and 429; a 5xx is worth another try. The error names the
+// status only.
+func TestStatusErrorPermanent(t *testing.T) {
+	for code, want := range map[int]bool{400: true, 401: true, 404: true, 422: true, 408: false, 425: false, 429: false, 500: false, 503: false} {
+		var got int
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got++; w.WriteHeader(code) }))
+		g, err := sms.NewHTTP(sms.Config{URL: srv.URL, Body: `{"to": {{.To}}, "text": {{.Text}}}`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = g.Send(context.Background(), "+31699887766", "geheime tekst")
+		srv.Close()
+		var se *sms.StatusError
+		if got != 1 || !errors.As(err, &se) || se.Code != code || se.Permanent() != want {
+			t.Errorf("%d: %v (permanent %v), want permanent %v", code, err, se != nil && se.Permanent(), want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "9988") || strings.Contains(err.Error(), "geheime")) {
+			t.Errorf("%d: the error %q names the number or the text", code, err)
+		}
+	}
+}

@@ -859,6 +859,32 @@ func testFileRequests(t *testing.T, fresh freshFunc) {
 	if err := db.FileRequestDone(ctx, "q2", now); !errors.Is(err, ErrConflict) {
 		t.Errorf("done after revoke: %v", err)
 	}
+	// The SMS with the link (migration 0042): queued, then sent or failed
+	// once; the purge forgets the number but keeps what became of it.
+	q4 := *fr
+	q4.ID, q4.AccessHash, q4.PhoneSealed, q4.SMSState = "q4", []byte("hash-q4"), []byte("phone"), SMSQueued
+	q4.ExpiresAt = now.Add(90 * time.Minute)
+	if err := db.InsertFileRequest(ctx, &q4); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.FileRequest(ctx, "q4"); err != nil || string(got.PhoneSealed) != "phone" || got.SMSState != SMSQueued || got.SMSAt != nil {
+		t.Fatalf("with a number: %+v %v", got, err)
+	}
+	if got, err := db.FileRequest(ctx, "q1"); err != nil || got.PhoneSealed != nil || got.SMSState != "" {
+		t.Errorf("without a number: %+v %v", got, err)
+	}
+	if err := db.SetFileRequestSMS(ctx, "q1", SMSSent, now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("SMS state of a request without one: %v", err)
+	}
+	if err := db.SetFileRequestSMS(ctx, "q4", SMSSent, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetFileRequestSMS(ctx, "q4", SMSFailed, now); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a final SMS state changed again: %v", err)
+	}
+	if got, err := db.FileRequest(ctx, "q4"); err != nil || got.SMSState != SMSSent || got.SMSAt == nil || !got.SMSAt.Equal(now) {
+		t.Errorf("sent: %+v %v", got, err)
+	}
 	// The purge: the revoked one now, the other at its expiry.
 	if n, err := db.PurgeFileRequests(ctx, now); err != nil || n != 1 {
 		t.Errorf("purge now: %d %v", n, err)
@@ -871,10 +897,16 @@ func testFileRequests(t *testing.T, fresh freshFunc) {
 	if err != nil || string(got.AccessHash) != "hash-q1" || got.DetailsSealed != nil || got.InboxSealed != nil || got.PurgedAt == nil || got.TransferID != "t1" || got.DoneAt == nil {
 		t.Fatalf("purged: %+v %v", got, err)
 	}
+	if n, err := db.PurgeFileRequests(ctx, now.Add(90*time.Minute)); err != nil || n != 1 {
+		t.Errorf("purge with a number: %d %v", n, err)
+	}
+	if got, err := db.FileRequest(ctx, "q4"); err != nil || got.PhoneSealed != nil || got.SMSState != SMSSent {
+		t.Errorf("purged with a number: %+v %v", got, err)
+	}
 	if n, err := db.DeleteRetiredFileRequests(ctx, now.Add(time.Hour)); err != nil || n != 0 {
 		t.Errorf("retire before the end: %d %v", n, err)
 	}
-	if n, err := db.DeleteRetiredFileRequests(ctx, now.Add(2*time.Hour)); err != nil || n != 2 {
+	if n, err := db.DeleteRetiredFileRequests(ctx, now.Add(2*time.Hour)); err != nil || n != 3 {
 		t.Errorf("retire: %d %v", n, err)
 	}
 }

@@ -28,18 +28,34 @@ type FileRequest struct {
 	// TransferID is the transfer holding the upload, or "" before the
 	// first upload.
 	TransferID string
+	// PhoneSealed is the person's mobile number (migration 0042), nil
+	// without one. SMSState is what became of the SMS with the link
+	// (SMSQueued, SMSSent, SMSFailed; "" without a number) and SMSAt when
+	// it changed.
+	PhoneSealed []byte
+	SMSState    string
+	SMSAt       *time.Time
 }
 
+// States of a file request's SMS.
+const (
+	SMSQueued = "queued"
+	SMSSent   = "sent"
+	SMSFailed = "failed"
+)
+
 const fileRequestCols = `id, requester_email, address, lang, access_hash, inbox_sealed, details_sealed,
-	max_size, max_files, created_at, expires_at, done_at, revoked_at, purged_at, transfer_id`
+	max_size, max_files, created_at, expires_at, done_at, revoked_at, purged_at, transfer_id,
+	phone_sealed, sms_state, sms_at`
 
 func scanFileRequest(row interface{ Scan(...any) error }) (*FileRequest, error) {
 	var f FileRequest
 	var created, expires int64
-	var done, revoked, purged sql.NullInt64
-	var tid sql.NullString
+	var done, revoked, purged, smsAt sql.NullInt64
+	var tid, smsState sql.NullString
 	err := row.Scan(&f.ID, &f.RequesterEmail, &f.Address, &f.Lang, &f.AccessHash, &f.InboxSealed, &f.DetailsSealed,
-		&f.MaxSize, &f.MaxFiles, &created, &expires, &done, &revoked, &purged, &tid)
+		&f.MaxSize, &f.MaxFiles, &created, &expires, &done, &revoked, &purged, &tid,
+		&f.PhoneSealed, &smsState, &smsAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -48,16 +64,17 @@ func scanFileRequest(row interface{ Scan(...any) error }) (*FileRequest, error) 
 	}
 	f.CreatedAt, f.ExpiresAt, f.TransferID = fromMS(created), fromMS(expires), tid.String
 	f.DoneAt, f.RevokedAt, f.PurgedAt = fromNullMS(done), fromNullMS(revoked), fromNullMS(purged)
+	f.SMSState, f.SMSAt = smsState.String, fromNullMS(smsAt)
 	return &f, nil
 }
 
 // InsertFileRequest stores a new file request.
 func (q Q) InsertFileRequest(ctx context.Context, f *FileRequest) error {
 	_, err := q.q.ExecContext(ctx, `INSERT INTO file_requests (`+fileRequestCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		f.ID, f.RequesterEmail, f.Address, f.Lang, f.AccessHash, f.InboxSealed, f.DetailsSealed,
 		f.MaxSize, f.MaxFiles, ms(f.CreatedAt), ms(f.ExpiresAt), msPtr(f.DoneAt), msPtr(f.RevokedAt), msPtr(f.PurgedAt),
-		nullString(f.TransferID))
+		nullString(f.TransferID), f.PhoneSealed, nullString(f.SMSState), msPtr(f.SMSAt))
 	return err
 }
 
@@ -112,6 +129,15 @@ func (q Q) SetFileRequestTransfer(ctx context.Context, id, transferID string) er
 	return affected(res, err, ErrConflict)
 }
 
+// SetFileRequestSMS records what became of a request's SMS: state (SMSSent
+// or SMSFailed) at at. Only a queued SMS changes, so a late report cannot
+// undo a final one. Returns ErrNotFound if the request has no queued SMS.
+func (q Q) SetFileRequestSMS(ctx context.Context, id, state string, at time.Time) error {
+	res, err := q.q.ExecContext(ctx, `UPDATE file_requests SET sms_state = ?, sms_at = ? WHERE id = ? AND sms_state = ?`,
+		state, ms(at), id, SMSQueued)
+	return affected(res, err, ErrNotFound)
+}
+
 // FileRequestDone marks an open request done (its upload was sent).
 // Returns ErrConflict if it is done, revoked or purged already.
 func (q Q) FileRequestDone(ctx context.Context, id string, now time.Time) error {
@@ -160,14 +186,15 @@ func (q Q) RevokeFileRequest(ctx context.Context, id string, now time.Time) erro
 
 // PurgeFileRequests empties the message and inbox recipient of every
 // request that expired at now or was revoked, and marks it purged; the
-// minimal record (ids, addresses, dates) stays. The link's hash goes too,
+// minimal record (ids, addresses, dates, what became of the SMS) stays;
+// the mobile number goes. The link's hash goes too,
 // except for a request that was sent (and not revoked): its link keeps
 // showing the person that their files were sent, until the retention
 // deletes the record. Returns how many it purged.
 func (q Q) PurgeFileRequests(ctx context.Context, now time.Time) (int64, error) {
 	res, err := q.q.ExecContext(ctx, `UPDATE file_requests SET
 		access_hash = CASE WHEN done_at IS NOT NULL AND revoked_at IS NULL THEN access_hash ELSE NULL END,
-		details_sealed = NULL, inbox_sealed = NULL, purged_at = ?
+		details_sealed = NULL, inbox_sealed = NULL, phone_sealed = NULL, purged_at = ?
 		WHERE purged_at IS NULL AND (expires_at <= ? OR revoked_at IS NOT NULL)`, ms(now), ms(now))
 	if err != nil {
 		return 0, err

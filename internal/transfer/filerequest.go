@@ -34,6 +34,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/locale"
 	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/sms"
 	"github.com/kluis-nl/kluis/internal/store"
 )
 
@@ -87,6 +88,11 @@ type FileRequestInput struct {
 	Inbox string
 	// Address is who is asked for files.
 	Address string
+	// Mobiles are the mobile numbers (as people write them) of addresses
+	// of the request, which then also get the link by SMS; the key "" is
+	// the only address of a request to one person. A number needs an SMS
+	// gateway.
+	Mobiles map[string]string
 	// Message says what is asked for; Ask lists things asked for, shown
 	// as a list after it. One of them must be given.
 	Message string
@@ -107,12 +113,18 @@ type FileRequest struct {
 	Address       string
 	Lang          string
 	Message       string // "" once expired or revoked
-	CreatedAt     time.Time
-	ExpiresAt     time.Time
-	DoneAt        *time.Time
-	RevokedAt     *time.Time
-	MaxSize       int64
-	MaxFiles      int
+	// Mobile is the person's number, masked ("" without one, and once
+	// purged); SMS what became of the SMS with the link (store.SMSQueued,
+	// SMSSent, SMSFailed; "" without a number) and SMSAt when.
+	Mobile    string
+	SMS       string
+	SMSAt     *time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	DoneAt    *time.Time
+	RevokedAt *time.Time
+	MaxSize   int64
+	MaxFiles  int
 	// Files is how many files were sent (or are uploading); Result the
 	// transfer holding them, nil before the first upload.
 	Files  int
@@ -200,6 +212,7 @@ func (s *Service) createFileRequests(ctx context.Context, in FileRequestInput, m
 		}
 	}
 	expires := c.expiry(dec, CreateRequest{ExpiresOn: in.ExpiresOn}, now)
+	mobiles := s.requestMobiles(c, in.Mobiles, rs)
 	if len(c.errs) > 0 {
 		return nil, nil, kluis.Invalid(c.errs...)
 	}
@@ -221,6 +234,10 @@ func (s *Service) createFileRequests(ctx context.Context, in FileRequestInput, m
 			DetailsSealed: det,
 			MaxSize:       dec.Limits.MaxTransferSize, MaxFiles: MaxRequestFiles,
 			CreatedAt: now, ExpiresAt: expires,
+		}
+		if p := mobiles[strings.ToLower(r.Address)]; p != "" {
+			rows[i].PhoneSealed = s.keys.Seal(purposeRequestPhone, id, []byte(p))
+			rows[i].SMSState = store.SMSQueued
 		}
 		links[i] = s.cfg.BaseURL + "/q/" + access
 	}
@@ -254,8 +271,15 @@ func (s *Service) createFileRequests(ctx context.Context, in FileRequestInput, m
 		}); err != nil {
 			return nil, nil, err
 		}
+		detail := "lang=" + lang
+		if p := mobiles[strings.ToLower(row.Address)]; p != "" {
+			if err := s.enqueueRequestSMS(ctx, tx, row, p, name, links[i]); err != nil {
+				return nil, nil, err
+			}
+			detail += " sms=" + sms.Mask(p)
+		}
 		if err := s.audit.Record(ctx, tx.Q, audit.Event{Actor: audit.Sender(requester), Action: audit.RequestCreate, Object: row.ID,
-			Detail: "lang=" + lang}); err != nil {
+			Detail: detail}); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -307,7 +331,12 @@ func requestMessage(c *checker, message string, ask []string) string {
 func (s *Service) fileRequestView(ctx context.Context, row *store.FileRequest) (*FileRequest, error) {
 	f := &FileRequest{ID: row.ID, Requester: row.RequesterEmail, Address: row.Address, Lang: row.Lang,
 		CreatedAt: row.CreatedAt, ExpiresAt: row.ExpiresAt, DoneAt: row.DoneAt, RevokedAt: row.RevokedAt,
-		MaxSize: row.MaxSize, MaxFiles: row.MaxFiles}
+		MaxSize: row.MaxSize, MaxFiles: row.MaxFiles, SMS: row.SMSState, SMSAt: row.SMSAt}
+	if p, err := s.requestPhone(row); err != nil {
+		return nil, err
+	} else if p != "" {
+		f.Mobile = sms.Mask(p)
+	}
 	if row.DetailsSealed != nil {
 		var d requestDetails
 		if err := s.openJSON(purposeRequestDetails, row.ID, row.DetailsSealed, &d); err != nil {

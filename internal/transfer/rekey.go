@@ -44,6 +44,7 @@ var SealedValues = []SealedValue{
 	{store.SealedColumn{Table: "login_flows", Column: "flow_sealed", RowID: "lower(hex(state_hash))"}, purposeLoginFlow},
 	{store.SealedColumn{Table: "file_requests", Column: "details_sealed", RowID: "id"}, purposeRequestDetails},
 	{store.SealedColumn{Table: "file_requests", Column: "inbox_sealed", RowID: "id"}, purposeRequestInbox},
+	{store.SealedColumn{Table: "file_requests", Column: "phone_sealed", RowID: "id"}, purposeRequestPhone},
 	{store.SealedColumn{Table: "mail_origins", Column: "subject_sealed", RowID: "transfer_id"}, purposeMailSubject},
 	{store.SealedColumn{Table: "outbox", Column: "sealed", RowID: "id"}, "outbox.mail"},                                      // internal/outbox sealPurpose
 	{store.SealedColumn{Table: "verifications", Column: "details_sealed", RowID: "lower(hex(id_hash))"}, "verify.details"},   // internal/sender purposeVerify

@@ -23,6 +23,7 @@ import (
 	"github.com/kluis-nl/kluis/internal/oidc/oidctest"
 	"github.com/kluis-nl/kluis/internal/outbox"
 	"github.com/kluis-nl/kluis/internal/secret"
+	"github.com/kluis-nl/kluis/internal/sms"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -51,7 +52,13 @@ func (c *captureSender) count() int {
 func drainOutbox(t *testing.T, db *store.DB, keys *secret.Keyring, now func() time.Time) *captureSender {
 	t.Helper()
 	cs := &captureSender{}
-	ob := outbox.New(outbox.Deps{DB: db, Keys: keys, Sender: cs, Domain: "example.nl", Now: now})
+	// Queued SMS messages (a file request's link) go to a gateway of the
+	// test's own.
+	gw, err := sms.NewHTTP(sms.Config{URL: newGateway(t).srv.URL + "/send", Body: `{"to": {{.To}}, "text": {{.Text}}}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob := outbox.New(outbox.Deps{DB: db, Keys: keys, Sender: cs, SMS: gw, Domain: "example.nl", Now: now})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ob.Run(ctx); close(done) }()
@@ -173,7 +180,7 @@ func TestRotateMasterKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	fr, frLink, err := e.svc.CreateFileRequest(ctx, transfer.FileRequestInput{Requester: "afzender@example.nl", Inbox: ist.Recipient,
-		Address: "burger@example.nl", Message: "Uw loonstroken van maart"})
+		Address: "burger@example.nl", Message: "Uw loonstroken van maart", Mobiles: map[string]string{"": "+31 6 1234 5678"}})
 	if err != nil {
 		t.Fatal(err)
 	}

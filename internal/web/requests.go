@@ -33,7 +33,9 @@ type requestsPage struct {
 	Now      time.Time
 	Langs    []locale.Lang
 	// The form as typed.
-	Address, Message, Expires, Lang string
+	Address, Mobile, Message, Expires, Lang string
+	// SMS: a mobile number can be given (an SMS gateway is set).
+	SMS bool
 	// Created is how many requests were made at once (?created=).
 	Created string
 }
@@ -66,7 +68,7 @@ func (h *Web) renderRequests(w http.ResponseWriter, r *http.Request, status int,
 		h.errorPage(w, r, err)
 		return
 	}
-	p.Email, p.Inbox, p.Requests, p.Now, p.Langs = s.Email, st, list, h.svc.Now(), locale.All
+	p.Email, p.Inbox, p.Requests, p.Now, p.Langs, p.SMS = s.Email, st, list, h.svc.Now(), locale.All, h.svc.CanSMS()
 	if p.Lang == "" {
 		p.Lang = string(locale.Default)
 	}
@@ -94,10 +96,14 @@ var requestFieldKeys = map[string]map[string]string{
 	transfer.FieldExpires: {transfer.CodeExpiryFormat: "request.error_expires_format", transfer.CodeExpiryPast: "request.error_expires_past",
 		transfer.CodeExpiryTooLate: "request.error_expires_late"},
 	transfer.FieldLang: {transfer.CodeLangUnsupported: "request.error_lang"},
+	transfer.FieldRequestMobile: {transfer.CodePhoneCountry: "request.error_mobile_country", transfer.CodePhoneInvalid: "request.error_mobile_invalid",
+		transfer.CodeMobileUnavailable: "request.error_mobile_unavailable", transfer.CodeMobileOneAddress: "request.error_mobile_one_address",
+		transfer.CodeMobileNotAsked: "request.error_mobile_one_address"},
 }
 
 var requestFormField = map[string]string{
 	transfer.FieldRequestAddress: "address", transfer.FieldMessage: "message", transfer.FieldExpires: "expires", transfer.FieldLang: "lang",
+	transfer.FieldRequestMobile: "mobile",
 }
 
 func (h *Web) requestCreate(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +112,7 @@ func (h *Web) requestCreate(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	p := &requestsPage{Address: r.PostFormValue("address"), Message: strings.ReplaceAll(r.PostFormValue("message"), "\r\n", "\n"),
+	p := &requestsPage{Address: r.PostFormValue("address"), Mobile: r.PostFormValue("mobile"), Message: strings.ReplaceAll(r.PostFormValue("message"), "\r\n", "\n"),
 		Expires: r.PostFormValue("expires"), Lang: r.PostFormValue("lang")}
 	st, err := h.senders.InboxState(r.Context(), token)
 	if err != nil {
@@ -119,6 +125,9 @@ func (h *Web) requestCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	frs, _, err := h.svc.CreateFileRequests(senderCtx(r, s).Context(), transfer.FileRequestInput{
 		Requester: s.Email, RequesterName: s.Name, Inbox: st.Recipient, Address: p.Address, Message: p.Message,
+		// The form's one number is for the only address (the engine
+		// refuses it for several).
+		Mobiles:   map[string]string{"": p.Mobile},
 		ExpiresOn: p.Expires, Lang: p.Lang, RequesterLang: string(h.pageLang(r, false)),
 	})
 	switch code := kluis.ErrorCode(err); {
