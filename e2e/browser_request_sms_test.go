@@ -25,7 +25,6 @@ func TestBrowserFileRequestSMS(t *testing.T) {
 	g := kluistest.NewSMSGateway(t)
 	mp := startMailpit(t)
 	s := startBrowserServer(t, append([]string{"--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>"}, g.Args()...)...)
-	codeRE := regexp.MustCompile(`(?m)^\s*(\d{8})\s*$`)
 	staff := uniq("staf-") + "@example.nl"
 	citizen := uniq("burger-") + "@example.org"
 	const pass = "Zeven-Lange-Inbox-Woorden"
@@ -33,20 +32,7 @@ func TestBrowserFileRequestSMS(t *testing.T) {
 	b := newBrowser(t, s.base)
 	b.viewport(1280, 900)
 	b.setLang("nl", "/")
-	if st := b.await(`fetch("/api/v1/verify", {method: "POST", headers: {"Content-Type": "application/json"},
-		body: JSON.stringify({email: "` + staff + `", name: "Sam Staf", lang: "nl"})}).then(r => String(r.status))`); st != "202" {
-		t.Fatalf("verify: %s", st)
-	}
-	msgs := mp.waitMail(t, 15*time.Second, "the verification code", func(ms []*mpMessage) bool {
-		got := mailsTo(ms, staff)
-		return len(got) > 0 && codeRE.MatchString(got[len(got)-1].Text)
-	})
-	got := mailsTo(msgs, staff)
-	code := codeRE.FindStringSubmatch(got[len(got)-1].Text)[1]
-	if st := b.await(`fetch("/api/v1/verify/confirm", {method: "POST", headers: {"Content-Type": "application/json"},
-		body: JSON.stringify({code: "` + code + `"})}).then(r => String(r.status))`); st != "200" {
-		t.Fatalf("confirm: %s", st)
-	}
+	signInStaffNL(t, b, mp, staff)
 	page := func(b *tab, name string, want ...string) {
 		t.Helper()
 		main := b.text("main")
@@ -87,7 +73,7 @@ func TestBrowserFileRequestSMS(t *testing.T) {
 		t.Fatalf("SMS messages: %+v", sent)
 	}
 	text := sent[0].Text
-	msgs = mp.waitMail(t, 15*time.Second, "the request mail", func(ms []*mpMessage) bool { return len(mailsTo(ms, citizen)) > 0 })
+	msgs := mp.waitMail(t, 15*time.Second, "the request mail", func(ms []*mpMessage) bool { return len(mailsTo(ms, citizen)) > 0 })
 	mailLink := regexp.MustCompile(`https?://\S+/q/[a-z0-9]+`).FindString(mailsTo(msgs, citizen)[0].Text)
 	links := regexp.MustCompile(`https?://\S+`).FindAllString(text, -1)
 	if len(links) != 1 || links[0] != mailLink {

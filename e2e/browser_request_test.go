@@ -26,7 +26,6 @@ func TestBrowserFileRequest(t *testing.T) {
 	needBrowser(t)
 	mp := startMailpit(t)
 	s := startBrowserServer(t, "--smtp", mp.smtpURL(), "--mail-from", "Kluis Test <kluis@example.nl>")
-	codeRE := regexp.MustCompile(`(?m)^\s*(\d{8})\s*$`)
 	staff := uniq("staf-") + "@example.nl"
 	citizen := uniq("burger-") + "@example.org"
 	const pass = "Zeven-Lange-Inbox-Woorden"
@@ -34,20 +33,7 @@ func TestBrowserFileRequest(t *testing.T) {
 	b := newBrowser(t, s.base)
 	b.viewport(1280, 900)
 	b.setLang("nl", "/")
-	if st := b.await(`fetch("/api/v1/verify", {method: "POST", headers: {"Content-Type": "application/json"},
-		body: JSON.stringify({email: "` + staff + `", name: "Sam Staf", lang: "nl"})}).then(r => String(r.status))`); st != "202" {
-		t.Fatalf("verify: %s", st)
-	}
-	msgs := mp.waitMail(t, 15*time.Second, "the verification code", func(ms []*mpMessage) bool {
-		got := mailsTo(ms, staff)
-		return len(got) > 0 && codeRE.MatchString(got[len(got)-1].Text)
-	})
-	got := mailsTo(msgs, staff)
-	code := codeRE.FindStringSubmatch(got[len(got)-1].Text)[1]
-	if st := b.await(`fetch("/api/v1/verify/confirm", {method: "POST", headers: {"Content-Type": "application/json"},
-		body: JSON.stringify({code: "` + code + `"})}).then(r => String(r.status))`); st != "200" {
-		t.Fatalf("confirm: %s", st)
-	}
+	signInStaffNL(t, b, mp, staff)
 	page := func(b *tab, name string, want ...string) {
 		t.Helper()
 		main := b.text("main")
@@ -73,7 +59,7 @@ func TestBrowserFileRequest(t *testing.T) {
 	page(b, "request-open-nl", citizen, "wacht op bestanden")
 	reqPath := b.eval(`location.pathname`)
 
-	msgs = mp.waitMail(t, 15*time.Second, "the request mail", func(ms []*mpMessage) bool { return len(mailsTo(ms, citizen)) > 0 })
+	msgs := mp.waitMail(t, 15*time.Second, "the request mail", func(ms []*mpMessage) bool { return len(mailsTo(ms, citizen)) > 0 })
 	link := regexp.MustCompile(`https?://\S+/q/[a-z0-9]+`).FindString(mailsTo(msgs, citizen)[0].Text)
 	if link == "" {
 		t.Fatalf("no link in the request mail:\n%s", mailsTo(msgs, citizen)[0].Text)
@@ -128,5 +114,26 @@ func TestBrowserFileRequest(t *testing.T) {
 	page(b, "request-contents-nl", "Hier is mijn loonstrook.", "loonstrook.pdf")
 	if got := b.download(`a[href*="/files/"]`); !bytes.Equal(got, doc) {
 		t.Fatalf("download: %d bytes, want the %d sent", len(got), len(doc))
+	}
+}
+
+// signInStaffNL signs staff in as "Sam Staf" (Dutch) in b's browser with
+// the code mailed through mp, by the API's verify and confirm calls.
+func signInStaffNL(t *testing.T, b *tab, mp *mailpit, staff string) {
+	t.Helper()
+	codeRE := regexp.MustCompile(`(?m)^\s*(\d{8})\s*$`)
+	if st := b.await(`fetch("/api/v1/verify", {method: "POST", headers: {"Content-Type": "application/json"},
+		body: JSON.stringify({email: "` + staff + `", name: "Sam Staf", lang: "nl"})}).then(r => String(r.status))`); st != "202" {
+		t.Fatalf("verify: %s", st)
+	}
+	msgs := mp.waitMail(t, 15*time.Second, "the verification code", func(ms []*mpMessage) bool {
+		got := mailsTo(ms, staff)
+		return len(got) > 0 && codeRE.MatchString(got[len(got)-1].Text)
+	})
+	got := mailsTo(msgs, staff)
+	code := codeRE.FindStringSubmatch(got[len(got)-1].Text)[1]
+	if st := b.await(`fetch("/api/v1/verify/confirm", {method: "POST", headers: {"Content-Type": "application/json"},
+		body: JSON.stringify({code: "` + code + `"})}).then(r => String(r.status))`); st != "200" {
+		t.Fatalf("confirm: %s", st)
 	}
 }
