@@ -212,6 +212,14 @@ func routeTable() []routeRow {
 				return req{method: "POST", path: "/api/v1/inbox", body: map[string]string{"passphrase": password}}
 			},
 			want: senderRoute(want{http.StatusForbidden, "forbidden"})},
+		// Changing the inbox passphrase: verified senders only; the
+		// fixture's API-key senders have no inbox to change.
+		{pattern: "POST /api/v1/inbox/passphrase",
+			req: func(*fixture, actor) req {
+				return req{method: "POST", path: "/api/v1/inbox/passphrase",
+					body: map[string]string{"passphrase": password, "new_passphrase": "Nieuwe-Inbox-Zin-42"}}
+			},
+			want: senderRoute(want{http.StatusForbidden, "forbidden"})},
 		{pattern: "GET /api/v1/requests", req: get("/api/v1/requests"), want: senderRoute(want{http.StatusOK, ""})},
 		{pattern: "POST /api/v1/requests",
 			req: func(*fixture, actor) req {
@@ -453,6 +461,9 @@ func routeTable() []routeRow {
 		}, want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "POST /inbox/unlock", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/inbox/unlock", "passphrase=x") },
 			want: everyone(want{http.StatusSeeOther, ""})},
+		{pattern: "POST /inbox/passphrase", req: func(fx *fixture, a actor) req {
+			return webReq(fx, a, "POST", "/inbox/passphrase", "passphrase=x&new_passphrase=Nieuwe-Inbox-Zin-42&new_passphrase_again=Nieuwe-Inbox-Zin-42")
+		}, want: everyone(want{http.StatusSeeOther, ""})},
 		{pattern: "POST /inbox/lock", req: func(fx *fixture, a actor) req { return webReq(fx, a, "POST", "/inbox/lock", "") },
 			want: everyone(want{http.StatusSeeOther, ""})},
 		// File requests: the requester's pages take only the browser's
