@@ -246,6 +246,8 @@ rounds "bench/peers.sh: the comparison" '^BenchmarkPeers$' skip-fails
 load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 m() { metric "BenchmarkPeers/$1" MiB/s median; }
+c() { metric "BenchmarkPeers/$1" cpu-s/GiB median; }
+bc() { metric "BenchmarkPeers/$1" busy-cores median; }
 r() { ratio "BenchmarkPeers/$1" "BenchmarkPeers/$2"; }
 echo
 echo "Summary (MiB/s: median of $count rounds; ratios: median of the per-round ratios; load average at the end $load_end)"
@@ -255,9 +257,13 @@ awk -v ts="$(m TransferSh)" -v gk="$(m Gokapi)" -v kl="$(m Kluis)" -v age="$(m A
 	-v r_gk="$(r Kluis Gokapi)" -v r_ts="$(r Kluis TransferSh)" -v r_age="$(r Kluis AgeDecrypt)" \
 	-v rz_gk="$(r KluisZip GokapiZip)" -v rz_ts="$(r KluisZip TransferShZip)" -v rz_age="$(r KluisZip AgeDecrypt)" \
 	-v rs="$(r KluisS3 S3RawGet)" -v rsz="$(r KluisS3Zip S3RawGet)" -v rs_age="$(r KluisS3 AgeDecrypt)" \
-	-v size="$KLUIS_BENCH_SIZE" -v segs="$segments" -v gkref="$gokapi_ref" -v tsref="$transfersh_ref" '
+	-v size="$KLUIS_BENCH_SIZE" -v segs="$segments" -v gkref="$gokapi_ref" -v tsref="$transfersh_ref" \
+	-v c_ts="$(c TransferSh)" -v c_gk="$(c Gokapi)" -v c_kl="$(c Kluis)" -v c_raw="$(c S3RawGet)" -v c_kls="$(c KluisS3)" -v c_klsz="$(c KluisS3Zip)" \
+	-v b_ts="$(bc TransferSh)" -v b_gk="$(bc Gokapi)" -v b_kl="$(bc Kluis)" -v b_raw="$(bc S3RawGet)" -v b_kls="$(bc KluisS3)" -v b_klsz="$(bc KluisS3Zip)" \
+	-v cores="$(nproc)" '
 	function verdict(ok) { return ok ? "PASS" : "BELOW TARGET" }
 	function row(name, v) { printf "  %-52s %9.0f MiB/s\n", name, v }
+	function cpu(name, c, bc) { printf "  %-52s %6.2f cpu-s/GiB  %4.2f cores busy\n", name, c, bc }
 	function target(name, v, t) { printf "  %-52s %6.2f  target >= %.2f  %s\n", name, v, t, verdict(v >= t) }
 	BEGIN {
 		row("transfer.sh " tsref ", plaintext, local (" size ")", ts)
@@ -281,5 +287,18 @@ awk -v ts="$(m TransferSh)" -v gk="$(m Gokapi)" -v kl="$(m Kluis)" -v age="$(m A
 		target("Kluis on S3 / raw S3 GET", rs, 0.8)
 		target("Kluis ZIP on S3 / raw S3 GET", rsz, 0.8)
 		printf "  %-52s %6.2f\n", "Kluis on S3 / age -d over both cores (diagnostic)", rs_age
+		print ""
+		print "  Where the cores went (whole machine: server, curl and the S3 server; median)"
+		cpu("transfer.sh", c_ts, b_ts)
+		cpu("Gokapi", c_gk, b_gk)
+		cpu("Kluis, local folder", c_kl, b_kl)
+		cpu("raw S3 GET of the plaintext", c_raw, b_raw)
+		cpu("Kluis on S3", c_kls, b_kls)
+		cpu("Kluis ZIP on S3", c_klsz, b_klsz)
+		# With every core busy, a download cannot go faster than the cores
+		# divided by its CPU cost per GiB: the most Kluis on S3 could reach
+		# here, against the raw GET.
+		if (c_kls > 0 && raw > 0)
+			printf "  %-52s %6.2f  (%d cores / %.2f cpu-s per GiB = %.0f MiB/s)\n", "ceiling of Kluis on S3 / raw S3 GET", cores * 1024 / c_kls / raw, cores, c_kls, cores * 1024 / c_kls
 	}'
 exit 0

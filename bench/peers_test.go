@@ -17,6 +17,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -154,6 +156,7 @@ func BenchmarkPeers(b *testing.B) {
 		b.Run(tg.name, func(b *testing.B) {
 			b.SetBytes(n)
 			var took time.Duration
+			var busy float64 // CPU seconds the whole machine spent, all processes
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				var extra []string
@@ -162,17 +165,51 @@ func BenchmarkPeers(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				cpu0 := machineBusy()
 				start := time.Now()
 				b.StartTimer()
 				err := tg.run(extra)
 				b.StopTimer()
 				took += time.Since(start)
+				busy += machineBusy() - cpu0
 				if err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/(1<<20)/took.Seconds(), "MiB/s")
+			// Where the cores went: the CPU seconds per GiB moved (server,
+			// client and, on S3, the S3 server together) and how many
+			// cores were busy on average. A download that keeps both
+			// cores busy is bound by its CPU cost per GiB, not by waiting.
+			if busy > 0 {
+				b.ReportMetric(busy/(float64(n)*float64(b.N)/(1<<30)), "cpu-s/GiB")
+				b.ReportMetric(busy/took.Seconds(), "busy-cores")
+			}
 		})
 	}
+}
+
+// machineBusy returns the CPU seconds all cores have spent not idle since
+// boot (user, nice, system, irq, softirq, steal in /proc/stat), or 0 where
+// there is no /proc/stat.
+func machineBusy() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks float64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} { // user nice system irq softirq steal
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return 0
+		}
+		ticks += v
+	}
+	return ticks / 100 // USER_HZ is 100 on Linux
 }
