@@ -225,6 +225,7 @@ func New(ctx context.Context, cfg *config.Serve, o Options) (_ *App, err error) 
 	})
 	// The outbox tells the engine what became of a file request's SMS.
 	a.Outbox.OnSMS(a.Transfers.RequestSMSResult)
+	a.Outbox.CheckSMS(a.Transfers.RequestSMSWanted)
 	if err := a.Transfers.ClearStaleLeases(ctx); err != nil {
 		return nil, err
 	}

@@ -79,6 +79,8 @@ type Outbox struct {
 	sender Sender
 	sms    sms.Sender
 	onSMS  SMSResult
+	// smsWanted, if set, is asked before an SMS with a ref goes out.
+	smsWanted SMSWanted
 	domain string
 	now    func() time.Time
 	log    *slog.Logger
@@ -156,6 +158,17 @@ type SMSResult func(ctx context.Context, q store.Q, kind mail.Kind, ref string, 
 // OnSMS sets the function told the outcome of each SMS. Call it before
 // Run.
 func (o *Outbox) OnSMS(f SMSResult) { o.onSMS = f }
+
+// SMSWanted tells, just before an SMS of kind for ref goes out, whether it
+// is still wanted; if not, reason says why (for the queue's record). An
+// error leaves the SMS queued, to be tried again.
+type SMSWanted func(ctx context.Context, kind mail.Kind, ref string) (wanted bool, reason string, err error)
+
+// CheckSMS sets the function asked before each SMS with a ref is sent: an
+// SMS no longer wanted (its file request was withdrawn, or its link
+// expired, while it waited) is given up unsent, and OnSMS is told so.
+// Call it before Run.
+func (o *Outbox) CheckSMS(f SMSWanted) { o.smsWanted = f }
 
 // MessageID is the Message-ID header value of the mail with outbox id id.
 func (o *Outbox) MessageID(id string) string { return "<" + id + "@" + o.domain + ">" }
@@ -336,6 +349,24 @@ func (o *Outbox) deliver(ctx context.Context, row *store.OutboxRow) error {
 		return o.fail(ctx, row, "sealed mail cannot be decoded")
 	}
 	kind, ref := m.Kind, m.Ref
+	if kind.SMS() && ref != "" && o.smsWanted != nil {
+		wanted, reason, err := o.smsWanted(ctx, kind, ref)
+		if err != nil {
+			m = mail.Message{}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Not the SMS's fault: the lease runs out and a later claim
+			// asks again.
+			o.log.Warn("outbox: cannot tell whether an SMS is still wanted; will retry", "mail_id", row.ID, "kind", row.Kind, "err", err)
+			return nil
+		}
+		if !wanted {
+			m = mail.Message{}
+			o.log.Info("sms not sent: no longer wanted", "mail_id", row.ID, "kind", row.Kind, "reason", reason)
+			return o.failRef(ctx, row, kind, ref, reason)
+		}
+	}
 	sctx, cancel := context.WithTimeout(ctx, o.sendTimeout)
 	switch {
 	case !kind.SMS():

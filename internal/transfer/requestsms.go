@@ -126,6 +126,29 @@ func (s *Service) requestSMSText(lang, requesterName, link string) string {
 	return locale.For(l).T("request.sms_text", org, requesterName, link)
 }
 
+// RequestSMSWanted tells the outbox (its CheckSMS) whether the SMS with the
+// link of a file request should still go out: not once the request was
+// withdrawn, has expired, or was purged, since its link no longer works.
+func (s *Service) RequestSMSWanted(ctx context.Context, kind mail.Kind, ref string) (bool, string, error) {
+	if kind != mail.KindSMSFileRequest {
+		return true, "", nil
+	}
+	row, err := s.db.FileRequest(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, "the file request no longer exists; the SMS was not sent", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	switch {
+	case row.RevokedAt != nil:
+		return false, "the file request was withdrawn; the SMS was not sent", nil
+	case row.PurgedAt != nil || !s.now().Before(row.ExpiresAt):
+		return false, "the file request has expired; the SMS was not sent", nil
+	}
+	return true, "", nil
+}
+
 // RequestSMSResult records what became of the SMS of a file request (the
 // outbox's OnSMS): sent, or given up. A report for a request whose SMS is
 // no longer queued changes nothing.

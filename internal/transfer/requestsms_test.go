@@ -228,3 +228,30 @@ func TestFileRequestPhoneSealed(t *testing.T) {
 		t.Errorf("purged: %v %+v", err, fr)
 	}
 }
+
+// TestFileRequestSMSWithdrawn: a request withdrawn while its SMS still
+// waits in the queue sends no SMS (its link no longer works); the SMS is
+// given up with the reason, and the requester's page says it was not sent.
+func TestFileRequestSMSWithdrawn(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t)
+	e := smsEnv(t, g, false)
+	frs, _ := e.requestWithMobile(t)
+	if err := e.svc.RevokeFileRequest(e.ctx, requester, frs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	e.runMail(t)
+	fr := e.waitSMS(t, frs[0].ID)
+	if fr.SMS != store.SMSFailed || fr.SMSAt == nil {
+		t.Fatalf("after withdrawing: %+v", fr)
+	}
+	if n := g.count(); n != 0 {
+		t.Fatalf("%d SMS sent for a withdrawn request, want 0", n)
+	}
+	if !e.logs.Contains("the file request was withdrawn; the SMS was not sent") {
+		t.Error("the log does not say why the SMS was not sent")
+	}
+	if e.logs.Contains("9988") {
+		t.Error("the log holds the number")
+	}
+}
