@@ -81,10 +81,10 @@ type Outbox struct {
 	onSMS  SMSResult
 	// smsWanted, if set, is asked before an SMS with a ref goes out.
 	smsWanted SMSWanted
-	domain string
-	now    func() time.Time
-	log    *slog.Logger
-	wake   chan struct{}
+	domain    string
+	now       func() time.Time
+	log       *slog.Logger
+	wake      chan struct{}
 
 	// Tunables; tests shorten them.
 	lease, sendTimeout, pollEvery, checkpointEvery time.Duration
