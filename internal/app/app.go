@@ -300,7 +300,7 @@ func (a *App) newHandler(o Options) (*web.Web, http.Handler, error) {
 		AuditRetention: cfg.AuditRetention, SenderSessionTTL: cfg.VerifyTTL, CodeTTL: sender.DefaultConfig().CodeTTL,
 		About: cfg.About, Log: a.log, ReplyLimiter: o.ReplyLimiter,
 		SSO: a.SSO, SSORoles: mapping, GatewayPasswords: passwords,
-		DB: a.DB, Audit: a.Audit, MailWake: a.Outbox.Wake, PolicyFile: cfg.Policy,
+		DB: a.DB, Audit: a.Audit, MailWake: a.Outbox.Wake, MailDrop: a.Outbox.Drop, PolicyFile: cfg.Policy,
 	})
 	// The statements show what is configured and say plainly what is not;
 	// the administrator hears it here.

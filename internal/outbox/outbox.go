@@ -170,6 +170,38 @@ type SMSWanted func(ctx context.Context, kind mail.Kind, ref string) (wanted boo
 // Call it before Run.
 func (o *Outbox) CheckSMS(f SMSWanted) { o.smsWanted = f }
 
+// Drop deletes a waiting mail or a failed mail's record, in tx (the
+// console's "delete", which audits in the same transaction), as
+// store.Q.DropOutbox does. A waiting SMS with a ref is given up: OnSMS is
+// told, in tx, that it was not sent, so a file request's page says "not
+// sent" instead of "waiting" for a message that will never go.
+func (o *Outbox) Drop(ctx context.Context, tx *store.Tx, id string, now time.Time) error {
+	row, err := tx.Outbox(ctx, id)
+	if err != nil {
+		return err
+	}
+	var kind mail.Kind
+	var ref string
+	if row.FailedAt == nil && len(row.Sealed) > 0 && mail.Kind(row.Kind).SMS() && o.onSMS != nil {
+		// A failed row's content is erased and OnSMS was told already.
+		body, err := o.keys.Open(sealPurpose, row.ID, row.Sealed)
+		if err == nil {
+			var m mail.Message
+			if json.Unmarshal(body, &m) == nil {
+				kind, ref = m.Kind, m.Ref
+			}
+			clear(body)
+		}
+	}
+	if err := tx.DropOutbox(ctx, id, now); err != nil {
+		return err
+	}
+	if ref == "" {
+		return nil
+	}
+	return o.onSMS(ctx, tx.Q, kind, ref, false, now)
+}
+
 // MessageID is the Message-ID header value of the mail with outbox id id.
 func (o *Outbox) MessageID(id string) string { return "<" + id + "@" + o.domain + ">" }
 

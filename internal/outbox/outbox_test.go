@@ -601,6 +601,49 @@ func TestSMS(t *testing.T) {
 	if len(told) != 3 || told[2] != (outcome{"q3", false}) || len(got) != 3 {
 		t.Fatalf("told %+v, gateway got %d", told, len(got))
 	}
+
+	// Dropped from the console while it waits: the row goes, nothing is
+	// sent, and OnSMS is told "not sent" in the dropping transaction.
+	id = e.enqueue(t, o, msg("q4"))
+	tx, err := e.db.BeginTx(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Drop(context.Background(), tx, id, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Outbox(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a dropped SMS's row: %v", err)
+	}
+	if len(told) != 4 || told[3] != (outcome{"q4", false}) {
+		t.Fatalf("after dropping: told %+v", told)
+	}
+
+	// No longer wanted when its turn comes (CheckSMS): given up unsent
+	// with the reason; an error asking leaves it queued.
+	status = http.StatusCreated
+	var askErr error
+	o.CheckSMS(func(_ context.Context, kind mail.Kind, ref string) (bool, string, error) {
+		return ref != "q5", "the file request was withdrawn; the SMS was not sent", askErr
+	})
+	askErr = errors.New("database gone")
+	id = e.enqueue(t, o, msg("q5"))
+	drain(o)
+	if r := e.row(t, id); r.FailedAt != nil || len(told) != 4 {
+		t.Fatalf("when asking failed: %+v, told %+v", r, told)
+	}
+	askErr = nil
+	e.clock.Advance(time.Hour)
+	drain(o)
+	if r := e.row(t, id); r.FailedAt == nil || r.Sealed != nil || !strings.Contains(r.LastError, "withdrawn") {
+		t.Fatalf("not wanted: %+v", r)
+	}
+	if len(told) != 5 || told[4] != (outcome{"q5", false}) || len(got) != 3 {
+		t.Fatalf("not wanted: told %+v, gateway got %d", told, len(got))
+	}
 	if strings.Contains(e.logs.String(), "9988") || strings.Contains(e.logs.String(), "geheim") {
 		t.Error("the log holds the number or the link")
 	}

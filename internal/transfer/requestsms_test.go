@@ -13,6 +13,7 @@ import (
 	"github.com/kluis-nl/kluis"
 	"github.com/kluis-nl/kluis/internal/app/apptest"
 	"github.com/kluis-nl/kluis/internal/kluistest"
+	"github.com/kluis-nl/kluis/internal/mail"
 	"github.com/kluis-nl/kluis/internal/store"
 	"github.com/kluis-nl/kluis/internal/transfer"
 )
@@ -253,5 +254,45 @@ func TestFileRequestSMSWithdrawn(t *testing.T) {
 	}
 	if e.logs.Contains("9988") {
 		t.Error("the log holds the number")
+	}
+}
+
+// TestFileRequestSMSDropped: an administrator who deletes a waiting SMS
+// from the mail queue (the console's drop, outbox.Outbox.Drop as the app
+// wires it) makes the requester's page say "not sent", not "waiting".
+func TestFileRequestSMSDropped(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t)
+	e := smsEnv(t, g, false)
+	frs, _ := e.requestWithMobile(t)
+	waiting, err := e.app.DB.ListOutbox(e.ctx, store.OutboxFilter{}, e.svc.Now(), 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for _, m := range waiting {
+		if m.Kind == string(mail.KindSMSFileRequest) {
+			id = m.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("no waiting SMS in the queue: %+v", waiting)
+	}
+	tx, err := e.app.DB.BeginTx(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.app.Outbox.Drop(e.ctx, tx, id, e.svc.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if fr, err := e.svc.FileRequestOf(e.ctx, requester, frs[0].ID); err != nil || fr.SMS != store.SMSFailed {
+		t.Fatalf("after dropping the SMS: %+v %v", fr, err)
+	}
+	e.runMail(t)
+	if n := g.count(); n != 0 {
+		t.Fatalf("%d SMS sent after it was dropped", n)
 	}
 }

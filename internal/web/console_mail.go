@@ -195,6 +195,9 @@ func (h *Web) consoleMailDrop(w http.ResponseWriter, r *http.Request) {
 		state = "failed"
 	}
 	err = h.mailAction(r, s, ro, p.Reason, id, audit.MailDrop, func(tx *store.Tx, now time.Time) error {
+		if h.mailDrop != nil {
+			return h.mailDrop(r.Context(), tx, id, now)
+		}
 		return tx.DropOutbox(r.Context(), id, now)
 	})
 	switch {

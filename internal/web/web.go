@@ -30,6 +30,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -105,6 +106,10 @@ type Deps struct {
 	// retry on the console's mail queue); nil: the worker finds it within
 	// its poll interval.
 	MailWake func()
+	// MailDrop deletes a waiting or failed mail in tx for the console
+	// (outbox.Outbox.Drop: a dropped SMS's file request learns it was not
+	// sent); nil: store.Q.DropOutbox alone.
+	MailDrop func(ctx context.Context, tx *store.Tx, id string, now time.Time) error
 	// PolicyFile is the --policy file, shown on the console's policy
 	// page; "" for the built-in demo policy.
 	PolicyFile string
@@ -132,6 +137,7 @@ type Web struct {
 	audit *audit.Recorder
 	// mailWake and policyFile: the console's mail queue and policy pages.
 	mailWake   func()
+	mailDrop   func(ctx context.Context, tx *store.Tx, id string, now time.Time) error
 	policyFile string
 }
 
@@ -227,7 +233,7 @@ func New(d Deps) (*Web, error) {
 	}
 	h.passwords = d.GatewayPasswords
 	h.db, h.audit = d.DB, d.Audit
-	h.mailWake, h.policyFile = d.MailWake, d.PolicyFile
+	h.mailWake, h.mailDrop, h.policyFile = d.MailWake, d.MailDrop, d.PolicyFile
 	if h.org.Name == "" {
 		h.org.Name = "Kluis"
 	}
