@@ -90,14 +90,37 @@ type reader struct {
 func (r *reader) Size() int64 { return r.size }
 
 // Close stops the stream, if any, and waits for its goroutine; later
-// reads fail.
+// reads fail. The windows it held go back for newWindow: a download opens
+// a reader per segment, and dropping each one's last windows (a third of a
+// 16 MiB segment) left about 320 MiB of garbage per GiB downloaded (heap
+// profile of kluis serve on S3). Recycling them did not change the
+// download's speed or CPU on the two-core machine, but spares the memory
+// of many downloads at once.
 func (r *reader) Close() error {
 	r.mu.Lock()
 	r.closed = true
+	cached := r.cache
 	r.cache = nil
 	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
+	// A miss may still be copying from a window it has just kept (it holds
+	// fetchMu, not mu, while it does): wait for it. It cannot wait on the
+	// stream any more, whose goroutine has ended and closed its channel.
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
+	for _, w := range cached {
+		r.s.recycle(w)
+	}
+	if r.st != nil {
+		// Windows the stream read ahead that no read took.
+		for c := range r.st.ch {
+			if c.w != nil {
+				r.s.recycle(c.w)
+			}
+		}
+		r.st = nil
+	}
 	return nil
 }
 
