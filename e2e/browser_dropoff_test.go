@@ -51,17 +51,6 @@ func TestBrowserDropoff(t *testing.T) {
 		got := mailsTo(msgs, to)
 		return codeRE.FindStringSubmatch(got[len(got)-1].Text)[1]
 	}
-	page := func(b *tab, name string, want ...string) {
-		t.Helper()
-		main := b.text("main")
-		for _, w := range want {
-			if !strings.Contains(main, w) {
-				t.Errorf("%s: page lacks %q:\n%s", name, w, main)
-			}
-		}
-		b.noSideways(name)
-		b.check(name)
-	}
 
 	// The team member signs in and sets an inbox: the team gets its key.
 	b := newBrowser(t, s.base)
@@ -79,24 +68,24 @@ func TestBrowserDropoff(t *testing.T) {
 	b.do(chromedp.SendKeys(chromedp.CSS("#passphrase"), pass), chromedp.SendKeys(chromedp.CSS("#passphrase_again"), pass))
 	b.submit("main form[action='/inbox'] button[type=submit]")
 	b.open("/dropoffs")
-	page(b, "dropoffs-empty-nl", "Binnengekomen voor mijn team", "nog niets binnengekomen")
+	b.page("dropoffs-empty-nl", "Binnengekomen voor mijn team", "nog niets binnengekomen")
 	b.open("/")
-	page(b, "home-nl", "Team Inkomen")
+	b.page("home-nl", "Team Inkomen")
 
 	// The citizen, on a phone, in Ukrainian, through the proxy.
 	px := newProxy(t, s.addr)
 	c := newBrowser(t, px.base())
 	c.viewport(320, 800)
 	c.setLang("uk", "/to/inkomen")
-	page(c, "to-verify-uk", "Команда доходів", "Надішліть нам свої розрахункові листи.", "Надіслати код")
+	c.page("to-verify-uk", "Команда доходів", "Надішліть нам свої розрахункові листи.", "Надіслати код")
 	c.submit("main form[action$='/verify'] button[type=submit]")
-	page(c, "to-verify-errors-uk", "Введіть своє ім’я.", "Введіть свою електронну адресу.")
+	c.page("to-verify-errors-uk", "Введіть своє ім’я.", "Введіть свою електронну адресу.")
 	c.do(chromedp.SendKeys(chromedp.CSS("#name"), "Petro Kovalenko"), chromedp.SendKeys(chromedp.CSS("#email"), citizen))
 	c.submit("main form[action$='/verify'] button[type=submit]")
-	page(c, "to-code-uk", citizen)
+	c.page("to-code-uk", citizen)
 	c.do(chromedp.SendKeys(chromedp.CSS("#code"), lastCode(citizen)))
 	c.submit("main form[action$='/code'] button[type=submit]")
-	page(c, "to-upload-uk", "Вашу електронну адресу", "Надіслати")
+	c.page("to-upload-uk", "Вашу електронну адресу", "Надіслати")
 	if strings.Contains(c.text("body"), staff) {
 		t.Error("the citizen's page shows the team member's address")
 	}
@@ -114,9 +103,9 @@ func TestBrowserDropoff(t *testing.T) {
 		c.submit("main form button[type=submit]")
 		c.waitLong(`location.search.includes("sent=1") && !!document.querySelector("main h2")`, 2*time.Minute)
 	})
-	page(c, "to-sent-uk", "Ваші файли надіслано")
+	c.page("to-sent-uk", "Ваші файли надіслано")
 	c.viewport(1280, 900)
-	page(c, "to-sent-uk-1280", "Ваші файли надіслано")
+	c.page("to-sent-uk-1280", "Ваші файли надіслано")
 
 	// The member is mailed and opens it with the unlocked inbox.
 	msgs := mp.waitMail(t, 15*time.Second, "the team's notice", func(ms []*mpMessage) bool {
@@ -141,18 +130,18 @@ func TestBrowserDropoff(t *testing.T) {
 	b.open("/inbox")
 	b.submit("main form[action='/inbox/lock'] button[type=submit]")
 	b.open("/dropoffs")
-	page(b, "dropoffs-nl", citizen)
+	b.page("dropoffs-nl", citizen)
 	b.submit(`main a[href="` + link + `"]`)
-	page(b, "dropoff-locked-nl", citizen, "Team Inkomen", "Open eerst uw inbox")
+	b.page("dropoff-locked-nl", citizen, "Team Inkomen", "Open eerst uw inbox")
 	b.submit(`main a[href="/inbox"]`)
 	// The field is set by script (see TestBrowserFileRequest).
 	b.waitFor(`document.querySelector("#passphrase") !== null`)
 	b.eval(`document.querySelector("#passphrase").value = ` + strconv.Quote(pass) + `, "ok"`)
 	b.submit("main form[action='/inbox/unlock'] button[type=submit]")
 	b.open(link)
-	page(b, "dropoff-nl", citizen, "Team Inkomen")
+	b.page("dropoff-nl", citizen, "Team Inkomen")
 	b.submit("main form[action$='/open'] button[type=submit]")
-	page(b, "dropoff-contents-nl", "Hier is mijn loonstrook.", "loonstrook.pdf")
+	b.page("dropoff-contents-nl", "Hier is mijn loonstrook.", "loonstrook.pdf")
 	if got := b.download(`a[href*="/files/"]`); !bytes.Equal(got, doc) {
 		t.Fatalf("download: %d bytes, want the %d sent", len(got), len(doc))
 	}

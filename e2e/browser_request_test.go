@@ -34,29 +34,18 @@ func TestBrowserFileRequest(t *testing.T) {
 	b.viewport(1280, 900)
 	b.setLang("nl", "/")
 	signInStaffNL(t, b, mp, staff)
-	page := func(b *tab, name string, want ...string) {
-		t.Helper()
-		main := b.text("main")
-		for _, w := range want {
-			if !strings.Contains(main, w) {
-				t.Errorf("%s: page lacks %q:\n%s", name, w, main)
-			}
-		}
-		b.noSideways(name)
-		b.check(name)
-	}
 
 	b.open("/inbox")
 	b.do(chromedp.SendKeys(chromedp.CSS("#passphrase"), pass), chromedp.SendKeys(chromedp.CSS("#passphrase_again"), pass))
 	b.submit("main form[action='/inbox'] button[type=submit]")
 	b.submit(`main a[href="/requests"]`)
-	page(b, "requests-nl", "Verzoeken om bestanden", "Nieuw verzoek")
+	b.page("requests-nl", "Verzoeken om bestanden", "Nieuw verzoek")
 	b.submit("main form[action='/requests'] button[type=submit]")
-	page(b, "requests-errors-nl", "Vul een e-mailadres in.", "Schrijf wat u vraagt.")
+	b.page("requests-errors-nl", "Vul een e-mailadres in.", "Schrijf wat u vraagt.")
 	b.do(chromedp.SendKeys(chromedp.CSS("#address"), citizen), chromedp.SendKeys(chromedp.CSS("#message"), "Stuur uw loonstrook van maart."),
 		chromedp.SetValue(chromedp.CSS("#lang"), "uk"))
 	b.submit("main form[action='/requests'] button[type=submit]")
-	page(b, "request-open-nl", citizen, "wacht op bestanden")
+	b.page("request-open-nl", citizen, "wacht op bestanden")
 	reqPath := b.eval(`location.pathname`)
 
 	msgs := mp.waitMail(t, 15*time.Second, "the request mail", func(ms []*mpMessage) bool { return len(mailsTo(ms, citizen)) > 0 })
@@ -70,7 +59,7 @@ func TestBrowserFileRequest(t *testing.T) {
 	c := newBrowser(t, px.base())
 	c.viewport(320, 800)
 	c.open(link[strings.Index(link, "/q/"):])
-	page(c, "filereq-uk", "Stuur uw loonstrook van maart.", "Надіслати")
+	c.page("filereq-uk", "Stuur uw loonstrook van maart.", "Надіслати")
 	// 8 MiB: the page sends it in requests of 2 MiB (chunkSize in
 	// request-page.js), so the cut falls inside one of them.
 	doc := bytes.Repeat([]byte("loonstrook maart "), 8<<20/17+1)
@@ -87,31 +76,31 @@ func TestBrowserFileRequest(t *testing.T) {
 		c.submit("main form button[type=submit]")
 		c.waitLong(`location.pathname.startsWith("/q/") && !!document.querySelector("main h1") && !document.querySelector("form[data-request-form]")`, 2*time.Minute)
 	})
-	page(c, "filereq-sent-uk", "Ваші файли надіслано")
+	c.page("filereq-sent-uk", "Ваші файли надіслано")
 
 	// The staff member locks the inbox, then opens what was sent with the
 	// passphrase.
 	mp.waitMail(t, 15*time.Second, "the requester's notice", func(ms []*mpMessage) bool { return len(mailsTo(ms, staff)) > 1 })
 	// My transfers lists the request with the person's state.
 	b.open("/transfers")
-	page(b, "transfers-requests-nl", "Verzoeken om bestanden", citizen, "bestanden ontvangen")
+	b.page("transfers-requests-nl", "Verzoeken om bestanden", citizen, "bestanden ontvangen")
 	b.open("/inbox")
 	b.submit("main form[action='/inbox/lock'] button[type=submit]")
 	b.open(reqPath)
-	page(b, "request-done-locked-nl", "bestanden ontvangen", "Uw inbox is op slot")
+	b.page("request-done-locked-nl", "bestanden ontvangen", "Uw inbox is op slot")
 	b.submit(`main a[href="/inbox"]`)
 	b.do(chromedp.SendKeys(chromedp.CSS("#passphrase"), pass+"x"))
 	b.submit("main form[action='/inbox/unlock'] button[type=submit]")
-	page(b, "inbox-wrong-nl")
+	b.page("inbox-wrong-nl")
 	// The field is set by script: the error page's node can be replaced
 	// between a lookup and the typing ("could not set value on node").
 	b.waitFor(`document.querySelector("#passphrase") !== null`)
 	b.eval(`document.querySelector("#passphrase").value = ` + strconv.Quote(pass) + `, "ok"`)
 	b.submit("main form[action='/inbox/unlock'] button[type=submit]")
 	b.open(reqPath)
-	page(b, "request-done-nl", "bestanden ontvangen")
+	b.page("request-done-nl", "bestanden ontvangen")
 	b.submit("main form[action$='/open'] button[type=submit]")
-	page(b, "request-contents-nl", "Hier is mijn loonstrook.", "loonstrook.pdf")
+	b.page("request-contents-nl", "Hier is mijn loonstrook.", "loonstrook.pdf")
 	if got := b.download(`a[href*="/files/"]`); !bytes.Equal(got, doc) {
 		t.Fatalf("download: %d bytes, want the %d sent", len(got), len(doc))
 	}

@@ -187,6 +187,21 @@ func (b *tab) text(sel string) string {
 	return v
 }
 
+// page checks a page that is shown: its main region holds every want,
+// it reflows without sideways scrolling, and axe-core finds nothing
+// (check, which also saves a screenshot as name).
+func (b *tab) page(name string, want ...string) {
+	b.t.Helper()
+	main := b.text("main")
+	for _, w := range want {
+		if !strings.Contains(main, w) {
+			b.t.Errorf("%s: page lacks %q:\n%s", name, w, main)
+		}
+	}
+	b.noSideways(name)
+	b.check(name)
+}
+
 func (b *tab) path() string { return b.eval(`location.pathname + location.search + location.hash`) }
 
 // check saves a screenshot of the page and runs axe-core on it; any
