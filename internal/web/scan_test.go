@@ -202,23 +202,8 @@ func TestDetailRefused(t *testing.T) {
 // requester is not mailed and never gets the file; sending again without
 // it sends what is left.
 func TestFileRequestInfected(t *testing.T) {
-	d := scantest.Start(t, scantest.Options{})
-	logs := kluistest.NewLogs()
-	a := startApp(t, TestAppOptions{Args: []string{"--clamd", d.Unix(), "--scan", "inbound"}, Logs: logs,
-		ReplyLimiter: ratelimit.New(ratelimit.Config{PerMinute: 6000, Burst: 1000, GlobalPerMinute: 60000})})
-	e := &senderEnv{env: &env{app: a, svc: a.Transfers, srv: testServer{URL: a.URL}, web: a.Web, logs: logs}, senders: a.Senders, mails: &mails{app: a}}
+	e, anna, logs, reqPath, qpath := infectedRequestSetup(t, "de")
 	base := e.srv.URL
-	anna := e.client(t)
-	e.login(t, anna, "anna@example.nl")
-	if resp, _ := post(t, anna, base+"/inbox", url.Values{"passphrase": {"Kanarie-Inbox-Zin-5512"}, "passphrase_again": {"Kanarie-Inbox-Zin-5512"}}); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("inbox: %d", resp.StatusCode)
-	}
-	resp, _ := post(t, anna, base+"/requests", url.Values{"address": {"burger@example.org"}, "message": {"Stuur uw loonstroken."}, "lang": {"de"}})
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("create request: %d", resp.StatusCode)
-	}
-	reqPath := strings.TrimSuffix(resp.Header.Get("Location"), "?done=created")
-	qpath := regexp.MustCompile(`/q/[a-z0-9]+`).FindString(e.mails.last(mail.KindFileRequest, "burger@example.org").Text)
 	citizen := e.client(t)
 
 	resp, body := postFiles(t, citizen, base+qpath, "Hier.", map[string][]byte{"maart.pdf": []byte("%PDF loonstrook maart"), "april.pdf": []byte("%PDF " + scantest.Marker)})
@@ -245,6 +230,32 @@ func TestFileRequestInfected(t *testing.T) {
 	}
 }
 
+// infectedRequestSetup starts a server that scans inbound files with a
+// real clamd, signs anna@example.nl in with an inbox, and has her ask
+// burger@example.org for files in lang. It returns anna's client, the
+// request's page and the citizen's link (path only).
+func infectedRequestSetup(t *testing.T, lang string) (e *senderEnv, anna *http.Client, logs *kluistest.Logs, reqPath, qpath string) {
+	t.Helper()
+	d := scantest.Start(t, scantest.Options{})
+	logs = kluistest.NewLogs()
+	a := startApp(t, TestAppOptions{Args: []string{"--clamd", d.Unix(), "--scan", "inbound"}, Logs: logs,
+		ReplyLimiter: ratelimit.New(ratelimit.Config{PerMinute: 6000, Burst: 1000, GlobalPerMinute: 60000})})
+	e = &senderEnv{env: &env{app: a, svc: a.Transfers, srv: testServer{URL: a.URL}, web: a.Web, logs: logs}, senders: a.Senders, mails: &mails{app: a}}
+	base := e.srv.URL
+	anna = e.client(t)
+	e.login(t, anna, "anna@example.nl")
+	if resp, _ := post(t, anna, base+"/inbox", url.Values{"passphrase": {"Kanarie-Inbox-Zin-5512"}, "passphrase_again": {"Kanarie-Inbox-Zin-5512"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("inbox: %d", resp.StatusCode)
+	}
+	resp, _ := post(t, anna, base+"/requests", url.Values{"address": {"burger@example.org"}, "message": {"Stuur uw loonstroken."}, "lang": {lang}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create request: %d", resp.StatusCode)
+	}
+	reqPath = strings.TrimSuffix(resp.Header.Get("Location"), "?done=created")
+	qpath = regexp.MustCompile(`/q/[a-z0-9]+`).FindString(e.mails.last(mail.KindFileRequest, "burger@example.org").Text)
+	return e, anna, logs, reqPath, qpath
+}
+
 // TestFileRequestInfectedScripted: the request page with script takes
 // three steps (start, the tus upload, done). A citizen who uploads the
 // EICAR test file that way, next to a clean file, is refused at done with
@@ -252,22 +263,8 @@ func TestFileRequestInfected(t *testing.T) {
 // reads it); the requester is not mailed, the request stays open, and
 // sending again without the file sends the clean one.
 func TestFileRequestInfectedScripted(t *testing.T) {
-	d := scantest.Start(t, scantest.Options{})
-	logs := kluistest.NewLogs()
-	a := startApp(t, TestAppOptions{Args: []string{"--clamd", d.Unix(), "--scan", "inbound"}, Logs: logs,
-		ReplyLimiter: ratelimit.New(ratelimit.Config{PerMinute: 6000, Burst: 1000, GlobalPerMinute: 60000})})
-	e := &senderEnv{env: &env{app: a, svc: a.Transfers, srv: testServer{URL: a.URL}, web: a.Web, logs: logs}, senders: a.Senders, mails: &mails{app: a}}
+	e, _, logs, _, qpath := infectedRequestSetup(t, "fr")
 	base := e.srv.URL
-	anna := e.client(t)
-	e.login(t, anna, "anna@example.nl")
-	if resp, _ := post(t, anna, base+"/inbox", url.Values{"passphrase": {"Kanarie-Inbox-Zin-5512"}, "passphrase_again": {"Kanarie-Inbox-Zin-5512"}}); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("inbox: %d", resp.StatusCode)
-	}
-	resp, _ := post(t, anna, base+"/requests", url.Values{"address": {"burger@example.org"}, "message": {"Stuur uw loonstroken."}, "lang": {"fr"}})
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("create request: %d", resp.StatusCode)
-	}
-	qpath := regexp.MustCompile(`/q/[a-z0-9]+`).FindString(e.mails.last(mail.KindFileRequest, "burger@example.org").Text)
 	citizen := e.client(t)
 
 	// The script's steps.
